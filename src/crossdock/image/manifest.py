@@ -1,0 +1,140 @@
+"""Image manifests and indexes. A parsed value keeps the exact bytes it came from, so its digest
+is the digest of those bytes (never of a re-serialization), as go-containerregistry does."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from crossdock.image.descriptor import Descriptor
+from crossdock.image.digest import Digest, sha256_of
+from crossdock.image.mediatypes import INDEX_TYPES, MANIFEST_TYPES, MediaType
+from crossdock.platform import Platform
+
+__all__ = ["Index", "Manifest", "canonical_json", "parse_manifest_or_index"]
+
+
+def canonical_json(data: Mapping[str, Any]) -> bytes:
+    """Serialize once, deterministically: sorted keys, no spaces. Push exactly these bytes."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A single-platform image manifest (OCI or Docker schema 2)."""
+
+    media_type: str
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    raw: bytes = b""
+
+    @classmethod
+    def build(
+        cls,
+        media_type: str,
+        config: Descriptor,
+        layers: Sequence[Descriptor],
+        annotations: Mapping[str, str] | None = None,
+    ) -> Manifest:
+        body: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "config": config.to_json(),
+            "layers": [layer.to_json() for layer in layers],
+        }
+        # Docker schema 2 manifests have no annotations field.
+        if annotations and media_type == MediaType.OCI_MANIFEST:
+            body["annotations"] = dict(sorted(annotations.items()))
+        return cls(media_type, config, tuple(layers), dict(annotations or {}), canonical_json(body))
+
+    @classmethod
+    def parse(cls, raw: bytes, media_type: str | None = None) -> Manifest:
+        data = json.loads(raw)
+        mt = str(data.get("mediaType") or media_type or MediaType.OCI_MANIFEST)
+        return cls(
+            media_type=mt,
+            config=Descriptor.from_json(data["config"]),
+            layers=tuple(Descriptor.from_json(x) for x in data.get("layers") or []),
+            annotations=dict(data.get("annotations") or {}),
+            raw=bytes(raw),
+        )
+
+    @property
+    def digest(self) -> Digest:
+        return sha256_of(self.raw)
+
+    def descriptor(self, platform: Platform | None = None) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.raw), platform)
+
+
+@dataclass(frozen=True)
+class Index:
+    """An image index (OCI) or manifest list (Docker): one manifest per platform."""
+
+    media_type: str
+    manifests: tuple[Descriptor, ...]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    raw: bytes = b""
+
+    @classmethod
+    def build(
+        cls,
+        media_type: str,
+        manifests: Sequence[Descriptor],
+        annotations: Mapping[str, str] | None = None,
+    ) -> Index:
+        body: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "manifests": [m.to_json() for m in manifests],
+        }
+        if annotations and media_type == MediaType.OCI_INDEX:
+            body["annotations"] = dict(sorted(annotations.items()))
+        return cls(media_type, tuple(manifests), dict(annotations or {}), canonical_json(body))
+
+    @classmethod
+    def parse(cls, raw: bytes, media_type: str | None = None) -> Index:
+        data = json.loads(raw)
+        mt = str(data.get("mediaType") or media_type or MediaType.OCI_INDEX)
+        return cls(
+            media_type=mt,
+            manifests=tuple(Descriptor.from_json(x) for x in data.get("manifests") or []),
+            annotations=dict(data.get("annotations") or {}),
+            raw=bytes(raw),
+        )
+
+    @property
+    def digest(self) -> Digest:
+        return sha256_of(self.raw)
+
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.raw))
+
+    def find(self, platform: Platform) -> Descriptor | None:
+        """The child manifest for ``platform`` (attestation entries have platform unknown/unknown
+        and never match)."""
+        for desc in self.manifests:
+            if desc.platform and platform.matches(
+                desc.platform.os, desc.platform.architecture, desc.platform.variant
+            ):
+                return desc
+        return None
+
+    def platforms(self) -> tuple[Platform, ...]:
+        return tuple(
+            d.platform for d in self.manifests if d.platform and d.platform.os != "unknown"
+        )
+
+
+def parse_manifest_or_index(raw: bytes, media_type: str | None = None) -> Manifest | Index:
+    """Parse either kind, telling them apart by media type (or by shape, when it is missing)."""
+    data = json.loads(raw)
+    mt = data.get("mediaType") or media_type
+    if mt in INDEX_TYPES or (mt is None and "manifests" in data):
+        return Index.parse(raw, mt)
+    if mt in MANIFEST_TYPES or (mt is None and "config" in data):
+        return Manifest.parse(raw, mt)
+    raise ValueError(f"unsupported manifest media type {mt!r}")

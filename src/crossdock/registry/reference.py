@@ -1,0 +1,153 @@
+"""Image references (``registry/repository:tag@digest``) and registry mirrors.
+
+Parsing follows the distribution reference grammar (docker/distribution ``reference``), with
+Docker Hub's two conventions: no registry means ``docker.io``; a one-part name on Docker Hub
+lives under ``library/``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from crossdock.errors import ConfigError
+from crossdock.image.digest import Digest
+
+__all__ = ["DOCKER_HUB", "Mirrors", "Reference", "is_loopback_registry"]
+
+DOCKER_HUB = "docker.io"
+# Hosts that mean Docker Hub; the API itself lives at registry-1.docker.io.
+_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Reference:
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: Digest | None = None
+
+    @classmethod
+    def parse(cls, text: str, *, default_tag: str | None = "latest") -> Reference:
+        original = text
+        text = text.strip()
+        digest: Digest | None = None
+        if "@" in text:
+            text, _, digest_text = text.partition("@")
+            try:
+                digest = Digest(digest_text)
+            except ValueError as err:
+                raise ConfigError(f"bad digest in image reference {original!r}") from err
+        tag: str | None = None
+        # A colon after the last slash is a tag; before it, a registry port.
+        name, colon, maybe_tag = text.rpartition(":")
+        if colon and "/" not in maybe_tag:
+            text, tag = name, maybe_tag
+        first, slash, rest = text.partition("/")
+        if slash and ("." in first or ":" in first or first == "localhost"):
+            registry, repository = first, rest
+        else:
+            registry, repository = DOCKER_HUB, text
+        if registry in _HUB_ALIASES:
+            registry = DOCKER_HUB
+            if "/" not in repository:
+                repository = f"library/{repository}"
+        if not _REPOSITORY_RE.match(repository):
+            raise ConfigError(
+                f"cannot read image reference {original!r}",
+                hint="write it as [REGISTRY/]REPOSITORY[:TAG][@sha256:...], lower-case",
+            )
+        if tag is not None and not _TAG_RE.match(tag):
+            raise ConfigError(f"bad tag {tag!r} in image reference {original!r}")
+        if tag is None and digest is None:
+            tag = default_tag
+        return cls(registry, repository, tag, digest)
+
+    @property
+    def api_host(self) -> str:
+        """The host that serves the registry API for this reference."""
+        return "registry-1.docker.io" if self.registry == DOCKER_HUB else self.registry
+
+    @property
+    def identifier(self) -> str:
+        """What goes after ``/manifests/``: the digest when pinned, else the tag."""
+        if self.digest is not None:
+            return str(self.digest)
+        if self.tag is None:
+            raise ConfigError(f"reference {self} has neither tag nor digest")
+        return self.tag
+
+    def with_tag(self, tag: str) -> Reference:
+        return replace(self, tag=tag, digest=None)
+
+    def with_digest(self, digest: Digest) -> Reference:
+        return replace(self, digest=digest)
+
+    def __str__(self) -> str:
+        out = f"{self.registry}/{self.repository}"
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+
+@dataclass(frozen=True)
+class Mirrors:
+    """Maps public registry hosts to mirrors, keeping the repository path.
+
+    ``docker.io=127.0.0.1:5555`` makes ``python:3.13-slim`` (docker.io/library/python) pull from
+    ``127.0.0.1:5555/library/python:3.13-slim``. Corporate mirrors and ECR pull-through caches
+    work the same way; a mirror may add a path prefix (``docker.io=mirror.corp/hub``).
+    """
+
+    hosts: Mapping[str, str]
+
+    @classmethod
+    def parse(cls, text: str) -> Mirrors:
+        """Parse ``host=mirror[,host=mirror...]`` (the CROSSDOCK_REGISTRY_MIRRORS format)."""
+        hosts: dict[str, str] = {}
+        for item in text.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            source, eq, target = item.partition("=")
+            if not eq or not source.strip() or not target.strip():
+                raise ConfigError(
+                    f"cannot read registry mirror {item!r}",
+                    hint="write mirrors as PUBLIC_HOST=MIRROR[/PREFIX], comma-separated, "
+                    "e.g. docker.io=127.0.0.1:5555",
+                )
+            hosts[_normalize_host(source.strip())] = target.strip().rstrip("/")
+        return cls(hosts)
+
+    def apply(self, ref: Reference) -> Reference:
+        """The reference to actually pull from (``ref`` itself when no mirror applies)."""
+        target = self.hosts.get(ref.registry)
+        if target is None:
+            return ref
+        host, _, prefix = target.partition("/")
+        repository = f"{prefix}/{ref.repository}" if prefix else ref.repository
+        return replace(ref, registry=host, repository=repository)
+
+
+def _normalize_host(host: str) -> str:
+    return DOCKER_HUB if host in _HUB_ALIASES else host
+
+
+def is_loopback_registry(host: str) -> bool:
+    """Registries on this machine speak plain HTTP by default, as Docker allows for them."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
