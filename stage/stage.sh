@@ -1,0 +1,452 @@
+#!/usr/bin/env bash
+# The local stage: real components on this machine (ARCHITECTURE.md section 7).
+#
+# No container registry is reachable from here, so this script builds the stand-ins the
+# integration tests, the demo and the benchmark need: a registry on loopback, multi-arch
+# python:3.13-slim and lambda/python:3.13 stand-ins in it, QEMU through binfmt_misc to *run*
+# arm64 images (never to build them), and dockerd + buildx to check images with a second,
+# independent tool. Everything is installed from Debian's archive and PyPI; every step skips
+# what is already there, so a second `up` takes seconds.
+#
+# Usage: stage/stage.sh up | docker | env | status | down | binfmt on|off
+#
+# Environment:
+#   CROSSDOCK_STAGE_PORT  registry port on 127.0.0.1 (default 5555)
+#   CROSSDOCK_CACHE_DIR   cache root (default ~/.cache/crossdock); the stage uses .../stage
+set -euo pipefail
+
+STAGE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PORT=${CROSSDOCK_STAGE_PORT:-5555}
+CACHE_ROOT=${CROSSDOCK_CACHE_DIR:-$HOME/.cache/crossdock}
+CACHE=$CACHE_ROOT/stage
+RUN=$CACHE/run
+REGISTRY=127.0.0.1:$PORT
+UV_VERSION=0.13.9
+APT_PACKAGES=(docker-registry skopeo qemu-user-static binfmt-support mmdebstrap docker.io
+  apache2-utils iproute2 curl)
+BINFMT_ENTRY=/proc/sys/fs/binfmt_misc/qemu-aarch64
+BUILDX_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-buildx
+# Debian 12's debian-archive-keyring 2023.3+deb12u2 carries trixie's archive key.
+TRIXIE_ARCHIVE_KEY=04B54C3CDCA79751B16BC6B5225629DF75B188BD
+
+say() { printf 'stage: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+now() { echo "$EPOCHREALTIME"; }
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1fs", b - a }'; }
+
+# ---------------------------------------------------------------------------------------------
+# Packages, binfmt, uv
+# ---------------------------------------------------------------------------------------------
+
+ensure_packages() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  say "installing: ${missing[*]}"
+  apt-get update -qq
+  # No recommends: docker.io would bring apparmor and needrestart, useless here.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+binfmt_state() {
+  # "enabled", "disabled" (registered but off) or "absent"
+  if [[ -r $BINFMT_ENTRY ]]; then head -n1 "$BINFMT_ENTRY"; else echo absent; fi
+}
+
+binfmt_has_fix_binary() {
+  # F (fix binary): the kernel opens the interpreter at registration time, so arm64 binaries
+  # run inside containers, whose root filesystem has no /usr/libexec/qemu-binfmt.
+  grep -Eq '^flags: .*F' "$BINFMT_ENTRY"
+}
+
+ensure_binfmt_mount() {
+  if [[ ! -e /proc/sys/fs/binfmt_misc/status ]]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  fi
+}
+
+binfmt_on() {
+  ensure_binfmt_mount
+  if [[ $(binfmt_state) != enabled ]]; then
+    update-binfmts --enable qemu-aarch64
+  fi
+  if ! binfmt_has_fix_binary; then
+    # Registered by something else without F: register binfmt-support's entry instead.
+    say "qemu-aarch64 lacks the F flag; re-registering it"
+    update-binfmts --disable qemu-aarch64 || true
+    update-binfmts --enable qemu-aarch64
+  fi
+  [[ $(binfmt_state) == enabled ]] || die "qemu-aarch64 is not enabled in $BINFMT_ENTRY"
+  binfmt_has_fix_binary || die "qemu-aarch64 has no F flag: $(grep flags "$BINFMT_ENTRY")"
+}
+
+binfmt_off() {
+  ensure_binfmt_mount
+  if [[ $(binfmt_state) != absent ]]; then
+    update-binfmts --disable qemu-aarch64
+  fi
+}
+
+find_uv() {
+  # pyenv shims exist for every installed version's scripts: check that uv really runs.
+  if uv --version >/dev/null 2>&1; then
+    command -v uv
+    return
+  fi
+  say "installing uv==$UV_VERSION"
+  python3 -m pip install --quiet "uv==$UV_VERSION" >&2
+  python3 -c 'import uv; print(uv.find_uv_bin())'
+}
+
+find_python() {
+  # make_bases.py needs tomllib (3.11+); Debian 12's /usr/bin/python3 is 3.11.
+  local py
+  for py in python3 /usr/bin/python3; do
+    if "$py" -c 'import sys, tomllib; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      command -v "$py"
+      return
+    fi
+  done
+  die "need Python 3.11+ for stage/make_bases.py"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Daemons we start: pidfile in $RUN, log beside it. `down` stops only these.
+# ---------------------------------------------------------------------------------------------
+
+# pid_alive NAME EXE: the pid in $RUN/NAME.pid runs EXE (pids are reused: check the command).
+pid_alive() {
+  local pidfile=$RUN/$1.pid pid
+  [[ -s $pidfile ]] || return 1
+  pid=$(<"$pidfile")
+  [[ -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$2"
+}
+
+stop_pidfile() {
+  local name=$1 exe=$2 pid i
+  if ! pid_alive "$name" "$exe"; then
+    rm -f "$RUN/$name.pid"
+    return 0
+  fi
+  pid=$(<"$RUN/$name.pid")
+  say "stopping $name (pid $pid)"
+  kill -TERM "$pid"
+  for ((i = 0; i < 100; i++)); do
+    [[ -e /proc/$pid ]] || break
+    sleep 0.2
+  done
+  if [[ -e /proc/$pid ]]; then
+    say "$name did not stop in 20s; killing it"
+    kill -KILL "$pid" || true
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+# A registry answers GET /v2/ with this header (plain HTTP, loopback, no proxy).
+registry_answers() {
+  curl -sS --noproxy '*' -m 3 -o /dev/null -D - "http://$REGISTRY/v2/" 2>/dev/null |
+    grep -qi '^docker-distribution-api-version: registry/2.0'
+}
+
+ensure_registry() {
+  if registry_answers; then
+    return 0
+  fi
+  if curl -s --noproxy '*' -m 3 -o /dev/null "http://$REGISTRY/" 2>/dev/null; then
+    die "something that is not a registry answers on $REGISTRY; set CROSSDOCK_STAGE_PORT"
+  fi
+  mkdir -p "$RUN" "$CACHE/registry"
+  # Our own minimal config: Debian's default one enables htpasswd auth and listens on :5000.
+  cat >"$CACHE/registry.yml" <<EOF
+# Written by stage/stage.sh: local stage registry, loopback only, no auth.
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $CACHE/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY
+EOF
+  say "starting registry on $REGISTRY (log: $RUN/registry.log)"
+  # setsid: the registry outlives this script and its terminal; fds all point to the log.
+  REGISTRY_HTTP_ADDR=$REGISTRY REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$CACHE/registry \
+    setsid docker-registry serve "$CACHE/registry.yml" </dev/null >>"$RUN/registry.log" 2>&1 &
+  echo $! >"$RUN/registry.pid"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    registry_answers && return 0
+    pid_alive registry docker-registry || break
+    sleep 0.1
+  done
+  tail -n 20 "$RUN/registry.log" >&2 || true
+  die "registry did not come up on $REGISTRY"
+}
+
+docker_ok() { docker info >/dev/null 2>&1; }
+
+ensure_dockerd() {
+  if docker_ok; then
+    return 0
+  fi
+  if pid_alive dockerd dockerd; then
+    say "our dockerd (pid $(<"$RUN/dockerd.pid")) runs but does not answer yet"
+  else
+    mkdir -p "$RUN"
+    say "starting dockerd (log: $RUN/dockerd.log)"
+    setsid dockerd --pidfile "$RUN/dockerd.pid" </dev/null >>"$RUN/dockerd.log" 2>&1 &
+    # dockerd writes the pidfile itself once it runs; write it now so `down` finds it early.
+    echo $! >"$RUN/dockerd.pid"
+  fi
+  local i
+  for ((i = 0; i < 120; i++)); do
+    docker_ok && return 0
+    sleep 0.5
+  done
+  tail -n 30 "$RUN/dockerd.log" >&2 || true
+  die "dockerd did not answer within 60s"
+}
+
+# ---------------------------------------------------------------------------------------------
+# buildx from trixie's docker-buildx package, without touching the system's apt sources
+# ---------------------------------------------------------------------------------------------
+
+docker_clis() {
+  # /usr/local/bin/docker (28.x) shadows Debian's /usr/bin/docker: both must find the plugin.
+  type -ap docker | awk '!seen[$0]++'
+}
+
+buildx_ok() {
+  local cli
+  [[ -x $BUILDX_PLUGIN ]] || return 1
+  for cli in $(docker_clis); do
+    "$cli" buildx version >/dev/null 2>&1 || return 1
+  done
+}
+
+ensure_trixie_keyring() {
+  local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  if command -v gpg >/dev/null &&
+    gpg --batch --no-default-keyring --keyring "$keyring" --list-keys "$TRIXIE_ARCHIVE_KEY" \
+      >/dev/null 2>&1; then
+    return 0
+  fi
+  # Not there (or no gpg to tell): bookworm's newest debian-archive-keyring has it.
+  say "updating debian-archive-keyring for trixie's release key"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debian-archive-keyring >/dev/null
+}
+
+ensure_buildx() {
+  if buildx_ok; then
+    return 0
+  fi
+  local aptdir=$CACHE/apt-trixie deb tmp cli
+  mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial" "$aptdir/debs"
+  deb=$(find "$aptdir/debs" -name 'docker-buildx_*.deb' | sort | tail -n1)
+  if [[ -z $deb ]]; then
+    ensure_trixie_keyring
+    cat >"$aptdir/trixie.sources" <<'EOF'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    # Own sources, lists and package cache: the system's apt state stays bookworm-only.
+    local apt_opts=(
+      -o "Dir::Etc::sourcelist=$aptdir/trixie.sources"
+      -o "Dir::Etc::sourceparts=-"
+      -o "Dir::State::Lists=$aptdir/lists"
+      -o "Dir::Cache=$aptdir/cache"
+    )
+    say "fetching docker-buildx from trixie"
+    apt-get "${apt_opts[@]}" update -qq
+    (cd "$aptdir/debs" && apt-get "${apt_opts[@]}" download docker-buildx >/dev/null)
+    deb=$(find "$aptdir/debs" -name 'docker-buildx_*.deb' | sort | tail -n1)
+    [[ -n $deb ]] || die "apt-get download docker-buildx gave no .deb"
+  fi
+  tmp=$(mktemp -d)
+  dpkg -x "$deb" "$tmp"
+  install -D -m 0755 "$tmp/usr/libexec/docker/cli-plugins/docker-buildx" "$BUILDX_PLUGIN"
+  rm -rf "$tmp"
+  for cli in $(docker_clis); do
+    "$cli" buildx version >/dev/null || die "$cli does not find $BUILDX_PLUGIN"
+  done
+  say "installed $BUILDX_PLUGIN from $(basename "$deb")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Checks with docker: the stand-ins pull and run on both platforms
+# ---------------------------------------------------------------------------------------------
+
+# run_machine IMAGE PLATFORM: what platform.machine() says inside IMAGE run as PLATFORM.
+run_machine() {
+  docker pull -q --platform "$2" "$1" >/dev/null
+  docker run --rm --network host --platform "$2" --entrypoint python3 "$1" \
+    -c 'import platform; print(platform.machine())'
+}
+
+check_docker_runs() {
+  local image plat want got
+  for image in "$REGISTRY/library/python:3.13-slim" "$REGISTRY/lambda/python:3.13"; do
+    for plat in linux/amd64:x86_64 linux/arm64:aarch64; do
+      want=${plat#*:}
+      got=$(run_machine "$image" "${plat%%:*}")
+      [[ $got == "$want" ]] || die "$image as ${plat%%:*}: platform.machine() is '$got', want '$want'"
+      say "ok: $image ${plat%%:*} runs: $got"
+    done
+  done
+}
+
+# Probes of what dockerd 20.10's BuildKit can do; results go to $CACHE/buildx-probe.txt.
+# They are reported, not fatal: crossdock builds without docker.
+probe_buildx() {
+  local ctx=$CACHE/buildx-probe report=$CACHE/buildx-probe.txt out t0
+  rm -rf "$ctx"
+  mkdir -p "$ctx/plain" "$ctx/named"
+  : >"$report"
+  {
+    echo "# buildx probe $(date -u +%FT%TZ)"
+    for cli in $(docker_clis); do echo "$cli: $("$cli" version --format '{{.Client.Version}}' 2>/dev/null) / $("$cli" buildx version 2>&1)"; done
+    echo "dockerd: $(docker version --format '{{.Server.Version}}' 2>&1)"
+  } >>"$report"
+
+  # 1. arm64 RUN step under QEMU, base pulled from the loopback registry.
+  cat >"$ctx/plain/Dockerfile" <<EOF
+FROM $REGISTRY/library/python:3.13-slim
+RUN python3 -c "import platform; print(platform.machine())" > /machine && uname -m >> /machine
+CMD ["cat", "/machine"]
+EOF
+  t0=$(now)
+  if docker buildx build --progress=plain --platform linux/arm64 --network host --load \
+    -t crossdock-stage-probe:arm64 "$ctx/plain" >"$ctx/plain.log" 2>&1 &&
+    out=$(docker run --rm --platform linux/arm64 crossdock-stage-probe:arm64 | tr '\n' ' ') &&
+    [[ $out == "aarch64 aarch64 " ]]; then
+    echo "PASS arm64 build with RUN under QEMU from $REGISTRY ($(since "$t0")): $out" >>"$report"
+  else
+    echo "FAIL arm64 build with RUN under QEMU (log: $ctx/plain.log): $(tail -n 3 "$ctx/plain.log" | tr '\n' ' ')" >>"$report"
+  fi
+
+  # 2. Named build context: map FROM public.ecr.aws/lambda/python:3.13 to the stage.
+  cat >"$ctx/named/Dockerfile" <<'EOF'
+FROM public.ecr.aws/lambda/python:3.13
+RUN python3 -c "import platform; print(platform.machine())" > /machine
+EOF
+  if docker buildx build --progress=plain --platform linux/arm64 --network host --load \
+    --build-context "public.ecr.aws/lambda/python:3.13=docker-image://$REGISTRY/lambda/python:3.13" \
+    -t crossdock-stage-probe:named "$ctx/named" >"$ctx/named.log" 2>&1; then
+    echo "PASS --build-context name=docker-image://... (named contexts work)" >>"$report"
+  else
+    echo "FAIL --build-context name=docker-image://... (log: $ctx/named.log): $(grep -iE 'error|not supported|unsupported' "$ctx/named.log" | tail -n 2 | tr '\n' ' ')" >>"$report"
+  fi
+  docker image rm -f crossdock-stage-probe:arm64 crossdock-stage-probe:named >/dev/null 2>&1 || true
+  sed 's/^/stage: buildx probe: /' "$report" >&2
+}
+
+# ---------------------------------------------------------------------------------------------
+# Subcommands
+# ---------------------------------------------------------------------------------------------
+
+cmd_up() {
+  local t0 uv py
+  t0=$(now)
+  ensure_packages
+  binfmt_on
+  uv=$(find_uv)
+  py=$(find_python)
+  mkdir -p "$RUN"
+  ensure_registry
+  "$py" "$STAGE_DIR/make_bases.py" publish --cache "$CACHE" --registry "$REGISTRY" --uv "$uv"
+  say "up in $(since "$t0"): registry $REGISTRY, bases in $CACHE/published.json"
+}
+
+cmd_docker() {
+  local t0
+  t0=$(now)
+  registry_answers || die "no registry on $REGISTRY: run 'stage/stage.sh up' first"
+  [[ -s $CACHE/published.json ]] || die "no bases published: run 'stage/stage.sh up' first"
+  [[ $(binfmt_state) == enabled ]] || die "qemu-aarch64 is not enabled: run 'stage/stage.sh binfmt on'"
+  ensure_dockerd
+  ensure_buildx
+  check_docker_runs
+  probe_buildx
+  say "docker ready in $(since "$t0")"
+}
+
+cmd_env() {
+  # Public registry host -> mirror host; the repository path is kept.
+  cat <<EOF
+export CROSSDOCK_STAGE_REGISTRY=$REGISTRY
+export CROSSDOCK_REGISTRY_MIRRORS='docker.io=$REGISTRY,public.ecr.aws=$REGISTRY'
+export CROSSDOCK_CACHE_DIR=$CACHE_ROOT
+EOF
+}
+
+cmd_status() {
+  local cli py
+  echo "cache: $CACHE"
+  if registry_answers; then
+    if pid_alive registry docker-registry; then
+      echo "registry: $REGISTRY answering (started by stage, pid $(<"$RUN/registry.pid"))"
+    else
+      echo "registry: $REGISTRY answering (not started by this stage)"
+    fi
+  else
+    echo "registry: $REGISTRY not answering"
+  fi
+  echo "bases:"
+  py=$(find_python)
+  "$py" "$STAGE_DIR/make_bases.py" summary --cache "$CACHE" || true
+  echo "binfmt qemu-aarch64: $(binfmt_state)$([[ -r $BINFMT_ENTRY ]] && echo " ($(grep '^flags' "$BINFMT_ENTRY"))")"
+  if docker_ok; then
+    if pid_alive dockerd dockerd; then
+      echo "dockerd: $(docker version --format '{{.Server.Version}}') (started by stage, pid $(<"$RUN/dockerd.pid"))"
+    else
+      echo "dockerd: $(docker version --format '{{.Server.Version}}') (not started by this stage)"
+    fi
+  else
+    echo "dockerd: not answering"
+  fi
+  for cli in $(docker_clis); do
+    echo "buildx via $cli: $("$cli" buildx version 2>/dev/null || echo missing)"
+  done
+  [[ -s $CACHE/buildx-probe.txt ]] && sed 's/^/  /' "$CACHE/buildx-probe.txt"
+  return 0
+}
+
+cmd_down() {
+  stop_pidfile registry docker-registry
+  stop_pidfile dockerd dockerd
+}
+
+main() {
+  local cmd=${1:-}
+  shift || true
+  case $cmd in
+  up) cmd_up ;;
+  docker) cmd_docker ;;
+  env) cmd_env ;;
+  status) cmd_status ;;
+  down) cmd_down ;;
+  binfmt)
+    case ${1:-} in
+    on) binfmt_on ;;
+    off) binfmt_off ;;
+    *) die "usage: stage.sh binfmt on|off" ;;
+    esac
+    echo "qemu-aarch64: $(binfmt_state)"
+    ;;
+  *)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+  esac
+}
+
+main "$@"
