@@ -82,7 +82,9 @@ class VerificationError(CrossdockError):
 
     exit_code = 6
 
-    def __init__(self, message: str, *, report: object | None = None, hint: str | None = None):
+    def __init__(
+        self, message: str, *, report: object | None = None, hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.report = report
 

@@ -20,7 +20,7 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Protocol
 
 from isal import igzip
 
@@ -80,10 +80,15 @@ def source_date_epoch() -> int:
     return int(value) if value.isdigit() else 0
 
 
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+
+
 class _HashingWriter:
     """A write-only file object that hashes and counts what passes through it."""
 
-    def __init__(self, sink: BinaryIO | None) -> None:
+    def __init__(self, sink: _Sink | None) -> None:
         self._sink = sink
         self.sha256 = hashlib.sha256()
         self.size = 0
@@ -144,7 +149,9 @@ def _tarinfo(entry: LayerEntry, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def write_layer(entries: Iterable[LayerEntry], dest: Path, *, mtime: int | None = None) -> LayerBlob:
+def write_layer(
+    entries: Iterable[LayerEntry], dest: Path, *, mtime: int | None = None
+) -> LayerBlob:
     """Write a gzip-compressed tar layer to ``dest`` (atomically) and return its digests."""
     fixed_mtime = source_date_epoch() if mtime is None else mtime
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -152,11 +159,13 @@ def write_layer(entries: Iterable[LayerEntry], dest: Path, *, mtime: int | None 
     try:
         with partial.open("wb") as raw_file:
             compressed = _HashingWriter(raw_file)
-            with igzip.GzipFile(
+            with igzip.GzipFile(  # type: ignore[no-untyped-call]
                 filename="", mode="wb", compresslevel=_GZIP_LEVEL, fileobj=compressed, mtime=0
             ) as gz:
                 uncompressed = _HashingWriter(gz)
-                with tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                with tarfile.open(
+                    fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT
+                ) as tar:  # type: ignore[call-overload]
                     for entry in _with_parents(entries):
                         _add(tar, entry, fixed_mtime)
         partial.replace(dest)
@@ -177,13 +186,16 @@ def _add(tar: tarfile.TarFile, entry: LayerEntry, mtime: int) -> None:
     elif entry.data is not None:
         tar.addfile(info, io.BytesIO(entry.data))
     else:
-        assert entry.source is not None
-        with entry.source.open("rb") as handle:
+        source = entry.source
+        if source is None:  # _tarinfo made a regular file only for data or source entries
+            raise ValueError(f"layer entry {entry.path!r} has no content")
+        with source.open("rb") as handle:
             tar.addfile(info, handle)
 
 
-_ALWAYS_EXCLUDED = frozenset({"__pycache__", ".git", ".venv", ".mypy_cache", ".pytest_cache",
-                              ".ruff_cache", "node_modules"})
+_ALWAYS_EXCLUDED = frozenset(
+    {"__pycache__", ".git", ".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules"}
+)
 
 
 def entries_from_tree(
@@ -200,7 +212,8 @@ def entries_from_tree(
         here = Path(dirpath)
         rel_dir = here.relative_to(root)
         dirnames[:] = sorted(
-            d for d in dirnames
+            d
+            for d in dirnames
             if d not in _ALWAYS_EXCLUDED and not _excluded(rel_dir / d, patterns)
         )
         for name in sorted(filenames):
@@ -211,7 +224,7 @@ def entries_from_tree(
             image_path = (base / rel.as_posix()).as_posix()
             st = source.lstat()
             if stat.S_ISLNK(st.st_mode):
-                yield LayerEntry(image_path, symlink=os.readlink(source))
+                yield LayerEntry(image_path, symlink=str(source.readlink()))
             elif stat.S_ISREG(st.st_mode):
                 yield LayerEntry(image_path, source=source, executable=bool(st.st_mode & 0o111))
         for name in dirnames:
@@ -220,7 +233,7 @@ def entries_from_tree(
             if candidate.is_symlink():
                 yield LayerEntry(
                     (base / (rel_dir / name).as_posix()).as_posix(),
-                    symlink=os.readlink(candidate),
+                    symlink=str(candidate.readlink()),
                 )
 
 
@@ -229,6 +242,7 @@ def _excluded(rel: Path, patterns: tuple[str, ...]) -> bool:
     (so ``tests`` drops every folder called tests, ``docs/*.md`` only those files)."""
     text = rel.as_posix()
     return any(
-        fnmatch.fnmatchcase(text, pattern) or any(fnmatch.fnmatchcase(n, pattern) for n in rel.parts)
+        fnmatch.fnmatchcase(text, pattern)
+        or any(fnmatch.fnmatchcase(n, pattern) for n in rel.parts)
         for pattern in patterns
     )

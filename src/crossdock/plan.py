@@ -39,11 +39,18 @@ class RuntimeSettings:
         """These settings with ``{python}`` replaced by the image's interpreter path."""
 
         def fill(args: tuple[str, ...] | None) -> tuple[str, ...] | None:
-            return None if args is None else tuple(a.replace(PYTHON_PLACEHOLDER, python) for a in args)
+            return (
+                None if args is None else tuple(a.replace(PYTHON_PLACEHOLDER, python) for a in args)
+            )
 
         return RuntimeSettings(
-            fill(self.entrypoint), fill(self.cmd), self.env, self.working_dir, self.user,
-            self.exposed_ports, self.path_prepend,
+            fill(self.entrypoint),
+            fill(self.cmd),
+            self.env,
+            self.working_dir,
+            self.user,
+            self.exposed_ports,
+            self.path_prepend,
         )
 
 

@@ -111,17 +111,13 @@ def load_config(
         _check_keys(layer, allowed, str(project_file))
         merged = _merge(merged, layer)
 
-    env_layer: dict[str, Any] = {
-        key: env[var] for var, key in _ENV_KEYS.items() if env.get(var)
-    }
+    env_layer: dict[str, Any] = {key: env[var] for var, key in _ENV_KEYS.items() if env.get(var)}
     if env.get("CROSSDOCK_REGISTRY_MIRRORS"):
-        env_layer["registry-mirrors"] = dict(
-            Mirrors.parse(env["CROSSDOCK_REGISTRY_MIRRORS"]).hosts
-        )
+        env_layer["registry-mirrors"] = dict(Mirrors.parse(env["CROSSDOCK_REGISTRY_MIRRORS"]).hosts)
     cli_layer = {k: v for k, v in (overrides or {}).items() if v is not None}
 
-    service_name = cli_layer.get("service") or service or env_layer.get("service") or merged.get(
-        "service"
+    service_name = (
+        cli_layer.get("service") or service or env_layer.get("service") or merged.get("service")
     )
     if not service_name:
         raise ConfigError(
@@ -159,4 +155,6 @@ def load_config(
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
         )
-        raise ConfigError(f"invalid configuration for service {service_name!r}: {problems}") from err
+        raise ConfigError(
+            f"invalid configuration for service {service_name!r}: {problems}"
+        ) from err

@@ -9,15 +9,15 @@ from crossdock.image.mediatypes import MediaType, family_of
 
 __all__ = [
     "BlobSource",
-    "ImageSet",
-    "PlatformImage",
     "Descriptor",
     "Digest",
     "HistoryEntry",
     "ImageConfig",
+    "ImageSet",
     "Index",
     "Manifest",
     "MediaType",
+    "PlatformImage",
     "canonical_json",
     "family_of",
     "parse_manifest_or_index",

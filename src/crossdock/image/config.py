@@ -78,7 +78,7 @@ class ImageConfig:
     def diff_ids(self) -> tuple[Digest, ...]:
         return tuple(Digest(d) for d in (self.data.get("rootfs") or {}).get("diff_ids") or [])
 
-    def with_changes(
+    def with_changes(  # noqa: PLR0912 - one branch per optional change, read top to bottom
         self,
         *,
         platform: Platform | None = None,

@@ -113,8 +113,8 @@ class Mirrors:
     def parse(cls, text: str) -> Mirrors:
         """Parse ``host=mirror[,host=mirror...]`` (the CROSSDOCK_REGISTRY_MIRRORS format)."""
         hosts: dict[str, str] = {}
-        for item in text.split(","):
-            item = item.strip()
+        for raw_item in text.split(","):
+            item = raw_item.strip()
             if not item:
                 continue
             source, eq, target = item.partition("=")
@@ -143,8 +143,12 @@ def _normalize_host(host: str) -> str:
 
 def is_loopback_registry(host: str) -> bool:
     """Registries on this machine speak plain HTTP by default, as Docker allows for them."""
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    name = name.strip("[]")
+    if host.startswith("["):  # [::1]:5000
+        name = host[1:].partition("]")[0]
+    elif host.count(":") == 1:  # 127.0.0.1:5555, localhost:5000
+        name = host.rsplit(":", 1)[0]
+    else:  # a bare IPv6 address or a host without a port
+        name = host
     if name == "localhost":
         return True
     try:

@@ -43,14 +43,23 @@ class TargetSpec:
             command: tuple[str, ...] = tuple(config.command)
         else:
             command = (
-                PYTHON_PLACEHOLDER, "-m", "uvicorn", config.app,
-                "--host", "0.0.0.0", "--port", str(config.port),  # noqa: S104 - a server in a container listens on all interfaces
+                PYTHON_PLACEHOLDER,
+                "-m",
+                "uvicorn",
+                config.app,
+                "--host",
+                "0.0.0.0",  # noqa: S104 - a server in a container listens on all interfaces
+                "--port",
+                str(config.port),
             )
         return RuntimeSettings(
             entrypoint=command,
             working_dir=self.app_dir,
-            env={"PYTHONPATH": f"{self.app_dir}:{self.deps_dir}", "PYTHONUNBUFFERED": "1",
-                 "PORT": str(config.port)},
+            env={
+                "PYTHONPATH": f"{self.app_dir}:{self.deps_dir}",
+                "PYTHONUNBUFFERED": "1",
+                "PORT": str(config.port),
+            },
             user=self.user,
             exposed_ports=(config.port,),
             path_prepend=(f"{self.deps_dir}/bin",),

@@ -1,0 +1,99 @@
+"""What every backend promises: a plan in, images and a per-platform report out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from crossdock.image.artifact import ImageSet
+from crossdock.image.digest import Digest
+from crossdock.plan import BuildPlan
+from crossdock.platform import Platform
+
+__all__ = ["Backend", "BuildOutcome", "PlatformReport", "Progress", "WheelInfo"]
+
+# Called with (platform or None, message) as long steps start and finish.
+Progress = Callable[[Platform | None, str], None]
+
+
+@dataclass(frozen=True)
+class WheelInfo:
+    name: str
+    version: str
+    tags: tuple[str, ...]
+    built_from_sdist: bool = False
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    role: str
+    digest: Digest
+    diff_id: Digest
+    size: int
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class PlatformReport:
+    platform: Platform
+    base_digest: Digest
+    image_digest: Digest
+    python_version: str
+    glibc_version: str
+    python_platform: str
+    wheels: tuple[WheelInfo, ...]
+    layers: tuple[LayerInfo, ...]
+    verification: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        verification = self.verification
+        return {
+            "platform": str(self.platform),
+            "base_digest": str(self.base_digest),
+            "image_digest": str(self.image_digest),
+            "python_version": self.python_version,
+            "glibc_version": self.glibc_version,
+            "python_platform": self.python_platform,
+            "wheels": [
+                {
+                    "name": w.name,
+                    "version": w.version,
+                    "tags": list(w.tags),
+                    "built_from_sdist": w.built_from_sdist,
+                }
+                for w in self.wheels
+            ],
+            "layers": [
+                {
+                    "role": la.role,
+                    "digest": str(la.digest),
+                    "diff_id": str(la.diff_id),
+                    "size": la.size,
+                    "cached": la.cached,
+                }
+                for la in self.layers
+            ],
+            "verification": verification.to_json() if hasattr(verification, "to_json") else None,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    image_set: ImageSet
+    reports: tuple[PlatformReport, ...]
+
+    @property
+    def digest(self) -> Digest:
+        """The index digest, or the only image's digest when there is no index."""
+        if self.image_set.index is not None:
+            return self.image_set.index.digest
+        return self.image_set.images[0].digest
+
+
+class Backend(Protocol):
+    name: str
+
+    def build(self, plan: BuildPlan, progress: Progress) -> BuildOutcome: ...

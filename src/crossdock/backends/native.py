@@ -1,0 +1,355 @@
+"""The native backend: images for any platform, on the host, with no daemon and no emulation.
+
+Per platform (platforms run in parallel):
+  base = pull the base's child manifest, config and layers (digests verified, cached by digest)
+  profile = read the base's Python and glibc from its layers (cached by base manifest digest)
+  deps = install the locked dependencies as the target platform's wheels (uv, binary-only)
+  layers = [dependencies, service code], deterministic tar + gzip
+  verify the finished image's binaries against its platform, glibc and Python; refuse on failure
+  image = base config + layers + runtime settings, typed like the base (OCI or Docker)
+Then an index over the platforms, unless the target wants single manifests (Lambda).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossdock import __version__
+from crossdock.backends.base import BuildOutcome, LayerInfo, PlatformReport, Progress, WheelInfo
+from crossdock.baseprofile import BaseProfile, read_base_profile
+from crossdock.errors import BaseImageError, VerificationError
+from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
+from crossdock.image.config import HistoryEntry, ImageConfig
+from crossdock.image.descriptor import Descriptor
+from crossdock.image.manifest import Index, Manifest
+from crossdock.image.mediatypes import family_of
+from crossdock.layers import LayerBlob, LayerEntry, entries_from_tree, write_layer
+from crossdock.plan import BuildPlan, RuntimeSettings
+from crossdock.platform import Platform
+from crossdock.registry.blobcache import BlobCache
+from crossdock.registry.client import RegistryClient
+from crossdock.resolve import Resolution, install_dependencies
+from crossdock.verify import verify_image
+
+__all__ = ["NativeBackend"]
+
+# Bump when the layout of what this backend writes changes, so cached layers are not reused.
+_LAYOUT_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class _Base:
+    """One platform's base image, pulled: the manifest, its config, and its layers on disk."""
+
+    manifest: Manifest
+    config: ImageConfig
+    layers: tuple[BlobSource, ...]
+
+
+class NativeBackend:
+    name = "native"
+
+    def __init__(self, client: RegistryClient, *, allow: tuple[str, ...] = ()) -> None:
+        self._client = client
+        self._allow = allow
+
+    def build(self, plan: BuildPlan, progress: Progress) -> BuildOutcome:
+        cache = BlobCache(plan.cache_dir / "blobs")
+        progress(None, f"base {plan.base} (pulling {plan.base_pull})")
+        base_top = self._client.get_manifest(plan.base_pull)
+        workers = max(1, min(len(plan.platforms), os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(self._build_platform, plan, base_top, platform, cache, progress)
+                for platform in plan.platforms
+            ]
+            results = [f.result() for f in futures]
+        images = tuple(image for image, _ in results)
+        reports = tuple(report for _, report in results)
+        index = None
+        if not plan.single_manifests:
+            family = family_of(images[0].manifest.media_type)
+            index = Index.build(
+                family.index,
+                [image.manifest.descriptor(image.platform) for image in images],
+                annotations=plan.annotations,
+            )
+        return BuildOutcome(ImageSet(images, index), reports)
+
+    # -- one platform -----------------------------------------------------------------------
+
+    def _build_platform(
+        self,
+        plan: BuildPlan,
+        base_top: Manifest | Index,
+        platform: Platform,
+        cache: BlobCache,
+        progress: Progress,
+    ) -> tuple[PlatformImage, PlatformReport]:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        base = self._pull_base(plan, base_top, platform, cache)
+        timings["pull_base"] = time.perf_counter() - started
+        progress(platform, f"base {base.manifest.digest} ({len(base.layers)} layers)")
+
+        mark = time.perf_counter()
+        profile = self._profile(plan, base)
+        timings["profile"] = time.perf_counter() - mark
+        progress(platform, f"python {profile.python_version}, glibc {profile.glibc_version}")
+
+        mark = time.perf_counter()
+        resolution, deps_blob, deps_cached = self._dependencies_layer(
+            plan, platform, profile, cache
+        )
+        timings["dependencies"] = time.perf_counter() - mark
+        progress(
+            platform,
+            f"{len(resolution.distributions)} packages for {resolution.python_platform}"
+            + (" (cached)" if deps_cached else ""),
+        )
+
+        mark = time.perf_counter()
+        app_blob = self._app_layer(plan, cache)
+        timings["app_layer"] = time.perf_counter() - mark
+
+        family = family_of(base.manifest.media_type)
+        new_layers = [
+            (
+                deps_blob,
+                HistoryEntry(
+                    f"crossdock: dependencies of {plan.service} ({resolution.python_platform})",
+                    comment="crossdock",
+                ),
+            ),
+            (
+                app_blob,
+                HistoryEntry(
+                    f"crossdock: {plan.service} code -> {plan.app_dir}", comment="crossdock"
+                ),
+            ),
+        ]
+        runtime = plan.runtime.with_python(profile.python_path)
+        config = _image_config(base.config, platform, runtime, plan, new_layers)
+        layer_sources = (
+            *base.layers,
+            *(BlobSource(blob.descriptor(family.layer_gzip), blob.path) for blob, _ in new_layers),
+        )
+
+        mark = time.perf_counter()
+        report = verify_image(
+            config, [b.path for b in layer_sources], profile=profile, allow=self._allow
+        )
+        timings["verify"] = time.perf_counter() - mark
+        if not report.passed:
+            raise VerificationError(
+                f"{plan.service} for {platform} failed verification; nothing was pushed",
+                report=report,
+                hint="see the failures above; --allow PATTERN accepts a known exception",
+            )
+        progress(platform, "verified")
+
+        config_desc = Descriptor(family.config, config.digest, len(config.raw))
+        manifest = Manifest.build(
+            family.manifest,
+            config_desc,
+            [s.descriptor for s in layer_sources],
+            annotations={
+                **plan.annotations,
+                # OCI annotations.md: the base this image was built on, pinned by digest.
+                "org.opencontainers.image.base.name": str(plan.base),
+                "org.opencontainers.image.base.digest": str(base.manifest.digest),
+            },
+        )
+        timings["total"] = time.perf_counter() - started
+        image = PlatformImage(platform, manifest, config, layer_sources)
+        platform_report = PlatformReport(
+            platform=platform,
+            base_digest=base.manifest.digest,
+            image_digest=manifest.digest,
+            python_version=profile.python_version,
+            glibc_version=profile.glibc_version,
+            python_platform=resolution.python_platform,
+            wheels=tuple(
+                WheelInfo(d.name, d.version, tuple(d.tags), d.built_from_sdist)
+                for d in resolution.distributions
+            ),
+            layers=(
+                LayerInfo(
+                    "dependencies",
+                    deps_blob.digest,
+                    deps_blob.diff_id,
+                    deps_blob.size,
+                    cached=deps_cached,
+                ),
+                LayerInfo("app", app_blob.digest, app_blob.diff_id, app_blob.size),
+            ),
+            verification=report,
+            timings=timings,
+        )
+        return image, platform_report
+
+    def _pull_base(
+        self, plan: BuildPlan, top: Manifest | Index, platform: Platform, cache: BlobCache
+    ) -> _Base:
+        if isinstance(top, Index):
+            child = top.find(platform)
+            if child is None:
+                available = ", ".join(str(p) for p in top.platforms()) or "none"
+                raise BaseImageError(
+                    f"base image {plan.base} has no {platform} image (it has: {available})",
+                    hint="pick a multi-arch base that includes this platform, or drop the "
+                    "platform from --platform",
+                )
+            manifest_any = self._client.get_manifest(plan.base_pull.with_digest(child.digest))
+            if not isinstance(manifest_any, Manifest):
+                raise BaseImageError(f"base {plan.base}: the {platform} entry is not an image")
+            manifest = manifest_any
+        else:
+            manifest = top
+        config = ImageConfig.parse(self._client.fetch_blob_bytes(plan.base_pull, manifest.config))
+        if not isinstance(top, Index) and not platform.matches(
+            config.platform.os, config.platform.architecture, config.platform.variant
+        ):
+            raise BaseImageError(
+                f"base image {plan.base} is a single-platform {config.platform} image, "
+                f"not {platform}",
+                hint="use a multi-arch base (an image index) to build several platforms",
+            )
+        origin = f"{plan.base_pull.registry}/{plan.base_pull.repository}"
+        layers = []
+        for desc in manifest.layers:
+            path = cache.path_for(desc.digest)
+            if not path.exists():
+                self._client.fetch_blob(plan.base_pull, desc, path)
+            layers.append(BlobSource(desc, path, origin))
+        return _Base(manifest, config, tuple(layers))
+
+    def _profile(self, plan: BuildPlan, base: _Base) -> BaseProfile:
+        path = plan.cache_dir / "profiles" / f"{base.manifest.digest.hex}.json"
+        if path.exists():
+            return BaseProfile.from_json(json.loads(path.read_text()))
+        profile = read_base_profile(base.config, [b.path for b in base.layers])
+        _atomic_write(path, json.dumps(profile.to_json(), indent=2).encode())
+        return profile
+
+    def _dependencies_layer(
+        self, plan: BuildPlan, platform: Platform, profile: BaseProfile, cache: BlobCache
+    ) -> tuple[Resolution, LayerBlob, bool]:
+        work = plan.cache_dir / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        resolution = install_dependencies(
+            project_dir=plan.service_dir,
+            platform=platform,
+            python_version=profile.python_version,
+            glibc_version=profile.glibc_version,
+            python_path=profile.python_path,
+            cache_dir=plan.cache_dir / "deps",
+            extra_requirements=plan.extra_requirements,
+        )
+        key = _key(
+            _LAYOUT_VERSION,
+            __version__,
+            resolution.cache_key,
+            plan.deps_dir,
+            profile.python_path,
+            str(plan.mtime),
+        )
+        meta_path = plan.cache_dir / "layers" / f"deps-{key}.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            blob = _blob_from_meta(meta, cache)
+            if blob is not None:
+                return resolution, blob, True
+        blob = self._write_layer_into_cache(
+            entries_from_tree(resolution.target_dir, plan.deps_dir), cache, plan.mtime, work
+        )
+        _atomic_write(meta_path, json.dumps(_blob_meta(blob)).encode())
+        return resolution, blob, False
+
+    def _app_layer(self, plan: BuildPlan, cache: BlobCache) -> LayerBlob:
+        work = plan.cache_dir / "work"
+        return self._write_layer_into_cache(
+            entries_from_tree(plan.service_dir, plan.app_dir, exclude=plan.exclude),
+            cache,
+            plan.mtime,
+            work,
+        )
+
+    @staticmethod
+    def _write_layer_into_cache(
+        entries: Iterable[LayerEntry], cache: BlobCache, mtime: int, work: Path
+    ) -> LayerBlob:
+        work.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=work) as tmp:
+            blob = write_layer(entries, Path(tmp) / "layer.tar.gz", mtime=mtime)
+            final = cache.path_for(blob.digest)
+            if not final.exists():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(blob.path), final)
+        return LayerBlob(final, blob.digest, blob.diff_id, blob.size)
+
+
+def _image_config(
+    base: ImageConfig,
+    platform: Platform,
+    runtime: RuntimeSettings,
+    plan: BuildPlan,
+    layers: list[tuple[LayerBlob, HistoryEntry]],
+) -> ImageConfig:
+    env = dict(runtime.env)
+    if runtime.path_prepend:
+        base_path = base.env.get(
+            "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        )
+        env["PATH"] = ":".join([*runtime.path_prepend, base_path])
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(plan.mtime))
+    return base.with_changes(
+        platform=platform,
+        env=env,
+        entrypoint=runtime.entrypoint,
+        cmd=runtime.cmd,
+        working_dir=runtime.working_dir,
+        # A numeric user needs no passwd entry, so every base "allows" it.
+        user=runtime.user,
+        exposed_ports=runtime.exposed_ports,
+        labels=dict(plan.annotations),
+        created=created,
+        append_layers=[
+            (blob.diff_id, HistoryEntry(h.created_by, created, h.comment)) for blob, h in layers
+        ],
+    )
+
+
+def _key(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
+def _blob_meta(blob: LayerBlob) -> dict[str, object]:
+    return {"digest": str(blob.digest), "diff_id": str(blob.diff_id), "size": blob.size}
+
+
+def _blob_from_meta(meta: dict[str, object], cache: BlobCache) -> LayerBlob | None:
+    from crossdock.image.digest import Digest
+
+    digest = Digest(str(meta["digest"]))
+    path = cache.path_for(digest)
+    if not path.exists():
+        return None
+    return LayerBlob(path, digest, Digest(str(meta["diff_id"])), int(str(meta["size"])))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    Path(tmp).replace(path)

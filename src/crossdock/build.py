@@ -1,0 +1,82 @@
+"""Orchestration: configuration + target -> plan -> backend -> outputs.
+
+Nothing is written to a registry until every platform has been built and verified, so a
+failure anywhere leaves the registry as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crossdock.backends.base import Backend, BuildOutcome, Progress
+from crossdock.config.model import Config
+from crossdock.layers import source_date_epoch
+from crossdock.output import write_docker_archive, write_oci_layout
+from crossdock.plan import BuildPlan
+from crossdock.registry.reference import Mirrors, Reference
+from crossdock.targets import target_spec
+
+__all__ = ["OutputSpec", "build", "make_plan"]
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Where a build goes besides the cache: an OCI layout folder and/or a docker archive."""
+
+    oci_layout: Path | None = None
+    docker_archive: Path | None = None
+    tag: str = "latest"
+    archive_repository: str | None = None
+    written: list[str] = field(default_factory=list)
+
+
+def make_plan(
+    config: Config, *, revision: str | None = None, source: str | None = None
+) -> BuildPlan:
+    """The complete plan for ``config``: no I/O besides what config already resolved."""
+    spec = target_spec(config.target)
+    spec.check_platforms(config.platforms)
+    base = Reference.parse(config.base or spec.default_base)
+    annotations = {"org.opencontainers.image.title": config.service}
+    if revision:
+        annotations["org.opencontainers.image.revision"] = revision
+    if source:
+        annotations["org.opencontainers.image.source"] = source
+    return BuildPlan(
+        service=config.service,
+        service_dir=config.service_dir,
+        base=base,
+        base_pull=Mirrors(config.registry_mirrors).apply(base),
+        platforms=config.platforms,
+        target=spec.name,
+        app_dir=spec.app_dir,
+        deps_dir=spec.deps_dir,
+        runtime=spec.runtime(config),
+        single_manifests=spec.single_manifests,
+        exclude=config.exclude,
+        annotations=annotations,
+        cache_dir=config.cache_dir,
+        mtime=source_date_epoch(),
+    )
+
+
+def build(
+    plan: BuildPlan, backend: Backend, progress: Progress, output: OutputSpec | None = None
+) -> BuildOutcome:
+    """Build every platform of ``plan`` and write the requested local outputs."""
+    outcome = backend.build(plan, progress)
+    if output is not None:
+        if output.oci_layout is not None:
+            write_oci_layout(outcome.image_set, output.oci_layout, tag=output.tag)
+            progress(None, f"OCI layout written to {output.oci_layout}")
+        if output.docker_archive is not None:
+            tags = write_docker_archive(
+                outcome.image_set,
+                output.docker_archive,
+                repository=output.archive_repository or f"crossdock/{plan.service}",
+                tag=output.tag,
+            )
+            output.written.extend(tags)
+            progress(None, f"docker archive written to {output.docker_archive} ({', '.join(tags)})")
+    return outcome

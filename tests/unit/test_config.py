@@ -1,0 +1,123 @@
+import pytest
+
+from crossdock.build import make_plan
+from crossdock.config import load_config
+from crossdock.errors import ConfigError, TargetError
+from crossdock.platform import AMD64, ARM64
+
+
+@pytest.fixture
+def project(tmp_path):
+    service = tmp_path / "backend" / "api"
+    service.mkdir(parents=True)
+    (service / "pyproject.toml").write_text(
+        '[project]\nname = "api"\nversion = "0"\n[tool.crossdock]\nport = 9000\ntarget = "eks"\n'
+    )
+    (tmp_path / "crossdock.toml").write_text(
+        'platforms = ["linux/amd64"]\nport = 7000\n'
+        '[registry-mirrors]\n"docker.io" = "mirror.example/hub"\n'
+        '[environments.dev]\nrepository = "127.0.0.1:5555/team/api"\n'
+    )
+    return tmp_path
+
+
+def test_cascade_order(project):
+    # defaults < crossdock.toml < [tool.crossdock] < env < CLI
+    config = load_config(project_dir=project, service="api", environ={})
+    assert config.platforms == (AMD64,)
+    assert config.port == 9000
+    assert config.target == "eks"
+    assert config.environment("dev").repository == "127.0.0.1:5555/team/api"
+
+    env = {
+        "CROSSDOCK_PLATFORMS": "linux/arm64,linux/amd64",
+        "CROSSDOCK_TARGET": "lambda",
+        "CROSSDOCK_REGISTRY_MIRRORS": "docker.io=127.0.0.1:5555",
+    }
+    config = load_config(
+        project_dir=project,
+        service="api",
+        environ=env,
+        overrides={"target": "apprunner", "base": None},
+    )
+    assert config.platforms == (ARM64, AMD64)
+    assert config.target == "apprunner"  # CLI beats env
+    assert config.registry_mirrors == {"docker.io": "127.0.0.1:5555"}
+
+
+def test_project_root_found_from_a_subfolder(project):
+    config = load_config(project_dir=project / "backend" / "api", service="api", environ={})
+    assert config.project_root == project.resolve()
+
+
+def test_unknown_key_names_the_file(project):
+    (project / "backend" / "api" / "pyproject.toml").write_text("[tool.crossdock]\nprot = 1\n")
+    with pytest.raises(ConfigError, match=r"pyproject.toml \[tool.crossdock\].*prot"):
+        load_config(project_dir=project, service="api", environ={})
+
+
+def test_missing_service_lists_the_ones_found(project):
+    with pytest.raises(ConfigError) as info:
+        load_config(project_dir=project, service="web", environ={})
+    assert "services found: api" in str(info.value)
+
+
+def test_no_service(project):
+    with pytest.raises(ConfigError, match="no service given"):
+        load_config(project_dir=project, environ={})
+
+
+def test_invalid_values_are_reported(project):
+    with pytest.raises(ConfigError, match="port"):
+        load_config(project_dir=project, service="api", environ={}, overrides={"port": 70000})
+    with pytest.raises(ConfigError, match="platform"):
+        load_config(
+            project_dir=project, service="api", environ={}, overrides={"platforms": "linux/ppc64le"}
+        )
+
+
+def test_unknown_environment(project):
+    config = load_config(project_dir=project, service="api", environ={})
+    with pytest.raises(ConfigError, match="unknown environment 'staging'"):
+        config.environment("staging")
+
+
+def test_plan_applies_target_and_mirrors(project):
+    config = load_config(
+        project_dir=project,
+        service="api",
+        environ={},
+        overrides={"platforms": "linux/arm64,linux/amd64"},
+    )
+    plan = make_plan(config, revision="abc1234")
+    assert str(plan.base) == "docker.io/library/python:3.13-slim"
+    assert str(plan.base_pull) == "mirror.example/hub/library/python:3.13-slim"
+    assert plan.single_manifests is False
+    assert plan.runtime.entrypoint is not None
+    assert plan.runtime.entrypoint[:3] == ("{python}", "-m", "uvicorn")
+    assert plan.runtime.exposed_ports == (9000,)
+    assert plan.annotations["org.opencontainers.image.revision"] == "abc1234"
+    filled = plan.runtime.with_python("/usr/bin/python3.13")
+    assert filled.entrypoint is not None
+    assert filled.entrypoint[0] == "/usr/bin/python3.13"
+    assert plan.to_json()["platforms"] == ["linux/arm64/v8", "linux/amd64"]
+
+
+def test_lambda_plan(project):
+    config = load_config(
+        project_dir=project, service="api", environ={}, overrides={"target": "lambda"}
+    )
+    plan = make_plan(config)
+    assert plan.single_manifests is True
+    assert str(plan.base) == "public.ecr.aws/lambda/python:3.13"
+    assert plan.app_dir == plan.deps_dir == "/var/task"
+    assert plan.runtime.cmd == ("app.lambda_handler.handler",)
+    assert plan.runtime.entrypoint is None
+
+
+def test_target_refuses_unknown_architecture():
+    from crossdock.platform import Platform
+    from crossdock.targets import target_spec
+
+    with pytest.raises(TargetError, match="does not run"):
+        target_spec("lambda").check_platforms((Platform("linux", "riscv64"),))

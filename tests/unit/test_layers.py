@@ -1,0 +1,81 @@
+import gzip
+import io
+import tarfile
+
+import pytest
+
+from crossdock.image import sha256_of
+from crossdock.layers import LayerEntry, entries_from_tree, write_layer
+
+
+def _tree(root):
+    (root / "app" / "pkg").mkdir(parents=True)
+    (root / "app" / "pkg" / "mod.py").write_text("x = 1\n")
+    (root / "app" / "pkg" / "__pycache__").mkdir()
+    (root / "app" / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"host")
+    (root / "app" / "run.sh").write_text("#!/bin/sh\n")
+    (root / "app" / "run.sh").chmod(0o700)
+    (root / "app" / "tests").mkdir()
+    (root / "app" / "tests" / "test_x.py").write_text("")
+    (root / "app" / "link").symlink_to("pkg/mod.py")
+    return root / "app"
+
+
+def test_layer_is_reproducible_and_normalized(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    src = _tree(tmp_path)
+    first = write_layer(entries_from_tree(src, "/srv", exclude=["tests"]), tmp_path / "a.tar.gz")
+    # Same files, different on-disk times and listing order: same bytes.
+    (src / "pkg" / "mod.py").touch()
+    entries = list(entries_from_tree(src, "/srv", exclude=["tests"]))[::-1]
+    second = write_layer(entries, tmp_path / "b.tar.gz")
+    assert first.digest == second.digest
+    assert first.diff_id == second.diff_id
+    data = (tmp_path / "a.tar.gz").read_bytes()
+    assert sha256_of(data) == first.digest
+    assert first.size == len(data)
+    assert sha256_of(gzip.decompress(data)) == first.diff_id
+    # gzip header: no file name flag, mtime 0
+    assert data[3] & 0x08 == 0
+    assert data[4:8] == b"\0\0\0\0"
+
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert list(members) == ["srv", "srv/link", "srv/pkg", "srv/pkg/mod.py", "srv/run.sh"]
+    for member in members.values():
+        assert (member.uid, member.gid, member.uname, member.gname, member.mtime) == (
+            0,
+            0,
+            "",
+            "",
+            0,
+        )
+    assert members["srv/run.sh"].mode == 0o755
+    assert members["srv/pkg/mod.py"].mode == 0o644
+    assert members["srv"].isdir()
+    assert members["srv/link"].issym()
+    assert members["srv/link"].linkname == "pkg/mod.py"
+
+
+def test_source_date_epoch_sets_mtime(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    blob = write_layer([LayerEntry("a.txt", data=b"a")], tmp_path / "l.tar.gz")
+    with tarfile.open(blob.path) as tar:
+        assert {m.mtime for m in tar.getmembers()} == {1700000000}
+
+
+def test_refuses_paths_escaping_the_root(tmp_path):
+    with pytest.raises(ValueError, match="escapes"):
+        write_layer([LayerEntry("../etc/passwd", data=b"x")], tmp_path / "l.tar.gz")
+    assert not (tmp_path / "l.tar.gz").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_long_paths_round_trip(tmp_path):
+    long_name = "/".join(["d" * 60] * 4) + "/file.py"
+    blob = write_layer([LayerEntry(long_name, data=b"ok")], tmp_path / "l.tar.gz")
+    with tarfile.open(blob.path) as tar:
+        member = tar.getmember(long_name)
+        handle = tar.extractfile(member)
+        assert handle is not None
+        assert handle.read() == b"ok"
