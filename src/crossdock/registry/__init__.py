@@ -1,0 +1,32 @@
+"""Talking to OCI registries: references, credentials, auth, the client, and pushing images."""
+
+from crossdock.registry.blobcache import BlobCache
+from crossdock.registry.client import RegistryClient, UploadOutcome
+from crossdock.registry.credentials import Credentials, find_credentials
+from crossdock.registry.ecr import EcrRegistry, ensure_repository, parse_ecr_host
+from crossdock.registry.push import PushEvent, PushReport, push_image_set
+from crossdock.registry.reference import DOCKER_HUB, Mirrors, Reference, is_loopback_registry
+from crossdock.registry.responses import ImmutableTagError
+from crossdock.registry.transport import TransientRegistryError
+from crossdock.registry.upload import UploadMode
+
+__all__ = [
+    "DOCKER_HUB",
+    "BlobCache",
+    "Credentials",
+    "EcrRegistry",
+    "ImmutableTagError",
+    "Mirrors",
+    "PushEvent",
+    "PushReport",
+    "Reference",
+    "RegistryClient",
+    "TransientRegistryError",
+    "UploadMode",
+    "UploadOutcome",
+    "ensure_repository",
+    "find_credentials",
+    "is_loopback_registry",
+    "parse_ecr_host",
+    "push_image_set",
+]

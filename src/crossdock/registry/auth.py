@@ -1,0 +1,254 @@
+"""Answering a registry's ``WWW-Authenticate`` challenge: basic auth, or the bearer-token flow.
+
+The token flow (distribution's token spec, used by Docker Hub, GHCR, Harbor, Quay...): a request
+without a token gets ``401`` with ``WWW-Authenticate: Bearer realm="...",service="...",
+scope="repository:R:pull"``; the client asks the realm for a token for the scopes it needs
+(with basic credentials when it has some, anonymously otherwise) and repeats the request with
+``Authorization: Bearer <token>``. A push needs ``repository:R:pull,push``; a cross-repository
+mount needs that plus ``repository:SOURCE:pull``.
+
+Tokens are cached per set of scopes until shortly before they expire. After the first challenge
+the registry's scheme is remembered, so later requests carry credentials from the start: a
+request with a large body is then never sent twice just to learn that it needs a token.
+
+Credentials are sent only over HTTPS, or to a loopback address (where HTTP is allowed).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from crossdock.errors import AuthError
+from crossdock.registry.credentials import Credentials
+from crossdock.registry.reference import is_loopback_registry
+
+__all__ = [
+    "Authenticator",
+    "Challenge",
+    "parse_www_authenticate",
+    "pull_scope",
+    "push_scope",
+    "redact_url",
+]
+
+_log = logging.getLogger(__name__)
+
+# auth-param = token "=" ( token / quoted-string ), RFC 7235; quoted strings may hold commas.
+_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(?:,|$)')
+# Refresh a token this many seconds before the registry says it expires (clock skew, slow
+# uploads between the check and the use).
+_EXPIRY_MARGIN_SECONDS = 10
+# The token spec says a missing expires_in means 60 seconds.
+_DEFAULT_TOKEN_SECONDS = 60
+
+
+def pull_scope(repository: str) -> str:
+    return f"repository:{repository}:pull"
+
+
+def push_scope(repository: str) -> str:
+    return f"repository:{repository}:pull,push"
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A parsed ``WWW-Authenticate`` header: the scheme (lower-case) and its parameters."""
+
+    scheme: str
+    params: Mapping[str, str]
+
+    @property
+    def realm(self) -> str | None:
+        return self.params.get("realm")
+
+    @property
+    def service(self) -> str | None:
+        return self.params.get("service")
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple(self.params.get("scope", "").split())
+
+
+def parse_www_authenticate(header: str) -> Challenge | None:
+    """Parse ``Bearer realm="https://auth",service="reg",scope="repository:a:pull"``.
+
+    Returns None for an empty header. Parameter names are lower-cased; values are unquoted.
+    """
+    header = header.strip()
+    if not header:
+        return None
+    scheme, _, rest = header.partition(" ")
+    params: dict[str, str] = {}
+    position = 0
+    rest = rest.strip()
+    while position < len(rest):
+        match = _PARAM_RE.match(rest, position)
+        if match is None or match.end() == position:
+            break
+        name, quoted, bare = match.groups()
+        value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        params[name.lower()] = value
+        position = match.end()
+    return Challenge(scheme.lower(), params)
+
+
+class Authenticator:
+    """Holds one registry's credentials, scheme and tokens; thread-safe.
+
+    ``credentials`` is called at most once, when the registry first asks for them (so a
+    credential helper or the ECR API is only consulted when needed).
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        credentials: Callable[[], Credentials | None],
+        http: httpx.Client,
+    ) -> None:
+        self.registry = registry
+        self._lookup = credentials
+        self._http = http
+        self._lock = threading.Lock()
+        self._credentials: Credentials | None = None
+        self._looked_up = False
+        self._challenge: Challenge | None = None
+        self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
+
+    def header_for(self, scopes: Sequence[str]) -> str | None:
+        """The ``Authorization`` value to send before any challenge, when the scheme is known."""
+        with self._lock:
+            challenge = self._challenge
+        if challenge is None:
+            return None
+        return self._answer(challenge, scopes)
+
+    def answer_challenge(self, response: httpx.Response, scopes: Sequence[str]) -> str:
+        """The ``Authorization`` value that answers the 401 ``response``, for ``scopes``."""
+        challenge = parse_www_authenticate(response.headers.get("www-authenticate", ""))
+        if challenge is None or challenge.scheme not in ("basic", "bearer"):
+            raise AuthError(
+                f"registry {self.registry} refused the request ({response.status_code}) "
+                "without a usable WWW-Authenticate challenge",
+                hint="the registry needs an auth scheme crossdock does not speak (basic, bearer)",
+            )
+        merged = tuple(dict.fromkeys([*scopes, *challenge.scopes]))
+        with self._lock:
+            previous = self._challenge
+            self._challenge = challenge
+            if previous is not None:
+                # A second 401 for a known scheme: a cached token was revoked or is too narrow.
+                self._tokens.pop(tuple(sorted(merged)), None)
+        return self._answer(challenge, merged)
+
+    def credentials(self) -> Credentials | None:
+        with self._lock:
+            if not self._looked_up:
+                self._credentials = self._lookup()
+                self._looked_up = True
+                if self._credentials is not None:
+                    _log.debug(
+                        "using credentials for %s from %s",
+                        self.registry,
+                        self._credentials.source,
+                    )
+            return self._credentials
+
+    def describe_credentials(self) -> str:
+        """For error messages: where the credentials came from (never what they are)."""
+        creds = self.credentials()
+        return "no credentials" if creds is None else f"credentials from {creds.source}"
+
+    def _answer(self, challenge: Challenge, scopes: Sequence[str]) -> str:
+        if challenge.scheme == "basic":
+            creds = self.credentials()
+            if creds is None:
+                raise self._missing_credentials()
+            return creds.basic_header()
+        return "Bearer " + self._token(challenge, scopes)
+
+    def _token(self, challenge: Challenge, scopes: Sequence[str]) -> str:
+        key = tuple(sorted(set(scopes)))
+        with self._lock:
+            cached = self._tokens.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        token, lifetime = self._fetch_token(challenge, key)
+        with self._lock:
+            expiry = time.monotonic() + max(lifetime - _EXPIRY_MARGIN_SECONDS, 1)
+            self._tokens[key] = (token, expiry)
+        return token
+
+    def _fetch_token(self, challenge: Challenge, scopes: Sequence[str]) -> tuple[str, float]:
+        realm = challenge.realm
+        if not realm:
+            raise AuthError(f"registry {self.registry} sent a bearer challenge without a realm")
+        creds = self.credentials()
+        if creds is not None and not _may_send_secret(realm):
+            raise AuthError(
+                f"registry {self.registry} asks for credentials to be sent to {realm} "
+                "over plain HTTP; crossdock sends secrets only over HTTPS",
+                hint="fix the registry's token realm to use https://",
+            )
+        params: list[tuple[str, str | int | float | bool | None]] = []
+        if challenge.service:
+            params.append(("service", challenge.service))
+        params.extend(("scope", scope) for scope in scopes)
+        headers = {"Authorization": creds.basic_header()} if creds is not None else {}
+        _log.debug("requesting a token from %s for %s", redact_url(realm), " ".join(scopes))
+        try:
+            response = self._http.get(realm, params=params, headers=headers)
+        except httpx.TransportError as err:
+            raise AuthError(
+                f"cannot reach the token server {redact_url(realm)} of registry "
+                f"{self.registry}: {type(err).__name__}",
+                hint="check the network path to the token server",
+            ) from err
+        if response.status_code in (401, 403):
+            if creds is None:
+                raise self._missing_credentials()
+            raise AuthError(
+                f"the token server of {self.registry} refused {self.describe_credentials()} "
+                f"({response.status_code}) for {' '.join(scopes)}",
+                hint="log in again (docker login), or check that the account may push there",
+            )
+        if response.status_code != 200:
+            raise AuthError(
+                f"the token server of {self.registry} answered {response.status_code}",
+                hint="retry later, or check the registry's status",
+            )
+        try:
+            body = response.json()
+            token = str(body.get("token") or body.get("access_token") or "")
+            lifetime = float(body.get("expires_in") or _DEFAULT_TOKEN_SECONDS)
+        except (ValueError, AttributeError) as err:
+            raise AuthError(f"the token server of {self.registry} sent no JSON token") from err
+        if not token:
+            raise AuthError(f"the token server of {self.registry} sent an empty token")
+        return token, lifetime
+
+    def _missing_credentials(self) -> AuthError:
+        return AuthError(
+            f"registry {self.registry} requires credentials and none are configured for it",
+            hint=f"run `docker login {self.registry}`, configure a credential helper, or set "
+            "CROSSDOCK_REGISTRY_USERNAME and CROSSDOCK_REGISTRY_PASSWORD",
+        )
+
+
+def _may_send_secret(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" or is_loopback_registry(parts.netloc)
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs: presigned URLs carry signatures in the query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"

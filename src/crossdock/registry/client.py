@@ -1,0 +1,396 @@
+"""A client for one OCI registry: manifests and blobs, pulled verified and pushed exactly.
+
+* Pulls verify every digest: a manifest fetched by digest must hash to it, a blob is hashed
+  while it streams to disk and only renamed into place when size and digest match.
+* Pushes send bytes as they are: manifests are PUT as the exact bytes given (their digest is the
+  digest of those bytes), blobs are streamed from files.
+* Uploads HEAD first and skip blobs already there; a blob known to live in another repository of
+  the same registry is mounted instead of uploaded.
+
+One ``RegistryClient`` talks to one registry host; it is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import httpx
+import stamina
+
+from crossdock.errors import ConfigError, RegistryError
+from crossdock.image.descriptor import Descriptor
+from crossdock.image.digest import Digest, sha256_of
+from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
+from crossdock.image.mediatypes import MediaType
+from crossdock.registry.auth import Authenticator, pull_scope, push_scope
+from crossdock.registry.credentials import Credentials, find_credentials
+from crossdock.registry.ecr import EcrRegistry, ecr_credentials, parse_ecr_host
+from crossdock.registry.reference import Reference
+from crossdock.registry.responses import error_for_response
+from crossdock.registry.transport import TransientRegistryError, Transport
+from crossdock.registry.upload import UploadMode, file_body, start_upload
+
+__all__ = ["MANIFEST_ACCEPT", "RegistryClient", "UploadOutcome"]
+
+_log = logging.getLogger(__name__)
+
+MANIFEST_ACCEPT = ", ".join(
+    [
+        MediaType.OCI_INDEX,
+        MediaType.OCI_MANIFEST,
+        MediaType.DOCKER_MANIFEST_LIST,
+        MediaType.DOCKER_MANIFEST,
+    ]
+)
+# distribution refuses manifests over 4 MiB; anything bigger is not a manifest we want to parse.
+_MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# fetch_blob_bytes holds the blob in memory: fine for configs, not for layers.
+_MAX_BYTES_IN_MEMORY = 64 * 1024 * 1024
+# Above this size, non-ECR uploads go in chunks (proxies often cap request bodies).
+_DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
+_DOWNLOAD_ATTEMPTS = 3
+
+UploadOutcome = Literal["present", "mounted", "uploaded"]
+
+
+class RegistryClient:
+    """Talks to ``registry`` (``host[:port]``): HTTP for loopback hosts, HTTPS otherwise.
+
+    Credentials: ``credentials`` when given, else those configured for the host (see
+    ``crossdock.registry.credentials``), else for ECR a token from the ECR API. ``ecr`` marks
+    the registry as ECR when its host name does not say so (tests, private endpoints).
+    ``upload_mode`` None chooses: monolithic for ECR, chunked above ``chunk_size`` elsewhere.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        credentials: Credentials | None = None,
+        ecr: EcrRegistry | None = None,
+        upload_mode: UploadMode | None = None,
+        chunk_size: int = _DEFAULT_CHUNK_SIZE,
+        environ: Mapping[str, str] | None = None,
+        http: httpx.Client | None = None,
+        attempts: int = 5,
+    ) -> None:
+        self.registry = registry
+        self.ecr = ecr or parse_ecr_host(registry, environ)
+        self.upload_mode = upload_mode
+        self.chunk_size = chunk_size
+        self._owns_http = http is None
+        self._http = http or Transport.new_http_client()
+
+        def lookup() -> Credentials | None:
+            found = credentials or find_credentials(registry, environ)
+            if found is None and self.ecr is not None:
+                found = ecr_credentials(self.ecr)
+            return found
+
+        authenticator = Authenticator(registry, lookup, self._http)
+        self.transport = Transport(registry, authenticator, self._http, attempts=attempts)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- manifests -------------------------------------------------------------------------
+
+    def get_manifest(self, ref: Reference) -> Manifest | Index:
+        """The manifest or index ``ref`` names, verified against ``ref.digest`` when pinned.
+
+        The result keeps the exact bytes received; its ``digest`` is their digest.
+        """
+        repository = self._repository(ref)
+        response = self.transport.request(
+            "GET",
+            f"/v2/{repository}/manifests/{ref.identifier}",
+            scopes=[pull_scope(repository)],
+            headers={"Accept": MANIFEST_ACCEPT},
+            stream=True,
+        )
+        with contextlib.closing(response):
+            if response.status_code != 200:
+                response.read()
+                raise self._error(response, repository, f"get manifest {ref.identifier}")
+            raw = _read_bounded(response, _MAX_MANIFEST_BYTES, f"manifest {ref}")
+        expected = ref.digest or _header_digest(response)
+        if expected is not None and not expected.matches(raw):
+            raise RegistryError(
+                f"manifest {ref} from {self.registry} does not match its digest {expected}",
+                hint="the registry or a proxy altered the manifest; do not use this image",
+            )
+        content_type = response.headers.get("content-type", "").split(";")[0].strip() or None
+        try:
+            return parse_manifest_or_index(raw, content_type)
+        except (ValueError, KeyError, TypeError) as err:
+            raise RegistryError(
+                f"manifest {ref} from {self.registry} is not an OCI/Docker manifest or index "
+                f"({content_type})",
+                hint="crossdock reads OCI and Docker schema 2 manifests and indexes",
+            ) from err
+
+    def head_manifest(self, ref: Reference) -> Descriptor | None:
+        """What ``ref`` points at now (media type, digest, size), or None when it does not exist."""
+        repository = self._repository(ref)
+        response = self.transport.request(
+            "HEAD",
+            f"/v2/{repository}/manifests/{ref.identifier}",
+            scopes=[pull_scope(repository)],
+            headers={"Accept": MANIFEST_ACCEPT},
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._error(response, repository, f"check manifest {ref.identifier}")
+        digest = _header_digest(response)
+        media_type = response.headers.get("content-type", "").split(";")[0].strip()
+        if digest is None:
+            # Some registries omit Docker-Content-Digest on HEAD: hash the manifest instead.
+            manifest = self.get_manifest(ref)
+            return Descriptor(manifest.media_type, manifest.digest, len(manifest.raw))
+        size = int(response.headers.get("content-length") or 0)
+        return Descriptor(media_type, digest, size)
+
+    def put_manifest(
+        self, repository: Reference, raw: bytes, media_type: str, reference: str | Digest
+    ) -> Digest:
+        """PUT exactly ``raw`` as ``repository:reference`` (tag or digest); returns its digest."""
+        name = self._repository(repository)
+        digest = sha256_of(raw)
+        response = self.transport.request(
+            "PUT",
+            f"/v2/{name}/manifests/{reference}",
+            scopes=[push_scope(name)],
+            headers={"Content-Type": media_type},
+            body=raw,
+        )
+        if response.status_code not in (200, 201):
+            raise self._error(response, name, f"push manifest {reference}")
+        returned = _header_digest(response)
+        if returned is not None and returned.algorithm == "sha256" and returned != digest:
+            raise RegistryError(
+                f"registry {self.registry} stored manifest {reference} under {returned}, "
+                f"not under the digest of the bytes sent ({digest})",
+                hint="the registry rewrote the manifest; report this registry's behaviour",
+            )
+        return digest
+
+    # -- blobs -----------------------------------------------------------------------------
+
+    def blob_exists(self, repository: Reference, digest: Digest) -> bool:
+        name = self._repository(repository)
+        response = self.transport.request(
+            "HEAD", f"/v2/{name}/blobs/{digest}", scopes=[pull_scope(name)]
+        )
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise self._error(response, name, f"check blob {digest}")
+
+    def fetch_blob(self, repository: Reference, descriptor: Descriptor, dest: Path) -> Path:
+        """Download a blob to ``dest``: streamed to a temporary file next to it, checked against
+        the descriptor's size and digest, then renamed into place. Nothing is left on failure."""
+        name = self._repository(repository)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in stamina.retry_context(on=httpx.TransportError, attempts=_DOWNLOAD_ATTEMPTS):
+            with attempt:
+                self._download(name, descriptor, dest)
+        return dest
+
+    def _download(self, name: str, descriptor: Descriptor, dest: Path) -> None:
+        response = self.transport.request(
+            "GET", f"/v2/{name}/blobs/{descriptor.digest}", scopes=[pull_scope(name)], stream=True
+        )
+        with contextlib.closing(response):
+            if response.status_code != 200:
+                response.read()
+                raise self._error(response, name, f"get blob {descriptor.digest}")
+            handle, temp_name = tempfile.mkstemp(prefix=".partial-", dir=dest.parent)
+            temp = Path(temp_name)
+            try:
+                hasher = hashlib.new(descriptor.digest.algorithm)
+                written = 0
+                with os.fdopen(handle, "wb") as out:
+                    for chunk in response.iter_bytes(1024 * 1024):
+                        written += len(chunk)
+                        if written > descriptor.size:
+                            raise self._bad_blob(name, descriptor, "is larger than its descriptor")
+                        hasher.update(chunk)
+                        out.write(chunk)
+                if written != descriptor.size:
+                    raise self._bad_blob(name, descriptor, f"has {written} bytes, not the size")
+                if hasher.hexdigest() != descriptor.digest.hex:
+                    raise self._bad_blob(name, descriptor, "does not match its digest")
+                temp.replace(dest)
+            finally:
+                temp.unlink(missing_ok=True)
+
+    def fetch_blob_bytes(self, repository: Reference, descriptor: Descriptor) -> bytes:
+        """A small blob (an image config) in memory, verified against its descriptor."""
+        name = self._repository(repository)
+        if descriptor.size > _MAX_BYTES_IN_MEMORY:
+            raise RegistryError(
+                f"blob {descriptor.digest} in {self.registry}/{name} is {descriptor.size} bytes, "
+                "too large to read into memory",
+                hint="use fetch_blob to download it to a file",
+            )
+        response = self.transport.request(
+            "GET", f"/v2/{name}/blobs/{descriptor.digest}", scopes=[pull_scope(name)], stream=True
+        )
+        with contextlib.closing(response):
+            if response.status_code != 200:
+                response.read()
+                raise self._error(response, name, f"get blob {descriptor.digest}")
+            data = _read_bounded(response, descriptor.size, f"blob {descriptor.digest}")
+        if len(data) != descriptor.size or not descriptor.digest.matches(data):
+            raise self._bad_blob(name, descriptor, "does not match its descriptor")
+        return data
+
+    def upload_blob(
+        self,
+        repository: Reference,
+        descriptor: Descriptor,
+        path: Path,
+        *,
+        mount_from: str | None = None,
+    ) -> UploadOutcome:
+        """Make the blob in ``path`` present in ``repository``: skip it when it is there already,
+        mount it from ``mount_from`` (a repository on this registry) if possible, else upload."""
+        name = self._repository(repository)
+        if self.blob_exists(repository, descriptor.digest):
+            return "present"
+        for attempt in stamina.retry_context(on=_is_transient, attempts=self.transport.attempts):
+            with attempt:
+                return self._upload(name, descriptor, path, mount_from)
+        raise AssertionError("stamina ended without a result")  # pragma: no cover
+
+    def upload_blob_bytes(self, repository: Reference, data: bytes) -> UploadOutcome:
+        """Upload a small blob held in memory (an image config), unless it is there already."""
+        name = self._repository(repository)
+        digest = sha256_of(data)
+        if self.blob_exists(repository, digest):
+            return "present"
+        for attempt in stamina.retry_context(on=_is_transient, attempts=self.transport.attempts):
+            with attempt:
+                start_upload(self.transport, name, ecr=self.ecr is not None).put_whole(
+                    digest, len(data), data
+                )
+        return "uploaded"
+
+    def _upload(
+        self, name: str, descriptor: Descriptor, path: Path, mount_from: str | None
+    ) -> UploadOutcome:
+        mount = (descriptor.digest, mount_from) if mount_from and mount_from != name else None
+        session = start_upload(self.transport, name, mount=mount, ecr=self.ecr is not None)
+        if session.mounted:
+            _log.debug("mounted %s from %s into %s", descriptor.digest, mount_from, name)
+            return "mounted"
+        _check_size(path, descriptor)
+        if self._mode_for(descriptor.size) is UploadMode.CHUNKED:
+            session.put_chunked(descriptor.digest, path, descriptor.size, self.chunk_size)
+        else:
+            session.put_whole(descriptor.digest, descriptor.size, file_body(path))
+        return "uploaded"
+
+    def _mode_for(self, size: int) -> UploadMode:
+        if self.upload_mode is not None:
+            if self.ecr is not None and self.upload_mode is UploadMode.CHUNKED:
+                _log.warning("ECR may drop upload chunks; uploading in one piece instead")
+                return UploadMode.MONOLITHIC
+            return self.upload_mode
+        if self.ecr is not None or size <= self.chunk_size:
+            return UploadMode.MONOLITHIC
+        return UploadMode.CHUNKED
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _repository(self, ref: Reference) -> str:
+        if ref.registry != self.registry:
+            raise ConfigError(
+                f"reference {ref} is on registry {ref.registry}, but this client talks to "
+                f"{self.registry}",
+                hint="use one RegistryClient per registry",
+            )
+        return ref.repository
+
+    def _error(self, response: httpx.Response, repository: str, action: str) -> RegistryError:
+        return error_for_response(
+            response,
+            registry=self.registry,
+            repository=repository,
+            action=action,
+            ecr=self.ecr is not None,
+        )
+
+    def _bad_blob(self, name: str, descriptor: Descriptor, what: str) -> RegistryError:
+        return RegistryError(
+            f"blob {descriptor.digest} from {self.registry}/{name} {what} "
+            f"({descriptor.size} bytes expected); it was not kept",
+            hint="the registry served corrupt data; retry, and report it if it persists",
+        )
+
+
+def _is_transient(error: Exception) -> bool:
+    return isinstance(error, TransientRegistryError | httpx.TransportError)
+
+
+def _check_size(path: Path, descriptor: Descriptor) -> None:
+    try:
+        actual_size = path.stat().st_size
+    except FileNotFoundError as err:
+        raise RegistryError(
+            f"cannot upload blob {descriptor.digest}: {path} does not exist",
+            hint="the build's blob files were removed; rebuild the image",
+        ) from err
+    if actual_size != descriptor.size:
+        raise RegistryError(
+            f"cannot upload blob {descriptor.digest}: {path} has {actual_size} bytes, "
+            f"its descriptor says {descriptor.size}",
+            hint="the local file changed or is truncated; rebuild the image",
+        )
+
+
+def _header_digest(response: httpx.Response) -> Digest | None:
+    value = response.headers.get("docker-content-digest")
+    if not value:
+        return None
+    try:
+        return Digest(value.strip())
+    except ValueError:
+        return None
+
+
+def _read_bounded(response: httpx.Response, limit: int, what: str) -> bytes:
+    """The response body, refusing to read more than ``limit`` bytes of it."""
+    parts: list[bytes] = []
+    total = 0
+    for chunk in response.iter_bytes():
+        total += len(chunk)
+        if total > limit:
+            raise RegistryError(
+                f"{what} is larger than {limit} bytes; refusing to read it",
+                hint="the registry sent more than the descriptor announced",
+            )
+        parts.append(chunk)
+    return b"".join(parts)

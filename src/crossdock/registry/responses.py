@@ -1,0 +1,103 @@
+"""Turning a registry's error response into a crossdock error that says what to do.
+
+Registries answer errors with ``{"errors": [{"code": "NAME_UNKNOWN", "message": ...}]}`` (OCI
+distribution spec, "Error Codes"). The codes that need advice of their own are handled here,
+including ECR's: it does not create repositories on push, and immutable repositories refuse to
+move a tag.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import httpx
+
+from crossdock.errors import AuthError, NotFoundError, RegistryError
+
+__all__ = ["ImmutableTagError", "RegistryProblem", "error_for_response", "problems_of"]
+
+# Bodies of error responses are short JSON; a proxy's HTML error page is not worth more.
+_MAX_ERROR_BODY = 64 * 1024
+
+
+class ImmutableTagError(RegistryError):
+    """The registry refuses to move a tag (an immutable repository, e.g. on ECR)."""
+
+
+@dataclass(frozen=True)
+class RegistryProblem:
+    code: str
+    message: str
+
+
+def problems_of(response: httpx.Response) -> tuple[RegistryProblem, ...]:
+    """The ``errors`` a registry reported in ``response`` (empty when the body is not that)."""
+    try:
+        body = json.loads(response.content[:_MAX_ERROR_BODY])
+        return tuple(
+            RegistryProblem(str(item.get("code", "")), str(item.get("message", "")))
+            for item in body.get("errors") or []
+            if isinstance(item, dict)
+        )
+    except (ValueError, AttributeError, httpx.ResponseNotRead):
+        return ()
+
+
+def error_for_response(  # noqa: PLR0911 - one return per kind of advice
+    response: httpx.Response, *, registry: str, repository: str, action: str, ecr: bool = False
+) -> RegistryError:
+    """The error to raise for a failed ``action`` (e.g. "push manifest sha256:...")."""
+    problems = problems_of(response)
+    codes = {p.code for p in problems}
+    detail = "; ".join(f"{p.code}: {p.message}" for p in problems) or _reason(response)
+    where = f"{registry}/{repository}"
+    text = f"cannot {action} on {where}: {response.status_code} {detail}"
+    if "NAME_UNKNOWN" in codes:
+        if ecr:
+            return NotFoundError(
+                text,
+                hint="ECR does not create repositories on push: create it or pass "
+                "--create-repository",
+            )
+        return NotFoundError(text, hint=f"check the repository name {repository!r}")
+    if _is_immutable_refusal(response, problems):
+        return ImmutableTagError(
+            text,
+            hint="the repository's tags are immutable: push under a new tag (the timestamped "
+            "and git-SHA tags are new on every build), or make the repository's tags mutable",
+        )
+    if response.status_code in (401, 403) or codes & {"UNAUTHORIZED", "DENIED"}:
+        return AuthError(
+            text,
+            hint=f"check that your credentials for {registry} may {action.split(maxsplit=1)[0]} "
+            f"to {repository}",
+        )
+    if response.status_code == 404 or codes & {"BLOB_UNKNOWN", "MANIFEST_UNKNOWN"}:
+        return NotFoundError(text, hint="check the reference; it may have been deleted")
+    if "DIGEST_INVALID" in codes or "SIZE_INVALID" in codes:
+        return RegistryError(
+            text,
+            hint="the bytes sent do not match their digest: a local file changed or is "
+            "corrupt; rebuild the image",
+        )
+    return RegistryError(text, hint="retry later; if it persists, check the registry's logs")
+
+
+def _is_immutable_refusal(response: httpx.Response, problems: tuple[RegistryProblem, ...]) -> bool:
+    # ECR answers a re-tag in an immutable repository with 400 TAG_INVALID ("... already exists
+    # ... cannot be overwritten because the repository is immutable"); its API names it
+    # ImageTagAlreadyExistsException. Other registries use MANIFEST_* codes with similar text.
+    if response.status_code not in (400, 409):
+        return False
+    for problem in problems:
+        text = f"{problem.code} {problem.message}".lower()
+        if "immutable" in text or "imagetagalreadyexists" in text:
+            return True
+        if problem.code == "TAG_INVALID" and "already exists" in text:
+            return True
+    return False
+
+
+def _reason(response: httpx.Response) -> str:
+    return response.reason_phrase or "(no error details)"

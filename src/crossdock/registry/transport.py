@@ -1,0 +1,202 @@
+"""Sending one registry request: the scheme, authentication, and retries with backoff.
+
+Transient faults are retried with exponential backoff (stamina): connection errors, timeouts,
+``429 Too Many Requests`` (waiting as long as ``Retry-After`` asks, up to a bound) and ``5xx``.
+Everything else is returned to the caller, which knows what the status means for its action.
+
+A request that carries a body takes a *factory* for it, so that a retry or an answer to an auth
+challenge can send the body again from the start (bodies are streamed from files, never held).
+
+Plain HTTP is used only for loopback registries (as Docker allows); HTTPS otherwise.
+Authorization is attached only to URLs on the registry's own host: an upload ``Location`` or a
+redirect to storage elsewhere never sees the registry's credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import stamina
+
+from crossdock.errors import AuthError, RegistryError
+from crossdock.registry.auth import Authenticator, redact_url
+from crossdock.registry.reference import is_loopback_registry
+
+__all__ = ["Body", "TransientRegistryError", "Transport"]
+
+_log = logging.getLogger(__name__)
+
+Body = bytes | Callable[[], Iterable[bytes]] | None
+"""Request content: bytes, or a factory returning a fresh iterator over the bytes."""
+
+# Retry-After can ask for minutes; a build waits at most this long for one retry.
+_MAX_RETRY_AFTER_SECONDS = 60.0
+_DEFAULT_ATTEMPTS = 5
+# Upper bound for all attempts of one request (stamina's timeout), uploads of large layers
+# included: the per-read timeout of httpx catches stalls, this catches endless retrying.
+_RETRY_BUDGET_SECONDS = 300.0
+_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=60.0)
+
+
+class TransientRegistryError(RegistryError):
+    """A fault worth retrying (connection error, 429, 5xx) that did not go away."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+def _backoff(error: Exception) -> bool | float:
+    """stamina hook: whether to retry ``error`` and, for 429, how long to wait."""
+    if isinstance(error, TransientRegistryError):
+        return error.retry_after if error.retry_after is not None else True
+    return isinstance(error, httpx.TransportError)
+
+
+class Transport:
+    """Sends requests to one registry (``host[:port]``) over a shared, thread-safe httpx client."""
+
+    def __init__(
+        self,
+        registry: str,
+        authenticator: Authenticator,
+        http: httpx.Client,
+        *,
+        attempts: int = _DEFAULT_ATTEMPTS,
+    ) -> None:
+        self.registry = registry
+        self.scheme = "http" if is_loopback_registry(registry) else "https"
+        self.base_url = f"{self.scheme}://{registry}"
+        self.auth = authenticator
+        self.http = http
+        self.attempts = attempts
+
+    @staticmethod
+    def new_http_client() -> httpx.Client:
+        # Blob downloads may redirect to object storage; httpx follows and drops the
+        # Authorization header when the origin changes.
+        return httpx.Client(timeout=_TIMEOUT, follow_redirects=True)
+
+    def url(self, path_or_url: str) -> str:
+        """An absolute URL: paths are relative to the registry (``/v2/...``)."""
+        return urljoin(self.base_url + "/", path_or_url)
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        scopes: Sequence[str],
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        stream: bool = False,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send with auth and retries; the caller judges the final status.
+
+        With ``stream`` the response body is not read: close the response when done.
+        With ``retry=False`` a transient fault raises TransientRegistryError at once (used
+        inside an upload session, which is retried as a whole by its caller).
+        """
+        url = self.url(path_or_url)
+        try:
+            for attempt in stamina.retry_context(
+                on=_backoff,
+                attempts=self.attempts if retry else 1,
+                timeout=_RETRY_BUDGET_SECONDS,
+                wait_max=_MAX_RETRY_AFTER_SECONDS,
+            ):
+                with attempt:
+                    if attempt.num > 1:
+                        _log.debug("retry %d: %s %s", attempt.num, method, redact_url(url))
+                    return self._send_authorized(
+                        _Call(method, url, tuple(scopes), dict(headers or {}), body, stream)
+                    )
+        except httpx.TransportError as err:
+            raise TransientRegistryError(
+                f"cannot reach registry {self.registry} ({method} {redact_url(url)}): "
+                f"{type(err).__name__}: {err}",
+                hint="check that the registry is up and reachable; retried "
+                f"{self.attempts if retry else 1} time(s)",
+            ) from err
+        raise AssertionError("stamina ended without a result")  # pragma: no cover
+
+    def _send_authorized(self, call: _Call) -> httpx.Response:
+        own_host = urlsplit(call.url).netloc == self.registry
+        authorization = self.auth.header_for(call.scopes) if own_host else None
+        response = self._send_once(call, authorization)
+        if response.status_code == 401 and own_host:
+            response.close()
+            authorization = self.auth.answer_challenge(response, call.scopes)
+            response = self._send_once(call, authorization)
+            if response.status_code == 401:
+                response.close()
+                raise AuthError(
+                    f"registry {self.registry} refused {self.auth.describe_credentials()} "
+                    f"for {call.method} {redact_url(call.url)} (scopes: {' '.join(call.scopes)})",
+                    hint=f"log in again (docker login {self.registry}) or check the "
+                    "account's permissions on this repository",
+                )
+        if response.status_code == 429 or response.status_code >= 500:
+            retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+            status = response.status_code
+            response.close()
+            raise TransientRegistryError(
+                f"registry {self.registry} answered {status} to "
+                f"{call.method} {redact_url(call.url)}",
+                retry_after=retry_after,
+                hint="the registry is overloaded or failing; retry later",
+            )
+        return response
+
+    def _send_once(self, call: _Call, authorization: str | None) -> httpx.Response:
+        headers = dict(call.headers)
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        content = call.body() if callable(call.body) else call.body
+        request = self.http.build_request(call.method, call.url, headers=headers, content=content)
+        response = self.http.send(request, stream=True)
+        if not call.stream:
+            try:
+                response.read()
+            finally:
+                response.close()
+        _log.debug("%s %s -> %d", call.method, redact_url(call.url), response.status_code)
+        return response
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One request as the caller asked for it, re-sendable (the body is bytes or a factory)."""
+
+    method: str
+    url: str
+    scopes: tuple[str, ...]
+    headers: dict[str, str]
+    body: Body
+    stream: bool
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (it may be a number or an HTTP date), bounded."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_SECONDS)
