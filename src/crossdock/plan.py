@@ -72,9 +72,6 @@ class BuildPlan:
     annotations: Mapping[str, str]
     cache_dir: Path
     mtime: int
-    # Packages the target needs installed besides the project's locked ones (awslambdaric on a
-    # plain Python base), as requirement lines.
-    extra_requirements: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,8 +83,8 @@ class BuildPlan:
             "target": self.target,
             "app_dir": self.app_dir,
             "deps_dir": self.deps_dir,
-            "entrypoint": list(self.runtime.entrypoint) if self.runtime.entrypoint else None,
-            "cmd": list(self.runtime.cmd) if self.runtime.cmd else None,
+            "entrypoint": None if self.runtime.entrypoint is None else list(self.runtime.entrypoint),
+            "cmd": None if self.runtime.cmd is None else list(self.runtime.cmd),
             "env": dict(self.runtime.env),
             "working_dir": self.runtime.working_dir,
             "user": self.runtime.user,
@@ -97,5 +94,4 @@ class BuildPlan:
             "annotations": dict(self.annotations),
             "cache_dir": str(self.cache_dir),
             "mtime": self.mtime,
-            "extra_requirements": list(self.extra_requirements),
         }

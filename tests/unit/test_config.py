@@ -93,13 +93,14 @@ def test_plan_applies_target_and_mirrors(project):
     assert str(plan.base) == "docker.io/library/python:3.13-slim"
     assert str(plan.base_pull) == "mirror.example/hub/library/python:3.13-slim"
     assert plan.single_manifests is False
-    assert plan.runtime.entrypoint is not None
-    assert plan.runtime.entrypoint[:3] == ("{python}", "-m", "uvicorn")
+    assert plan.runtime.entrypoint == ()
+    assert plan.runtime.cmd is not None
+    assert plan.runtime.cmd[:3] == ("{python}", "-m", "uvicorn")
     assert plan.runtime.exposed_ports == (9000,)
     assert plan.annotations["org.opencontainers.image.revision"] == "abc1234"
     filled = plan.runtime.with_python("/usr/bin/python3.13")
-    assert filled.entrypoint is not None
-    assert filled.entrypoint[0] == "/usr/bin/python3.13"
+    assert filled.cmd is not None
+    assert filled.cmd[0] == "/usr/bin/python3.13"
     assert plan.to_json()["platforms"] == ["linux/arm64/v8", "linux/amd64"]
 
 

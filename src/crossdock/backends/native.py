@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,13 +58,20 @@ class _Base:
 class NativeBackend:
     name = "native"
 
-    def __init__(self, client: RegistryClient, *, allow: tuple[str, ...] = ()) -> None:
-        self._client = client
+    def __init__(
+        self,
+        client_for: Callable[[str], RegistryClient] = RegistryClient,
+        *,
+        allow: tuple[str, ...] = (),
+    ) -> None:
+        # One client per registry host; made on demand so tests can inject their own.
+        self._client_for = client_for
         self._allow = allow
 
     def build(self, plan: BuildPlan, progress: Progress) -> BuildOutcome:
         cache = BlobCache(plan.cache_dir / "blobs")
         progress(None, f"base {plan.base} (pulling {plan.base_pull})")
+        self._client = self._client_for(plan.base_pull.registry)
         base_top = self._client.get_manifest(plan.base_pull)
         workers = max(1, min(len(plan.platforms), os.cpu_count() or 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -227,9 +234,7 @@ class NativeBackend:
         origin = f"{plan.base_pull.registry}/{plan.base_pull.repository}"
         layers = []
         for desc in manifest.layers:
-            path = cache.path_for(desc.digest)
-            if not path.exists():
-                self._client.fetch_blob(plan.base_pull, desc, path)
+            path = cache.ensure(desc, lambda d, dest: self._client.fetch_blob(plan.base_pull, d, dest))
             layers.append(BlobSource(desc, path, origin))
         return _Base(manifest, config, tuple(layers))
 
@@ -253,7 +258,6 @@ class NativeBackend:
             glibc_version=profile.glibc_version,
             python_path=profile.python_path,
             cache_dir=plan.cache_dir / "deps",
-            extra_requirements=plan.extra_requirements,
         )
         key = _key(
             _LAYOUT_VERSION,

@@ -112,7 +112,11 @@ class ImageConfig:
             merged.update(env)
             runtime["Env"] = [f"{k}={v}" for k, v in merged.items()]
         if entrypoint is not None:
-            runtime["Entrypoint"] = list(entrypoint)
+            # An empty entrypoint removes the base's (so CMD alone says what runs).
+            if entrypoint:
+                runtime["Entrypoint"] = list(entrypoint)
+            else:
+                runtime.pop("Entrypoint", None)
             if cmd is None:
                 runtime.pop("Cmd", None)
         if cmd is not None:

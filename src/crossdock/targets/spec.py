@@ -52,8 +52,11 @@ class TargetSpec:
                 "--port",
                 str(config.port),
             )
+        # CMD, not ENTRYPOINT: `docker run IMAGE other command` then works as people expect;
+        # the empty entrypoint drops any the base had (a Lambda base's, for instance).
         return RuntimeSettings(
-            entrypoint=command,
+            entrypoint=(),
+            cmd=command,
             working_dir=self.app_dir,
             env={
                 "PYTHONPATH": f"{self.app_dir}:{self.deps_dir}",
