@@ -1,0 +1,214 @@
+"""Read uv.lock (TOML) to decide, per locked package and before installing, how it gets in.
+
+uv.lock lists, for every package, its source, its sdist and the file names of its wheels. With the
+target's wheel tags (:class:`~crossdock.resolve.wheeltags.WheelTarget`) that is enough to tell
+"has a wheel for this platform" from "sdist only" without asking uv to fail first.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+
+from crossdock.errors import LockError, ResolveError
+from crossdock.resolve.wheeltags import WheelTarget
+
+__all__ = [
+    "LOCK_FILE",
+    "Availability",
+    "LockedPackage",
+    "LockedSdist",
+    "classify",
+    "lookup",
+    "options_hint",
+    "parse_lock",
+    "read_lock",
+    "wheel_tags",
+]
+
+LOCK_FILE = "uv.lock"
+
+# uv.lock's top-level `version`; a new major version may change the layout we read.
+_SUPPORTED_LOCK_VERSIONS = (1,)
+
+
+@dataclass(frozen=True)
+class LockedSdist:
+    """A locked source distribution: where it is and the hash the lock promises."""
+
+    url: str | None
+    path: str | None
+    sha256: str | None
+    size: int | None
+
+    @property
+    def filename(self) -> str:
+        """The archive's file name (``docopt-0.6.2.tar.gz``)."""
+        location = self.url or self.path or ""
+        return location.rsplit("/", 1)[-1].split("#", 1)[0]
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One ``[[package]]`` entry of uv.lock."""
+
+    name: NormalizedName
+    version: str
+    source_kind: str  # "registry", "virtual", "editable", "directory", "path", "url", "git"
+    sdist: LockedSdist | None
+    wheels: tuple[str, ...]  # wheel file names
+
+
+class Availability(Enum):
+    """How a locked package can be installed for one target."""
+
+    WHEEL = "wheel"  # a prebuilt wheel matches the target: uv installs it, binary-only
+    SDIST_ONLY = "sdist-only"  # no matching wheel, an sdist exists: build it if it is pure Python
+
+
+def _hash_of(entry: Mapping[str, Any]) -> str | None:
+    text = entry.get("hash")
+    if isinstance(text, str) and text.startswith("sha256:"):
+        return text.removeprefix("sha256:")
+    return None
+
+
+def _filename_of(entry: Mapping[str, Any]) -> str:
+    location = entry.get("filename") or entry.get("url") or entry.get("path") or ""
+    return str(location).rsplit("/", 1)[-1].split("#", 1)[0]
+
+
+def _package(entry: Mapping[str, Any], lock_path: Path) -> LockedPackage:
+    try:
+        name, version = entry["name"], str(entry.get("version", ""))
+        source = entry.get("source", {})
+        kinds = [kind for kind in source if kind != "subdirectory"]
+        sdist_entry = entry.get("sdist")
+        sdist = None
+        if isinstance(sdist_entry, Mapping):
+            size = sdist_entry.get("size")
+            sdist = LockedSdist(
+                url=sdist_entry.get("url"),
+                path=sdist_entry.get("path"),
+                sha256=_hash_of(sdist_entry),
+                size=int(size) if size is not None else None,
+            )
+        wheels = tuple(_filename_of(wheel) for wheel in entry.get("wheels", ()))
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        raise LockError(
+            f"{lock_path}: cannot read the package entry {entry!r:.120}",
+            hint="recreate the lock with `uv lock`",
+        ) from err
+    return LockedPackage(
+        name=canonicalize_name(name),
+        version=version,
+        source_kind=kinds[0] if kinds else "unknown",
+        sdist=sdist,
+        wheels=wheels,
+    )
+
+
+def parse_lock(text: str, lock_path: Path) -> dict[tuple[NormalizedName, str], LockedPackage]:
+    """Parse uv.lock text into packages keyed by (normalized name, version)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise LockError(f"{lock_path} is not valid TOML: {err}", hint="run `uv lock`") from err
+    version = data.get("version")
+    if version not in _SUPPORTED_LOCK_VERSIONS:
+        raise LockError(
+            f"{lock_path} has lock format version {version!r}; crossdock reads version 1",
+            hint="lock with a uv release that writes version 1 (uv 0.13 does)",
+        )
+    packages: dict[tuple[NormalizedName, str], LockedPackage] = {}
+    for entry in data.get("package", ()):
+        package = _package(entry, lock_path)
+        packages[package.name, package.version] = package
+    return packages
+
+
+def read_lock(project_dir: Path) -> dict[tuple[NormalizedName, str], LockedPackage]:
+    """Read ``project_dir/uv.lock``; a missing lock is a :class:`LockError` that says what to do."""
+    lock_path = project_dir / LOCK_FILE
+    try:
+        text = lock_path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise LockError(
+            f"{lock_path} does not exist: crossdock installs exactly what the lock says",
+            hint=f"run `uv lock` in {project_dir}",
+        ) from err
+    return parse_lock(text, lock_path)
+
+
+def wheel_tags(filename: str) -> frozenset[Tag]:
+    """The tags of a wheel file name; an unreadable name has none (it matches nothing)."""
+    try:
+        return parse_wheel_filename(filename)[3]
+    except InvalidWheelFilename:
+        return frozenset()
+
+
+def _options(package: LockedPackage, target: WheelTarget) -> str:
+    return (
+        f"pin a version of {package.name} that publishes a wheel for "
+        f"{target.uv_python_platform} / CPython {target.uv_python_version}, pick another base "
+        "image (another Python or glibc), or build this service with the buildx backend"
+    )
+
+
+def classify(package: LockedPackage, target: WheelTarget) -> Availability:
+    """Decide how ``package`` is installed for ``target``; refuse what cannot be.
+
+    A package with neither a matching wheel nor an sdist raises :class:`ResolveError` naming the
+    package, its version, the platform and the options.
+    """
+    if any(target.accepts(wheel_tags(wheel)) for wheel in package.wheels):
+        return Availability.WHEEL
+    if package.sdist is not None and (package.sdist.url or package.sdist.path):
+        return Availability.SDIST_ONLY
+    if package.source_kind in ("git", "directory", "editable"):
+        raise ResolveError(
+            f"{package.name} {package.version} comes from a {package.source_kind} source; "
+            "crossdock installs only registry wheels and pure-Python sdists so far",
+            hint="publish it as a wheel to an index, or use the buildx backend",
+        )
+    raise ResolveError(
+        f"{package.name} {package.version} has no wheel for {target.platform} "
+        f"({target.uv_python_platform}, CPython {target.uv_python_version}) and no sdist",
+        hint=_options(package, target),
+    )
+
+
+def options_hint(package: LockedPackage, target: WheelTarget) -> str:
+    """The choices a user has when ``package`` cannot be installed for ``target``."""
+    return _options(package, target)
+
+
+def lookup(
+    packages: Mapping[tuple[NormalizedName, str], LockedPackage],
+    names_versions: Iterable[tuple[NormalizedName, str]],
+    lock_path: Path,
+) -> list[LockedPackage]:
+    """The lock entries of exported requirements; one missing means export and lock disagree."""
+    found: list[LockedPackage] = []
+    for key in names_versions:
+        package = packages.get(key)
+        if package is None:
+            raise LockError(
+                f"{lock_path} has no entry for {key[0]}=={key[1]}, which `uv export` listed",
+                hint="run `uv lock` again",
+            )
+        found.append(package)
+    return found

@@ -1,0 +1,147 @@
+"""Build a package published only as an sdist, and keep the result only if it is pure Python.
+
+A pure wheel (``py3-none-any``) is the same file for every platform, so building it on the host
+is safe. A wheel with a platform tag holds native code compiled for the *host*; it is never
+installed: the build is refused with the package, version, platform and the user's options.
+The sdist is downloaded from the URL in uv.lock and checked against the lock's sha256 before
+anything runs from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import httpx
+import stamina
+
+from crossdock.errors import ResolveError, UnsafeContentError
+from crossdock.resolve.lockfile import LockedPackage, LockedSdist, options_hint, wheel_tags
+from crossdock.resolve.wheeltags import WheelTarget
+
+__all__ = ["build_pure_wheel", "fetch_sdist"]
+
+# An sdist bigger than this is not a small pure-Python package; refuse rather than fill the disk.
+_MAX_SDIST_BYTES = 256 * 1024 * 1024
+_DOWNLOAD_ATTEMPTS = 3
+_TIMEOUT_SECONDS = 60.0
+
+# Runs uv with arguments in a folder; returns (exit code, combined output). Given by the driver.
+UvRun = Callable[[Sequence[str], Path], tuple[int, str]]
+
+
+def _download(url: str, destination: Path, sdist: LockedSdist) -> str:
+    """Stream ``url`` to ``destination``; return its sha256 (hex)."""
+    # The default context reads the system store and SSL_CERT_FILE, so a proxy's CA is trusted.
+    context = ssl.create_default_context()
+    limit = sdist.size if sdist.size is not None else _MAX_SDIST_BYTES
+    for attempt in stamina.retry_context(on=httpx.TransportError, attempts=_DOWNLOAD_ATTEMPTS):
+        with (
+            attempt,
+            httpx.Client(verify=context, follow_redirects=True, timeout=_TIMEOUT_SECONDS) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != httpx.codes.OK:
+                raise ResolveError(
+                    f"downloading {url} failed: HTTP {response.status_code}",
+                    hint="check that the index is reachable and run `uv lock` if the file moved",
+                )
+            digest = hashlib.sha256()
+            written = 0
+            with destination.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    written += len(chunk)
+                    if written > limit:
+                        raise UnsafeContentError(
+                            f"{url} is larger than the {limit} bytes the lock records"
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+            return digest.hexdigest()
+    raise AssertionError(
+        "unreachable: stamina re-raises after the last attempt"
+    )  # pragma: no cover
+
+
+def fetch_sdist(package: LockedPackage, project_dir: Path, work_dir: Path) -> Path:
+    """Get ``package``'s locked sdist into ``work_dir`` and check it against the lock's hash."""
+    sdist = package.sdist
+    if sdist is None or sdist.sha256 is None:
+        raise ResolveError(
+            f"{package.name} {package.version}: the lock records no sdist with a sha256 hash",
+            hint="run `uv lock` again",
+        )
+    filename = Path(sdist.filename).name  # never a path: the name comes from outside data
+    if not filename or filename in (".", ".."):
+        raise UnsafeContentError(f"{package.name}: unusable sdist file name {sdist.filename!r}")
+    destination = work_dir / filename
+    if sdist.url is not None:
+        actual = _download(sdist.url, destination, sdist)
+    else:
+        source = (project_dir / (sdist.path or "")).resolve()
+        destination.write_bytes(source.read_bytes())
+        actual = hashlib.sha256(destination.read_bytes()).hexdigest()
+    if actual != sdist.sha256:
+        raise UnsafeContentError(
+            f"{package.name} {package.version}: {filename} has sha256 {actual}, "
+            f"but the lock says {sdist.sha256}",
+            hint="the file changed on the index; check it, then run `uv lock --refresh`",
+        )
+    return destination
+
+
+def build_pure_wheel(
+    package: LockedPackage,
+    target: WheelTarget,
+    *,
+    project_dir: Path,
+    work_dir: Path,
+    run_uv: UvRun,
+    host_python: str | None = None,
+) -> Path:
+    """Build ``package``'s sdist on the host; return the wheel if it is pure Python, else refuse."""
+    what = f"{package.name} {package.version}"
+    options = options_hint(package, target)
+    package_dir = work_dir / f"{package.name}-{package.version}"
+    out_dir = package_dir / "wheel"
+    out_dir.mkdir(parents=True)
+    sdist_path = fetch_sdist(package, project_dir, package_dir)
+    args = ["build", "--wheel", "--out-dir", str(out_dir), "--no-create-gitignore"]
+    if host_python is not None:
+        args += ["--python", host_python]
+    code, output = run_uv([*args, str(sdist_path)], project_dir)
+    if code != 0:
+        raise ResolveError(
+            f"{what} has no wheel for {target.platform} and building its sdist on the host failed "
+            f"(it most likely needs a compiler for native code):\n{_tail(output)}",
+            hint=options,
+        )
+    wheels = sorted(out_dir.glob("*.whl"))
+    if len(wheels) != 1:
+        raise ResolveError(
+            f"building {what} gave {len(wheels)} wheels instead of one", hint=options
+        )
+    tags = wheel_tags(wheels[0].name)
+    if not tags or any(tag.abi != "none" or tag.platform != "any" for tag in tags):
+        shown = ".".join(sorted(str(tag) for tag in tags)) or wheels[0].name
+        raise ResolveError(
+            f"{what} has no wheel for {target.platform} ({target.uv_python_platform}, CPython "
+            f"{target.uv_python_version}), only an sdist, and that sdist contains native code "
+            f"(building it on the host gave {shown}); crossdock never puts native code compiled "
+            "on the host into an image",
+            hint=options,
+        )
+    if not target.accepts(tags):
+        raise ResolveError(
+            f"{what}: the pure wheel built from its sdist ({wheels[0].name}) does not support "
+            f"CPython {target.uv_python_version}",
+            hint=options,
+        )
+    return wheels[0]
+
+
+def _tail(output: str, lines: int = 25) -> str:
+    kept = output.strip().splitlines()[-lines:]
+    return "\n".join(f"    {line}" for line in kept)

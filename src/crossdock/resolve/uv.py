@@ -1,0 +1,364 @@
+"""Install a uv project's locked dependencies for a target platform with the uv binary.
+
+Two steps, so that a builder can look up a cache before installing anything:
+
+1. :func:`export_locked` checks the lock (missing or stale is a :class:`LockError`), exports it
+   without dev groups and without the project itself (the service's code is copied as files by
+   the layer writer, it is not installed as a package), and decides per package, from uv.lock,
+   whether a wheel matches the target or only an sdist exists. The result carries a cache key.
+2. :func:`install` installs the wheels binary-only for the target (``--python-platform``,
+   ``--python-version``, ``--only-binary :all:``), builds sdist-only packages on the host and
+   keeps them only if they are pure Python, rewrites console-script shebangs for the image's
+   Python and reads back what was installed.
+
+Choices, and why:
+
+- Hashes are kept: the export carries the lock's sha256 of every file and uv is run with
+  ``--require-hashes``, so every wheel downloaded is checked against the lock. Wheels built here
+  from sdists cannot match a lock hash; they are installed in a second, hash-free uv call from
+  local files, after their sdist was checked against the lock's hash (see ``sdists``).
+- No bytecode (``--no-compile``): uv would compile with the host's Python, whose ``.pyc`` files
+  the image's Python (maybe another version) would ignore or reject.
+- ``--link-mode copy``: the target folder becomes a layer; hard links into uv's cache would tie
+  its files to the cache and break if the cache is cleaned while building.
+- uv's configuration is honoured (no ``--no-config``): the project's ``[tool.uv]`` indexes and
+  sources made the lock, and ``uv export --locked`` would call the lock stale without them; user
+  settings like a corporate index URL are needed to download anything. The flags that decide
+  correctness (binary-only, platform, Python version, no bytecode, copy) are given explicitly,
+  and explicit flags win over configuration.
+- TLS: uv trusts ``SSL_CERT_FILE`` (and ``UV_NATIVE_TLS`` / ``--native-tls`` when the user sets
+  them); we do not force ``--native-tls``, so uv behaves as it does for the user's own ``uv lock``.
+- Interpreters: ``uv export --locked`` and ``uv build`` need a host Python that satisfies the
+  project's ``requires-python`` (uv finds it, or ``UV_PYTHON`` / ``host_python`` names it);
+  ``uv pip install --target`` only needs *an* interpreter, since platform and version are given,
+  so it runs with crossdock's own, which always exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from crossdock.errors import LockError, ResolveError, ToolError
+from crossdock.platform import Platform
+from crossdock.resolve.lockfile import (
+    LOCK_FILE,
+    Availability,
+    LockedPackage,
+    classify,
+    lookup,
+    read_lock,
+)
+from crossdock.resolve.requirements import (
+    ExportedRequirement,
+    RequirementsExport,
+    marker_environment,
+    parse_export,
+)
+from crossdock.resolve.resolution import Resolution, read_installed
+from crossdock.resolve.sdists import build_pure_wheel
+from crossdock.resolve.shebangs import rewrite_shebangs
+from crossdock.resolve.wheeltags import WheelTarget, wheel_target
+
+__all__ = ["LockedExport", "Uv", "export_locked", "install", "resolve"]
+
+# Bump when what ends up in a target folder changes for the same inputs (flags, sdist policy).
+_CACHE_SCHEMA = 1
+
+# uv's own words when the lock does not match pyproject.toml (uv 0.13).
+_STALE_MARKERS = ("needs to be updated", "--locked")
+_NO_INTERPRETER_MARKERS = (
+    "No interpreter found",
+    "Failed to inspect Python interpreter",
+    "python-build-standalone",
+    "which is incompatible with the project's Python requirement",
+)
+
+
+class Uv:
+    """The uv binary: the one shipped with the ``uv`` package unless another is given."""
+
+    def __init__(self, binary: str | None = None) -> None:
+        if binary is None:
+            try:
+                from uv import find_uv_bin
+
+                binary = find_uv_bin()
+            except (ImportError, FileNotFoundError) as err:
+                raise ToolError(
+                    "the uv binary was not found", hint="install crossdock with its `uv` dependency"
+                ) from err
+        self.binary = binary
+
+    def run(self, args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+        """Run ``uv ARGS`` in ``cwd``, capturing output; never raises on a non-zero exit."""
+        env = dict(os.environ)
+        # Plain messages: they end up in our errors, and progress bars are noise in a pipe.
+        env.update({"NO_COLOR": "1", "UV_NO_PROGRESS": "1"})
+        try:
+            return subprocess.run(
+                [self.binary, *args],
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        except OSError as err:
+            raise ToolError(f"cannot run uv ({self.binary}): {err}") from err
+
+    def run_combined(self, args: Sequence[str], cwd: Path) -> tuple[int, str]:
+        """Run ``uv ARGS``; return the exit code and stdout+stderr (for error messages)."""
+        completed = self.run(args, cwd)
+        return completed.returncode, f"{completed.stdout}{completed.stderr}"
+
+    @cached_property
+    def version(self) -> str:
+        """``uv --version`` output, e.g. ``uv 0.13.9``: part of every cache key."""
+        completed = self.run(["--version"], Path.cwd())
+        if completed.returncode != 0:
+            raise ToolError(f"`{self.binary} --version` failed: {completed.stderr.strip()}")
+        return completed.stdout.split("(")[0].strip()
+
+
+@dataclass(frozen=True)
+class LockedExport:
+    """A checked lock, exported and split for one target; nothing installed yet."""
+
+    project_dir: Path
+    target: WheelTarget
+    export: RequirementsExport  # the whole export (all markers)
+    wheel_requirements: tuple[ExportedRequirement, ...]  # installed by uv, binary-only, hashed
+    sdist_packages: tuple[LockedPackage, ...]  # built on the host, must come out pure
+    uv_version: str
+
+    @property
+    def requirements_text(self) -> str:
+        """The export as installed: the requirements that apply to the target."""
+        return self.export.render(self.wheel_requirements)
+
+    @property
+    def cache_key(self) -> str:
+        """sha256 of everything that decides the installed tree: same key, same files."""
+        material = {
+            "schema": _CACHE_SCHEMA,
+            "requirements": self.export.render(),
+            "sdists": [f"{p.name}=={p.version}" for p in self.sdist_packages],
+            "python_platform": self.target.uv_python_platform,
+            "python_version": self.target.uv_python_version,
+            "uv": self.uv_version,
+        }
+        encoded = json.dumps(material, sort_keys=True).encode()
+        return hashlib.sha256(encoded).hexdigest()
+
+
+def _uv_failure(output: str, *, project_dir: Path, action: str) -> ToolError | None:
+    """A ToolError when uv failed for want of a host interpreter, else None."""
+    if any(marker in output for marker in _NO_INTERPRETER_MARKERS):
+        return ToolError(
+            f"uv could not {action} in {project_dir}: it needs a host Python that satisfies the "
+            f"project's requires-python:\n{output.strip()}",
+            hint="install one (`uv python install 3.13`) or name it with UV_PYTHON=/path/to/python",
+        )
+    return None
+
+
+def export_locked(
+    project_dir: Path,
+    target: WheelTarget,
+    *,
+    uv: Uv | None = None,
+    host_python: str | None = None,
+) -> LockedExport:
+    """Check ``project_dir``'s lock and decide how each dependency gets installed for ``target``."""
+    uv = uv or Uv()
+    project_dir = project_dir.resolve()
+    if not (project_dir / "pyproject.toml").is_file():
+        raise LockError(
+            f"{project_dir} has no pyproject.toml",
+            hint="point crossdock at a uv project (a folder with pyproject.toml and uv.lock)",
+        )
+    packages = read_lock(project_dir)  # a missing lock is reported before uv says anything
+    args = [
+        "export",
+        "--quiet",  # errors only: they become our messages
+        "--locked",  # fail if uv.lock does not match pyproject.toml, never update it
+        "--no-dev",  # dev groups (pytest, ...) never go into an image
+        "--no-emit-project",  # the service's code is copied as files, not installed
+        "--no-header",
+        "--no-annotate",
+        "--format",
+        "requirements-txt",
+    ]
+    if host_python is not None:
+        args += ["--python", host_python]
+    completed = uv.run(args, project_dir)
+    if completed.returncode != 0:
+        output = completed.stderr.strip()
+        lock_path = project_dir / LOCK_FILE
+        if any(marker in output for marker in _STALE_MARKERS):
+            raise LockError(
+                f"{lock_path} is out of date with {project_dir / 'pyproject.toml'}:\n{output}",
+                hint=f"run `uv lock` in {project_dir}, then build again",
+            )
+        raise _uv_failure(output, project_dir=project_dir, action="check the lock") or LockError(
+            f"`uv export` failed for {lock_path}:\n{output}",
+            hint=f"run `uv lock` in {project_dir} and fix what it reports",
+        )
+    export = parse_export(completed.stdout)
+    environment = marker_environment(target)
+    applicable = tuple(req for req in export.requirements if req.applies_to(environment))
+    locked = lookup(
+        packages, [(req.name, req.version) for req in applicable], project_dir / LOCK_FILE
+    )
+    wheel_requirements: list[ExportedRequirement] = []
+    sdist_packages: list[LockedPackage] = []
+    for requirement, package in zip(applicable, locked, strict=True):
+        if classify(package, target) is Availability.WHEEL:
+            wheel_requirements.append(requirement)
+        else:
+            sdist_packages.append(package)
+    return LockedExport(
+        project_dir=project_dir,
+        target=target,
+        export=export,
+        wheel_requirements=tuple(wheel_requirements),
+        sdist_packages=tuple(sdist_packages),
+        uv_version=uv.version,
+    )
+
+
+def _install_args(target: WheelTarget, target_dir: Path) -> list[str]:
+    return [
+        "pip",
+        "install",
+        "--target",
+        str(target_dir),
+        "--python",
+        sys.executable,  # any interpreter will do: platform and version are given below
+        "--python-platform",
+        target.uv_python_platform,
+        "--python-version",
+        target.uv_python_version,
+        "--only-binary",
+        ":all:",  # never build for the host what is meant for the target (astral-sh/uv#16019)
+        "--no-deps",  # the export is the complete, locked set
+        "--link-mode",
+        "copy",
+        "--no-compile",
+    ]
+
+
+def _prepare_target_dir(target_dir: Path) -> None:
+    if target_dir.exists() and any(target_dir.iterdir()):
+        raise ResolveError(
+            f"{target_dir} is not empty; installing into it would mix old and new packages",
+            hint="give an empty or missing folder",
+        )
+    target_dir.mkdir(parents=True, exist_ok=True)
+
+
+def install(
+    locked: LockedExport,
+    target_dir: Path,
+    *,
+    image_python: str | None = None,
+    host_python: str | None = None,
+    uv: Uv | None = None,
+) -> Resolution:
+    """Install ``locked`` into the empty folder ``target_dir`` for its target platform.
+
+    With ``image_python`` (the interpreter's path inside the image), console scripts in
+    ``target_dir/bin`` get that shebang.
+    """
+    uv = uv or Uv()
+    target = locked.target
+    _prepare_target_dir(target_dir)
+    with tempfile.TemporaryDirectory(prefix="crossdock-resolve-") as scratch:
+        work_dir = Path(scratch)
+        if locked.wheel_requirements:
+            requirements_file = work_dir / "requirements.txt"
+            requirements_file.write_text(locked.requirements_text, encoding="utf-8")
+            args = [
+                *_install_args(target, target_dir),
+                "--require-hashes",
+                "-r",
+                str(requirements_file),
+            ]
+            code, output = uv.run_combined(args, locked.project_dir)
+            if code != 0:
+                raise ResolveError(
+                    f"uv could not install the locked wheels of {locked.project_dir} for "
+                    f"{target.platform} ({target.uv_python_platform}, CPython "
+                    f"{target.uv_python_version}):\n{output.strip()}",
+                    hint="pin versions that publish wheels for this platform, pick another base "
+                    "image, or use the buildx backend",
+                )
+        built = [
+            build_pure_wheel(
+                package,
+                target,
+                project_dir=locked.project_dir,
+                work_dir=work_dir,
+                run_uv=uv.run_combined,
+                host_python=host_python,
+            )
+            for package in locked.sdist_packages
+        ]
+        if built:
+            args = [*_install_args(target, target_dir), "--no-index", *map(str, built)]
+            code, output = uv.run_combined(args, locked.project_dir)
+            if code != 0:
+                raise ResolveError(
+                    f"uv could not install the wheels built from sdists into {target_dir}:\n"
+                    f"{output.strip()}"
+                )
+    if image_python is not None:
+        rewrite_shebangs(target_dir / "bin", image_python)
+    built_names = frozenset(package.name for package in locked.sdist_packages)
+    distributions = read_installed(target_dir, built_names)
+    expected = {req.name for req in locked.wheel_requirements} | built_names
+    installed = {dist.name for dist in distributions}
+    if installed != expected:
+        raise ResolveError(
+            f"{target_dir} holds {sorted(installed - expected)} that were not asked for and lacks "
+            f"{sorted(expected - installed)}",
+            hint="report this: uv installed something other than the export",
+        )
+    return Resolution(
+        target=target,
+        target_dir=target_dir,
+        distributions=distributions,
+        cache_key=locked.cache_key,
+        uv_version=locked.uv_version,
+        requirements=locked.requirements_text,
+    )
+
+
+def resolve(
+    project_dir: Path,
+    platform: Platform,
+    *,
+    python_version: str,
+    glibc: str | tuple[int, int],
+    target_dir: Path,
+    image_python: str | None = None,
+    host_python: str | None = None,
+    uv: Uv | None = None,
+) -> Resolution:
+    """Check the lock of ``project_dir`` and install its dependencies for ``platform``.
+
+    ``python_version`` ("3.13") and ``glibc`` ("2.41") come from the base image's profile.
+    """
+    uv = uv or Uv()
+    target = wheel_target(platform, glibc, python_version)
+    locked = export_locked(project_dir, target, uv=uv, host_python=host_python)
+    return install(locked, target_dir, image_python=image_python, host_python=host_python, uv=uv)

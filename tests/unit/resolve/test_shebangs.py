@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from crossdock.resolve.shebangs import rewrite_shebangs
+
+BODY = "# -*- coding: utf-8 -*-\nimport sys\nfrom uvicorn.main import main\nsys.exit(main())\n"
+# uv's form for interpreter paths too long for a kernel shebang.
+TRAMPOLINE = "#!/bin/sh\n'''exec' '/very/long/host/path/.venv/bin/python' \"$0\" \"$@\"\n' '''\n"
+
+
+@pytest.fixture
+def bin_dir(tmp_path):
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    (directory / "uvicorn").write_text("#!/root/.pyenv/versions/3.11.7/bin/python\n" + BODY)
+    (directory / "long").write_text(TRAMPOLINE + BODY)
+    (directory / "envpy").write_text("#!/usr/bin/env python3\n" + BODY)
+    (directory / "tool.sh").write_text("#!/bin/sh\necho hello\n")
+    (directory / "native").write_bytes(b"\x7fELF\x02\x01\x01" + bytes(64))
+    (directory / "link").symlink_to("uvicorn")
+    for path in directory.iterdir():
+        if not path.is_symlink():
+            path.chmod(0o755)
+    return directory
+
+
+def test_python_scripts_get_the_image_python(bin_dir):
+    changed = rewrite_shebangs(bin_dir, "/usr/bin/python3.13")
+    assert [path.name for path in changed] == ["envpy", "long", "uvicorn"]
+    for name in ("uvicorn", "long", "envpy"):
+        assert (bin_dir / name).read_text() == "#!/usr/bin/python3.13\n" + BODY
+        assert stat.S_IMODE((bin_dir / name).stat().st_mode) == 0o755
+
+
+def test_other_files_are_left_alone(bin_dir):
+    rewrite_shebangs(bin_dir, "/usr/bin/python3.13")
+    assert (bin_dir / "tool.sh").read_text() == "#!/bin/sh\necho hello\n"
+    assert (bin_dir / "native").read_bytes().startswith(b"\x7fELF")
+    assert (bin_dir / "link").is_symlink()
+
+
+def test_second_rewrite_changes_nothing(bin_dir):
+    rewrite_shebangs(bin_dir, "/usr/bin/python3.13")
+    assert rewrite_shebangs(bin_dir, "/usr/bin/python3.13") == ()
+
+
+def test_missing_bin_dir_is_nothing_to_do(tmp_path):
+    assert rewrite_shebangs(tmp_path / "bin", "/usr/bin/python3.13") == ()
+
+
+@pytest.mark.parametrize("python", ["python3", "/usr/bin/python 3"])
+def test_python_path_must_be_absolute_without_spaces(bin_dir, python):
+    with pytest.raises(ValueError, match="absolute path"):
+        rewrite_shebangs(bin_dir, python)
