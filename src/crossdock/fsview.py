@@ -1,0 +1,497 @@
+"""The filesystem an image's runtime sees, read straight from its layer tarballs.
+
+Layers are applied the way the OCI image spec (layer.md) says a runtime applies them: later layers
+win, ``.wh.NAME`` deletes NAME from lower layers, ``.wh..wh..opq`` hides every lower-layer child of
+its directory. Nothing is extracted to disk and no layer is held in memory:
+
+* building a ``LayerFS`` reads every layer's tar headers once (pass 1) into a tree of the winning
+  entries, each remembering its layer and its position in that layer's stream;
+* ``iter_files`` then streams only the layers that hold a wanted file and hands each file's bytes
+  to the caller as a lazily filled, bounded, seekable buffer (pass 2).
+
+Paths are normalised to absolute POSIX form (``/usr/lib/x.so``). Symlinks are resolved as inside a
+chroot: an absolute target starts again at the image root and ``..`` never climbs above it. A tar
+member whose own name climbs out of the root is not part of the view; it is recorded in
+``anomalies`` so a verifier can report it.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import tarfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import IO
+
+from crossdock.errors import UnsafeContentError
+from crossdock.image.digest import Digest
+
+__all__ = [
+    "Anomaly",
+    "EntryKind",
+    "FileContent",
+    "FsEntry",
+    "Layer",
+    "LayerFS",
+    "LazyBuffer",
+    "open_layer_stream",
+]
+
+# Bounds on outside data. A real image has well under a million paths; symlink chains longer
+# than Linux's own limit (40, ELOOP) are refused like the kernel refuses them.
+MAX_ENTRIES = 2_000_000
+MAX_SYMLINK_HOPS = 40
+MAX_PATH = 4096
+DEFAULT_READ_LIMIT = 256 * 1024 * 1024  # per file, for parsing: larger than any real .so's headers
+
+_WHITEOUT = ".wh."
+_OPAQUE = ".wh..wh..opq"
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@dataclass(frozen=True)
+class Layer:
+    index: int  # 0 = the bottom layer
+    path: Path
+    digest: Digest | None = None
+
+    def label(self) -> str:
+        return f"layer {self.index}" + (f" ({self.digest})" if self.digest else "")
+
+
+class EntryKind(StrEnum):
+    FILE = "file"
+    DIRECTORY = "directory"
+    SYMLINK = "symlink"
+    OTHER = "other"  # devices, fifos
+
+
+@dataclass(frozen=True)
+class FsEntry:
+    path: str
+    kind: EntryKind
+    layer: Layer
+    size: int = 0
+    mode: int = 0
+    link_target: str | None = None  # symlinks: the target as written in the tar
+    # Where the bytes are: (layer index, ordinal of the tar member in that layer). For a hardlink
+    # this is its target's member, possibly in a lower layer.
+    content: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    layer: Layer
+    member: str
+    reason: str
+
+
+@dataclass
+class _Node:
+    entry: FsEntry | None  # None for a directory implied by a child but not in any tar
+    children: dict[str, _Node] = field(default_factory=dict)
+
+    @property
+    def is_dir(self) -> bool:
+        return self.entry is None or self.entry.kind is EntryKind.DIRECTORY
+
+
+class LazyBuffer(io.RawIOBase):
+    """A seekable view of a forward-only stream of known size, filled only as far as it is read.
+
+    ELF parsers seek around; a tar member streamed from a gzip layer can only be read forward.
+    This keeps what has been read, reads on when a later position is asked for, and refuses to go
+    past ``limit`` bytes so one huge file cannot take the memory.
+    """
+
+    def __init__(self, source: IO[bytes], size: int, limit: int = DEFAULT_READ_LIMIT) -> None:
+        super().__init__()
+        self._source = source
+        self._size = size
+        self._limit = limit
+        self._buffer = bytearray()
+        self._pos = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def _fill(self, end: int) -> None:
+        end = min(end, self._size)
+        if end > self._limit:
+            raise UnsafeContentError(
+                f"reading {end} bytes of one file exceeds the parse limit of {self._limit} bytes",
+                hint="the file is skipped by checks that need its headers; raise the limit if real",
+            )
+        while len(self._buffer) < end:
+            chunk = self._source.read(max(end - len(self._buffer), 64 * 1024))
+            if not chunk:
+                break
+            self._buffer += chunk
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._size if size is None or size < 0 else self._pos + size
+        self._fill(end)
+        data = bytes(self._buffer[self._pos : end])
+        self._pos += len(data)
+        return data
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(target))
+        target[: len(data)] = data
+        return len(data)
+
+    def head(self, size: int) -> bytes:
+        """The first ``size`` bytes, without moving the position."""
+        self._fill(size)
+        return bytes(self._buffer[:size])
+
+
+@dataclass(frozen=True)
+class FileContent:
+    """A winning regular file and its bytes, valid until the iterator moves on."""
+
+    entry: FsEntry
+    also: tuple[FsEntry, ...]  # other winning paths with the same bytes (hardlinks)
+    data: LazyBuffer
+
+
+def normalize(name: str) -> str | None:
+    """``./usr//lib/../lib/x`` -> ``/usr/lib/x``; None when the name climbs above the root."""
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+@contextmanager
+def open_layer_stream(path: Path) -> Iterator[tarfile.TarFile]:
+    """Open a layer (tar, tar+gzip) for one forward pass, choosing the codec by magic bytes."""
+    raw = path.open("rb")
+    try:
+        magic = raw.read(4)
+        raw.seek(0)
+        stream: IO[bytes]
+        if magic.startswith(_GZIP_MAGIC):
+            from isal import igzip  # ~3x faster than zlib at inflating layers
+
+            stream = io.BufferedReader(igzip.open(raw, "rb"), 1 << 20)  # type: ignore[no-untyped-call]
+        elif magic == _ZSTD_MAGIC:
+            raise UnsafeContentError(
+                f"layer {path} is zstd-compressed, which crossdock cannot read yet",
+                hint="export the image with gzip layers (docker buildx: compression=gzip)",
+            )
+        else:
+            stream = raw
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            yield tar
+    except tarfile.TarError as err:
+        raise UnsafeContentError(f"layer {path} is not a readable tar archive: {err}") from err
+    finally:
+        raw.close()
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tuple[int, tarfile.TarInfo]]:
+    ordinal = 0
+    while (member := tar.next()) is not None:
+        # Stream mode keeps every TarInfo in tar.members; drop them to keep memory flat.
+        tar.members.clear()  # type: ignore[attr-defined]  # typeshed omits it
+        yield ordinal, member
+        ordinal += 1
+
+
+class LayerFS:
+    """The merged filesystem of a list of layers (bottom first)."""
+
+    def __init__(
+        self, layer_paths: Sequence[Path], digests: Sequence[Digest | None] | None = None
+    ) -> None:
+        if digests is not None and len(digests) != len(layer_paths):
+            raise ValueError("one digest (or None) per layer")
+        self.layers = tuple(
+            Layer(i, Path(p), digests[i] if digests else None) for i, p in enumerate(layer_paths)
+        )
+        self.anomalies: list[Anomaly] = []
+        self._root = _Node(None)
+        self._count = 0
+        for layer in self.layers:
+            self._apply(layer)
+
+    # ----- pass 1: the index -----
+
+    def _apply(self, layer: Layer) -> None:
+        own: dict[str, FsEntry] = {}
+        whiteouts: list[str] = []
+        opaque: list[str] = []
+        with open_layer_stream(layer.path) as tar:
+            for ordinal, member in _members(tar):
+                path = normalize(member.name)
+                if path is None or len(path) > MAX_PATH:
+                    self.anomalies.append(Anomaly(layer, member.name, "path escapes the root"))
+                    continue
+                parent, base = posixpath.split(path)
+                if base == _OPAQUE:
+                    opaque.append(parent)
+                    continue
+                if base.startswith(_WHITEOUT):
+                    if not base.startswith(_WHITEOUT + _WHITEOUT):  # other AUFS metadata: skip
+                        whiteouts.append(posixpath.join(parent, base[len(_WHITEOUT) :]))
+                    continue
+                entry = self._entry_for(layer, ordinal, member, path, own)
+                if entry is not None:
+                    own[path] = entry
+        # Whiteouts and opaque markers hide lower layers only (layer.md), so they are applied
+        # before this layer's own entries, whatever their order in the tar.
+        for path in whiteouts:
+            self._remove(path)
+        for path in opaque:
+            node = self._node(path)
+            if node is not None:
+                node.children.clear()
+        for path in sorted(own):  # parents before children
+            self._put(own[path])
+
+    def _entry_for(
+        self,
+        layer: Layer,
+        ordinal: int,
+        member: tarfile.TarInfo,
+        path: str,
+        own: dict[str, FsEntry],
+    ) -> FsEntry | None:
+        if member.isdir():
+            return FsEntry(path, EntryKind.DIRECTORY, layer, mode=member.mode)
+        if member.issym():
+            return FsEntry(
+                path, EntryKind.SYMLINK, layer, mode=member.mode, link_target=member.linkname
+            )
+        if member.islnk():
+            target_path = normalize(member.linkname)
+            target = None
+            if target_path is not None:
+                target = own.get(target_path)
+                if target is None:
+                    node = self._node(target_path)
+                    target = node.entry if node is not None else None
+            if target is None or target.kind is not EntryKind.FILE:
+                reason = f"hardlink to {member.linkname!r}, which is not a file in this image"
+                self.anomalies.append(Anomaly(layer, member.name, reason))
+                return None
+            return FsEntry(
+                path, EntryKind.FILE, layer, target.size, member.mode, content=target.content
+            )
+        if member.isreg():
+            return FsEntry(
+                path,
+                EntryKind.FILE,
+                layer,
+                member.size,
+                member.mode,
+                content=(layer.index, ordinal),
+            )
+        return FsEntry(path, EntryKind.OTHER, layer, mode=member.mode)
+
+    def _node(self, path: str) -> _Node | None:
+        node = self._root
+        for part in path.strip("/").split("/"):
+            if not part:
+                continue
+            child = node.children.get(part)
+            if child is None:
+                return None
+            node = child
+        return node
+
+    def _remove(self, path: str) -> None:
+        parent, base = posixpath.split(path)
+        node = self._node(parent)
+        if node is not None:
+            node.children.pop(base, None)
+
+    def _put(self, entry: FsEntry) -> None:
+        node = self._root
+        for part in entry.path.strip("/").split("/")[:-1]:
+            child = node.children.get(part)
+            if child is None or not child.is_dir:
+                # A file in a lower layer where this layer needs a directory is replaced by it.
+                child = _Node(None)
+                node.children[part] = child
+            node = child
+        base = posixpath.basename(entry.path)
+        existing = node.children.get(base)
+        if entry.kind is EntryKind.DIRECTORY and existing is not None and existing.is_dir:
+            existing.entry = entry  # directories merge: the upper one's metadata, all children
+            return
+        self._count += 1
+        if self._count > MAX_ENTRIES:
+            raise UnsafeContentError(f"the image has more than {MAX_ENTRIES} paths")
+        node.children[base] = _Node(entry)
+
+    # ----- lookups -----
+
+    def get(self, path: str, *, follow: bool = True) -> FsEntry | None:
+        """The entry at ``path`` (following symlinks unless ``follow`` is False)."""
+        resolved = self.resolve(path, follow_final=follow)
+        if resolved is None:
+            return None
+        node = self._node(resolved)
+        if node is None:
+            return None
+        if node.entry is None:
+            return FsEntry(resolved, EntryKind.DIRECTORY, self.layers[0])
+        return node.entry
+
+    def exists(self, path: str, *, follow: bool = True) -> bool:
+        return self.get(path, follow=follow) is not None
+
+    def is_file(self, path: str) -> bool:
+        entry = self.get(path)
+        return entry is not None and entry.kind is EntryKind.FILE
+
+    def listdir(self, path: str) -> list[str]:
+        """Names in a directory (following symlinks to it); empty when it does not exist."""
+        resolved = self.resolve(path)
+        node = self._node(resolved) if resolved is not None else None
+        if node is None or not node.is_dir:
+            return []
+        return sorted(node.children)
+
+    def resolve_symlink(self, path: str) -> str | None:
+        """Where a path leads inside the image root, or None when it leads nowhere."""
+        return self.resolve(path)
+
+    def resolve(self, path: str, *, follow_final: bool = True) -> str | None:
+        """Resolve every symlink along ``path`` as a chrooted process would."""
+        pending = [p for p in path.split("/") if p]
+        pending.reverse()
+        done: list[str] = []
+        hops = 0
+        while pending:
+            part = pending.pop()
+            if part == ".":
+                continue
+            if part == "..":
+                if done:  # ".." at the root stays at the root, as under chroot
+                    done.pop()
+                continue
+            candidate = "/" + "/".join([*done, part])
+            node = self._node(candidate)
+            if node is None:
+                return None
+            entry = node.entry
+            is_last = not pending
+            if (
+                entry is not None
+                and entry.kind is EntryKind.SYMLINK
+                and (follow_final or not is_last)
+            ):
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    return None
+                target = entry.link_target or ""
+                if target.startswith("/"):
+                    done = []
+                pending.extend(reversed([p for p in target.split("/") if p]))
+                continue
+            done.append(part)
+        return "/" + "/".join(done)
+
+    def walk(self) -> Iterator[FsEntry]:
+        """Every winning entry with a tar member of its own, parents before children."""
+        stack: list[_Node] = [self._root]
+        while stack:
+            node = stack.pop()
+            if node.entry is not None:
+                yield node.entry
+            stack.extend(node.children[name] for name in sorted(node.children, reverse=True))
+
+    # ----- pass 2: contents -----
+
+    def iter_files(
+        self,
+        predicate: Callable[[FsEntry], bool] | None = None,
+        *,
+        limit: int = DEFAULT_READ_LIMIT,
+    ) -> Iterator[FileContent]:
+        """Stream the bytes of every winning regular file that ``predicate`` accepts.
+
+        Only layers holding a wanted file are read. Each ``FileContent`` is valid until the
+        iterator advances (its bytes come from the open layer stream).
+        """
+        wanted: dict[int, dict[int, list[FsEntry]]] = {}
+        for entry in self.walk():
+            if (
+                entry.kind is EntryKind.FILE
+                and entry.content is not None
+                and (predicate is None or predicate(entry))
+            ):
+                layer_index, ordinal = entry.content
+                wanted.setdefault(layer_index, {}).setdefault(ordinal, []).append(entry)
+        for layer_index in sorted(wanted):
+            ordinals = wanted[layer_index]
+            remaining = len(ordinals)
+            with open_layer_stream(self.layers[layer_index].path) as tar:
+                for ordinal, member in _members(tar):
+                    entries = ordinals.get(ordinal)
+                    if entries is None:
+                        continue
+                    source = tar.extractfile(member)
+                    if source is None:  # pragma: no cover - isreg() members always have data
+                        continue
+                    yield FileContent(
+                        entries[0], tuple(entries[1:]), LazyBuffer(source, member.size, limit)
+                    )
+                    remaining -= 1
+                    if remaining == 0:
+                        break  # the rest of this layer holds nothing wanted
+
+    def read_files(
+        self, paths: Sequence[str], *, limit: int = DEFAULT_READ_LIMIT
+    ) -> dict[str, bytes]:
+        """The bytes of several files (symlinks followed), in one pass per layer involved.
+
+        Keys are the paths as asked; paths that are not regular files are missing from the result.
+        """
+        by_resolved: dict[str, list[str]] = {}
+        for path in paths:
+            entry = self.get(path)
+            if entry is not None and entry.kind is EntryKind.FILE:
+                by_resolved.setdefault(entry.path, []).append(path)
+        out: dict[str, bytes] = {}
+        targets = set(by_resolved)
+        for content in self.iter_files(lambda e: e.path in targets, limit=limit):
+            data = content.data.read(limit)
+            for entry in (content.entry, *content.also):
+                for asked in by_resolved.get(entry.path, []):
+                    out[asked] = data
+        return out
+
+    def read_file(self, path: str, *, limit: int = DEFAULT_READ_LIMIT) -> bytes | None:
+        """The bytes of one small file (e.g. libc.so.6), or None when it is not a file."""
+        return self.read_files([path], limit=limit).get(path)

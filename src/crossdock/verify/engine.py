@@ -1,0 +1,422 @@
+"""Verify an image: one streaming pass over the files that can matter, then the pure checks.
+
+Only files whose first bytes are ELF, Mach-O or PE magic, or whose names are ``*.pyc`` or
+``*.dist-info/WHEEL``, are parsed; everything else costs a 64-byte peek. Layers below
+``first_layer`` (a base image already trusted) are not read at all, except for the few files the
+checks need from them (libc, libstdc++, the entrypoint).
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crossdock.baseprofile import (
+    DEFAULT_PATH,
+    BaseProfile,
+    find_python,
+    libc_path_in,
+    libstdcxx_path_in,
+)
+from crossdock.elf import ElfFacts, ElfIdentity, ElfParseError, elf_identity_for, parse_elf
+from crossdock.errors import UnsafeContentError
+from crossdock.fsview import EntryKind, FileContent, LayerFS
+from crossdock.image.artifact import ImageSet
+from crossdock.image.config import ImageConfig
+from crossdock.image.digest import Digest
+from crossdock.platform import Platform
+from crossdock.verify import checks
+from crossdock.verify.magic import HEAD_SIZE, BinaryKind, classify, describe_macho
+from crossdock.verify.pyabi import PythonTarget, parse_extension_suffix, parse_wheel_tags
+from crossdock.verify.report import (
+    AllowRule,
+    Check,
+    FileRef,
+    Finding,
+    PlatformReport,
+    Requirement,
+    apply_allow,
+)
+
+__all__ = ["verify_fs", "verify_image", "verify_image_set"]
+
+_PE_HEAD = 4096  # a DOS stub's e_lfanew points within the first few hundred bytes
+_WHEEL_LIMIT = 64 * 1024  # WHEEL metadata is a few lines
+_SHEBANG_LIMIT = 512
+
+
+def verify_image(
+    config: ImageConfig,
+    layer_paths: Sequence[Path],
+    *,
+    profile: BaseProfile | None = None,
+    allow: Iterable[str | AllowRule] = (),
+    layer_digests: Sequence[Digest | None] | None = None,
+    first_layer: int = 0,
+    declared_platform: Platform | None = None,
+    image_name: str | None = None,
+) -> PlatformReport:
+    """Verify one single-platform image given its config and layer files (bottom first).
+
+    Without ``profile``, the Python and glibc are read from the image itself.
+    ``declared_platform`` is what an index says the manifest is for, checked against the config.
+    """
+    fs = LayerFS(layer_paths, layer_digests)
+    return verify_fs(
+        config,
+        fs,
+        profile=profile,
+        allow=allow,
+        first_layer=first_layer,
+        declared_platform=declared_platform,
+        image_name=image_name,
+    )
+
+
+def verify_image_set(
+    image_set: ImageSet,
+    *,
+    profiles: Mapping[Platform, BaseProfile] | None = None,
+    allow: Iterable[str | AllowRule] = (),
+    first_layer: int = 0,
+) -> tuple[PlatformReport, ...]:
+    """Verify every platform image of a build (what ``crossdock build`` does before pushing)."""
+    rules = [_rule(a) for a in allow]
+    return tuple(
+        verify_image(
+            image.config,
+            [blob.path for blob in image.layers],
+            layer_digests=[blob.descriptor.digest for blob in image.layers],
+            profile=(profiles or {}).get(image.platform),
+            allow=rules,
+            first_layer=first_layer,
+            declared_platform=image.platform,
+            image_name=str(image.digest),
+        )
+        for image in image_set.images
+    )
+
+
+def _rule(item: str | AllowRule) -> AllowRule:
+    return item if isinstance(item, AllowRule) else AllowRule.parse(item)
+
+
+@dataclass
+class _Scan:
+    """The context of one verification and what the streaming pass collected."""
+
+    platform: Platform
+    identity: ElfIdentity | None
+    python: tuple[int, int] | None
+    first_layer: int
+    counts: dict[str, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    ran: list[Check] = field(default_factory=lambda: [Check.UNSAFE_PATH])
+    elves: list[tuple[FileRef, ElfFacts]] = field(default_factory=list)
+    facts_by_path: dict[str, ElfFacts] = field(default_factory=dict)
+    heads_by_path: dict[str, bytes] = field(default_factory=dict)
+    wheels: list[tuple[FileRef, str]] = field(default_factory=list)
+
+    def count(self, kind: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+
+def verify_fs(
+    config: ImageConfig,
+    fs: LayerFS,
+    *,
+    profile: BaseProfile | None = None,
+    allow: Iterable[str | AllowRule] = (),
+    first_layer: int = 0,
+    declared_platform: Platform | None = None,
+    image_name: str | None = None,
+) -> PlatformReport:
+    """Verify an image whose filesystem view is already built (see ``verify_image``)."""
+    started = time.perf_counter()
+    platform = config.platform
+    path_env = config.env.get("PATH") or DEFAULT_PATH
+    if profile is not None and profile.platform.architecture != platform.architecture:
+        raise ValueError(f"profile is for {profile.platform}, image config says {platform}")
+    scan = _Scan(
+        platform, elf_identity_for(platform), _image_python(fs, profile, path_env), first_layer
+    )
+
+    # libc and libstdc++ are read in the same pass (from base layers too) when no profile says
+    # what they offer; the entrypoint is read wherever it is.
+    libc_path = libc_path_in(fs, platform) if profile is None else None
+    cxx_path = libstdcxx_path_in(fs, libc_path, platform) if libc_path else None
+    command, entrypoint_path = _entrypoint(config, fs, path_env)
+    always = {fs.resolve(p) or p for p in (libc_path, cxx_path, entrypoint_path) if p}
+    for content in fs.iter_files(
+        lambda e: e.size >= 4 and (e.layer.index >= first_layer or e.path in always)
+    ):
+        _scan_file(content, scan)
+
+    glibc_available = profile.glibc if profile else None
+    glibcxx_available = profile.glibcxx if profile else None
+    if profile is None and libc_path:
+        libc_facts = scan.facts_by_path.get(fs.resolve(libc_path) or libc_path)
+        glibc_available = libc_facts.defined("GLIBC") if libc_facts else None
+        cxx_facts = scan.facts_by_path.get(fs.resolve(cxx_path) or cxx_path) if cxx_path else None
+        glibcxx_available = cxx_facts.defined("GLIBCXX") if cxx_facts else None
+
+    if scan.identity is None:
+        scan.notes.append(f"no ELF table entry for {platform}: architecture checks skipped")
+    else:
+        scan.ran += [Check.ELF_PLATFORM, Check.ELF_READABLE, Check.FOREIGN_BINARY]
+        scan.ran += [Check.ENTRYPOINT, Check.EXTENSION_SUFFIX]
+    _check_label(scan, declared_platform)
+    glibc_req, glibcxx_req = _glibc_checks(scan, glibc_available, glibcxx_available)
+    _check_wheels(scan, glibc_available)
+    if scan.identity is not None and entrypoint_path is not None:
+        _check_entrypoint(fs, scan, command, entrypoint_path, scan.identity)
+    elif command:
+        scan.notes.append(f"entrypoint {command!r} was not found in the image")
+    _check_anomalies(fs, scan)
+
+    failures, allowed = apply_allow(scan.findings, [_rule(a) for a in allow])
+    if allowed:
+        scan.notes.append(f"{len(allowed)} finding(s) allowed by --allow rules (listed below)")
+    return PlatformReport(
+        platform=str(platform),
+        image=image_name or (str(config.digest) if config.raw else None),
+        python_version=checks.dotted(scan.python) if scan.python else None,
+        glibc=glibc_req,
+        glibcxx=glibcxx_req,
+        checks=tuple(dict.fromkeys(str(c) for c in scan.ran)),
+        notes=tuple(scan.notes),
+        counts=scan.counts,
+        failures=tuple(failures),
+        allowed=tuple(allowed),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _image_python(
+    fs: LayerFS, profile: BaseProfile | None, path_env: str
+) -> tuple[int, int] | None:
+    if profile is not None:
+        return profile.python
+    found = find_python(fs, path_env)
+    if found is None:
+        return None
+    major, minor = found.version.split(".")
+    return int(major), int(minor)
+
+
+def _check_label(scan: _Scan, declared: Platform | None) -> None:
+    if declared is None:
+        return
+    scan.ran.append(Check.PLATFORM_LABEL)
+    platform = scan.platform
+    if not declared.matches(platform.os, platform.architecture, platform.variant):
+        scan.findings.append(
+            Finding(
+                Check.PLATFORM_LABEL,
+                FileRef("(image config)"),
+                expected=str(declared),
+                found=str(platform),
+                fix="the index and the image config disagree: rebuild or re-label the image",
+            )
+        )
+
+
+def _check_wheels(scan: _Scan, glibc: tuple[int, ...] | None) -> None:
+    if scan.python is None:
+        scan.notes.append(
+            "no python3.N found in the image: wheel, extension and .pyc checks skipped"
+        )
+        return
+    scan.ran += [Check.WHEEL_PYTHON, Check.WHEEL_PLATFORM, Check.WHEEL_GLIBC, Check.PYC_MAGIC]
+    if scan.identity is None:
+        return
+    target = PythonTarget(scan.python, scan.identity.wheel_arch, glibc)
+    for ref, text in scan.wheels:
+        tags = parse_wheel_tags(text)
+        tags_text = ", ".join(sorted({str(t) for t in tags}))
+        scan.findings.extend(checks.check_wheel(ref, tags_text, tags, target))
+
+
+def _check_anomalies(fs: LayerFS, scan: _Scan) -> None:
+    for anomaly in fs.anomalies:
+        if anomaly.layer.index >= scan.first_layer:
+            digest = str(anomaly.layer.digest) if anomaly.layer.digest else None
+            scan.findings.append(
+                Finding(
+                    Check.UNSAFE_PATH,
+                    FileRef(anomaly.member, anomaly.layer.index, digest),
+                    expected="a path inside the image root",
+                    found=anomaly.reason,
+                    fix="rebuild the layer; a runtime refuses or ignores such entries",
+                )
+            )
+
+
+def _scan_file(content: FileContent, scan: _Scan) -> None:
+    entry = content.entry
+    layer = entry.layer
+    ref = FileRef(entry.path, layer.index, str(layer.digest) if layer.digest else None)
+    in_scope = layer.index >= scan.first_layer
+    head = content.data.head(HEAD_SIZE)
+    if head.startswith(b"MZ"):
+        head = content.data.head(_PE_HEAD)
+    kind = classify(head)
+    if in_scope:
+        scan.count("files")
+    if kind is BinaryKind.ELF:
+        if not _scan_elf(content, scan, ref, in_scope=in_scope):
+            return
+    elif kind in (BinaryKind.MACHO, BinaryKind.PE) and in_scope:
+        scan.count(str(kind))
+        description = describe_macho(head) if kind is BinaryKind.MACHO else "PE (Windows)"
+        scan.findings.append(checks.check_foreign_binary(ref, description, scan.platform))
+    elif head.startswith(b"#!"):
+        scan.heads_by_path[entry.path] = content.data.head(_SHEBANG_LIMIT)
+    if in_scope:
+        _scan_python_file(content, scan, ref, head, kind)
+
+
+def _scan_elf(content: FileContent, scan: _Scan, ref: FileRef, *, in_scope: bool) -> bool:
+    try:
+        facts = parse_elf(content.data)
+    except (ElfParseError, UnsafeContentError) as err:
+        if in_scope:
+            scan.findings.append(
+                Finding(
+                    Check.ELF_READABLE,
+                    ref,
+                    expected="readable ELF headers",
+                    found=str(err).splitlines()[0],
+                    fix="the file is truncated or damaged; reinstall its package",
+                )
+            )
+        return False
+    for alias in (content.entry, *content.also):
+        scan.facts_by_path[alias.path] = facts
+    if in_scope:
+        scan.count("elf")
+        scan.elves.append((ref, facts))
+        if scan.identity is not None:
+            finding = checks.check_elf_platform(ref, facts, scan.identity, scan.platform)
+            if finding:
+                scan.findings.append(finding)
+    return True
+
+
+def _scan_python_file(
+    content: FileContent, scan: _Scan, ref: FileRef, head: bytes, kind: BinaryKind
+) -> None:
+    name = posixpath.basename(ref.path)
+    if kind is not BinaryKind.OTHER and (suffix := parse_extension_suffix(name)) is not None:
+        scan.count("extension")
+        scan.findings.extend(checks.check_extension_suffix(ref, suffix, scan.python, scan.identity))
+    if scan.python is not None and name.endswith(".pyc"):
+        scan.count("pyc")
+        finding = checks.check_pyc(ref, head, scan.python)
+        if finding:
+            scan.findings.append(finding)
+    if scan.python is not None and ref.path.endswith(".dist-info/WHEEL"):
+        scan.count("wheel")
+        # Judged after the scan: libc's version may only be known once its layer was read.
+        scan.wheels.append((ref, content.data.read(_WHEEL_LIMIT).decode("utf-8", "replace")))
+
+
+def _glibc_checks(
+    scan: _Scan, glibc: tuple[int, ...] | None, glibcxx: tuple[int, ...] | None
+) -> tuple[Requirement, Requirement]:
+    highest: tuple[tuple[int, ...], str] | None = None
+    highest_cxx: tuple[tuple[int, ...], str] | None = None
+    for ref, facts in scan.elves:
+        needed = facts.required("GLIBC")
+        if needed is not None and (highest is None or needed > highest[0]):
+            highest = (needed, ref.path)
+        needed_cxx = facts.required("GLIBCXX", library_prefix="libstdc++.so")
+        if needed_cxx is not None and (highest_cxx is None or needed_cxx > highest_cxx[0]):
+            highest_cxx = (needed_cxx, ref.path)
+        if glibc is not None:
+            finding = checks.check_glibc(ref, facts, glibc)
+            if finding:
+                scan.findings.append(finding)
+            cxx_finding = checks.check_glibcxx(ref, facts, glibcxx)
+            if cxx_finding:
+                scan.findings.append(cxx_finding)
+    if glibc is None:
+        scan.notes.append("no glibc (libc.so.6) found in the image: glibc checks skipped")
+    else:
+        scan.ran += [Check.GLIBC, Check.GLIBCXX]
+    return (
+        Requirement(
+            checks.dotted(glibc) if glibc else None,
+            checks.dotted(highest[0]) if highest else None,
+            highest[1] if highest else None,
+        ),
+        Requirement(
+            checks.dotted(glibcxx) if glibcxx else None,
+            checks.dotted(highest_cxx[0]) if highest_cxx else None,
+            highest_cxx[1] if highest_cxx else None,
+        ),
+    )
+
+
+def _entrypoint(config: ImageConfig, fs: LayerFS, path_env: str) -> tuple[str, str | None]:
+    """The program the container starts, and where it is in the image (symlinks resolved)."""
+    runtime = config.runtime
+    argv = list(runtime.get("Entrypoint") or []) + list(runtime.get("Cmd") or [])
+    if not argv:
+        return "", None
+    program = str(argv[0])
+    if "/" in program:
+        base = str(runtime.get("WorkingDir") or "/")
+        candidates = [posixpath.join(base, program)]
+    else:
+        candidates = [posixpath.join(d, program) for d in path_env.split(":") if d]
+    for candidate in candidates:
+        entry = fs.get(candidate)
+        if entry is not None and entry.kind is EntryKind.FILE:
+            return " ".join(str(a) for a in argv), entry.path
+    return " ".join(str(a) for a in argv), None
+
+
+def _check_entrypoint(
+    fs: LayerFS,
+    scan: _Scan,
+    command: str,
+    path: str,
+    identity: ElfIdentity,
+) -> None:
+    target = path
+    facts = scan.facts_by_path.get(path)
+    head = scan.heads_by_path.get(path)
+    if facts is None and head is not None:
+        # A script: what executes is its interpreter (``#!/usr/bin/python3.13``).
+        interpreter = head[2:].split(b"\n", 1)[0].strip().split(b" ")[0].decode("utf-8", "replace")
+        entry = fs.get(interpreter)
+        if entry is None:
+            return
+        target = entry.path
+        facts = scan.facts_by_path.get(target)
+        if facts is None:
+            data = fs.read_file(target)
+            if data is None or classify(data[:HEAD_SIZE]) is not BinaryKind.ELF:
+                return
+            try:
+                facts = parse_elf(io.BytesIO(data))
+            except ElfParseError:
+                return
+    if facts is None:
+        return
+    node = fs.get(target)
+    layer = node.layer if node else None
+    ref = FileRef(
+        target,
+        layer.index if layer else None,
+        str(layer.digest) if layer and layer.digest else None,
+    )
+    finding = checks.check_entrypoint(command, ref, facts, identity, scan.platform)
+    if finding:
+        scan.findings.append(finding)

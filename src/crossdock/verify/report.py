@@ -1,0 +1,228 @@
+"""Verification results: findings, allow rules, a report per platform, and its two renderings
+(a rich table for people, JSON for CI)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = [
+    "AllowRule",
+    "Check",
+    "FileRef",
+    "Finding",
+    "PlatformReport",
+    "apply_allow",
+    "render_reports",
+    "reports_to_json",
+]
+
+
+class Check(StrEnum):
+    """Every check crossdock runs; the value is the name ``--allow CHECK:GLOB`` uses."""
+
+    ELF_PLATFORM = "elf-platform"
+    ELF_READABLE = "elf-readable"
+    FOREIGN_BINARY = "foreign-binary"
+    GLIBC = "glibc"
+    GLIBCXX = "glibcxx"
+    WHEEL_PYTHON = "wheel-python"
+    WHEEL_PLATFORM = "wheel-platform"
+    WHEEL_GLIBC = "wheel-glibc"
+    WHEEL_TAG = "wheel-tag"
+    EXTENSION_SUFFIX = "extension-suffix"
+    PYC_MAGIC = "pyc-magic"
+    ENTRYPOINT = "entrypoint"
+    PLATFORM_LABEL = "platform-label"
+    UNSAFE_PATH = "unsafe-path"
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file and the layer it came from."""
+
+    path: str
+    layer_index: int | None = None
+    layer_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: Check
+    file: FileRef
+    expected: str
+    found: str
+    fix: str
+    allowed_by: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "check": str(self.check),
+            "path": self.file.path,
+            "layer_index": self.file.layer_index,
+            "layer_digest": self.file.layer_digest,
+            "expected": self.expected,
+            "found": self.found,
+            "fix": self.fix,
+        }
+        if self.allowed_by is not None:
+            out["allowed_by"] = self.allowed_by
+        return out
+
+
+@dataclass(frozen=True)
+class AllowRule:
+    """``GLOB`` (any check) or ``CHECK:GLOB``; the glob matches the absolute path in the image."""
+
+    text: str
+    check: Check | None
+    pattern: str
+
+    @classmethod
+    def parse(cls, text: str) -> AllowRule:
+        head, sep, tail = text.partition(":")
+        if sep and head in {c.value for c in Check}:
+            return cls(text, Check(head), _absolute(tail))
+        return cls(text, None, _absolute(text))
+
+    def matches(self, finding: Finding) -> bool:
+        if self.check is not None and self.check != finding.check:
+            return False
+        return fnmatch.fnmatchcase(finding.file.path, self.pattern)
+
+
+def _absolute(pattern: str) -> str:
+    return pattern if pattern.startswith(("/", "*")) else "/" + pattern
+
+
+def apply_allow(
+    findings: Iterable[Finding], rules: Sequence[AllowRule]
+) -> tuple[list[Finding], list[Finding]]:
+    """Split findings into (failures, allowed), marking each allowed one with its rule."""
+    failures: list[Finding] = []
+    allowed: list[Finding] = []
+    for finding in findings:
+        rule = next((r for r in rules if r.matches(finding)), None)
+        if rule is None:
+            failures.append(finding)
+        else:
+            allowed.append(replace(finding, allowed_by=rule.text))
+    return failures, allowed
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """The highest version any file needs, who needs it, and what the image has."""
+
+    available: str | None
+    required: str | None = None
+    required_by: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "available": self.available,
+            "required": self.required,
+            "required_by": self.required_by,
+        }
+
+
+@dataclass(frozen=True)
+class PlatformReport:
+    platform: str
+    image: str | None  # config digest or reference, for the reader
+    python_version: str | None
+    glibc: Requirement
+    glibcxx: Requirement
+    checks: tuple[str, ...]  # checks that ran
+    notes: tuple[str, ...]  # checks that did not run, and why
+    counts: dict[str, int] = field(default_factory=dict)
+    failures: tuple[Finding, ...] = ()
+    allowed: tuple[Finding, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def render(self, console: Console) -> None:
+        render_reports([self], console)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform,
+            "image": self.image,
+            "passed": self.passed,
+            "python_version": self.python_version,
+            "glibc": self.glibc.to_json(),
+            "glibcxx": self.glibcxx.to_json(),
+            "checks": list(self.checks),
+            "notes": list(self.notes),
+            "counts": dict(sorted(self.counts.items())),
+            "failures": [f.to_json() for f in self.failures],
+            "allowed": [f.to_json() for f in self.allowed],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def reports_to_json(reports: Sequence[PlatformReport]) -> dict[str, Any]:
+    return {
+        "passed": all(r.passed for r in reports),
+        "platforms": [r.to_json() for r in reports],
+    }
+
+
+# A terminal table of thousands of rows helps nobody; JSON always has every finding.
+_MAX_ROWS_PER_CHECK = 15
+
+
+def render_reports(reports: Sequence[PlatformReport], console: Console) -> None:
+    for report in reports:
+        status = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
+        console.print(
+            f"{status} {report.platform}"
+            + (f"  {report.image}" if report.image else "")
+            + f"  ({report.seconds:.2f}s)"
+        )
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts.items()))
+        console.print(f"  checked: {counts or 'nothing'}")
+        console.print(f"  checks: {', '.join(report.checks)}")
+        console.print(
+            f"  python {report.python_version or '?'}; glibc {report.glibc.available or '?'}"
+            + (
+                f" (highest needed {report.glibc.required} by {report.glibc.required_by})"
+                if report.glibc.required
+                else ""
+            )
+        )
+        for note in report.notes:
+            console.print(f"  [yellow]note:[/yellow] {note}")
+        for title, findings in (("failures", report.failures), ("allowed", report.allowed)):
+            if findings:
+                console.print(_table(title, findings))
+
+
+def _table(title: str, findings: Sequence[Finding]) -> Table:
+    table = Table(title=f"{title} ({len(findings)})", show_lines=False, expand=False)
+    for column in ("check", "file", "layer", "expected", "found", "what to do"):
+        table.add_column(column, overflow="fold")
+    shown: dict[Check, int] = {}
+    hidden: dict[Check, int] = {}
+    for finding in findings:
+        shown[finding.check] = shown.get(finding.check, 0) + 1
+        if shown[finding.check] > _MAX_ROWS_PER_CHECK:
+            hidden[finding.check] = hidden.get(finding.check, 0) + 1
+            continue
+        layer = "" if finding.file.layer_index is None else str(finding.file.layer_index)
+        fix = finding.fix + (f" (allowed by {finding.allowed_by})" if finding.allowed_by else "")
+        table.add_row(
+            str(finding.check), finding.file.path, layer, finding.expected, finding.found, fix
+        )
+    for check, count in hidden.items():
+        table.add_row(str(check), f"... and {count} more (see --json)", "", "", "", "")
+    return table
