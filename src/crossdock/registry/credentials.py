@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ def find_credentials(host: str, environ: Mapping[str, str] | None = None) -> Cre
     return (
         _from_host_env(host, env)
         or _from_global_env(host, env)
-        or _from_docker_config(host, docker_config_path(env))
+        or _from_docker_config(host, docker_config_path(env), env)
     )
 
 
@@ -113,7 +114,7 @@ def docker_config_path(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("HOME") or Path.home()) / ".docker" / "config.json"
 
 
-def _from_docker_config(host: str, path: Path) -> Credentials | None:
+def _from_docker_config(host: str, path: Path, env: Mapping[str, str]) -> Credentials | None:
     if not path.is_file():
         return None
     try:
@@ -127,12 +128,12 @@ def _from_docker_config(host: str, path: Path) -> Credentials | None:
     helpers = config.get("credHelpers") or {}
     for key in keys:
         if key in helpers:
-            return run_credential_helper(str(helpers[key]), key)
+            return run_credential_helper(str(helpers[key]), key, env)
     auths: dict[str, Any] = {_strip_scheme(k): v for k, v in (config.get("auths") or {}).items()}
     store = config.get("credsStore")
     if store:
         for key in keys:
-            found = run_credential_helper(str(store), key)
+            found = run_credential_helper(str(store), key, env)
             if found is not None:
                 return found
     for key in keys:
@@ -172,23 +173,28 @@ def _decode_auth(value: str, path: Path, host: str) -> Credentials:
     return Credentials(username, password, source=f"docker config {path}")
 
 
-def run_credential_helper(name: str, host: str) -> Credentials | None:
-    """Ask ``docker-credential-<name>`` for ``host``'s credentials (None if it has none)."""
+def run_credential_helper(
+    name: str, host: str, environ: Mapping[str, str] | None = None
+) -> Credentials | None:
+    """Ask ``docker-credential-<name>`` (found on ``environ``'s PATH) for ``host``'s
+    credentials; None if it has none."""
     program = f"docker-credential-{name}"
+    env = os.environ if environ is None else environ
+    executable = shutil.which(program, path=env.get("PATH", os.defpath))
+    if executable is None:
+        raise AuthError(
+            f"docker config names credential helper {name!r} for {host}, "
+            f"but {program} is not on PATH",
+            hint=f"install {program}, or remove it from your docker config.json",
+        )
     try:
         result = subprocess.run(
-            [program, "get"],
+            [executable, "get"],
             input=host.encode(),
             capture_output=True,
             timeout=_HELPER_TIMEOUT_SECONDS,
             check=False,
         )
-    except FileNotFoundError as err:
-        raise AuthError(
-            f"docker config names credential helper {name!r} for {host}, "
-            f"but {program} is not on PATH",
-            hint=f"install {program}, or remove it from your docker config.json",
-        ) from err
     except subprocess.TimeoutExpired as err:
         raise AuthError(
             f"credential helper {program} did not answer for {host} "
