@@ -15,7 +15,7 @@ from uv import find_uv_bin
 
 from crossdock.errors import LockError, ResolveError
 from crossdock.platform import AMD64, ARM64
-from crossdock.resolve import export_locked, resolve, wheel_target
+from crossdock.resolve import export_locked, install_dependencies, resolve, wheel_target
 
 pytestmark = pytest.mark.integration
 
@@ -225,3 +225,34 @@ def test_stale_lock_is_refused(tmp_path, host_python):
     assert "run `uv lock`" in caught.value.hint
     assert (project / "uv.lock").read_bytes() == lock_before  # never updated behind the user's back
     assert not (tmp_path / "deps").exists()
+
+
+def test_install_dependencies_reuses_a_tree_with_the_same_inputs(example_project, tmp_path):
+    cache_dir = tmp_path / "cache"
+    arguments = {
+        "project_dir": example_project,
+        "platform": ARM64,
+        "python_version": PYTHON,
+        "glibc_version": GLIBC,
+        "python_path": "/var/lang/bin/python3.13",
+        "cache_dir": cache_dir,
+    }
+    first = install_dependencies(**arguments)
+    assert first.target_dir.parent == cache_dir
+    assert first.python_platform == "aarch64-manylinux_2_40"
+    assert (
+        (first.target_dir / "bin" / "uvicorn")
+        .read_text()
+        .startswith("#!/var/lang/bin/python3.13\n")
+    )
+    marker = first.target_dir / "numpy" / "__init__.py"
+    mtime = marker.stat().st_mtime_ns
+
+    again = install_dependencies(**arguments)
+    assert again.target_dir == first.target_dir
+    assert again.distributions == first.distributions
+    assert marker.stat().st_mtime_ns == mtime  # reused, not reinstalled
+    assert [p.name for p in cache_dir.iterdir()] == [first.target_dir.name]  # no leftovers
+
+    other = install_dependencies(**{**arguments, "python_path": "/usr/bin/python3.13"})
+    assert other.target_dir != first.target_dir  # shebangs differ, so trees differ

@@ -1,11 +1,14 @@
 """Dependency resolution for a target platform: a uv project's lock, installed binary-only.
 
-``resolve()`` is the one call a builder needs; ``export_locked()`` + ``install()`` split it so a
-cache can be consulted between the two (``LockedExport.cache_key``).
+``install_dependencies()`` is the one call a builder needs: it checks the lock and returns an
+installed tree from a content-addressed cache. ``resolve()`` installs into a given folder;
+``export_locked()`` + ``install()`` split that so a cache can be consulted between the two
+(``LockedExport.cache_key``).
 """
 
 from __future__ import annotations
 
+from crossdock.resolve.cache import install_dependencies
 from crossdock.resolve.resolution import InstalledDistribution, Resolution
 from crossdock.resolve.shebangs import rewrite_shebangs
 from crossdock.resolve.uv import LockedExport, Uv, export_locked, install, resolve
@@ -25,6 +28,7 @@ __all__ = [
     "WheelTarget",
     "export_locked",
     "install",
+    "install_dependencies",
     "manylinux_platform_tags",
     "resolve",
     "rewrite_shebangs",

@@ -40,6 +40,11 @@ class Resolution:
     uv_version: str
     requirements: str  # the export that was installed (with hashes), for the build report
 
+    @property
+    def python_platform(self) -> str:
+        """uv's ``--python-platform`` of the tree, e.g. ``aarch64-manylinux_2_40``."""
+        return self.target.uv_python_platform
+
 
 def _headers(path: Path) -> dict[str, list[str]]:
     message = HeaderParser().parsestr(path.read_text(encoding="utf-8", errors="replace"))

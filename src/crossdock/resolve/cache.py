@@ -1,0 +1,73 @@
+"""Installed dependency trees, cached by content: same lock, platform and Python, same tree.
+
+Layout: ``CACHE/<key>/`` is an installed tree (what ``uv pip install --target`` wrote, shebangs
+rewritten), nothing else, so it can be packed into a layer as it is. A tree is installed into a
+temporary sibling folder and renamed into place when complete, so a reader never sees half a tree
+and two builds installing the same key at once are safe: the first rename wins, the other build
+drops its copy and uses the winner's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+from crossdock.platform import Platform
+from crossdock.resolve.resolution import Resolution, read_installed
+from crossdock.resolve.uv import LockedExport, Uv, export_locked, install
+from crossdock.resolve.wheeltags import wheel_target
+
+__all__ = ["install_dependencies"]
+
+
+def _tree_key(locked: LockedExport, python_path: str) -> str:
+    # The shebangs written into bin/ depend on the image's interpreter path.
+    return hashlib.sha256(f"{locked.cache_key}\0{python_path}".encode()).hexdigest()
+
+
+def _cached(locked: LockedExport, tree: Path, key: str) -> Resolution:
+    built = frozenset(package.name for package in locked.sdist_packages)
+    return Resolution(
+        target=locked.target,
+        target_dir=tree,
+        distributions=read_installed(tree, built),
+        cache_key=key,
+        uv_version=locked.uv_version,
+        requirements=locked.requirements_text,
+    )
+
+
+def install_dependencies(
+    *,
+    project_dir: Path,
+    platform: Platform,
+    python_version: str,
+    glibc_version: str,
+    python_path: str,
+    cache_dir: Path,
+    host_python: str | None = None,
+    uv: Uv | None = None,
+) -> Resolution:
+    """Check the lock and return the tree of its dependencies for ``platform``, from the cache
+    when an identical tree exists. The lock is always checked, even on a cache hit."""
+    uv = uv or Uv()
+    target = wheel_target(platform, glibc_version, python_version)
+    locked = export_locked(project_dir, target, uv=uv, host_python=host_python)
+    key = _tree_key(locked, python_path)
+    tree = cache_dir / key
+    if tree.is_dir():
+        return _cached(locked, tree, key)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=cache_dir))
+    try:
+        install(locked, scratch / "tree", image_python=python_path, host_python=host_python, uv=uv)
+        try:
+            (scratch / "tree").rename(tree)
+        except OSError:
+            if not tree.is_dir():  # not a lost race: a real failure
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return _cached(locked, tree, key)
