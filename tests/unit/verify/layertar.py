@@ -45,7 +45,7 @@ def write_layer(path: Path, entries: Iterable[Entry], *, gzipped: bool = True) -
                 raise ValueError(kind)
             tar.addfile(info)
     raw = buffer.getvalue()
-    path.write_bytes(gzip.compress(raw, mtime=0) if gzipped else raw)
+    path.write_bytes(gzip.compress(raw, compresslevel=1, mtime=0) if gzipped else raw)
     return path
 
 

@@ -36,8 +36,8 @@ def test_later_layers_win_and_whiteouts_delete(tmp_path):
     )
     assert fs.listdir("/usr") == ["a.txt", "keep.txt"]
     assert fs.read_file("/usr/a.txt") == b"upper a"
-    assert fs.get("/usr/a.txt").layer.index == 1  # type: ignore[union-attr]
-    assert fs.get("/usr/keep.txt").layer.index == 0  # type: ignore[union-attr]
+    assert fs.get("/usr/a.txt").layer.index == 1
+    assert fs.get("/usr/keep.txt").layer.index == 0
     assert not fs.exists("/usr/b.txt")
 
 
@@ -58,7 +58,7 @@ def test_opaque_directory_hides_lower_children_only(tmp_path):
         [("app", "opaque", None), ("app/new.py", "file", b"new")],
     )
     assert fs.listdir("/app") == ["new.py"]
-    assert fs.get("/app").kind is EntryKind.DIRECTORY  # type: ignore[union-attr]
+    assert fs.get("/app").kind is EntryKind.DIRECTORY
 
 
 def test_deleting_a_directory_removes_its_subtree(tmp_path):
@@ -104,7 +104,7 @@ def test_symlinks_resolve_inside_the_root(tmp_path):
     assert fs.listdir("/abs/aarch64-linux-gnu") == ["libc.so.6"]
     assert fs.resolve("/loop1") is None
     assert fs.resolve("/dangling") is None
-    assert fs.get("/usr/bin/python3", follow=False).kind is EntryKind.SYMLINK  # type: ignore[union-attr]
+    assert fs.get("/usr/bin/python3", follow=False).kind is EntryKind.SYMLINK
 
 
 def test_member_names_that_escape_are_reported_not_indexed(tmp_path):
@@ -122,7 +122,7 @@ def test_hardlinks_share_content_even_across_layers(tmp_path):
     )
     assert not fs.exists("/bin/tool")
     assert fs.read_file("/bin/tool2") == b"tool bytes"
-    assert fs.get("/bin/tool2").layer.index == 1  # type: ignore[union-attr]
+    assert fs.get("/bin/tool2").layer.index == 1
 
 
 def test_iter_files_streams_only_wanted_files_and_layers(tmp_path):
