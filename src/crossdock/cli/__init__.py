@@ -31,7 +31,11 @@ def version() -> None:
 
 def _register_commands() -> None:
     # Importing a command module registers its commands on ``app``.
-    from crossdock.cli import build_cmd  # noqa: F401
+    from crossdock.cli import (
+        build_cmd,  # noqa: F401
+        doctor_cmd,  # noqa: F401
+        init_cmd,  # noqa: F401
+    )
 
 
 def main() -> None:

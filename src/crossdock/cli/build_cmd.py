@@ -59,8 +59,28 @@ def build(
     ] = None,
     allow: AllowOpt = None,
     json_output: JsonOpt = False,
+    backend_name: Annotated[
+        str,
+        typer.Option(
+            "--backend", help="native (no daemon, no QEMU) or buildx (docker buildx + Dockerfile)."
+        ),
+    ] = "native",
+    dockerfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--dockerfile", help="Dockerfile for --backend buildx (relative to --project)."
+        ),
+    ] = None,
 ) -> None:
     """Build the service's image for each platform, verify it, and write or push it."""
+    if backend_name != "native" or dockerfile is not None:
+        from crossdock.cli.buildx_cmd import build_with_buildx
+
+        build_with_buildx(
+            project, service, platform, target, base, backend_name, dockerfile, tag, push,
+            tuple(allow or ()), json_output, local_outputs=(oci_layout, docker_archive),
+        )
+        return
     from crossdock.backends.native import NativeBackend
     from crossdock.build import OutputSpec, make_plan
     from crossdock.build import build as run_build

@@ -1,0 +1,583 @@
+"""The buildx backend: the seed's Dockerfiles, built by ``docker buildx build``, then checked by
+crossdock's verifier (which reads the binaries, not the labels).
+
+For people who keep Dockerfiles. It is slower than the native backend (the builder stage runs the
+target's CPU, so arm64 on an x86_64 host runs under QEMU) and needs a Docker daemon, but it builds
+exactly what the Dockerfile says.
+
+Per build:
+  read the Dockerfile: which ARGs name base images (``ARG BASE_IMAGE=...`` before ``FROM``)
+  map those bases through registry-mirrors and pass the mirrored names as build arguments
+  per platform, or all at once when the builder can export several platforms:
+      docker buildx build --platform P --build-arg SERVICE_FOLDER=S ... --load | --push
+  with several platforms on a ``docker`` driver builder: each platform is pushed as TAG-ARCH and
+  the index is assembled from the pushed manifests (the docker driver cannot export a
+  multi-platform result: neither ``--load`` nor ``--push``)
+  verify every built image (from the registry, or from ``docker save`` for local loads)
+
+Arguments are rendered by pure functions (``render_buildx_args``) so tests check them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from crossdock.backends.base import Progress
+from crossdock.errors import ConfigError, ToolError, VerificationError
+from crossdock.image.config import ImageConfig
+from crossdock.image.descriptor import Descriptor
+from crossdock.image.manifest import Index, Manifest
+from crossdock.image.mediatypes import MediaType
+from crossdock.plan import BuildPlan
+from crossdock.platform import Platform
+from crossdock.registry.blobcache import BlobCache
+from crossdock.registry.client import RegistryClient
+from crossdock.registry.reference import Mirrors, Reference
+from crossdock.verify import PlatformReport, verify_image
+
+__all__ = [
+    "BuildxBackend",
+    "BuildxInvocation",
+    "BuildxResult",
+    "BuiltImage",
+    "DockerfileFacts",
+    "builder_driver",
+    "mirrored_base_args",
+    "read_dockerfile",
+    "render_buildx_args",
+    "target_for_dockerfile",
+]
+
+Output = Literal["load", "push"]
+
+# Dockerfile.<target> is the seed's naming; the suffix says which deployment target it builds.
+_DOCKERFILE_TARGETS = {"lambda": "lambda", "apprunner": "apprunner", "eks": "eks"}
+_FROM_RE = re.compile(
+    r"^FROM\s+(?:--platform=\S+\s+)?(?P<image>\S+)(?:\s+AS\s+(?P<stage>\S+))?\s*$", re.IGNORECASE
+)
+_ARG_RE = re.compile(r"^ARG\s+(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:=(?P<default>\S*))?\s*$", re.I)
+_VAR_RE = re.compile(r"^\$\{?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}?$")
+# docker save is bounded by what the daemon holds; still refuse absurd manifest.json files.
+_MAX_SAVE_MANIFEST = 1 << 20
+
+
+@dataclass(frozen=True)
+class DockerfileFacts:
+    """What crossdock needs to know about a Dockerfile before building it."""
+
+    # Global ARGs (before the first FROM) that FROM lines use as image names, with defaults.
+    base_args: Mapping[str, str]
+    # FROM image names written literally (not an ARG, not an earlier stage).
+    literal_bases: tuple[str, ...]
+    declares_targetplatform: bool
+
+
+def read_dockerfile(text: str) -> DockerfileFacts:
+    """Read the base-image facts of a Dockerfile (continuation lines and comments handled)."""
+    lines = _logical_lines(text)
+    global_args: dict[str, str] = {}
+    stages: set[str] = set()
+    base_args: dict[str, str] = {}
+    literal: list[str] = []
+    declares_tp = False
+    seen_from = False
+    for line in lines:
+        arg = _ARG_RE.match(line)
+        if arg and not seen_from:
+            global_args[arg["name"]] = arg["default"] or ""
+            declares_tp = declares_tp or arg["name"] == "TARGETPLATFORM"
+            continue
+        found = _FROM_RE.match(line)
+        if not found:
+            continue
+        seen_from = True
+        image = found["image"]
+        var = _VAR_RE.match(image)
+        if var and var["name"] in global_args:
+            base_args[var["name"]] = global_args[var["name"]]
+        elif image.lower() not in stages and image != "scratch":
+            literal.append(image)
+        if found["stage"]:
+            stages.add(found["stage"].lower())
+    return DockerfileFacts(base_args, tuple(dict.fromkeys(literal)), declares_tp)
+
+
+def _logical_lines(text: str) -> list[str]:
+    out: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        out.append(pending + stripped)
+        pending = ""
+    if pending:
+        out.append(pending)
+    return out
+
+
+def target_for_dockerfile(path: Path) -> str | None:
+    """``Dockerfile.lambda`` -> ``lambda`` (the seed's naming), else None."""
+    _, _, suffix = path.name.partition(".")
+    return _DOCKERFILE_TARGETS.get(suffix.lower())
+
+
+def mirrored_base_args(facts: DockerfileFacts, mirrors: Mirrors) -> dict[str, str]:
+    """Build arguments that point the Dockerfile's base ARGs at their mirrors.
+
+    A base written literally in FROM cannot be remapped on dockerd 20.10's BuildKit (no named
+    build contexts): refuse with the fix instead of silently pulling from the internet.
+    """
+    remapped = [b for b in facts.literal_bases if mirrors.apply(Reference.parse(b)) != _ref(b)]
+    if remapped:
+        raise ConfigError(
+            f"the Dockerfile names base image(s) {', '.join(remapped)} directly in FROM, and "
+            "registry-mirrors map them elsewhere",
+            hint="declare `ARG BASE_IMAGE=<name>` before the first FROM and write "
+            "`FROM --platform=$TARGETPLATFORM ${BASE_IMAGE}`; crossdock then passes the mirror",
+        )
+    args: dict[str, str] = {}
+    for name, default in facts.base_args.items():
+        if not default:
+            continue
+        mirrored = mirrors.apply(Reference.parse(default))
+        if mirrored != _ref(default):
+            args[name] = str(mirrored)
+    return args
+
+
+def _ref(text: str) -> Reference:
+    return Reference.parse(text)
+
+
+@dataclass(frozen=True)
+class BuildxInvocation:
+    """One ``docker buildx build`` run, fully decided."""
+
+    context: Path
+    dockerfile: Path
+    platforms: tuple[Platform, ...]
+    build_args: Mapping[str, str]
+    tags: tuple[str, ...]
+    output: Output
+    # Lambda refuses image indexes, and attestations wrap the image in one: off for Lambda.
+    attestations: bool = False
+    # RUN steps reach package indexes through the host's network (and its proxy settings).
+    network: str | None = "host"
+    builder: str | None = None
+
+
+def render_buildx_args(invocation: BuildxInvocation) -> list[str]:
+    """The argument list after ``docker`` (pure: tests compare it)."""
+    args = ["buildx", "build", "--progress=plain"]
+    if invocation.builder:
+        args += ["--builder", invocation.builder]
+    args += ["--platform", ",".join(p.short for p in invocation.platforms)]
+    args += ["--file", str(invocation.dockerfile)]
+    for name, value in sorted(invocation.build_args.items()):
+        args += ["--build-arg", f"{name}={value}"]
+    if not invocation.attestations:
+        args += ["--provenance=false", "--sbom=false"]
+    if invocation.network:
+        args += ["--network", invocation.network]
+    for tag in invocation.tags:
+        args += ["--tag", tag]
+    args.append("--load" if invocation.output == "load" else "--push")
+    args.append(str(invocation.context))
+    return args
+
+
+def builder_driver(inspect_output: str) -> str | None:
+    """The driver named by ``docker buildx inspect`` (``docker``, ``docker-container``...)."""
+    for line in inspect_output.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Driver":
+            return value.strip() or None
+    return None
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    platform: Platform
+    # Where the image can be found: a local docker tag, or a pushed reference by digest.
+    reference: str
+    verification: PlatformReport
+    seconds: float
+
+
+@dataclass(frozen=True)
+class BuildxResult:
+    images: tuple[BuiltImage, ...]
+    index: str | None = None
+    notes: tuple[str, ...] = ()
+    commands: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backend": "buildx",
+            "images": [
+                {
+                    "platform": str(i.platform),
+                    "reference": i.reference,
+                    "seconds": round(i.seconds, 1),
+                    "verification": i.verification.to_json(),
+                }
+                for i in self.images
+            ],
+            "index": self.index,
+            "notes": list(self.notes),
+        }
+
+
+class BuildxBackend:
+    """Build a plan's service with a Dockerfile through ``docker buildx build``.
+
+    ``push`` is ``REGISTRY/REPO:TAG``; without it, images are loaded into the daemon as
+    ``crossdock/SERVICE:TAG-ARCH`` (the native backend's ``docker load`` names).
+    """
+
+    name = "buildx"
+
+    def __init__(
+        self,
+        dockerfile: Path,
+        *,
+        mirrors: Mirrors,
+        docker: str = "docker",
+        builder: str | None = None,
+        allow: tuple[str, ...] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.dockerfile = dockerfile
+        self.mirrors = mirrors
+        self.docker = docker
+        self.builder = builder
+        self.allow = allow
+        self._environ = environ
+        self._docker_path = docker
+
+    def build(
+        self, plan: BuildPlan, progress: Progress, *, push: str | None = None, tag: str = "latest"
+    ) -> BuildxResult:
+        docker = shutil.which(self.docker, path=(self._environ or os.environ).get("PATH"))
+        if docker is None:
+            raise ToolError(
+                f"{self.docker} is not on PATH: the buildx backend drives docker buildx",
+                hint="install docker and the buildx plugin, or build without Docker: "
+                "crossdock build (the native backend needs no daemon and no QEMU)",
+            )
+        self._docker_path = docker
+        if not self.dockerfile.is_file():
+            raise ConfigError(f"no Dockerfile at {self.dockerfile}")
+        facts = read_dockerfile(self.dockerfile.read_text())
+        context = plan.service_dir.parent
+        self._check_lock(plan)
+        base_args = mirrored_base_args(facts, self.mirrors)
+        driver = builder_driver(self._run([docker, "buildx", "inspect", *self._builder_opt()]))
+        lambda_target = plan.single_manifests
+        target_ref = Reference.parse(push, default_tag=tag) if push else None
+        # One build per platform unless the builder exports multi-platform results (not the
+        # docker driver) and one index is what we want (not Lambda: it refuses indexes).
+        together = (
+            len(plan.platforms) > 1
+            and driver not in (None, "docker")
+            and target_ref is not None
+            and not lambda_target
+        )
+        notes: list[str] = []
+        if len(plan.platforms) > 1 and not together:
+            notes.append(_one_platform_at_a_time_note(driver, target_ref, lambda_target))
+            progress(None, notes[-1])
+        groups = [plan.platforms] if together else [(p,) for p in plan.platforms]
+        commands: list[tuple[str, ...]] = []
+        built: list[tuple[Platform, str, float]] = []
+        for group in groups:
+            args = {"SERVICE_FOLDER": plan.service, **base_args}
+            if len(group) == 1 and facts.declares_targetplatform:
+                # dockerd 20.10's built-in frontend (BuildKit 0.8) empties TARGETPLATFORM when a
+                # Dockerfile redeclares it with `ARG TARGETPLATFORM` (as the seed's do); passing
+                # the value explicitly is what newer BuildKit does implicitly.
+                args["TARGETPLATFORM"] = group[0].short
+            tags = self._tags(plan, group, target_ref, tag, together=together)
+            invocation = BuildxInvocation(
+                context=context,
+                dockerfile=self.dockerfile,
+                platforms=group,
+                build_args=args,
+                tags=tags,
+                output="push" if target_ref else "load",
+                attestations=False,
+                builder=self.builder,
+            )
+            command = (docker, *render_buildx_args(invocation))
+            commands.append(command)
+            where = ", ".join(p.short for p in group)
+            progress(group[0] if len(group) == 1 else None, f"docker buildx build ({where})")
+            started = time.monotonic()
+            self._run(list(command), stream=True)
+            seconds = time.monotonic() - started
+            progress(group[0] if len(group) == 1 else None, f"built in {seconds:.1f}s")
+            built.extend((p, tags[0], seconds) for p in group)
+        return self._verify_all(
+            plan,
+            built=built,
+            target_ref=target_ref,
+            tag=tag,
+            together=together,
+            lambda_target=lambda_target,
+            notes=notes,
+            commands=commands,
+            progress=progress,
+        )
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _builder_opt(self) -> list[str]:
+        return [self.builder] if self.builder else []
+
+    def _check_lock(self, plan: BuildPlan) -> None:
+        if not (plan.service_dir / "uv.lock").is_file():
+            raise ConfigError(
+                f"no uv.lock in {plan.service_dir}: the Dockerfile runs `uv sync --frozen`",
+                hint=f"run `uv lock --project {plan.service_dir}` (and commit the lock)",
+            )
+
+    def _tags(
+        self,
+        plan: BuildPlan,
+        group: tuple[Platform, ...],
+        target_ref: Reference | None,
+        tag: str,
+        *,
+        together: bool,
+    ) -> tuple[str, ...]:
+        if target_ref is None:
+            return (f"crossdock/{plan.service}:{tag}-{group[0].architecture}",)
+        base = f"{target_ref.registry}/{target_ref.repository}"
+        tag = target_ref.tag or tag
+        if together:
+            return (f"{base}:{tag}",)
+        return (f"{base}:{tag}-{group[0].architecture}",)
+
+    def _verify_all(
+        self,
+        plan: BuildPlan,
+        *,
+        built: Sequence[tuple[Platform, str, float]],
+        target_ref: Reference | None,
+        tag: str,
+        together: bool,
+        lambda_target: bool,
+        notes: list[str],
+        commands: list[tuple[str, ...]],
+        progress: Progress,
+    ) -> BuildxResult:
+        images: list[BuiltImage] = []
+        index: str | None = None
+        if target_ref is None:
+            for platform, local_tag, seconds in built:
+                report, ref = self._verify_loaded(local_tag, platform), local_tag
+                images.append(BuiltImage(platform, ref, report, seconds))
+        else:
+            client = RegistryClient(target_ref.registry, environ=self._environ)
+            with client:
+                cache = BlobCache(plan.cache_dir / "blobs")
+                descriptors: list[Descriptor] = []
+                for platform, pushed, seconds in built:
+                    manifest = self._pushed_manifest(client, Reference.parse(pushed), platform)
+                    report = self._verify_pushed(client, cache, target_ref, manifest, platform)
+                    ref = f"{target_ref.registry}/{target_ref.repository}@{manifest.digest}"
+                    images.append(BuiltImage(platform, ref, report, seconds))
+                    descriptors.append(manifest.descriptor(platform))
+                final_tag = target_ref.tag or tag
+                if not together and not lambda_target and len(descriptors) > 1:
+                    index = self._put_index(client, target_ref, descriptors, final_tag)
+                    notes.append(f"index {index} assembled from the pushed manifests")
+                    progress(None, notes[-1])
+                elif not together and len(descriptors) == 1:
+                    # One platform: TAG names its manifest too, as a one-platform build would.
+                    (image,) = images
+                    raw = self._pushed_manifest(
+                        client, Reference.parse(image.reference), image.platform
+                    )
+                    client.put_manifest(target_ref, raw.raw, raw.media_type, final_tag)
+        failed = [i for i in images if not i.verification.passed]
+        for image in images:
+            state = "passed" if image.verification.passed else "FAILED"
+            progress(image.platform, f"verification {state}: {image.reference}")
+        result = BuildxResult(tuple(images), index, tuple(notes), tuple(commands))
+        if failed:
+            raise VerificationError(
+                "buildx built image(s) that fail verification: "
+                + ", ".join(f"{i.platform} ({i.reference})" for i in failed),
+                report=failed[0].verification,
+            )
+        return result
+
+    def _pushed_manifest(
+        self, client: RegistryClient, ref: Reference, platform: Platform
+    ) -> Manifest:
+        found = client.get_manifest(ref)
+        if isinstance(found, Index):
+            # A builder that adds attestations wraps the image in an index: take the image.
+            child = found.find(platform)
+            if child is None:
+                raise VerificationError(f"{ref} has no manifest for {platform}")
+            found = client.get_manifest(ref.with_digest(child.digest))
+            if isinstance(found, Index):
+                raise VerificationError(f"{ref}: nested index for {platform}")
+        return found
+
+    def _verify_pushed(
+        self,
+        client: RegistryClient,
+        cache: BlobCache,
+        repository: Reference,
+        manifest: Manifest,
+        platform: Platform,
+    ) -> PlatformReport:
+        config = ImageConfig.parse(client.fetch_blob_bytes(repository, manifest.config))
+        paths = [
+            cache.ensure(layer, lambda d, dest: client.fetch_blob(repository, d, dest))
+            for layer in manifest.layers
+        ]
+        return verify_image(
+            config,
+            paths,
+            allow=self.allow,
+            layer_digests=[layer.digest for layer in manifest.layers],
+            declared_platform=platform,
+            image_name=f"{repository.registry}/{repository.repository}@{manifest.digest}",
+        )
+
+    def _verify_loaded(self, local_tag: str, platform: Platform) -> PlatformReport:
+        with tempfile.TemporaryDirectory(prefix="crossdock-save-") as tmp:
+            archive = Path(tmp) / "image.tar"
+            self._run([self._docker_path, "save", "-o", str(archive), local_tag])
+            config, layers = _read_docker_save(archive, Path(tmp) / "x")
+            return verify_image(
+                config,
+                layers,
+                allow=self.allow,
+                declared_platform=platform,
+                image_name=local_tag,
+            )
+
+    def _put_index(
+        self,
+        client: RegistryClient,
+        target_ref: Reference,
+        descriptors: Sequence[Descriptor],
+        tag: str,
+    ) -> str:
+        # Docker manifests (what dockerd pushes) belong in a Docker manifest list; OCI ones in an
+        # OCI index: registries and runtimes accept both, mixing is what some reject.
+        docker_kind = all(d.media_type == MediaType.DOCKER_MANIFEST for d in descriptors)
+        media_type = MediaType.DOCKER_MANIFEST_LIST if docker_kind else MediaType.OCI_INDEX
+        index = Index.build(media_type, descriptors)
+        client.put_manifest(target_ref, index.raw, index.media_type, index.digest)
+        client.put_manifest(target_ref, index.raw, index.media_type, tag)
+        return f"{target_ref.registry}/{target_ref.repository}:{tag}@{index.digest}"
+
+    def _run(self, command: list[str], *, stream: bool = False) -> str:
+        env = dict(self._environ) if self._environ is not None else None
+        try:
+            done = subprocess.run(
+                command,
+                check=False,
+                text=True,
+                env=env,
+                stdout=None if stream else subprocess.PIPE,
+                stderr=None if stream else subprocess.PIPE,
+            )
+        except FileNotFoundError as err:
+            raise ToolError(f"cannot run {command[0]}: {err}") from err
+        if done.returncode != 0:
+            detail = (done.stderr or "").strip().splitlines()[-5:] if not stream else []
+            raise ToolError(
+                f"`{' '.join(command[:4])} ...` failed with exit code {done.returncode}"
+                + (": " + " | ".join(detail) if detail else ""),
+                hint=_failure_hint(" ".join(detail)),
+            )
+        return done.stdout or ""
+
+
+def _one_platform_at_a_time_note(
+    driver: str | None, target_ref: Reference | None, lambda_target: bool
+) -> str:
+    if lambda_target:
+        return (
+            "building one platform at a time: Lambda refuses image indexes, so each platform "
+            "gets its own single-architecture manifest (tag TAG-ARCH)"
+        )
+    if target_ref is None:
+        return (
+            "building one platform at a time: the docker image store holds one platform per tag, "
+            "so each is loaded as TAG-ARCH"
+        )
+    return (
+        f"building one platform at a time: the {driver or 'current'} driver cannot export a "
+        "multi-platform result; crossdock pushes each platform as TAG-ARCH and assembles the "
+        "index from the pushed manifests (or use a docker-container builder: "
+        "`docker buildx create --name multiarch --driver docker-container --use`)"
+    )
+
+
+def _failure_hint(detail: str) -> str:
+    if "exec format error" in detail:
+        return (
+            "the builder cannot run the target's binaries: register QEMU (binfmt_misc), "
+            "see `crossdock doctor`; the native backend needs no emulation"
+        )
+    if "does not match the specified platform" in detail:
+        return "pass --platform (the Makefile does); see `crossdock doctor`"
+    return "see the build output above; `crossdock doctor` checks docker, buildx and QEMU"
+
+
+def _read_docker_save(archive: Path, dest: Path) -> tuple[ImageConfig, list[Path]]:
+    """The config and layer tarballs of the single image in a ``docker save`` archive.
+
+    Only the files manifest.json names are extracted, each as a plain file under ``dest``.
+    """
+    dest.mkdir(parents=True)
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers() if m.isfile()}
+
+        def read(name: str, limit: int | None = None) -> bytes:
+            member = members.get(name)
+            handle = tar.extractfile(member) if member else None
+            if handle is None or (limit is not None and member is not None and member.size > limit):
+                raise VerificationError(f"{archive}: no usable {name} in the docker save archive")
+            return handle.read()
+
+        manifest = json.loads(read("manifest.json", _MAX_SAVE_MANIFEST))
+        if len(manifest) != 1:
+            raise VerificationError(f"{archive}: expected one image, found {len(manifest)}")
+        entry = manifest[0]
+        config = ImageConfig.parse(read(str(entry["Config"])))
+        layers: list[Path] = []
+        for number, name in enumerate(entry["Layers"]):
+            member = members.get(str(name))
+            handle = tar.extractfile(member) if member else None
+            if handle is None:
+                raise VerificationError(f"{archive}: layer {name} is missing")
+            # Our own file name: a member name never becomes a path on disk.
+            path = dest / f"layer-{number:03d}.tar"
+            with path.open("wb") as out:
+                shutil.copyfileobj(handle, out)
+            layers.append(path)
+    return config, layers
