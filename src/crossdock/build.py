@@ -53,6 +53,7 @@ def make_plan(
         app_dir=spec.app_dir,
         deps_dir=spec.deps_dir,
         runtime=spec.runtime(config),
+        base_dependent_runtime=spec.base_dependent_runtime(config),
         single_manifests=spec.single_manifests,
         exclude=config.exclude,
         annotations=annotations,
@@ -66,6 +67,8 @@ def build(
 ) -> BuildOutcome:
     """Build every platform of ``plan`` and write the requested local outputs."""
     outcome = backend.build(plan, progress)
+    # Before anything is written: refuse what the target cannot run (an index for Lambda, ...).
+    target_spec(plan.target).check_output(outcome.image_set)
     if output is not None:
         if output.oci_layout is not None:
             write_oci_layout(outcome.image_set, output.oci_layout, tag=output.tag)

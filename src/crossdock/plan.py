@@ -9,15 +9,17 @@ once the base is read, and the backend fills it in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crossdock.errors import TargetError
 from crossdock.platform import Platform
 from crossdock.registry.reference import Reference
 
-__all__ = ["PYTHON_PLACEHOLDER", "BuildPlan", "RuntimeSettings"]
+__all__ = ["PYTHON_PLACEHOLDER", "BaseDependentRuntime", "BuildPlan", "RuntimeSettings"]
 
 PYTHON_PLACEHOLDER = "{python}"
 
@@ -55,6 +57,45 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
+class BaseDependentRuntime:
+    """Runtime settings that depend on the base image, chosen once the base's config is read.
+
+    Made by a target (``TargetSpec.base_dependent_runtime``), applied by a backend: a base whose
+    config env has ``marker_env`` gets ``when_marked``; any other base gets ``otherwise``, which
+    needs ``otherwise_requires`` among the service's locked dependencies (Lambda: the Lambda base
+    runs the handler itself; a plain Python base needs awslambdaric as its entrypoint).
+    """
+
+    marker_env: str
+    when_marked: RuntimeSettings
+    otherwise: RuntimeSettings
+    otherwise_requires: tuple[str, ...]
+    otherwise_hint: str
+
+    def select(self, base_env: Mapping[str, str], locked: Collection[str]) -> RuntimeSettings:
+        """The settings for a base with ``base_env``; ``locked``: the service's locked
+        (non-dev) distribution names. Raises TargetError, before anything is built, when the
+        base needs a dependency the lock lacks."""
+        if self.marker_env in base_env:
+            return self.when_marked
+        normalized = {_normalize(name) for name in locked}
+        missing = [name for name in self.otherwise_requires if _normalize(name) not in normalized]
+        if missing:
+            raise TargetError(
+                f"the base image has no {self.marker_env} in its environment, so the image must "
+                f"run {', '.join(missing)} itself, and the service's locked dependencies do not "
+                "include it",
+                hint=self.otherwise_hint,
+            )
+        return self.otherwise
+
+
+def _normalize(name: str) -> str:
+    # PEP 503 normalization, so "AwsLambdaRIC" and "awslambdaric" are one distribution.
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
 class BuildPlan:
     service: str
     service_dir: Path
@@ -72,6 +113,18 @@ class BuildPlan:
     annotations: Mapping[str, str]
     cache_dir: Path
     mtime: int
+    # Targets whose runtime depends on the base (Lambda on a plain Python base): see
+    # ``runtime_for_base``; None means ``runtime`` holds for any base.
+    base_dependent_runtime: BaseDependentRuntime | None = None
+
+    def runtime_for_base(
+        self, base_env: Mapping[str, str], locked: Collection[str]
+    ) -> RuntimeSettings:
+        """The runtime for a base whose config env is ``base_env``; ``locked``: the names of
+        the service's locked (non-dev) dependencies. Call before installing anything."""
+        if self.base_dependent_runtime is None:
+            return self.runtime
+        return self.base_dependent_runtime.select(base_env, locked)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,7 +136,9 @@ class BuildPlan:
             "target": self.target,
             "app_dir": self.app_dir,
             "deps_dir": self.deps_dir,
-            "entrypoint": None if self.runtime.entrypoint is None else list(self.runtime.entrypoint),
+            "entrypoint": None
+            if self.runtime.entrypoint is None
+            else list(self.runtime.entrypoint),
             "cmd": None if self.runtime.cmd is None else list(self.runtime.cmd),
             "env": dict(self.runtime.env),
             "working_dir": self.runtime.working_dir,

@@ -1,18 +1,36 @@
 """What each deployment target accepts and how images for it are laid out.
 
 Facts (with their sources) rather than code paths: adding a target is adding a ``TargetSpec``.
+
+Two moments use these facts:
+
+* before a build: ``check_platforms`` refuses architectures a target cannot run and warns about
+  those whose support is undocumented (App Runner arm64);
+* after a build, before anything is written or pushed: ``check_output`` refuses an image set the
+  target cannot run (an index behind a Lambda tag, a zstd layer, a missing history entry).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from crossdock.config.model import Config
 from crossdock.errors import ConfigError, TargetError
-from crossdock.plan import PYTHON_PLACEHOLDER, RuntimeSettings
+from crossdock.image.artifact import ImageSet
+from crossdock.image.mediatypes import MediaType
+from crossdock.plan import PYTHON_PLACEHOLDER, BaseDependentRuntime, RuntimeSettings
 from crossdock.platform import Platform
 
-__all__ = ["TARGETS", "TargetSpec", "target_spec"]
+__all__ = ["LAMBDA_BASE_MARKER", "RUNTIME_INTERFACE_CLIENT", "TARGETS", "TargetSpec", "target_spec"]
+
+# The Lambda base images set this in their config's Env; a plain Python base does not.
+LAMBDA_BASE_MARKER = "LAMBDA_TASK_ROOT"
+# The runtime interface client: on a plain Python base it is the entrypoint and must be locked.
+RUNTIME_INTERFACE_CLIENT = "awslambdaric"
+
+_GZIP_LAYERS = frozenset({MediaType.OCI_LAYER_GZIP, MediaType.DOCKER_LAYER_GZIP})
+_IMAGE_MANIFESTS = frozenset({MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST})
 
 
 @dataclass(frozen=True)
@@ -24,20 +42,36 @@ class TargetSpec:
     deps_dir: str
     # Lambda rejects image indexes (docker/buildx#1533, aws/aws-lambda-roadmap#82).
     single_manifests: bool
+    # Architectures the runtime runs (OCI names, which are also kubernetes.io/arch values).
     architectures: frozenset[str]
     serves_http: bool
     # Run as an unprivileged user when the base has one (numeric: no passwd lookup needed).
     user: str | None
     note: str
+    # What a registry reference handed to the runtime may name: an index, or only an image.
+    accepts_index: bool = True
+    manifest_media_types: frozenset[str] = _IMAGE_MANIFESTS
+    # Layer media types the runtime can unpack (Lambda: gzip only, rules_oci#645/#777).
+    layer_media_types: frozenset[str] = _GZIP_LAYERS
+    # Lambda refuses layers without a history entry (UnsupportedImageLayerDetected).
+    needs_history_per_layer: bool = False
+    # Architectures accepted but not documented as supported: a warning, not an error.
+    undocumented_architectures: frozenset[str] = frozenset()
+
+    # -- runtime settings -------------------------------------------------------------------
 
     def runtime(self, config: Config) -> RuntimeSettings:
-        """How an image of this target starts; ``{python}`` is the base's interpreter."""
+        """How an image of this target starts; ``{python}`` is the base's interpreter.
+
+        For Lambda this is the Lambda base's way; ``base_dependent_runtime`` holds the plain
+        Python base's alternative, chosen once the base's config is read.
+        """
         if self.name == "lambda":
             # The Lambda base's entrypoint runs the runtime interface client; CMD is the handler.
             return RuntimeSettings(
                 cmd=(config.lambda_handler,),
                 working_dir=self.app_dir,
-                env={"LAMBDA_TASK_ROOT": self.app_dir},
+                env={LAMBDA_BASE_MARKER: self.app_dir},
             )
         if config.command:
             command: tuple[str, ...] = tuple(config.command)
@@ -68,12 +102,106 @@ class TargetSpec:
             path_prepend=(f"{self.deps_dir}/bin",),
         )
 
-    def check_platforms(self, platforms: tuple[Platform, ...]) -> None:
+    def base_dependent_runtime(self, config: Config) -> BaseDependentRuntime | None:
+        """The runtime choice a backend makes once it knows the base (None: ``runtime`` holds).
+
+        Lambda on a plain Python base (no ``LAMBDA_TASK_ROOT`` in its env): nothing in the base
+        sets PYTHONPATH or runs the handler, so the image runs ``python -m awslambdaric HANDLER``
+        itself, with the task root on PYTHONPATH; awslambdaric must then be a locked dependency
+        so that it is installed for the target platform like the others.
+        """
+        if self.name != "lambda":
+            return None
+        plain = RuntimeSettings(
+            entrypoint=(PYTHON_PLACEHOLDER, "-m", RUNTIME_INTERFACE_CLIENT),
+            cmd=(config.lambda_handler,),
+            working_dir=self.app_dir,
+            env={
+                LAMBDA_BASE_MARKER: self.app_dir,
+                "PYTHONPATH": self.app_dir
+                if self.app_dir == self.deps_dir
+                else f"{self.app_dir}:{self.deps_dir}",
+                "PYTHONUNBUFFERED": "1",
+            },
+            path_prepend=(f"{self.deps_dir}/bin",),
+        )
+        return BaseDependentRuntime(
+            marker_env=LAMBDA_BASE_MARKER,
+            when_marked=self.runtime(config),
+            otherwise=plain,
+            otherwise_requires=(RUNTIME_INTERFACE_CLIENT,),
+            otherwise_hint=f"add {RUNTIME_INTERFACE_CLIENT} to the service's dependencies "
+            f"(`uv add {RUNTIME_INTERFACE_CLIENT}` in {config.service_dir}), or use the Lambda "
+            f"base ({self.default_base})",
+        )
+
+    def runtime_for_base(
+        self, config: Config, base_env: Mapping[str, str], locked: Collection[str]
+    ) -> RuntimeSettings:
+        """The runtime for a base whose config env is ``base_env``, given the names of the
+        service's locked (non-dev) dependencies. Raises TargetError when the base needs a
+        dependency the lock lacks."""
+        choice = self.base_dependent_runtime(config)
+        if choice is None:
+            return self.runtime(config)
+        return choice.select(base_env, locked)
+
+    # -- what the target accepts ------------------------------------------------------------
+
+    def check_platforms(self, platforms: tuple[Platform, ...]) -> tuple[str, ...]:
+        """Refuse platforms the target cannot run; return warnings for undocumented ones."""
         refused = [p for p in platforms if p.architecture not in self.architectures]
         if refused:
             raise TargetError(
                 f"target {self.name} does not run {', '.join(str(p) for p in refused)}",
                 hint=f"{self.name} runs {', '.join(sorted(self.architectures))}",
+            )
+        return tuple(
+            f"target {self.name}: {p} is not documented as supported; {self.note}"
+            for p in platforms
+            if p.architecture in self.undocumented_architectures
+        )
+
+    def output_problems(self, image_set: ImageSet) -> tuple[str, ...]:
+        """Everything in ``image_set`` this target cannot run, as sentences (empty: fine)."""
+        problems: list[str] = []
+        if image_set.index is not None and not self.accepts_index:
+            problems.append(
+                f"an image index {image_set.index.digest}: {self.name} accepts only "
+                "single-architecture manifests (one per platform, each with its own tag)"
+            )
+        for image in image_set.images:
+            where = f"{image.platform} image {image.digest}"
+            if image.platform.architecture not in self.architectures:
+                problems.append(f"{where}: {self.name} does not run {image.platform.architecture}")
+            if image.manifest.media_type not in self.manifest_media_types:
+                problems.append(f"{where}: manifest media type {image.manifest.media_type}")
+            accepted = ", ".join(sorted(self.layer_media_types))
+            problems.extend(
+                f"{where}: layer {layer.descriptor.digest} has media type "
+                f"{layer.descriptor.media_type} (accepted: {accepted})"
+                for layer in image.layers
+                if layer.descriptor.media_type not in self.layer_media_types
+            )
+            if self.needs_history_per_layer:
+                history = image.config.data.get("history") or []
+                real = [h for h in history if not h.get("empty_layer")]
+                if len(real) != len(image.layers):
+                    problems.append(
+                        f"{where}: {len(image.layers)} layers but {len(real)} history entries "
+                        "for them (Lambda refuses such images: UnsupportedImageLayerDetected)"
+                    )
+        return tuple(problems)
+
+    def check_output(self, image_set: ImageSet) -> None:
+        """Raise TargetError when ``image_set`` is not something this target can run; call it
+        before anything is written or pushed."""
+        problems = self.output_problems(image_set)
+        if problems:
+            raise TargetError(
+                f"target {self.name} cannot run this build; nothing was pushed:\n  "
+                + "\n  ".join(problems),
+                hint=self.note,
             )
 
 
@@ -89,6 +217,8 @@ TARGETS: dict[str, TargetSpec] = {
         user=None,
         note="Lambda needs one single-architecture manifest per function; code and "
         "dependencies live in LAMBDA_TASK_ROOT=/var/task; CMD is the handler.",
+        accepts_index=False,
+        needs_history_per_layer=True,
     ),
     "apprunner": TargetSpec(
         name="apprunner",
@@ -101,6 +231,7 @@ TARGETS: dict[str, TargetSpec] = {
         user="65534:65534",
         note="App Runner runs a web server on a port. Its arm64 (Graviton) support is not "
         "documented for image-based services as of this writing: check before relying on it.",
+        undocumented_architectures=frozenset({"arm64"}),
     ),
     "eks": TargetSpec(
         name="eks",

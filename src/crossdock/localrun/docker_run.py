@@ -1,0 +1,138 @@
+"""Running an image with the local docker daemon: pull, start, watch, read logs, stop.
+
+Every container runs with ``--network host``: the servers crossdock starts for it (the Lambda
+Runtime API) and the health checks it makes stay on loopback, and nothing else is published. A
+foreign architecture runs through binfmt_misc + QEMU (``--platform linux/arm64`` on an x86 host).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from crossdock.errors import ToolError
+from crossdock.platform import Platform
+
+__all__ = ["Container", "Docker"]
+
+# Pulls of a base-sized image from a loopback registry take seconds; this bounds a stuck daemon.
+_PULL_TIMEOUT_S = 600
+_COMMAND_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    image: str
+    platform: Platform
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+class Docker:
+    """The ``docker`` command line, called with argument lists only."""
+
+    def __init__(self, binary: str | None = None) -> None:
+        found = binary or shutil.which("docker")
+        if found is None:
+            raise ToolError(
+                "docker is not installed (crossdock run/invoke start images with it)",
+                hint="install docker and start dockerd (on the stage: `stage/stage.sh docker`)",
+            )
+        self.binary = found
+
+    def _run(
+        self, args: Sequence[str], *, timeout: float = _COMMAND_TIMEOUT_S, what: str
+    ) -> subprocess.CompletedProcess[str]:
+        try:
+            completed = subprocess.run(
+                [self.binary, *args], capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as err:
+            raise ToolError(
+                f"`docker {args[0]}` did not finish in {timeout:.0f}s ({what})"
+            ) from err
+        if completed.returncode != 0:
+            output = (completed.stderr or completed.stdout).strip()
+            hint = None
+            if "Cannot connect to the Docker daemon" in output:
+                hint = "start dockerd (on the stage: `stage/stage.sh docker`)"
+            raise ToolError(f"docker could not {what}:\n{output}", hint=hint)
+        return completed
+
+    def pull(self, image: str, platform: Platform) -> None:
+        self._run(
+            ["pull", "--quiet", "--platform", platform.short, image],
+            timeout=_PULL_TIMEOUT_S,
+            what=f"pull {image} for {platform}",
+        )
+
+    def image_config(self, image: str) -> dict[str, object]:
+        """The local image's config (``docker image inspect``'s ``Config``: Env, ExposedPorts)."""
+        completed = self._run(["image", "inspect", image], what=f"inspect image {image}")
+        inspected = json.loads(completed.stdout)
+        config = inspected[0].get("Config") or {}
+        return dict(config)
+
+    def start(
+        self,
+        image: str,
+        platform: Platform,
+        *,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+        name: str | None = None,
+    ) -> Container:
+        """Start ``image`` detached on the host network and return its container.
+
+        Not ``--rm``: a container that dies at start must keep its logs until they are read for
+        the error message; ``remove`` deletes it afterwards.
+        """
+        command = ["run", "-d", "--network", "host", "--platform", platform.short]
+        if name:
+            command += ["--name", name]
+        for key, value in (env or {}).items():
+            command += ["-e", f"{key}={value}"]
+        command += [image, *args]
+        completed = self._run(command, what=f"start {image} for {platform}")
+        container_id = completed.stdout.strip().splitlines()[-1]
+        return Container(container_id, image, platform)
+
+    def state(self, container: Container) -> dict[str, object]:
+        """``docker inspect``'s State of the container: Running, ExitCode, Error."""
+        completed = self._run(
+            ["inspect", "--format", "{{json .State}}", container.id],
+            what=f"inspect container {container.short_id}",
+        )
+        state: dict[str, object] = json.loads(completed.stdout)
+        return state
+
+    def is_running(self, container: Container) -> bool:
+        return bool(self.state(container).get("Running"))
+
+    def logs(self, container: Container, *, tail: int = 30) -> str:
+        """The container's last ``tail`` lines of stdout and stderr, interleaved."""
+        completed = subprocess.run(
+            [self.binary, "logs", "--tail", str(tail), container.id],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # one stream, in the order the container wrote it
+            text=True,
+            timeout=_COMMAND_TIMEOUT_S,
+            check=False,
+        )
+        return completed.stdout.strip()
+
+    def remove(self, container: Container) -> None:
+        """Stop and delete the container (no error if it is already gone)."""
+        subprocess.run(
+            [self.binary, "rm", "--force", container.id],
+            capture_output=True,
+            text=True,
+            timeout=_COMMAND_TIMEOUT_S,
+            check=False,
+        )

@@ -1,0 +1,186 @@
+"""Kubernetes manifests for an EKS image: a Deployment and a Service, arch-aware.
+
+The Deployment runs the image *by digest* and may only be scheduled on nodes whose
+``kubernetes.io/arch`` label is one of the architectures the image really has (read from the
+registry or from a build result): on a mixed Graviton/x86 cluster a single-arch image is then
+never started on the wrong nodes, where it would fail with ``exec format error``.
+
+The output is a YAML stream whose documents are JSON (JSON is YAML 1.2), so no YAML library is
+needed and ``kubectl apply -f`` reads it as is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from crossdock.errors import ConfigError, TargetError
+from crossdock.image.artifact import ImageSet
+from crossdock.image.config import ImageConfig
+from crossdock.image.manifest import Index, Manifest
+from crossdock.registry.client import RegistryClient
+from crossdock.registry.reference import Reference
+
+__all__ = [
+    "ARCH_LABEL",
+    "WorkloadSpec",
+    "architectures_in_image_set",
+    "architectures_in_registry",
+    "deployment_and_service",
+    "render_manifests",
+]
+
+# The well-known node label the kubelet sets from GOARCH: amd64, arm64 (the OCI names).
+ARCH_LABEL = "kubernetes.io/arch"
+# Architectures a Kubernetes node can report that crossdock builds for.
+_KNOWN_ARCHITECTURES = frozenset({"amd64", "arm64"})
+# RFC 1123 label: what Deployment and Service names must be.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """What the manifests say about the service, besides the image."""
+
+    name: str
+    port: int = 8080
+    health_path: str = "/health"
+    replicas: int = 2
+    namespace: str | None = None
+    # Seconds before the first probe: a Python service imports its dependencies first.
+    initial_delay_s: int = 5
+
+
+def architectures_in_image_set(image_set: ImageSet) -> tuple[str, ...]:
+    """The architectures a build produced."""
+    return tuple(sorted({image.platform.architecture for image in image_set.images}))
+
+
+def architectures_in_registry(
+    client: RegistryClient, ref: Reference
+) -> tuple[Reference, tuple[str, ...]]:
+    """``ref`` pinned by digest, and the architectures of the image or index it names.
+
+    Index entries that are not runnable images (attestations: ``unknown/unknown``) are skipped.
+    """
+    top = client.get_manifest(ref)
+    # The tag is dropped: a Deployment names what it runs by digest alone.
+    pinned = Reference(ref.registry, ref.repository, None, top.digest)
+    if isinstance(top, Index):
+        found = {p.architecture for p in top.platforms() if p.os == "linux"}
+    else:
+        config = _config_of(client, ref, top)
+        found = {config.platform.architecture}
+    architectures = tuple(sorted(found & _KNOWN_ARCHITECTURES))
+    if not architectures:
+        raise TargetError(
+            f"{ref} has no linux/amd64 or linux/arm64 image "
+            f"(found: {', '.join(sorted(found)) or 'none'})",
+            hint="point crossdock k8s at an image built for EKS",
+        )
+    return pinned, architectures
+
+
+def _config_of(client: RegistryClient, ref: Reference, manifest: Manifest) -> ImageConfig:
+    return ImageConfig.parse(client.fetch_blob_bytes(ref, manifest.config))
+
+
+def deployment_and_service(
+    image: str, architectures: Iterable[str], workload: WorkloadSpec
+) -> list[dict[str, Any]]:
+    """A Deployment running ``image`` only on nodes of ``architectures``, and a Service."""
+    arches = sorted(set(architectures))
+    unknown = [a for a in arches if a not in _KNOWN_ARCHITECTURES]
+    if not arches or unknown:
+        raise TargetError(
+            f"cannot schedule on architectures {arches}",
+            hint=f"expected a subset of {sorted(_KNOWN_ARCHITECTURES)}",
+        )
+    if "@sha256:" not in image:
+        # A tag can move; a Deployment pinned by digest runs exactly what was checked.
+        raise ConfigError(
+            f"image {image} is not pinned by digest",
+            hint="pass REPOSITORY@sha256:..., or a tag that crossdock resolves in the registry",
+        )
+    if not _DNS_LABEL.match(workload.name):
+        raise ConfigError(
+            f"{workload.name!r} is not a valid Kubernetes name (lowercase letters, digits, '-')",
+            hint="pass --name with a DNS label such as `api`",
+        )
+    labels = {"app.kubernetes.io/name": workload.name, "app.kubernetes.io/managed-by": "crossdock"}
+    selector = {"app.kubernetes.io/name": workload.name}
+    metadata: dict[str, Any] = {"name": workload.name, "labels": labels}
+    if workload.namespace:
+        metadata["namespace"] = workload.namespace
+
+    def probe(period_s: int, failures: int) -> dict[str, Any]:
+        return {
+            "httpGet": {"path": workload.health_path, "port": "http"},
+            "initialDelaySeconds": workload.initial_delay_s,
+            "periodSeconds": period_s,
+            "timeoutSeconds": 2,
+            "failureThreshold": failures,
+        }
+
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata,
+        "spec": {
+            "replicas": workload.replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [
+                                    {
+                                        "matchExpressions": [
+                                            {"key": ARCH_LABEL, "operator": "In", "values": arches}
+                                        ]
+                                    }
+                                ]
+                            }
+                        }
+                    },
+                    "containers": [
+                        {
+                            "name": workload.name,
+                            "image": image,
+                            "ports": [
+                                {"name": "http", "containerPort": workload.port, "protocol": "TCP"}
+                            ],
+                            "readinessProbe": probe(period_s=5, failures=3),
+                            # Liveness is slower to give up than readiness: a busy pod is taken
+                            # out of the Service before it is restarted.
+                            "livenessProbe": probe(period_s=10, failures=6),
+                            "securityContext": {
+                                "runAsNonRoot": True,
+                                "allowPrivilegeEscalation": False,
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata,
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+    return [deployment, service]
+
+
+def render_manifests(documents: Sequence[dict[str, Any]]) -> str:
+    """A YAML stream (``---`` separated) of the documents, each written as JSON."""
+    return "".join(f"---\n{json.dumps(doc, indent=2)}\n" for doc in documents)
