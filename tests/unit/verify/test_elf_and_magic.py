@@ -92,3 +92,41 @@ def test_classify_by_magic():
 
 def test_fixture_folder_is_small():
     assert sum(p.stat().st_size for p in DATA.iterdir()) < 100_000
+
+
+def _pyelftools_versions(data: bytes) -> tuple[set[tuple[str, str]], set[str]]:
+    """The same facts through pyelftools' section-based object model (an independent reader)."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
+
+    elf = ELFFile(io.BytesIO(data))
+    needs: set[tuple[str, str]] = set()
+    defs: set[str] = set()
+    for section in elf.iter_sections():
+        if isinstance(section, GNUVerNeedSection):
+            for verneed, auxiliaries in section.iter_versions():
+                needs |= {(verneed.name, aux.name) for aux in auxiliaries}
+        elif isinstance(section, GNUVerDefSection):
+            for _verdef, auxiliaries in section.iter_versions():
+                defs.add(next(iter(auxiliaries)).name)
+    return needs, defs
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        *sorted(p for p in DATA.iterdir() if p.suffix == ".so" or p.name.endswith("hello")),
+        Path("/lib/x86_64-linux-gnu/libc.so.6"),
+        Path("/usr/aarch64-linux-gnu/lib/libc.so.6"),
+        Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6"),
+    ],
+    ids=lambda p: p.name,
+)
+def test_reader_agrees_with_pyelftools(path):
+    if not path.exists():
+        pytest.skip(f"{path} not installed")
+    data = path.read_bytes()
+    facts = parse_elf(io.BytesIO(data))
+    needs, defs = _pyelftools_versions(data)
+    assert set(facts.version_needs) == needs
+    assert set(facts.version_defs) == defs

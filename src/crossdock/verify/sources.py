@@ -1,0 +1,323 @@
+"""Where ``crossdock verify IMAGE`` reads an image from: a registry reference, an OCI image
+layout folder, or a ``docker save`` tarball. Each becomes, per platform, the image config and
+its layer files, with every blob read checked against its digest.
+
+Attestation manifests (platform ``unknown/unknown``, which BuildKit adds) are not images and are
+skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from crossdock.errors import ConfigError, NotFoundError, UnsafeContentError
+from crossdock.image.config import ImageConfig
+from crossdock.image.descriptor import Descriptor
+from crossdock.image.digest import Digest
+from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
+from crossdock.platform import Platform
+from crossdock.registry.blobcache import BlobCache
+from crossdock.registry.client import RegistryClient
+from crossdock.registry.reference import Mirrors, Reference
+
+__all__ = ["LoadedImage", "load_docker_archive", "load_oci_layout", "load_registry", "open_images"]
+
+# Manifests, indexes and configs are small; a bound stops a hostile file from filling memory.
+_MAX_JSON = 8 * 1024 * 1024
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """One platform's image, ready for ``verify_image``."""
+
+    name: str  # what the report shows: source and manifest digest
+    config: ImageConfig
+    layer_paths: tuple[Path, ...]
+    layer_digests: tuple[Digest | None, ...]
+    declared_platform: Platform | None  # what the index says, checked against the config
+
+    @property
+    def platform(self) -> Platform:
+        return self.declared_platform or self.config.platform
+
+
+@contextmanager
+def open_images(
+    source: str,
+    *,
+    platforms: Sequence[Platform] = (),
+    cache_dir: Path | None = None,
+    mirrors: Mirrors | None = None,
+) -> Iterator[list[LoadedImage]]:
+    """Load every platform image of ``source`` (or only ``platforms``); temporary files live
+    until the context ends. A folder is an OCI layout, a file a ``docker save`` tarball, anything
+    else a registry reference (its blobs cached in ``cache_dir``)."""
+    path = Path(source)
+    with tempfile.TemporaryDirectory(prefix="crossdock-verify-") as tmp:
+        if path.is_dir():
+            images = load_oci_layout(path, platforms=platforms)
+        elif path.is_file():
+            images = load_docker_archive(path, Path(tmp), platforms=platforms)
+        else:
+            ref = Reference.parse(source)
+            blobs = BlobCache((cache_dir or Path(tmp)) / "blobs")
+            images = load_registry(ref, blobs, platforms=platforms, mirrors=mirrors)
+        if not images:
+            wanted = ", ".join(str(p) for p in platforms) or "any platform"
+            raise NotFoundError(f"{source} has no image for {wanted}")
+        yield images
+
+
+def _wanted(platform: Platform | None, platforms: Sequence[Platform]) -> bool:
+    if platform is not None and platform.os == "unknown":
+        return False  # an attestation manifest
+    if not platforms or platform is None:
+        return True
+    return any(p.matches(platform.os, platform.architecture, platform.variant) for p in platforms)
+
+
+# ----- OCI image layout -----
+
+
+def load_oci_layout(root: Path, *, platforms: Sequence[Platform] = ()) -> list[LoadedImage]:
+    index_path = root / "index.json"
+    if not index_path.is_file():
+        raise ConfigError(
+            f"{root} is a folder but not an OCI image layout (no index.json)",
+            hint="pass an OCI layout (e.g. skopeo copy ... oci:DIR), a docker save tarball, "
+            "or a registry reference",
+        )
+    top = Index.parse(_read_bounded(index_path))
+    images: list[LoadedImage] = []
+    _walk_layout(root, top, None, platforms=platforms, out=images, depth=0)
+    return images
+
+
+def _walk_layout(
+    root: Path,
+    index: Index,
+    inherited: Platform | None,
+    *,
+    platforms: Sequence[Platform],
+    out: list[LoadedImage],
+    depth: int,
+) -> None:
+    if depth > 4:  # index -> index -> manifest is the deepest real tool output
+        raise UnsafeContentError(f"{root}: image indexes nest more than 4 deep")
+    for desc in index.manifests:
+        platform = desc.platform or inherited
+        raw = _layout_blob_bytes(root, desc)
+        child = parse_manifest_or_index(raw, desc.media_type)
+        if isinstance(child, Index):
+            _walk_layout(root, child, platform, platforms=platforms, out=out, depth=depth + 1)
+            continue
+        config = ImageConfig.parse(_layout_blob_bytes(root, child.config))
+        if not _wanted(platform or config.platform, platforms):
+            continue
+        paths = []
+        for layer in child.layers:
+            path = _blob_path(root, layer.digest)
+            _verify_file(path, layer)
+            paths.append(path)
+        out.append(
+            LoadedImage(
+                name=f"oci:{root}@{child.digest}",
+                config=config,
+                layer_paths=tuple(paths),
+                layer_digests=tuple(layer.digest for layer in child.layers),
+                declared_platform=platform,
+            )
+        )
+
+
+def _blob_path(root: Path, digest: Digest) -> Path:
+    return root / "blobs" / digest.algorithm / digest.hex
+
+
+def _layout_blob_bytes(root: Path, desc: Descriptor) -> bytes:
+    path = _blob_path(root, desc.digest)
+    if not path.is_file():
+        raise NotFoundError(f"{root}: blob {desc.digest} is missing from the layout")
+    data = _read_bounded(path)
+    if len(data) != desc.size or not desc.digest.matches(data):
+        raise UnsafeContentError(f"{path} does not match its digest {desc.digest}")
+    return data
+
+
+def _verify_file(path: Path, desc: Descriptor) -> None:
+    if not path.is_file():
+        raise NotFoundError(f"layer blob {desc.digest} is missing ({path})")
+    hasher = hashlib.new(desc.digest.algorithm)
+    size = 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    if size != desc.size or hasher.hexdigest() != desc.digest.hex:
+        raise UnsafeContentError(
+            f"layer {path} does not match its descriptor ({desc.digest}, {desc.size} bytes)",
+            hint="the image is damaged or was changed after it was written; export it again",
+        )
+
+
+def _read_bounded(path: Path) -> bytes:
+    if path.stat().st_size > _MAX_JSON:
+        raise UnsafeContentError(f"{path} is larger than {_MAX_JSON} bytes; not a manifest")
+    return path.read_bytes()
+
+
+# ----- docker save -----
+
+
+def load_docker_archive(
+    archive: Path, work_dir: Path, *, platforms: Sequence[Platform] = ()
+) -> list[LoadedImage]:
+    """Read a ``docker save`` tarball (its manifest.json; Docker 25+ archives are OCI layouts
+    too, and the same manifest.json describes them). Layers are copied to ``work_dir`` while
+    their digests are checked: against the config's diff_ids (uncompressed layer tars), or the
+    ``blobs/sha256/HEX`` name they are stored under."""
+    try:
+        with tarfile.open(archive, mode="r:") as tar:
+            entries = json.loads(_member_bytes(tar, "manifest.json"))
+            images: list[LoadedImage] = []
+            for number, item in enumerate(entries):
+                config_name = str(item["Config"])
+                config_raw = _member_bytes(tar, config_name)
+                _check_named_digest(config_name, config_raw, archive)
+                config = ImageConfig.parse(config_raw)
+                if not _wanted(config.platform, platforms):
+                    continue
+                diff_ids = config.diff_ids
+                layer_names = [str(name) for name in item["Layers"]]
+                if len(diff_ids) != len(layer_names):
+                    raise UnsafeContentError(
+                        f"{archive}: image {number} lists {len(layer_names)} layers but its "
+                        f"config has {len(diff_ids)} diff_ids"
+                    )
+                paths = [
+                    _copy_layer(tar, name, diff_id, work_dir / f"{number}-{i}.tar", archive)
+                    for i, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True))
+                ]
+                tags = ",".join(item.get("RepoTags") or []) or config_name
+                images.append(
+                    LoadedImage(
+                        name=f"docker-archive:{archive.name}:{tags}",
+                        config=config,
+                        layer_paths=tuple(paths),
+                        layer_digests=diff_ids,
+                        declared_platform=None,
+                    )
+                )
+            return images
+    except (tarfile.TarError, KeyError, ValueError) as err:
+        raise ConfigError(
+            f"{archive} is not a readable docker save tarball: {err}",
+            hint="create it with `docker save IMAGE -o FILE.tar`",
+        ) from err
+
+
+def _archive_name(tar: tarfile.TarFile) -> str:
+    return str(tar.name.decode() if isinstance(tar.name, bytes) else tar.name)
+
+
+def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
+    try:
+        member = tar.getmember(name)
+    except KeyError as err:
+        raise ConfigError(f"{_archive_name(tar)}: {name} is missing from the archive") from err
+    stream = tar.extractfile(member)
+    if stream is None:
+        raise ConfigError(f"{_archive_name(tar)}: {name} is not a file")
+    return stream
+
+
+def _member_bytes(tar: tarfile.TarFile, name: str) -> bytes:
+    with _member(tar, name) as stream:
+        data = stream.read(_MAX_JSON + 1)
+    if len(data) > _MAX_JSON:
+        raise UnsafeContentError(
+            f"{_archive_name(tar)}: {name} is too large for a manifest or config"
+        )
+    return data
+
+
+def _check_named_digest(name: str, data: bytes, archive: Path) -> None:
+    """A config stored as ``HEX.json`` or ``blobs/sha256/HEX`` must hash to HEX."""
+    stem = Path(name).name.removesuffix(".json")
+    if len(stem) == 64 and hashlib.sha256(data).hexdigest() != stem:
+        raise UnsafeContentError(f"{archive}: {name} does not match its digest")
+
+
+def _copy_layer(
+    tar: tarfile.TarFile, name: str, diff_id: Digest, dest: Path, archive: Path
+) -> Path:
+    hasher = hashlib.new(diff_id.algorithm)
+    with _member(tar, name) as source, dest.open("wb") as out:
+        while chunk := source.read(_CHUNK):
+            hasher.update(chunk)
+            out.write(chunk)
+    stored_as = Path(name).name
+    if hasher.hexdigest() != diff_id.hex and hasher.hexdigest() != stored_as:
+        raise UnsafeContentError(
+            f"{archive}: layer {name} matches neither its diff_id {diff_id} nor its name",
+            hint="the archive is damaged; save the image again",
+        )
+    return dest
+
+
+# ----- registry -----
+
+
+def load_registry(
+    ref: Reference,
+    blobs: BlobCache,
+    *,
+    platforms: Sequence[Platform] = (),
+    mirrors: Mirrors | None = None,
+) -> list[LoadedImage]:
+    """Pull the manifests, configs and layers of ``ref`` (every platform of an index)."""
+    pull = mirrors.apply(ref) if mirrors else ref
+    images: list[LoadedImage] = []
+    with RegistryClient(pull.registry) as client:
+        top = client.get_manifest(pull)
+        children: list[tuple[Manifest, Platform | None]] = []
+        if isinstance(top, Index):
+            for desc in top.manifests:
+                if not _wanted(desc.platform, platforms) or desc.platform is None:
+                    continue
+                child = client.get_manifest(pull.with_digest(desc.digest))
+                if isinstance(child, Manifest):
+                    children.append((child, desc.platform))
+        else:
+            children.append((top, None))
+        for manifest, declared in children:
+            config = ImageConfig.parse(client.fetch_blob_bytes(pull, manifest.config))
+            if declared is None and not _wanted(config.platform, platforms):
+                continue
+            paths = tuple(blobs.ensure(desc, _downloader(client, pull)) for desc in manifest.layers)
+            images.append(
+                LoadedImage(
+                    name=f"{ref}@{manifest.digest}",
+                    config=config,
+                    layer_paths=paths,
+                    layer_digests=tuple(desc.digest for desc in manifest.layers),
+                    declared_platform=declared,
+                )
+            )
+    return images
+
+
+def _downloader(client: RegistryClient, ref: Reference) -> Callable[[Descriptor, Path], Path]:
+    def download(desc: Descriptor, dest: Path) -> Path:
+        return client.fetch_blob(ref, desc, dest)
+
+    return download
