@@ -185,6 +185,7 @@ def load_docker_archive(
     too, and the same manifest.json describes them). Layers are copied to ``work_dir`` while
     their digests are checked: against the config's diff_ids (uncompressed layer tars), or the
     ``blobs/sha256/HEX`` name they are stored under."""
+    work_dir.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, mode="r:") as tar:
             entries = json.loads(_member_bytes(tar, "manifest.json"))

@@ -8,6 +8,8 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
+
 DATA = Path(__file__).resolve().parents[2] / "data" / "verify"
 
 # (name, kind, payload): kind is "file" (payload bytes), "dir", "symlink" / "hardlink" (payload
@@ -51,3 +53,38 @@ def write_layer(path: Path, entries: Iterable[Entry], *, gzipped: bool = True) -
 
 def fixture_bytes(name: str) -> bytes:
     return (DATA / name).read_bytes()
+
+
+def other_python_pyc(tmp_path: Path, image_python: tuple[int, int] = (3, 13)) -> bytes:
+    """A .pyc compiled by a real host interpreter of another version than the image's (Debian
+    12's /usr/bin/python3 is 3.11), as bytecode written on the build host would be."""
+    import shutil
+    import subprocess
+
+    for name in ("/usr/bin/python3", "python3.11", "python3.12", "python3.10", "python3.14"):
+        exe = shutil.which(name)
+        if exe is None:
+            continue
+        version = subprocess.run(
+            [exe, "-c", "import sys; print(*sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        if tuple(int(v) for v in version) == image_python:
+            continue
+        source = tmp_path / "handler.py"
+        source.write_text("def handler(event, context):\n    return 1\n")
+        target = tmp_path / "handler.pyc"
+        subprocess.run(
+            [
+                exe,
+                "-c",
+                "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2])",
+                str(source),
+                str(target),
+            ],
+            check=True,
+        )
+        return target.read_bytes()
+    raise pytest.skip.Exception("no host Python but the image's version to compile bytecode with")

@@ -105,7 +105,7 @@ def _pyelftools_versions(data: bytes) -> tuple[set[tuple[str, str]], set[str]]:
     for section in elf.iter_sections():
         if isinstance(section, GNUVerNeedSection):
             for verneed, auxiliaries in section.iter_versions():
-                needs |= {(verneed.name, aux.name) for aux in auxiliaries}
+                needs |= {(str(verneed.name), str(aux.name)) for aux in auxiliaries}
         elif isinstance(section, GNUVerDefSection):
             for _verdef, auxiliaries in section.iter_versions():
                 defs.add(next(iter(auxiliaries)).name)

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import io
 import json
-import py_compile
-import sys
 from dataclasses import replace
 
 from rich.console import Console
@@ -11,8 +9,9 @@ from rich.console import Console
 from crossdock.baseprofile import read_base_profile
 from crossdock.platform import AMD64, ARM64
 from crossdock.verify import Check, reports_to_json, verify_image
+from crossdock.verify.pyabi import pyc_version
 
-from .layertar import fixture_bytes
+from .layertar import fixture_bytes, other_python_pyc
 from .miniimage import config_for, image
 
 SITE = "usr/local/lib/python3.13/dist-packages"
@@ -51,10 +50,8 @@ def test_a_correct_arm64_image_passes(tmp_path):
 
 
 def test_every_kind_of_wrong_is_named(tmp_path):
-    source = tmp_path / "m.py"
-    source.write_text("x = 1\n")
-    py_compile.compile(str(source), cfile=str(tmp_path / "m.pyc"))
-    host_pyc = (tmp_path / "m.pyc").read_bytes()
+    host_pyc = other_python_pyc(tmp_path)
+    host_version = pyc_version(host_pyc)[0]  # type: ignore[index]
     layers = image(
         tmp_path,
         ARM64,
@@ -98,7 +95,7 @@ def test_every_kind_of_wrong_is_named(tmp_path):
     assert ("foreign-binary", "/app/win.pyd") in failures
     pyc = next(f for f in report.failures if f.check is Check.PYC_MAGIC)
     assert pyc.file.path == "/app/__pycache__/m.cpython-311.pyc"
-    assert f"Python {sys.version_info[0]}.{sys.version_info[1]}" in pyc.found
+    assert f"Python {host_version[0]}.{host_version[1]}" in pyc.found  # type: ignore[index]
     assert pyc.file.layer_index == 1
     assert not report.passed
 

@@ -1,0 +1,246 @@
+"""crossdock verify on real images: the stage's multi-arch python:3.13-slim, plus layers made
+here from real wheels downloaded from PyPI by uv, for each way an image goes wrong (issue 4).
+
+Needs the stage (`stage/stage.sh up`, CROSSDOCK_STAGE_REGISTRY) and PyPI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from uv import find_uv_bin
+
+from crossdock.baseprofile import read_base_profile
+from crossdock.errors import NotFoundError, UnsafeContentError
+from crossdock.image.config import ImageConfig
+from crossdock.platform import AMD64, ARM64, Platform
+from crossdock.verify import Check, verify_image
+from crossdock.verify.sources import (
+    LoadedImage,
+    load_docker_archive,
+    load_oci_layout,
+    open_images,
+)
+from tests.unit.verify.layertar import other_python_pyc, write_layer
+
+pytestmark = pytest.mark.integration
+
+SITE = "usr/local/lib/python3.13/dist-packages"
+NUMPY = "numpy==2.3.5"
+
+
+@pytest.fixture(scope="module")
+def stage_ref() -> str:
+    registry = os.environ.get("CROSSDOCK_STAGE_REGISTRY")
+    if not registry:
+        pytest.skip("CROSSDOCK_STAGE_REGISTRY is not set: run `stage/stage.sh up` and its env")
+    return f"{registry}/library/python:3.13-slim"
+
+
+@pytest.fixture(scope="module")
+def bases(stage_ref, tmp_path_factory) -> dict[Platform, LoadedImage]:
+    cache = Path(os.environ.get("CROSSDOCK_CACHE_DIR") or tmp_path_factory.mktemp("cache"))
+    with open_images(stage_ref, cache_dir=cache) as images:
+        return {image.platform: image for image in images}
+
+
+def _uv_target(tmp: Path, python_platform: str, python_version: str, *packages: str) -> Path:
+    target = tmp / f"{python_platform}-{python_version}"
+    if not target.exists():
+        subprocess.run(
+            [
+                find_uv_bin(),
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--python-platform",
+                python_platform,
+                "--python-version",
+                python_version,
+                "--target",
+                str(target),
+                *packages,
+            ],
+            check=True,
+        )
+    return target
+
+
+def _tree_layer(tree: Path, prefix: str, dest: Path) -> Path:
+    entries = [
+        (f"{prefix}/{path.relative_to(tree)}", "file", path.read_bytes())
+        for path in sorted(tree.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+    return write_layer(dest, entries)
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("wheels")
+
+
+def _image(base: LoadedImage, *layers: Path, config: ImageConfig | None = None):
+    return (config or base.config), [*base.layer_paths, *layers]
+
+
+@pytest.mark.parametrize("platform", [AMD64, ARM64], ids=str)
+def test_stage_base_profile(bases, platform):
+    base = bases[platform]
+    profile = read_base_profile(base.config, base.layer_paths, base.layer_digests)
+    assert profile.platform.architecture == platform.architecture
+    assert profile.python_version == "3.13"
+    assert profile.python_path == "/usr/bin/python3.13"
+    assert profile.python_stdlib == "/usr/lib/python3.13"
+    assert profile.glibc_version == "2.41"  # Debian trixie
+    assert profile.glibcxx is not None
+
+
+@pytest.mark.parametrize(
+    ("platform", "uv_platform"),
+    [(AMD64, "x86_64-manylinux_2_28"), (ARM64, "aarch64-manylinux_2_28")],
+    ids=str,
+)
+def test_a_correct_image_passes(bases, wheels, tmp_path, platform, uv_platform):
+    tree = _uv_target(wheels, uv_platform, "3.13", NUMPY)
+    config, layers = _image(bases[platform], _tree_layer(tree, SITE, tmp_path / "deps.tar.gz"))
+    base_layers = len(bases[platform].layer_paths)
+    report = verify_image(config, layers, declared_platform=platform)
+    assert report.passed, report.failures
+    assert report.counts["extension"] > 47  # numpy's own modules were checked
+    assert report.counts["wheel"] >= 4
+    # The build's way: the base is trusted, only new layers are read (with the base's profile).
+    profile = read_base_profile(bases[platform].config, bases[platform].layer_paths)
+    fast = verify_image(config, layers, profile=profile, first_layer=base_layers)
+    assert fast.passed, fast.failures
+    assert 0 < fast.counts["elf"] < report.counts["elf"]
+
+
+def test_amd64_binaries_in_an_arm64_image(bases, wheels, tmp_path):
+    tree = _uv_target(wheels, "x86_64-manylinux_2_28", "3.13", NUMPY)
+    config, layers = _image(bases[ARM64], _tree_layer(tree, SITE, tmp_path / "deps.tar.gz"))
+    report = verify_image(config, layers)
+    checks = {f.check for f in report.failures}
+    assert {Check.ELF_PLATFORM, Check.EXTENSION_SUFFIX, Check.WHEEL_PLATFORM} <= checks
+    named = {f.file.path for f in report.failures if f.check is Check.ELF_PLATFORM}
+    assert any(p.endswith("_multiarray_umath.cpython-313-x86_64-linux-gnu.so") for p in named)
+    assert all(f.file.layer_index == len(layers) - 1 for f in report.failures)
+
+
+def test_image_labelled_arm64_whose_binaries_are_amd64(bases):
+    # What a mislabelled buildx result looks like: amd64 layers under an arm64 config.
+    arm_config = bases[ARM64].config
+    report = verify_image(arm_config, bases[AMD64].layer_paths)
+    entry = [f for f in report.failures if f.check is Check.ENTRYPOINT]
+    assert len(entry) == 1
+    assert entry[0].file.path == "/usr/bin/python3.13"
+    assert "EM_X86_64" in entry[0].found
+    assert report.counts["elf"] == sum(f.check is Check.ELF_PLATFORM for f in report.failures)
+
+
+def test_wheel_needing_newer_glibc_than_the_base(bases, wheels, tmp_path):
+    tree = _uv_target(wheels, "aarch64-manylinux_2_28", "3.13", NUMPY)
+    config, layers = _image(bases[ARM64], _tree_layer(tree, SITE, tmp_path / "deps.tar.gz"))
+    real = read_base_profile(bases[ARM64].config, bases[ARM64].layer_paths)
+    old_base = replace(real, glibc_version="2.17")  # a CentOS 7-era base
+    report = verify_image(
+        config, layers, profile=old_base, first_layer=len(bases[ARM64].layer_paths)
+    )
+    glibc = [f for f in report.failures if f.check is Check.GLIBC]
+    assert glibc, report.failures
+    assert report.glibc.required_by in {f.file.path for f in glibc}
+    assert tuple(int(x) for x in report.glibc.required.split(".")) > (2, 17)  # type: ignore[union-attr]
+    assert any(f.check is Check.WHEEL_GLIBC for f in report.failures)
+
+
+def test_cp312_extension_in_a_313_image(bases, wheels, tmp_path):
+    tree = _uv_target(wheels, "aarch64-manylinux_2_28", "3.12", NUMPY)
+    config, layers = _image(bases[ARM64], _tree_layer(tree, SITE, tmp_path / "deps.tar.gz"))
+    report = verify_image(config, layers)
+    suffix = [f for f in report.failures if f.check is Check.EXTENSION_SUFFIX]
+    assert suffix and all(f.found == "cpython-312" for f in suffix)
+    assert any(f.check is Check.WHEEL_PYTHON for f in report.failures)
+    assert not any(f.check is Check.ELF_PLATFORM for f in report.failures)
+
+
+def test_macos_extension_and_host_bytecode(bases, wheels, tmp_path):
+    tree = _uv_target(wheels, "aarch64-apple-darwin", "3.13", "markupsafe==3.0.2")
+    app = write_layer(
+        tmp_path / "app.tar.gz", [("app/handler.pyc", "file", other_python_pyc(tmp_path))]
+    )
+    config, layers = _image(bases[ARM64], _tree_layer(tree, SITE, tmp_path / "deps.tar.gz"), app)
+    report = verify_image(config, layers)
+    foreign = [f for f in report.failures if f.check is Check.FOREIGN_BINARY]
+    assert [Path(f.file.path).name for f in foreign] == ["_speedups.cpython-313-darwin.so"]
+    assert "Mach-O" in foreign[0].found
+    pyc = [f for f in report.failures if f.check is Check.PYC_MAGIC]
+    assert [f.file.path for f in pyc] == ["/app/handler.pyc"]
+
+
+@pytest.fixture(scope="module")
+def skopeo() -> str:
+    exe = shutil.which("skopeo")
+    if exe is None:
+        pytest.skip("skopeo is not installed")
+    return exe
+
+
+def test_oci_layout_source_verifies_digests(stage_ref, skopeo, tmp_path):
+    layout = tmp_path / "layout"
+    subprocess.run(
+        [
+            skopeo,
+            "copy",
+            "--quiet",
+            "--all",
+            "--src-tls-verify=false",
+            f"docker://{stage_ref}",
+            f"oci:{layout}",
+        ],
+        check=True,
+    )
+    images = load_oci_layout(layout)
+    assert sorted(str(i.platform) for i in images) == ["linux/amd64", "linux/arm64/v8"]
+    arm = load_oci_layout(layout, platforms=[ARM64])
+    assert len(arm) == 1
+    report = verify_image(arm[0].config, arm[0].layer_paths, declared_platform=ARM64)
+    assert report.passed and report.python_version == "3.13"
+    # One flipped byte in a layer blob is refused before anything is read from it.
+    blob = arm[0].layer_paths[-1]
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with pytest.raises(UnsafeContentError, match="does not match"):
+        load_oci_layout(layout, platforms=[ARM64])
+
+
+def test_docker_save_tarball_source(stage_ref, skopeo, tmp_path):
+    archive = tmp_path / "image.tar"
+    subprocess.run(
+        [
+            skopeo,
+            "copy",
+            "--quiet",
+            "--override-arch",
+            "arm64",
+            "--src-tls-verify=false",
+            f"docker://{stage_ref}",
+            f"docker-archive:{archive}:example/api:arm64",
+        ],
+        check=True,
+    )
+    images = load_docker_archive(archive, tmp_path / "work")
+    assert len(images) == 1
+    report = verify_image(images[0].config, images[0].layer_paths)
+    assert report.passed, report.failures
+    assert report.platform.startswith("linux/arm64")
+    with pytest.raises(NotFoundError), open_images(str(archive), platforms=[AMD64]):
+        pass
