@@ -9,7 +9,7 @@ cd "$repo"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "development environment and local stage (registry, base images, dockerd, binfmt)"
-bash scripts/dev-env.sh
+source scripts/dev-env.sh
 bash stage/stage.sh up
 bash stage/stage.sh docker
 eval "$(bash stage/stage.sh env)"

@@ -9,7 +9,7 @@ started=$(date +%s)
 step() { printf '\n=== %s (%ss)\n' "$1" "$(( $(date +%s) - started ))"; }
 
 step "development environment"
-bash scripts/dev-env.sh
+source scripts/dev-env.sh
 
 step "local stage"
 bash stage/stage.sh up

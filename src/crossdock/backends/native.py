@@ -152,8 +152,18 @@ class NativeBackend:
         )
 
         mark = time.perf_counter()
+        self._verify_base(plan, base, platform, profile)
+        # The base's own files were verified above (once per base digest); here every file the
+        # build adds is checked, against the whole filesystem view (whiteouts included).
         report = verify_image(
-            config, [b.path for b in layer_sources], profile=profile, allow=self._allow
+            config,
+            [b.path for b in layer_sources],
+            layer_digests=[b.descriptor.digest for b in layer_sources],
+            profile=profile,
+            allow=self._allow,
+            first_layer=len(base.layers),
+            declared_platform=platform,
+            image_name=f"{plan.service} ({platform})",
         )
         timings["verify"] = time.perf_counter() - mark
         if not report.passed:
@@ -245,6 +255,32 @@ class NativeBackend:
         profile = read_base_profile(base.config, [b.path for b in base.layers])
         _atomic_write(path, json.dumps(profile.to_json(), indent=2).encode())
         return profile
+
+    def _verify_base(
+        self, plan: BuildPlan, base: _Base, platform: Platform, profile: BaseProfile
+    ) -> None:
+        """Verify the base image's own files once per base manifest digest: a base is
+        immutable, so a pass recorded for its digest holds for every later build."""
+        marker = plan.cache_dir / "profiles" / f"{base.manifest.digest.hex}.verified"
+        if marker.exists():
+            return
+        report = verify_image(
+            base.config,
+            [b.path for b in base.layers],
+            layer_digests=[b.descriptor.digest for b in base.layers],
+            profile=profile,
+            allow=self._allow,
+            declared_platform=platform,
+            image_name=f"base {plan.base} ({platform})",
+        )
+        if not report.passed:
+            raise VerificationError(
+                f"the base image {plan.base} for {platform} failed verification; "
+                "nothing was built on it",
+                report=report,
+                hint="pick another base, or --allow PATTERN for a known exception in the base",
+            )
+        _atomic_write(marker, json.dumps(report.to_json()).encode())
 
     def _dependencies_layer(
         self, plan: BuildPlan, platform: Platform, profile: BaseProfile, cache: BlobCache
