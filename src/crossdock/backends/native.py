@@ -244,7 +244,9 @@ class NativeBackend:
         origin = f"{plan.base_pull.registry}/{plan.base_pull.repository}"
         layers = []
         for desc in manifest.layers:
-            path = cache.ensure(desc, lambda d, dest: self._client.fetch_blob(plan.base_pull, d, dest))
+            path = cache.ensure(
+                desc, lambda d, dest: self._client.fetch_blob(plan.base_pull, d, dest)
+            )
             layers.append(BlobSource(desc, path, origin))
         return _Base(manifest, config, tuple(layers))
 
