@@ -36,6 +36,7 @@ def _register_commands() -> None:
         doctor_cmd,  # noqa: F401
         init_cmd,  # noqa: F401
         run_cmd,  # noqa: F401
+        verify_cmd,  # noqa: F401
     )
 
 
