@@ -20,12 +20,10 @@ Arguments are rendered by pure functions (``render_buildx_args``) so tests check
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -35,7 +33,6 @@ from typing import Any, Literal
 
 from crossdock.backends.base import Progress
 from crossdock.errors import ConfigError, ToolError, VerificationError
-from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.mediatypes import MediaType
@@ -45,6 +42,7 @@ from crossdock.registry.blobcache import BlobCache
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.verify import PlatformReport, verify_image
+from crossdock.verify.sources import LoadedImage, load_docker_archive, load_registry
 
 __all__ = [
     "BuildxBackend",
@@ -68,8 +66,6 @@ _FROM_RE = re.compile(
 )
 _ARG_RE = re.compile(r"^ARG\s+(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:=(?P<default>\S*))?\s*$", re.I)
 _VAR_RE = re.compile(r"^\$\{?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}?$")
-# docker save is bounded by what the daemon holds; still refuse absurd manifest.json files.
-_MAX_SAVE_MANIFEST = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -390,43 +386,35 @@ class BuildxBackend:
         index: str | None = None
         if target_ref is None:
             for platform, local_tag, seconds in built:
-                report, ref = self._verify_loaded(local_tag, platform), local_tag
+                report = self._verify_loaded(local_tag, platform)
+                images.append(BuiltImage(platform, local_tag, report, seconds))
+            _check_verified(images, progress)
+            return BuildxResult(tuple(images), None, tuple(notes), tuple(commands))
+        with RegistryClient(target_ref.registry, environ=self._environ) as client:
+            cache = BlobCache(plan.cache_dir / "blobs")
+            manifests: list[Manifest] = []
+            for platform, pushed, seconds in built:
+                manifest = self._pushed_manifest(client, Reference.parse(pushed), platform)
+                ref = f"{target_ref.registry}/{target_ref.repository}@{manifest.digest}"
+                report = self._verify_pushed(cache, Reference.parse(ref), platform)
                 images.append(BuiltImage(platform, ref, report, seconds))
-        else:
-            client = RegistryClient(target_ref.registry, environ=self._environ)
-            with client:
-                cache = BlobCache(plan.cache_dir / "blobs")
-                descriptors: list[Descriptor] = []
-                for platform, pushed, seconds in built:
-                    manifest = self._pushed_manifest(client, Reference.parse(pushed), platform)
-                    report = self._verify_pushed(client, cache, target_ref, manifest, platform)
-                    ref = f"{target_ref.registry}/{target_ref.repository}@{manifest.digest}"
-                    images.append(BuiltImage(platform, ref, report, seconds))
-                    descriptors.append(manifest.descriptor(platform))
-                final_tag = target_ref.tag or tag
-                if not together and not lambda_target and len(descriptors) > 1:
-                    index = self._put_index(client, target_ref, descriptors, final_tag)
-                    notes.append(f"index {index} assembled from the pushed manifests")
-                    progress(None, notes[-1])
-                elif not together and len(descriptors) == 1:
-                    # One platform: TAG names its manifest too, as a one-platform build would.
-                    (image,) = images
-                    raw = self._pushed_manifest(
-                        client, Reference.parse(image.reference), image.platform
-                    )
-                    client.put_manifest(target_ref, raw.raw, raw.media_type, final_tag)
-        failed = [i for i in images if not i.verification.passed]
-        for image in images:
-            state = "passed" if image.verification.passed else "FAILED"
-            progress(image.platform, f"verification {state}: {image.reference}")
-        result = BuildxResult(tuple(images), index, tuple(notes), tuple(commands))
-        if failed:
-            raise VerificationError(
-                "buildx built image(s) that fail verification: "
-                + ", ".join(f"{i.platform} ({i.reference})" for i in failed),
-                report=failed[0].verification,
-            )
-        return result
+                manifests.append(manifest)
+            # buildx has already written TAG-ARCH (or TAG, pushing together); TAG is written
+            # by crossdock only once every platform passed.
+            _check_verified(images, progress)
+            final_tag = target_ref.tag or tag
+            if not together and not lambda_target and len(manifests) > 1:
+                descriptors = [
+                    m.descriptor(i.platform) for m, i in zip(manifests, images, strict=True)
+                ]
+                index = self._put_index(client, target_ref, descriptors, final_tag)
+                notes.append(f"index {index} assembled from the pushed manifests")
+                progress(None, notes[-1])
+            elif not together and len(manifests) == 1:
+                # One platform: TAG names its manifest too, as a one-platform build would.
+                (only,) = manifests
+                client.put_manifest(target_ref, only.raw, only.media_type, final_tag)
+        return BuildxResult(tuple(images), index, tuple(notes), tuple(commands))
 
     def _pushed_manifest(
         self, client: RegistryClient, ref: Reference, platform: Platform
@@ -443,39 +431,28 @@ class BuildxBackend:
         return found
 
     def _verify_pushed(
-        self,
-        client: RegistryClient,
-        cache: BlobCache,
-        repository: Reference,
-        manifest: Manifest,
-        platform: Platform,
+        self, cache: BlobCache, pushed: Reference, platform: Platform
     ) -> PlatformReport:
-        config = ImageConfig.parse(client.fetch_blob_bytes(repository, manifest.config))
-        paths = [
-            cache.ensure(layer, lambda d, dest: client.fetch_blob(repository, d, dest))
-            for layer in manifest.layers
-        ]
-        return verify_image(
-            config,
-            paths,
-            allow=self.allow,
-            layer_digests=[layer.digest for layer in manifest.layers],
-            declared_platform=platform,
-            image_name=f"{repository.registry}/{repository.repository}@{manifest.digest}",
-        )
+        (image,) = load_registry(pushed, cache, platforms=[platform])
+        return self._verify(image, platform)
 
     def _verify_loaded(self, local_tag: str, platform: Platform) -> PlatformReport:
         with tempfile.TemporaryDirectory(prefix="crossdock-save-") as tmp:
             archive = Path(tmp) / "image.tar"
             self._run([self._docker_path, "save", "-o", str(archive), local_tag])
-            config, layers = _read_docker_save(archive, Path(tmp) / "x")
-            return verify_image(
-                config,
-                layers,
-                allow=self.allow,
-                declared_platform=platform,
-                image_name=local_tag,
-            )
+            (image,) = load_docker_archive(archive, Path(tmp) / "layers")
+            return self._verify(image, platform)
+
+    def _verify(self, image: LoadedImage, platform: Platform) -> PlatformReport:
+        # The platform we asked buildx for is checked against the config and every binary.
+        return verify_image(
+            image.config,
+            image.layer_paths,
+            allow=self.allow,
+            layer_digests=image.layer_digests,
+            declared_platform=platform,
+            image_name=image.name,
+        )
 
     def _put_index(
         self,
@@ -516,6 +493,19 @@ class BuildxBackend:
         return done.stdout or ""
 
 
+def _check_verified(images: Sequence[BuiltImage], progress: Progress) -> None:
+    for image in images:
+        state = "passed" if image.verification.passed else "FAILED"
+        progress(image.platform, f"verification {state}: {image.reference}")
+    failed = [i for i in images if not i.verification.passed]
+    if failed:
+        raise VerificationError(
+            "buildx built image(s) that fail verification: "
+            + ", ".join(f"{i.platform} ({i.reference})" for i in failed),
+            report=failed[0].verification,
+        )
+
+
 def _one_platform_at_a_time_note(
     driver: str | None, target_ref: Reference | None, lambda_target: bool
 ) -> str:
@@ -546,38 +536,3 @@ def _failure_hint(detail: str) -> str:
     if "does not match the specified platform" in detail:
         return "pass --platform (the Makefile does); see `crossdock doctor`"
     return "see the build output above; `crossdock doctor` checks docker, buildx and QEMU"
-
-
-def _read_docker_save(archive: Path, dest: Path) -> tuple[ImageConfig, list[Path]]:
-    """The config and layer tarballs of the single image in a ``docker save`` archive.
-
-    Only the files manifest.json names are extracted, each as a plain file under ``dest``.
-    """
-    dest.mkdir(parents=True)
-    with tarfile.open(archive) as tar:
-        members = {m.name: m for m in tar.getmembers() if m.isfile()}
-
-        def read(name: str, limit: int | None = None) -> bytes:
-            member = members.get(name)
-            handle = tar.extractfile(member) if member else None
-            if handle is None or (limit is not None and member is not None and member.size > limit):
-                raise VerificationError(f"{archive}: no usable {name} in the docker save archive")
-            return handle.read()
-
-        manifest = json.loads(read("manifest.json", _MAX_SAVE_MANIFEST))
-        if len(manifest) != 1:
-            raise VerificationError(f"{archive}: expected one image, found {len(manifest)}")
-        entry = manifest[0]
-        config = ImageConfig.parse(read(str(entry["Config"])))
-        layers: list[Path] = []
-        for number, name in enumerate(entry["Layers"]):
-            member = members.get(str(name))
-            handle = tar.extractfile(member) if member else None
-            if handle is None:
-                raise VerificationError(f"{archive}: layer {name} is missing")
-            # Our own file name: a member name never becomes a path on disk.
-            path = dest / f"layer-{number:03d}.tar"
-            with path.open("wb") as out:
-                shutil.copyfileobj(handle, out)
-            layers.append(path)
-    return config, layers
