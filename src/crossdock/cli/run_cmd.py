@@ -28,8 +28,12 @@ RunPlatformOpt = Annotated[
     ),
 ]
 TimeoutOpt = Annotated[
-    float,
-    typer.Option("--timeout", help="Seconds to wait (arm64 under QEMU starts slowly)."),
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Seconds to wait for the image to answer (default: 120, or 600 for a foreign "
+        "architecture: under QEMU a Python service starts slowly).",
+    ),
 ]
 NoPullOpt = Annotated[
     bool, typer.Option("--no-pull", help="Use the image already in docker (e.g. `docker load`).")
@@ -63,7 +67,7 @@ def run(
     health_path: Annotated[
         str, typer.Option("--health-path", help="Path that answers 2xx when healthy.")
     ] = "/health",
-    timeout: TimeoutOpt = 90.0,
+    timeout: TimeoutOpt = None,
     keep: Annotated[
         bool, typer.Option("--keep", help="Leave the container running after the check.")
     ] = False,
@@ -71,7 +75,7 @@ def run(
     json_output: JsonOpt = False,
 ) -> None:
     """Start a web-service image (apprunner, eks) with docker and wait for its health path."""
-    from crossdock.localrun import run_service
+    from crossdock.localrun import default_start_timeout, run_service
 
     results = []
     for each in _platforms(platform):
@@ -80,7 +84,7 @@ def run(
             each,
             health_path=health_path,
             port=port,
-            timeout_s=timeout,
+            timeout_s=timeout or default_start_timeout(each),
             keep=keep,
             pull=not no_pull,
             progress=_say,
@@ -115,19 +119,24 @@ def invoke(
         typer.Option("--event", "-e", help="JSON event file ('-' for stdin; default: {})."),
     ] = None,
     platform: RunPlatformOpt = None,
-    timeout: TimeoutOpt = 120.0,
+    timeout: TimeoutOpt = None,
     no_pull: NoPullOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Invoke a Lambda image once against a local Lambda Runtime API; print its response."""
-    from crossdock.localrun import invoke_image
+    from crossdock.localrun import default_start_timeout, invoke_image
 
     payload = _read_event(event)
     failed = False
     results = []
     for each in _platforms(platform):
         outcome = invoke_image(
-            image, each, payload, timeout_s=timeout, pull=not no_pull, progress=_say
+            image,
+            each,
+            payload,
+            timeout_s=timeout or default_start_timeout(each),
+            pull=not no_pull,
+            progress=_say,
         )
         result = outcome.result
         entry: dict[str, object] = {"platform": str(each), "request_id": result.request_id}
