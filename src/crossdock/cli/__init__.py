@@ -35,6 +35,7 @@ def _register_commands() -> None:
         build_cmd,  # noqa: F401
         doctor_cmd,  # noqa: F401
         init_cmd,  # noqa: F401
+        push_cmd,  # noqa: F401
         run_cmd,  # noqa: F401
         verify_cmd,  # noqa: F401
     )

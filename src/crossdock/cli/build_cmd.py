@@ -23,6 +23,17 @@ from crossdock.cli.common import (
     out_console,
     progress,
 )
+from crossdock.cli.push_cmd import (
+    CreateRepositoryOpt,
+    DryRunOpt,
+    EnvOpt,
+    GitShaOpt,
+    prepare_publishing,
+    publish,
+    render_release,
+)
+from crossdock.errors import ConfigError
+from crossdock.publish.release import ReleaseResult
 
 
 @app.command()
@@ -57,6 +68,10 @@ def build(
     push: Annotated[
         str | None, typer.Option("--push", help="Push to this repository (REGISTRY/REPO[:TAG]).")
     ] = None,
+    env: EnvOpt = None,
+    dry_run: DryRunOpt = False,
+    git_sha: GitShaOpt = None,
+    create_repository: CreateRepositoryOpt = False,
     allow: AllowOpt = None,
     json_output: JsonOpt = False,
     backend_name: Annotated[
@@ -76,41 +91,52 @@ def build(
     if backend_name != "native" or dockerfile is not None:
         from crossdock.cli.buildx_cmd import build_with_buildx
 
+        if env or dry_run:
+            raise ConfigError(
+                "--env and --dry-run publish native builds only",
+                hint="drop --backend buildx/--dockerfile, or push with --push REPO:TAG",
+            )
+
         build_with_buildx(
-            project, service, platform, target, base, backend_name, dockerfile, tag, push,
-            tuple(allow or ()), json_output, local_outputs=(oci_layout, docker_archive),
+            project,
+            service,
+            platform,
+            target,
+            base,
+            backend_name,
+            dockerfile,
+            tag,
+            push,
+            tuple(allow or ()),
+            json_output,
+            local_outputs=(oci_layout, docker_archive),
         )
         return
     from crossdock.backends.native import NativeBackend
     from crossdock.build import OutputSpec, make_plan
     from crossdock.build import build as run_build
-    from crossdock.registry.client import RegistryClient
 
     config = load(project, service, platform, target, base)
+    # Resolved before building: a bad destination or a refused dirty tree fails fast.
+    narrowed, publishing = prepare_publishing(
+        config,
+        env=env,
+        to=push,
+        tag=tag,
+        git_sha=git_sha,
+        dry_run=dry_run,
+        create_repository=create_repository,
+    )
+    config = narrowed or config
     build_plan = make_plan(config)
     backend = NativeBackend(allow=tuple(allow or ()))
     output = OutputSpec(oci_layout=oci_layout, docker_archive=docker_archive, tag=tag)
     outcome = run_build(build_plan, backend, progress, output)
-    if push:
-        from crossdock.registry.push import push_image_set
-        from crossdock.registry.reference import Reference
-
-        target_ref = Reference.parse(push, default_tag=tag)
-        tags = (
-            {target_ref.tag or tag: outcome.digest}
-            if outcome.image_set.index
-            else {
-                f"{target_ref.tag or tag}-{image.platform.architecture}": image.digest
-                for image in outcome.image_set.images
-            }
-        )
-        with RegistryClient(target_ref.registry) as client:
-            push_image_set(client, outcome.image_set, target_ref, tags)
-        progress(None, f"pushed {target_ref.registry}/{target_ref.repository} ({', '.join(tags)})")
-    _report(outcome, json_output)
+    release = publish(publishing, outcome.image_set) if publishing else None
+    _report(outcome, json_output, release)
 
 
-def _report(outcome: BuildOutcome, json_output: bool) -> None:
+def _report(outcome: BuildOutcome, json_output: bool, release: ReleaseResult | None) -> None:
     if json_output:
         out_console.print_json(
             json.dumps(
@@ -120,6 +146,7 @@ def _report(outcome: BuildOutcome, json_output: bool) -> None:
                     if outcome.image_set.index
                     else None,
                     "platforms": [r.to_json() for r in outcome.reports],
+                    "push": release.to_json() if release else None,
                 }
             )
         )
@@ -141,3 +168,5 @@ def _report(outcome: BuildOutcome, json_output: bool) -> None:
         out_console.print(table)
     if outcome.image_set.index is not None:
         out_console.print(f"index {outcome.image_set.index.digest}")
+    if release is not None:
+        render_release(release)

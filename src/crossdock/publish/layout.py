@@ -1,0 +1,143 @@
+"""Reading back what ``crossdock build --oci-layout DIR`` wrote, as an ``ImageSet`` to push.
+
+A push needs more than ``crossdock verify``'s loader keeps (``verify.sources`` reads configs and
+layer files for checking): the exact manifest and index bytes, so the pushed digests are the
+built ones. Every blob is checked against its digest and size before it is used, because a
+layout folder is outside data that may have been changed since it was written.
+
+Accepted shapes of ``index.json`` (the two crossdock writes):
+
+* one entry that is an image index (a multi-platform build): the index and its children;
+* one or more single-platform manifests (Lambda: no index), each with its platform.
+
+A layout holding several indexes (several builds written into one folder) is refused unless a
+tag (``org.opencontainers.image.ref.name``) selects one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from crossdock.errors import ConfigError, NotFoundError, UnsafeContentError
+from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
+from crossdock.image.config import ImageConfig
+from crossdock.image.descriptor import Descriptor
+from crossdock.image.digest import Digest
+from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
+from crossdock.platform import Platform
+
+__all__ = ["REF_NAME", "load_layout_image_set"]
+
+# image-layout.md: the annotation that names a reference (tag) in index.json.
+REF_NAME = "org.opencontainers.image.ref.name"
+# Manifests, indexes and configs are small; the bound stops a hostile file from filling memory.
+_MAX_DOCUMENT = 8 * 1024 * 1024
+_CHUNK = 1024 * 1024
+
+
+def load_layout_image_set(root: Path, *, tag: str | None = None) -> ImageSet:
+    """The images in the OCI layout ``root`` (optionally only those whose ref name is ``tag``
+    or ``tag-ARCH``), with every blob verified."""
+    index_path = root / "index.json"
+    if not (root / "oci-layout").is_file() or not index_path.is_file():
+        raise ConfigError(
+            f"{root} is not an OCI image layout (no oci-layout / index.json)",
+            hint="write one with `crossdock build --oci-layout DIR`",
+        )
+    entries = list(Index.parse(_read_bounded(index_path)).manifests)
+    if tag is not None:
+        entries = [e for e in entries if _selected(e, tag)]
+        if not entries:
+            raise NotFoundError(f"{root} has no image tagged {tag!r} (nor {tag}-ARCH)")
+    documents = [(e, parse_manifest_or_index(_blob_bytes(root, e), e.media_type)) for e in entries]
+    indexes = [d for _, d in documents if isinstance(d, Index)]
+    if indexes:
+        if len(documents) != 1:
+            raise ConfigError(
+                f"{root} holds {len(documents)} top-level entries, including an index; "
+                "crossdock pushes one build at a time",
+                hint="select one with --tag (the name in index.json), or write each build "
+                "to its own folder",
+            )
+        index = indexes[0]
+        images = tuple(_image(root, child) for child in index.manifests)
+        return ImageSet(images, index)
+    images = tuple(_image(root, e) for e in entries)
+    platforms = [image.platform for image in images]
+    if len(set(platforms)) != len(platforms):
+        raise ConfigError(
+            f"{root} holds several images for one platform",
+            hint="select one build with --tag (the name in index.json)",
+        )
+    return ImageSet(images, None)
+
+
+def _selected(entry: Descriptor, tag: str) -> bool:
+    name = entry.annotations.get(REF_NAME, "")
+    return name == tag or (name.startswith(f"{tag}-") and entry.platform is not None)
+
+
+def _image(root: Path, descriptor: Descriptor) -> PlatformImage:
+    if descriptor.platform is not None and descriptor.platform.os == "unknown":
+        raise ConfigError(
+            f"{root} contains an attestation manifest ({descriptor.digest}); crossdock pushes "
+            "only the images it builds",
+            hint="push layouts written by `crossdock build --oci-layout`",
+        )
+    document = parse_manifest_or_index(_blob_bytes(root, descriptor), descriptor.media_type)
+    if not isinstance(document, Manifest):
+        raise ConfigError(f"{root}: {descriptor.digest} is a nested index; not supported")
+    config_raw = _blob_bytes(root, document.config)
+    config = ImageConfig.parse(config_raw)
+    platform = descriptor.platform or config.platform
+    if platform.architecture != config.platform.architecture:
+        raise UnsafeContentError(
+            f"{root}: manifest {descriptor.digest} is listed as {platform} but its config says "
+            f"{config.platform}",
+            hint="the layout is inconsistent; build it again",
+        )
+    layers = tuple(BlobSource(layer, _verified_file(root, layer)) for layer in document.layers)
+    return PlatformImage(Platform.parse(str(platform)), document, config, layers)
+
+
+def _blob_path(root: Path, digest: Digest) -> Path:
+    return root / "blobs" / digest.algorithm / digest.hex
+
+
+def _blob_bytes(root: Path, descriptor: Descriptor) -> bytes:
+    path = _blob_path(root, descriptor.digest)
+    if not path.is_file():
+        raise NotFoundError(f"{root}: blob {descriptor.digest} is missing from the layout")
+    data = _read_bounded(path)
+    if len(data) != descriptor.size or not descriptor.digest.matches(data):
+        raise UnsafeContentError(
+            f"{path} does not match its digest {descriptor.digest}",
+            hint="the layout was changed after it was written; build it again",
+        )
+    return data
+
+
+def _verified_file(root: Path, descriptor: Descriptor) -> Path:
+    path = _blob_path(root, descriptor.digest)
+    if not path.is_file():
+        raise NotFoundError(f"{root}: layer {descriptor.digest} is missing from the layout")
+    hasher = hashlib.new(descriptor.digest.algorithm)
+    size = 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    if size != descriptor.size or hasher.hexdigest() != descriptor.digest.hex:
+        raise UnsafeContentError(
+            f"layer {path} does not match its descriptor ({descriptor.digest}, "
+            f"{descriptor.size} bytes)",
+            hint="the layout was changed after it was written; build it again",
+        )
+    return path
+
+
+def _read_bounded(path: Path) -> bytes:
+    if path.stat().st_size > _MAX_DOCUMENT:
+        raise UnsafeContentError(f"{path} is larger than {_MAX_DOCUMENT} bytes; not a manifest")
+    return path.read_bytes()
