@@ -49,7 +49,10 @@ def load_layout_image_set(root: Path, *, tag: str | None = None) -> ImageSet:
     if tag is not None:
         entries = [e for e in entries if _selected(e, tag)]
         if not entries:
-            raise NotFoundError(f"{root} has no image tagged {tag!r} (nor {tag}-ARCH)")
+            raise ConfigError(
+                f"{root} has no image tagged {tag!r} (nor {tag}-ARCH)",
+                hint="the names are in index.json (org.opencontainers.image.ref.name)",
+            )
     documents = [(e, parse_manifest_or_index(_blob_bytes(root, e), e.media_type)) for e in entries]
     indexes = [d for _, d in documents if isinstance(d, Index)]
     if indexes:
