@@ -4,10 +4,12 @@ Layers are applied the way the OCI image spec (layer.md) says a runtime applies 
 win, ``.wh.NAME`` deletes NAME from lower layers, ``.wh..wh..opq`` hides every lower-layer child of
 its directory. Nothing is extracted to disk and no layer is held in memory:
 
-* building a ``LayerFS`` reads every layer's tar headers once (pass 1) into a tree of the winning
-  entries, each remembering its layer and its position in that layer's stream;
-* ``iter_files`` then streams only the layers that hold a wanted file and hands each file's bytes
-  to the caller as a lazily filled, bounded, seekable buffer (pass 2).
+* building a ``LayerFS`` takes every layer's member index (``layerindex``: read from the tar
+  headers once, or from the index cache by layer digest, with no decompression at all) into a
+  tree of the winning entries, each remembering its layer and its member in that layer (pass 1);
+* ``iter_files`` then streams only the layers that hold a wanted file, skips to each wanted
+  member's data offset and hands its bytes to the caller as a lazily filled, bounded, seekable
+  buffer (pass 2).
 
 Paths are normalised to absolute POSIX form (``/usr/lib/x.so``). Symlinks are resolved as inside a
 chroot: an absolute target starts again at the image root and ``..`` never climbs above it. A tar
@@ -21,7 +23,6 @@ import io
 import posixpath
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -29,6 +30,15 @@ from typing import IO
 
 from crossdock.errors import UnsafeContentError
 from crossdock.image.digest import Digest
+from crossdock.layerindex import (
+    IndexCache,
+    Member,
+    MemberType,
+    layer_members,
+    normalize,
+    open_decompressed,
+    open_layer_stream,
+)
 
 __all__ = [
     "Anomaly",
@@ -50,8 +60,7 @@ DEFAULT_READ_LIMIT = 256 * 1024 * 1024  # per file, for parsing: larger than any
 
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_SKIP_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,9 @@ class LazyBuffer(io.RawIOBase):
     past ``limit`` bytes so one huge file cannot take the memory.
     """
 
-    def __init__(self, source: IO[bytes], size: int, limit: int = DEFAULT_READ_LIMIT) -> None:
+    def __init__(
+        self, source: IO[bytes] | io.RawIOBase, size: int, limit: int = DEFAULT_READ_LIMIT
+    ) -> None:
         super().__init__()
         self._source = source
         self._size = size
@@ -175,63 +186,55 @@ class FileContent:
     data: LazyBuffer
 
 
-def normalize(name: str) -> str | None:
-    """``./usr//lib/../lib/x`` -> ``/usr/lib/x``; None when the name climbs above the root."""
-    parts: list[str] = []
-    for part in name.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return None
-            parts.pop()
-        else:
-            parts.append(part)
-    return "/" + "/".join(parts)
-
-
-@contextmanager
-def open_layer_stream(path: Path) -> Iterator[tarfile.TarFile]:
-    """Open a layer (tar, tar+gzip) for one forward pass, choosing the codec by magic bytes."""
-    raw = path.open("rb")
-    try:
-        magic = raw.read(4)
-        raw.seek(0)
-        stream: IO[bytes]
-        if magic.startswith(_GZIP_MAGIC):
-            from isal import igzip  # ~3x faster than zlib at inflating layers
-
-            stream = io.BufferedReader(igzip.open(raw, "rb"), 1 << 20)  # type: ignore[no-untyped-call]
-        elif magic == _ZSTD_MAGIC:
-            raise UnsafeContentError(
-                f"layer {path} is zstd-compressed, which crossdock cannot read yet",
-                hint="export the image with gzip layers (docker buildx: compression=gzip)",
-            )
-        else:
-            stream = raw
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            yield tar
-    except tarfile.TarError as err:
-        raise UnsafeContentError(f"layer {path} is not a readable tar archive: {err}") from err
-    finally:
-        raw.close()
-
-
-def _members(tar: tarfile.TarFile) -> Iterator[tuple[int, tarfile.TarInfo]]:
+def _tar_members(tar: tarfile.TarFile) -> Iterator[tuple[int, tarfile.TarInfo]]:
     ordinal = 0
     while (member := tar.next()) is not None:
-        # Stream mode keeps every TarInfo in tar.members; drop them to keep memory flat.
-        tar.members.clear()  # type: ignore[attr-defined]  # typeshed omits it
+        tar.members.clear()  # type: ignore[attr-defined]  # stream mode keeps them otherwise
         yield ordinal, member
         ordinal += 1
+
+
+class _Section(io.RawIOBase):
+    """``size`` bytes of a forward-only stream, from where it stands now."""
+
+    def __init__(self, source: IO[bytes], size: int) -> None:
+        super().__init__()
+        self._source = source
+        self._left = size
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._source.read(want) if want else b""
+        self._left -= len(data)
+        self.consumed += len(data)
+        return data
+
+
+def _skip(stream: IO[bytes], count: int) -> None:
+    while count > 0:
+        chunk = stream.read(min(count, _SKIP_CHUNK))
+        if not chunk:
+            raise UnsafeContentError("a layer ended before a member its index lists")
+        count -= len(chunk)
 
 
 class LayerFS:
     """The merged filesystem of a list of layers (bottom first)."""
 
     def __init__(
-        self, layer_paths: Sequence[Path], digests: Sequence[Digest | None] | None = None
+        self,
+        layer_paths: Sequence[Path],
+        digests: Sequence[Digest | None] | None = None,
+        *,
+        index_cache: Path | None = None,
     ) -> None:
+        """``digests`` must be the verified digests of the blobs at ``layer_paths`` (or None):
+        with ``index_cache``, a layer's member index is taken from and kept in that folder under
+        its digest, so a wrong digest would give a wrong view."""
         if digests is not None and len(digests) != len(layer_paths):
             raise ValueError("one digest (or None) per layer")
         self.layers = tuple(
@@ -240,32 +243,36 @@ class LayerFS:
         self.anomalies: list[Anomaly] = []
         self._root = _Node(None)
         self._count = 0
+        cache = IndexCache(index_cache) if index_cache is not None else None
+        self._members: list[list[Member]] = []
         for layer in self.layers:
-            self._apply(layer)
+            members = layer_members(layer.path, layer.digest, cache)
+            self._members.append(members)
+            self._apply(layer, members)
 
     # ----- pass 1: the index -----
 
-    def _apply(self, layer: Layer) -> None:
+    def _apply(self, layer: Layer, members: Sequence[Member]) -> None:
         own: dict[str, FsEntry] = {}
         whiteouts: list[str] = []
         opaque: list[str] = []
-        with open_layer_stream(layer.path) as tar:
-            for ordinal, member in _members(tar):
-                path = normalize(member.name)
-                if path is None or len(path) > MAX_PATH:
-                    self.anomalies.append(Anomaly(layer, member.name, "path escapes the root"))
-                    continue
-                parent, base = posixpath.split(path)
-                if base == _OPAQUE:
-                    opaque.append(parent)
-                    continue
-                if base.startswith(_WHITEOUT):
-                    if not base.startswith(_WHITEOUT + _WHITEOUT):  # other AUFS metadata: skip
-                        whiteouts.append(posixpath.join(parent, base[len(_WHITEOUT) :]))
-                    continue
-                entry = self._entry_for(layer, ordinal, member, path, own)
-                if entry is not None:
-                    own[path] = entry
+        for member in members:
+            path = member.path
+            if path is None or len(path) > MAX_PATH:
+                self.anomalies.append(Anomaly(layer, member.name, "path escapes the root"))
+                continue
+            cut = path.rfind("/")
+            parent, base = path[:cut] or "/", path[cut + 1 :]
+            if base == _OPAQUE:
+                opaque.append(parent)
+                continue
+            if base.startswith(_WHITEOUT):
+                if not base.startswith(_WHITEOUT + _WHITEOUT):  # other AUFS metadata: skip
+                    whiteouts.append(posixpath.join(parent, base[len(_WHITEOUT) :]))
+                continue
+            entry = self._entry_for(layer, member, path, own)
+            if entry is not None:
+                own[path] = entry
         # Whiteouts and opaque markers hide lower layers only (layer.md), so they are applied
         # before this layer's own entries, whatever their order in the tar.
         for path in whiteouts:
@@ -274,24 +281,25 @@ class LayerFS:
             node = self._node(path)
             if node is not None:
                 node.children.clear()
+        parents: dict[str, _Node] = {}
         for path in sorted(own):  # parents before children
-            self._put(own[path])
+            self._put(own[path], parents)
 
     def _entry_for(
         self,
         layer: Layer,
-        ordinal: int,
-        member: tarfile.TarInfo,
+        member: Member,
         path: str,
         own: dict[str, FsEntry],
     ) -> FsEntry | None:
-        if member.isdir():
+        kind = member.type
+        if kind == MemberType.DIRECTORY:
             return FsEntry(path, EntryKind.DIRECTORY, layer, mode=member.mode)
-        if member.issym():
+        if kind == MemberType.SYMLINK:
             return FsEntry(
                 path, EntryKind.SYMLINK, layer, mode=member.mode, link_target=member.linkname
             )
-        if member.islnk():
+        if kind == MemberType.HARDLINK:
             target_path = normalize(member.linkname)
             target = None
             if target_path is not None:
@@ -306,14 +314,14 @@ class LayerFS:
             return FsEntry(
                 path, EntryKind.FILE, layer, target.size, member.mode, content=target.content
             )
-        if member.isreg():
+        if kind in (MemberType.FILE, MemberType.SPARSE):
             return FsEntry(
                 path,
                 EntryKind.FILE,
                 layer,
                 member.size,
                 member.mode,
-                content=(layer.index, ordinal),
+                content=(layer.index, member.ordinal),
             )
         return FsEntry(path, EntryKind.OTHER, layer, mode=member.mode)
 
@@ -334,16 +342,25 @@ class LayerFS:
         if node is not None:
             node.children.pop(base, None)
 
-    def _put(self, entry: FsEntry) -> None:
-        node = self._root
-        for part in entry.path.strip("/").split("/")[:-1]:
-            child = node.children.get(part)
-            if child is None or not child.is_dir:
-                # A file in a lower layer where this layer needs a directory is replaced by it.
-                child = _Node(None)
-                node.children[part] = child
-            node = child
-        base = posixpath.basename(entry.path)
+    def _put(self, entry: FsEntry, parents: dict[str, _Node]) -> None:
+        """Place one entry; ``parents`` remembers directory nodes already walked to while
+        placing this layer's entries. Sound because entries come sorted: a directory's own
+        entry is placed before anything under it, so a remembered node is never replaced."""
+        cut = entry.path.rfind("/")
+        parent_path, base = entry.path[:cut] or "/", entry.path[cut + 1 :]
+        node = parents.get(parent_path)
+        if node is None:
+            node = self._root
+            for part in parent_path.strip("/").split("/"):
+                if not part:
+                    continue
+                child = node.children.get(part)
+                if child is None or not child.is_dir:
+                    # A file in a lower layer where this layer needs a directory is replaced.
+                    child = _Node(None)
+                    node.children[part] = child
+                node = child
+            parents[parent_path] = node
         existing = node.children.get(base)
         if entry.kind is EntryKind.DIRECTORY and existing is not None and existing.is_dir:
             existing.entry = entry  # directories merge: the upper one's metadata, all children
@@ -433,6 +450,21 @@ class LayerFS:
 
     # ----- pass 2: contents -----
 
+    def file_groups(
+        self, predicate: Callable[[FsEntry], bool] | None = None
+    ) -> dict[tuple[int, int], list[FsEntry]]:
+        """Winning regular files that ``predicate`` accepts, grouped by where their bytes are
+        (hardlinks share them), in stream order (layer, then member). No I/O."""
+        wanted: dict[tuple[int, int], list[FsEntry]] = {}
+        for entry in self.walk():
+            if (
+                entry.kind is EntryKind.FILE
+                and entry.content is not None
+                and (predicate is None or predicate(entry))
+            ):
+                wanted.setdefault(entry.content, []).append(entry)
+        return dict(sorted(wanted.items()))
+
     def iter_files(
         self,
         predicate: Callable[[FsEntry], bool] | None = None,
@@ -441,35 +473,57 @@ class LayerFS:
     ) -> Iterator[FileContent]:
         """Stream the bytes of every winning regular file that ``predicate`` accepts.
 
-        Only layers holding a wanted file are read. Each ``FileContent`` is valid until the
-        iterator advances (its bytes come from the open layer stream).
+        Only layers holding a wanted file are read, each only as far as its last wanted member.
+        Each ``FileContent`` is valid until the iterator advances (its bytes come from the open
+        layer stream).
         """
-        wanted: dict[int, dict[int, list[FsEntry]]] = {}
-        for entry in self.walk():
-            if (
-                entry.kind is EntryKind.FILE
-                and entry.content is not None
-                and (predicate is None or predicate(entry))
-            ):
-                layer_index, ordinal = entry.content
-                wanted.setdefault(layer_index, {}).setdefault(ordinal, []).append(entry)
-        for layer_index in sorted(wanted):
-            ordinals = wanted[layer_index]
-            remaining = len(ordinals)
-            with open_layer_stream(self.layers[layer_index].path) as tar:
-                for ordinal, member in _members(tar):
-                    entries = ordinals.get(ordinal)
-                    if entries is None:
-                        continue
-                    source = tar.extractfile(member)
-                    if source is None:  # pragma: no cover - isreg() members always have data
-                        continue
-                    yield FileContent(
-                        entries[0], tuple(entries[1:]), LazyBuffer(source, member.size, limit)
-                    )
-                    remaining -= 1
-                    if remaining == 0:
-                        break  # the rest of this layer holds nothing wanted
+        by_layer: dict[int, dict[int, list[FsEntry]]] = {}
+        for (layer_index, ordinal), entries in self.file_groups(predicate).items():
+            by_layer.setdefault(layer_index, {})[ordinal] = entries
+        for layer_index, ordinals in by_layer.items():
+            members = self._members[layer_index]
+            if any(members[o].type == MemberType.SPARSE for o in ordinals):
+                yield from self._iter_with_tarfile(layer_index, ordinals, limit)
+            else:
+                yield from self._iter_by_offset(layer_index, ordinals, limit)
+
+    def _iter_by_offset(
+        self, layer_index: int, ordinals: dict[int, list[FsEntry]], limit: int
+    ) -> Iterator[FileContent]:
+        # The index knows where each member's data starts, so the stream is only inflated and
+        # skipped up to it: no tar header is parsed again.
+        members = self._members[layer_index]
+        with open_decompressed(self.layers[layer_index].path) as stream:
+            position = 0
+            for ordinal in sorted(ordinals):
+                member = members[ordinal]
+                _skip(stream, member.offset - position)
+                section = _Section(stream, member.size)
+                entries = ordinals[ordinal]
+                yield FileContent(
+                    entries[0], tuple(entries[1:]), LazyBuffer(section, member.size, limit)
+                )
+                position = member.offset + section.consumed
+
+    def _iter_with_tarfile(
+        self, layer_index: int, ordinals: dict[int, list[FsEntry]], limit: int
+    ) -> Iterator[FileContent]:
+        # Sparse members store holes apart from their data: tarfile knows how to expand them.
+        remaining = len(ordinals)
+        with open_layer_stream(self.layers[layer_index].path) as tar:
+            for ordinal, member in _tar_members(tar):
+                entries = ordinals.get(ordinal)
+                if entries is None:
+                    continue
+                source = tar.extractfile(member)
+                if source is None:  # pragma: no cover - isreg() members always have data
+                    continue
+                yield FileContent(
+                    entries[0], tuple(entries[1:]), LazyBuffer(source, member.size, limit)
+                )
+                remaining -= 1
+                if remaining == 0:
+                    break  # the rest of this layer holds nothing wanted
 
     def read_files(
         self, paths: Sequence[str], *, limit: int = DEFAULT_READ_LIMIT

@@ -164,6 +164,7 @@ class NativeBackend:
             first_layer=len(base.layers),
             declared_platform=platform,
             image_name=f"{plan.service} ({platform})",
+            cache_dir=plan.cache_dir / "verify",
         )
         timings["verify"] = time.perf_counter() - mark
         if not report.passed:
@@ -274,6 +275,7 @@ class NativeBackend:
             allow=self._allow,
             declared_platform=platform,
             image_name=f"base {plan.base} ({platform})",
+            cache_dir=plan.cache_dir / "verify",
         )
         if not report.passed:
             raise VerificationError(

@@ -4,14 +4,18 @@ Only files whose first bytes are ELF, Mach-O or PE magic, or whose names are ``*
 ``*.dist-info/WHEEL``, are parsed; everything else costs a 64-byte peek. Layers below
 ``first_layer`` (a base image already trusted) are not read at all, except for the few files the
 checks need from them (libc, libstdc++, the entrypoint).
+
+With ``cache_dir``, both costly reads are cached by layer digest: each layer's member index
+(``layerindex``) and what was observed in each member's bytes (``verify.observe``). The checks
+themselves always run in full, over the whole view, against this verification's platform,
+Python, glibc and allow rules; only the reading of bytes already read is skipped.
 """
 
 from __future__ import annotations
 
-import io
 import posixpath
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,15 +26,15 @@ from crossdock.baseprofile import (
     libc_path_in,
     libstdcxx_path_in,
 )
-from crossdock.elf import ElfFacts, ElfIdentity, ElfParseError, elf_identity_for, parse_elf
-from crossdock.errors import UnsafeContentError
-from crossdock.fsview import EntryKind, FileContent, LayerFS
+from crossdock.elf import ElfFacts, ElfIdentity, elf_identity_for
+from crossdock.fsview import DEFAULT_READ_LIMIT, EntryKind, FsEntry, LayerFS
 from crossdock.image.artifact import ImageSet
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
 from crossdock.platform import Platform
 from crossdock.verify import checks
-from crossdock.verify.magic import HEAD_SIZE, BinaryKind, classify, describe_macho
+from crossdock.verify.magic import BinaryKind, describe_macho
+from crossdock.verify.observe import Observation, ObservationCache, observe
 from crossdock.verify.pyabi import PythonTarget, parse_extension_suffix, parse_wheel_tags
 from crossdock.verify.report import (
     AllowRule,
@@ -44,9 +48,9 @@ from crossdock.verify.report import (
 
 __all__ = ["verify_fs", "verify_image", "verify_image_set"]
 
-_PE_HEAD = 4096  # a DOS stub's e_lfanew points within the first few hundred bytes
-_WHEEL_LIMIT = 64 * 1024  # WHEEL metadata is a few lines
-_SHEBANG_LIMIT = 512
+# Subfolders of ``cache_dir``: layer member indexes, and observations of member bytes.
+_INDEX_FOLDER = "index"
+_OBSERVATIONS_FOLDER = "observations"
 
 
 def verify_image(
@@ -59,13 +63,21 @@ def verify_image(
     first_layer: int = 0,
     declared_platform: Platform | None = None,
     image_name: str | None = None,
+    cache_dir: Path | None = None,
 ) -> PlatformReport:
     """Verify one single-platform image given its config and layer files (bottom first).
 
     Without ``profile``, the Python and glibc are read from the image itself.
     ``declared_platform`` is what an index says the manifest is for, checked against the config.
+    ``cache_dir`` keeps what was read from layers by their digests: pass it only with
+    ``layer_digests`` that were checked against the blobs' bytes (a layer without a digest is
+    always read).
     """
-    fs = LayerFS(layer_paths, layer_digests)
+    fs = LayerFS(
+        layer_paths,
+        layer_digests,
+        index_cache=cache_dir / _INDEX_FOLDER if cache_dir is not None else None,
+    )
     return verify_fs(
         config,
         fs,
@@ -74,6 +86,11 @@ def verify_image(
         first_layer=first_layer,
         declared_platform=declared_platform,
         image_name=image_name,
+        observations=(
+            ObservationCache(cache_dir / _OBSERVATIONS_FOLDER, limit=DEFAULT_READ_LIMIT)
+            if cache_dir is not None
+            else None
+        ),
     )
 
 
@@ -83,6 +100,7 @@ def verify_image_set(
     profiles: Mapping[Platform, BaseProfile] | None = None,
     allow: Iterable[str | AllowRule] = (),
     first_layer: int = 0,
+    cache_dir: Path | None = None,
 ) -> tuple[PlatformReport, ...]:
     """Verify every platform image of a build (what ``crossdock build`` does before pushing)."""
     rules = [_rule(a) for a in allow]
@@ -96,6 +114,7 @@ def verify_image_set(
             first_layer=first_layer,
             declared_platform=image.platform,
             image_name=str(image.digest),
+            cache_dir=cache_dir,
         )
         for image in image_set.images
     )
@@ -135,6 +154,7 @@ def verify_fs(
     first_layer: int = 0,
     declared_platform: Platform | None = None,
     image_name: str | None = None,
+    observations: ObservationCache | None = None,
 ) -> PlatformReport:
     """Verify an image whose filesystem view is already built (see ``verify_image``)."""
     started = time.perf_counter()
@@ -152,10 +172,13 @@ def verify_fs(
     cxx_path = libstdcxx_path_in(fs, libc_path, platform) if libc_path else None
     command, entrypoint_path = _entrypoint(config, fs, path_env)
     always = {fs.resolve(p) or p for p in (libc_path, cxx_path, entrypoint_path) if p}
-    for content in fs.iter_files(
-        lambda e: e.size >= 4 and (e.layer.index >= first_layer or e.path in always)
-    ):
-        _scan_file(content, scan)
+    groups, observed = _observe_files(
+        fs,
+        lambda e: e.size >= 4 and (e.layer.index >= first_layer or e.path in always),
+        observations,
+    )
+    for content, entries in groups.items():
+        _judge_file(entries, observed[content], scan)
 
     glibc_available = profile.glibc if profile else None
     glibcxx_available = profile.glibcxx if profile else None
@@ -174,7 +197,7 @@ def verify_fs(
     glibc_req, glibcxx_req = _glibc_checks(scan, glibc_available, glibcxx_available)
     _check_wheels(scan, glibc_available)
     if scan.identity is not None and entrypoint_path is not None:
-        _check_entrypoint(fs, scan, command, entrypoint_path, scan.identity)
+        _check_entrypoint(fs, scan, command, entrypoint_path, scan.identity, observations)
     elif command:
         scan.notes.append(f"entrypoint {command!r} was not found in the image")
     _check_anomalies(fs, scan)
@@ -257,46 +280,83 @@ def _check_anomalies(fs: LayerFS, scan: _Scan) -> None:
             )
 
 
-def _scan_file(content: FileContent, scan: _Scan) -> None:
-    entry = content.entry
+def _observe_files(
+    fs: LayerFS,
+    predicate: Callable[[FsEntry], bool],
+    cache: ObservationCache | None,
+) -> tuple[dict[tuple[int, int], list[FsEntry]], dict[tuple[int, int], Observation]]:
+    """The files ``predicate`` accepts, grouped by their bytes, and what their bytes are: from
+    ``cache`` where a layer's member was observed before, else read in one pass per layer."""
+    groups = fs.file_groups(predicate)
+    observed: dict[tuple[int, int], Observation] = {}
+    missing: set[tuple[int, int]] = set()
+    for content, entries in groups.items():
+        known = cache.get(fs.layers[content[0]], content[1]) if cache else None
+        if known is not None and known.fits(entries[0].path):
+            observed[content] = known
+        else:
+            missing.add(content)
+    if missing:
+        new: dict[int, dict[int, Observation]] = {}
+        # The same predicate, so that each group (and its first name) is the same as above.
+        for file in fs.iter_files(lambda e: e.content in missing and predicate(e)):
+            where = file.entry.content
+            if where is None:  # pragma: no cover - iter_files yields files with bytes only
+                continue
+            observation = observe(file.data, file.entry.path)
+            observed[where] = observation
+            new.setdefault(where[0], {})[where[1]] = observation
+        if cache is not None:
+            for layer_index, by_ordinal in new.items():
+                cache.add(fs.layers[layer_index], by_ordinal)
+    return groups, observed
+
+
+def _judge_file(entries: Sequence[FsEntry], observation: Observation, scan: _Scan) -> None:
+    entry = entries[0]
     layer = entry.layer
     ref = FileRef(entry.path, layer.index, str(layer.digest) if layer.digest else None)
     in_scope = layer.index >= scan.first_layer
-    head = content.data.head(HEAD_SIZE)
-    if head.startswith(b"MZ"):
-        head = content.data.head(_PE_HEAD)
-    kind = classify(head)
+    kind = observation.kind
     if in_scope:
         scan.count("files")
     if kind is BinaryKind.ELF:
-        if not _scan_elf(content, scan, ref, in_scope=in_scope):
+        if not _judge_elf(entries, observation, scan, ref, in_scope=in_scope):
             return
     elif kind in (BinaryKind.MACHO, BinaryKind.PE) and in_scope:
         scan.count(str(kind))
-        description = describe_macho(head) if kind is BinaryKind.MACHO else "PE (Windows)"
+        description = (
+            describe_macho(observation.head) if kind is BinaryKind.MACHO else "PE (Windows)"
+        )
         scan.findings.append(checks.check_foreign_binary(ref, description, scan.platform))
-    elif head.startswith(b"#!"):
-        scan.heads_by_path[entry.path] = content.data.head(_SHEBANG_LIMIT)
+    elif observation.shebang is not None:
+        scan.heads_by_path[entry.path] = observation.shebang
     if in_scope:
-        _scan_python_file(content, scan, ref, head, kind)
+        _judge_python_file(observation, scan, ref)
 
 
-def _scan_elf(content: FileContent, scan: _Scan, ref: FileRef, *, in_scope: bool) -> bool:
-    try:
-        facts = parse_elf(content.data)
-    except (ElfParseError, UnsafeContentError) as err:
+def _judge_elf(
+    entries: Sequence[FsEntry],
+    observation: Observation,
+    scan: _Scan,
+    ref: FileRef,
+    *,
+    in_scope: bool,
+) -> bool:
+    facts = observation.facts
+    if facts is None:
         if in_scope:
             scan.findings.append(
                 Finding(
                     Check.ELF_READABLE,
                     ref,
                     expected="readable ELF headers",
-                    found=str(err).splitlines()[0],
+                    found=observation.elf_error or "unreadable ELF headers",
                     fix="the file is truncated or damaged; reinstall its package",
                 )
             )
         return False
-    for alias in (content.entry, *content.also):
+    for alias in entries:
         scan.facts_by_path[alias.path] = facts
     if in_scope:
         scan.count("elf")
@@ -308,22 +368,21 @@ def _scan_elf(content: FileContent, scan: _Scan, ref: FileRef, *, in_scope: bool
     return True
 
 
-def _scan_python_file(
-    content: FileContent, scan: _Scan, ref: FileRef, head: bytes, kind: BinaryKind
-) -> None:
+def _judge_python_file(observation: Observation, scan: _Scan, ref: FileRef) -> None:
     name = posixpath.basename(ref.path)
+    kind = observation.kind
     if kind is not BinaryKind.OTHER and (suffix := parse_extension_suffix(name)) is not None:
         scan.count("extension")
         scan.findings.extend(checks.check_extension_suffix(ref, suffix, scan.python, scan.identity))
     if scan.python is not None and name.endswith(".pyc"):
         scan.count("pyc")
-        finding = checks.check_pyc(ref, head, scan.python)
+        finding = checks.check_pyc(ref, observation.head, scan.python)
         if finding:
             scan.findings.append(finding)
     if scan.python is not None and ref.path.endswith(".dist-info/WHEEL"):
         scan.count("wheel")
         # Judged after the scan: libc's version may only be known once its layer was read.
-        scan.wheels.append((ref, content.data.read(_WHEEL_LIMIT).decode("utf-8", "replace")))
+        scan.wheels.append((ref, observation.wheel_text or ""))
 
 
 def _glibc_checks(
@@ -382,12 +441,13 @@ def _entrypoint(config: ImageConfig, fs: LayerFS, path_env: str) -> tuple[str, s
     return " ".join(str(a) for a in argv), None
 
 
-def _check_entrypoint(
+def _check_entrypoint(  # noqa: PLR0917 - private, called once
     fs: LayerFS,
     scan: _Scan,
     command: str,
     path: str,
     identity: ElfIdentity,
+    observations: ObservationCache | None,
 ) -> None:
     target = path
     facts = scan.facts_by_path.get(path)
@@ -400,14 +460,9 @@ def _check_entrypoint(
             return
         target = entry.path
         facts = scan.facts_by_path.get(target)
-        if facts is None:
-            data = fs.read_file(target)
-            if data is None or classify(data[:HEAD_SIZE]) is not BinaryKind.ELF:
-                return
-            try:
-                facts = parse_elf(io.BytesIO(data))
-            except ElfParseError:
-                return
+        if facts is None and entry.kind is EntryKind.FILE:
+            _, observed = _observe_files(fs, lambda e: e.path == target, observations)
+            facts = next((o.facts for o in observed.values()), None)
     if facts is None:
         return
     node = fs.get(target)

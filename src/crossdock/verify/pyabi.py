@@ -7,6 +7,7 @@ Python is another one, so the table of released CPython magics lives here.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -133,11 +134,14 @@ def manylinux_platforms(arch: str, glibc: tuple[int, ...] | None) -> list[str]:
     return platforms
 
 
-def supported_tags(target: PythonTarget) -> set[Tag]:
+@functools.lru_cache(maxsize=16)
+def supported_tags(target: PythonTarget) -> frozenset[Tag]:
+    """Every tag the target accepts; kept per target, since an image has many WHEEL files and
+    building the set (a few thousand tags) costs more than judging all of them."""
     platforms = manylinux_platforms(target.wheel_arch, target.glibc)
     tags = set(cpython_tags(target.python, abis=[target.cp], platforms=platforms))
     tags |= set(compatible_tags(target.python, interpreter=target.cp, platforms=platforms))
-    return tags
+    return frozenset(tags)
 
 
 @dataclass(frozen=True)

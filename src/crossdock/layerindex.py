@@ -1,0 +1,253 @@
+"""The member index of one layer tarball, read once and then cached by the layer's digest.
+
+A layer's index is the list of its tar members in order: name as written, type, mode, size, link
+target and where the member's data starts in the uncompressed stream. Building a filesystem view
+needs only this list, and reading a file needs only its offset and size, so with the index cached
+a layer that was seen before is never decompressed just to learn what is in it.
+
+Why the cache is sound: it is keyed by the digest of the compressed blob, and callers pass a
+digest only for blobs whose bytes were checked against it (the blob cache holds verified blobs
+only; layers crossdock writes are hashed while written). Equal digests mean equal bytes, so an
+index can never describe other contents than the blob it is used for. Damaged or truncated
+index files fail their checksum and are rebuilt from the layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, NamedTuple
+
+from crossdock.errors import UnsafeContentError
+from crossdock.image.digest import Digest
+
+__all__ = [
+    "IndexCache",
+    "Member",
+    "MemberType",
+    "layer_members",
+    "normalize",
+    "open_decompressed",
+    "open_layer_stream",
+    "read_members",
+]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_READ_BUFFER = 1 << 20
+# Bump when the index format or what is recorded changes; old files are then simply not found.
+_FORMAT = b"crossdock-layer-index/2"
+
+
+def normalize(name: str) -> str | None:
+    """``./usr//lib/../lib/x`` -> ``/usr/lib/x``; None when the name climbs above the root."""
+    probe = "/" + name
+    if "/." not in probe and "//" not in probe:  # the usual name: nothing to resolve
+        return "/" + name.rstrip("/")
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+class MemberType:
+    """One-letter member types, as stored in the index."""
+
+    FILE = "f"
+    SPARSE = "s"  # a regular file stored sparse: its data is not ``size`` bytes at ``offset``
+    DIRECTORY = "d"
+    SYMLINK = "l"
+    HARDLINK = "h"
+    OTHER = "o"  # devices, fifos
+
+    ALL = frozenset({FILE, SPARSE, DIRECTORY, SYMLINK, HARDLINK, OTHER})
+
+
+class Member(NamedTuple):  # a tuple: an image has thousands, made on every build
+    ordinal: int  # position of the member in the tar (0 = first)
+    name: str  # as written in the tar (a view reports names that escape the root as written)
+    path: str | None  # ``name`` normalised (``normalize``); None when it climbs above the root
+    type: str  # a MemberType letter
+    mode: int
+    size: int
+    linkname: str
+    offset: int  # where its data starts in the uncompressed stream
+
+    def to_json(self) -> list[object]:
+        # The name as written is stored only when the path does not say it (most names don't).
+        name = None if self.path is not None and self.path[1:] == self.name else self.name
+        return [self.path, name, self.type, self.mode, self.size, self.linkname, self.offset]
+
+    @classmethod
+    def from_json(cls, ordinal: int, row: list[object]) -> Member:
+        path, name, type_, mode, size, linkname, offset = row
+        if path is not None and not isinstance(path, str):
+            raise TypeError("path")
+        if name is None:
+            if path is None:
+                raise ValueError("a member needs a path or a name")
+            name = path[1:]
+        if type_ not in MemberType.ALL:
+            raise ValueError(f"unknown member type {type_!r}")
+        member = cls(
+            ordinal,
+            str(name),
+            path,
+            str(type_),
+            int(mode),  # type: ignore[call-overload]
+            int(size),  # type: ignore[call-overload]
+            str(linkname),
+            int(offset),  # type: ignore[call-overload]
+        )
+        if member.size < 0 or member.offset < 0:
+            raise ValueError("negative size or offset")
+        return member
+
+
+@contextmanager
+def open_decompressed(path: Path) -> Iterator[IO[bytes]]:
+    """A layer's uncompressed tar stream, choosing the codec by magic bytes.
+
+    Gzip is inflated with python-isal (about 2x faster than zlib here; it reads multi-member gzip
+    like the standard library does).
+    """
+    with path.open("rb") as raw:
+        magic = raw.read(4)
+        raw.seek(0)
+        if magic.startswith(_GZIP_MAGIC):
+            from isal import igzip, isal_zlib
+
+            # isal's stub types its ``error`` class as an instance; it is IsalError(Exception).
+            isal_error: type[Exception] = isal_zlib.error  # type: ignore[assignment]
+            try:
+                with igzip.open(raw, "rb") as inflated:  # type: ignore[no-untyped-call]
+                    yield io.BufferedReader(inflated, _READ_BUFFER)
+            except (EOFError, igzip.BadGzipFile, isal_error) as err:
+                raise UnsafeContentError(
+                    f"layer {path} is not a readable gzip stream: {err or type(err).__name__}",
+                    hint="the blob is damaged or truncated; pull or build it again",
+                ) from err
+        elif magic == _ZSTD_MAGIC:
+            raise UnsafeContentError(
+                f"layer {path} is zstd-compressed, which crossdock cannot read yet",
+                hint="export the image with gzip layers (docker buildx: compression=gzip)",
+            )
+        else:
+            yield raw
+
+
+@contextmanager
+def open_layer_stream(path: Path) -> Iterator[tarfile.TarFile]:
+    """Open a layer (tar, tar+gzip) for one forward pass of ``tarfile``."""
+    try:
+        with open_decompressed(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            yield tar
+    except (tarfile.TarError, EOFError) as err:  # EOFError: a truncated gzip stream
+        raise UnsafeContentError(f"layer {path} is not a readable tar archive: {err}") from err
+
+
+def _type_of(member: tarfile.TarInfo) -> str:
+    if member.isdir():
+        return MemberType.DIRECTORY
+    if member.issym():
+        return MemberType.SYMLINK
+    if member.islnk():
+        return MemberType.HARDLINK
+    if member.isreg():
+        return MemberType.SPARSE if member.issparse() else MemberType.FILE
+    return MemberType.OTHER
+
+
+def read_members(path: Path) -> list[Member]:
+    """Every member of a layer, in tar order (one decompressing pass, no data kept)."""
+    members: list[Member] = []
+    with open_layer_stream(path) as tar:
+        while (info := tar.next()) is not None:
+            # Stream mode keeps every TarInfo in tar.members; drop them to keep memory flat.
+            tar.members.clear()  # type: ignore[attr-defined]  # typeshed omits it
+            members.append(
+                Member(
+                    len(members),
+                    info.name,
+                    normalize(info.name),
+                    _type_of(info),
+                    info.mode,
+                    info.size,
+                    info.linkname,
+                    info.offset_data,
+                )
+            )
+    return members
+
+
+class IndexCache:
+    """Layer indexes on disk, one file per layer digest, written atomically."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path_for(self, digest: Digest) -> Path:
+        return self.folder / f"{digest.algorithm}-{digest.hex}.idx"
+
+    def load(self, digest: Digest) -> list[Member] | None:
+        """The cached index of ``digest``, or None when absent, damaged or of another format."""
+        try:
+            data = self.path_for(digest).read_bytes()
+        except OSError:
+            return None
+        header, sep, payload = data.partition(b"\n")
+        parts = header.split(b" ")
+        if not sep or len(parts) != 3 or parts[0] != _FORMAT or parts[1] != str(digest).encode():
+            return None
+        if hashlib.sha256(payload).hexdigest().encode() != parts[2]:
+            return None
+        try:
+            return [Member.from_json(i, row) for i, row in enumerate(json.loads(payload))]
+        except (ValueError, TypeError):
+            return None
+
+    def store(self, digest: Digest, members: Sequence[Member]) -> None:
+        payload = json.dumps([m.to_json() for m in members], separators=(",", ":")).encode()
+        checksum = hashlib.sha256(payload).hexdigest().encode()
+        header = b" ".join([_FORMAT, str(digest).encode(), checksum])
+        atomic_write(self.path_for(digest), header + b"\n" + payload)
+
+
+def layer_members(path: Path, digest: Digest | None, cache: IndexCache | None) -> list[Member]:
+    """The index of one layer: from ``cache`` when its digest is known, else read (and cached)."""
+    if cache is None or digest is None:
+        return read_members(path)
+    members = cache.load(digest)
+    if members is None:
+        members = read_members(path)
+        with contextlib.suppress(OSError):  # a read-only or full cache costs speed, not safety
+            cache.store(digest, members)
+    return members
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write a whole file or nothing: readers see the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,223 @@
+"""What the checks need to know about one file's bytes, and a cache of it by layer digest.
+
+An ``Observation`` is read from a file's bytes alone: which kind of binary it is (by magic, never
+by name), its ELF facts or why they cannot be read, the shebang line, a .pyc header, a WHEEL
+file's text. The checks (platform, glibc, Python...) are then judged from observations in the
+context of each verification: the image's platform, Python, glibc and ``--allow`` rules.
+
+Why caching observations is sound: an observation is a pure function of a tar member's bytes
+(plus the two name-derived flags below and the parse limit, both part of the key). Members are
+keyed by (layer digest, member ordinal), and the layer digest is the digest of verified blob
+bytes, so a cached observation describes exactly the bytes it is used for. Nothing that depends
+on the verification's context is cached: every check, in every layer, is judged anew on each
+run, so a cache hit can never hide a failure, and a different platform, base, Python or allow
+rule sees the same observations judged differently.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossdock.elf import ElfFacts, ElfParseError, parse_elf
+from crossdock.errors import UnsafeContentError
+from crossdock.fsview import Layer, LazyBuffer
+from crossdock.image.digest import Digest
+from crossdock.layerindex import atomic_write
+from crossdock.verify.magic import HEAD_SIZE, BinaryKind, classify
+
+__all__ = ["Observation", "ObservationCache", "observe"]
+
+_PE_HEAD = 4096  # a DOS stub's e_lfanew points within the first few hundred bytes
+_WHEEL_LIMIT = 64 * 1024  # WHEEL metadata is a few lines
+SHEBANG_LIMIT = 512
+# Bump when what an observation records, or how, changes: old files are then not found.
+_FORMAT = "crossdock-observations/1"
+
+
+@dataclass(frozen=True)
+class Observation:
+    kind: BinaryKind
+    wants_pyc: bool  # read for a name ending in .pyc: ``head`` is kept for the magic check
+    wants_wheel: bool  # read for a name ending in .dist-info/WHEEL: ``wheel_text`` is kept
+    head: bytes = b""  # the first HEAD_SIZE bytes, kept for Mach-O and .pyc files only
+    shebang: bytes | None = None  # the first SHEBANG_LIMIT bytes of a "#!" script
+    facts: ElfFacts | None = None
+    elf_error: str | None = None  # ELF magic but unreadable headers: why
+    wheel_text: str | None = None
+
+    def fits(self, path: str) -> bool:
+        """Whether this observation has what the checks need for a file named ``path``."""
+        return (self.wants_pyc, self.wants_wheel) == _name_flags(path)
+
+    def to_json(self) -> int | dict[str, object]:
+        if self == _PLAIN[(self.wants_pyc, self.wants_wheel)]:
+            return int(self.wants_pyc) | int(self.wants_wheel) << 1  # most files: one number
+        facts = self.facts
+        return {
+            "k": str(self.kind),
+            "p": self.wants_pyc,
+            "w": self.wants_wheel,
+            "h": base64.b64encode(self.head).decode(),
+            "s": base64.b64encode(self.shebang).decode() if self.shebang is not None else None,
+            "f": (
+                [
+                    facts.machine,
+                    facts.elf_class,
+                    facts.little_endian,
+                    facts.elf_type,
+                    facts.soname,
+                    list(facts.needed),
+                    [list(pair) for pair in facts.version_needs],
+                    list(facts.version_defs),
+                ]
+                if facts is not None
+                else None
+            ),
+            "e": self.elf_error,
+            "t": self.wheel_text,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Observation:  # noqa: ANN401 - parsed JSON, checked here
+        if isinstance(data, int):
+            return _PLAIN[(bool(data & 1), bool(data & 2))]
+        f = data["f"]
+        facts = None
+        if f is not None:
+            machine, elf_class, little, elf_type, soname, needed, needs, defs = f
+            facts = ElfFacts(
+                machine=str(machine),
+                elf_class=int(elf_class),
+                little_endian=bool(little),
+                elf_type=str(elf_type),
+                soname=None if soname is None else str(soname),
+                needed=tuple(str(n) for n in needed),
+                version_needs=tuple((str(a), str(b)) for a, b in needs),
+                version_defs=tuple(str(d) for d in defs),
+            )
+        shebang = data["s"]
+        return cls(
+            kind=BinaryKind(data["k"]),
+            wants_pyc=bool(data["p"]),
+            wants_wheel=bool(data["w"]),
+            head=base64.b64decode(data["h"]),
+            shebang=base64.b64decode(shebang) if shebang is not None else None,
+            facts=facts,
+            elf_error=None if data["e"] is None else str(data["e"]),
+            wheel_text=None if data["t"] is None else str(data["t"]),
+        )
+
+
+_PLAIN = {
+    (pyc, wheel): Observation(BinaryKind.OTHER, pyc, wheel)
+    for pyc in (False, True)
+    for wheel in (False, True)
+}
+
+
+def _name_flags(path: str) -> tuple[bool, bool]:
+    return path.endswith(".pyc"), path.endswith(".dist-info/WHEEL")
+
+
+def observe(data: LazyBuffer, path: str) -> Observation:
+    """Read what the checks need from one file's bytes (``path`` says which name checks apply)."""
+    wants_pyc, wants_wheel = _name_flags(path)
+    head = data.head(HEAD_SIZE)
+    if head.startswith(b"MZ"):
+        head = data.head(_PE_HEAD)
+    kind = classify(head)
+    facts = None
+    error = None
+    if kind is BinaryKind.ELF:
+        try:
+            facts = parse_elf(data)
+        except (ElfParseError, UnsafeContentError) as err:
+            error = str(err).splitlines()[0]
+    shebang = None
+    if kind is BinaryKind.OTHER and head.startswith(b"#!"):
+        shebang = data.head(SHEBANG_LIMIT)
+    wheel_text = None
+    if wants_wheel:
+        data.seek(0)
+        wheel_text = data.read(_WHEEL_LIMIT).decode("utf-8", "replace")
+    keep_head = kind is BinaryKind.MACHO or wants_pyc
+    return Observation(
+        kind,
+        wants_pyc,
+        wants_wheel,
+        head=head[:HEAD_SIZE] if keep_head else b"",
+        shebang=shebang,
+        facts=facts,
+        elf_error=error,
+        wheel_text=wheel_text,
+    )
+
+
+class ObservationCache:
+    """Observations of layer members on disk, one file per (layer digest, parse limit).
+
+    A layer's file grows as more of its members are observed (a later image may uncover members
+    an upper layer hid before); two writers at once may drop each other's additions, which costs
+    a re-read later and nothing else.
+    """
+
+    def __init__(self, folder: Path, *, limit: int) -> None:
+        self.folder = folder
+        self.limit = limit
+        # Per layer digest: members as stored (JSON values, decoded when asked for).
+        self._loaded: dict[Digest, dict[str, Any]] = {}
+
+    def path_for(self, digest: Digest) -> Path:
+        return self.folder / f"{digest.algorithm}-{digest.hex}-{self.limit}.obs"
+
+    def get(self, layer: Layer, ordinal: int) -> Observation | None:
+        """What was observed in ``layer``'s member ``ordinal``, if it was (never for a layer
+        without a digest)."""
+        if layer.digest is None:
+            return None
+        known = self._loaded.get(layer.digest)
+        if known is None:
+            known = self._read(layer.digest)
+            self._loaded[layer.digest] = known
+        stored = known.get(str(ordinal))
+        if stored is None:
+            return None
+        try:
+            return Observation.from_json(stored)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None  # damaged in a way the checksum could not see: observed again
+
+    def add(self, layer: Layer, new: dict[int, Observation]) -> None:
+        if layer.digest is None or not new:
+            return
+        merged = {
+            **self._read(layer.digest),
+            **self._loaded.get(layer.digest, {}),
+            **{str(ordinal): obs.to_json() for ordinal, obs in new.items()},
+        }
+        self._loaded[layer.digest] = merged
+        payload = json.dumps(merged, separators=(",", ":"), sort_keys=True).encode()
+        header = f"{_FORMAT} {layer.digest} {self.limit} {hashlib.sha256(payload).hexdigest()}"
+        with contextlib.suppress(OSError):  # a read-only or full cache costs speed, not safety
+            atomic_write(self.path_for(layer.digest), header.encode() + b"\n" + payload)
+
+    def _read(self, digest: Digest) -> dict[str, Any]:
+        try:
+            data = self.path_for(digest).read_bytes()
+        except OSError:
+            return {}
+        header, sep, payload = data.partition(b"\n")
+        expected = f"{_FORMAT} {digest} {self.limit} {hashlib.sha256(payload).hexdigest()}"
+        if not sep or header != expected.encode():
+            return {}  # another format, another blob, or damaged: observed again
+        try:
+            rows = json.loads(payload)
+        except ValueError:
+            return {}
+        return rows if isinstance(rows, dict) else {}
