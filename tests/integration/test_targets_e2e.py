@@ -45,6 +45,9 @@ EVENT = {"n": 7}
 SUM_OF_SQUARES_0_TO_6 = 91
 MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}
 ARCHES = ["amd64", "arm64"]
+# Seconds an image may take to answer: arm64 runs under QEMU, where importing the example's
+# dependencies takes minutes on a busy 2-core machine (measured: ~10 min at load 6).
+START_TIMEOUT_S = {"amd64": "180", "arm64": "1500"}
 
 
 # -- fixtures -------------------------------------------------------------------------------
@@ -172,7 +175,7 @@ def _skopeo_raw(ref, *, config=False):
     return json.loads(completed.stdout)
 
 
-def _crossdock(env, *args, timeout=1200):
+def _crossdock(env, *args, timeout=1700):
     completed = subprocess.run(
         [CROSSDOCK, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
     )
@@ -288,6 +291,7 @@ def test_k8s_for_a_single_arch_image_allows_only_that_arch(
 
 
 @pytest.mark.docker
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("arch", ARCHES)
 def test_invoke_returns_the_lambda_handlers_real_response(built, stage_env, tmp_path, arch):
     lam = built("lambda")
@@ -301,6 +305,8 @@ def test_invoke_returns_the_lambda_handlers_real_response(built, stage_env, tmp_
         str(event),
         "--platform",
         f"linux/{arch}",
+        "--timeout",
+        START_TIMEOUT_S[arch],
         "--json",
     )
     (result,) = json.loads(out)
@@ -312,12 +318,47 @@ def test_invoke_returns_the_lambda_handlers_real_response(built, stage_env, tmp_
 
 
 @pytest.mark.docker
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("target", ["apprunner", "eks"])
 @pytest.mark.parametrize("arch", ARCHES)
 def test_web_images_answer_their_health_path_under_crossdock_run(built, stage_env, target, arch):
     web = built(target)
-    out = _crossdock(stage_env, "run", web.ref("t"), "--platform", f"linux/{arch}", "--json")
+    out = _crossdock(
+        stage_env,
+        "run",
+        web.ref("t"),
+        "--platform",
+        f"linux/{arch}",
+        "--timeout",
+        START_TIMEOUT_S[arch],
+        "--json",
+    )
     (result,) = json.loads(out)
     assert result["status"] == 200
     assert json.loads(result["body"]) == {"status": "ok"}
     assert result["url"] == "http://127.0.0.1:8080/health"
+
+
+@pytest.mark.docker
+def test_invoke_reports_the_handlers_error_with_type_and_trace(built, stage_env, tmp_path):
+    lam = built("lambda")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"n": "not a number"}))
+    completed = subprocess.run(
+        [
+            *(CROSSDOCK, "invoke", lam.ref("t-amd64"), "--event", str(event)),
+            *("--platform", "linux/amd64", "--timeout", START_TIMEOUT_S["amd64"], "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=stage_env,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 1, completed.stderr
+    (result,) = json.loads(completed.stdout)
+    error = result["error"]
+    # The example handler validates the event with pydantic: its real exception comes back.
+    assert error["type"] == "ValidationError"
+    assert "n" in error["message"]
+    assert any("lambda_handler.py" in line for line in error["stack_trace"])

@@ -351,10 +351,15 @@ class LambdaRuntimeApi:
                     )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    taken = invocation.request_id in state.in_flight
+                    why = (
+                        ""
+                        if invocation.request_id in state.in_flight
+                        else " (the runtime has not asked for it: still importing the handler, "
+                        "or not a Lambda runtime)"
+                    )
                     raise TargetError(
                         f"no answer to invocation {invocation.request_id} within "
-                        f"{timeout_s:.0f}s" + ("" if taken else " (the runtime never asked for it)")
+                        f"{timeout_s:.0f}s{why}"
                     )
                 state.changed.wait(timeout=min(poll_s, remaining))
                 if invocation.request_id in state.results or state.init_error is not None:
