@@ -8,7 +8,7 @@
 # independent tool. Everything is installed from Debian's archive and PyPI; every step skips
 # what is already there, so a second `up` takes seconds.
 #
-# Usage: stage/stage.sh up | docker | env | status | down | binfmt on|off
+# Usage: stage/stage.sh up | docker [--reprobe] | env | status | down | binfmt on|off
 #
 # Environment:
 #   CROSSDOCK_STAGE_PORT  registry port on 127.0.0.1 (default 5555)
@@ -218,7 +218,8 @@ ensure_dockerd() {
 
 docker_clis() {
   # /usr/local/bin/docker (28.x) shadows Debian's /usr/bin/docker: both must find the plugin.
-  type -ap docker | awk '!seen[$0]++'
+  local cli
+  for cli in $(type -ap docker); do readlink -f "$cli"; done | awk '!seen[$0]++'
 }
 
 buildx_ok() {
@@ -264,6 +265,7 @@ EOF
       -o "Dir::Etc::sourceparts=-"
       -o "Dir::State::Lists=$aptdir/lists"
       -o "Dir::Cache=$aptdir/cache"
+      -o "APT::Sandbox::User=root" # _apt cannot write into root's cache folder
     )
     say "fetching docker-buildx from trixie"
     apt-get "${apt_opts[@]}" update -qq
@@ -305,9 +307,22 @@ check_docker_runs() {
 }
 
 # Probes of what dockerd 20.10's BuildKit can do; results go to $CACHE/buildx-probe.txt.
-# They are reported, not fatal: crossdock builds without docker.
+# They are reported, not fatal: crossdock builds without docker. They take a minute under
+# QEMU, so they rerun only when dockerd, buildx or the published bases change (or --reprobe).
 probe_buildx() {
-  local ctx=$CACHE/buildx-probe report=$CACHE/buildx-probe.txt out t0
+  local ctx=$CACHE/buildx-probe report=$CACHE/buildx-probe.txt out t0 key
+  key=$(
+    {
+      docker version --format '{{.Server.Version}}'
+      "$BUILDX_PLUGIN" version
+      cat "$CACHE/published.json"
+    } | sha256sum | cut -c1-16
+  )
+  if [[ ${1:-} != --reprobe && -s $report && $(cat "$CACHE/buildx-probe.key" 2>/dev/null) == "$key" ]]; then
+    sed 's/^/stage: buildx probe (cached; --reprobe reruns): /' "$report" >&2
+    return 0
+  fi
+  rm -f "$CACHE/buildx-probe.key"
   rm -rf "$ctx"
   mkdir -p "$ctx/plain" "$ctx/named"
   : >"$report"
@@ -324,7 +339,7 @@ RUN python3 -c "import platform; print(platform.machine())" > /machine && uname 
 CMD ["cat", "/machine"]
 EOF
   t0=$(now)
-  if docker buildx build --progress=plain --platform linux/arm64 --network host --load \
+  if docker buildx build --progress=plain --platform linux/arm64 --network host --load --no-cache \
     -t crossdock-stage-probe:arm64 "$ctx/plain" >"$ctx/plain.log" 2>&1 &&
     out=$(docker run --rm --platform linux/arm64 crossdock-stage-probe:arm64 | tr '\n' ' ') &&
     [[ $out == "aarch64 aarch64 " ]]; then
@@ -345,8 +360,25 @@ EOF
   else
     echo "FAIL --build-context name=docker-image://... (log: $ctx/named.log): $(grep -iE 'error|not supported|unsupported' "$ctx/named.log" | tail -n 2 | tr '\n' ' ')" >>"$report"
   fi
-  docker image rm -f crossdock-stage-probe:arm64 crossdock-stage-probe:named >/dev/null 2>&1 || true
+
+  # 3. Without named contexts: tag the stand-in locally under the public name. BuildKit in
+  #    dockerd uses a local image of the right platform before going to the registry. One
+  #    platform at a time: the daemon's image store holds one platform per tag.
+  docker pull -q --platform linux/arm64 "$REGISTRY/lambda/python:3.13" >/dev/null
+  docker tag "$REGISTRY/lambda/python:3.13" public.ecr.aws/lambda/python:3.13
+  t0=$(now)
+  if docker buildx build --progress=plain --platform linux/arm64 --network host --load \
+    -t crossdock-stage-probe:localtag "$ctx/named" >"$ctx/localtag.log" 2>&1 &&
+    out=$(docker run --rm --platform linux/arm64 --entrypoint cat crossdock-stage-probe:localtag /machine) &&
+    [[ $out == aarch64 ]]; then
+    echo "PASS FROM public.ecr.aws/lambda/python:3.13 via a local 'docker tag' of the arm64 stand-in ($(since "$t0")): $out" >>"$report"
+  else
+    echo "FAIL FROM public.ecr.aws/lambda/python:3.13 via a local tag (log: $ctx/localtag.log): $(tail -n 3 "$ctx/localtag.log" | tr '\n' ' ')" >>"$report"
+  fi
+  docker image rm -f crossdock-stage-probe:arm64 crossdock-stage-probe:named \
+    crossdock-stage-probe:localtag public.ecr.aws/lambda/python:3.13 >/dev/null 2>&1 || true
   sed 's/^/stage: buildx probe: /' "$report" >&2
+  echo "$key" >"$CACHE/buildx-probe.key"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -369,13 +401,14 @@ cmd_up() {
 cmd_docker() {
   local t0
   t0=$(now)
+  [[ $# -eq 0 || $1 == --reprobe ]] || die "usage: stage.sh docker [--reprobe]"
   registry_answers || die "no registry on $REGISTRY: run 'stage/stage.sh up' first"
   [[ -s $CACHE/published.json ]] || die "no bases published: run 'stage/stage.sh up' first"
   [[ $(binfmt_state) == enabled ]] || die "qemu-aarch64 is not enabled: run 'stage/stage.sh binfmt on'"
   ensure_dockerd
   ensure_buildx
   check_docker_runs
-  probe_buildx
+  probe_buildx "$@"
   say "docker ready in $(since "$t0")"
 }
 
@@ -425,19 +458,30 @@ cmd_down() {
   stop_pidfile dockerd dockerd
 }
 
+# Several sessions (tests, demo, CI) may run `up` at once on the same cache: one at a time.
+with_lock() {
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/.lock"
+  if ! flock -n 9; then
+    say "waiting for another stage.sh on $CACHE"
+    flock 9
+  fi
+  "$@"
+}
+
 main() {
   local cmd=${1:-}
   shift || true
   case $cmd in
-  up) cmd_up ;;
-  docker) cmd_docker ;;
+  up) with_lock cmd_up ;;
+  docker) with_lock cmd_docker "$@" ;;
   env) cmd_env ;;
   status) cmd_status ;;
   down) cmd_down ;;
   binfmt)
     case ${1:-} in
-    on) binfmt_on ;;
-    off) binfmt_off ;;
+    on) with_lock binfmt_on ;;
+    off) with_lock binfmt_off ;;
     *) die "usage: stage.sh binfmt on|off" ;;
     esac
     echo "qemu-aarch64: $(binfmt_state)"
