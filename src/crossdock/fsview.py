@@ -48,6 +48,7 @@ __all__ = [
     "Layer",
     "LayerFS",
     "LazyBuffer",
+    "normalize",
     "open_layer_stream",
 ]
 
