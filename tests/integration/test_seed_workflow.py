@@ -80,6 +80,11 @@ def project(tmp_path_factory: pytest.TempPathFactory, registry: str) -> Path:
     toml = dest / "crossdock.toml"
     # A repository of its own, so that the tags checked are this run's.
     toml.write_text(toml.read_text().replace("127.0.0.1:5555/myapp", f"{registry}/seedtest"))
+    # The push tags carry the commit's SHA: the copy is a repository of its own.
+    git = ["git", "-c", "user.name=crossdock-test", "-c", "user.email=test@invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "example"], cwd=dest, check=True)
     return dest
 
 
@@ -154,11 +159,6 @@ def test_make_docker_build_eks_amd64(project, env, tmp_path) -> None:
 
 
 def test_make_docker_push_dev_writes_the_six_tags(project, env, registry) -> None:
-    help_text = subprocess.run(
-        [str(CROSSDOCK), "build", "--help"], capture_output=True, text=True, check=True, env=env
-    ).stdout
-    if "--env" not in help_text:
-        pytest.skip("the publish CLI (crossdock build --env dev|prod) has not landed yet")
     make(project, env, "docker-push-dev")
     tags = json.loads(
         subprocess.run(
@@ -170,7 +170,7 @@ def test_make_docker_push_dev_writes_the_six_tags(project, env, registry) -> Non
     )["Tags"]
     sha = subprocess.run(
         ["git", "rev-parse", "--short=7", "HEAD"],
-        cwd=REPO,
+        cwd=project,
         capture_output=True,
         text=True,
         check=True,
@@ -191,6 +191,29 @@ def test_make_docker_push_dev_writes_the_six_tags(project, env, registry) -> Non
         check=True,
     ).stdout
     assert "manifests" not in json.loads(raw)  # Lambda: a single-architecture manifest
+    for tag in ("dev-latest", f"{sha}-arm64", stamped[0]):
+        config = subprocess.run(
+            [
+                "skopeo",
+                "inspect",
+                "--config",
+                "--tls-verify=false",
+                f"docker://{registry}/seedtest:{tag}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert json.loads(config)["architecture"] == "arm64"
+    # ...and by its binaries.
+    verified = subprocess.run(
+        [str(CROSSDOCK), "verify", f"{registry}/seedtest:dev-latest"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 # -- buildx backend (the Dockerfiles, dockerd 20.10's BuildKit) -----------------------------
