@@ -59,6 +59,7 @@ def make_plan(
         annotations=annotations,
         cache_dir=config.cache_dir,
         mtime=source_date_epoch(),
+        bytecode=config.bytecode,
     )
 
 

@@ -194,31 +194,34 @@ def _add(tar: tarfile.TarFile, entry: LayerEntry, mtime: int) -> None:
 
 
 _ALWAYS_EXCLUDED = frozenset(
-    {"__pycache__", ".git", ".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules"}
+    {".git", ".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules"}
 )
+_BYTECODE_DIR = "__pycache__"
 
 
 def entries_from_tree(
-    root: Path, prefix: str, *, exclude: Iterable[str] = ()
+    root: Path, prefix: str, *, exclude: Iterable[str] = (), keep_bytecode: bool = False
 ) -> Iterator[LayerEntry]:
     """Entries for every file under ``root``, placed under ``prefix`` in the image.
 
     Symlinks are kept as symlinks (never followed, so nothing outside ``root`` is read);
-    ``exclude`` holds glob patterns matched against the path relative to ``root``.
+    ``exclude`` holds glob patterns matched against the path relative to ``root``. Bytecode is
+    left out unless ``keep_bytecode``: a source folder's ``__pycache__`` was written by the
+    developer's Python, which may not be the image's (crossdock compiles its own).
     """
     patterns = tuple(exclude)
+    skipped_dirs = _ALWAYS_EXCLUDED if keep_bytecode else _ALWAYS_EXCLUDED | {_BYTECODE_DIR}
     base = PurePosixPath(prefix.strip("/"))
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
         rel_dir = here.relative_to(root)
         dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if d not in _ALWAYS_EXCLUDED and not _excluded(rel_dir / d, patterns)
+            d for d in dirnames if d not in skipped_dirs and not _excluded(rel_dir / d, patterns)
         )
         for name in sorted(filenames):
             rel = rel_dir / name
-            if name.endswith((".pyc", ".pyo")) or _excluded(rel, patterns):
+            bytecode = name.endswith((".pyc", ".pyo"))
+            if (bytecode and not keep_bytecode) or _excluded(rel, patterns):
                 continue
             source = here / name
             image_path = (base / rel.as_posix()).as_posix()

@@ -113,6 +113,8 @@ class BuildPlan:
     annotations: Mapping[str, str]
     cache_dir: Path
     mtime: int
+    # Compile bytecode for the image's Python with a host interpreter of the same version.
+    bytecode: bool = True
     # Targets whose runtime depends on the base (Lambda on a plain Python base): see
     # ``runtime_for_base``; None means ``runtime`` holds for any base.
     base_dependent_runtime: BaseDependentRuntime | None = None
@@ -149,4 +151,5 @@ class BuildPlan:
             "annotations": dict(self.annotations),
             "cache_dir": str(self.cache_dir),
             "mtime": self.mtime,
+            "bytecode": self.bytecode,
         }

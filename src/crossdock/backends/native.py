@@ -37,7 +37,12 @@ from crossdock.plan import BuildPlan, RuntimeSettings
 from crossdock.platform import Platform
 from crossdock.registry.blobcache import BlobCache
 from crossdock.registry.client import RegistryClient
-from crossdock.resolve import Resolution, install_dependencies
+from crossdock.resolve import (
+    Resolution,
+    compile_bytecode,
+    find_host_python,
+    install_dependencies,
+)
 from crossdock.verify import verify_image
 
 __all__ = ["NativeBackend"]
@@ -114,8 +119,9 @@ class NativeBackend:
         progress(platform, f"python {profile.python_version}, glibc {profile.glibc_version}")
 
         mark = time.perf_counter()
+        bytecode_python = self._bytecode_python(plan, platform, profile, progress)
         resolution, deps_blob, deps_cached = self._dependencies_layer(
-            plan, platform, profile, cache
+            plan, platform, profile, cache, bytecode_python
         )
         timings["dependencies"] = time.perf_counter() - mark
         progress(
@@ -125,7 +131,7 @@ class NativeBackend:
         )
 
         mark = time.perf_counter()
-        app_blob = self._app_layer(plan, cache)
+        app_blob = self._app_layer(plan, cache, bytecode_python)
         timings["app_layer"] = time.perf_counter() - mark
 
         family = family_of(base.manifest.media_type)
@@ -286,8 +292,29 @@ class NativeBackend:
             )
         _atomic_write(marker, json.dumps(report.to_json()).encode())
 
+    @staticmethod
+    def _bytecode_python(
+        plan: BuildPlan, platform: Platform, profile: BaseProfile, progress: Progress
+    ) -> str | None:
+        if not plan.bytecode:
+            return None
+        python = find_host_python(profile.python_version)
+        if python is None:
+            progress(
+                platform,
+                f"warning: no Python {profile.python_version} on this machine, so the image "
+                "ships without bytecode: every start compiles what it imports (slow cold "
+                "starts; minutes under emulation). Install one or set CROSSDOCK_BYTECODE_PYTHON.",
+            )
+        return python
+
     def _dependencies_layer(
-        self, plan: BuildPlan, platform: Platform, profile: BaseProfile, cache: BlobCache
+        self,
+        plan: BuildPlan,
+        platform: Platform,
+        profile: BaseProfile,
+        cache: BlobCache,
+        bytecode_python: str | None,
     ) -> tuple[Resolution, LayerBlob, bool]:
         work = plan.cache_dir / "work"
         work.mkdir(parents=True, exist_ok=True)
@@ -298,6 +325,8 @@ class NativeBackend:
             glibc_version=profile.glibc_version,
             python_path=profile.python_path,
             cache_dir=plan.cache_dir / "deps",
+            bytecode_python=bytecode_python,
+            image_dir=plan.deps_dir,
         )
         key = _key(
             _LAYOUT_VERSION,
@@ -314,19 +343,37 @@ class NativeBackend:
             if blob is not None:
                 return resolution, blob, True
         blob = self._write_layer_into_cache(
-            entries_from_tree(resolution.target_dir, plan.deps_dir), cache, plan.mtime, work
-        )
-        _atomic_write(meta_path, json.dumps(_blob_meta(blob)).encode())
-        return resolution, blob, False
-
-    def _app_layer(self, plan: BuildPlan, cache: BlobCache) -> LayerBlob:
-        work = plan.cache_dir / "work"
-        return self._write_layer_into_cache(
-            entries_from_tree(plan.service_dir, plan.app_dir, exclude=plan.exclude),
+            entries_from_tree(resolution.target_dir, plan.deps_dir, keep_bytecode=True),
             cache,
             plan.mtime,
             work,
         )
+        _atomic_write(meta_path, json.dumps(_blob_meta(blob)).encode())
+        return resolution, blob, False
+
+    def _app_layer(
+        self, plan: BuildPlan, cache: BlobCache, bytecode_python: str | None
+    ) -> LayerBlob:
+        work = plan.cache_dir / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        if bytecode_python is None:
+            entries = entries_from_tree(plan.service_dir, plan.app_dir, exclude=plan.exclude)
+            return self._write_layer_into_cache(entries, cache, plan.mtime, work)
+        # Compile in a copy: the service folder is the user's, and its own __pycache__ (from
+        # the developer's Python) is left out either way.
+        with tempfile.TemporaryDirectory(dir=work) as tmp:
+            copy = Path(tmp) / "app"
+            for entry in entries_from_tree(plan.service_dir, "", exclude=plan.exclude):
+                target = copy / entry.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if entry.symlink is not None:
+                    target.symlink_to(entry.symlink)
+                elif entry.source is not None:
+                    shutil.copy2(entry.source, target)
+            copy.mkdir(exist_ok=True)
+            compile_bytecode(copy, bytecode_python, image_dir=plan.app_dir)
+            entries = entries_from_tree(copy, plan.app_dir, keep_bytecode=True)
+            return self._write_layer_into_cache(entries, cache, plan.mtime, work)
 
     @staticmethod
     def _write_layer_into_cache(

@@ -86,6 +86,13 @@ def build(
             "--dockerfile", help="Dockerfile for --backend buildx (relative to --project)."
         ),
     ] = None,
+    bytecode: Annotated[
+        bool | None,
+        typer.Option(
+            "--bytecode/--no-bytecode",
+            help="Compile bytecode for the image's Python (default: config, on).",
+        ),
+    ] = None,
 ) -> None:
     """Build the service's image for each platform, verify it, and write or push it."""
     if backend_name != "native" or dockerfile is not None:
@@ -116,7 +123,7 @@ def build(
     from crossdock.build import OutputSpec, make_plan
     from crossdock.build import build as run_build
 
-    config = load(project, service, platform, target, base)
+    config = load(project, service, platform, target, base, bytecode=bytecode)
     # Resolved before building: a bad destination or a refused dirty tree fails fast.
     narrowed, publishing = prepare_publishing(
         config,

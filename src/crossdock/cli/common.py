@@ -26,8 +26,9 @@ __all__ = [
 ]
 
 # Progress and reports go to stderr, so --json output on stdout stays machine-readable.
-err_console = Console(stderr=True)
-out_console = Console()
+# soft_wrap: long lines (digests, references) stay whole when the output is not a terminal.
+err_console = Console(stderr=True, soft_wrap=True)
+out_console = Console(soft_wrap=True)
 
 ProjectOpt = Annotated[
     Path,

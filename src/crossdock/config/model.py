@@ -44,6 +44,7 @@ class Config(_Frozen):
     command: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
     refuse_dirty: bool = Field(alias="refuse-dirty")
+    bytecode: bool = True
     registry_mirrors: dict[str, str] = Field(default_factory=dict, alias="registry-mirrors")
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
     repository: str | None = None

@@ -8,6 +8,7 @@ installed tree from a content-addressed cache. ``resolve()`` installs into a giv
 
 from __future__ import annotations
 
+from crossdock.resolve.bytecode import compile_bytecode, find_host_python
 from crossdock.resolve.cache import install_dependencies
 from crossdock.resolve.resolution import InstalledDistribution, Resolution
 from crossdock.resolve.shebangs import rewrite_shebangs
@@ -26,7 +27,9 @@ __all__ = [
     "Resolution",
     "Uv",
     "WheelTarget",
+    "compile_bytecode",
     "export_locked",
+    "find_host_python",
     "install",
     "install_dependencies",
     "manylinux_platform_tags",

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from crossdock.platform import Platform
+from crossdock.resolve.bytecode import compile_bytecode
 from crossdock.resolve.resolution import Resolution, read_installed
 from crossdock.resolve.uv import LockedExport, Uv, export_locked, install
 from crossdock.resolve.wheeltags import wheel_target
@@ -22,9 +23,11 @@ from crossdock.resolve.wheeltags import wheel_target
 __all__ = ["install_dependencies"]
 
 
-def _tree_key(locked: LockedExport, python_path: str) -> str:
-    # The shebangs written into bin/ depend on the image's interpreter path.
-    return hashlib.sha256(f"{locked.cache_key}\0{python_path}".encode()).hexdigest()
+def _tree_key(locked: LockedExport, python_path: str, bytecode: bool) -> str:
+    # The shebangs written into bin/ depend on the image's interpreter path; the tree holds
+    # bytecode or not (its version is the target's Python, already in the lock's cache key).
+    text = f"{locked.cache_key}\0{python_path}\0bytecode={bytecode}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _cached(locked: LockedExport, tree: Path, key: str) -> Resolution:
@@ -49,13 +52,17 @@ def install_dependencies(
     cache_dir: Path,
     host_python: str | None = None,
     uv: Uv | None = None,
+    bytecode_python: str | None = None,
+    image_dir: str = "/",
 ) -> Resolution:
     """Check the lock and return the tree of its dependencies for ``platform``, from the cache
-    when an identical tree exists. The lock is always checked, even on a cache hit."""
+    when an identical tree exists. The lock is always checked, even on a cache hit.
+    With ``bytecode_python`` (a host interpreter of the image's Python version) the tree also
+    holds bytecode, compiled as if it lived at ``image_dir``."""
     uv = uv or Uv()
     target = wheel_target(platform, glibc_version, python_version)
     locked = export_locked(project_dir, target, uv=uv, host_python=host_python)
-    key = _tree_key(locked, python_path)
+    key = _tree_key(locked, python_path, bytecode_python is not None)
     tree = cache_dir / key
     if tree.is_dir():
         return _cached(locked, tree, key)
@@ -63,6 +70,8 @@ def install_dependencies(
     scratch = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=cache_dir))
     try:
         install(locked, scratch / "tree", image_python=python_path, host_python=host_python, uv=uv)
+        if bytecode_python is not None:
+            compile_bytecode(scratch / "tree", bytecode_python, image_dir=image_dir)
         try:
             (scratch / "tree").rename(tree)
         except OSError:

@@ -1,0 +1,99 @@
+"""Bytecode for the image's Python, compiled on the host without emulation.
+
+Why: an image without ``.pyc`` files compiles every module it imports at every start when its
+folders are read-only to the running user (App Runner/EKS run as 65534; Lambda's /var/task is
+read-only). Under QEMU that made the example's first request take minutes; on real hardware it
+is a slower cold start. ``.pyc`` files depend on the Python *version* (their magic number), not
+on the CPU, so a host interpreter of the image's major.minor writes correct ones for any
+platform.
+
+How: ``compileall`` with ``unchecked-hash`` invalidation (the pyc records a hash of its source,
+not its mtime, so layers stay reproducible and Python never needs to rewrite them), and
+PYTHONHASHSEED=0 so the marshalled constants come out the same on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from crossdock.errors import ToolError
+
+__all__ = ["compile_bytecode", "find_host_python"]
+
+
+def _version_of(executable: str) -> str | None:
+    try:
+        completed = subprocess.run(
+            [executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return completed.stdout.strip() if completed.returncode == 0 else None
+
+
+def find_host_python(version: str) -> str | None:
+    """A host interpreter whose major.minor is ``version`` ("3.13"), or None.
+
+    Looked for, in order: CROSSDOCK_BYTECODE_PYTHON, the interpreter running crossdock, UV_PYTHON,
+    and ``python3.13`` on PATH. Each candidate is asked its version (a pyenv shim may exist on
+    PATH for a version that is not installed).
+    """
+    candidates = [
+        os.environ.get("CROSSDOCK_BYTECODE_PYTHON"),
+        sys.executable,
+        os.environ.get("UV_PYTHON"),
+        shutil.which(f"python{version}"),
+    ]
+    for candidate in candidates:
+        if candidate and _version_of(candidate) == version:
+            return candidate
+    return None
+
+
+def compile_bytecode(tree: Path, python: str, *, image_dir: str) -> None:
+    """Write ``__pycache__/*.cpython-XY.pyc`` next to every ``.py`` file under ``tree``.
+
+    ``image_dir`` is where ``tree`` lands in the image; tracebacks name files there (Python also
+    fixes the file name up when it loads a pyc, so this is for readability).
+    """
+    env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "0"}
+    completed = subprocess.run(
+        [
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "-q",  # errors only
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-j",
+            "0",  # one worker per core: compiling a dependency tree is CPU-bound
+            "-d",
+            image_dir,
+            "-x",
+            r"[/\\](tests?|test_.*)[/\\].*_py2\.py$",
+            str(tree),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    # compileall exits 1 when some file does not compile (a Python 2 leftover in a package's
+    # test folder, say): that file simply has no pyc, exactly as pip would leave it. Anything
+    # else (the interpreter missing, a crash) is a real failure.
+    if completed.returncode not in (0, 1):
+        raise ToolError(
+            f"compiling bytecode with {python} failed (exit {completed.returncode}):\n"
+            f"{completed.stderr.strip()[-2000:]}",
+            hint="set CROSSDOCK_BYTECODE_PYTHON to a working interpreter of the image's "
+            "Python version, or build with --no-bytecode",
+        )
