@@ -123,7 +123,7 @@ class BuildPlan:
         self, base_env: Mapping[str, str], locked: Collection[str]
     ) -> RuntimeSettings:
         """The runtime for a base whose config env is ``base_env``; ``locked``: the names of
-        the service's locked (non-dev) dependencies. Call before installing anything."""
+        the service's locked (non-dev) dependencies as installed for the target."""
         if self.base_dependent_runtime is None:
             return self.runtime
         return self.base_dependent_runtime.select(base_env, locked)
