@@ -36,7 +36,7 @@ def make_plan(
 ) -> BuildPlan:
     """The complete plan for ``config``: no I/O besides what config already resolved."""
     spec = target_spec(config.target)
-    spec.check_platforms(config.platforms)
+    warnings = spec.check_platforms(config.platforms)
     base = Reference.parse(config.base or spec.default_base)
     annotations = {"org.opencontainers.image.title": config.service}
     if revision:
@@ -60,6 +60,7 @@ def make_plan(
         cache_dir=config.cache_dir,
         mtime=source_date_epoch(),
         bytecode=config.bytecode,
+        warnings=warnings,
     )
 
 
@@ -67,6 +68,8 @@ def build(
     plan: BuildPlan, backend: Backend, progress: Progress, output: OutputSpec | None = None
 ) -> BuildOutcome:
     """Build every platform of ``plan`` and write the requested local outputs."""
+    for warning in plan.warnings:
+        progress(None, f"warning: {warning}")
     outcome = backend.build(plan, progress)
     # Before anything is written: refuse what the target cannot run (an index for Lambda, ...).
     target_spec(plan.target).check_output(outcome.image_set)

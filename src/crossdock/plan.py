@@ -115,6 +115,8 @@ class BuildPlan:
     mtime: int
     # Compile bytecode for the image's Python with a host interpreter of the same version.
     bytecode: bool = True
+    # What the target accepts but does not document (App Runner on arm64): said, not refused.
+    warnings: tuple[str, ...] = ()
     # Targets whose runtime depends on the base (Lambda on a plain Python base): see
     # ``runtime_for_base``; None means ``runtime`` holds for any base.
     base_dependent_runtime: BaseDependentRuntime | None = None
@@ -152,4 +154,5 @@ class BuildPlan:
             "cache_dir": str(self.cache_dir),
             "mtime": self.mtime,
             "bytecode": self.bytecode,
+            "warnings": list(self.warnings),
         }
