@@ -89,8 +89,9 @@ def compile_bytecode(tree: Path, python: str, *, image_dir: str) -> None:
     )
     # compileall exits 1 when some file does not compile (a Python 2 leftover in a package's
     # test folder, say): that file simply has no pyc, exactly as pip would leave it. Anything
-    # else (the interpreter missing, a crash) is a real failure.
-    if completed.returncode not in (0, 1):
+    # else (the interpreter missing, a crash, an exit 1 that compiled nothing) is a failure.
+    compiled_nothing = completed.returncode == 1 and not any(tree.rglob("*.pyc"))
+    if completed.returncode not in (0, 1) or compiled_nothing:
         raise ToolError(
             f"compiling bytecode with {python} failed (exit {completed.returncode}):\n"
             f"{completed.stderr.strip()[-2000:]}",
