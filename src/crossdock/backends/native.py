@@ -153,9 +153,7 @@ class NativeBackend:
         # Some targets run differently on different bases (Lambda on a plain Python base needs
         # awslambdaric as the entrypoint): decided from the base's env and what was installed.
         installed = {d.name for d in resolution.distributions}
-        runtime = plan.runtime_for_base(base.config.env, installed).with_python(
-            profile.python_path
-        )
+        runtime = plan.runtime_for_base(base.config.env, installed).with_python(profile.python_path)
         config = _image_config(base.config, platform, runtime, plan, new_layers)
         layer_sources = (
             *base.layers,
