@@ -174,9 +174,10 @@ http:
   addr: $REGISTRY
 EOF
   say "starting registry on $REGISTRY (log: $RUN/registry.log)"
-  # setsid: the registry outlives this script and its terminal; fds all point to the log.
+  # setsid: the registry outlives this script and its terminal; its output goes to the log
+  # and it must not inherit fd 9, the lock of with_lock (it would hold it for ever).
   REGISTRY_HTTP_ADDR=$REGISTRY REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$CACHE/registry \
-    setsid docker-registry serve "$CACHE/registry.yml" </dev/null >>"$RUN/registry.log" 2>&1 &
+    setsid docker-registry serve "$CACHE/registry.yml" </dev/null >>"$RUN/registry.log" 2>&1 9>&- &
   echo $! >"$RUN/registry.pid"
   local i
   for ((i = 0; i < 100; i++)); do
@@ -199,7 +200,8 @@ ensure_dockerd() {
   else
     mkdir -p "$RUN"
     say "starting dockerd (log: $RUN/dockerd.log)"
-    setsid dockerd --pidfile "$RUN/dockerd.pid" </dev/null >>"$RUN/dockerd.log" 2>&1 &
+    # Not fd 9 (the lock): see ensure_registry.
+    setsid dockerd --pidfile "$RUN/dockerd.pid" </dev/null >>"$RUN/dockerd.log" 2>&1 9>&- &
     # dockerd writes the pidfile itself once it runs; write it now so `down` finds it early.
     echo $! >"$RUN/dockerd.pid"
   fi
