@@ -202,8 +202,8 @@ ensure_dockerd() {
     say "starting dockerd (log: $RUN/dockerd.log)"
     # Not fd 9 (the lock): see ensure_registry.
     setsid dockerd --pidfile "$RUN/dockerd.pid" </dev/null >>"$RUN/dockerd.log" 2>&1 9>&- &
-    # dockerd writes the pidfile itself once it runs; write it now so `down` finds it early.
-    echo $! >"$RUN/dockerd.pid"
+    # dockerd writes $RUN/dockerd.pid itself. Writing it here first would make dockerd 20.10
+    # refuse to start ("pid file found, ensure docker is not running").
   fi
   local i
   for ((i = 0; i < 120; i++)); do
