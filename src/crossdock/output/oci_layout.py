@@ -1,32 +1,90 @@
 """An OCI image layout directory (image-spec image-layout.md): ``oci-layout``, ``index.json``
-and ``blobs/sha256/<hex>``. Readable by skopeo (``oci:DIR``), crane, and ``crossdock verify``."""
+and ``blobs/sha256/<hex>``. Readable by skopeo (``oci:DIR``), crane, and ``crossdock verify``.
+
+Also the one place that reads blobs back from a layout, verified: a layout folder is outside
+data that may have changed since it was written, so every blob is checked against its
+descriptor's digest and size before anyone uses it (``crossdock verify``, ``crossdock push``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
+from crossdock.errors import NotFoundError, UnsafeContentError
 from crossdock.image.artifact import ImageSet
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, canonical_json
 from crossdock.image.mediatypes import MediaType
 
-__all__ = ["write_oci_layout"]
+__all__ = [
+    "REF_NAME",
+    "layout_blob_path",
+    "read_bounded",
+    "read_layout_blob",
+    "verified_layout_file",
+    "write_oci_layout",
+]
 
 # image-layout.md: the annotation that names a reference (tag) in index.json.
-_REF_NAME = "org.opencontainers.image.ref.name"
+REF_NAME = "org.opencontainers.image.ref.name"
+# Manifests, indexes and configs are small; the bound stops a hostile file from filling memory.
+_MAX_DOCUMENT = 8 * 1024 * 1024
+_CHUNK = 1024 * 1024
 
 
-def _blob_path(root: Path, digest: Digest) -> Path:
+def layout_blob_path(root: Path, digest: Digest) -> Path:
     return root / "blobs" / digest.algorithm / digest.hex
+
+
+def read_bounded(path: Path) -> bytes:
+    """A small JSON document (index.json, a manifest, a config), refusing anything huge."""
+    if path.stat().st_size > _MAX_DOCUMENT:
+        raise UnsafeContentError(f"{path} is larger than {_MAX_DOCUMENT} bytes; not a manifest")
+    return path.read_bytes()
+
+
+def read_layout_blob(root: Path, descriptor: Descriptor) -> bytes:
+    """The bytes of a small blob (manifest, index, config), checked against ``descriptor``."""
+    path = layout_blob_path(root, descriptor.digest)
+    if not path.is_file():
+        raise NotFoundError(f"{root}: blob {descriptor.digest} is missing from the layout")
+    data = read_bounded(path)
+    if len(data) != descriptor.size or not descriptor.digest.matches(data):
+        raise UnsafeContentError(
+            f"{path} does not match its digest {descriptor.digest}",
+            hint="the layout was changed after it was written; write it again",
+        )
+    return data
+
+
+def verified_layout_file(root: Path, descriptor: Descriptor) -> Path:
+    """The path of a layer blob after hashing it in a stream (never whole in memory)."""
+    path = layout_blob_path(root, descriptor.digest)
+    if not path.is_file():
+        raise NotFoundError(f"{root}: layer {descriptor.digest} is missing from the layout")
+    hasher = hashlib.new(descriptor.digest.algorithm)
+    size = 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    if size != descriptor.size or hasher.hexdigest() != descriptor.digest.hex:
+        raise UnsafeContentError(
+            f"layer {path} does not match its descriptor ({descriptor.digest}, "
+            f"{descriptor.size} bytes)",
+            hint="the layout was changed after it was written; write it again",
+        )
+    return path
 
 
 def _write_blob(
     root: Path, digest: Digest, data: bytes | None = None, source: Path | None = None
 ) -> None:
-    path = _blob_path(root, digest)
+    path = layout_blob_path(root, digest)
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,4 +121,4 @@ def write_oci_layout(image_set: ImageSet, root: Path, *, tag: str = "latest") ->
 
 
 def _named(desc: Descriptor, name: str) -> Descriptor:
-    return Descriptor(desc.media_type, desc.digest, desc.size, desc.platform, {_REF_NAME: name})
+    return Descriptor(desc.media_type, desc.digest, desc.size, desc.platform, {REF_NAME: name})

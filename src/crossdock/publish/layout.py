@@ -16,24 +16,22 @@ tag (``org.opencontainers.image.ref.name``) selects one.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from crossdock.errors import ConfigError, NotFoundError, UnsafeContentError
+from crossdock.errors import ConfigError, UnsafeContentError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
-from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
+from crossdock.output.oci_layout import (
+    REF_NAME,
+    read_bounded,
+    read_layout_blob,
+    verified_layout_file,
+)
 from crossdock.platform import Platform
 
 __all__ = ["REF_NAME", "load_layout_image_set"]
-
-# image-layout.md: the annotation that names a reference (tag) in index.json.
-REF_NAME = "org.opencontainers.image.ref.name"
-# Manifests, indexes and configs are small; the bound stops a hostile file from filling memory.
-_MAX_DOCUMENT = 8 * 1024 * 1024
-_CHUNK = 1024 * 1024
 
 
 def load_layout_image_set(root: Path, *, tag: str | None = None) -> ImageSet:
@@ -45,7 +43,7 @@ def load_layout_image_set(root: Path, *, tag: str | None = None) -> ImageSet:
             f"{root} is not an OCI image layout (no oci-layout / index.json)",
             hint="write one with `crossdock build --oci-layout DIR`",
         )
-    entries = list(Index.parse(_read_bounded(index_path)).manifests)
+    entries = list(Index.parse(read_bounded(index_path)).manifests)
     if tag is not None:
         entries = [e for e in entries if _selected(e, tag)]
         if not entries:
@@ -53,7 +51,9 @@ def load_layout_image_set(root: Path, *, tag: str | None = None) -> ImageSet:
                 f"{root} has no image tagged {tag!r} (nor {tag}-ARCH)",
                 hint="the names are in index.json (org.opencontainers.image.ref.name)",
             )
-    documents = [(e, parse_manifest_or_index(_blob_bytes(root, e), e.media_type)) for e in entries]
+    documents = [
+        (e, parse_manifest_or_index(read_layout_blob(root, e), e.media_type)) for e in entries
+    ]
     indexes = [d for _, d in documents if isinstance(d, Index)]
     if indexes:
         if len(documents) != 1:
@@ -88,10 +88,10 @@ def _image(root: Path, descriptor: Descriptor) -> PlatformImage:
             "only the images it builds",
             hint="push layouts written by `crossdock build --oci-layout`",
         )
-    document = parse_manifest_or_index(_blob_bytes(root, descriptor), descriptor.media_type)
+    document = parse_manifest_or_index(read_layout_blob(root, descriptor), descriptor.media_type)
     if not isinstance(document, Manifest):
         raise ConfigError(f"{root}: {descriptor.digest} is a nested index; not supported")
-    config_raw = _blob_bytes(root, document.config)
+    config_raw = read_layout_blob(root, document.config)
     config = ImageConfig.parse(config_raw)
     platform = descriptor.platform or config.platform
     if platform.architecture != config.platform.architecture:
@@ -100,47 +100,7 @@ def _image(root: Path, descriptor: Descriptor) -> PlatformImage:
             f"{config.platform}",
             hint="the layout is inconsistent; build it again",
         )
-    layers = tuple(BlobSource(layer, _verified_file(root, layer)) for layer in document.layers)
+    layers = tuple(
+        BlobSource(layer, verified_layout_file(root, layer)) for layer in document.layers
+    )
     return PlatformImage(Platform.parse(str(platform)), document, config, layers)
-
-
-def _blob_path(root: Path, digest: Digest) -> Path:
-    return root / "blobs" / digest.algorithm / digest.hex
-
-
-def _blob_bytes(root: Path, descriptor: Descriptor) -> bytes:
-    path = _blob_path(root, descriptor.digest)
-    if not path.is_file():
-        raise NotFoundError(f"{root}: blob {descriptor.digest} is missing from the layout")
-    data = _read_bounded(path)
-    if len(data) != descriptor.size or not descriptor.digest.matches(data):
-        raise UnsafeContentError(
-            f"{path} does not match its digest {descriptor.digest}",
-            hint="the layout was changed after it was written; build it again",
-        )
-    return data
-
-
-def _verified_file(root: Path, descriptor: Descriptor) -> Path:
-    path = _blob_path(root, descriptor.digest)
-    if not path.is_file():
-        raise NotFoundError(f"{root}: layer {descriptor.digest} is missing from the layout")
-    hasher = hashlib.new(descriptor.digest.algorithm)
-    size = 0
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            hasher.update(chunk)
-            size += len(chunk)
-    if size != descriptor.size or hasher.hexdigest() != descriptor.digest.hex:
-        raise UnsafeContentError(
-            f"layer {path} does not match its descriptor ({descriptor.digest}, "
-            f"{descriptor.size} bytes)",
-            hint="the layout was changed after it was written; build it again",
-        )
-    return path
-
-
-def _read_bounded(path: Path) -> bytes:
-    if path.stat().st_size > _MAX_DOCUMENT:
-        raise UnsafeContentError(f"{path} is larger than {_MAX_DOCUMENT} bytes; not a manifest")
-    return path.read_bytes()

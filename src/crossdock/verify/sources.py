@@ -23,6 +23,7 @@ from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
+from crossdock.output.oci_layout import read_bounded, read_layout_blob, verified_layout_file
 from crossdock.platform import Platform
 from crossdock.registry.blobcache import BlobCache
 from crossdock.registry.client import RegistryClient
@@ -96,7 +97,7 @@ def load_oci_layout(root: Path, *, platforms: Sequence[Platform] = ()) -> list[L
             hint="pass an OCI layout (e.g. skopeo copy ... oci:DIR), a docker save tarball, "
             "or a registry reference",
         )
-    top = Index.parse(_read_bounded(index_path))
+    top = Index.parse(read_bounded(index_path))
     images: list[LoadedImage] = []
     _walk_layout(root, top, None, platforms=platforms, out=images, depth=0)
     return images
@@ -115,19 +116,15 @@ def _walk_layout(
         raise UnsafeContentError(f"{root}: image indexes nest more than 4 deep")
     for desc in index.manifests:
         platform = desc.platform or inherited
-        raw = _layout_blob_bytes(root, desc)
+        raw = read_layout_blob(root, desc)
         child = parse_manifest_or_index(raw, desc.media_type)
         if isinstance(child, Index):
             _walk_layout(root, child, platform, platforms=platforms, out=out, depth=depth + 1)
             continue
-        config = ImageConfig.parse(_layout_blob_bytes(root, child.config))
+        config = ImageConfig.parse(read_layout_blob(root, child.config))
         if not _wanted(platform or config.platform, platforms):
             continue
-        paths = []
-        for layer in child.layers:
-            path = _blob_path(root, layer.digest)
-            _verify_file(path, layer)
-            paths.append(path)
+        paths = [verified_layout_file(root, layer) for layer in child.layers]
         out.append(
             LoadedImage(
                 name=f"oci:{root}@{child.digest}",
@@ -137,42 +134,6 @@ def _walk_layout(
                 declared_platform=platform,
             )
         )
-
-
-def _blob_path(root: Path, digest: Digest) -> Path:
-    return root / "blobs" / digest.algorithm / digest.hex
-
-
-def _layout_blob_bytes(root: Path, desc: Descriptor) -> bytes:
-    path = _blob_path(root, desc.digest)
-    if not path.is_file():
-        raise NotFoundError(f"{root}: blob {desc.digest} is missing from the layout")
-    data = _read_bounded(path)
-    if len(data) != desc.size or not desc.digest.matches(data):
-        raise UnsafeContentError(f"{path} does not match its digest {desc.digest}")
-    return data
-
-
-def _verify_file(path: Path, desc: Descriptor) -> None:
-    if not path.is_file():
-        raise NotFoundError(f"layer blob {desc.digest} is missing ({path})")
-    hasher = hashlib.new(desc.digest.algorithm)
-    size = 0
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            hasher.update(chunk)
-            size += len(chunk)
-    if size != desc.size or hasher.hexdigest() != desc.digest.hex:
-        raise UnsafeContentError(
-            f"layer {path} does not match its descriptor ({desc.digest}, {desc.size} bytes)",
-            hint="the image is damaged or was changed after it was written; export it again",
-        )
-
-
-def _read_bounded(path: Path) -> bytes:
-    if path.stat().st_size > _MAX_JSON:
-        raise UnsafeContentError(f"{path} is larger than {_MAX_JSON} bytes; not a manifest")
-    return path.read_bytes()
 
 
 # ----- docker save -----
