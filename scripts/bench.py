@@ -1,0 +1,739 @@
+"""crossdock's benchmark: the native build side by side with the seed's buildx + QEMU recipe.
+
+Usage (through scripts/bench.sh, which sets up the stage and the example's lock):
+    uv run python scripts/bench.py [--skip-buildx] [--skip-uv-cold] [--skip-big-deps]
+                                   [--json PATH] [--keep]
+
+Everything runs in one invocation on this machine, so the ratios compare runs made minutes
+apart under the same load. Measured:
+
+1. crossdock native builds of the example ``api`` service (App Runner target) for linux/arm64,
+   linux/amd64 and both: cold (a fresh CROSSDOCK_CACHE_DIR; uv's own wheel cache stays warm) and
+   warm (the same cache again), written to an OCI layout; once more with a fresh UV_CACHE_DIR
+   too (truly cold: wheels downloaded from PyPI); and pushed to the stage registry, cold and warm.
+   Wall time, and peak RSS three ways: crossdock's own process (getrusage RUSAGE_SELF), its
+   largest child process (RUSAGE_CHILDREN: a per-process maximum, e.g. uv), and the sum over the
+   process tree (sampled from /proc every 50 ms, so a lower bound).
+2. The seed's recipe: ``docker buildx build`` of example/backend/Dockerfile.apprunner per
+   platform, arguments rendered by crossdock's buildx backend (``render_buildx_args``,
+   ``mirrored_base_args``) plus ``--no-cache`` after ``docker buildx prune -af``; then warm.
+3. Ratios from the same run: buildx / crossdock per platform, cold and warm.
+4. Verification inside the build (``verify`` / ``total`` of each platform's ``timings``), and a
+   standalone ``crossdock verify`` of the pushed image (fresh cache, then warm).
+5. A code-only change in a copy of the service: which layers were reused, what the push
+   uploaded, and the time (for buildx too).
+6. Peak RSS next to the dependency layer's uncompressed size, for the example and for the example
+   plus scipy and pandas (a dependency layer about three times larger).
+
+Prints a table and writes every measurement as JSON. It asserts nothing about the numbers.
+"""
+
+# ruff: noqa: T201 - a benchmark prints its numbers
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crossdock.backends.buildx import (
+    BuildxInvocation,
+    mirrored_base_args,
+    read_dockerfile,
+    render_buildx_args,
+)
+from crossdock.config import default_cache_dir
+from crossdock.platform import Platform
+from crossdock.registry.reference import Mirrors
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "example"
+SERVICE = "api"
+TARGET = "apprunner"
+DOCKERFILE_NAME = "Dockerfile.apprunner"
+ARM64 = Platform.parse("linux/arm64")
+AMD64 = Platform.parse("linux/amd64")
+PLATFORM_SETS: dict[str, tuple[Platform, ...]] = {
+    "arm64": (ARM64,),
+    "amd64": (AMD64,),
+    "both": (ARM64, AMD64),
+}
+# Extra dependencies for the "larger dependencies" point: wheels for cp313 on both platforms.
+BIG_DEPS = ("scipy==1.18.1", "pandas==3.1.1")
+# crossdock's builds take seconds; buildx under QEMU takes minutes (the brief allows ~15).
+CROSSDOCK_TIMEOUT_S = 600
+BUILDX_TIMEOUT_S = 1500
+SAMPLE_EVERY_S = 0.05
+
+# Runs crossdock's CLI in this interpreter and, at exit, writes the peak RSS of the crossdock
+# process itself and of its largest child (uv, the bytecode compiler) to CROSSDOCK_BENCH_RUSAGE.
+_RUSAGE_WRAPPER = """
+import atexit, json, os, resource, sys
+def _write_rusage():
+    with open(os.environ["CROSSDOCK_BENCH_RUSAGE"], "w") as out:
+        json.dump({
+            "self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+        }, out)
+atexit.register(_write_rusage)
+sys.argv[0] = "crossdock"
+from crossdock.cli import main
+main()
+"""
+
+
+@dataclass
+class Run:
+    """One timed command and what it reported."""
+
+    label: str
+    kind: str  # crossdock-build, crossdock-verify, buildx
+    platforms: tuple[str, ...]
+    cache: str
+    output: str
+    wall_s: float
+    exit_code: int
+    self_rss_mb: float | None = None
+    child_rss_mb: float | None = None
+    tree_rss_mb: float | None = None
+    report: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def platform_reports(self) -> list[dict[str, Any]]:
+        if not self.report:
+            return []
+        return list(self.report.get("platforms") or [])
+
+
+class TreeSampler:
+    """Samples the summed RSS of a process and its descendants from /proc (a lower bound)."""
+
+    def __init__(self, root_pid: int) -> None:
+        self.root_pid = root_pid
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, self._tree_kb())
+            self._stop.wait(SAMPLE_EVERY_S)
+
+    def _tree_kb(self) -> int:
+        children: dict[int, list[int]] = {}
+        rss: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                statm = (entry / "statm").read_text().split()
+            except OSError:
+                continue  # the process ended between listing and reading
+            # The command name (field 2) may contain spaces: the parent pid follows its ')'.
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+            rss[int(entry.name)] = int(statm[1]) * self._page_kb
+        total, todo = 0, [self.root_pid]
+        while todo:
+            pid = todo.pop()
+            total += rss.get(pid, 0)
+            todo.extend(children.get(pid, []))
+        return total
+
+
+def _mb(kb: int | None) -> float | None:
+    return None if kb is None else round(kb / 1024, 1)
+
+
+class Bench:
+    def __init__(self, work: Path, log: Path, registry: str, mirrors: Mirrors) -> None:
+        self.work = work
+        self.log = log
+        self.registry = registry
+        self.mirrors = mirrors
+        self.runs: list[Run] = []
+        self.facts: dict[str, Any] = {}
+        self._counter = 0
+
+    # -- running things --------------------------------------------------------------------
+
+    def _say(self, text: str) -> None:
+        print(f"bench: {text}", file=sys.stderr, flush=True)
+
+    def _log_header(self, command: Sequence[str]) -> None:
+        with self.log.open("a") as out:
+            out.write(f"\n===== {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} $ ")
+            out.write(" ".join(command) + "\n")
+
+    def crossdock(
+        self,
+        label: str,
+        args: Sequence[str],
+        *,
+        cache_dir: Path,
+        kind: str = "crossdock-build",
+        platforms: tuple[Platform, ...] = (),
+        cache: str = "",
+        output: str = "",
+        extra_env: Mapping[str, str] | None = None,
+    ) -> Run:
+        """Run ``crossdock ARGS --json`` with its own cache folder; time it and its memory."""
+        self._counter += 1
+        rusage_file = self.work / f"rusage-{self._counter}.json"
+        env = dict(os.environ)
+        env.update(
+            {"CROSSDOCK_CACHE_DIR": str(cache_dir), "CROSSDOCK_BENCH_RUSAGE": str(rusage_file)}
+        )
+        env.update(extra_env or {})
+        command = [sys.executable, "-c", _RUSAGE_WRAPPER, *args, "--json"]
+        self._say(f"{label}: crossdock {' '.join(args)}")
+        self._log_header(["crossdock", *args, "--json"])
+        started = time.perf_counter()
+        with self.log.open("a") as errors:
+            process = subprocess.Popen(
+                command,
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+                start_new_session=True,
+            )
+            with TreeSampler(process.pid) as sampler:
+                try:
+                    stdout, _ = process.communicate(timeout=CROSSDOCK_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    stdout, _ = process.communicate()
+        wall = time.perf_counter() - started
+        usage: dict[str, int] = {}
+        if rusage_file.is_file():
+            usage = json.loads(rusage_file.read_text())
+        try:
+            report = json.loads(stdout) if stdout.strip() else None
+        except json.JSONDecodeError:
+            report = None
+        run = Run(
+            label=label,
+            kind=kind,
+            platforms=tuple(p.architecture for p in platforms),
+            cache=cache,
+            output=output,
+            wall_s=round(wall, 2),
+            exit_code=process.returncode,
+            self_rss_mb=_mb(usage.get("self_kb")),
+            child_rss_mb=_mb(usage.get("children_kb")),
+            tree_rss_mb=_mb(sampler.peak_kb),
+            report=report,
+        )
+        if process.returncode != 0:
+            self._say(f"{label}: FAILED with exit code {process.returncode} (see {self.log})")
+        self.runs.append(run)
+        return run
+
+    def command(self, command: Sequence[str], *, timeout: float = 600, check: bool = True) -> float:
+        """Run a helper command (docker, uv), its output to the log; return seconds taken."""
+        self._log_header(command)
+        started = time.perf_counter()
+        with self.log.open("a") as out:
+            done = subprocess.run(
+                command, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
+            )
+        if check and done.returncode != 0:
+            raise SystemExit(
+                f"bench: `{' '.join(command)}` failed ({done.returncode}); see {self.log}"
+            )
+        return time.perf_counter() - started
+
+    # -- crossdock scenarios ---------------------------------------------------------------
+
+    def build_args(self, project: Path, platforms: tuple[Platform, ...]) -> list[str]:
+        return [
+            "build",
+            "-C",
+            str(project),
+            "--service",
+            SERVICE,
+            "--target",
+            TARGET,
+            "--platform",
+            ",".join(p.short for p in platforms),
+        ]
+
+    def native_cold_warm(self) -> None:
+        for name, platforms in PLATFORM_SETS.items():
+            cache_dir = self.work / f"cache-{name}"
+            for state in ("cold", "warm"):
+                layout = self.work / f"layout-{name}-{state}"
+                run = self.crossdock(
+                    f"crossdock {name} {state}",
+                    [*self.build_args(EXAMPLE, platforms), "--oci-layout", str(layout)],
+                    cache_dir=cache_dir,
+                    platforms=platforms,
+                    cache=state,
+                    output="oci-layout",
+                )
+                if state == "cold":
+                    self._record_dependency_sizes(f"example {name}", run, layout)
+
+    def native_uv_cold(self) -> None:
+        platforms = PLATFORM_SETS["both"]
+        self.crossdock(
+            "crossdock both, uv cold",
+            [
+                *self.build_args(EXAMPLE, platforms),
+                "--oci-layout",
+                str(self.work / "layout-uvcold"),
+            ],
+            cache_dir=self.work / "cache-uvcold",
+            platforms=platforms,
+            cache="cold+uv cold",
+            output="oci-layout",
+            extra_env={"UV_CACHE_DIR": str(self.work / "uv-cache-fresh")},
+        )
+
+    def native_push_and_verify(self, repository: str) -> None:
+        platforms = PLATFORM_SETS["both"]
+        cache_dir = self.work / "cache-push"
+        for state in ("cold", "warm"):
+            self.crossdock(
+                f"crossdock both {state} --push",
+                [*self.build_args(EXAMPLE, platforms), "--push", f"{repository}:latest"],
+                cache_dir=cache_dir,
+                platforms=platforms,
+                cache=state,
+                output="push",
+            )
+        verify_cache = self.work / "cache-verify"
+        for state in ("cold", "warm"):
+            self.crossdock(
+                f"crossdock verify {state}",
+                ["verify", f"{repository}:latest"],
+                cache_dir=verify_cache,
+                kind="crossdock-verify",
+                platforms=platforms,
+                cache=state,
+                output="registry",
+            )
+
+    def big_dependencies(self) -> None:
+        """The example plus scipy and pandas: a much larger dependency layer, the same memory?"""
+        project = self.copy_example("example-big")
+        pyproject = project / "backend" / SERVICE / "pyproject.toml"
+        text = pyproject.read_text()
+        extra = "".join(f'  "{spec}",\n' for spec in BIG_DEPS)
+        text = text.replace('  "orjson==', extra + '  "orjson==', 1)
+        pyproject.write_text(text)
+        self.lock(project)
+        platforms = PLATFORM_SETS["both"]
+        layout = self.work / "layout-big"
+        run = self.crossdock(
+            "crossdock both cold, +scipy +pandas",
+            [*self.build_args(project, platforms), "--oci-layout", str(layout)],
+            cache_dir=self.work / "cache-big",
+            platforms=platforms,
+            cache="cold",
+            output="oci-layout",
+        )
+        self._record_dependency_sizes("example+scipy+pandas both", run, layout)
+
+    def copy_example(self, name: str) -> Path:
+        destination = self.work / name
+        shutil.copytree(
+            EXAMPLE,
+            destination,
+            ignore=shutil.ignore_patterns("out", ".venv", "__pycache__", "*.pyc"),
+        )
+        return destination
+
+    def lock(self, project: Path) -> None:
+        uv = shutil.which("uv") or "uv"
+        self.command([uv, "lock", "--quiet", "--project", str(project / "backend" / SERVICE)])
+
+    def code_change_native(self, project: Path, repository: str) -> None:
+        """Warm builds of a copy, then one edit of the service's code and a rebuild + push."""
+        platforms = PLATFORM_SETS["both"]
+        # The push scenario's cache: it has built these dependencies and pushed this repository.
+        cache_dir = self.work / "cache-push"
+        self.crossdock(
+            "code change: before (warm)",
+            [*self.build_args(project, platforms), "--oci-layout", str(self.work / "layout-cc0")],
+            cache_dir=cache_dir,
+            platforms=platforms,
+            cache="warm",
+            output="oci-layout",
+        )
+        edit_service_code(project)
+        self.crossdock(
+            "code change: after",
+            [*self.build_args(project, platforms), "--oci-layout", str(self.work / "layout-cc1")],
+            cache_dir=cache_dir,
+            platforms=platforms,
+            cache="warm, code edited",
+            output="oci-layout",
+        )
+        self.crossdock(
+            "code change: after --push",
+            [*self.build_args(project, platforms), "--push", f"{repository}:latest"],
+            cache_dir=cache_dir,
+            platforms=platforms,
+            cache="warm, code edited",
+            output="push",
+        )
+
+    def _record_dependency_sizes(self, name: str, run: Run, layout: Path) -> None:
+        sizes: dict[str, dict[str, int]] = {}
+        for platform in run.platform_reports():
+            for layer in platform["layers"]:
+                if layer["role"] != "dependencies":
+                    continue
+                blob = layout / "blobs" / "sha256" / layer["digest"].split(":", 1)[1]
+                if blob.is_file():
+                    sizes[platform["platform"]] = {
+                        "compressed": layer["size"],
+                        "uncompressed": uncompressed_size(blob),
+                    }
+        self.facts.setdefault("dependency_layers", {})[name] = {
+            "run": run.label,
+            "sizes": sizes,
+            "self_rss_mb": run.self_rss_mb,
+            "child_rss_mb": run.child_rss_mb,
+            "tree_rss_mb": run.tree_rss_mb,
+        }
+
+    # -- the seed's recipe -----------------------------------------------------------------
+
+    def buildx(self, project: Path, *, edited: bool = False) -> None:
+        """``docker buildx build`` per platform: cold (pruned, --no-cache) and warm; or after an
+        edit of the service's code (warm)."""
+        context = project / "backend"
+        dockerfile = context / DOCKERFILE_NAME
+        facts = read_dockerfile(dockerfile.read_text())
+        base_args = mirrored_base_args(facts, self.mirrors)
+        states = ("code edited",) if edited else ("cold", "warm")
+        for platform in (ARM64, AMD64):
+            for state in states:
+                args = {"SERVICE_FOLDER": SERVICE, **base_args}
+                if facts.declares_targetplatform:
+                    # As the buildx backend does: dockerd 20.10's BuildKit empties a
+                    # redeclared TARGETPLATFORM unless it is passed explicitly.
+                    args["TARGETPLATFORM"] = platform.short
+                invocation = BuildxInvocation(
+                    context=context,
+                    dockerfile=dockerfile,
+                    platforms=(platform,),
+                    build_args=args,
+                    tags=(f"crossdock-bench/{SERVICE}:{platform.architecture}",),
+                    output="load",
+                )
+                rendered = render_buildx_args(invocation)
+                notes: list[str] = []
+                if state == "cold":
+                    # Nothing reused: BuildKit's cache emptied, and --no-cache for good measure.
+                    self.command(["docker", "buildx", "prune", "-af"])
+                    rendered.insert(2, "--no-cache")
+                    notes.append("docker buildx prune -af, then --no-cache")
+                command = ["docker", *rendered]
+                label = f"buildx {platform.architecture} {state}"
+                self._say(f"{label}: {' '.join(command)}")
+                self._log_header(command)
+                started = time.perf_counter()
+                with self.log.open("a") as out:
+                    try:
+                        done = subprocess.run(
+                            command,
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                            timeout=BUILDX_TIMEOUT_S,
+                            check=False,
+                        )
+                        code = done.returncode
+                    except subprocess.TimeoutExpired:
+                        code = -1
+                        notes.append(f"timed out after {BUILDX_TIMEOUT_S} s")
+                wall = time.perf_counter() - started
+                if code != 0:
+                    self._say(f"{label}: FAILED ({code}); see {self.log}")
+                self.runs.append(
+                    Run(
+                        label=label,
+                        kind="buildx",
+                        platforms=(platform.architecture,),
+                        cache=state,
+                        output="docker (--load)",
+                        wall_s=round(wall, 2),
+                        exit_code=code,
+                        notes=[*notes, " ".join(command)],
+                    )
+                )
+
+
+def edit_service_code(project: Path) -> None:
+    """A code-only change: one more line in the service's main module."""
+    main = project / "backend" / SERVICE / "app" / "main.py"
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with main.open("a") as out:
+        out.write(f"\n# benchmark: a code-only change ({stamp})\n")
+
+
+def uncompressed_size(blob: Path) -> int:
+    """Bytes of a gzip layer once decompressed (streamed: the layer is never held in memory)."""
+    total = 0
+    with gzip.open(blob, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            total += len(chunk)
+    return total
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+def _find(runs: Sequence[Run], label: str) -> Run | None:
+    return next((r for r in runs if r.label == label and r.exit_code == 0), None)
+
+
+def _ratio(top: Run | None, bottom: Run | None) -> str:
+    if top is None or bottom is None or bottom.wall_s <= 0:
+        return "n/a"
+    return f"{top.wall_s / bottom.wall_s:.1f}x"
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    return "-" if value is None else f"{value:g}{unit}"
+
+
+def _verify_share(run: Run) -> str:
+    parts = []
+    for platform in run.platform_reports():
+        timings = platform.get("timings") or {}
+        verify, total = timings.get("verify"), timings.get("total")
+        if verify is None or not total:
+            continue
+        arch = platform["platform"].split("/")[1]
+        parts.append(f"{arch} {verify:.2f}/{total:.2f}s={verify / total:.0%}")
+    return ", ".join(parts)
+
+
+def _layers(run: Run) -> str:
+    parts = []
+    for platform in run.platform_reports():
+        arch = platform["platform"].split("/")[1]
+        layers = " ".join(
+            f"{la['role']}:{'hit' if la['cached'] else 'new'}" for la in platform["layers"]
+        )
+        parts.append(f"{arch}[{layers}]")
+    pushed = ((run.report or {}).get("push") or {}).get("pushed")
+    if pushed:
+        parts.append(
+            f"uploaded {pushed['blobs_uploaded']} blob(s) {pushed['bytes_uploaded']:,} B, "
+            f"{pushed['blobs_present']} already there, {pushed['blobs_mounted']} mounted"
+        )
+    return " ".join(parts)
+
+
+def _layer_digests(run: Run) -> dict[tuple[str, str], str]:
+    return {
+        (platform["platform"], layer["role"]): layer["digest"]
+        for platform in run.platform_reports()
+        for layer in platform["layers"]
+    }
+
+
+def _code_change_lines(runs: Sequence[Run]) -> list[str]:
+    """Which layers an edit of the service's code changed (digests before vs after)."""
+    before, after = _find(runs, "code change: before (warm)"), _find(runs, "code change: after")
+    if before is None or after is None:
+        return []
+    old, new = _layer_digests(before), _layer_digests(after)
+    lines = ["", "Code-only change (layer digests before -> after the edit):"]
+    for (platform, role), digest in new.items():
+        state = "same (reused)" if old.get((platform, role)) == digest else "NEW"
+        lines.append(f"  {platform:<16} {role:<13} {state:<14} {digest[:19]}")
+    lines.append(f"  rebuild {after.wall_s:.2f}s (unchanged warm build {before.wall_s:.2f}s)")
+    pushed = _find(runs, "code change: after --push")
+    if pushed is not None:
+        lines.append(f"  rebuild + push {pushed.wall_s:.2f}s: {_layers(pushed)}")
+    return lines
+
+
+def render(runs: Sequence[Run], facts: Mapping[str, Any]) -> str:
+    lines: list[str] = []
+    header = f"{'run':<38} {'wall s':>8} {'self MB':>8} {'child MB':>8} {'tree MB':>8}  detail"
+    lines += ["", "Timings and peak RSS (self = crossdock's process, child = its largest child,"]
+    lines += ["tree = sampled sum over the process tree; buildx's work happens in dockerd)", ""]
+    lines += [header, "-" * len(header)]
+    for run in runs:
+        status = "" if run.exit_code == 0 else f" FAILED({run.exit_code})"
+        detail = _layers(run) if run.kind == "crossdock-build" else ""
+        if run.kind == "crossdock-verify":
+            detail = ", ".join(
+                f"{p['platform'].split('/')[1]} {'passed' if p['passed'] else 'FAILED'}"
+                f" (verify {p.get('seconds', 0):.2f}s)"
+                for p in run.platform_reports()
+            )
+        lines.append(
+            f"{run.label + status:<38} {run.wall_s:>8.2f} {_fmt(run.self_rss_mb):>8} "
+            f"{_fmt(run.child_rss_mb):>8} {_fmt(run.tree_rss_mb):>8}  {detail}"
+        )
+    lines += ["", "Ratios (buildx wall / crossdock wall, same run):"]
+    code_change = _find(runs, "code change: after")
+    for arch in ("arm64", "amd64"):
+        buildx_cold = _find(runs, f"buildx {arch} cold")
+        for state in ("cold", "warm"):
+            lines.append(
+                f"  {arch}: buildx cold / crossdock {state}: "
+                f"{_ratio(buildx_cold, _find(runs, f'crossdock {arch} {state}'))}"
+            )
+        lines.append(
+            f"  {arch}: buildx warm / crossdock warm: "
+            f"{_ratio(_find(runs, f'buildx {arch} warm'), _find(runs, f'crossdock {arch} warm'))}"
+        )
+        lines.append(
+            f"  {arch}: buildx code edited / crossdock code edited (both platforms): "
+            f"{_ratio(_find(runs, f'buildx {arch} code edited'), code_change)}"
+        )
+    lines += ["", "Verification inside the build (verify / total per platform):"]
+    for run in runs:
+        if run.kind == "crossdock-build" and run.exit_code == 0:
+            lines.append(f"  {run.label:<36} {_verify_share(run)}")
+    lines += _code_change_lines(runs)
+    dependency_layers = facts.get("dependency_layers", {})
+    if dependency_layers:
+        lines += ["", "Peak memory vs dependency layer size (cold builds):"]
+        for name, entry in dependency_layers.items():
+            sizes = ", ".join(
+                f"{p.split('/')[1]} {s['uncompressed'] / 2**20:.0f} MB"
+                f" ({s['compressed'] / 2**20:.0f} MB gz)"
+                for p, s in entry["sizes"].items()
+            )
+            lines.append(
+                f"  {name:<28} deps layer {sizes}; peak RSS self {_fmt(entry['self_rss_mb'])} MB,"
+                f" child {_fmt(entry['child_rss_mb'])} MB, tree {_fmt(entry['tree_rss_mb'])} MB"
+            )
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    load1, load5, load15 = os.getloadavg()
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 2**20, 1),
+        "kernel": os.uname().release,
+        "load_average_at_start": [round(load1, 2), round(load5, 2), round(load15, 2)],
+        "python": sys.version.split()[0],
+        "max_rss_unit": "ru_maxrss in KiB (Linux), shown in MiB",
+        "rlimit_as": resource.getrlimit(resource.RLIMIT_AS)[0],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--skip-buildx", action="store_true", help="skip the QEMU builds")
+    parser.add_argument(
+        "--skip-uv-cold", action="store_true", help="skip the build with a fresh uv cache"
+    )
+    parser.add_argument(
+        "--skip-big-deps", action="store_true", help="skip the +scipy +pandas build"
+    )
+    parser.add_argument("--json", type=Path, help="where to write the results (JSON)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    options = parser.parse_args(argv)
+
+    registry = os.environ.get("CROSSDOCK_STAGE_REGISTRY", "127.0.0.1:5555")
+    mirrors = Mirrors.parse(os.environ.get("CROSSDOCK_REGISTRY_MIRRORS", ""))
+    cache_root = Path(os.environ.get("CROSSDOCK_CACHE_DIR") or default_cache_dir())
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    json_path = options.json or cache_root / "bench" / f"bench-{stamp}.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="crossdock-bench-"))
+    log = json_path.with_suffix(".log")
+    bench = Bench(work, log, registry, mirrors)
+    repository = f"{registry}/bench/{SERVICE}-{stamp}"
+    started = time.perf_counter()
+    bench.facts["machine"] = machine()
+    bench.facts["notes"] = [
+        (
+            "cold = a fresh CROSSDOCK_CACHE_DIR; uv's own wheel cache (UV_CACHE_DIR) stays warm "
+            "except in the 'uv cold' run"
+        ),
+        (
+            "crossdock runs are started as `python -c <wrapper> ...` in the development venv, "
+            "so the wall time includes interpreter start and imports"
+        ),
+        (
+            "buildx: Dockerfile.apprunner with crossdock's rendered buildx arguments, --load "
+            "into dockerd; cold = `docker buildx prune -af` + --no-cache (base images come from "
+            "the loopback registry either way)"
+        ),
+    ]
+    try:
+        bench.native_cold_warm()
+        if not options.skip_uv_cold:
+            bench.native_uv_cold()
+        bench.native_push_and_verify(repository)
+        if not options.skip_big_deps:
+            bench.big_dependencies()
+        project = bench.copy_example("example-edit")
+        if not options.skip_buildx:
+            bench.buildx(project)
+        bench.code_change_native(project, repository)
+        if not options.skip_buildx:
+            bench.buildx(project, edited=True)
+    finally:
+        bench.facts["total_seconds"] = round(time.perf_counter() - started, 1)
+        bench.facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        result = {
+            "facts": bench.facts,
+            "runs": [asdict(run) for run in bench.runs],
+        }
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+        print(render(bench.runs, bench.facts))
+        print(f"\nmachine: {json.dumps(bench.facts['machine'])}")
+        print(f"results: {json_path}\nlog: {log}")
+        if options.keep:
+            print(f"work folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    failed = [run.label for run in bench.runs if run.exit_code != 0]
+    if failed:
+        print(f"failed runs: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
