@@ -1,0 +1,848 @@
+"""The native builder end to end on the local stage (issue 3's "Done when" list).
+
+Everything here is real: the stage registry on 127.0.0.1:5555 with its multi-arch Python base,
+uv and PyPI wheels, skopeo as an independent registry client, dockerd with QEMU (binfmt) for
+the arm64 containers. Builds go through the CLI, as users run them, and are shared between tests
+(module-scoped fixtures) so that the file stays fast: the warm builds take seconds; the slow
+parts are the two cold-cache builds of the reproducibility test and the one arm64 container.
+
+Needs `stage/stage.sh up` and, for the tests marked docker, `stage/stage.sh docker`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crossdock.image.mediatypes import MediaType
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO_ROOT / "example"
+PROJECTS = REPO_ROOT / "tests" / "data" / "projects"
+VERIFY_DATA = REPO_ROOT / "tests" / "data" / "verify"
+REGISTRY = os.environ.get("CROSSDOCK_STAGE_REGISTRY", "127.0.0.1:5555")
+MIRRORS = f"docker.io={REGISTRY},public.ecr.aws={REGISTRY}"
+# The crossdock of this environment (what `uv run crossdock` runs), without uv's start-up cost.
+CROSSDOCK = str(Path(sys.executable).parent / "crossdock")
+RUN_ID = uuid.uuid4().hex[:10]
+BOTH = "linux/arm64,linux/amd64"
+BASE_NAME = "docker.io/library/python:3.13-slim"
+STAGE_BASE = f"{REGISTRY}/library/python:3.13-slim"
+ARCHES = ("amd64", "arm64")
+MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}
+# (os, architecture, variant) of each child of a both-platform index.
+EXPECTED_PLATFORMS = {("linux", "amd64", None), ("linux", "arm64", "v8")}
+GZIP_LAYER_TYPES = {MediaType.OCI_LAYER_GZIP, MediaType.DOCKER_LAYER_GZIP}
+# The base's Python (the stage stand-in is Debian trixie's python3.13): bytecode must be for it.
+IMAGE_PYTHON = "/usr/bin/python3.13"
+PYC_MAGIC_313 = (3571).to_bytes(2, "little") + b"\r\n"  # importlib.util.MAGIC_NUMBER of 3.13
+DEPS_DIR = "opt/crossdock/packages"  # the apprunner target's deps_dir, without the leading /
+APP_DIR = "app"
+# Seconds a container may take to answer: arm64 runs under QEMU on a 2-core machine.
+START_TIMEOUT_S = {"amd64": 90.0, "arm64": 300.0}
+# Every native dependency of the example, each exercised (not just imported) so that its
+# extension module is loaded; prints the results and the CPU as one JSON line.
+IMPORT_CHECK = """
+import json, platform
+import numpy, orjson, pydantic_core
+from PIL import Image
+from cryptography.hazmat.primitives import hashes
+digest = hashes.Hash(hashes.SHA256()); digest.update(b"crossdock")
+print(json.dumps({
+    "machine": platform.machine(),
+    "numpy": int(numpy.arange(7).dot(numpy.arange(7))),
+    "pillow": Image.new("RGB", (2, 3)).size,
+    "cryptography": digest.finalize().hex()[:16],
+    "orjson": orjson.dumps({"a": 1}).decode(),
+    "pydantic_core": pydantic_core.SchemaValidator({"type": "int"}).validate_python("5"),
+}))
+"""
+SHA256_CROSSDOCK_PREFIX = hashlib.sha256(b"crossdock").hexdigest()[:16]
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def crossdock(env: dict[str, str], *args: str, timeout: float = 900) -> Run:
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [CROSSDOCK, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+    return Run(
+        completed.returncode, completed.stdout, completed.stderr, time.perf_counter() - started
+    )
+
+
+def build_json(run: Run) -> dict[str, Any]:
+    assert run.returncode == 0, run.output
+    result: dict[str, Any] = json.loads(run.stdout)
+    return result
+
+
+def skopeo_raw(ref: str, *, config: bool = False) -> dict[str, Any]:
+    args = ["skopeo", "inspect", "--raw", "--tls-verify=false"]
+    if config:
+        args.append("--config")
+    completed = subprocess.run(
+        [*args, f"docker://{ref}"], capture_output=True, text=True, check=True, timeout=60
+    )
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result
+
+
+def assert_nothing_pushed(repository: str) -> None:
+    """No tag and no repository at all: not even blobs were uploaded."""
+    completed = subprocess.run(
+        ["skopeo", "list-tags", "--tls-verify=false", f"docker://{REGISTRY}/{repository}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert completed.returncode != 0, completed.stdout
+    assert "404" in completed.stderr or "NAME_UNKNOWN" in completed.stderr, completed.stderr
+    assert repository not in registry_catalog()
+
+
+def registry_catalog() -> list[str]:
+    """Every repository of the stage registry (the catalog API, page by page)."""
+    repositories: list[str] = []
+    url: str | None = f"http://{REGISTRY}/v2/_catalog?n=1000"
+    while url is not None:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            repositories.extend(json.load(answer)["repositories"])
+            link = answer.headers.get("Link")
+        # Link: </v2/_catalog?last=...&n=1000>; rel="next"
+        url = f"http://{REGISTRY}{link.split(';')[0].strip('<> ')}" if link else None
+    return repositories
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def make_service(root: Path, source: Path, *, lock_env: dict[str, str] | None) -> Path:
+    """``source`` copied as the service ``api`` of a project at ``root`` (the seed's layout);
+    locked with uv when ``lock_env`` is given. Returns the service folder."""
+    service = root / "backend" / "api"
+    shutil.copytree(
+        source, service, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
+    )
+    if lock_env is not None:
+        uv_lock(service, lock_env)
+    return service
+
+
+def uv_lock(service: Path, env: dict[str, str]) -> None:
+    subprocess.run(["uv", "lock", "--quiet"], cwd=service, env=env, check=True, timeout=300)
+
+
+def blob_path(layout: Path, digest: str) -> Path:
+    algorithm, hex_digest = digest.split(":")
+    return layout / "blobs" / algorithm / hex_digest
+
+
+def read_blob_json(layout: Path, digest: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(blob_path(layout, digest).read_bytes())
+    return result
+
+
+@dataclass(frozen=True)
+class LayoutImage:
+    """One platform's image in an OCI layout folder: manifest, config, layer blob paths."""
+
+    platform: dict[str, Any]
+    digest: str
+    manifest: dict[str, Any]
+    config: dict[str, Any]
+    layers: tuple[Path, ...]
+
+
+def layout_images(layout: Path) -> dict[str, LayoutImage]:
+    """The images of the (only) index in ``layout``, by architecture."""
+    top = json.loads((layout / "index.json").read_text())
+    (entry,) = top["manifests"]
+    index = read_blob_json(layout, entry["digest"])
+    images = {}
+    for child in index["manifests"]:
+        manifest = read_blob_json(layout, child["digest"])
+        images[child["platform"]["architecture"]] = LayoutImage(
+            platform=child["platform"],
+            digest=child["digest"],
+            manifest=manifest,
+            config=read_blob_json(layout, manifest["config"]["digest"]),
+            layers=tuple(blob_path(layout, layer["digest"]) for layer in manifest["layers"]),
+        )
+    return images
+
+
+def layout_index_digest(layout: Path) -> str:
+    (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
+    digest: str = entry["digest"]
+    return digest
+
+
+def layer_files(layer: Path) -> dict[str, tuple[tarfile.TarInfo, bytes | None]]:
+    """Every member of a gzip layer: name -> (header, bytes of regular files)."""
+    members: dict[str, tuple[tarfile.TarInfo, bytes | None]] = {}
+    with tarfile.open(layer, "r:gz") as tar:
+        for member in tar:
+            handle = tar.extractfile(member) if member.isfile() else None
+            members[member.name.removeprefix("./")] = (
+                member,
+                handle.read() if handle is not None else None,
+            )
+    return members
+
+
+@dataclass(frozen=True)
+class Built:
+    """A CLI build: its JSON report, the pushed reference (if any), its OCI layout folder."""
+
+    run: Run
+    report: dict[str, Any]
+    repository: str | None
+    layout: Path
+
+    @property
+    def index_digest(self) -> str:
+        digest: str = self.report["index"]
+        return digest
+
+    def platform_report(self, arch: str) -> dict[str, Any]:
+        found: list[dict[str, Any]] = [
+            p for p in self.report["platforms"] if p["platform"].split("/")[1] == arch
+        ]
+        assert len(found) == 1, found
+        return found[0]
+
+
+# -- fixtures -------------------------------------------------------------------------------
+
+
+def _python_313_or_newer(python: str) -> bool:
+    try:
+        completed = subprocess.run(
+            [python, "-c", "import sys; print(sys.version_info >= (3, 13))"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return False
+    return completed.stdout.strip() == "True"
+
+
+@pytest.fixture(scope="module")
+def stage_env() -> dict[str, str]:
+    """The environment the CLI runs with: stage mirrors and a host Python 3.13 for uv (locks of
+    the >=3.13 services, and the bytecode compiler for the image's Python 3.13)."""
+    candidates = [os.environ.get("UV_PYTHON"), shutil.which("python3.13")]
+    candidates += [str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.13*/bin/python3"))]
+    python = next((c for c in candidates if c and _python_313_or_newer(c)), None)
+    if python is None:
+        pytest.fail("no Python >= 3.13 on this host; install one (see scripts/dev-env.sh)")
+    env = {
+        **os.environ,
+        "UV_PYTHON": python,
+        "UV_PYTHON_DOWNLOADS": "never",
+        "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS,
+    }
+    env.pop("SOURCE_DATE_EPOCH", None)
+    # Fails clearly when the stage is down, rather than deep inside a build.
+    skopeo_raw(STAGE_BASE)
+    return env
+
+
+@pytest.fixture(scope="module")
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory, stage_env: dict[str, str], port: int) -> Path:
+    """A copy of the example project in a git repository of its own, its api service locked,
+    listening on a free port (the image's CMD carries the configured port)."""
+    root = tmp_path_factory.mktemp("example") / "example"
+    shutil.copytree(
+        EXAMPLE,
+        root,
+        ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__", "out"),
+    )
+    pyproject = root / "backend" / "api" / "pyproject.toml"
+    text = pyproject.read_text()
+    assert "port = 8080" in text
+    pyproject.write_text(text.replace("port = 8080", f"port = {port}"))
+    uv_lock(root / "backend" / "api", stage_env)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "--quiet"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "example"], cwd=root, check=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def example_build(
+    example: Path, stage_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Built:
+    """The example's api service for both platforms in one command, pushed and written as an
+    OCI layout (the shared cache: warm after the first run on this machine)."""
+    repository = f"tests-{RUN_ID}/api"
+    layout = tmp_path_factory.mktemp("example-layout") / "oci"
+    run = crossdock(
+        stage_env,
+        "build",
+        "-C",
+        str(example),
+        "--service",
+        "api",
+        "--platform",
+        BOTH,
+        "--push",
+        f"{REGISTRY}/{repository}:latest",
+        "--oci-layout",
+        str(layout),
+        "--json",
+    )
+    return Built(run, build_json(run), repository, layout)
+
+
+@pytest.fixture(scope="module")
+def pushed_copy(example_build: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the registry holds, copied by skopeo (an independent client) to an OCI layout."""
+    dest = tmp_path_factory.mktemp("skopeo") / "oci"
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--all",
+            "--src-tls-verify=false",
+            f"docker://{REGISTRY}/{example_build.repository}:latest",
+            f"oci:{dest}:latest",
+        ],
+        check=True,
+        timeout=300,
+    )
+    return dest
+
+
+@pytest.fixture(scope="module")
+def stage_base_children() -> dict[str, str]:
+    """The stage base's child manifest digest per architecture."""
+    index = skopeo_raw(STAGE_BASE)
+    return {m["platform"]["architecture"]: m["digest"] for m in index["manifests"]}
+
+
+# -- 1. one command, both platforms, a well-formed index ------------------------------------
+
+
+def test_example_builds_both_platforms_into_one_index(example_build: Built) -> None:
+    ref = f"{REGISTRY}/{example_build.repository}:latest"
+    index = skopeo_raw(ref)
+    assert index["mediaType"] == MediaType.OCI_INDEX
+    platforms = {
+        (m["platform"]["os"], m["platform"]["architecture"], m["platform"].get("variant"))
+        for m in index["manifests"]
+    }
+    assert len(index["manifests"]) == 2
+    assert platforms == EXPECTED_PLATFORMS
+    # The tag points to the index the build reported, and the report's images are its children.
+    digest = (
+        "sha256:"
+        + hashlib.sha256(
+            subprocess.run(
+                ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                capture_output=True,
+                check=True,
+            ).stdout
+        ).hexdigest()
+    )
+    assert digest == example_build.index_digest
+    assert {m["digest"] for m in index["manifests"]} == {
+        p["image_digest"] for p in example_build.report["platforms"]
+    }
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_each_child_has_the_right_config_history_media_types_and_annotations(
+    example_build: Built, stage_base_children: dict[str, str], arch: str
+) -> None:
+    repository = f"{REGISTRY}/{example_build.repository}"
+    index = skopeo_raw(f"{repository}:latest")
+    (child,) = [m for m in index["manifests"] if m["platform"]["architecture"] == arch]
+    manifest = skopeo_raw(f"{repository}@{child['digest']}")
+    config = skopeo_raw(f"{repository}@{child['digest']}", config=True)
+
+    assert manifest["mediaType"] == MediaType.OCI_MANIFEST
+    assert config["os"] == "linux"
+    assert config["architecture"] == arch
+    assert config.get("variant") == ("v8" if arch == "arm64" else None)
+    layers = manifest["layers"]
+    assert {layer["mediaType"] for layer in layers} <= GZIP_LAYER_TYPES
+    assert len(config["rootfs"]["diff_ids"]) == len(layers) >= 3
+    real_history = [h for h in config["history"] if not h.get("empty_layer")]
+    assert len(real_history) == len(layers)
+    # The build's two layers come last: dependencies (for this platform's wheels), then code.
+    assert "dependencies of api" in real_history[-2]["created_by"]
+    assert MACHINE[arch] in real_history[-2]["created_by"]
+    assert "api code -> /app" in real_history[-1]["created_by"]
+    annotations = manifest["annotations"]
+    assert annotations["org.opencontainers.image.base.name"] == BASE_NAME
+    assert annotations["org.opencontainers.image.base.digest"] == stage_base_children[arch]
+    assert annotations["org.opencontainers.image.title"] == "api"
+    # The image runs the service: uvicorn on the base's Python, on the configured port.
+    assert config["config"]["Cmd"][0] == IMAGE_PYTHON
+    assert config["config"]["Cmd"][1:4] == ["-m", "uvicorn", "app.main:app"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: `crossdock build` calls make_plan(config) without revision/source, so "
+    "images built in a git repository carry no org.opencontainers.image.revision",
+)
+def test_revision_annotation_names_the_commit(example_build: Built, example: Path) -> None:
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=example, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    ref = f"{REGISTRY}/{example_build.repository}"
+    for image in example_build.report["platforms"]:
+        manifest = skopeo_raw(f"{ref}@{image['image_digest']}")
+        assert manifest.get("annotations", {}).get("org.opencontainers.image.revision") == head
+
+
+def test_layer_diff_ids_match_the_pushed_layers(pushed_copy: Path) -> None:
+    images = layout_images(pushed_copy)
+    assert set(images) == set(ARCHES)
+    for image in images.values():
+        diff_ids = image.config["rootfs"]["diff_ids"]
+        assert len(diff_ids) == len(image.layers)
+        for layer, descriptor, diff_id in zip(
+            image.layers, image.manifest["layers"], diff_ids, strict=True
+        ):
+            data = layer.read_bytes()
+            assert len(data) == descriptor["size"]
+            assert "sha256:" + hashlib.sha256(data).hexdigest() == descriptor["digest"]
+            assert "sha256:" + hashlib.sha256(gzip.decompress(data)).hexdigest() == diff_id
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_report_names_each_platforms_own_wheels(example_build: Built, arch: str) -> None:
+    report = example_build.platform_report(arch)
+    assert report["python_version"] == "3.13"
+    assert report["python_platform"].startswith(f"{MACHINE[arch]}-manylinux_")
+    wheels = {w["name"]: w for w in report["wheels"]}
+    for native in ("numpy", "pillow", "cryptography", "pydantic-core", "orjson"):
+        tags = wheels[native]["tags"]
+        assert tags, native
+        assert all(tag.endswith(f"_{MACHINE[arch]}") for tag in tags), (native, tags)
+        assert not wheels[native]["built_from_sdist"]
+    assert "pytest" not in wheels  # dev dependencies stay out of images
+
+
+# -- 2. the images run on their CPU and serve HTTP -------------------------------------------
+
+
+def _http_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - http on loopback
+        return json.load(answer)
+
+
+def _container_running(name: str) -> bool:
+    completed = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Running}}", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return completed.stdout.strip() == "true"
+
+
+def _wait_for_health(name: str, url: str, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while time.monotonic() < deadline:
+        if not _container_running(name):
+            logs = subprocess.run(
+                ["docker", "logs", name], capture_output=True, text=True, check=False
+            )
+            pytest.fail(f"container {name} exited:\n{logs.stdout}{logs.stderr}")
+        try:
+            return _http_json(url)
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            last_error = str(error)
+        time.sleep(1)
+    logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=False)
+    pytest.fail(f"{url} did not answer in {timeout:.0f} s ({last_error}):\n{logs.stderr}")
+
+
+@pytest.fixture
+def running(
+    request: pytest.FixtureRequest, example_build: Built, port: int
+) -> Iterator[tuple[str, str]]:
+    """The example image for ``arch`` running its default command (one container per arch)."""
+    arch: str = request.param
+    image = example_build.platform_report(arch)["image_digest"]
+    name = f"crossdock-it-{RUN_ID}-{arch}"
+    try:
+        subprocess.run(
+            [
+                "docker",
+                "run",
+                "--detach",
+                "--name",
+                name,
+                "--network",
+                "host",
+                "--platform",
+                f"linux/{arch}",
+                f"{REGISTRY}/{example_build.repository}@{image}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        yield arch, name
+    finally:
+        subprocess.run(["docker", "rm", "--force", name], capture_output=True, check=False)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("running", ARCHES, indirect=True)
+def test_image_serves_http_and_imports_every_native_dependency(
+    running: tuple[str, str], port: int
+) -> None:
+    arch, name = running
+    base = f"http://127.0.0.1:{port}"
+    assert _wait_for_health(name, f"{base}/health", START_TIMEOUT_S[arch]) == {"status": "ok"}
+    assert _http_json(f"{base}/compute?n=7") == {
+        "n": 7,
+        "sum_of_squares": 91,
+        "machine": MACHINE[arch],
+    }
+    # In the same container: one QEMU start per platform is what this file can afford.
+    completed = subprocess.run(
+        ["docker", "exec", name, "python3", "-c", IMPORT_CHECK],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=START_TIMEOUT_S[arch],
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result == {
+        "machine": MACHINE[arch],
+        "numpy": 91,
+        "pillow": [2, 3],
+        "cryptography": SHA256_CROSSDOCK_PREFIX,
+        "orjson": '{"a":1}',
+        "pydantic_core": 5,
+    }
+
+
+# -- 3. reproducible: same inputs, different cache states, same digest -----------------------
+
+
+def _layout_build(
+    example: Path, env: dict[str, str], layout: Path, *, cache: Path | None, epoch: str | None
+) -> Built:
+    env = dict(env)
+    if cache is not None:
+        env["CROSSDOCK_CACHE_DIR"] = str(cache)
+    if epoch is not None:
+        env["SOURCE_DATE_EPOCH"] = epoch
+    run = crossdock(
+        env,
+        "build",
+        "-C",
+        str(example),
+        "--service",
+        "api",
+        "--platform",
+        BOTH,
+        "--oci-layout",
+        str(layout),
+        "--json",
+    )
+    built = Built(run, build_json(run), None, layout)
+    assert layout_index_digest(layout) == built.index_digest
+    return built
+
+
+def _dependency_layers_cached(built: Built) -> set[bool]:
+    return {
+        layer["cached"]
+        for platform in built.report["platforms"]
+        for layer in platform["layers"]
+        if layer["role"] == "dependencies"
+    }
+
+
+def test_same_index_digest_from_a_cold_cache(
+    example: Path, example_build: Built, stage_env: dict[str, str], tmp_path: Path
+) -> None:
+    cold = _layout_build(example, stage_env, tmp_path / "oci", cache=tmp_path / "cache", epoch=None)
+    assert _dependency_layers_cached(cold) == {False}  # really built from nothing
+    assert cold.index_digest == example_build.index_digest
+    assert layout_index_digest(example_build.layout) == example_build.index_digest
+    # Not only the index: every blob the two builds wrote is byte for byte the same.
+    cold_blobs = sorted(p.name for p in (tmp_path / "oci" / "blobs" / "sha256").iterdir())
+    warm_blobs = sorted(p.name for p in (example_build.layout / "blobs" / "sha256").iterdir())
+    assert cold_blobs == warm_blobs
+
+
+def test_source_date_epoch_gives_another_digest_equal_between_cache_states(
+    example: Path, example_build: Built, stage_env: dict[str, str], tmp_path: Path
+) -> None:
+    epoch = "1700000000"
+    # The shared cache is warm for this project now (example_build ran in it).
+    warm = _layout_build(example, stage_env, tmp_path / "warm", cache=None, epoch=epoch)
+    cold = _layout_build(
+        example, stage_env, tmp_path / "cold", cache=tmp_path / "cache", epoch=epoch
+    )
+    assert _dependency_layers_cached(cold) == {False}
+    assert warm.index_digest == cold.index_digest
+    assert warm.index_digest != example_build.index_digest
+    for image in layout_images(tmp_path / "cold").values():
+        assert image.config["created"] == "2023-11-14T22:13:20Z"
+        with tarfile.open(image.layers[-1], "r:gz") as tar:
+            assert {member.mtime for member in tar} == {int(epoch)}
+
+
+# -- 4. sdists: pure ones are built, native ones refused; the lock is the truth --------------
+
+
+def test_pure_python_sdist_only_dependency_builds_into_the_image(
+    stage_env: dict[str, str], tmp_path: Path
+) -> None:
+    make_service(tmp_path / "project", PROJECTS / "pure-sdist", lock_env=stage_env)
+    built = _layout_build(tmp_path / "project", stage_env, tmp_path / "oci", cache=None, epoch=None)
+    for arch, image in layout_images(tmp_path / "oci").items():
+        wheels = {w["name"]: w for w in built.platform_report(arch)["wheels"]}
+        assert wheels["docopt"]["version"] == "0.6.2"
+        assert wheels["docopt"]["built_from_sdist"] is True
+        assert all(tag.endswith("-none-any") for tag in wheels["docopt"]["tags"])
+        assert not wheels["idna"]["built_from_sdist"]
+        files = layer_files(image.layers[-2])
+        source = files[f"{DEPS_DIR}/docopt.py"][1]
+        assert source is not None
+        assert b"__version__ = '0.6.2'" in source
+        assert any(name.startswith(f"{DEPS_DIR}/docopt-0.6.2.dist-info/") for name in files)
+
+
+def test_native_sdist_only_dependency_fails_clearly_and_pushes_nothing(
+    stage_env: dict[str, str], tmp_path: Path
+) -> None:
+    make_service(tmp_path / "project", PROJECTS / "native-sdist", lock_env=stage_env)
+    repository = f"tests-{RUN_ID}/native-sdist"
+    run = crossdock(
+        stage_env,
+        "build",
+        "-C",
+        str(tmp_path / "project"),
+        "--service",
+        "api",
+        "--platform",
+        BOTH,
+        "--push",
+        f"{REGISTRY}/{repository}:latest",
+    )
+    assert run.returncode == 4, run.output
+    error = run.stderr[run.stderr.index("error:") :]
+    assert "mmh3 2.5.1" in error
+    assert "linux/arm64/v8" in error or "linux/amd64" in error
+    assert "only an sdist" in error
+    assert "native code" in error
+    # The options: another version, another base, or the buildx backend.
+    assert "pin a version of mmh3" in error
+    assert "another base image" in error
+    assert "buildx" in error
+    assert "Traceback" not in run.output
+    assert_nothing_pushed(repository)
+
+
+def test_missing_lock_fails_clearly_and_pushes_nothing(
+    stage_env: dict[str, str], tmp_path: Path
+) -> None:
+    service = make_service(tmp_path / "project", PROJECTS / "wheels-only", lock_env=None)
+    repository = f"tests-{RUN_ID}/no-lock"
+    run = crossdock(
+        stage_env,
+        "build",
+        "-C",
+        str(tmp_path / "project"),
+        "--service",
+        "api",
+        "--platform",
+        "linux/arm64",
+        "--push",
+        f"{REGISTRY}/{repository}:latest",
+    )
+    assert run.returncode == 3, run.output
+    assert f"{service / 'uv.lock'} does not exist" in run.stderr
+    assert f"run `uv lock` in {service}" in run.stderr
+    assert not (service / "uv.lock").exists()  # crossdock never makes the lock itself
+    assert_nothing_pushed(repository)
+
+
+def test_stale_lock_fails_clearly_and_pushes_nothing(
+    stage_env: dict[str, str], tmp_path: Path
+) -> None:
+    service = make_service(tmp_path / "project", PROJECTS / "wheels-only", lock_env=stage_env)
+    pyproject = service / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"idna==3.20",', '"idna==3.20", "six",'))
+    lock_before = (service / "uv.lock").read_bytes()
+    repository = f"tests-{RUN_ID}/stale-lock"
+    run = crossdock(
+        stage_env,
+        "build",
+        "-C",
+        str(tmp_path / "project"),
+        "--service",
+        "api",
+        "--platform",
+        "linux/arm64",
+        "--push",
+        f"{REGISTRY}/{repository}:latest",
+    )
+    assert run.returncode == 3, run.output
+    assert f"{service / 'uv.lock'} is out of date with {pyproject}" in run.stderr
+    assert f"run `uv lock` in {service}" in run.stderr
+    assert (service / "uv.lock").read_bytes() == lock_before  # the lock is left alone
+    assert_nothing_pushed(repository)
+
+
+# -- 5. verification refuses a foreign binary in the service's own code ---------------------
+
+
+def test_x86_64_extension_in_service_code_fails_verification_for_arm64(
+    stage_env: dict[str, str], tmp_path: Path
+) -> None:
+    service = make_service(tmp_path / "project", PROJECTS / "wheels-only", lock_env=stage_env)
+    (service / "app").mkdir()
+    shutil.copy(VERIFY_DATA / "x86_64-puts.so", service / "app" / "_speedups.so")
+    repository = f"tests-{RUN_ID}/foreign-so"
+    # Wide enough that the failure table's cells are not folded (see the report on 80 columns).
+    run = crossdock(
+        {**stage_env, "COLUMNS": "300"},
+        "build",
+        "-C",
+        str(tmp_path / "project"),
+        "--service",
+        "api",
+        "--platform",
+        "linux/arm64",
+        "--push",
+        f"{REGISTRY}/{repository}:latest",
+    )
+    assert run.returncode == 6, run.output
+    (row,) = [
+        line
+        for line in run.output.splitlines()
+        if "/app/app/_speedups.so" in line and "elf-platform" in line
+    ]
+    assert "EM_AARCH64" in row
+    assert "EM_X86_64" in row
+    assert "failed verification; nothing was pushed" in run.stderr
+    assert_nothing_pushed(repository)
+
+
+# -- 6. bytecode for the image's Python -------------------------------------------------------
+
+
+def _pyc_matches_source(pyc: bytes, source: bytes, source_mtime: int) -> bool:
+    """The pyc is valid for this source as the image's Python judges it (PEP 552)."""
+    flags = int.from_bytes(pyc[4:8], "little")
+    if flags & 0b1:  # hash-based
+        return pyc[8:16] == importlib.util.source_hash(source)
+    return (
+        int.from_bytes(pyc[8:12], "little") == source_mtime
+        and int.from_bytes(pyc[12:16], "little") == len(source) & 0xFFFFFFFF
+    )
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_bytecode_is_for_the_images_python(example_build: Built, arch: str) -> None:
+    image = layout_images(example_build.layout)[arch]
+    for layer, top in ((image.layers[-2], DEPS_DIR), (image.layers[-1], APP_DIR)):
+        files = layer_files(layer)
+        pycs = {name: data for name, (_, data) in files.items() if name.endswith(".pyc")}
+        assert any(f"{top}/" in name and "/__pycache__/" in name for name in pycs), top
+        assert pycs, top
+        for name, data in pycs.items():
+            assert data is not None
+            assert data[:4] == PYC_MAGIC_313, name
+            assert name.endswith(".cpython-313.pyc"), name
+            folder, _, file_name = name.rpartition("/__pycache__/")
+            source_name = f"{folder}/{file_name.split('.')[0]}.py"
+            info, source = files[source_name]
+            assert source is not None, source_name
+            assert _pyc_matches_source(data, source, int(info.mtime)), name
+    app_files = layer_files(image.layers[-1])
+    assert f"{APP_DIR}/app/__pycache__/main.cpython-313.pyc" in app_files
+    deps_files = layer_files(image.layers[-2])
+    assert f"{DEPS_DIR}/numpy/__pycache__/__init__.cpython-313.pyc" in deps_files
+    # Console scripts run the image's Python, not the host's.
+    uvicorn_script = deps_files[f"{DEPS_DIR}/bin/uvicorn"][1]
+    assert uvicorn_script is not None
+    assert uvicorn_script.splitlines()[0] == f"#!{IMAGE_PYTHON}".encode()
+
+
+def test_no_bytecode_gives_an_image_without_pyc(
+    example: Path, stage_env: dict[str, str], tmp_path: Path
+) -> None:
+    run = crossdock(
+        stage_env,
+        "build",
+        "-C",
+        str(example),
+        "--service",
+        "api",
+        "--platform",
+        "linux/amd64",
+        "--no-bytecode",
+        "--oci-layout",
+        str(tmp_path / "oci"),
+        "--json",
+    )
+    build_json(run)
+    image = layout_images(tmp_path / "oci")["amd64"]
+    for layer in image.layers[-2:]:
+        names = layer_files(layer)
+        assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
+        assert any(n.endswith(".py") for n in names)
