@@ -431,11 +431,6 @@ def test_each_child_has_the_right_config_history_media_types_and_annotations(
     assert config["config"]["Cmd"][1:4] == ["-m", "uvicorn", "app.main:app"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: `crossdock build` calls make_plan(config) without revision/source, so "
-    "images built in a git repository carry no org.opencontainers.image.revision",
-)
 def test_revision_annotation_names_the_commit(example_build: Built, example: Path) -> None:
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=example, capture_output=True, text=True, check=True

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from crossdock.backends.base import BuildOutcome
@@ -33,6 +34,7 @@ from crossdock.cli.push_cmd import (
     render_release,
 )
 from crossdock.errors import ConfigError
+from crossdock.publish.git import head_revision
 from crossdock.publish.release import ReleaseResult
 
 
@@ -48,7 +50,9 @@ def plan(
     from crossdock.build import make_plan
 
     config = load(project, service, platform, target, base)
-    out_console.print_json(json.dumps(make_plan(config).to_json()))
+    out_console.print_json(
+        json.dumps(make_plan(config, revision=head_revision(config.service_dir)).to_json())
+    )
 
 
 @app.command()
@@ -135,7 +139,7 @@ def build(
         create_repository=create_repository,
     )
     config = narrowed or config
-    build_plan = make_plan(config)
+    build_plan = make_plan(config, revision=head_revision(config.service_dir))
     backend = NativeBackend(allow=tuple(allow or ()))
     output = OutputSpec(oci_layout=oci_layout, docker_archive=docker_archive, tag=tag)
     outcome = run_build(build_plan, backend, progress, output)
@@ -170,7 +174,8 @@ def _report(outcome: BuildOutcome, json_output: bool, release: ReleaseResult | N
             table.add_row(f"layer {layer.role}", f"{layer.digest} {layer.size:,} B{cached}")
         table.add_row(
             "wheels",
-            ", ".join(f"{w.name}=={w.version} [{'.'.join(w.tags)}]" for w in report.wheels),
+            # escape: rich would read "[py3-none-any]" as markup and drop it
+            escape(", ".join(f"{w.name}=={w.version} [{'.'.join(w.tags)}]" for w in report.wheels)),
         )
         out_console.print(table)
     if outcome.image_set.index is not None:

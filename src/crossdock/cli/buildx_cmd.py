@@ -11,6 +11,7 @@ from pathlib import Path
 from crossdock.backends.buildx import BuildxBackend, BuildxResult, target_for_dockerfile
 from crossdock.cli.common import err_console, load, out_console, progress
 from crossdock.errors import ConfigError
+from crossdock.publish.git import head_revision
 from crossdock.registry.reference import Mirrors
 
 __all__ = ["build_with_buildx"]
@@ -53,7 +54,7 @@ def build_with_buildx(
     config = load(project, service, platform, target or target_for_dockerfile(path), base)
     from crossdock.build import make_plan
 
-    plan = make_plan(config)
+    plan = make_plan(config, revision=head_revision(config.service_dir))
     backend = BuildxBackend(path, mirrors=Mirrors(config.registry_mirrors), allow=allow)
     result = backend.build(plan, progress, push=push, tag=tag)
     _report(result, json_output)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,9 +27,13 @@ __all__ = [
 ]
 
 # Progress and reports go to stderr, so --json output on stdout stays machine-readable.
-# soft_wrap: long lines (digests, references) stay whole when the output is not a terminal.
-err_console = Console(stderr=True, soft_wrap=True)
-out_console = Console(soft_wrap=True)
+# Long lines (digests, references, paths in tables) must stay whole in CI logs, where rich would
+# otherwise assume 80 columns: soft_wrap for plain lines, a wide width when not on a terminal.
+_PIPE_WIDTH = 240
+err_console = Console(
+    stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else _PIPE_WIDTH
+)
+out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
 
 ProjectOpt = Annotated[
     Path,

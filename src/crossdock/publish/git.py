@@ -14,7 +14,7 @@ from pathlib import Path
 
 from crossdock.errors import ConfigError, ToolError
 
-__all__ = ["GitState", "git_state"]
+__all__ = ["GitState", "git_state", "head_revision"]
 
 # git's default abbreviation is 7; the seed's tags use that length.
 SHORT_SHA_LENGTH = 7
@@ -46,6 +46,15 @@ def git_state(project: Path, *, sha_override: str | None = None) -> GitState:
     sha = _git(project, "rev-parse", f"--short={SHORT_SHA_LENGTH}", "HEAD")
     porcelain = _git(project, "status", "--porcelain", "--untracked-files=normal")
     return GitState(sha, bool(porcelain))
+
+
+def head_revision(project: Path) -> str | None:
+    """The full commit id of HEAD, for the image's ``org.opencontainers.image.revision``
+    annotation; None outside a git repository (an annotation is optional, a tag is not)."""
+    try:
+        return _git(project, "rev-parse", "HEAD")
+    except (ConfigError, ToolError):
+        return None
 
 
 def _git(project: Path, *args: str) -> str:
