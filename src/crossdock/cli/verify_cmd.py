@@ -49,6 +49,9 @@ def verify(
                     allow=tuple(allow or ()),
                     declared_platform=loaded.declared_platform,
                     image_name=loaded.name,
+                    # Layer indexes and file facts cached by layer digest: a second verify of
+                    # the same layers reads no layer bytes (the checks themselves always run).
+                    cache_dir=cache_dir / "verify",
                 )
             )
     if json_output:
