@@ -15,6 +15,12 @@ Per build:
   multi-platform result: neither ``--load`` nor ``--push``)
   verify every built image (from the registry, or from ``docker save`` for local loads)
 
+For a release (``--env``), ``stage=True``: each platform is pushed under a temporary tag
+(``crossdock-staging-TOKEN-ARCH``; the docker driver cannot push by digest alone), verified, and
+returned as an ``ImageSet`` whose blobs are the verified copies in the blob cache. No other tag
+is written here: the release code tags that set as it tags a native build (tags last). Registries
+cannot delete a tag without its manifest, so the staging tag stays behind.
+
 Arguments are rendered by pure functions (``render_buildx_args``) so tests check them.
 """
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -33,6 +40,7 @@ from typing import Any, Literal
 
 from crossdock.backends.base import Progress
 from crossdock.errors import ConfigError, ToolError, VerificationError
+from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.mediatypes import MediaType
@@ -50,7 +58,9 @@ __all__ = [
     "BuildxResult",
     "BuiltImage",
     "DockerfileFacts",
+    "assemble_index",
     "builder_driver",
+    "buildx_image_set",
     "mirrored_base_args",
     "read_dockerfile",
     "render_buildx_args",
@@ -221,6 +231,8 @@ class BuildxResult:
     index: str | None = None
     notes: tuple[str, ...] = ()
     commands: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
+    # With ``stage=True``: the verified images (pushed under a staging tag), not yet tagged.
+    staged: ImageSet | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -267,7 +279,13 @@ class BuildxBackend:
         self._docker_path = docker
 
     def build(
-        self, plan: BuildPlan, progress: Progress, *, push: str | None = None, tag: str = "latest"
+        self,
+        plan: BuildPlan,
+        progress: Progress,
+        *,
+        push: str | None = None,
+        tag: str = "latest",
+        stage: bool = False,
     ) -> BuildxResult:
         docker = shutil.which(self.docker, path=(self._environ or os.environ).get("PATH"))
         if docker is None:
@@ -286,6 +304,10 @@ class BuildxBackend:
         driver = builder_driver(self._run([docker, "buildx", "inspect", *self._builder_opt()]))
         lambda_target = plan.single_manifests
         target_ref = Reference.parse(push, default_tag=tag) if push else None
+        if stage:
+            if target_ref is None:
+                raise ConfigError("staging a buildx release needs the repository to push to")
+            target_ref = target_ref.with_tag(f"crossdock-staging-{secrets.token_hex(4)}")
         # One build per platform unless the builder exports multi-platform results (not the
         # docker driver) and one index is what we want (not Lambda: it refuses indexes).
         together = (
@@ -293,6 +315,8 @@ class BuildxBackend:
             and driver not in (None, "docker")
             and target_ref is not None
             and not lambda_target
+            # A staged release needs each platform's own manifest; its index is crossdock's.
+            and not stage
         )
         notes: list[str] = []
         if len(plan.platforms) > 1 and not together:
@@ -335,6 +359,7 @@ class BuildxBackend:
             tag=tag,
             together=together,
             lambda_target=lambda_target,
+            stage=stage,
             notes=notes,
             commands=commands,
             progress=progress,
@@ -378,6 +403,7 @@ class BuildxBackend:
         tag: str,
         together: bool,
         lambda_target: bool,
+        stage: bool,
         notes: list[str],
         commands: list[tuple[str, ...]],
         progress: Progress,
@@ -393,15 +419,23 @@ class BuildxBackend:
         with RegistryClient(target_ref.registry, environ=self._environ) as client:
             cache = BlobCache(plan.cache_dir / "blobs")
             manifests: list[Manifest] = []
+            verified: list[PlatformImage] = []
             for platform, pushed, seconds in built:
                 manifest = self._pushed_manifest(client, Reference.parse(pushed), platform)
                 ref = f"{target_ref.registry}/{target_ref.repository}@{manifest.digest}"
-                report = self._verify_pushed(cache, Reference.parse(ref), platform)
+                (loaded,) = load_registry(Reference.parse(ref), cache, platforms=[platform])
+                report = self._verify(loaded, platform)
                 images.append(BuiltImage(platform, ref, report, seconds))
                 manifests.append(manifest)
+                layers = zip(manifest.layers, loaded.layer_paths, strict=True)
+                blobs = tuple(BlobSource(desc, path) for desc, path in layers)
+                verified.append(PlatformImage(platform, manifest, loaded.config, blobs))
             # buildx has already written TAG-ARCH (or TAG, pushing together); TAG is written
             # by crossdock only once every platform passed.
             _check_verified(images, progress)
+            if stage:
+                staged = buildx_image_set(verified, single_manifests=lambda_target)
+                return BuildxResult(tuple(images), None, tuple(notes), tuple(commands), staged)
             final_tag = target_ref.tag or tag
             if not together and not lambda_target and len(manifests) > 1:
                 descriptors = [
@@ -430,12 +464,6 @@ class BuildxBackend:
                 raise VerificationError(f"{ref}: nested index for {platform}")
         return found
 
-    def _verify_pushed(
-        self, cache: BlobCache, pushed: Reference, platform: Platform
-    ) -> PlatformReport:
-        (image,) = load_registry(pushed, cache, platforms=[platform])
-        return self._verify(image, platform)
-
     def _verify_loaded(self, local_tag: str, platform: Platform) -> PlatformReport:
         with tempfile.TemporaryDirectory(prefix="crossdock-save-") as tmp:
             archive = Path(tmp) / "image.tar"
@@ -461,11 +489,7 @@ class BuildxBackend:
         descriptors: Sequence[Descriptor],
         tag: str,
     ) -> str:
-        # Docker manifests (what dockerd pushes) belong in a Docker manifest list; OCI ones in an
-        # OCI index: registries and runtimes accept both, mixing is what some reject.
-        docker_kind = all(d.media_type == MediaType.DOCKER_MANIFEST for d in descriptors)
-        media_type = MediaType.DOCKER_MANIFEST_LIST if docker_kind else MediaType.OCI_INDEX
-        index = Index.build(media_type, descriptors)
+        index = assemble_index(descriptors)
         client.put_manifest(target_ref, index.raw, index.media_type, index.digest)
         client.put_manifest(target_ref, index.raw, index.media_type, tag)
         return f"{target_ref.registry}/{target_ref.repository}:{tag}@{index.digest}"
@@ -491,6 +515,24 @@ class BuildxBackend:
                 hint=_failure_hint(" ".join(detail)),
             )
         return done.stdout or ""
+
+
+def assemble_index(descriptors: Sequence[Descriptor]) -> Index:
+    """The index over separately pushed platform manifests."""
+    # Docker manifests (what dockerd pushes) belong in a Docker manifest list; OCI ones in an
+    # OCI index: registries and runtimes accept both, mixing is what some reject.
+    docker_kind = all(d.media_type == MediaType.DOCKER_MANIFEST for d in descriptors)
+    media_type = MediaType.DOCKER_MANIFEST_LIST if docker_kind else MediaType.OCI_INDEX
+    return Index.build(media_type, descriptors)
+
+
+def buildx_image_set(images: Sequence[PlatformImage], *, single_manifests: bool) -> ImageSet:
+    """The verified platform images of a staged buildx build, as the release code takes them:
+    with an index over them when there are several and the target accepts one (not Lambda)."""
+    if single_manifests or len(images) < 2:
+        return ImageSet(tuple(images), None)
+    index = assemble_index([image.manifest.descriptor(image.platform) for image in images])
+    return ImageSet(tuple(images), index)
 
 
 def _check_verified(images: Sequence[BuiltImage], progress: Progress) -> None:

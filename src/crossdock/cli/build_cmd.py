@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +34,6 @@ from crossdock.cli.push_cmd import (
     publish,
     render_release,
 )
-from crossdock.errors import ConfigError
 from crossdock.publish.git import head_revision
 from crossdock.publish.release import ReleaseResult
 
@@ -99,14 +99,19 @@ def build(
     ] = None,
 ) -> None:
     """Build the service's image for each platform, verify it, and write or push it."""
+    # Resolved before building (by either backend): a bad destination or a refused dirty tree
+    # fails fast, and prod narrows the platforms to the production architecture.
+    resolve_publishing = partial(
+        prepare_publishing,
+        env=env,
+        to=push,
+        tag=tag,
+        git_sha=git_sha,
+        dry_run=dry_run,
+        create_repository=create_repository,
+    )
     if backend_name != "native" or dockerfile is not None:
         from crossdock.cli.buildx_cmd import build_with_buildx
-
-        if env or dry_run:
-            raise ConfigError(
-                "--env and --dry-run publish native builds only",
-                hint="drop --backend buildx/--dockerfile, or push with --push REPO:TAG",
-            )
 
         build_with_buildx(
             project,
@@ -121,6 +126,7 @@ def build(
             tuple(allow or ()),
             json_output,
             local_outputs=(oci_layout, docker_archive),
+            resolve_publishing=resolve_publishing if env or dry_run else None,
         )
         return
     from crossdock.backends.native import NativeBackend
@@ -128,16 +134,7 @@ def build(
     from crossdock.build import build as run_build
 
     config = load(project, service, platform, target, base, bytecode=bytecode)
-    # Resolved before building: a bad destination or a refused dirty tree fails fast.
-    narrowed, publishing = prepare_publishing(
-        config,
-        env=env,
-        to=push,
-        tag=tag,
-        git_sha=git_sha,
-        dry_run=dry_run,
-        create_repository=create_repository,
-    )
+    narrowed, publishing = resolve_publishing(config)
     config = narrowed or config
     build_plan = make_plan(config, revision=head_revision(config.service_dir))
     backend = NativeBackend(allow=tuple(allow or ()))

@@ -30,7 +30,13 @@ from crossdock.image.artifact import ImageSet
 from crossdock.image.digest import Digest
 from crossdock.platform import ARM64, Platform
 from crossdock.publish.git import GitState, git_state
-from crossdock.publish.tags import DEFAULT_TEMPLATES, format_timestamp, plan_tags, tag_digests
+from crossdock.publish.tags import (
+    DEFAULT_TEMPLATES,
+    TagAssignment,
+    format_timestamp,
+    plan_tags,
+    tag_digests,
+)
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.ecr import EcrRegistry, ensure_repository, parse_ecr_host
 from crossdock.registry.push import PushEvent, PushReport, push_image_set
@@ -46,6 +52,7 @@ __all__ = [
     "environment_platforms",
     "plan_release",
     "release_git_state",
+    "release_tags",
     "run_release",
 ]
 
@@ -198,6 +205,25 @@ def plan_release(image_set: ImageSet, request: ReleaseRequest) -> ReleasePlan:
         image_set = ImageSet(tuple(image_set.image_for(p) for p in published), None)
     # Without an index (Lambda builds, or prod's one platform), tags can only name manifests.
     single = request.single_manifests or image_set.index is None
+    assignments = release_tags(request, published, single_manifests=single, notes=notes)
+    digests = tag_digests(assignments, image_set)
+    tags = tuple(
+        PlannedTag(a.tag, digests[a.tag], "index" if a.points_to == "index" else str(a.points_to))
+        for a in assignments
+    )
+    repository = Reference(request.repository.registry, request.repository.repository)
+    return ReleasePlan(repository, request.env, image_set, tags, request.git, tuple(notes))
+
+
+def release_tags(
+    request: ReleaseRequest,
+    published: Sequence[Platform],
+    *,
+    single_manifests: bool,
+    notes: list[str],
+) -> list[TagAssignment]:
+    """The tags of a release of ``published`` and what each names (no digests: a dry run of a
+    build that has none yet uses this alone); notes about the git tree go to ``notes``."""
     timestamp = request.timestamp or datetime.now(UTC)
     stamp = timestamp if isinstance(timestamp, str) else format_timestamp(timestamp)
     if request.env is not None:
@@ -220,7 +246,7 @@ def plan_release(image_set: ImageSet, request: ReleaseRequest) -> ReleasePlan:
             request.git.sha,
             published,
             request.production_arch,
-            single_manifests=single,
+            single_manifests=single_manifests,
             templates=request.templates,
         )
     else:
@@ -235,16 +261,10 @@ def plan_release(image_set: ImageSet, request: ReleaseRequest) -> ReleasePlan:
             request.git.sha if request.git else "0000000",
             published,
             owner,
-            single_manifests=single,
+            single_manifests=single_manifests,
             templates=EXPLICIT_TEMPLATES,
         )
-    digests = tag_digests(assignments, image_set)
-    tags = tuple(
-        PlannedTag(a.tag, digests[a.tag], "index" if a.points_to == "index" else str(a.points_to))
-        for a in assignments
-    )
-    repository = Reference(request.repository.registry, request.repository.repository)
-    return ReleasePlan(repository, request.env, image_set, tags, request.git, tuple(notes))
+    return assignments
 
 
 def run_release(

@@ -8,8 +8,8 @@
 #   ENV         dev or prod ([environments.ENV] repository in crossdock.toml)
 #   SERVICE     folder under backend/ (the seed's SERVICE_FOLDER)
 #   DOCKERFILE  Dockerfile.lambda (default), Dockerfile.apprunner or Dockerfile.eks: the target
-# Environment: CROSSDOCK (command, default crossdock), BACKEND (native, default, or buildx;
-# the six-tag publish takes native builds only for now, and says so for buildx).
+# Environment: CROSSDOCK (command, default crossdock), BACKEND (native, default, or buildx:
+# the Dockerfile built by docker buildx, verified, then given the same six tags).
 set -euo pipefail
 
 usage() { echo "usage: $0 dev|prod SERVICE [Dockerfile.lambda|Dockerfile.apprunner|Dockerfile.eks]" >&2; exit 2; }

@@ -1,0 +1,112 @@
+"""`crossdock build --backend buildx --env dev` on the real stage: dockerd's BuildKit builds the
+example's Dockerfile.lambda for linux/amd64 (no QEMU), crossdock verifies the pushed image and
+then writes the seed's tags with the same release code as a native build.
+
+arm64 is not built (QEMU takes minutes), so the production architecture is missing: plan_tags
+then writes only the amd64-suffixed tags, never the unsuffixed ones (which would claim arm64).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_seed_workflow import CROSSDOCK, EXAMPLE, MIRRORS, registry
+
+__all__ = ["registry"]  # the stage fixture (skips without the stage or dockerd)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.docker,
+    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
+]
+
+
+def example_copy(tmp_path: Path, repository: str) -> Path:
+    """The example project, its environments pointing at ``repository``, committed (SHA tags)."""
+    dest = tmp_path / "example"
+    shutil.copytree(
+        EXAMPLE, dest, ignore=shutil.ignore_patterns(".venv", "out", "__pycache__", ".pytest_cache")
+    )
+    toml = dest / "crossdock.toml"
+    toml.write_text(toml.read_text().replace("127.0.0.1:5555/myapp", repository))
+    git = ["git", "-c", "user.name=crossdock-test", "-c", "user.email=test@invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "example"], cwd=dest, check=True)
+    if not (dest / "backend" / "api" / "uv.lock").is_file():  # git-ignored: maybe not locked yet
+        subprocess.run(["uv", "lock", "--project", str(dest / "backend" / "api")], check=True)
+    return dest
+
+
+def skopeo(*args: str) -> str:
+    return subprocess.run(
+        ["skopeo", *args, "--tls-verify=false"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_buildx_env_dev_amd64_tags_the_verified_manifest(registry: str, tmp_path: Path) -> None:
+    repository = f"{registry}/buildx-release-{uuid.uuid4().hex[:8]}"
+    project = example_copy(tmp_path, repository)
+    done = subprocess.run(
+        [
+            str(CROSSDOCK),
+            "build",
+            "-C",
+            str(project),
+            "-s",
+            "api",
+            "--backend",
+            "buildx",
+            "--dockerfile",
+            "backend/Dockerfile.lambda",
+            "--platform",
+            "linux/amd64",
+            "--env",
+            "dev",
+            "--json",
+        ],
+        env={**os.environ, "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    (image,) = result["images"]
+    assert image["verification"]["passed"] is True
+    verified_digest = image["reference"].rpartition("@")[2]
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short=7", "HEAD"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    tags = set(json.loads(skopeo("list-tags", f"docker://{repository}"))["Tags"])
+    staging = {t for t in tags if t.startswith("crossdock-staging-")}
+    assert len(staging) == 1, tags  # buildx's push, before verification: not a release tag
+    released = tags - staging
+    stamped = [t for t in released if t.startswith("dev-2")]
+    assert len(stamped) == 1 and stamped[0].endswith("-amd64"), released
+    assert released == {stamped[0], "dev-amd64-latest", f"{sha}-amd64"}
+    # No unsuffixed tag: they belong to the production architecture (arm64), not built here.
+    assert not released & {"dev-latest", sha, stamped[0].removesuffix("-amd64")}
+
+    for tag in sorted(released):
+        raw = skopeo("inspect", "--raw", f"docker://{repository}:{tag}").encode()
+        assert f"sha256:{hashlib.sha256(raw).hexdigest()}" == verified_digest, tag
+        assert "manifests" not in json.loads(raw)  # Lambda: a single-architecture manifest
+        config = json.loads(skopeo("inspect", "--config", f"docker://{repository}:{tag}"))
+        assert config["architecture"] == "amd64"
+    assert {t["tag"] for t in result["push"]["tags"]} == released
+    assert result["push"]["pushed"]["blobs_uploaded"] == 0  # buildx pushed them; only tags moved
