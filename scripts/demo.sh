@@ -37,7 +37,7 @@ for arch in arm64 amd64; do
   cid=$(docker run -d --rm --network host --platform "linux/$arch" -e PORT=$port "$image" \
         python3 -m uvicorn app.main:app --host 127.0.0.1 --port $port)
   trap 'docker rm -f "$cid" >/dev/null 2>&1 || true' EXIT
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 300); do  # arm64 runs under QEMU: allow minutes on a loaded machine
     curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
     sleep 1
   done
