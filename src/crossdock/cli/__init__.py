@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from crossdock import __version__
 from crossdock.cli.common import err_console, out_console
@@ -49,8 +50,8 @@ def main() -> None:
     except VerificationError as err:
         if err.report is not None and hasattr(err.report, "render"):
             err.report.render(err_console)
-        err_console.print(f"[red]error:[/] {err}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False)
         sys.exit(err.exit_code)
     except CrossdockError as err:
-        err_console.print(f"[red]error:[/] {err}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False)
         sys.exit(err.exit_code)
