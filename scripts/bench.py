@@ -106,6 +106,7 @@ class Run:
     output: str
     wall_s: float
     exit_code: int
+    load_1min: float  # the machine's load average as the run started (others share it)
     self_rss_mb: float | None = None
     child_rss_mb: float | None = None
     tree_rss_mb: float | None = None
@@ -177,6 +178,7 @@ class Bench:
         self.runs: list[Run] = []
         self.facts: dict[str, Any] = {}
         self._counter = 0
+        self._pruned = False
 
     # -- running things --------------------------------------------------------------------
 
@@ -211,6 +213,7 @@ class Bench:
         command = [sys.executable, "-c", _RUSAGE_WRAPPER, *args, "--json"]
         self._say(f"{label}: crossdock {' '.join(args)}")
         self._log_header(["crossdock", *args, "--json"])
+        load = round(os.getloadavg()[0], 2)
         started = time.perf_counter()
         with self.log.open("a") as errors:
             process = subprocess.Popen(
@@ -244,6 +247,7 @@ class Bench:
             output=output,
             wall_s=round(wall, 2),
             exit_code=process.returncode,
+            load_1min=load,
             self_rss_mb=_mb(usage.get("self_kb")),
             child_rss_mb=_mb(usage.get("children_kb")),
             tree_rss_mb=_mb(sampler.peak_kb),
@@ -283,21 +287,37 @@ class Bench:
             ",".join(p.short for p in platforms),
         ]
 
-    def native_cold_warm(self) -> None:
-        for name, platforms in PLATFORM_SETS.items():
-            cache_dir = self.work / f"cache-{name}"
-            for state in ("cold", "warm"):
-                layout = self.work / f"layout-{name}-{state}"
-                run = self.crossdock(
-                    f"crossdock {name} {state}",
-                    [*self.build_args(EXAMPLE, platforms), "--oci-layout", str(layout)],
-                    cache_dir=cache_dir,
-                    platforms=platforms,
-                    cache=state,
-                    output="oci-layout",
-                )
-                if state == "cold":
-                    self._record_dependency_sizes(f"example {name}", run, layout)
+    def native_cold_warm(self, name: str, *, no_bytecode_too: bool) -> None:
+        """Cold then warm (the same cache); optionally cold without bytecode (the seed's
+        Dockerfile compiles none, so that row is the like-for-like one)."""
+        platforms = PLATFORM_SETS[name]
+        cache_dir = self.work / f"cache-{name}"
+        for state in ("cold", "warm"):
+            layout = self.work / f"layout-{name}-{state}"
+            run = self.crossdock(
+                f"crossdock {name} {state}",
+                [*self.build_args(EXAMPLE, platforms), "--oci-layout", str(layout)],
+                cache_dir=cache_dir,
+                platforms=platforms,
+                cache=state,
+                output="oci-layout",
+            )
+            if state == "cold":
+                self._record_dependency_sizes(f"example {name}", run, layout)
+        if no_bytecode_too:
+            self.crossdock(
+                f"crossdock {name} cold --no-bytecode",
+                [
+                    *self.build_args(EXAMPLE, platforms),
+                    "--no-bytecode",
+                    "--oci-layout",
+                    str(self.work / f"layout-{name}-nobc"),
+                ],
+                cache_dir=self.work / f"cache-{name}-nobc",
+                platforms=platforms,
+                cache="cold",
+                output="oci-layout",
+            )
 
     def native_uv_cold(self) -> None:
         platforms = PLATFORM_SETS["both"]
@@ -426,69 +446,73 @@ class Bench:
 
     # -- the seed's recipe -----------------------------------------------------------------
 
-    def buildx(self, project: Path, *, edited: bool = False) -> None:
-        """``docker buildx build`` per platform: cold (pruned, --no-cache) and warm; or after an
-        edit of the service's code (warm)."""
+    def buildx(self, project: Path, platform: Platform, states: Sequence[str]) -> None:
+        """``docker buildx build`` of one platform, in each state: "cold" (--no-cache, after
+        ``docker buildx prune -af`` when it is the first cold build), "warm", "code edited"."""
         context = project / "backend"
         dockerfile = context / DOCKERFILE_NAME
         facts = read_dockerfile(dockerfile.read_text())
         base_args = mirrored_base_args(facts, self.mirrors)
-        states = ("code edited",) if edited else ("cold", "warm")
-        for platform in (ARM64, AMD64):
-            for state in states:
-                args = {"SERVICE_FOLDER": SERVICE, **base_args}
-                if facts.declares_targetplatform:
-                    # As the buildx backend does: dockerd 20.10's BuildKit empties a
-                    # redeclared TARGETPLATFORM unless it is passed explicitly.
-                    args["TARGETPLATFORM"] = platform.short
-                invocation = BuildxInvocation(
-                    context=context,
-                    dockerfile=dockerfile,
-                    platforms=(platform,),
-                    build_args=args,
-                    tags=(f"crossdock-bench/{SERVICE}:{platform.architecture}",),
-                    output="load",
-                )
-                rendered = render_buildx_args(invocation)
-                notes: list[str] = []
-                if state == "cold":
-                    # Nothing reused: BuildKit's cache emptied, and --no-cache for good measure.
+        for state in states:
+            args = {"SERVICE_FOLDER": SERVICE, **base_args}
+            if facts.declares_targetplatform:
+                # As the buildx backend does: dockerd 20.10's BuildKit empties a
+                # redeclared TARGETPLATFORM unless it is passed explicitly.
+                args["TARGETPLATFORM"] = platform.short
+            invocation = BuildxInvocation(
+                context=context,
+                dockerfile=dockerfile,
+                platforms=(platform,),
+                build_args=args,
+                tags=(f"crossdock-bench/{SERVICE}:{platform.architecture}",),
+                output="load",
+            )
+            rendered = render_buildx_args(invocation)
+            notes: list[str] = []
+            if state == "cold":
+                if not self._pruned:
+                    # BuildKit's cache emptied once (later cold builds keep the earlier
+                    # platforms' cache for the "code edited" builds; --no-cache ignores it).
                     self.command(["docker", "buildx", "prune", "-af"])
-                    rendered.insert(2, "--no-cache")
-                    notes.append("docker buildx prune -af, then --no-cache")
-                command = ["docker", *rendered]
-                label = f"buildx {platform.architecture} {state}"
-                self._say(f"{label}: {' '.join(command)}")
-                self._log_header(command)
-                started = time.perf_counter()
-                with self.log.open("a") as out:
-                    try:
-                        done = subprocess.run(
-                            command,
-                            stdout=out,
-                            stderr=subprocess.STDOUT,
-                            timeout=BUILDX_TIMEOUT_S,
-                            check=False,
-                        )
-                        code = done.returncode
-                    except subprocess.TimeoutExpired:
-                        code = -1
-                        notes.append(f"timed out after {BUILDX_TIMEOUT_S} s")
-                wall = time.perf_counter() - started
-                if code != 0:
-                    self._say(f"{label}: FAILED ({code}); see {self.log}")
-                self.runs.append(
-                    Run(
-                        label=label,
-                        kind="buildx",
-                        platforms=(platform.architecture,),
-                        cache=state,
-                        output="docker (--load)",
-                        wall_s=round(wall, 2),
-                        exit_code=code,
-                        notes=[*notes, " ".join(command)],
+                    self._pruned = True
+                    notes.append("after docker buildx prune -af")
+                rendered.insert(2, "--no-cache")
+                notes.append("--no-cache")
+            command = ["docker", *rendered]
+            label = f"buildx {platform.architecture} {state}"
+            self._say(f"{label}: {' '.join(command)}")
+            self._log_header(command)
+            load = round(os.getloadavg()[0], 2)
+            started = time.perf_counter()
+            with self.log.open("a") as out:
+                try:
+                    done = subprocess.run(
+                        command,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        timeout=BUILDX_TIMEOUT_S,
+                        check=False,
                     )
+                    code = done.returncode
+                except subprocess.TimeoutExpired:
+                    code = -1
+                    notes.append(f"timed out after {BUILDX_TIMEOUT_S} s")
+            wall = time.perf_counter() - started
+            if code != 0:
+                self._say(f"{label}: FAILED ({code}); see {self.log}")
+            self.runs.append(
+                Run(
+                    label=label,
+                    kind="buildx",
+                    platforms=(platform.architecture,),
+                    cache=state,
+                    output="docker (--load)",
+                    wall_s=round(wall, 2),
+                    exit_code=code,
+                    load_1min=load,
+                    notes=[*notes, " ".join(command)],
                 )
+            )
 
 
 def edit_service_code(project: Path) -> None:
@@ -525,7 +549,7 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return "-" if value is None else f"{value:g}{unit}"
 
 
-def _verify_share(run: Run) -> str:
+def _steps(run: Run) -> str:
     parts = []
     for platform in run.platform_reports():
         timings = platform.get("timings") or {}
@@ -533,8 +557,12 @@ def _verify_share(run: Run) -> str:
         if verify is None or not total:
             continue
         arch = platform["platform"].split("/")[1]
-        parts.append(f"{arch} {verify:.2f}/{total:.2f}s={verify / total:.0%}")
-    return ", ".join(parts)
+        deps = timings.get("dependencies", 0.0)
+        parts.append(
+            f"{arch} deps {deps:.1f} verify {verify:.2f} total {total:.2f}"
+            f" (verify {verify / total:.0%})"
+        )
+    return "; ".join(parts)
 
 
 def _layers(run: Run) -> str:
@@ -581,9 +609,13 @@ def _code_change_lines(runs: Sequence[Run]) -> list[str]:
 
 def render(runs: Sequence[Run], facts: Mapping[str, Any]) -> str:
     lines: list[str] = []
-    header = f"{'run':<38} {'wall s':>8} {'self MB':>8} {'child MB':>8} {'tree MB':>8}  detail"
+    header = (
+        f"{'run':<38} {'wall s':>8} {'load':>5} {'self MiB':>8} {'childMiB':>8} {'tree MiB':>8}"
+        "  detail"
+    )
     lines += ["", "Timings and peak RSS (self = crossdock's process, child = its largest child,"]
-    lines += ["tree = sampled sum over the process tree; buildx's work happens in dockerd)", ""]
+    lines += ["tree = sampled sum over the process tree; buildx's work happens in dockerd;"]
+    lines += ["load = the machine's 1-minute load average as the run started)", ""]
     lines += [header, "-" * len(header)]
     for run in runs:
         status = "" if run.exit_code == 0 else f" FAILED({run.exit_code})"
@@ -595,14 +627,15 @@ def render(runs: Sequence[Run], facts: Mapping[str, Any]) -> str:
                 for p in run.platform_reports()
             )
         lines.append(
-            f"{run.label + status:<38} {run.wall_s:>8.2f} {_fmt(run.self_rss_mb):>8} "
+            f"{run.label + status:<38} {run.wall_s:>8.2f} {run.load_1min:>5.1f} "
+            f"{_fmt(run.self_rss_mb):>8} "
             f"{_fmt(run.child_rss_mb):>8} {_fmt(run.tree_rss_mb):>8}  {detail}"
         )
     lines += ["", "Ratios (buildx wall / crossdock wall, same run):"]
     code_change = _find(runs, "code change: after")
     for arch in ("arm64", "amd64"):
         buildx_cold = _find(runs, f"buildx {arch} cold")
-        for state in ("cold", "warm"):
+        for state in ("cold", "cold --no-bytecode", "warm"):
             lines.append(
                 f"  {arch}: buildx cold / crossdock {state}: "
                 f"{_ratio(buildx_cold, _find(runs, f'crossdock {arch} {state}'))}"
@@ -615,23 +648,23 @@ def render(runs: Sequence[Run], facts: Mapping[str, Any]) -> str:
             f"  {arch}: buildx code edited / crossdock code edited (both platforms): "
             f"{_ratio(_find(runs, f'buildx {arch} code edited'), code_change)}"
         )
-    lines += ["", "Verification inside the build (verify / total per platform):"]
+    lines += ["", "Steps inside the build, seconds per platform (verify share of the total):"]
     for run in runs:
         if run.kind == "crossdock-build" and run.exit_code == 0:
-            lines.append(f"  {run.label:<36} {_verify_share(run)}")
+            lines.append(f"  {run.label:<36} {_steps(run)}")
     lines += _code_change_lines(runs)
     dependency_layers = facts.get("dependency_layers", {})
     if dependency_layers:
         lines += ["", "Peak memory vs dependency layer size (cold builds):"]
         for name, entry in dependency_layers.items():
             sizes = ", ".join(
-                f"{p.split('/')[1]} {s['uncompressed'] / 2**20:.0f} MB"
-                f" ({s['compressed'] / 2**20:.0f} MB gz)"
+                f"{p.split('/')[1]} {s['uncompressed'] / 2**20:.0f} MiB"
+                f" ({s['compressed'] / 2**20:.0f} MiB gz)"
                 for p, s in entry["sizes"].items()
             )
             lines.append(
-                f"  {name:<28} deps layer {sizes}; peak RSS self {_fmt(entry['self_rss_mb'])} MB,"
-                f" child {_fmt(entry['child_rss_mb'])} MB, tree {_fmt(entry['tree_rss_mb'])} MB"
+                f"  {name:<28} deps layer {sizes}; peak RSS self {_fmt(entry['self_rss_mb'])} MiB,"
+                f" child {_fmt(entry['child_rss_mb'])} MiB, tree {_fmt(entry['tree_rss_mb'])} MiB"
             )
     return "\n".join(lines)
 
@@ -701,18 +734,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     ]
     try:
-        bench.native_cold_warm()
+        # Side by side: each platform's crossdock builds right next to its buildx builds, so
+        # that both see the same load on a shared machine.
+        project = bench.copy_example("example-edit")
+        for name, platform in (("arm64", ARM64), ("amd64", AMD64)):
+            bench.native_cold_warm(name, no_bytecode_too=True)
+            if not options.skip_buildx:
+                bench.buildx(project, platform, ("cold", "warm"))
+        bench.native_cold_warm("both", no_bytecode_too=False)
         if not options.skip_uv_cold:
             bench.native_uv_cold()
         bench.native_push_and_verify(repository)
         if not options.skip_big_deps:
             bench.big_dependencies()
-        project = bench.copy_example("example-edit")
-        if not options.skip_buildx:
-            bench.buildx(project)
         bench.code_change_native(project, repository)
         if not options.skip_buildx:
-            bench.buildx(project, edited=True)
+            for platform in (ARM64, AMD64):
+                bench.buildx(project, platform, ("code edited",))
     finally:
         bench.facts["total_seconds"] = round(time.perf_counter() - started, 1)
         bench.facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
