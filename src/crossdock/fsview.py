@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import posixpath
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -57,7 +58,13 @@ __all__ = [
 MAX_ENTRIES = 2_000_000
 MAX_SYMLINK_HOPS = 40
 MAX_PATH = 4096
-DEFAULT_READ_LIMIT = 256 * 1024 * 1024  # per file, for parsing: larger than any real .so's headers
+# Per file, for parsing: above the largest real shared libraries (libtorch_cpu.so is ~0.5 GiB),
+# below what a hostile "file" of a tar bomb could claim.
+DEFAULT_READ_LIMIT = 4 * 1024 * 1024 * 1024
+# What one file's bytes may take in memory before they spill to a temporary file: ELF parsing
+# jumps to section headers at a file's end, so a whole .so may have to be read; spilling keeps
+# memory flat whatever the size of the dependencies.
+_IN_MEMORY = 8 * 1024 * 1024
 
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
@@ -115,8 +122,8 @@ class LazyBuffer(io.RawIOBase):
     """A seekable view of a forward-only stream of known size, filled only as far as it is read.
 
     ELF parsers seek around; a tar member streamed from a gzip layer can only be read forward.
-    This keeps what has been read, reads on when a later position is asked for, and refuses to go
-    past ``limit`` bytes so one huge file cannot take the memory.
+    This keeps what has been read (in memory up to 8 MiB, then in a temporary file), reads on
+    when a later position is asked for, and refuses to go past ``limit`` bytes.
     """
 
     def __init__(
@@ -126,7 +133,8 @@ class LazyBuffer(io.RawIOBase):
         self._source = source
         self._size = size
         self._limit = limit
-        self._buffer = bytearray()
+        self._spool = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY)  # noqa: SIM115 - closed in close()
+        self._filled = 0
         self._pos = 0
 
     @property
@@ -154,16 +162,24 @@ class LazyBuffer(io.RawIOBase):
                 f"reading {end} bytes of one file exceeds the parse limit of {self._limit} bytes",
                 hint="the file is skipped by checks that need its headers; raise the limit if real",
             )
-        while len(self._buffer) < end:
-            chunk = self._source.read(max(end - len(self._buffer), 64 * 1024))
+        if self._filled >= end:
+            return
+        self._spool.seek(self._filled)
+        while self._filled < end:
+            chunk = self._source.read(max(end - self._filled, 64 * 1024))
             if not chunk:
                 break
-            self._buffer += chunk
+            self._spool.write(chunk)
+            self._filled += len(chunk)
 
     def read(self, size: int = -1) -> bytes:
         end = self._size if size is None or size < 0 else self._pos + size
         self._fill(end)
-        data = bytes(self._buffer[self._pos : end])
+        end = min(end, self._filled)
+        if end <= self._pos:
+            return b""
+        self._spool.seek(self._pos)
+        data = self._spool.read(end - self._pos)
         self._pos += len(data)
         return data
 
@@ -175,7 +191,12 @@ class LazyBuffer(io.RawIOBase):
     def head(self, size: int) -> bytes:
         """The first ``size`` bytes, without moving the position."""
         self._fill(size)
-        return bytes(self._buffer[:size])
+        self._spool.seek(0)
+        return self._spool.read(min(size, self._filled))
+
+    def close(self) -> None:
+        self._spool.close()
+        super().close()
 
 
 @dataclass(frozen=True)
@@ -501,9 +522,11 @@ class LayerFS:
                 _skip(stream, member.offset - position)
                 section = _Section(stream, member.size)
                 entries = ordinals[ordinal]
-                yield FileContent(
-                    entries[0], tuple(entries[1:]), LazyBuffer(section, member.size, limit)
-                )
+                buffer = LazyBuffer(section, member.size, limit)
+                try:
+                    yield FileContent(entries[0], tuple(entries[1:]), buffer)
+                finally:
+                    buffer.close()  # its bytes may sit in a temporary file
                 position = member.offset + section.consumed
 
     def _iter_with_tarfile(
@@ -519,9 +542,11 @@ class LayerFS:
                 source = tar.extractfile(member)
                 if source is None:  # pragma: no cover - isreg() members always have data
                     continue
-                yield FileContent(
-                    entries[0], tuple(entries[1:]), LazyBuffer(source, member.size, limit)
-                )
+                buffer = LazyBuffer(source, member.size, limit)
+                try:
+                    yield FileContent(entries[0], tuple(entries[1:]), buffer)
+                finally:
+                    buffer.close()
                 remaining -= 1
                 if remaining == 0:
                     break  # the rest of this layer holds nothing wanted
