@@ -38,7 +38,7 @@ export UV_PYTHON_DOWNLOADS=never
 
 (
   cd "$_repo"
-  [ -f uv.lock ] || uv lock --quiet
+  uv lock --quiet  # a no-op when the lock matches pyproject.toml; locks are not committed
   # Bytecode ahead of time: these machines set PYTHONDONTWRITEBYTECODE=1, so without it every
   # `crossdock` start would compile its imports again (seconds, and noise in the benchmark).
   uv sync --quiet --locked --compile-bytecode

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossdock import __version__
+from crossdock._version import __version__
 from crossdock.backends.base import BuildOutcome, LayerInfo, PlatformReport, Progress, WheelInfo
 from crossdock.baseprofile import BaseProfile, read_base_profile
 from crossdock.errors import BaseImageError, VerificationError

@@ -9,7 +9,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from crossdock import __version__
+from crossdock._version import __version__
 from crossdock.cli.common import err_console, out_console
 from crossdock.errors import CrossdockError, VerificationError
 
