@@ -3,10 +3,18 @@
 uv writes console scripts with the host interpreter in the shebang: either ``#!/host/python`` or,
 for paths too long for the kernel, a ``#!/bin/sh`` trampoline whose second line is
 ``'''exec' '/host/python' "$0" "$@"``. In the image neither path exists.
+
+Each wheel's ``RECORD`` lists its scripts with their hash and size; it is updated for the
+rewritten scripts, both because RECORD should describe the installed files and because the host
+path it hashed (a checkout's ``.venv``) would make the layer differ from one machine to another.
 """
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
+import io
 import re
 from pathlib import Path
 
@@ -57,4 +65,29 @@ def rewrite_shebangs(bin_dir: Path, python_path: str) -> tuple[Path, ...]:
         if new_content is not None and new_content != content:
             path.write_bytes(new_content)  # write_bytes keeps the existing mode
             changed.append(path)
+    if changed:
+        _update_records(bin_dir.parent, changed)
     return tuple(changed)
+
+
+def _record_hash(data: bytes) -> str:
+    # PEP 376 and the wheel spec: urlsafe base64 of the digest, without padding.
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    return "sha256=" + digest.decode()
+
+
+def _update_records(root: Path, changed: list[Path]) -> None:
+    """Give the rewritten scripts their new hash and size in every RECORD that lists them."""
+    by_name = {path.relative_to(root).as_posix(): path for path in changed}
+    for record in sorted(root.glob("*.dist-info/RECORD")):
+        rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
+        touched = False
+        for row in rows:
+            if len(row) >= 3 and row[0] in by_name:
+                data = by_name[row[0]].read_bytes()
+                row[1:3] = [_record_hash(data), str(len(data))]
+                touched = True
+        if touched:
+            out = io.StringIO()
+            csv.writer(out, lineterminator="\n").writerows(rows)
+            record.write_text(out.getvalue(), encoding="utf-8")

@@ -71,7 +71,7 @@ from crossdock.resolve.wheeltags import WheelTarget, wheel_target
 __all__ = ["LockedExport", "Uv", "export_locked", "install", "resolve"]
 
 # Bump when what ends up in a target folder changes for the same inputs (flags, sdist policy).
-_CACHE_SCHEMA = 1
+_CACHE_SCHEMA = 2  # 2: RECORD entries of rewritten scripts updated
 
 # uv's own words when the lock does not match pyproject.toml (uv 0.13).
 _STALE_MARKERS = ("needs to be updated", "--locked")

@@ -55,3 +55,36 @@ def test_missing_bin_dir_is_nothing_to_do(tmp_path):
 def test_python_path_must_be_absolute_without_spaces(bin_dir, python):
     with pytest.raises(ValueError, match="absolute path"):
         rewrite_shebangs(bin_dir, python)
+
+
+def test_record_describes_the_rewritten_scripts_whatever_the_host_path(tmp_path):
+    # The same wheel installed from two checkouts (two host interpreter paths) must give the
+    # same files, RECORD included: it is part of a reproducible layer.
+    import base64
+    import csv
+    import hashlib
+
+    trees = []
+    for host in ("/work/a/.venv/bin/python", "/srv/ci-clone/.venv/bin/python"):
+        root = tmp_path / host.strip("/").replace("/", "_")
+        (root / "bin").mkdir(parents=True)
+        script = root / "bin" / "uvicorn"
+        script.write_text(f"#!{host}\n" + BODY)
+        dist_info = root / "uvicorn-1.0.dist-info"
+        dist_info.mkdir()
+        data = script.read_bytes()
+        stale = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        (dist_info / "RECORD").write_text(
+            f"bin/uvicorn,sha256={stale},{len(data)}\nuvicorn/__init__.py,sha256=abc,1\n"
+            "uvicorn-1.0.dist-info/RECORD,,\n"
+        )
+        assert rewrite_shebangs(root / "bin", "/usr/bin/python3.13") == (script,)
+        trees.append(root)
+    first, second = ((t / "uvicorn-1.0.dist-info" / "RECORD").read_text() for t in trees)
+    assert first == second
+    rows = list(csv.reader(first.splitlines()))
+    installed = (trees[0] / "bin" / "uvicorn").read_bytes()
+    expected = base64.urlsafe_b64encode(hashlib.sha256(installed).digest()).rstrip(b"=")
+    assert rows[0] == ["bin/uvicorn", "sha256=" + expected.decode(), str(len(installed))]
+    assert rows[1] == ["uvicorn/__init__.py", "sha256=abc", "1"]  # other rows untouched
+    assert rows[2] == ["uvicorn-1.0.dist-info/RECORD", "", ""]
