@@ -255,31 +255,13 @@ class Built:
 # -- fixtures -------------------------------------------------------------------------------
 
 
-def _python_313_or_newer(python: str) -> bool:
-    try:
-        completed = subprocess.run(
-            [python, "-c", "import sys; print(sys.version_info >= (3, 13))"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return False
-    return completed.stdout.strip() == "True"
-
-
 @pytest.fixture(scope="module")
-def stage_env() -> dict[str, str]:
+def stage_env(host_python: str) -> dict[str, str]:
     """The environment the CLI runs with: stage mirrors and a host Python 3.13 for uv (locks of
     the >=3.13 services, and the bytecode compiler for the image's Python 3.13)."""
-    candidates = [os.environ.get("UV_PYTHON"), shutil.which("python3.13")]
-    candidates += [str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.13*/bin/python3"))]
-    python = next((c for c in candidates if c and _python_313_or_newer(c)), None)
-    if python is None:
-        pytest.fail("no Python >= 3.13 on this host; install one (see scripts/dev-env.sh)")
     env = {
         **os.environ,
-        "UV_PYTHON": python,
+        "UV_PYTHON": host_python,
         "UV_PYTHON_DOWNLOADS": "never",
         "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS,
     }

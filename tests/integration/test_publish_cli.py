@@ -51,12 +51,9 @@ SEED_SUFFIXES = ("-{ts}", "-{ts}-arm64", "-arm64-latest", "-latest")
 
 
 @pytest.fixture(scope="module")
-def stage_env():
-    env = {**os.environ, "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS}
-    # uv needs a host Python >= 3.13 for the example's lock (scripts/dev-env.sh sets UV_PYTHON).
-    pythons = [env.get("UV_PYTHON"), shutil.which("python3.13")]
-    pythons += [str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.13*/bin/python3"))]
-    env["UV_PYTHON"] = next((p for p in pythons if p), "python3.13")
+def stage_env(host_python):
+    # uv needs a host Python >= 3.13 for the example's lock.
+    env = {**os.environ, "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS, "UV_PYTHON": host_python}
     with RegistryClient(REGISTRY) as client:
         # Fails clearly when the stage is down, rather than deep inside a build.
         client.get_manifest(Reference.parse(f"{REGISTRY}/library/python:3.13-slim"))

@@ -30,34 +30,6 @@ E_MACHINE = {AMD64: 62, ARM64: 183}
 SO_SUFFIX = {AMD64: "x86_64-linux-gnu", ARM64: "aarch64-linux-gnu"}
 
 
-def _works(python: str) -> bool:
-    try:
-        completed = subprocess.run(
-            [python, "-c", "import sys; print(sys.version_info >= (3, 13))"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except OSError:
-        return False
-    return completed.stdout.strip() == "True"
-
-
-@pytest.fixture(scope="session")
-def host_python() -> str:
-    """A host Python >= 3.13: `uv lock` and `uv export --locked` need one for these projects."""
-    candidates = [os.environ.get("UV_PYTHON"), shutil.which("python3.13")]
-    candidates += [
-        str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.1[3-9]*/bin/python3"))
-    ]
-    candidates += [str(p) for p in sorted(Path.home().glob(".local/share/uv/python/*/bin/python3"))]
-    for candidate in candidates:
-        if candidate and _works(candidate):
-            return candidate
-    pytest.fail("no Python >= 3.13 on this host; install one (uv python install 3.13)")
-
-
 @pytest.fixture(autouse=True)
 def _uv_python(monkeypatch, host_python):
     # How a user names the host interpreter for uv; crossdock passes the environment on.

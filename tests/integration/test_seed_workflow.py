@@ -57,14 +57,10 @@ def registry() -> str:
 
 
 @pytest.fixture(scope="module")
-def env(registry: str) -> dict[str, str]:
-    candidates = [os.environ.get("UV_PYTHON"), shutil.which("python3.13")]
-    python = next((c for c in candidates if c and Path(c).exists()), None)
-    if python is None:
-        pytest.skip("the native backend needs a host Python 3.13 for uv (UV_PYTHON)")
+def env(registry: str, host_python: str) -> dict[str, str]:
     return {
         **os.environ,
-        "UV_PYTHON": python,
+        "UV_PYTHON": host_python,
         "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS,
         "CROSSDOCK": str(CROSSDOCK),
     }

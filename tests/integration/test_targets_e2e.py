@@ -53,32 +53,6 @@ START_TIMEOUT_S = {"amd64": "180", "arm64": "1500"}
 # -- fixtures -------------------------------------------------------------------------------
 
 
-def _works(python: str) -> bool:
-    try:
-        completed = subprocess.run(
-            [python, "-c", "import sys; print(sys.version_info >= (3, 13))"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return False
-    return completed.stdout.strip() == "True"
-
-
-@pytest.fixture(scope="module")
-def host_python() -> str:
-    """A host Python >= 3.13: `uv lock` and `uv export --locked` need one for the example."""
-    candidates = [os.environ.get("UV_PYTHON"), shutil.which("python3.13")]
-    candidates += [
-        str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.1[3-9]*/bin/python3"))
-    ]
-    for candidate in candidates:
-        if candidate and _works(candidate):
-            return candidate
-    pytest.fail("no Python >= 3.13 on this host; install one (uv python install 3.13)")
-
-
 @pytest.fixture(scope="module")
 def stage_env(host_python):
     """The environment crossdock and the CLI run with: stage mirrors, host Python for uv."""
