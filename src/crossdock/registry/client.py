@@ -17,7 +17,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -218,7 +218,9 @@ class RegistryClient:
                 self._download(name, descriptor, dest)
         return dest
 
-    def _download(self, name: str, descriptor: Descriptor, dest: Path) -> None:
+    @contextlib.contextmanager
+    def _blob_response(self, name: str, descriptor: Descriptor) -> Iterator[httpx.Response]:
+        """A streamed GET of a blob that answered 200 (anything else raises), closed after."""
         response = self.transport.request(
             "GET", f"/v2/{name}/blobs/{descriptor.digest}", scopes=[pull_scope(name)], stream=True
         )
@@ -226,6 +228,10 @@ class RegistryClient:
             if response.status_code != 200:
                 response.read()
                 raise self._error(response, name, f"get blob {descriptor.digest}")
+            yield response
+
+    def _download(self, name: str, descriptor: Descriptor, dest: Path) -> None:
+        with self._blob_response(name, descriptor) as response:
             handle, temp_name = tempfile.mkstemp(prefix=".partial-", dir=dest.parent)
             temp = Path(temp_name)
             try:
@@ -255,13 +261,7 @@ class RegistryClient:
                 "too large to read into memory",
                 hint="use fetch_blob to download it to a file",
             )
-        response = self.transport.request(
-            "GET", f"/v2/{name}/blobs/{descriptor.digest}", scopes=[pull_scope(name)], stream=True
-        )
-        with contextlib.closing(response):
-            if response.status_code != 200:
-                response.read()
-                raise self._error(response, name, f"get blob {descriptor.digest}")
+        with self._blob_response(name, descriptor) as response:
             data = _read_bounded(response, descriptor.size, f"blob {descriptor.digest}")
         if len(data) != descriptor.size or not descriptor.digest.matches(data):
             raise self._bad_blob(name, descriptor, "does not match its descriptor")

@@ -13,7 +13,7 @@ Two moments use these facts:
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from crossdock.config.model import Config
 from crossdock.errors import ConfigError, TargetError
@@ -205,6 +205,19 @@ class TargetSpec:
             )
 
 
+# What the web-service targets (App Runner, EKS) share: a server on a port, as a non-root user.
+_WEB_SERVICE = TargetSpec(
+    name="web",
+    default_base="python:3.13-slim",
+    app_dir="/app",
+    deps_dir="/opt/crossdock/packages",
+    single_manifests=False,
+    architectures=frozenset({"amd64", "arm64"}),
+    serves_http=True,
+    user="65534:65534",
+    note="",
+)
+
 TARGETS: dict[str, TargetSpec] = {
     "lambda": TargetSpec(
         name="lambda",
@@ -220,28 +233,16 @@ TARGETS: dict[str, TargetSpec] = {
         accepts_index=False,
         needs_history_per_layer=True,
     ),
-    "apprunner": TargetSpec(
+    "apprunner": replace(
+        _WEB_SERVICE,
         name="apprunner",
-        default_base="python:3.13-slim",
-        app_dir="/app",
-        deps_dir="/opt/crossdock/packages",
-        single_manifests=False,
-        architectures=frozenset({"amd64", "arm64"}),
-        serves_http=True,
-        user="65534:65534",
         note="App Runner runs a web server on a port. Its arm64 (Graviton) support is not "
         "documented for image-based services as of this writing: check before relying on it.",
         undocumented_architectures=frozenset({"arm64"}),
     ),
-    "eks": TargetSpec(
+    "eks": replace(
+        _WEB_SERVICE,
         name="eks",
-        default_base="python:3.13-slim",
-        app_dir="/app",
-        deps_dir="/opt/crossdock/packages",
-        single_manifests=False,
-        architectures=frozenset({"amd64", "arm64"}),
-        serves_http=True,
-        user="65534:65534",
         note="EKS with mixed Graviton/x86 node groups needs a multi-arch index or node "
         "affinity on kubernetes.io/arch.",
     ),
