@@ -39,6 +39,7 @@ from crossdock.publish.release import (
     release_git_state,
     run_release,
 )
+from crossdock.publish.tags import DEFAULT_TEMPLATES
 from crossdock.registry.push import PushEvent
 from crossdock.registry.reference import Reference
 from crossdock.targets import target_spec
@@ -87,6 +88,7 @@ class Publishing:
     create_repository: bool
     dry_run: bool
     target: str | None  # whose output rules apply (None: no config, no check)
+    templates: tuple[str, ...] = DEFAULT_TEMPLATES
 
     def request(self, single_manifests: bool) -> ReleaseRequest:
         return ReleaseRequest(
@@ -97,6 +99,7 @@ class Publishing:
             single_manifests=single_manifests,
             git=self.git,
             refuse_dirty=self.refuse_dirty,
+            templates=self.templates,
         )
 
 
@@ -144,6 +147,7 @@ def prepare_publishing(
         create_repository=create,
         dry_run=dry_run,
         target=config.target if config else None,
+        templates=(config.tag_templates if config else None) or DEFAULT_TEMPLATES,
     )
     return config, publishing
 

@@ -103,7 +103,10 @@ def load_config(
     env = os.environ if environ is None else environ
     root = find_project_root(project_dir or Path.cwd())
     merged = _defaults()
-    allowed = {*merged.keys(), "base", "command", "repository", "cache-dir", "service"}
+    allowed = {
+        *merged.keys(),
+        *("base", "command", "repository", "cache-dir", "service", "tag-templates"),
+    }
 
     project_file = root / PROJECT_FILE
     if project_file.is_file():

@@ -45,6 +45,8 @@ class Config(_Frozen):
     exclude: tuple[str, ...] = ()
     refuse_dirty: bool = Field(alias="refuse-dirty")
     bytecode: bool = True
+    # None: the seed's tag scheme (crossdock.publish.tags.DEFAULT_TEMPLATES).
+    tag_templates: tuple[str, ...] | None = Field(default=None, alias="tag-templates")
     registry_mirrors: dict[str, str] = Field(default_factory=dict, alias="registry-mirrors")
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
     repository: str | None = None

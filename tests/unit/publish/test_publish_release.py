@@ -355,6 +355,29 @@ def test_push_env_prod_dry_run_prints_the_arm64_tags_only(tmp_path, project):
 
 
 @needs_git
+def test_tag_templates_from_config_replace_the_seed_scheme(tmp_path, project):
+    text = (project / "crossdock.toml").read_text()
+    (project / "crossdock.toml").write_text(
+        'tag-templates = ["{env}-{sha}-{arch}", "{env}-stable"]\n' + text
+    )
+    git(project, "init", "-q")
+    git(project, "add", ".")
+    git(project, "commit", "-q", "-m", "one")
+    sha = git(project, "rev-parse", "--short=7", "HEAD")
+    images = image_set(tmp_path / "blobs")
+    layout = write_oci_layout(images, tmp_path / "layout")
+    result = runner.invoke(
+        app,
+        ["push", str(layout), "-C", str(project), "-s", "api", "--env", "dev", "--dry-run"],
+        env={"CROSSDOCK_REGISTRY_MIRRORS": ""},
+    )
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines()]
+    tags = {row[0] for row in rows if len(row) > 1 and row[1].startswith("sha256:")}
+    assert tags == {f"dev-{sha}-arm64", f"dev-{sha}-amd64", "dev-stable"}
+
+
+@needs_git
 def test_push_refuses_a_dirty_tree_when_configured(tmp_path, project):
     text = (project / "crossdock.toml").read_text()
     (project / "crossdock.toml").write_text("refuse-dirty = true\n" + text)
