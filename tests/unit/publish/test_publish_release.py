@@ -330,8 +330,8 @@ def test_push_dry_run_json_lists_tags_and_digests(tmp_path):
     }
 
 
-@needs_git
-def test_push_env_prod_dry_run_prints_the_arm64_tags_only(tmp_path, project):
+def _commit_and_dry_run(tmp_path, project, env):
+    """Commit the project, write a two-platform layout, and `push --env ENV --dry-run` it."""
     git(project, "init", "-q")
     git(project, "add", ".")
     git(project, "commit", "-q", "-m", "one")
@@ -340,9 +340,15 @@ def test_push_env_prod_dry_run_prints_the_arm64_tags_only(tmp_path, project):
     layout = write_oci_layout(images, tmp_path / "layout")
     result = runner.invoke(
         app,
-        ["push", str(layout), "-C", str(project), "-s", "api", "--env", "prod", "--dry-run"],
+        ["push", str(layout), "-C", str(project), "-s", "api", "--env", env, "--dry-run"],
         env={"CROSSDOCK_REGISTRY_MIRRORS": ""},
     )
+    return sha, images, result
+
+
+@needs_git
+def test_push_env_prod_dry_run_prints_the_arm64_tags_only(tmp_path, project):
+    sha, images, result = _commit_and_dry_run(tmp_path, project, "prod")
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "DRY RUN: would push to 127.0.0.1:9/team/api  env prod" in out
@@ -360,17 +366,7 @@ def test_tag_templates_from_config_replace_the_seed_scheme(tmp_path, project):
     (project / "crossdock.toml").write_text(
         'tag-templates = ["{env}-{sha}-{arch}", "{env}-stable"]\n' + text
     )
-    git(project, "init", "-q")
-    git(project, "add", ".")
-    git(project, "commit", "-q", "-m", "one")
-    sha = git(project, "rev-parse", "--short=7", "HEAD")
-    images = image_set(tmp_path / "blobs")
-    layout = write_oci_layout(images, tmp_path / "layout")
-    result = runner.invoke(
-        app,
-        ["push", str(layout), "-C", str(project), "-s", "api", "--env", "dev", "--dry-run"],
-        env={"CROSSDOCK_REGISTRY_MIRRORS": ""},
-    )
+    sha, _images, result = _commit_and_dry_run(tmp_path, project, "dev")
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.stdout.splitlines()]
     tags = {row[0] for row in rows if len(row) > 1 and row[1].startswith("sha256:")}
