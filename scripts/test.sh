@@ -17,9 +17,10 @@ bash stage/stage.sh docker
 eval "$(bash stage/stage.sh env)"
 
 step "quality gates: ruff, mypy --strict, import-linter"
-uv run --locked ruff check src tests
-uv run --locked ruff format --check src tests
-uv run --locked mypy
+# The whole repository: the package, its tests, the stage, the scripts and the example service.
+uv run --locked ruff check .
+uv run --locked ruff format --check .
+uv run --locked mypy  # src, tests, stage and scripts ([tool.mypy] files)
 uv run --locked lint-imports
 
 step "tests (unit + integration) with branch coverage"

@@ -13,6 +13,8 @@ Subcommands:
 Called by stage/stage.sh; see ARCHITECTURE.md section 7.
 """
 
+# ruff: noqa: T201 - the summary subcommand prints its table
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +36,12 @@ import tempfile
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 # Bump when the way layers/images are assembled changes, so caches keyed on it are rebuilt.
 SCRIPT_VERSION = "1"
@@ -145,7 +150,7 @@ def load_config(path: Path) -> Config:
     return Config(rootfs=raw["rootfs"], platforms=platforms, bases=bases)
 
 
-def sha256_json(obj: Any) -> str:
+def sha256_json(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
@@ -297,7 +302,7 @@ def mmdebstrap_argv(cfg: Config, plat: Platform, hook: str | None, out: str) -> 
     ]
     if hook:
         argv.append(f"--extract-hook={hook}")
-    return argv + [cfg.rootfs["suite"], out]
+    return [*argv, cfg.rootfs["suite"], out]
 
 
 def host_debian_arch() -> str:
@@ -398,7 +403,7 @@ class HashingWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, b: Any) -> int:
+    def write(self, b: ReadableBuffer, /) -> int:
         data = bytes(b)
         self.sha.update(data)
         self.size += len(data)
@@ -423,7 +428,7 @@ class Layout:
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).exists()
 
-    def put_json(self, media_type: str, obj: Any) -> dict[str, Any]:
+    def put_json(self, media_type: str, obj: object) -> dict[str, Any]:
         data = json.dumps(obj, indent=None, separators=(",", ":"), sort_keys=True).encode()
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         path = self.blob_path(digest)
@@ -435,27 +440,32 @@ class Layout:
         self, members: Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]
     ) -> tuple[str, int, str]:
         """Write a gzip tar layer from (TarInfo, file) pairs; return (digest, size, diff_id)."""
-        tmp = tempfile.NamedTemporaryFile(dir=self.blobs, prefix=".layer-", delete=False)
+        with tempfile.NamedTemporaryFile(dir=self.blobs, prefix=".layer-", delete=False) as tmp:
+            tmp_path = Path(tmp.name)
+            try:
+                compressed = HashingWriter(tmp)
+                # mtime=0 and no file name in the gzip header: the same tar gives the same blob.
+                gz = gzip.GzipFile(
+                    filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=GZIP_LEVEL
+                )
+                uncompressed = HashingWriter(gz)
+                with tarfile.open(
+                    fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT
+                ) as out:
+                    for info, fileobj in members:
+                        out.addfile(info, fileobj)
+                gz.close()
+            except BaseException:
+                tmp_path.unlink()
+                raise
         try:
-            compressed = HashingWriter(tmp)
-            # mtime=0 and no file name in the gzip header: the same tar gives the same blob.
-            gz = gzip.GzipFile(
-                filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=GZIP_LEVEL
-            )
-            uncompressed = HashingWriter(gz)
-            with tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT) as out:
-                for info, fileobj in members:
-                    out.addfile(info, fileobj)
-            gz.close()
-            tmp.close()
-            os.chmod(tmp.name, 0o644)
+            tmp_path.chmod(0o644)
             digest = "sha256:" + compressed.sha.hexdigest()
-            os.replace(tmp.name, self.blob_path(digest))
-            return digest, compressed.size, "sha256:" + uncompressed.sha.hexdigest()
+            tmp_path.replace(self.blob_path(digest))
         except BaseException:
-            tmp.close()
-            os.unlink(tmp.name)
+            tmp_path.unlink(missing_ok=True)
             raise
+        return digest, compressed.size, "sha256:" + uncompressed.sha.hexdigest()
 
     def add_ref(self, name: str, descriptor: dict[str, Any]) -> None:
         self.refs.append(dict(descriptor, annotations={REF_ANNOTATION: name}))
@@ -482,8 +492,7 @@ class Layout:
                 continue  # a layer
             if not isinstance(doc, dict) or doc.get("mediaType") not in (OCI_INDEX, OCI_MANIFEST):
                 continue  # an image config: no descriptors in it
-            for d in doc.get("manifests", []) + doc.get("layers", []):
-                todo.append(d["digest"])
+            todo.extend(d["digest"] for d in [*doc.get("manifests", []), *doc.get("layers", [])])
             if "config" in doc:
                 todo.append(doc["config"]["digest"])
         for blob in self.blobs.iterdir():
@@ -491,7 +500,9 @@ class Layout:
                 blob.unlink()
 
 
-def cached_layer(layout: Layout, cache: Path, key: str, build: Any) -> tuple[str, int, str]:
+def cached_layer(
+    layout: Layout, cache: Path, key: str, build: Callable[[], tuple[str, int, str]]
+) -> tuple[str, int, str]:
     """Reuse a layer blob built earlier from the same inputs (the sidecar maps key -> blob)."""
     sidecar = cache / "layers" / f"{key}-gz{GZIP_LEVEL}.json"
     if sidecar.exists():
@@ -641,6 +652,7 @@ def extra_layer(
     cfg: Config,
     uv: str,
     layout: Layout,
+    *,
     cache: Path,
     native_tar: Path | None,
 ) -> Layer:
@@ -778,7 +790,9 @@ def publish(cfg: Config, cache: Path, registry: str, uv: str, ca_bundle: Path) -
             plat = cfg.platforms[key]
             layers = [base_layers[key]]
             if base.layer:
-                layers.append(extra_layer(base, plat, cfg, uv, layout, cache, native_tar))
+                layers.append(
+                    extra_layer(base, plat, cfg, uv, layout, cache=cache, native_tar=native_tar)
+                )
             config = layout.put_json(OCI_CONFIG, image_config(cfg, base, plat, layers))
             manifest = layout.put_json(
                 OCI_MANIFEST,
@@ -821,8 +835,7 @@ def publish(cfg: Config, cache: Path, registry: str, uv: str, ca_bundle: Path) -
             "platform_tags": {},
             "facts": base.facts,
         }
-        for tag in base.tags:
-            to_push.append((base.name, f"{base.repository}:{tag}", True))
+        to_push.extend((base.name, f"{base.repository}:{tag}", True) for tag in base.tags)
         for key, tag in base.platform_tags.items():
             entry["platform_tags"][f"{registry}/{base.repository}:{tag}"] = next(
                 c["digest"] for c in children if c["platform"] == cfg.platforms[key].slug()
@@ -832,8 +845,12 @@ def publish(cfg: Config, cache: Path, registry: str, uv: str, ca_bundle: Path) -
 
     layout.write_index()
     layout.prune()
+    push_missing(layout, registry, to_push)
+    return summary
 
-    # Push only what the registry does not already serve with the same digest.
+
+def push_missing(layout: Layout, registry: str, to_push: list[tuple[str, str, bool]]) -> None:
+    """Push only what the registry does not already serve with the same digest."""
     expected = {r["annotations"][REF_ANNOTATION]: r["digest"] for r in layout.refs}
     for ref, repo_tag, all_images in to_push:
         repository, tag = repo_tag.rsplit(":", 1)
@@ -847,7 +864,6 @@ def publish(cfg: Config, cache: Path, registry: str, uv: str, ca_bundle: Path) -
         if have != want:
             raise SystemExit(f"{registry}/{repo_tag}: pushed {want} but registry serves {have}")
         log(f"{registry}/{repo_tag}: pushed {want}")
-    return summary
 
 
 def print_summary(cache: Path) -> int:

@@ -22,8 +22,9 @@ CACHE=$CACHE_ROOT/stage
 RUN=$CACHE/run
 REGISTRY=127.0.0.1:$PORT
 UV_VERSION=0.13.9
+# libc6/libstdc++6-arm64-cross: real arm64 C libraries for the unit tests' small arm64 images.
 APT_PACKAGES=(docker-registry skopeo qemu-user-static binfmt-support mmdebstrap docker.io
-  apache2-utils iproute2 curl)
+  apache2-utils iproute2 curl git libc6-arm64-cross libstdc++6-arm64-cross)
 BINFMT_ENTRY=/proc/sys/fs/binfmt_misc/qemu-aarch64
 BUILDX_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-buildx
 # Debian 12's debian-archive-keyring 2023.3+deb12u2 carries trixie's archive key.

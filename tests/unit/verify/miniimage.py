@@ -24,7 +24,7 @@ def base_entries(platform: Platform) -> list[Entry]:
     libdir, triplet, program = _LIBS[platform]
     libc = libdir / "libc.so.6"
     if not libc.exists():
-        pytest.skip(f"{libc} is not installed (gcc-aarch64-linux-gnu brings the arm64 one)")
+        pytest.skip(f"{libc} is not installed (stage/stage.sh up installs libc6-arm64-cross)")
     cxx = (libdir / "libstdc++.so.6").resolve()
     return [
         ("usr", "dir", None),

@@ -24,7 +24,7 @@ class Event(BaseModel):
     n: int = 10
 
 
-def handler(event: dict[str, Any] | None, context: object) -> dict[str, Any]:
+def handler(event: dict[str, Any] | None, context: object) -> dict[str, Any]:  # noqa: ARG001
     """Compute with every native dependency and report the CPU."""
     parsed = Event.model_validate(event or {})
     values = np.arange(parsed.n, dtype=np.int64)
