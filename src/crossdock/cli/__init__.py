@@ -1,33 +1,35 @@
 """The ``crossdock`` command line: thin wrappers that read options, call the library, and
 render results for people (rich) or for CI (``--json``). One module per command group; each
-registers its commands on ``app``."""
+registers its commands on ``app`` (``crossdock.cli.root``).
+
+Start-up is part of the interface: ``crossdock --version`` runs without importing typer, and
+importing every command module (what ``--help`` does) imports no HTTP client, no pydantic and no
+rich table. A command module therefore imports at its top only the standard library, typer,
+``crossdock.cli.common`` and light crossdock modules (``errors``, ``platform``), and everything
+else inside the command function, or under ``TYPE_CHECKING`` for annotations;
+``tests/unit/test_cli_startup.py`` checks this.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
-import typer
-from rich.markup import escape
-
-from crossdock._version import __version__
-from crossdock.cli.common import err_console, out_console
-from crossdock.errors import CrossdockError, VerificationError
+if TYPE_CHECKING:
+    from crossdock.cli.root import app
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
-    name="crossdock",
-    help="Build, verify and publish correct multi-architecture images for Python services.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+_VERSION_ARGUMENTS = (["--version"], ["version"])
 
 
-@app.command()
-def version() -> None:
-    """Print crossdock's version."""
-    out_console.print(__version__)
+def __getattr__(name: str) -> Any:
+    # ``from crossdock.cli import app`` (the command modules, tests) loads typer on first use.
+    if name == "app":
+        from crossdock.cli.root import app
+
+        return app
+    raise AttributeError(f"module 'crossdock.cli' has no attribute {name!r}")
 
 
 def _register_commands() -> None:
@@ -44,14 +46,34 @@ def _register_commands() -> None:
 
 def main() -> None:
     """Entry point: run the app, turning crossdock's errors into messages and exit codes."""
+    if sys.argv[1:] in _VERSION_ARGUMENTS:
+        # The commonest question answered before typer (~70 ms of imports) is loaded.
+        from crossdock.cli.versions import version_lines
+
+        sys.stdout.write("".join(f"{line}\n" for line in version_lines()))
+        return
+    from crossdock.errors import CrossdockError, VerificationError
+
     _register_commands()
+    from crossdock.cli.root import app
+
     try:
         app()
     except VerificationError as err:
+        from crossdock.cli.common import err_console
+
         if err.report is not None and hasattr(err.report, "render"):
             err.report.render(err_console)
-        err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False)
+        _print_error(err)
         sys.exit(err.exit_code)
     except CrossdockError as err:
-        err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False)
+        _print_error(err)
         sys.exit(err.exit_code)
+
+
+def _print_error(err: Exception) -> None:
+    from rich.markup import escape
+
+    from crossdock.cli.common import err_console
+
+    err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False)

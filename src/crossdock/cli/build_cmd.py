@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from crossdock.backends.base import BuildOutcome
 from crossdock.cli import app
 from crossdock.cli.common import (
     AllowOpt,
@@ -34,8 +31,10 @@ from crossdock.cli.push_cmd import (
     publish,
     render_release,
 )
-from crossdock.publish.git import head_revision
-from crossdock.publish.release import ReleaseResult
+
+if TYPE_CHECKING:
+    from crossdock.backends.base import BuildOutcome
+    from crossdock.publish.release import ReleaseResult
 
 
 @app.command()
@@ -48,6 +47,7 @@ def plan(
 ) -> None:
     """Print the build plan (what would be built, from what, how it runs) as JSON."""
     from crossdock.build import make_plan
+    from crossdock.publish.git import head_revision
 
     config = load(project, service, platform, target, base)
     out_console.print_json(
@@ -132,6 +132,7 @@ def build(
     from crossdock.backends.native import NativeBackend
     from crossdock.build import OutputSpec, make_plan
     from crossdock.build import build as run_build
+    from crossdock.publish.git import head_revision
 
     config = load(project, service, platform, target, base, bytecode=bytecode)
     narrowed, publishing = resolve_publishing(config)
@@ -145,6 +146,9 @@ def build(
 
 
 def _report(outcome: BuildOutcome, json_output: bool, release: ReleaseResult | None) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     if json_output:
         out_console.print_json(
             json.dumps(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,23 +26,16 @@ from crossdock.cli.common import (
     out_console,
     progress,
 )
-from crossdock.config import Config
 from crossdock.errors import ConfigError
-from crossdock.image.artifact import ImageSet
-from crossdock.platform import ARM64, Platform
-from crossdock.publish.git import GitState
-from crossdock.publish.release import (
-    ReleaseRequest,
-    ReleaseResult,
-    environment_platforms,
-    plan_release,
-    release_git_state,
-    run_release,
-)
-from crossdock.publish.tags import DEFAULT_TEMPLATES
-from crossdock.registry.push import PushEvent
-from crossdock.registry.reference import Reference
-from crossdock.targets import target_spec
+
+if TYPE_CHECKING:
+    from crossdock.config import Config
+    from crossdock.image.artifact import ImageSet
+    from crossdock.platform import Platform
+    from crossdock.publish.git import GitState
+    from crossdock.publish.release import ReleaseRequest, ReleaseResult
+    from crossdock.registry.push import PushEvent
+    from crossdock.registry.reference import Reference
 
 __all__ = [
     "CreateRepositoryOpt",
@@ -88,9 +81,11 @@ class Publishing:
     create_repository: bool
     dry_run: bool
     target: str | None  # whose output rules apply (None: no config, no check)
-    templates: tuple[str, ...] = DEFAULT_TEMPLATES
+    templates: tuple[str, ...]  # the tag templates (config's, or the seed's six)
 
     def request(self, single_manifests: bool) -> ReleaseRequest:
+        from crossdock.publish.release import ReleaseRequest
+
         return ReleaseRequest(
             repository=self.repository,
             env=self.env,
@@ -116,6 +111,10 @@ def prepare_publishing(
     """Resolve the destination (None: not publishing) and, for prod, narrow the config's
     platforms to the production architecture. Git is asked here, so a refused dirty tree
     fails before the build starts."""
+    from crossdock.platform import ARM64, Platform
+    from crossdock.publish.release import environment_platforms, release_git_state
+    from crossdock.publish.tags import DEFAULT_TEMPLATES
+
     if env is None and to is None:
         if dry_run:
             raise ConfigError("--dry-run needs somewhere to push", hint="add --env or --push")
@@ -156,6 +155,8 @@ def _destination(
     config: Config | None, env: str | None, to: str | None, tag: str
 ) -> tuple[Reference, str]:
     """The repository (without tag) and the explicit tag: ``to`` wins over the environment's."""
+    from crossdock.registry.reference import Reference
+
     if to is not None:
         repository = Reference.parse(to, default_tag=None)
         if repository.digest is not None:
@@ -181,6 +182,9 @@ def _destination(
 
 def publish(publishing: Publishing, image_set: ImageSet) -> ReleaseResult:
     """Plan the release, check it against the target, and push it (unless a dry run)."""
+    from crossdock.publish.release import ReleaseResult, plan_release, run_release
+    from crossdock.targets import target_spec
+
     spec = target_spec(publishing.target) if publishing.target else None
     plan = plan_release(image_set, publishing.request(spec.single_manifests if spec else False))
     if spec is not None:

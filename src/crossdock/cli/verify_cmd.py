@@ -12,11 +12,6 @@ import typer
 
 from crossdock.cli import app
 from crossdock.cli.common import AllowOpt, JsonOpt, PlatformOpt, err_console, out_console
-from crossdock.config import default_cache_dir
-from crossdock.platform import parse_platforms
-from crossdock.registry.reference import Mirrors
-from crossdock.verify import render_reports, reports_to_json, verify_image
-from crossdock.verify.sources import open_images
 
 
 @app.command()
@@ -34,6 +29,12 @@ def verify(
     """Verify each platform of IMAGE: ELF machine/class/endianness, glibc and GLIBCXX needs,
     wheel tags, extension suffixes and bytecode against the image's own platform and Python.
     Exits 0 when every platform passes, 6 when any check fails."""
+    from crossdock.config import default_cache_dir
+    from crossdock.platform import parse_platforms
+    from crossdock.registry.reference import Mirrors
+    from crossdock.verify import render_reports, reports_to_json, verify_image
+    from crossdock.verify.sources import open_images
+
     platforms = parse_platforms(",".join(platform)) if platform else ()
     cache_dir = Path(os.environ.get("CROSSDOCK_CACHE_DIR") or default_cache_dir())
     mirrors = Mirrors.parse(os.environ.get("CROSSDOCK_REGISTRY_MIRRORS", ""))
