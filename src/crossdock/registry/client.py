@@ -33,8 +33,8 @@ from crossdock.image.mediatypes import MediaType
 from crossdock.registry.auth import Authenticator, pull_scope, push_scope
 from crossdock.registry.credentials import Credentials, find_credentials
 from crossdock.registry.ecr import EcrRegistry, ecr_credentials, parse_ecr_host
-from crossdock.registry.reference import Reference
-from crossdock.registry.responses import error_for_response
+from crossdock.registry.reference import Reference, api_host
+from crossdock.registry.responses import error_for_response, not_a_registry
 from crossdock.registry.transport import TransientRegistryError, Transport
 from crossdock.registry.upload import UploadMode, file_body, start_upload
 
@@ -42,13 +42,21 @@ __all__ = ["MANIFEST_ACCEPT", "RegistryClient", "UploadOutcome"]
 
 _log = logging.getLogger(__name__)
 
-MANIFEST_ACCEPT = ", ".join(
-    [
-        MediaType.OCI_INDEX,
-        MediaType.OCI_MANIFEST,
-        MediaType.DOCKER_MANIFEST_LIST,
-        MediaType.DOCKER_MANIFEST,
-    ]
+_MANIFEST_TYPES_ASKED = (
+    MediaType.OCI_INDEX,
+    MediaType.OCI_MANIFEST,
+    MediaType.DOCKER_MANIFEST_LIST,
+    MediaType.DOCKER_MANIFEST,
+)
+MANIFEST_ACCEPT = ", ".join(_MANIFEST_TYPES_ASKED)
+# What a registry may answer a manifest request with: the types asked for, and Docker's schema 1
+# (refused later, with its own message). Anything else is not a manifest.
+_MANIFEST_CONTENT_TYPES = frozenset(
+    {
+        *_MANIFEST_TYPES_ASKED,
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    }
 )
 # distribution refuses manifests over 4 MiB; anything bigger is not a manifest we want to parse.
 _MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -86,6 +94,9 @@ class RegistryClient:
         self.ecr = ecr or parse_ecr_host(registry, environ)
         self.upload_mode = upload_mode
         self.chunk_size = chunk_size
+        # Requests go to the host serving the API (Docker Hub: registry-1.docker.io);
+        # credentials are still looked up under the registry's name (docker.io's keys).
+        self.api_host = api_host(registry)
         self._owns_http = http is None
         self._http = http or Transport.new_http_client()
 
@@ -96,7 +107,7 @@ class RegistryClient:
             return found
 
         authenticator = Authenticator(registry, lookup, self._http)
-        self.transport = Transport(registry, authenticator, self._http, attempts=attempts)
+        self.transport = Transport(self.api_host, authenticator, self._http, attempts=attempts)
 
     def close(self) -> None:
         if self._owns_http:
@@ -132,6 +143,7 @@ class RegistryClient:
             if response.status_code != 200:
                 response.read()
                 raise self._error(response, repository, f"get manifest {ref.identifier}")
+            content_type = self._manifest_content_type(response)
             raw = _read_bounded(response, _MAX_MANIFEST_BYTES, f"manifest {ref}")
         expected = ref.digest or _header_digest(response)
         if expected is not None and not expected.matches(raw):
@@ -139,7 +151,6 @@ class RegistryClient:
                 f"manifest {ref} from {self.registry} does not match its digest {expected}",
                 hint="the registry or a proxy altered the manifest; do not use this image",
             )
-        content_type = response.headers.get("content-type", "").split(";")[0].strip() or None
         try:
             return parse_manifest_or_index(raw, content_type)
         except (ValueError, KeyError, TypeError) as err:
@@ -163,7 +174,7 @@ class RegistryClient:
         if response.status_code != 200:
             raise self._error(response, repository, f"check manifest {ref.identifier}")
         digest = _header_digest(response)
-        media_type = response.headers.get("content-type", "").split(";")[0].strip()
+        media_type = self._manifest_content_type(response)
         if digest is None:
             # Some registries omit Docker-Content-Digest on HEAD: hash the manifest instead.
             manifest = self.get_manifest(ref)
@@ -324,6 +335,17 @@ class RegistryClient:
         return UploadMode.CHUNKED
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _manifest_content_type(self, response: httpx.Response) -> str:
+        """The manifest media type of a 200 answer; anything else is not a registry's answer."""
+        content_type = str(response.headers.get("content-type", "")).split(";")[0].strip()
+        if content_type not in _MANIFEST_CONTENT_TYPES:
+            raise not_a_registry(
+                self.api_host,
+                f"{response.request.method} {response.request.url.copy_with(query=None)} gave "
+                f"{content_type or 'no content type'}, not a manifest type",
+            )
+        return content_type
 
     def _repository(self, ref: Reference) -> str:
         if ref.registry != self.registry:

@@ -15,11 +15,27 @@ from dataclasses import dataclass, replace
 from crossdock.errors import ConfigError
 from crossdock.image.digest import Digest
 
-__all__ = ["DOCKER_HUB", "Mirrors", "Reference", "is_loopback_registry"]
+__all__ = [
+    "DOCKER_HUB",
+    "DOCKER_HUB_API",
+    "Mirrors",
+    "Reference",
+    "api_host",
+    "is_loopback_registry",
+]
 
 DOCKER_HUB = "docker.io"
-# Hosts that mean Docker Hub; the API itself lives at registry-1.docker.io.
-_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+# docker.io itself redirects /v2/ to Docker's web site; the registry API is served here
+# (the host Docker's own client talks to).
+DOCKER_HUB_API = "registry-1.docker.io"
+# Hosts that mean Docker Hub: references name it ``docker.io``, requests go to DOCKER_HUB_API.
+_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", DOCKER_HUB_API})
+
+
+def api_host(registry: str) -> str:
+    """The host that serves the registry API for ``registry`` (a reference's registry)."""
+    return DOCKER_HUB_API if registry in _HUB_ALIASES else registry
+
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
@@ -72,7 +88,7 @@ class Reference:
     @property
     def api_host(self) -> str:
         """The host that serves the registry API for this reference."""
-        return "registry-1.docker.io" if self.registry == DOCKER_HUB else self.registry
+        return api_host(self.registry)
 
     @property
     def identifier(self) -> str:

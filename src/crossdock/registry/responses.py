@@ -4,6 +4,10 @@ Registries answer errors with ``{"errors": [{"code": "NAME_UNKNOWN", "message": 
 distribution spec, "Error Codes"). The codes that need advice of their own are handled here,
 including ECR's: it does not create repositories on push, and immutable repositories refuse to
 move a tag.
+
+Some hosts answer registry paths without being a registry: ``docker.io`` redirects ``/v2/...`` to
+Docker's web site, a captive portal or a misconfigured proxy serves an HTML page with status 200.
+Such answers are refused here (``NotARegistryError``) before anything parses or caches them.
 """
 
 from __future__ import annotations
@@ -15,14 +19,76 @@ import httpx
 
 from crossdock.errors import AuthError, NotFoundError, RegistryError
 
-__all__ = ["ImmutableTagError", "RegistryProblem", "error_for_response", "problems_of"]
+__all__ = [
+    "API_VERSION_HEADER",
+    "ImmutableTagError",
+    "NotARegistryError",
+    "RegistryProblem",
+    "check_api_version",
+    "check_registry_answer",
+    "error_for_response",
+    "not_a_registry",
+    "problems_of",
+]
 
 # Bodies of error responses are short JSON; a proxy's HTML error page is not worth more.
 _MAX_ERROR_BODY = 64 * 1024
 
 
+# Every registry (distribution, ECR, GHCR, Docker Hub, Quay, Harbor, zot) sends it on /v2/.
+API_VERSION_HEADER = "Docker-Distribution-API-Version"
+
+
 class ImmutableTagError(RegistryError):
     """The registry refuses to move a tag (an immutable repository, e.g. on ECR)."""
+
+
+class NotARegistryError(RegistryError):
+    """The host answered, but not as an OCI registry (a web page, a redirect off the API)."""
+
+
+def not_a_registry(host: str, detail: str) -> NotARegistryError:
+    return NotARegistryError(
+        f"{host} does not answer as an OCI registry: {detail}",
+        hint="check the registry host in the image reference or the mirror setting "
+        "(CROSSDOCK_REGISTRY_MIRRORS); a proxy or captive portal may be answering instead",
+    )
+
+
+def _described(response: httpx.Response) -> str:
+    """``GET https://host/path -> 200 text/html`` (redirects shown), for an error message."""
+    request = response.request
+    hops = [str(r.request.url.copy_with(query=None)) for r in response.history]
+    path = " -> ".join([*hops, str(request.url.copy_with(query=None))])
+    content_type = response.headers.get("content-type", "").split(";")[0].strip()
+    return f"{request.method} {path} gave {response.status_code} {content_type or '(no type)'}"
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port)
+
+
+def check_registry_answer(response: httpx.Response, host: str) -> None:
+    """Refuse an answer that no registry gives: an HTML page (other than a 5xx from a proxy,
+    which is retried as such, or a 401 carrying a challenge)."""
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("text/html", "application/xhtml+xml"):
+        return
+    if response.status_code >= 500 or response.status_code == 429:
+        return
+    if response.status_code == 401 and response.headers.get("www-authenticate"):
+        return
+    raise not_a_registry(host, _described(response) + " (a web page)")
+
+
+def check_api_version(response: httpx.Response, host: str) -> None:
+    """Refuse a ``GET /v2/`` answer that is not a registry's: the base endpoint answers 200 or
+    401 with ``Docker-Distribution-API-Version`` on the registry's own host."""
+    if response.history and _origin(response.url) != _origin(response.history[0].request.url):
+        raise not_a_registry(host, _described(response) + " (redirected off the registry)")
+    check_registry_answer(response, host)
+    if response.status_code not in (200, 401) or API_VERSION_HEADER not in response.headers:
+        raise not_a_registry(host, _described(response) + f" without {API_VERSION_HEADER}")
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,18 @@ challenge can send the body again from the start (bodies are streamed from files
 Plain HTTP is used only for loopback registries (as Docker allows); HTTPS otherwise.
 Authorization is attached only to URLs on the registry's own host: an upload ``Location`` or a
 redirect to storage elsewhere never sees the registry's credentials.
+
+Before its first request a transport checks, once, that the host is a registry (``GET /v2/``
+answers with ``Docker-Distribution-API-Version``, as Docker's client checks); every answer is
+checked not to be a web page. A host name that does not resolve is not retried: it will not
+resolve a second later.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +34,7 @@ import stamina
 from crossdock.errors import AuthError, RegistryError
 from crossdock.registry.auth import Authenticator, redact_url
 from crossdock.registry.reference import is_loopback_registry
+from crossdock.registry.responses import check_api_version, check_registry_answer
 
 __all__ = ["Body", "TransientRegistryError", "Transport"]
 
@@ -58,7 +66,21 @@ def _backoff(error: Exception) -> bool | float:
     """stamina hook: whether to retry ``error`` and, for 429, how long to wait."""
     if isinstance(error, TransientRegistryError):
         return error.retry_after if error.retry_after is not None else True
-    return isinstance(error, httpx.TransportError)
+    return isinstance(error, httpx.TransportError) and not _is_unknown_host(error)
+
+
+def _is_unknown_host(error: BaseException) -> bool:
+    """Whether ``error`` comes from a host name that does not resolve (``EAI_NONAME``).
+
+    httpx chains the resolver's ``socket.gaierror`` as the cause. A temporary failure of the
+    resolver (``EAI_AGAIN``) is still worth a retry.
+    """
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return cause.errno != socket.EAI_AGAIN
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 class Transport:
@@ -78,6 +100,8 @@ class Transport:
         self.auth = authenticator
         self.http = http
         self.attempts = attempts
+        self._checked_api = False
+        self._check_lock = threading.Lock()
 
     @staticmethod
     def new_http_client() -> httpx.Client:
@@ -117,10 +141,18 @@ class Transport:
                 with attempt:
                     if attempt.num > 1:
                         _log.debug("retry %d: %s %s", attempt.num, method, redact_url(url))
+                    self._check_api_once()
                     return self._send_authorized(
                         _Call(method, url, tuple(scopes), dict(headers or {}), body, stream)
                     )
         except httpx.TransportError as err:
+            if _is_unknown_host(err):
+                raise RegistryError(
+                    f"cannot reach registry {self.registry} ({method} {redact_url(url)}): "
+                    f"the host name does not resolve ({err})",
+                    hint="check the registry host (or the mirror setting, "
+                    "CROSSDOCK_REGISTRY_MIRRORS), DNS and the network (proxy, VPN)",
+                ) from err
             raise TransientRegistryError(
                 f"cannot reach registry {self.registry} ({method} {redact_url(url)}): "
                 f"{type(err).__name__}: {err}",
@@ -128,6 +160,23 @@ class Transport:
                 f"{self.attempts if retry else 1} time(s)",
             ) from err
         raise AssertionError("stamina ended without a result")  # pragma: no cover
+
+    def _check_api_once(self) -> None:
+        """``GET /v2/`` once per transport: refuse a host that is not a registry before any of
+        its answers is parsed (docker.io itself redirects to a web page, for one)."""
+        with self._check_lock:
+            if self._checked_api:
+                return
+            ping = _Call("GET", self.url("/v2/"), (), {}, None, stream=False)
+            response = self._send_once(ping, None)
+            if response.status_code == 429 or response.status_code >= 500:
+                raise TransientRegistryError(
+                    f"registry {self.registry} answered {response.status_code} to GET /v2/",
+                    retry_after=_retry_after_seconds(response.headers.get("retry-after")),
+                    hint="the registry is overloaded or failing; retry later",
+                )
+            check_api_version(response, self.registry)
+            self._checked_api = True
 
     def _send_authorized(self, call: _Call) -> httpx.Response:
         own_host = urlsplit(call.url).netloc == self.registry
@@ -155,6 +204,11 @@ class Transport:
                 retry_after=retry_after,
                 hint="the registry is overloaded or failing; retry later",
             )
+        try:
+            check_registry_answer(response, self.registry)
+        except RegistryError:
+            response.close()
+            raise
         return response
 
     def _send_once(self, call: _Call, authorization: str | None) -> httpx.Response:

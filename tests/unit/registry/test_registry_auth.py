@@ -66,7 +66,8 @@ class FakeRegistry:
                 401,
                 headers={
                     "WWW-Authenticate": 'Bearer realm="https://auth.example.com/token",'
-                    'service="reg.example.com",scope="repository:app:pull"'
+                    'service="reg.example.com",scope="repository:app:pull"',
+                    "Docker-Distribution-API-Version": "registry/2.0",
                 },
             )
         if request.method == "PUT":
@@ -156,7 +157,11 @@ def test_credentials_are_not_sent_to_a_plain_http_realm():
     def handler(request: httpx.Request) -> httpx.Response:
         assert "authorization" not in request.headers
         return httpx.Response(
-            401, headers={"WWW-Authenticate": 'Bearer realm="http://auth.example.com/t"'}
+            401,
+            headers={
+                "WWW-Authenticate": 'Bearer realm="http://auth.example.com/t"',
+                "Docker-Distribution-API-Version": "registry/2.0",
+            },
         )
 
     client = RegistryClient(
