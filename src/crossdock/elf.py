@@ -21,6 +21,7 @@ from typing import IO
 from elftools.elf.enums import ENUM_E_MACHINE, ENUM_E_TYPE
 
 from crossdock.platform import AMD64, ARM64, Platform
+from crossdock.wheeltags import wheel_arch
 
 __all__ = [
     "ELF_MAGIC",
@@ -44,7 +45,12 @@ class ElfIdentity:
     elf_class: int  # 32 or 64
     little_endian: bool
     gnu_triplet: str  # multiarch directory and CPython SOABI suffix, e.g. "aarch64-linux-gnu"
-    wheel_arch: str  # the architecture part of wheel platform tags, e.g. "aarch64"
+    platform: Platform
+
+    @property
+    def wheel_arch(self) -> str:
+        """The architecture part of wheel platform tags, e.g. "aarch64" (from the one table)."""
+        return wheel_arch(self.platform)
 
     def describe(self) -> str:
         endian = "little-endian" if self.little_endian else "big-endian"
@@ -55,10 +61,10 @@ class ElfIdentity:
 # facts the other way round).
 _IDENTITIES: dict[Platform, ElfIdentity] = {
     AMD64: ElfIdentity(
-        "EM_X86_64", 64, little_endian=True, gnu_triplet="x86_64-linux-gnu", wheel_arch="x86_64"
+        "EM_X86_64", 64, little_endian=True, gnu_triplet="x86_64-linux-gnu", platform=AMD64
     ),
     ARM64: ElfIdentity(
-        "EM_AARCH64", 64, little_endian=True, gnu_triplet="aarch64-linux-gnu", wheel_arch="aarch64"
+        "EM_AARCH64", 64, little_endian=True, gnu_triplet="aarch64-linux-gnu", platform=ARM64
     ),
 }
 

@@ -15,7 +15,8 @@ from uv import find_uv_bin
 
 from crossdock.errors import LockError, ResolveError
 from crossdock.platform import AMD64, ARM64
-from crossdock.resolve import export_locked, install_dependencies, resolve, wheel_target
+from crossdock.resolve import export_locked, install_dependencies, resolve
+from crossdock.wheeltags import wheel_target
 
 pytestmark = pytest.mark.integration
 

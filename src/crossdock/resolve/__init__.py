@@ -13,29 +13,17 @@ from crossdock.resolve.cache import install_dependencies
 from crossdock.resolve.resolution import InstalledDistribution, Resolution
 from crossdock.resolve.shebangs import rewrite_shebangs
 from crossdock.resolve.uv import LockedExport, Uv, export_locked, install, resolve
-from crossdock.resolve.wheeltags import (
-    WheelTarget,
-    manylinux_platform_tags,
-    uv_python_platform,
-    wheel_arch,
-    wheel_target,
-)
 
 __all__ = [
     "InstalledDistribution",
     "LockedExport",
     "Resolution",
     "Uv",
-    "WheelTarget",
     "compile_bytecode",
     "export_locked",
     "find_host_python",
     "install",
     "install_dependencies",
-    "manylinux_platform_tags",
     "resolve",
     "rewrite_shebangs",
-    "uv_python_platform",
-    "wheel_arch",
-    "wheel_target",
 ]

@@ -18,7 +18,7 @@ from crossdock.platform import Platform
 from crossdock.resolve.bytecode import compile_bytecode
 from crossdock.resolve.resolution import Resolution, read_installed
 from crossdock.resolve.uv import LockedExport, Uv, export_locked, install
-from crossdock.resolve.wheeltags import wheel_target
+from crossdock.wheeltags import wheel_target
 
 __all__ = ["install_dependencies"]
 

@@ -1,7 +1,7 @@
 """Read uv.lock (TOML) to decide, per locked package and before installing, how it gets in.
 
 uv.lock lists, for every package, its source, its sdist and the file names of its wheels. With the
-target's wheel tags (:class:`~crossdock.resolve.wheeltags.WheelTarget`) that is enough to tell
+target's wheel tags (:class:`~crossdock.wheeltags.WheelTarget`) that is enough to tell
 "has a wheel for this platform" from "sdist only" without asking uv to fail first.
 """
 
@@ -23,7 +23,7 @@ from packaging.utils import (
 )
 
 from crossdock.errors import LockError, ResolveError
-from crossdock.resolve.wheeltags import WheelTarget
+from crossdock.wheeltags import WheelTarget
 
 __all__ = [
     "LOCK_FILE",

@@ -15,7 +15,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from crossdock.errors import LockError, ResolveError
-from crossdock.resolve.wheeltags import WheelTarget, wheel_arch
+from crossdock.wheeltags import WheelTarget, wheel_arch
 
 __all__ = ["ExportedRequirement", "RequirementsExport", "marker_environment", "parse_export"]
 

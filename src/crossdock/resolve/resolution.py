@@ -13,7 +13,7 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from crossdock.errors import ResolveError
-from crossdock.resolve.wheeltags import WheelTarget
+from crossdock.wheeltags import WheelTarget
 
 __all__ = ["InstalledDistribution", "Resolution", "read_installed"]
 

@@ -19,7 +19,7 @@ import stamina
 
 from crossdock.errors import ResolveError, UnsafeContentError
 from crossdock.resolve.lockfile import LockedPackage, LockedSdist, options_hint, wheel_tags
-from crossdock.resolve.wheeltags import WheelTarget
+from crossdock.wheeltags import WheelTarget
 
 __all__ = ["build_pure_wheel", "fetch_sdist"]
 

@@ -66,7 +66,7 @@ from crossdock.resolve.requirements import (
 from crossdock.resolve.resolution import Resolution, read_installed
 from crossdock.resolve.sdists import build_pure_wheel
 from crossdock.resolve.shebangs import rewrite_shebangs
-from crossdock.resolve.wheeltags import WheelTarget, wheel_target
+from crossdock.wheeltags import WheelTarget, wheel_target
 
 __all__ = ["LockedExport", "Uv", "export_locked", "install", "resolve"]
 

@@ -8,12 +8,12 @@ from crossdock.elf import ElfFacts, ElfIdentity
 from crossdock.platform import Platform
 from crossdock.verify.pyabi import (
     ExtensionSuffix,
-    PythonTarget,
     judge_wheel_tags,
     pyc_magic_for,
     pyc_version,
 )
 from crossdock.verify.report import Check, FileRef, Finding
+from crossdock.wheeltags import WheelTarget
 
 __all__ = [
     "check_elf_platform",
@@ -168,7 +168,7 @@ def check_pyc(file: FileRef, head: bytes, python: tuple[int, int]) -> Finding | 
 
 
 def check_wheel(
-    file: FileRef, tags_text: str, tags: list[Tag], target: PythonTarget
+    file: FileRef, tags_text: str, tags: list[Tag], target: WheelTarget
 ) -> list[Finding]:
     verdict = judge_wheel_tags(tags, target)
     if verdict.fits:
@@ -180,9 +180,9 @@ def check_wheel(
             Finding(
                 Check.WHEEL_PYTHON,
                 file,
-                expected=f"{target.cp}, abi3 or py3 tags (Python {dotted(target.python)})",
+                expected=f"{target.cp}, abi3 or py3 tags (Python {dotted(target.python_version)})",
                 found=found,
-                fix=f"reinstall the package for Python {dotted(target.python)}",
+                fix=f"reinstall the package for Python {dotted(target.python_version)}",
             )
         )
     if not verdict.platform_ok:
@@ -190,9 +190,9 @@ def check_wheel(
             Finding(
                 Check.WHEEL_PLATFORM,
                 file,
-                expected=f"manylinux_*_{target.wheel_arch}, linux_{target.wheel_arch} or any",
+                expected=f"manylinux_*_{target.arch}, linux_{target.arch} or any",
                 found=found,
-                fix=_INSTALL_FOR_PLATFORM.format(triplet_arch=target.wheel_arch),
+                fix=_INSTALL_FOR_PLATFORM.format(triplet_arch=target.arch),
             )
         )
     if not verdict.glibc_ok:
@@ -212,7 +212,7 @@ def check_wheel(
                 Check.WHEEL_TAG,
                 file,
                 expected=f"a tag for {target.cp} on manylinux <= {dotted(target.glibc)} "
-                f"{target.wheel_arch}",
+                f"{target.arch}",
                 found=found,
                 fix="reinstall the package for the image's Python and platform",
             )

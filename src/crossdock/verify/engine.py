@@ -35,7 +35,7 @@ from crossdock.platform import Platform
 from crossdock.verify import checks
 from crossdock.verify.magic import BinaryKind, describe_macho
 from crossdock.verify.observe import Observation, ObservationCache, observe
-from crossdock.verify.pyabi import PythonTarget, parse_extension_suffix, parse_wheel_tags
+from crossdock.verify.pyabi import parse_extension_suffix, parse_wheel_tags
 from crossdock.verify.report import (
     AllowRule,
     Check,
@@ -45,6 +45,7 @@ from crossdock.verify.report import (
     Requirement,
     apply_allow,
 )
+from crossdock.wheeltags import WheelTarget
 
 __all__ = ["verify_fs", "verify_image", "verify_image_set"]
 
@@ -258,7 +259,7 @@ def _check_wheels(scan: _Scan, glibc: tuple[int, ...] | None) -> None:
     scan.ran += [Check.WHEEL_PYTHON, Check.WHEEL_PLATFORM, Check.WHEEL_GLIBC, Check.PYC_MAGIC]
     if scan.identity is None:
         return
-    target = PythonTarget(scan.python, scan.identity.wheel_arch, glibc)
+    target = WheelTarget(scan.identity.platform, scan.python, glibc)
     for ref, text in scan.wheels:
         tags = parse_wheel_tags(text)
         tags_text = ", ".join(sorted({str(t) for t in tags}))

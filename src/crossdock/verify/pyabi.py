@@ -1,5 +1,6 @@
 """Python ABI facts read from file names and bytes: .pyc magic numbers, CPython extension
-suffixes, and the tags in an installed wheel's ``.dist-info/WHEEL``.
+suffixes, and the tags in an installed wheel's ``.dist-info/WHEEL`` (judged against the one
+wheel-tag table, :mod:`crossdock.wheeltags`).
 
 ``importlib.util.MAGIC_NUMBER`` only knows the running interpreter's magic, and the image's
 Python is another one, so the table of released CPython magics lives here.
@@ -7,19 +8,18 @@ Python is another one, so the table of released CPython magics lives here.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from packaging.tags import Tag, compatible_tags, cpython_tags, parse_tag
+from packaging.tags import Tag, parse_tag
+
+from crossdock.wheeltags import WheelTarget, lowest_manylinux, parse_platform_tag
 
 __all__ = [
     "ExtensionSuffix",
-    "PythonTarget",
     "WheelVerdict",
     "judge_wheel_tags",
-    "manylinux_platforms",
     "parse_extension_suffix",
     "parse_wheel_tags",
     "pyc_magic_for",
@@ -104,47 +104,6 @@ def parse_wheel_tags(text: str) -> list[Tag]:
 
 
 @dataclass(frozen=True)
-class PythonTarget:
-    """The interpreter and platform an image offers wheels."""
-
-    python: tuple[int, int]
-    wheel_arch: str  # "aarch64"
-    glibc: tuple[int, ...] | None  # None when the image has no glibc (then no manylinux tag fits)
-
-    @property
-    def cp(self) -> str:
-        return f"cp{self.python[0]}{self.python[1]}"
-
-
-# The oldest manylinux level that exists per architecture (PEP 600 / PEP 599: aarch64 started
-# at manylinux2014 = glibc 2.17), and the legacy aliases of PEP 513/571/599.
-_LOWEST_MANYLINUX = {"x86_64": 5, "i686": 5, "aarch64": 17}
-_LEGACY_ALIASES = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
-
-
-def manylinux_platforms(arch: str, glibc: tuple[int, ...] | None) -> list[str]:
-    """Platform tags a glibc of this version accepts, best first, then ``linux_ARCH``."""
-    platforms: list[str] = []
-    if glibc is not None and glibc[0] == 2:
-        for minor in range(glibc[1], _LOWEST_MANYLINUX.get(arch, 17) - 1, -1):
-            platforms.append(f"manylinux_2_{minor}_{arch}")
-            if minor in _LEGACY_ALIASES and (minor == 17 or arch in ("x86_64", "i686")):
-                platforms.append(f"{_LEGACY_ALIASES[minor]}_{arch}")
-    platforms.append(f"linux_{arch}")
-    return platforms
-
-
-@functools.lru_cache(maxsize=16)
-def supported_tags(target: PythonTarget) -> frozenset[Tag]:
-    """Every tag the target accepts; kept per target, since an image has many WHEEL files and
-    building the set (a few thousand tags) costs more than judging all of them."""
-    platforms = manylinux_platforms(target.wheel_arch, target.glibc)
-    tags = set(cpython_tags(target.python, abis=[target.cp], platforms=platforms))
-    tags |= set(compatible_tags(target.python, interpreter=target.cp, platforms=platforms))
-    return frozenset(tags)
-
-
-@dataclass(frozen=True)
 class WheelVerdict:
     """Which parts of a wheel's tags the image cannot satisfy (empty when one tag fits)."""
 
@@ -155,29 +114,10 @@ class WheelVerdict:
     needed_glibc: tuple[int, int] | None  # the lowest manylinux level among the wheel's tags
 
 
-_MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(.+)")
-_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-
-
-def _platform_parts(platform: str) -> tuple[str, str, tuple[int, int] | None]:
-    """(libc family, arch, manylinux level) of a platform tag; family "any" for pure wheels."""
-    if platform == "any":
-        return "any", "any", None
-    if match := _MANYLINUX.fullmatch(platform):
-        return "glibc", match.group(3), (int(match.group(1)), int(match.group(2)))
-    for legacy, level in _LEGACY.items():
-        if platform.startswith(legacy + "_"):
-            return "glibc", platform[len(legacy) + 1 :], level
-    if platform.startswith("musllinux_"):
-        return "musl", platform.split("_", 3)[-1], None
-    if platform.startswith("linux_"):
-        return "linux", platform[len("linux_") :], None
-    return "other", platform, None  # macosx_..., win_amd64
-
-
-def judge_wheel_tags(tags: Iterable[Tag], target: PythonTarget) -> WheelVerdict:
+def judge_wheel_tags(tags: Iterable[Tag], target: WheelTarget) -> WheelVerdict:
+    """Whether a wheel installed in an image fits it, and if not, which part does not."""
     tags = list(tags)
-    supported = supported_tags(target)
+    supported = target.runnable_tags
     if any(tag in supported for tag in tags):
         return WheelVerdict(
             python_ok=True, platform_ok=True, glibc_ok=True, fits=True, needed_glibc=None
@@ -185,14 +125,13 @@ def judge_wheel_tags(tags: Iterable[Tag], target: PythonTarget) -> WheelVerdict:
     python_pairs = {(tag.interpreter, tag.abi) for tag in supported}
     python_ok = any((tag.interpreter, tag.abi) in python_pairs for tag in tags)
     platform_ok = False
-    levels: list[tuple[int, int]] = []
     for tag in tags:
-        family, arch, level = _platform_parts(tag.platform)
-        if family == "any" or (family in ("glibc", "linux") and arch == target.wheel_arch):
+        parsed = parse_platform_tag(tag.platform)
+        if parsed.family == "any" or (
+            parsed.family in ("glibc", "linux") and parsed.arch == target.arch
+        ):
             platform_ok = True
-        if level is not None:
-            levels.append(level)
-    needed = min(levels) if levels else None
+    needed = lowest_manylinux(tags)
     glibc_ok = needed is None or (target.glibc is not None and needed <= target.glibc[:2])
     return WheelVerdict(
         python_ok=python_ok,

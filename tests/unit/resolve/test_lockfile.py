@@ -10,7 +10,7 @@ from packaging.utils import canonicalize_name
 from crossdock.errors import LockError, ResolveError
 from crossdock.platform import AMD64, ARM64
 from crossdock.resolve.lockfile import Availability, classify, lookup, parse_lock, read_lock
-from crossdock.resolve.wheeltags import wheel_target
+from crossdock.wheeltags import wheel_target
 
 FILES = "https://files.pythonhosted.org/packages/00/00"
 

@@ -5,7 +5,7 @@ import pytest
 from crossdock.errors import LockError, ResolveError
 from crossdock.platform import AMD64, ARM64
 from crossdock.resolve.requirements import marker_environment, parse_export
-from crossdock.resolve.wheeltags import wheel_target
+from crossdock.wheeltags import wheel_target
 
 # As `uv export --no-header --no-annotate --format requirements-txt` writes it.
 EXPORT = """\

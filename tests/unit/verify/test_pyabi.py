@@ -6,17 +6,17 @@ from pathlib import Path
 
 from packaging.tags import parse_tag
 
+from crossdock.platform import ARM64
 from crossdock.verify.pyabi import (
-    PythonTarget,
     judge_wheel_tags,
-    manylinux_platforms,
     parse_extension_suffix,
     parse_wheel_tags,
     pyc_magic_for,
     pyc_version,
 )
+from crossdock.wheeltags import WheelTarget
 
-ARM64_313 = PythonTarget((3, 13), "aarch64", (2, 41))
+ARM64_313 = WheelTarget(ARM64, (3, 13), (2, 41))
 
 
 def test_host_pyc_magic_is_known(tmp_path):
@@ -46,13 +46,6 @@ def test_extension_suffixes():
     assert parse_extension_suffix("libfoo.so.1") is None
 
 
-def test_manylinux_platforms_follow_glibc():
-    arm = manylinux_platforms("aarch64", (2, 28))
-    assert arm[0] == "manylinux_2_28_aarch64"
-    assert "manylinux2014_aarch64" in arm and "manylinux_2_16_aarch64" not in arm
-    assert "manylinux1_x86_64" in manylinux_platforms("x86_64", (2, 17))
-
-
 def test_wheel_tag_lines():
     text = (
         "Wheel-Version: 1.0\nRoot-Is-Purelib: false\n"
@@ -79,9 +72,7 @@ def test_wheel_verdicts():
         False,
         True,
     )
-    too_new = _judge(
-        "cp313-cp313-manylinux_2_28_aarch64", PythonTarget((3, 13), "aarch64", (2, 17))
-    )
+    too_new = _judge("cp313-cp313-manylinux_2_28_aarch64", WheelTarget(ARM64, (3, 13), (2, 17)))
     assert (too_new.python_ok, too_new.platform_ok, too_new.glibc_ok) == (True, True, False)
     assert too_new.needed_glibc == (2, 28)
     musl = _judge("cp313-cp313-musllinux_1_2_aarch64")

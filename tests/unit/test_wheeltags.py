@@ -9,10 +9,15 @@ from uv import find_uv_bin
 
 from crossdock.errors import BaseImageError, ConfigError
 from crossdock.platform import AMD64, ARM64, Platform
-from crossdock.resolve.wheeltags import (
+from crossdock.wheeltags import (
     UV_MANYLINUX_MINORS,
+    PlatformTag,
+    WheelTarget,
     manylinux_platform_tags,
+    manylinux_tags,
+    parse_platform_tag,
     uv_python_platform,
+    wheel_arch,
     wheel_target,
 )
 
@@ -100,3 +105,63 @@ def test_accepts(filename, arm64_glibc_2_41, arm64_glibc_2_17):
     tags = parse_wheel_filename(filename)[3]
     assert wheel_target(ARM64, "2.41", "3.13").accepts(tags) is arm64_glibc_2_41
     assert wheel_target(ARM64, "2.17", "3.13").accepts(tags) is arm64_glibc_2_17
+
+
+def test_manylinux_tags_follow_glibc():
+    arm = manylinux_tags("aarch64", (2, 28))
+    assert arm[0] == "manylinux_2_28_aarch64"
+    assert "manylinux2014_aarch64" in arm and "manylinux_2_16_aarch64" not in arm
+    assert "manylinux1_x86_64" in manylinux_tags("x86_64", (2, 17))
+    assert "manylinux2010_i686" in manylinux_tags("i686", (2, 17))
+    assert manylinux_tags("aarch64", None) == ()  # no glibc: no manylinux wheel loads
+    assert manylinux_tags("aarch64", (3, 1)) == ()
+
+
+def test_bookworm_glibc_2_36_level():
+    """Debian bookworm's glibc 2.36: uv installs for 2_36, exactly what the image loads."""
+    target = wheel_target(AMD64, "2.36", "3.11")
+    assert target.uv_python_platform == "x86_64-manylinux_2_36"
+    assert target.cp == "cp311"
+    numpy = parse_wheel_filename(
+        "numpy-2.3.5-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl"
+    )[3]
+    assert target.accepts(numpy)
+    assert not wheel_target(AMD64, "2.41", "3.13").accepts(numpy)  # another CPython
+    too_new = parse_wheel_filename("x-1.0-cp311-cp311-manylinux_2_39_x86_64.whl")[3]
+    assert not target.accepts(too_new)
+
+
+def test_runnable_tags_use_the_real_glibc_and_plain_linux_tags():
+    """Verification judges what the image can load: manylinux_2_41 on glibc 2.41 (uv itself
+    installs at most 2_40) and linux_ARCH wheels built on a machine like the image."""
+    target = WheelTarget(ARM64, (3, 13), (2, 41))
+    newest = parse_wheel_filename("x-1.0-cp313-cp313-manylinux_2_41_aarch64.whl")[3]
+    local = parse_wheel_filename("x-1.0-cp313-cp313-linux_aarch64.whl")[3]
+    assert not target.accepts(newest) and not newest.isdisjoint(target.runnable_tags)
+    assert not target.accepts(local) and not local.isdisjoint(target.runnable_tags)
+    no_glibc = WheelTarget(ARM64, (3, 13), None)
+    manylinux = parse_wheel_filename("x-1.0-cp313-cp313-manylinux_2_17_aarch64.whl")[3]
+    assert manylinux.isdisjoint(no_glibc.runnable_tags)
+
+
+def test_wheel_arch_accepts_arm64_with_or_without_variant():
+    assert wheel_arch(Platform.parse("linux/arm64/v8")) == "aarch64"
+    assert wheel_arch(Platform("linux", "arm64")) == "aarch64"
+    assert wheel_arch(AMD64) == "x86_64"
+
+
+@pytest.mark.parametrize(
+    ("tag", "family", "arch", "level"),
+    [
+        ("manylinux_2_28_aarch64", "glibc", "aarch64", (2, 28)),
+        ("manylinux2014_x86_64", "glibc", "x86_64", (2, 17)),
+        ("manylinux2010_x86_64", "glibc", "x86_64", (2, 12)),
+        ("manylinux1_i686", "glibc", "i686", (2, 5)),
+        ("musllinux_1_2_aarch64", "musl", "aarch64", None),
+        ("linux_x86_64", "linux", "x86_64", None),
+        ("any", "any", "any", None),
+        ("macosx_11_0_arm64", "other", "macosx_11_0_arm64", None),
+    ],
+)
+def test_parse_platform_tag(tag, family, arch, level):
+    assert parse_platform_tag(tag) == PlatformTag(family, arch, level)
