@@ -72,7 +72,11 @@ def build(
         progress(None, f"warning: {warning}")
     outcome = backend.build(plan, progress)
     # Before anything is written: refuse what the target cannot run (an index for Lambda, ...).
-    target_spec(plan.target).check_output(outcome.image_set)
+    # The verify cache's layer indexes: the Lambda preflight reads no layer the build's
+    # verification already indexed.
+    target_spec(plan.target).check_output(
+        outcome.image_set, cache_dir=plan.cache_dir / "verify" / "index"
+    )
     if output is not None:
         if output.oci_layout is not None:
             write_oci_layout(outcome.image_set, output.oci_layout, tag=output.tag)

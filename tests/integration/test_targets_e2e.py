@@ -190,6 +190,40 @@ def test_lambda_target_refuses_an_index(built):
     assert any("accepts only single-architecture manifests" in p for p in problems)
 
 
+def _crossdock_rc(env, *args, timeout=1700):
+    return subprocess.run(
+        [CROSSDOCK, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+
+
+def test_the_examples_lambda_image_passes_the_lambda_preflight(project, stage_env, built):
+    """`crossdock build --target lambda` runs the preflight before pushing; `crossdock verify
+    --target lambda` runs it again on what the registry serves, for each platform's tag."""
+    repository = f"{REGISTRY}/crossdock-it/lambda-cli-{RUN_ID}"
+    _crossdock(
+        stage_env,
+        *("build", "-C", str(project), "--service", "api", "--target", "lambda"),
+        *("--platform", BOTH, "--push", f"{repository}:pf"),
+    )
+    for arch in ARCHES:
+        out = _crossdock(
+            stage_env, "verify", "--target", "lambda", "--json", f"{repository}:pf-{arch}"
+        )
+        (report,) = json.loads(out)["platforms"]
+        assert report["passed"], report["failures"]
+        assert "lambda-parent-directory" in report["checks"]
+        assert "lambda-handler" in report["checks"]
+    # The EKS build's tag is an index: the preflight names the error Lambda would answer.
+    eks = built("eks")
+    refused = _crossdock_rc(stage_env, "verify", "--target", "lambda", "--json", eks.ref("t"))
+    assert refused.returncode == 6, refused.stderr
+    for report in json.loads(refused.stdout)["platforms"]:
+        checks = {f["check"] for f in report["failures"]}
+        # (its CMD runs uvicorn: not a Lambda handler, so that check notes and skips it)
+        assert checks == {"lambda-single-manifest"}
+        assert any("is not supported" in f["found"] for f in report["failures"])
+
+
 # -- App Runner and EKS ---------------------------------------------------------------------
 
 

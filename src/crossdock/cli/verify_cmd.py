@@ -6,12 +6,23 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from crossdock.cli import app
-from crossdock.cli.common import AllowOpt, JsonOpt, PlatformOpt, err_console, out_console
+from crossdock.cli.common import (
+    AllowOpt,
+    JsonOpt,
+    PlatformOpt,
+    TargetOpt,
+    err_console,
+    out_console,
+)
+
+if TYPE_CHECKING:
+    from crossdock.verify import PlatformReport
+    from crossdock.verify.sources import LoadedImage
 
 
 @app.command()
@@ -25,16 +36,21 @@ def verify(
     platform: PlatformOpt = None,
     allow: AllowOpt = None,
     json_output: JsonOpt = False,
+    target: TargetOpt = None,
 ) -> None:
     """Verify each platform of IMAGE: ELF machine/class/endianness, glibc and GLIBCXX needs,
     wheel tags, extension suffixes and bytecode against the image's own platform and Python.
+    With --target lambda, also what Lambda refuses at deploy time (an index, media types,
+    non-gzip layers, hardlinks, missing parent directories, size, the handler, architecture).
     Exits 0 when every platform passes, 6 when any check fails."""
     from crossdock.config import default_cache_dir
     from crossdock.platform import parse_platforms
     from crossdock.registry.reference import Mirrors
+    from crossdock.targets import target_spec
     from crossdock.verify import render_reports, reports_to_json, verify_image
     from crossdock.verify.sources import open_images
 
+    preflight = target is not None and target_spec(target).lambda_preflight
     platforms = parse_platforms(",".join(platform)) if platform else ()
     cache_dir = Path(os.environ.get("CROSSDOCK_CACHE_DIR") or default_cache_dir())
     mirrors = Mirrors.parse(os.environ.get("CROSSDOCK_REGISTRY_MIRRORS", ""))
@@ -42,22 +58,58 @@ def verify(
     with open_images(image, platforms=platforms, cache_dir=cache_dir, mirrors=mirrors) as images:
         for loaded in images:
             err_console.print(f"[cyan]verify[/] {loaded.name}", highlight=False)
-            reports.append(
-                verify_image(
-                    loaded.config,
-                    loaded.layer_paths,
-                    layer_digests=loaded.layer_digests,
-                    allow=tuple(allow or ()),
-                    declared_platform=loaded.declared_platform,
-                    image_name=loaded.name,
-                    # Layer indexes and file facts cached by layer digest: a second verify of
-                    # the same layers reads no layer bytes (the checks themselves always run).
-                    cache_dir=cache_dir / "verify",
-                )
+            report = verify_image(
+                loaded.config,
+                loaded.layer_paths,
+                layer_digests=loaded.layer_digests,
+                allow=tuple(allow or ()),
+                declared_platform=loaded.declared_platform,
+                image_name=loaded.name,
+                # Layer indexes and file facts cached by layer digest: a second verify of
+                # the same layers reads no layer bytes (the checks themselves always run).
+                cache_dir=cache_dir / "verify",
             )
+            if preflight:
+                report = _with_lambda_preflight(loaded, report, allow or [], cache_dir)
+            reports.append(report)
     if json_output:
         out_console.print_json(json.dumps(reports_to_json(reports)))
     else:
         render_reports(reports, out_console)
     if not all(report.passed for report in reports):
         sys.exit(6)  # VerificationError.exit_code: the same code `crossdock build` uses
+
+
+def _with_lambda_preflight(
+    loaded: LoadedImage, report: PlatformReport, allow: list[str], cache_dir: Path
+) -> PlatformReport:
+    from crossdock.errors import ConfigError
+    from crossdock.verify.lambda_preflight import (
+        PreflightImage,
+        PreflightLayer,
+        add_to_report,
+        lambda_preflight,
+    )
+
+    manifest = loaded.manifest
+    if manifest is None:
+        raise ConfigError(
+            f"{loaded.name}: a docker save tarball keeps neither the manifest nor the layers' "
+            "compression that Lambda would see",
+            hint="check the pushed image (a registry reference) or an OCI layout "
+            "(skopeo copy docker-daemon:IMAGE oci:DIR)",
+        )
+    findings, notes = lambda_preflight(
+        PreflightImage(
+            manifest_media_type=manifest.media_type,
+            config_media_type=manifest.config.media_type,
+            config=loaded.config,
+            layers=tuple(
+                PreflightLayer(desc.media_type, desc.digest, path)
+                for desc, path in zip(manifest.layers, loaded.layer_paths, strict=True)
+            ),
+            behind_index=loaded.behind_index,
+        ),
+        index_cache=cache_dir / "verify" / "index",
+    )
+    return add_to_report(report, findings, notes, allow)

@@ -19,6 +19,8 @@ class Descriptor:
     size: int
     platform: Platform | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # OCI 1.1: what an artifact manifest holds (an SBOM, a signature); None for images.
+    artifact_type: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Descriptor:
@@ -34,6 +36,7 @@ class Descriptor:
             size=int(data["size"]),
             platform=platform,
             annotations=dict(data.get("annotations") or {}),
+            artifact_type=str(data["artifactType"]) if data.get("artifactType") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -52,4 +55,6 @@ class Descriptor:
             out["platform"] = plat
         if self.annotations:
             out["annotations"] = dict(sorted(self.annotations.items()))
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
         return out

@@ -23,13 +23,16 @@ def canonical_json(data: Mapping[str, Any]) -> bytes:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A single-platform image manifest (OCI or Docker schema 2)."""
+    """A single-platform image manifest (OCI or Docker schema 2), or an OCI 1.1 artifact
+    manifest (``artifact_type`` set; ``subject`` is the manifest it refers to)."""
 
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
     annotations: Mapping[str, str] = field(default_factory=dict)
     raw: bytes = b""
+    artifact_type: str | None = None
+    subject: Descriptor | None = None
 
     @classmethod
     def build(
@@ -38,6 +41,9 @@ class Manifest:
         config: Descriptor,
         layers: Sequence[Descriptor],
         annotations: Mapping[str, str] | None = None,
+        *,
+        artifact_type: str | None = None,
+        subject: Descriptor | None = None,
     ) -> Manifest:
         body: dict[str, Any] = {
             "schemaVersion": 2,
@@ -48,7 +54,19 @@ class Manifest:
         # Docker schema 2 manifests have no annotations field.
         if annotations and media_type == MediaType.OCI_MANIFEST:
             body["annotations"] = dict(sorted(annotations.items()))
-        return cls(media_type, config, tuple(layers), dict(annotations or {}), canonical_json(body))
+        if artifact_type:
+            body["artifactType"] = artifact_type
+        if subject is not None:
+            body["subject"] = subject.to_json()
+        return cls(
+            media_type,
+            config,
+            tuple(layers),
+            dict(annotations or {}),
+            canonical_json(body),
+            artifact_type,
+            subject,
+        )
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None = None) -> Manifest:
@@ -60,6 +78,8 @@ class Manifest:
             layers=tuple(Descriptor.from_json(x) for x in data.get("layers") or []),
             annotations=dict(data.get("annotations") or {}),
             raw=bytes(raw),
+            artifact_type=str(data["artifactType"]) if data.get("artifactType") else None,
+            subject=Descriptor.from_json(data["subject"]) if data.get("subject") else None,
         )
 
     @property
@@ -67,6 +87,17 @@ class Manifest:
         return sha256_of(self.raw)
 
     def descriptor(self, platform: Platform | None = None) -> Descriptor:
+        """A descriptor of this manifest; an artifact's carries its type and annotations, as
+        the referrers API lists them."""
+        if self.artifact_type:
+            return Descriptor(
+                self.media_type,
+                self.digest,
+                len(self.raw),
+                platform,
+                dict(self.annotations),
+                self.artifact_type,
+            )
         return Descriptor(self.media_type, self.digest, len(self.raw), platform)
 
 

@@ -27,6 +27,9 @@ class MediaType(StrEnum):
     DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
     DOCKER_FOREIGN_LAYER_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
     IN_TOTO = "application/vnd.in-toto+json"
+    # OCI 1.1 artifacts: the empty config blob ("{}") and the SBOM format crossdock attaches.
+    OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+    CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
 
 
 INDEX_TYPES = frozenset({MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST_LIST})

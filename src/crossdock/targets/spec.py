@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from crossdock.config.model import Config
 from crossdock.errors import ConfigError, TargetError
-from crossdock.image.artifact import ImageSet
+from crossdock.image.artifact import ImageSet, PlatformImage
 from crossdock.image.mediatypes import MediaType
 from crossdock.plan import PYTHON_PLACEHOLDER, BaseDependentRuntime, RuntimeSettings
 from crossdock.platform import Platform
+from crossdock.verify.lambda_preflight import PreflightImage, PreflightLayer, lambda_preflight
 
 __all__ = ["LAMBDA_BASE_MARKER", "RUNTIME_INTERFACE_CLIENT", "TARGETS", "TargetSpec", "target_spec"]
 
@@ -57,6 +59,8 @@ class TargetSpec:
     needs_history_per_layer: bool = False
     # Architectures accepted but not documented as supported: a warning, not an error.
     undocumented_architectures: frozenset[str] = frozenset()
+    # Run the Lambda preflight (verify/lambda_preflight.py) on every image before it is written.
+    lambda_preflight: bool = False
 
     # -- runtime settings -------------------------------------------------------------------
 
@@ -162,8 +166,11 @@ class TargetSpec:
             if p.architecture in self.undocumented_architectures
         )
 
-    def output_problems(self, image_set: ImageSet) -> tuple[str, ...]:
-        """Everything in ``image_set`` this target cannot run, as sentences (empty: fine)."""
+    def output_problems(
+        self, image_set: ImageSet, *, cache_dir: Path | None = None
+    ) -> tuple[str, ...]:
+        """Everything in ``image_set`` this target cannot run, as sentences (empty: fine).
+        ``cache_dir`` keeps layer member indexes by digest (the verify cache's ``index``)."""
         problems: list[str] = []
         if image_set.index is not None and not self.accepts_index:
             problems.append(
@@ -172,17 +179,11 @@ class TargetSpec:
             )
         for image in image_set.images:
             where = f"{image.platform} image {image.digest}"
-            if image.platform.architecture not in self.architectures:
-                problems.append(f"{where}: {self.name} does not run {image.platform.architecture}")
-            if image.manifest.media_type not in self.manifest_media_types:
-                problems.append(f"{where}: manifest media type {image.manifest.media_type}")
-            accepted = ", ".join(sorted(self.layer_media_types))
-            problems.extend(
-                f"{where}: layer {layer.descriptor.digest} has media type "
-                f"{layer.descriptor.media_type} (accepted: {accepted})"
-                for layer in image.layers
-                if layer.descriptor.media_type not in self.layer_media_types
-            )
+            if self.lambda_preflight:
+                # The preflight covers architecture and media types, naming Lambda's errors.
+                problems.extend(self._preflight_problems(image, where, cache_dir))
+            else:
+                problems.extend(self._generic_problems(image, where))
             if self.needs_history_per_layer:
                 history = image.config.data.get("history") or []
                 real = [h for h in history if not h.get("empty_layer")]
@@ -193,10 +194,47 @@ class TargetSpec:
                     )
         return tuple(problems)
 
-    def check_output(self, image_set: ImageSet) -> None:
+    def _generic_problems(self, image: PlatformImage, where: str) -> list[str]:
+        problems: list[str] = []
+        if image.platform.architecture not in self.architectures:
+            problems.append(f"{where}: {self.name} does not run {image.platform.architecture}")
+        if image.manifest.media_type not in self.manifest_media_types:
+            problems.append(f"{where}: manifest media type {image.manifest.media_type}")
+        accepted = ", ".join(sorted(self.layer_media_types))
+        problems.extend(
+            f"{where}: layer {layer.descriptor.digest} has media type "
+            f"{layer.descriptor.media_type} (accepted: {accepted})"
+            for layer in image.layers
+            if layer.descriptor.media_type not in self.layer_media_types
+        )
+        return problems
+
+    @staticmethod
+    def _preflight_problems(image: PlatformImage, where: str, cache_dir: Path | None) -> list[str]:
+        findings, _ = lambda_preflight(
+            PreflightImage(
+                manifest_media_type=image.manifest.media_type,
+                config_media_type=image.manifest.config.media_type,
+                config=image.config,
+                layers=tuple(
+                    PreflightLayer(b.descriptor.media_type, b.descriptor.digest, b.path)
+                    for b in image.layers
+                ),
+                behind_index=False,  # the index, if any, is reported once above
+            ),
+            index_cache=cache_dir,
+        )
+        return [
+            f"{where}: {f.check} {f.file.path}"
+            + (f" (layer {f.file.layer_index})" if f.file.layer_index is not None else "")
+            + f": expected {f.expected}, found {f.found}"
+            for f in findings
+        ]
+
+    def check_output(self, image_set: ImageSet, *, cache_dir: Path | None = None) -> None:
         """Raise TargetError when ``image_set`` is not something this target can run; call it
         before anything is written or pushed."""
-        problems = self.output_problems(image_set)
+        problems = self.output_problems(image_set, cache_dir=cache_dir)
         if problems:
             raise TargetError(
                 f"target {self.name} cannot run this build; nothing was pushed:\n  "
@@ -232,6 +270,7 @@ TARGETS: dict[str, TargetSpec] = {
         "dependencies live in LAMBDA_TASK_ROOT=/var/task; CMD is the handler.",
         accepts_index=False,
         needs_history_per_layer=True,
+        lambda_preflight=True,
     ),
     "apprunner": replace(
         _WEB_SERVICE,

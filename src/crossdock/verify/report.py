@@ -41,6 +41,16 @@ class Check(StrEnum):
     ENTRYPOINT = "entrypoint"
     PLATFORM_LABEL = "platform-label"
     UNSAFE_PATH = "unsafe-path"
+    # The Lambda preflight (``crossdock verify --target lambda``, every Lambda build): what
+    # Lambda refuses at deploy time although docker and the local emulator accept it.
+    LAMBDA_SINGLE_MANIFEST = "lambda-single-manifest"
+    LAMBDA_MEDIA_TYPE = "lambda-media-type"
+    LAMBDA_GZIP = "lambda-gzip"
+    LAMBDA_HARDLINK = "lambda-hardlink"
+    LAMBDA_PARENT_DIRECTORY = "lambda-parent-directory"
+    LAMBDA_SIZE = "lambda-size"
+    LAMBDA_HANDLER = "lambda-handler"
+    LAMBDA_ARCHITECTURE = "lambda-architecture"
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ class LoadedImage:
     layer_paths: tuple[Path, ...]
     layer_digests: tuple[Digest | None, ...]
     declared_platform: Platform | None  # what the index says, checked against the config
+    # The manifest (None for a docker save tarball, which keeps no manifest), and whether the
+    # reference or layout entry given names an index above it rather than the manifest itself.
+    manifest: Manifest | None = None
+    behind_index: bool = False
 
     @property
     def platform(self) -> Platform:
@@ -99,6 +103,8 @@ def load_oci_layout(root: Path, *, platforms: Sequence[Platform] = ()) -> list[L
         )
     top = Index.parse(read_bounded(index_path))
     images: list[LoadedImage] = []
+    # index.json is the layout's table of contents, not an image index: what it lists directly
+    # are the references a tool would copy, and only a nested index is an index behind a tag.
     _walk_layout(root, top, None, platforms=platforms, out=images, depth=0)
     return images
 
@@ -115,11 +121,15 @@ def _walk_layout(
     if depth > 4:  # index -> index -> manifest is the deepest real tool output
         raise UnsafeContentError(f"{root}: image indexes nest more than 4 deep")
     for desc in index.manifests:
+        if desc.artifact_type is not None:
+            continue  # an artifact (an SBOM, a signature), not an image
         platform = desc.platform or inherited
         raw = read_layout_blob(root, desc)
         child = parse_manifest_or_index(raw, desc.media_type)
         if isinstance(child, Index):
             _walk_layout(root, child, platform, platforms=platforms, out=out, depth=depth + 1)
+            continue
+        if child.artifact_type is not None:
             continue
         config = ImageConfig.parse(read_layout_blob(root, child.config))
         if not _wanted(platform or config.platform, platforms):
@@ -132,6 +142,8 @@ def _walk_layout(
                 layer_paths=tuple(paths),
                 layer_digests=tuple(layer.digest for layer in child.layers),
                 declared_platform=platform,
+                manifest=child,
+                behind_index=depth > 0,
             )
         )
 
@@ -273,6 +285,8 @@ def load_registry(
                     layer_paths=paths,
                     layer_digests=tuple(desc.digest for desc in manifest.layers),
                     declared_platform=declared,
+                    manifest=manifest,
+                    behind_index=isinstance(top, Index),
                 )
             )
     return images

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from crossdock.build import make_plan
@@ -8,9 +6,9 @@ from crossdock.errors import TargetError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import HistoryEntry, ImageConfig
 from crossdock.image.descriptor import Descriptor
-from crossdock.image.digest import sha256_of
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.mediatypes import MediaType
+from crossdock.layers import LayerEntry, write_layer
 from crossdock.plan import PYTHON_PLACEHOLDER
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.targets import TARGETS, target_spec
@@ -112,16 +110,15 @@ def test_a_platform_the_target_cannot_run_is_refused():
 # -- output checks --------------------------------------------------------------------------
 
 
-def _image(platform, *, layer_type=MediaType.OCI_LAYER_GZIP, history_entries=2):
+def _image(tmp_path, platform, *, layer_type=MediaType.OCI_LAYER_GZIP, history_entries=2):
     layers = []
     diff_ids = []
     for n in range(2):
-        data = f"{platform} layer {n}".encode()
-        # Only descriptors matter to the checks; the bytes are never read.
-        layers.append(
-            BlobSource(Descriptor(layer_type, sha256_of(data), len(data)), Path("/nonexistent"))
-        )
-        diff_ids.append(str(sha256_of(data + b"tar")))
+        # Real layers: the Lambda preflight reads their entries.
+        entry = LayerEntry(f"opt/{platform.architecture}/layer{n}.txt", data=b"x")
+        blob = write_layer([entry], tmp_path / f"{platform.architecture}-{n}.tar.gz")
+        layers.append(BlobSource(blob.descriptor(layer_type), blob.path))
+        diff_ids.append(str(blob.diff_id))
     config = ImageConfig.from_data(
         {
             "architecture": platform.architecture,
@@ -145,26 +142,26 @@ def _index(images):
     )
 
 
-def test_single_manifests_with_gzip_layers_and_history_are_fine_for_lambda():
-    images = (_image(ARM64), _image(AMD64))
+def test_single_manifests_with_gzip_layers_and_history_are_fine_for_lambda(tmp_path):
+    images = (_image(tmp_path, ARM64), _image(tmp_path, AMD64))
     assert target_spec("lambda").output_problems(ImageSet(images, None)) == ()
     target_spec("lambda").check_output(ImageSet(images, None))
 
 
-def test_an_index_is_refused_for_lambda_and_fine_for_eks():
-    images = (_image(ARM64), _image(AMD64))
+def test_an_index_is_refused_for_lambda_and_fine_for_eks(tmp_path):
+    images = (_image(tmp_path, ARM64), _image(tmp_path, AMD64))
     image_set = ImageSet(images, _index(images))
     with pytest.raises(TargetError, match="accepts only single-architecture manifests"):
         target_spec("lambda").check_output(image_set)
     target_spec("eks").check_output(image_set)
 
 
-def test_zstd_layers_and_missing_history_are_refused_for_lambda():
-    zstd = _image(ARM64, layer_type=MediaType.OCI_LAYER_ZSTD)
+def test_zstd_layers_and_missing_history_are_refused_for_lambda(tmp_path):
+    zstd = _image(tmp_path, ARM64, layer_type=MediaType.OCI_LAYER_ZSTD)
     problems = target_spec("lambda").output_problems(ImageSet((zstd,), None))
     assert len(problems) == 2
-    assert all("tar+zstd" in p for p in problems)
-    no_history = _image(AMD64, history_entries=1)
+    assert all("tar+zstd" in p and "lambda-media-type" in p for p in problems)
+    no_history = _image(tmp_path, AMD64, history_entries=1)
     problems = target_spec("lambda").output_problems(ImageSet((no_history,), None))
     expected = (
         f"linux/amd64 image {no_history.digest}: 2 layers but 1 history entries for them "
