@@ -6,9 +6,12 @@ Needs the stage (`stage/stage.sh up`, CROSSDOCK_STAGE_REGISTRY) and PyPI.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pytest
 from uv import find_uv_bin
 
 from crossdock.baseprofile import read_base_profile
-from crossdock.errors import NotFoundError, UnsafeContentError
+from crossdock.errors import ConfigError, NotFoundError, UnsafeContentError
 from crossdock.image.config import ImageConfig
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.verify import Check, verify_image
@@ -244,3 +247,65 @@ def test_docker_save_tarball_source(stage_ref, skopeo, tmp_path):
     assert report.platform.startswith("linux/arm64")
     with pytest.raises(NotFoundError), open_images(str(archive), platforms=[AMD64]):
         pass
+
+
+# ----- image names as skopeo spells them (the `crossdock verify` command line) -----
+
+CROSSDOCK = str(Path(sys.executable).parent / "crossdock")
+
+
+def _verify_cli(name: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CROSSDOCK, "verify", name, "--json"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _verified_platforms(run: subprocess.CompletedProcess[str]) -> list[str]:
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["passed"]
+    return sorted(report["platform"] for report in result["platforms"])
+
+
+def test_verify_cli_reads_oci_and_oci_archive_names(stage_ref, skopeo, tmp_path):
+    layout, archive = tmp_path / "layout", tmp_path / "image.oci.tar"
+    for dest in (f"oci:{layout}:base", f"oci-archive:{archive}:base"):
+        subprocess.run(
+            [skopeo, "copy", "--quiet", "--all", "--src-tls-verify=false",
+             f"docker://{stage_ref}", dest],
+            check=True,
+        )  # fmt: skip
+    both = ["linux/amd64", "linux/arm64/v8"]
+    assert _verified_platforms(_verify_cli(f"oci:{layout}")) == both
+    assert _verified_platforms(_verify_cli(f"oci:{layout}:base")) == both
+    assert _verified_platforms(_verify_cli(f"oci-archive:{archive}")) == both
+    missing_tag = _verify_cli(f"oci:{layout}:nope")
+    assert missing_tag.returncode == NotFoundError.exit_code
+    assert "no image with that tag" in missing_tag.stderr and "base" in missing_tag.stderr
+
+
+def test_verify_cli_reads_the_docker_daemon(stage_ref):
+    docker = shutil.which("docker")
+    if (
+        docker is None
+        or subprocess.run([docker, "info"], check=False, capture_output=True).returncode
+    ):
+        pytest.skip("dockerd does not answer: run `stage/stage.sh docker`")
+    subprocess.run([docker, "pull", "--quiet", stage_ref], check=True, capture_output=True)
+    run = _verify_cli(f"docker-daemon:{stage_ref}")
+    assert _verified_platforms(run) == ["linux/amd64"]  # the daemon holds the host's platform
+    unknown = _verify_cli(f"docker-daemon:crossdock-none-{uuid.uuid4().hex[:8]}:latest")
+    assert unknown.returncode == NotFoundError.exit_code
+    assert "docker daemon has no such image" in unknown.stderr
+
+
+@pytest.mark.parametrize("name", ["oci:/nonexistent/crossdock-layout", "ocii:/tmp/x", "dir:/x"])
+def test_verify_cli_never_reads_a_transport_as_a_registry(name):
+    run = _verify_cli(name)
+    assert run.returncode in (ConfigError.exit_code, NotFoundError.exit_code)
+    assert len(run.stderr.strip().splitlines()) <= 2  # one error line and its hint
+    assert "retry" not in run.stderr and "Traceback" not in run.stderr

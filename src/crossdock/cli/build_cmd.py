@@ -35,6 +35,7 @@ from crossdock.cli.push_cmd import (
 if TYPE_CHECKING:
     from crossdock.backends.base import BuildOutcome
     from crossdock.publish.release import ReleaseResult
+    from crossdock.transports import ImageName
 
 
 @app.command()
@@ -63,14 +64,24 @@ def build(
     target: TargetOpt = None,
     base: BaseOpt = None,
     oci_layout: Annotated[
-        Path | None, typer.Option("--oci-layout", help="Write an OCI image layout folder.")
+        str | None,
+        typer.Option(
+            "--oci-layout", help="Write an OCI image layout folder: DIR or oci:DIR[:TAG]."
+        ),
     ] = None,
     docker_archive: Annotated[
-        Path | None, typer.Option("--docker-archive", help="Write a tarball `docker load` accepts.")
+        str | None,
+        typer.Option(
+            "--docker-archive",
+            help="Write a tarball `docker load` accepts: FILE or docker-archive:FILE[:REPO:TAG].",
+        ),
     ] = None,
     tag: Annotated[str, typer.Option("--tag", help="Tag for local outputs.")] = "latest",
     push: Annotated[
-        str | None, typer.Option("--push", help="Push to this repository (REGISTRY/REPO[:TAG]).")
+        str | None,
+        typer.Option(
+            "--push", help="Push to this repository: REGISTRY/REPO[:TAG] or docker://REF."
+        ),
     ] = None,
     env: EnvOpt = None,
     dry_run: DryRunOpt = False,
@@ -99,6 +110,11 @@ def build(
     ] = None,
 ) -> None:
     """Build the service's image for each platform, verify it, and write or push it."""
+    from crossdock.transports import DockerArchive, OciLayout, destination, registry_destination
+
+    layout = destination(oci_layout, OciLayout) if oci_layout else None
+    archive = destination(docker_archive, DockerArchive) if docker_archive else None
+    push = registry_destination(push) if push else None
     # Resolved before building (by either backend): a bad destination or a refused dirty tree
     # fails fast, and prod narrows the platforms to the production architecture.
     resolve_publishing = partial(
@@ -125,7 +141,10 @@ def build(
             push,
             tuple(allow or ()),
             json_output,
-            local_outputs=(oci_layout, docker_archive),
+            local_outputs=(
+                layout.path if layout else None,
+                archive.path if archive else None,
+            ),
             resolve_publishing=resolve_publishing if env or dry_run else None,
         )
         return
@@ -139,10 +158,40 @@ def build(
     config = narrowed or config
     build_plan = make_plan(config, revision=head_revision(config.service_dir))
     backend = NativeBackend(allow=tuple(allow or ()))
-    output = OutputSpec(oci_layout=oci_layout, docker_archive=docker_archive, tag=tag)
+    output = OutputSpec(
+        oci_layout=layout.path if layout else None,
+        docker_archive=archive.path if archive else None,
+        tag=_local_tag(layout, archive, tag),
+        archive_repository=_archive_repository(archive),
+    )
     outcome = run_build(build_plan, backend, progress, output)
     release = publish(publishing, outcome.image_set) if publishing else None
     _report(outcome, json_output, release)
+
+
+def _local_tag(layout: ImageName | None, archive: ImageName | None, tag: str) -> str:
+    """``oci:DIR:TAG`` / ``docker-archive:FILE:REPO:TAG`` name the tag, else ``--tag``."""
+    from crossdock.transports import DockerArchive, OciLayout
+
+    if isinstance(layout, OciLayout) and layout.tag:
+        return layout.tag
+    if isinstance(archive, DockerArchive) and archive.reference:
+        return _docker_name(archive.reference)[1] or tag
+    return tag
+
+
+def _archive_repository(archive: ImageName | None) -> str | None:
+    from crossdock.transports import DockerArchive
+
+    if isinstance(archive, DockerArchive) and archive.reference:
+        return _docker_name(archive.reference)[0]
+    return None
+
+
+def _docker_name(reference: str) -> tuple[str, str | None]:
+    """``repo:tag`` -> (repo, tag); a colon before the last slash is a registry port."""
+    name, colon, tag = reference.rpartition(":")
+    return (name, tag) if colon and "/" not in tag else (reference, None)
 
 
 def _report(outcome: BuildOutcome, json_output: bool, release: ReleaseResult | None) -> None:

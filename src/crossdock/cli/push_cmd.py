@@ -9,6 +9,7 @@ nothing.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -156,9 +157,10 @@ def _destination(
 ) -> tuple[Reference, str]:
     """The repository (without tag) and the explicit tag: ``to`` wins over the environment's."""
     from crossdock.registry.reference import Reference
+    from crossdock.transports import registry_destination
 
     if to is not None:
-        repository = Reference.parse(to, default_tag=None)
+        repository = Reference.parse(registry_destination(to), default_tag=None)
         if repository.digest is not None:
             raise ConfigError(f"{to}: push to a repository (and tag), not to a digest")
         return Reference(repository.registry, repository.repository), repository.tag or tag
@@ -242,12 +244,18 @@ def render_release(result: ReleaseResult) -> None:
 @app.command()
 def push(
     source: Annotated[
-        Path, typer.Argument(help="An OCI image layout folder (crossdock build --oci-layout).")
+        str,
+        typer.Argument(
+            help="What `crossdock build --oci-layout` wrote: oci:DIR[:TAG], oci-archive:FILE[:TAG] "
+            "or a bare DIR."
+        ),
     ],
     env: EnvOpt = None,
     to: Annotated[
         str | None,
-        typer.Option("--to", help="Push to this repository (REGISTRY/REPO[:TAG]) instead."),
+        typer.Option(
+            "--to", help="Push to this repository (REGISTRY/REPO[:TAG] or docker://REF) instead."
+        ),
     ] = None,
     project: ProjectOpt = Path(),
     service: ServiceOpt = None,
@@ -263,8 +271,6 @@ def push(
     json_output: JsonOpt = False,
 ) -> None:
     """Push an OCI layout written by `crossdock build --oci-layout` with the release tags."""
-    from crossdock.publish.layout import load_layout_image_set
-
     if env is None and to is None:
         raise ConfigError("push needs a destination", hint="pass --env dev|prod or --to REPO")
     # The config names environments, the production architecture and the target; an explicit
@@ -279,11 +285,32 @@ def push(
         dry_run=dry_run,
         create_repository=create_repository,
     )
-    image_set = load_layout_image_set(source, tag=select)
     if publishing is None:  # unreachable: a destination was checked above
         return
-    result = publish(publishing, image_set)
+    with tempfile.TemporaryDirectory(prefix="crossdock-push-") as tmp:
+        image_set = _layout_image_set(source, select, Path(tmp))
+        result = publish(publishing, image_set)
     if json_output:
         out_console.print_json(json.dumps(result.to_json()))
     else:
         render_release(result)
+
+
+def _layout_image_set(source: str, select: str | None, work: Path) -> ImageSet:
+    """The exact built images (manifest and index bytes) from an OCI layout or a tar of one;
+    a registry or docker image has no such bytes to push again."""
+    from crossdock.publish.layout import load_layout_image_set
+    from crossdock.transports import OciArchive, OciLayout, parse_image_name
+    from crossdock.verify.sources import extract_oci_archive
+
+    named = parse_image_name(source)
+    if isinstance(named, OciLayout):
+        return load_layout_image_set(named.path, tag=select or named.tag)
+    if isinstance(named, OciArchive):
+        root = extract_oci_archive(named.path, work / "layout")
+        return load_layout_image_set(root, tag=select or named.tag)
+    raise ConfigError(
+        f"{source!r}: crossdock push reads an OCI layout (oci:DIR or oci-archive:FILE)",
+        hint="write one with `crossdock build --oci-layout oci:DIR`; to copy between "
+        "registries use skopeo copy --all",
+    )

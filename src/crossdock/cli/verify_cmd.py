@@ -30,7 +30,8 @@ def verify(
     image: Annotated[
         str,
         typer.Argument(
-            help="A registry reference, an OCI layout folder, or a `docker save` tarball."
+            help="docker://REF (or a bare REF), oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+            "docker-archive:FILE[:REF], docker-daemon:REF, or a bare layout folder / tarball."
         ),
     ],
     platform: PlatformOpt = None,

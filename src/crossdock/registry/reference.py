@@ -68,6 +68,14 @@ class Reference:
         first, slash, rest = text.partition("/")
         if slash and ("." in first or ":" in first or first == "localhost"):
             registry, repository = first, rest
+            host, colon, port = registry.rpartition(":")
+            if colon and (not host or not port.isdigit()) and not registry.endswith("]"):
+                # "oci:/tmp/x" is not a registry called "oci:": no DNS lookup for it.
+                raise ConfigError(
+                    f"cannot read image reference {original!r}: {registry!r} is not HOST:PORT",
+                    hint="a registry is HOST[:PORT]; for local images write oci:DIR, "
+                    "oci-archive:FILE or docker-archive:FILE",
+                )
         else:
             registry, repository = DOCKER_HUB, text
         if registry in _HUB_ALIASES:

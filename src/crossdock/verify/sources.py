@@ -1,6 +1,9 @@
-"""Where ``crossdock verify IMAGE`` reads an image from: a registry reference, an OCI image
-layout folder, or a ``docker save`` tarball. Each becomes, per platform, the image config and
-its layer files, with every blob read checked against its digest.
+"""Where ``crossdock verify IMAGE`` reads an image from, named as skopeo names it
+(``crossdock.transports``): a registry (``docker://REF`` or bare), an OCI image layout folder
+(``oci:DIR[:TAG]``) or a tar of one (``oci-archive:FILE``), a ``docker save`` tarball
+(``docker-archive:FILE[:REF]``), or the local docker daemon (``docker-daemon:REF``, read through
+its Engine API). Each becomes, per platform, the image config and its layer files, with every
+blob read checked against its digest.
 
 Attestation manifests (platform ``unknown/unknown``, which BuildKit adds) are not images and are
 skipped.
@@ -14,20 +17,34 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
+from crossdock.dockerengine import save_image
 from crossdock.errors import ConfigError, NotFoundError, UnsafeContentError
 from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
-from crossdock.output.oci_layout import read_bounded, read_layout_blob, verified_layout_file
+from crossdock.output.oci_layout import (
+    REF_NAME,
+    read_bounded,
+    read_layout_blob,
+    verified_layout_file,
+)
 from crossdock.platform import Platform
 from crossdock.registry.blobcache import BlobCache
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference
+from crossdock.transports import (
+    DockerArchive,
+    DockerDaemon,
+    OciArchive,
+    OciLayout,
+    Registry,
+    parse_image_name,
+)
 
 __all__ = ["LoadedImage", "load_docker_archive", "load_oci_layout", "load_registry", "open_images"]
 
@@ -63,19 +80,26 @@ def open_images(
     cache_dir: Path | None = None,
     mirrors: Mirrors | None = None,
 ) -> Iterator[list[LoadedImage]]:
-    """Load every platform image of ``source`` (or only ``platforms``); temporary files live
-    until the context ends. A folder is an OCI layout, a file a ``docker save`` tarball, anything
-    else a registry reference (its blobs cached in ``cache_dir``)."""
-    path = Path(source)
+    """Load every platform image of ``source`` (or only ``platforms``), a skopeo-style image
+    name; temporary files live until the context ends. Registry blobs are cached in
+    ``cache_dir``."""
+    name = parse_image_name(source)
     with tempfile.TemporaryDirectory(prefix="crossdock-verify-") as tmp:
-        if path.is_dir():
-            images = load_oci_layout(path, platforms=platforms)
-        elif path.is_file():
-            images = load_docker_archive(path, Path(tmp), platforms=platforms)
-        else:
-            ref = Reference.parse(source)
-            blobs = BlobCache((cache_dir or Path(tmp)) / "blobs")
-            images = load_registry(ref, blobs, platforms=platforms, mirrors=mirrors)
+        work = Path(tmp)
+        match name:
+            case Registry(reference=ref):
+                blobs = BlobCache((cache_dir or work) / "blobs")
+                images = load_registry(ref, blobs, platforms=platforms, mirrors=mirrors)
+            case OciLayout(path=path, tag=tag):
+                images = load_oci_layout(path, platforms=platforms, tag=tag)
+            case OciArchive(path=path, tag=tag):
+                root = extract_oci_archive(path, work / "layout")
+                images = load_oci_layout(root, platforms=platforms, tag=tag, shown_as=str(name))
+            case DockerArchive(path=path, reference=wanted):
+                images = load_docker_archive(path, work, platforms=platforms, reference=wanted)
+            case DockerDaemon(reference=wanted):
+                saved = save_image(wanted, work / "docker-save.tar")
+                images = load_docker_archive(saved, work, platforms=platforms, shown_as=str(name))
         if not images:
             wanted = ", ".join(str(p) for p in platforms) or "any platform"
             raise NotFoundError(f"{source} has no image for {wanted}")
@@ -93,8 +117,18 @@ def _wanted(platform: Platform | None, platforms: Sequence[Platform]) -> bool:
 # ----- OCI image layout -----
 
 
-def load_oci_layout(root: Path, *, platforms: Sequence[Platform] = ()) -> list[LoadedImage]:
+def load_oci_layout(
+    root: Path,
+    *,
+    platforms: Sequence[Platform] = (),
+    tag: str | None = None,
+    shown_as: str | None = None,
+) -> list[LoadedImage]:
+    """The images of an OCI layout folder; ``tag`` keeps only the index.json entries whose ref
+    name (``org.opencontainers.image.ref.name``) it is, as ``oci:DIR:TAG`` means in skopeo."""
     index_path = root / "index.json"
+    if not root.is_dir():
+        raise NotFoundError(f"oci:{root}: no such folder")
     if not index_path.is_file():
         raise ConfigError(
             f"{root} is a folder but not an OCI image layout (no index.json)",
@@ -102,11 +136,61 @@ def load_oci_layout(root: Path, *, platforms: Sequence[Platform] = ()) -> list[L
             "or a registry reference",
         )
     top = Index.parse(read_bounded(index_path))
+    if tag is not None:
+        entries = [d for d in top.manifests if (d.annotations or {}).get(REF_NAME) == tag]
+        if not entries:
+            names = sorted({(d.annotations or {}).get(REF_NAME) or "-" for d in top.manifests})
+            raise NotFoundError(
+                f"oci:{root}:{tag}: no image with that tag in the layout",
+                hint=f"its tags: {', '.join(names)}",
+            )
+        top = Index.build(top.media_type, entries)
     images: list[LoadedImage] = []
     # index.json is the layout's table of contents, not an image index: what it lists directly
     # are the references a tool would copy, and only a nested index is an index behind a tag.
     _walk_layout(root, top, None, platforms=platforms, out=images, depth=0)
+    if shown_as is not None:
+        images = [replace(i, name=i.name.replace(f"oci:{root}", shown_as, 1)) for i in images]
     return images
+
+
+# Bounds for an oci-archive: outside data unpacked on disk.
+_MAX_ARCHIVE_MEMBERS = 100_000
+
+
+def extract_oci_archive(archive: Path, dest: Path) -> Path:
+    """Unpack a tar of an OCI layout (``oci-archive:FILE``) into ``dest``: regular files and
+    folders only, every name inside ``dest`` (blobs are checked against their digests later,
+    when read)."""
+    if not archive.is_file():
+        raise NotFoundError(f"oci-archive:{archive}: no such file")
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    try:
+        with tarfile.open(archive, mode="r:*") as tar:
+            for count, member in enumerate(tar):
+                if count >= _MAX_ARCHIVE_MEMBERS:
+                    raise UnsafeContentError(f"{archive}: more than {count} members")
+                target = (root / member.name).resolve()
+                if not target.is_relative_to(root) or (target == root and not member.isdir()):
+                    raise UnsafeContentError(
+                        f"{archive}: member {member.name!r} points outside the layout"
+                    )
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                elif member.isfile():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with _member(tar, member.name) as source, target.open("wb") as out:
+                        while chunk := source.read(_CHUNK):
+                            out.write(chunk)
+                else:
+                    raise UnsafeContentError(
+                        f"{archive}: member {member.name!r} is not a file or folder",
+                        hint="an OCI archive holds only oci-layout, index.json and blobs/",
+                    )
+    except tarfile.TarError as err:
+        raise ConfigError(f"{archive} is not a readable tar of an OCI layout: {err}") from err
+    return root
 
 
 def _walk_layout(
@@ -152,17 +236,32 @@ def _walk_layout(
 
 
 def load_docker_archive(
-    archive: Path, work_dir: Path, *, platforms: Sequence[Platform] = ()
+    archive: Path,
+    work_dir: Path,
+    *,
+    platforms: Sequence[Platform] = (),
+    reference: str | None = None,
+    shown_as: str | None = None,
 ) -> list[LoadedImage]:
     """Read a ``docker save`` tarball (its manifest.json; Docker 25+ archives are OCI layouts
     too, and the same manifest.json describes them). Layers are copied to ``work_dir`` while
     their digests are checked: against the config's diff_ids (uncompressed layer tars), or the
-    ``blobs/sha256/HEX`` name they are stored under."""
+    ``blobs/sha256/HEX`` name they are stored under. ``reference`` keeps the image tagged so
+    (``docker-archive:FILE:REF``)."""
+    if not archive.is_file():
+        raise NotFoundError(f"docker-archive:{archive}: no such file")
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, mode="r:") as tar:
             entries = json.loads(_member_bytes(tar, "manifest.json"))
             images: list[LoadedImage] = []
+            if reference is not None:
+                entries = [e for e in entries if reference in (e.get("RepoTags") or [])]
+                if not entries:
+                    raise NotFoundError(
+                        f"docker-archive:{archive}:{reference}: no image with that name in the "
+                        "archive"
+                    )
             for number, item in enumerate(entries):
                 config_name = str(item["Config"])
                 config_raw = _member_bytes(tar, config_name)
@@ -184,7 +283,7 @@ def load_docker_archive(
                 tags = ",".join(item.get("RepoTags") or []) or config_name
                 images.append(
                     LoadedImage(
-                        name=f"docker-archive:{archive.name}:{tags}",
+                        name=f"{shown_as or f'docker-archive:{archive.name}'}:{tags}",
                         config=config,
                         layer_paths=tuple(paths),
                         layer_digests=diff_ids,
