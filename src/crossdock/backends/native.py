@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossdock._version import __version__
+from crossdock.backends import lastbuild
 from crossdock.backends.base import BuildOutcome, LayerInfo, PlatformReport, Progress, WheelInfo
 from crossdock.baseprofile import BaseProfile, read_base_profile
 from crossdock.errors import BaseImageError, VerificationError
@@ -78,6 +79,13 @@ class NativeBackend:
         progress(None, f"base {plan.base} (pulling {plan.base_pull})")
         self._client = self._client_for(plan.base_pull.registry)
         base_top = self._client.get_manifest(plan.base_pull)
+        # Nothing changed since the last build (lock, service files, base digest, config,
+        # crossdock): answer from its record, checked (lastbuild.py).
+        record_key = lastbuild.inputs_key(plan, base_top.digest, self._allow)
+        recorded = lastbuild.load_outcome(plan.cache_dir, record_key)
+        if recorded is not None:
+            progress(None, "nothing changed since the last build: its verified result reused")
+            return recorded
         workers = max(1, min(len(plan.platforms), os.cpu_count() or 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [
@@ -95,7 +103,9 @@ class NativeBackend:
                 [image.manifest.descriptor(image.platform) for image in images],
                 annotations=plan.annotations,
             )
-        return BuildOutcome(ImageSet(images, index), reports)
+        outcome = BuildOutcome(ImageSet(images, index), reports)
+        lastbuild.store_outcome(plan.cache_dir, record_key, outcome)
+        return outcome
 
     # -- one platform -----------------------------------------------------------------------
 

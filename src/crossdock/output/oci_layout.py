@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -92,7 +93,13 @@ def _write_blob(
     if data is not None:
         partial.write_bytes(data)
     elif source is not None:
-        shutil.copyfile(source, partial)
+        try:
+            # A hard link where the cache and the layout share a file system: no bytes copied
+            # (blobs are content-addressed and never modified in place).
+            partial.unlink(missing_ok=True)
+            os.link(source, partial)
+        except OSError:
+            shutil.copyfile(source, partial)
     partial.replace(path)
 
 

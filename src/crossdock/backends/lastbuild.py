@@ -1,0 +1,262 @@
+"""The record of a native build's last result, so that a build whose inputs have not changed
+answers at once instead of installing, packing and verifying the same bytes again.
+
+A record is keyed by a hash of everything the result depends on:
+
+- the plan (``repr``: every field, the configuration and options it was made from, the target's
+  runtime, the git revision annotation, SOURCE_DATE_EPOCH),
+- the base image's digest as the registry resolves its tag *now* (a moved tag is a change),
+- the service's files as the app layer would take them (path, mode, bytes), and every
+  ``uv.lock``, ``pyproject.toml`` and ``uv.toml`` from the service folder up to the file
+  system's root (what ``uv export --locked`` reads),
+- the verification allow rules,
+- crossdock itself: its version and a hash of its own source files (a changed crossdock is a
+  change, even at the same version number), and the uv binary it installs with.
+
+What is recorded is only ever a build that passed verification: the images' exact bytes
+(manifests, configs, index) and the per-platform reports. A verification result is a fact about
+bytes: the recorded manifests name every layer and the config by digest, so the same key means
+the same image, already checked. The record is checksummed and re-validated on read (a damaged
+or foreign record is ignored and the build runs), and every layer it names must still be in the
+blob cache with its recorded size, or the build runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossdock._version import __version__
+from crossdock.backends.base import BuildOutcome, LayerInfo, PlatformReport, WheelInfo
+from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
+from crossdock.image.config import ImageConfig
+from crossdock.image.digest import Digest
+from crossdock.image.manifest import Index, Manifest
+from crossdock.layers import entries_from_tree
+from crossdock.plan import BuildPlan
+from crossdock.platform import Platform
+
+__all__ = ["RecordedVerification", "inputs_key", "load_outcome", "store_outcome"]
+
+# Bump when what a record holds, or what its key covers, changes.
+_FORMAT = "crossdock-record last-build/1"
+_LOCK_FILES = ("uv.lock", "pyproject.toml", "uv.toml")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RecordedVerification:
+    """The verification report of a recorded build, as it was reported (JSON)."""
+
+    data: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.data.get("passed"))
+
+    def to_json(self) -> dict[str, Any]:
+        return self.data
+
+
+def inputs_key(plan: BuildPlan, base_digest: Digest, allow: tuple[str, ...]) -> str:
+    """The hash of everything a native build's result depends on (see the module's doc)."""
+    h = hashlib.sha256()
+    for part in (
+        _FORMAT,
+        __version__,
+        _crossdock_source_hash(),
+        _uv_identity(),
+        repr(plan),
+        str(base_digest),
+        json.dumps(list(allow)),
+    ):
+        h.update(part.encode())
+        h.update(b"\0")
+    for line in _service_lines(plan):
+        h.update(line)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _service_lines(plan: BuildPlan) -> Iterator[bytes]:
+    for entry in entries_from_tree(plan.service_dir, "", exclude=plan.exclude):
+        if entry.symlink is not None:
+            yield f"L {entry.path} {entry.symlink}".encode()
+        elif entry.source is not None:
+            yield f"F {entry.path} {int(entry.executable)} {_file_hash(entry.source)}".encode()
+    for folder in (plan.service_dir.resolve(), *plan.service_dir.resolve().parents):
+        for name in _LOCK_FILES:
+            path = folder / name
+            if path.is_file():
+                yield f"P {path} {_file_hash(path)}".encode()
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+_source_hash: str | None = None
+
+
+def _crossdock_source_hash() -> str:
+    """A hash of crossdock's own files (sources, defaults.toml): ~0.5 MB, read once."""
+    global _source_hash  # noqa: PLW0603 - computed once per process
+    if _source_hash is None:
+        root = Path(__file__).resolve().parent.parent
+        h = hashlib.sha256()
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                h.update(path.relative_to(root).as_posix().encode() + b"\0")
+                h.update(path.read_bytes())
+        _source_hash = h.hexdigest()
+    return _source_hash
+
+
+def _uv_identity() -> str:
+    try:
+        from uv import find_uv_bin
+
+        binary = find_uv_bin()
+        st = Path(binary).stat()
+    except (ImportError, OSError):
+        return "no uv"
+    return f"{binary} {st.st_size} {st.st_mtime_ns}"
+
+
+# -- the record file -------------------------------------------------------------------------
+# One header line ``<format> <key> <sha256 of the payload>`` and the JSON payload, written
+# atomically: the same format as crossdock's other checksummed cache records.
+
+
+def _record_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / "records" / "last-build" / f"{key}.rec"
+
+
+def _load_payload(cache_dir: Path, key: str) -> Any:  # noqa: ANN401 - JSON, checked by the caller
+    try:
+        data = _record_path(cache_dir, key).read_bytes()
+    except OSError:
+        return None
+    header, sep, payload = data.partition(b"\n")
+    if not sep or header != f"{_FORMAT} {key} {hashlib.sha256(payload).hexdigest()}".encode():
+        return None
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
+
+
+def _store_payload(cache_dir: Path, key: str, value: object) -> None:
+    import tempfile
+
+    payload = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+    header = f"{_FORMAT} {key} {hashlib.sha256(payload).hexdigest()}".encode()
+    path = _record_path(cache_dir, key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(header + b"\n" + payload)
+        Path(tmp).replace(path)
+    except OSError:
+        return  # a read-only or full cache costs speed, not correctness
+
+
+# -- outcome <-> record ----------------------------------------------------------------------
+
+
+def store_outcome(cache_dir: Path, key: str, outcome: BuildOutcome) -> None:
+    """Record a build that passed verification (a failed one is never recorded)."""
+    if not all(getattr(r.verification, "passed", False) for r in outcome.reports):
+        return
+    images = []
+    for image, report in zip(outcome.image_set.images, outcome.reports, strict=True):
+        images.append(
+            {
+                "platform": str(image.platform),
+                "manifest": image.manifest.raw.decode(),
+                "config": image.config.raw.decode(),
+                "layers": [str(blob.path) for blob in image.layers],
+                "origins": [blob.origin for blob in image.layers],
+                "report": report.to_json(),
+            }
+        )
+    index = outcome.image_set.index
+    _store_payload(
+        cache_dir,
+        key,
+        {"images": images, "index": None if index is None else index.raw.decode()},
+    )
+
+
+def load_outcome(cache_dir: Path, key: str) -> BuildOutcome | None:
+    """The recorded outcome for ``key``, or None (no record, a damaged one, or a layer blob no
+    longer in the cache): then the build runs."""
+    payload = _load_payload(cache_dir, key)
+    if payload is None:
+        return None
+    try:
+        return _outcome_from(payload)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError):
+        return None
+
+
+def _outcome_from(payload: dict[str, Any]) -> BuildOutcome | None:
+    images: list[PlatformImage] = []
+    reports: list[PlatformReport] = []
+    for item in payload["images"]:
+        platform = Platform.parse(item["platform"])
+        manifest = Manifest.parse(item["manifest"].encode())
+        config = ImageConfig.parse(item["config"].encode())
+        if manifest.config.digest != config.digest:
+            return None
+        layers = []
+        for desc, path_text, origin in zip(
+            manifest.layers, item["layers"], item["origins"], strict=True
+        ):
+            path = Path(path_text)
+            # The blob must still be there, whole (blobs are content-addressed files).
+            if path.name != desc.digest.hex or path.stat().st_size != desc.size:
+                return None
+            layers.append(BlobSource(desc, path, origin))
+        images.append(PlatformImage(platform, manifest, config, tuple(layers)))
+        reports.append(_report_from(item["report"], platform))
+    index = None if payload["index"] is None else Index.parse(payload["index"].encode())
+    if index is not None and {d.digest for d in index.manifests} != {i.digest for i in images}:
+        return None
+    return BuildOutcome(ImageSet(tuple(images), index), tuple(reports))
+
+
+def _report_from(data: dict[str, Any], platform: Platform) -> PlatformReport:
+    verification = RecordedVerification(data["verification"])
+    if not verification.passed:
+        raise ValueError("a recorded build that did not pass")
+    return PlatformReport(
+        platform=platform,
+        base_digest=Digest(data["base_digest"]),
+        image_digest=Digest(data["image_digest"]),
+        python_version=data["python_version"],
+        glibc_version=data["glibc_version"],
+        python_platform=data["python_platform"],
+        wheels=tuple(
+            WheelInfo(w["name"], w["version"], tuple(w["tags"]), w["built_from_sdist"])
+            for w in data["wheels"]
+        ),
+        layers=tuple(
+            LayerInfo(
+                la["role"], Digest(la["digest"]), Digest(la["diff_id"]), la["size"], cached=True
+            )
+            for la in data["layers"]
+        ),
+        verification=verification,
+        timings={},
+    )

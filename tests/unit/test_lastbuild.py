@@ -1,0 +1,157 @@
+"""The record of the last build (issue 14): keyed by every input, never answering for changed
+inputs, never answering from a damaged record or for blobs no longer cached, never recording a
+build that failed verification."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from crossdock.backends import lastbuild
+from crossdock.backends.base import BuildOutcome, LayerInfo, PlatformReport, WheelInfo
+from crossdock.build import make_plan
+from crossdock.config import load_config
+from crossdock.image import sha256_of
+from crossdock.plan import BuildPlan
+from tests.unit.publish.test_publish_release import image_set
+
+BASE = sha256_of(b"base index")
+
+
+@pytest.fixture
+def project(tmp_path):
+    service = tmp_path / "backend" / "api"
+    (service / "app").mkdir(parents=True)
+    (service / "app" / "main.py").write_text("print('hello')\n")
+    (service / "pyproject.toml").write_text('[project]\nname = "api"\nversion = "0"\n')
+    (service / "uv.lock").write_text("version = 1\n")
+    (tmp_path / "crossdock.toml").write_text(
+        'platforms = ["linux/arm64", "linux/amd64"]\ntarget = "eks"\n'
+        f'cache-dir = "{tmp_path / "cache"}"\n'
+    )
+    return tmp_path
+
+
+def plan_for(project: Path, **overrides: object) -> BuildPlan:
+    config = load_config(project_dir=project, service="api", environ={}, overrides=overrides)
+    return make_plan(config, revision="abc1234")
+
+
+def outcome_for(folder: Path, *, passed: bool = True) -> BuildOutcome:
+    images = image_set(folder)
+    reports = tuple(
+        PlatformReport(
+            platform=image.platform,
+            base_digest=BASE,
+            image_digest=image.digest,
+            python_version="3.13",
+            glibc_version="2.41",
+            python_platform="x",
+            wheels=(WheelInfo("numpy", "2.5.5", ("cp313-cp313-manylinux_2_28",)),),
+            layers=(
+                LayerInfo(
+                    "app",
+                    image.layers[0].descriptor.digest,
+                    image.config.diff_ids[0],
+                    image.layers[0].descriptor.size,
+                ),
+            ),
+            verification=lastbuild.RecordedVerification({"passed": passed, "failures": []}),
+        )
+        for image in images.images
+    )
+    return BuildOutcome(images, reports)
+
+
+def test_the_key_changes_with_every_input_and_only_then(project):
+    plan = plan_for(project)
+    key = lastbuild.inputs_key(plan, BASE, ())
+    assert lastbuild.inputs_key(plan_for(project), BASE, ()) == key  # same inputs, same key
+
+    service = project / "backend" / "api"
+    changes = {
+        "base tag moved": lambda: lastbuild.inputs_key(plan, sha256_of(b"moved"), ()),
+        "allow rule": lambda: lastbuild.inputs_key(plan, BASE, ("*.so",)),
+        "config": lambda: lastbuild.inputs_key(plan_for(project, bytecode=False), BASE, ()),
+        "SOURCE_DATE_EPOCH": lambda: lastbuild.inputs_key(
+            dataclasses.replace(plan, mtime=1), BASE, ()
+        ),
+    }
+    keys = {name: make() for name, make in changes.items()}
+    (service / "app" / "main.py").write_text("print('hello, world')\n")
+    keys["code"] = lastbuild.inputs_key(plan, BASE, ())
+    (service / "app" / "main.py").write_text("print('hello')\n")
+    assert lastbuild.inputs_key(plan, BASE, ()) == key  # back to the same bytes
+    (service / "uv.lock").write_text("version = 1\n# relocked\n")
+    keys["lock"] = lastbuild.inputs_key(plan, BASE, ())
+    (service / "uv.lock").write_text("version = 1\n")
+    (service / "app" / "main.py").chmod(0o755)
+    keys["mode"] = lastbuild.inputs_key(plan, BASE, ())
+    assert key not in keys.values(), keys
+    assert len(set(keys.values())) == len(keys)
+
+
+def test_a_recorded_outcome_comes_back_with_the_same_bytes(project, tmp_path):
+    plan = plan_for(project)
+    key = lastbuild.inputs_key(plan, BASE, ())
+    outcome = outcome_for(tmp_path / "blobs")
+    lastbuild.store_outcome(plan.cache_dir, key, outcome)
+    loaded = lastbuild.load_outcome(plan.cache_dir, key)
+    assert loaded is not None
+    assert loaded.digest == outcome.digest
+    assert loaded.image_set.index is not None and outcome.image_set.index is not None
+    assert loaded.image_set.index.raw == outcome.image_set.index.raw
+    for got, want in zip(loaded.image_set.images, outcome.image_set.images, strict=True):
+        assert (got.platform, got.manifest.raw, got.config.raw) == (
+            want.platform,
+            want.manifest.raw,
+            want.config.raw,
+        )
+        assert [b.path for b in got.layers] == [b.path for b in want.layers]
+    assert [r.to_json()["wheels"] for r in loaded.reports] == [
+        r.to_json()["wheels"] for r in outcome.reports
+    ]
+    assert all(layer.cached for r in loaded.reports for layer in r.layers)
+    # Another key (any input changed) finds nothing.
+    assert lastbuild.load_outcome(plan.cache_dir, "0" * 64) is None
+
+
+def test_a_poisoned_record_is_ignored(project, tmp_path):
+    plan = plan_for(project)
+    key = lastbuild.inputs_key(plan, BASE, ())
+    lastbuild.store_outcome(plan.cache_dir, key, outcome_for(tmp_path / "blobs"))
+    [record] = (plan.cache_dir / "records" / "last-build").glob("*.rec")
+    data = record.read_bytes()
+    # Point the record at another image: the payload no longer matches its checksum.
+    poisoned = data.replace(b'"passed":true', b'"passed":true,"x":1', 1)
+    assert poisoned != data
+    record.write_bytes(poisoned)
+    assert lastbuild.load_outcome(plan.cache_dir, key) is None
+    # A record copied under another key is foreign too.
+    record.write_bytes(data)
+    other = record.with_name("f" * 64 + ".rec")
+    other.write_bytes(data)
+    assert lastbuild.load_outcome(plan.cache_dir, "f" * 64) is None
+    assert lastbuild.load_outcome(plan.cache_dir, key) is not None
+
+
+def test_a_record_whose_layer_is_gone_or_changed_size_is_not_used(project, tmp_path):
+    plan = plan_for(project)
+    key = lastbuild.inputs_key(plan, BASE, ())
+    outcome = outcome_for(tmp_path / "blobs")
+    lastbuild.store_outcome(plan.cache_dir, key, outcome)
+    layer = outcome.image_set.images[0].layers[0].path
+    layer.write_bytes(layer.read_bytes() + b"x")
+    assert lastbuild.load_outcome(plan.cache_dir, key) is None
+    layer.unlink()
+    assert lastbuild.load_outcome(plan.cache_dir, key) is None
+
+
+def test_a_build_that_failed_verification_is_never_recorded(project, tmp_path):
+    plan = plan_for(project)
+    key = lastbuild.inputs_key(plan, BASE, ())
+    lastbuild.store_outcome(plan.cache_dir, key, outcome_for(tmp_path / "blobs", passed=False))
+    assert lastbuild.load_outcome(plan.cache_dir, key) is None
+    assert not (plan.cache_dir / "records" / "last-build").exists()
