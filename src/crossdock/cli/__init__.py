@@ -36,6 +36,7 @@ def _register_commands() -> None:
     # Importing a command module registers its commands on ``app``.
     from crossdock.cli import (
         build_cmd,  # noqa: F401
+        cache_cmd,  # noqa: F401
         doctor_cmd,  # noqa: F401
         init_cmd,  # noqa: F401
         push_cmd,  # noqa: F401
