@@ -30,11 +30,13 @@ from crossdock.platform import Platform
 __all__ = [
     "DEFAULT_PATH",
     "BaseProfile",
+    "PythonFound",
     "find_glibc",
     "find_python",
     "libc_path_in",
     "libstdcxx_path_in",
     "profile_from_fs",
+    "python_at",
     "read_base_profile",
 ]
 
@@ -209,10 +211,26 @@ def find_python(fs: LayerFS, path_env: str = DEFAULT_PATH) -> PythonFound | None
         if not found:
             return None
         executable = max(found, key=_python_key)
-    version = f"3.{_python_key(executable)[1]}"
-    prefix = posixpath.dirname(posixpath.dirname(executable))
+    return python_at(fs, executable)
+
+
+def python_at(fs: LayerFS, executable: str) -> PythonFound | None:
+    """The CPython installed at ``executable`` (symlinks followed inside the image) and the
+    folders its ``sys.path`` is built from; None when that is not a ``python3.N`` file.
+
+    The prefix is found from the real file, as CPython's own getpath does (it follows the
+    symlinks of its executable before looking for the standard library).
+    """
+    entry = fs.get(executable)
+    if entry is None or entry.kind is not EntryKind.FILE:
+        return None
+    real = entry.path
+    if not _PYTHON_NAME.fullmatch(posixpath.basename(real)):
+        return None
+    version = f"3.{_python_key(real)[1]}"
+    prefix = posixpath.dirname(posixpath.dirname(real))
     stdlib = posixpath.join(prefix, "lib", f"python{version}")
-    return PythonFound(version, executable, stdlib, _site_packages(fs, prefix, stdlib, version))
+    return PythonFound(version, real, stdlib, _site_packages(fs, prefix, stdlib, version))
 
 
 def _python_key(path: str) -> tuple[int, int]:

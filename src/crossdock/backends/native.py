@@ -295,6 +295,8 @@ class NativeBackend:
             declared_platform=platform,
             image_name=f"base {plan.base} ({platform})",
             cache_dir=plan.cache_dir / "verify",
+            # The base's own command is replaced by the build's, which is checked on the image.
+            startup=False,
         )
         if not report.passed:
             raise VerificationError(

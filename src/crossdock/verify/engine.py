@@ -45,6 +45,7 @@ from crossdock.verify.report import (
     Requirement,
     apply_allow,
 )
+from crossdock.verify.startup import check_startup
 from crossdock.wheeltags import WheelTarget
 
 __all__ = ["verify_fs", "verify_image", "verify_image_set"]
@@ -65,6 +66,7 @@ def verify_image(
     declared_platform: Platform | None = None,
     image_name: str | None = None,
     cache_dir: Path | None = None,
+    startup: bool = True,
 ) -> PlatformReport:
     """Verify one single-platform image given its config and layer files (bottom first).
 
@@ -72,7 +74,8 @@ def verify_image(
     ``declared_platform`` is what an index says the manifest is for, checked against the config.
     ``cache_dir`` keeps what was read from layers by their digests: pass it only with
     ``layer_digests`` that were checked against the blobs' bytes (a layer without a digest is
-    always read).
+    always read). ``startup``: check that what the config runs exists in the image
+    (``verify.startup``); off for a base whose command the build replaces.
     """
     fs = LayerFS(
         layer_paths,
@@ -87,6 +90,7 @@ def verify_image(
         first_layer=first_layer,
         declared_platform=declared_platform,
         image_name=image_name,
+        startup=startup,
         observations=(
             ObservationCache(cache_dir / _OBSERVATIONS_FOLDER, limit=DEFAULT_READ_LIMIT)
             if cache_dir is not None
@@ -156,6 +160,7 @@ def verify_fs(
     declared_platform: Platform | None = None,
     image_name: str | None = None,
     observations: ObservationCache | None = None,
+    startup: bool = True,
 ) -> PlatformReport:
     """Verify an image whose filesystem view is already built (see ``verify_image``)."""
     started = time.perf_counter()
@@ -199,8 +204,13 @@ def verify_fs(
     _check_wheels(scan, glibc_available)
     if scan.identity is not None and entrypoint_path is not None:
         _check_entrypoint(fs, scan, command, entrypoint_path, scan.identity, observations)
-    elif command:
+    elif command and not startup:
         scan.notes.append(f"entrypoint {command!r} was not found in the image")
+    if startup:
+        started_ok = check_startup(config, fs, profile=profile)
+        scan.ran.append(Check.STARTUP)
+        scan.findings.extend(started_ok.findings)
+        scan.notes.extend(started_ok.notes)
     _check_anomalies(fs, scan)
 
     failures, allowed = apply_allow(scan.findings, [_rule(a) for a in allow])

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = [
@@ -39,6 +40,7 @@ class Check(StrEnum):
     EXTENSION_SUFFIX = "extension-suffix"
     PYC_MAGIC = "pyc-magic"
     ENTRYPOINT = "entrypoint"
+    STARTUP = "startup"
     PLATFORM_LABEL = "platform-label"
     UNSAFE_PATH = "unsafe-path"
     # The Lambda preflight (``crossdock verify --target lambda``, every Lambda build): what
@@ -211,7 +213,7 @@ def render_reports(reports: Sequence[PlatformReport], console: Console) -> None:
             )
         )
         for note in report.notes:
-            console.print(f"  [yellow]note:[/yellow] {note}")
+            console.print(f"  [yellow]note:[/yellow] {escape(note)}")
         for title, findings in (("failures", report.failures), ("allowed", report.allowed)):
             if findings:
                 console.print(_table(title, findings))
@@ -230,9 +232,9 @@ def _table(title: str, findings: Sequence[Finding]) -> Table:
             continue
         layer = "" if finding.file.layer_index is None else str(finding.file.layer_index)
         fix = finding.fix + (f" (allowed by {finding.allowed_by})" if finding.allowed_by else "")
-        table.add_row(
-            str(finding.check), finding.file.path, layer, finding.expected, finding.found, fix
-        )
+        # Paths and advice are data, not markup: "[tool.crossdock]" must print whole.
+        cells = (finding.file.path, layer, finding.expected, finding.found, fix)
+        table.add_row(str(finding.check), *(escape(cell) for cell in cells))
     for check, count in hidden.items():
         table.add_row(str(check), f"... and {count} more (see --json)", "", "", "", "")
     return table

@@ -12,7 +12,8 @@ import pytest
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "verify"
 
-# (name, kind, payload): kind is "file" (payload bytes), "dir", "symlink" / "hardlink" (payload
+# (name, kind, payload): kind is "file" (payload bytes, mode 0755), "data" (the same, mode
+# 0644), "dir", "symlink" / "hardlink" (payload
 # the link target), "whiteout" (name is the deleted path), "opaque" (name is the directory).
 Entry = tuple[str, str, bytes | str | None]
 
@@ -23,10 +24,10 @@ def write_layer(path: Path, entries: Iterable[Entry], *, gzipped: bool = True) -
         for name, kind, payload in entries:
             info = tarfile.TarInfo(name)
             info.mtime = 0
-            if kind == "file":
+            if kind in ("file", "data"):
                 data = payload if isinstance(payload, bytes) else str(payload or "").encode()
                 info.size = len(data)
-                info.mode = 0o755
+                info.mode = 0o755 if kind == "file" else 0o644
                 tar.addfile(info, io.BytesIO(data))
                 continue
             if kind == "dir":
