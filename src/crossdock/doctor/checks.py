@@ -35,6 +35,7 @@ from crossdock.platform import Platform
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.credentials import find_credentials
 from crossdock.registry.reference import Mirrors, Reference, api_host, is_loopback_registry
+from crossdock.tls import system_ssl_context
 
 __all__ = ["DoctorInput", "check_binfmt", "check_docker", "check_host", "run_doctor"]
 
@@ -358,7 +359,9 @@ def _check_repositories(what: DoctorInput, env: HostEnv) -> list[Finding]:
 def _ping(host: str) -> tuple[bool, str]:
     scheme = "http" if is_loopback_registry(host) else "https"
     try:
-        response = httpx.get(f"{scheme}://{api_host(host)}/v2/", timeout=_PROBE_TIMEOUT)
+        response = httpx.get(
+            f"{scheme}://{api_host(host)}/v2/", timeout=_PROBE_TIMEOUT, verify=system_ssl_context()
+        )
     except httpx.HTTPError as err:
         return False, type(err).__name__
     # 200: open; 401: asks for credentials (it is a registry all the same).

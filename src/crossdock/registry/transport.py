@@ -13,14 +13,15 @@ redirect to storage elsewhere never sees the registry's credentials.
 
 Before its first request a transport checks, once, that the host is a registry (``GET /v2/``
 answers with ``Docker-Distribution-API-Version``, as Docker's client checks); every answer is
-checked not to be a web page. A host name that does not resolve is not retried: it will not
-resolve a second later.
+checked not to be a web page. A host name that does not resolve, or a certificate that is not
+trusted, is not retried: neither changes a second later.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from crossdock.errors import AuthError, RegistryError
 from crossdock.registry.auth import Authenticator, redact_url
 from crossdock.registry.reference import is_loopback_registry
 from crossdock.registry.responses import check_api_version, check_registry_answer
+from crossdock.tls import system_ssl_context
 
 __all__ = ["Body", "TransientRegistryError", "Transport"]
 
@@ -66,21 +68,33 @@ def _backoff(error: Exception) -> bool | float:
     """stamina hook: whether to retry ``error`` and, for 429, how long to wait."""
     if isinstance(error, TransientRegistryError):
         return error.retry_after if error.retry_after is not None else True
-    return isinstance(error, httpx.TransportError) and not _is_unknown_host(error)
+    return isinstance(error, httpx.TransportError) and _lasting_fault(error) is None
 
 
-def _is_unknown_host(error: BaseException) -> bool:
-    """Whether ``error`` comes from a host name that does not resolve (``EAI_NONAME``).
-
-    httpx chains the resolver's ``socket.gaierror`` as the cause. A temporary failure of the
-    resolver (``EAI_AGAIN``) is still worth a retry.
-    """
+def _lasting_fault(error: BaseException) -> tuple[str, str] | None:
+    """(what, hint) for a connection fault that a retry cannot fix: a host name that does not
+    resolve (``EAI_NONAME``; a resolver's temporary ``EAI_AGAIN`` is retried) or a certificate
+    that is not trusted. httpx chains the original error as the cause."""
     cause: BaseException | None = error
     while cause is not None:
-        if isinstance(cause, socket.gaierror):
-            return cause.errno != socket.EAI_AGAIN
+        if isinstance(cause, socket.gaierror) and cause.errno != socket.EAI_AGAIN:
+            return (
+                f"the host name does not resolve ({cause.strerror})",
+                (
+                    "check the registry host (or the mirror setting, CROSSDOCK_REGISTRY_MIRRORS), "
+                    "DNS and the network (proxy, VPN)"
+                ),
+            )
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                f"its TLS certificate is not trusted ({cause.verify_message})",
+                (
+                    "crossdock trusts the system's certificate store: add the registry's (or your "
+                    "proxy's) CA there, or point SSL_CERT_FILE at a bundle that holds it"
+                ),
+            )
         cause = cause.__cause__ or cause.__context__
-    return False
+    return None
 
 
 class Transport:
@@ -106,8 +120,9 @@ class Transport:
     @staticmethod
     def new_http_client() -> httpx.Client:
         # Blob downloads may redirect to object storage; httpx follows and drops the
-        # Authorization header when the origin changes.
-        return httpx.Client(timeout=_TIMEOUT, follow_redirects=True)
+        # Authorization header when the origin changes. Certificates are checked against the
+        # system trust store (crossdock.tls).
+        return httpx.Client(timeout=_TIMEOUT, follow_redirects=True, verify=system_ssl_context())
 
     def url(self, path_or_url: str) -> str:
         """An absolute URL: paths are relative to the registry (``/v2/...``)."""
@@ -146,12 +161,12 @@ class Transport:
                         _Call(method, url, tuple(scopes), dict(headers or {}), body, stream)
                     )
         except httpx.TransportError as err:
-            if _is_unknown_host(err):
+            lasting = _lasting_fault(err)
+            if lasting is not None:
+                what, hint = lasting
                 raise RegistryError(
-                    f"cannot reach registry {self.registry} ({method} {redact_url(url)}): "
-                    f"the host name does not resolve ({err})",
-                    hint="check the registry host (or the mirror setting, "
-                    "CROSSDOCK_REGISTRY_MIRRORS), DNS and the network (proxy, VPN)",
+                    f"cannot reach registry {self.registry} ({method} {redact_url(url)}): {what}",
+                    hint=hint,
                 ) from err
             raise TransientRegistryError(
                 f"cannot reach registry {self.registry} ({method} {redact_url(url)}): "

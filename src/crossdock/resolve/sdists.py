@@ -10,7 +10,6 @@ anything runs from it.
 from __future__ import annotations
 
 import hashlib
-import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import stamina
 
 from crossdock.errors import ResolveError, UnsafeContentError
 from crossdock.resolve.lockfile import LockedPackage, LockedSdist, options_hint, wheel_tags
+from crossdock.tls import system_ssl_context
 from crossdock.wheeltags import WheelTarget
 
 __all__ = ["build_pure_wheel", "fetch_sdist"]
@@ -34,8 +34,8 @@ UvRun = Callable[[Sequence[str], Path], tuple[int, str]]
 
 def _download(url: str, destination: Path, sdist: LockedSdist) -> str:
     """Stream ``url`` to ``destination``; return its sha256 (hex)."""
-    # The default context reads the system store and SSL_CERT_FILE, so a proxy's CA is trusted.
-    context = ssl.create_default_context()
+    # The system trust store (and SSL_CERT_FILE), so a proxy's CA is trusted.
+    context = system_ssl_context()
     limit = sdist.size if sdist.size is not None else _MAX_SDIST_BYTES
     for attempt in stamina.retry_context(on=httpx.TransportError, attempts=_DOWNLOAD_ATTEMPTS):
         with (
