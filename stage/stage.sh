@@ -12,6 +12,7 @@
 #
 # Environment:
 #   CROSSDOCK_STAGE_PORT  registry port on 127.0.0.1 (default 5555)
+#   CROSSDOCK_STAGE_HTTPS_PORT  port of the HTTPS registry front (default 5556; stage/https.sh)
 #   CROSSDOCK_CACHE_DIR   cache root (default ~/.cache/crossdock); the stage uses .../stage
 set -euo pipefail
 
@@ -384,6 +385,10 @@ EOF
   echo "$key" >"$CACHE/buildx-probe.key"
 }
 
+# The real-registry path (HTTPS, token realm on another host, redirected blobs): stage/https.sh.
+# shellcheck source=stage/https.sh
+source "$STAGE_DIR/https.sh"
+
 # ---------------------------------------------------------------------------------------------
 # Subcommands
 # ---------------------------------------------------------------------------------------------
@@ -398,7 +403,8 @@ cmd_up() {
   mkdir -p "$RUN"
   ensure_registry
   "$py" "$STAGE_DIR/make_bases.py" publish --cache "$CACHE" --registry "$REGISTRY" --uv "$uv"
-  say "up in $(since "$t0"): registry $REGISTRY, bases in $CACHE/published.json"
+  ensure_https_stage "$py"
+  say "up in $(since "$t0"): registry $REGISTRY, bases in $CACHE/published.json, https registry $HTTPS_REGISTRY"
 }
 
 cmd_docker() {
@@ -422,6 +428,7 @@ export CROSSDOCK_STAGE_REGISTRY=$REGISTRY
 export CROSSDOCK_REGISTRY_MIRRORS='docker.io=$REGISTRY,public.ecr.aws=$REGISTRY'
 export CROSSDOCK_CACHE_DIR=$CACHE_ROOT
 EOF
+  https_env
 }
 
 cmd_status() {
@@ -453,10 +460,12 @@ cmd_status() {
     echo "buildx via $cli: $("$cli" buildx version 2>/dev/null || echo missing)"
   done
   [[ -s $CACHE/buildx-probe.txt ]] && sed 's/^/  /' "$CACHE/buildx-probe.txt"
+  https_status
   return 0
 }
 
 cmd_down() {
+  https_down
   stop_pidfile registry docker-registry
   stop_pidfile dockerd dockerd
 }

@@ -1,11 +1,19 @@
-"""A small, real token server for distribution's ``auth: token`` (tests only, loopback only).
+"""A small, real token server for distribution's ``auth: token`` (the stage and tests only).
 
-Run as a program: ``python token_server.py --port P --folder DIR --user U --password-file F``.
-It makes a self-signed P-256 key and certificate in DIR (``cert.pem``, the registry's
-``rootcertbundle``), prints ``ready`` once listening, and answers ``GET /token?service=..&scope=..``
-with an ES256 JWT carrying the requested ``access`` claims, to the one user it knows (HTTP basic
-auth). Anyone else gets 401. The JWT names its key with an ``x5c`` header, which distribution 2.8
-verifies against the root bundle.
+Run as a program::
+
+    python token_server.py --port P --folder DIR --user U --password-file F \
+        [--anonymous-pull] [--tls-cert C --tls-key K]
+
+It keeps a P-256 signing key and a self-signed certificate in DIR (``key.pem``, ``cert.pem``:
+the registry's ``rootcertbundle``; made once and reused, so a restarted token server still
+matches a running registry), prints ``ready`` once listening on 127.0.0.1, and answers
+``GET /token?service=..&scope=..`` with an ES256 JWT carrying the requested ``access`` claims.
+The one user it knows (HTTP basic auth) gets every action asked for; with ``--anonymous-pull``
+a request without credentials gets the ``pull`` actions only (as Docker Hub's auth.docker.io
+gives anonymous pull tokens); wrong credentials get 401. The JWT names its key with an ``x5c``
+header, which distribution 2.8 verifies against the root bundle. With ``--tls-cert`` it serves
+HTTPS (the stage's realm on a host of its own).
 """
 
 from __future__ import annotations
@@ -15,7 +23,9 @@ import base64
 import datetime as dt
 import json
 import secrets
+import ssl
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -36,6 +46,12 @@ def _b64url(data: bytes) -> str:
 
 
 def make_key_and_cert(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """The signing key and certificate in ``folder``, made on first use."""
+    key_file, cert_file = folder / "key.pem", folder / "cert.pem"
+    if key_file.is_file() and cert_file.is_file():
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key, x509.load_pem_x509_certificate(cert_file.read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "crossdock test token signer")])
     now = dt.datetime.now(dt.UTC)
@@ -46,11 +62,19 @@ def make_key_and_cert(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Ce
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key, cert
 
 
@@ -85,9 +109,31 @@ def make_token(
     return f"{signing_input}.{_b64url(signature)}"
 
 
-def serve(port: int, folder: Path, user: str, password: str) -> None:
-    key, cert = make_key_and_cert(folder)
-    expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+def granted(scopes: list[str], *, anonymous: bool) -> list[str]:
+    """The scopes to sign: as asked for the known user, pull actions only for anonymous."""
+    if not anonymous:
+        return scopes
+    out = []
+    for scope in scopes:
+        head, _, actions = scope.rpartition(":")
+        if "pull" in actions.split(","):
+            out.append(f"{head}:pull")
+    return out
+
+
+@dataclass(frozen=True)
+class Options:
+    port: int
+    folder: Path
+    user: str
+    password: str
+    anonymous_pull: bool = False
+    tls: tuple[Path, Path] | None = None
+
+
+def serve(options: Options) -> None:
+    key, cert = make_key_and_cert(options.folder)
+    expected = "Basic " + base64.b64encode(f"{options.user}:{options.password}".encode()).decode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -95,7 +141,9 @@ def serve(port: int, folder: Path, user: str, password: str) -> None:
             if url.path != "/token":
                 self.send_error(404)
                 return
-            if self.headers.get("Authorization") != expected:
+            authorization = self.headers.get("Authorization")
+            anonymous = authorization is None and options.anonymous_pull
+            if authorization != expected and not anonymous:
                 self.send_response(401)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -104,7 +152,9 @@ def serve(port: int, folder: Path, user: str, password: str) -> None:
             if query.get("service") != [SERVICE]:
                 self.send_error(400, "wrong service")
                 return
-            token = make_token(key, cert, user, query.get("scope", []))
+            scopes = granted(query.get("scope", []), anonymous=anonymous)
+            subject = "" if anonymous else options.user
+            token = make_token(key, cert, subject, scopes)
             body = json.dumps({"token": token, "expires_in": TOKEN_SECONDS}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -115,8 +165,12 @@ def serve(port: int, folder: Path, user: str, password: str) -> None:
         def log_message(self, format: str, *args: object) -> None:  # noqa: ARG002
             return  # quiet: the test's output is what the test checks
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    print("ready", flush=True)
+    server = ThreadingHTTPServer(("127.0.0.1", options.port), Handler)
+    if options.tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*options.tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    print("ready", flush=True)  # noqa: T201 - the parent waits for this line
     server.serve_forever()
 
 
@@ -126,9 +180,20 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, required=True)
     parser.add_argument("--user", required=True)
     parser.add_argument("--password-file", type=Path, required=True)
+    parser.add_argument("--anonymous-pull", action="store_true")
+    parser.add_argument("--tls-cert", type=Path)
+    parser.add_argument("--tls-key", type=Path)
     args = parser.parse_args()
-    password = args.password_file.read_text().strip()
-    serve(args.port, args.folder, args.user, password)
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
+    options = Options(
+        args.port,
+        args.folder,
+        args.user,
+        args.password_file.read_text().strip(),
+        anonymous_pull=args.anonymous_pull,
+        tls=tls,
+    )
+    serve(options)
 
 
 if __name__ == "__main__":

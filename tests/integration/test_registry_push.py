@@ -66,7 +66,7 @@ CANARY = "canary-5ecret-Zq8vXw"
 USER = "pusher"
 TIMESTAMP = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 SHA = "abc1234"
-TOKEN_SERVER = Path(__file__).with_name("token_server.py")
+TOKEN_SERVER = Path(__file__).parents[2] / "stage" / "token_server.py"
 
 
 # -- servers ---------------------------------------------------------------------------------

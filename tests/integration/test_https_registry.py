@@ -1,0 +1,260 @@
+"""The real-registry path on the stage: HTTPS under a host name, a token realm on another host,
+anonymous pull tokens, blobs redirected to a storage origin on a third host (stage/https.sh).
+
+Needs `stage/stage.sh up` (which writes the /etc/hosts names, the CA, and starts the daemons)
+and `eval "$(stage/stage.sh env)"`. The CA is trusted the way users trust a private CA: through
+SSL_CERT_FILE (a bundle of the system's CAs plus the stage's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from crossdock.errors import AuthError, RegistryError
+from crossdock.image.manifest import Index, Manifest
+from crossdock.registry.client import RegistryClient
+from crossdock.registry.credentials import Credentials
+from crossdock.registry.reference import Reference
+from crossdock.tls import system_ssl_context
+
+REGISTRY = os.environ.get("CROSSDOCK_STAGE_HTTPS_REGISTRY", "")
+BUNDLE = os.environ.get("CROSSDOCK_STAGE_CA_BUNDLE", "")
+STORAGE_LOG = Path(os.environ.get("CROSSDOCK_STAGE_STORAGE_LOG", "/nonexistent"))
+USER = os.environ.get("CROSSDOCK_STAGE_HTTPS_USER", "")
+PASSWORD_FILE = Path(os.environ.get("CROSSDOCK_STAGE_HTTPS_PASSWORD_FILE", "/nonexistent"))
+AUTH_HOST = "auth.crossdock.test:5559"
+STORAGE_HOST = "storage.crossdock.test:5558"
+BASE = f"{REGISTRY}/library/python:3.13-slim"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CROSSDOCK = str(Path(sys.executable).parent / "crossdock")
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not REGISTRY or not Path(BUNDLE).is_file(),
+        reason="no HTTPS stage: run stage/stage.sh up and eval $(stage/stage.sh env)",
+    ),
+]
+
+
+@pytest.fixture
+def trust_stage_ca(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", BUNDLE)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+
+
+@pytest.fixture
+def no_credentials(tmp_path: Path) -> dict[str, str]:
+    """An environment for RegistryClient with no credentials anywhere."""
+    return {"DOCKER_CONFIG": str(tmp_path / "docker"), "HOME": str(tmp_path)}
+
+
+def password() -> str:
+    return PASSWORD_FILE.read_text().strip()
+
+
+class StorageLog:
+    """The storage origin's request log, read from where this test started."""
+
+    def __init__(self) -> None:
+        self.start = STORAGE_LOG.stat().st_size if STORAGE_LOG.exists() else 0
+
+    def entries(self) -> list[dict[str, Any]]:
+        if not STORAGE_LOG.exists():
+            return []
+        with STORAGE_LOG.open("rb") as handle:
+            handle.seek(self.start)
+            return [json.loads(line) for line in handle.read().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def storage_log() -> Iterator[StorageLog]:
+    yield StorageLog()
+
+
+def test_an_untrusted_certificate_is_a_clear_error_not_a_retry(monkeypatch, no_credentials):
+    # Without the stage's CA: the system store alone does not know it.
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with (
+        RegistryClient(REGISTRY, environ=no_credentials) as client,
+        pytest.raises(RegistryError) as error,
+    ):
+        client.get_manifest(Reference.parse(BASE))
+    assert f"cannot reach registry {REGISTRY}" in error.value.message
+    assert "TLS certificate is not trusted" in error.value.message
+    assert "SSL_CERT_FILE" in str(error.value.hint)
+
+
+def test_ssl_cert_file_is_honoured_by_the_system_trust_context(trust_stage_ca):
+    with httpx.Client(verify=system_ssl_context()) as http:
+        answer = http.get(f"https://{REGISTRY}/v2/")
+    assert answer.status_code == 401
+    assert answer.headers["docker-distribution-api-version"] == "registry/2.0"
+
+
+def test_the_realm_is_on_another_host(trust_stage_ca):
+    with httpx.Client(verify=system_ssl_context()) as http:
+        challenge = http.get(f"https://{REGISTRY}/v2/").headers["www-authenticate"]
+    assert challenge.startswith(f'Bearer realm="https://{AUTH_HOST}/token"')
+
+
+def test_anonymous_pull_gets_a_token_from_the_realm_and_blobs_from_storage(
+    trust_stage_ca, no_credentials, storage_log, tmp_path, caplog
+):
+    caplog.set_level(logging.DEBUG, logger="crossdock.registry")
+    with RegistryClient(REGISTRY, environ=no_credentials) as client:
+        index = client.get_manifest(Reference.parse(BASE))
+        assert isinstance(index, Index)
+        child = index.manifests[0]
+        manifest = client.get_manifest(Reference.parse(BASE).with_digest(child.digest))
+        assert isinstance(manifest, Manifest)
+        layer = manifest.layers[0]
+        client.fetch_blob(Reference.parse(BASE), layer, tmp_path / "layer")
+        config = client.fetch_blob_bytes(Reference.parse(BASE), manifest.config)
+    assert layer.digest.matches((tmp_path / "layer").read_bytes())
+    assert manifest.config.digest.matches(config)
+    # The token came from the realm on the other host, anonymously (no credentials exist).
+    assert f"requesting a token from https://{AUTH_HOST}/token" in caplog.text
+    # Both blobs were served by the storage origin, which saw no Authorization header.
+    served = {
+        (entry["path"], entry["authorization"], entry["status"]) for entry in storage_log.entries()
+    }
+    for digest in (layer.digest, manifest.config.digest):
+        assert (f"/blobs/sha256/{digest.hex}", False, 200) in served
+
+
+def test_the_storage_origin_refuses_a_request_that_carries_authorization(
+    trust_stage_ca, storage_log
+):
+    """The check above can fail: a client that forwarded the registry's Authorization header
+    across the redirect would be refused, and the log would show it."""
+    with httpx.Client(verify=system_ssl_context()) as http:
+        realm = f"https://{AUTH_HOST}/token"
+        token = http.get(
+            realm,
+            params={
+                "service": "crossdock-test-registry",
+                "scope": "repository:library/python:pull",
+            },
+        ).json()["token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        accept = (
+            "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"
+        )
+        manifests = f"https://{REGISTRY}/v2/library/python/manifests"
+        index = http.get(f"{manifests}/3.13-slim", headers={**bearer, "Accept": accept}).json()
+        child = index["manifests"][0]["digest"]
+        manifest = http.get(f"{manifests}/{child}", headers={**bearer, "Accept": accept}).json()
+        digest = manifest["config"]["digest"]
+        redirect = http.get(
+            f"https://{REGISTRY}/v2/library/python/blobs/{digest}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert redirect.status_code == 307
+        location = redirect.headers["location"]
+        assert location.startswith(f"https://{STORAGE_HOST}/blobs/sha256/")
+        refused = http.get(location, headers={"Authorization": f"Bearer {token}"})
+        served = http.get(location)
+    assert refused.status_code == 400
+    assert b"Only one auth mechanism allowed" in refused.content
+    assert served.status_code == 200
+    path = f"/blobs/sha256/{digest.removeprefix('sha256:')}"
+    assert [(e["path"], e["authorization"], e["status"]) for e in storage_log.entries()] == [
+        (path, True, 400),
+        (path, False, 200),
+    ]
+
+
+def test_anonymous_push_is_refused_and_the_user_may_push(trust_stage_ca, no_credentials):
+    repository = Reference.parse(f"{REGISTRY}/tests-{uuid.uuid4().hex[:10]}/push")
+    data = b"crossdock https push " + uuid.uuid4().bytes
+    with (
+        RegistryClient(REGISTRY, environ=no_credentials) as anonymous,
+        pytest.raises(AuthError, match="refused no credentials"),
+    ):
+        anonymous.upload_blob_bytes(repository, data)
+    credentials = Credentials(USER, password(), "test")
+    with RegistryClient(REGISTRY, credentials=credentials, environ=no_credentials) as client:
+        assert client.upload_blob_bytes(repository, data) == "uploaded"
+        assert client.upload_blob_bytes(repository, data) == "present"
+
+
+def test_build_pulls_its_base_from_the_https_registry_and_pushes_there(
+    host_python, tmp_path, storage_log
+):
+    """`crossdock build` end to end on the real path: the base through a mirror mapping to the
+    HTTPS registry, the image pushed there with the push user, then verified from there."""
+    project = tmp_path / "example"
+    shutil.copytree(
+        REPO_ROOT / "example",
+        project,
+        ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__", "out"),
+    )
+    variable = "CROSSDOCK_REGISTRY_REGISTRY_CROSSDOCK_TEST_5556"
+    env = {
+        **os.environ,
+        "UV_PYTHON": host_python,
+        "UV_PYTHON_DOWNLOADS": "never",
+        "SSL_CERT_FILE": BUNDLE,
+        "CROSSDOCK_REGISTRY_MIRRORS": f"docker.io={REGISTRY},public.ecr.aws={REGISTRY}",
+        f"{variable}_USERNAME": USER,
+        f"{variable}_PASSWORD": password(),
+        # The shared layer-facts cache would let verify skip reading the pushed layers.
+        "CROSSDOCK_CACHE_DIR": str(tmp_path / "cache"),
+        "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv")),
+    }
+    env.pop("SOURCE_DATE_EPOCH", None)
+    subprocess.run(
+        ["uv", "lock", "--quiet"], cwd=project / "backend" / "api", env=env, check=True, timeout=300
+    )
+    target = f"{REGISTRY}/tests-{uuid.uuid4().hex[:10]}/api:latest"
+    built = subprocess.run(
+        [
+            *(CROSSDOCK, "build", "-C", str(project), "--service", "api"),
+            *("--platform", "linux/arm64,linux/amd64", "--push", target, "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    report = json.loads(built.stdout)
+    # The base's layers came through the storage origin, without Authorization.
+    pulled = storage_log.entries()
+    assert pulled, "the base was not pulled through the redirect"
+    assert {entry["authorization"] for entry in pulled} == {False}
+    # An independent client sees the pushed index under the tag, with the build's digest.
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--creds", f"{USER}:{password()}", f"docker://{target}"],
+        capture_output=True,
+        env={**env, "SSL_CERT_FILE": BUNDLE},
+        check=True,
+        timeout=60,
+    ).stdout
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == report["index"]
+    verified = subprocess.run(
+        [CROSSDOCK, "verify", target],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.count("PASS linux/") == 2
