@@ -11,10 +11,21 @@ A session starts with ``POST /v2/<name>/blobs/uploads/`` (optionally ``?mount=<d
 Pitfalls handled here: the ``Location`` may be relative or absolute and usually already has a
 query string (``_state=...``) that must be kept (``digest`` is appended, never replaced); ECR has
 dropped chunks after the first (aws/containers-roadmap#2831), so ECR uploads are monolithic.
+
+Where registries differ (OCI distribution spec 1.1):
+
+* a mount may be answered ``202`` (the registry would not mount): the blob is then uploaded in
+  the session that answer opened;
+* a registry may announce ``OCI-Chunk-Min-Length`` when the session opens: every chunk but the
+  last is at least that long;
+* a chunk that failed is resumed where the registry says the upload stands (``GET <location>``
+  answers ``204`` with ``Range: 0-<last byte>``), instead of starting the blob again; a
+  registry that cannot say leaves the retry of the whole upload to the caller.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,13 +38,17 @@ from crossdock.errors import RegistryError
 from crossdock.image.digest import Digest
 from crossdock.registry.auth import pull_scope, push_scope
 from crossdock.registry.responses import error_for_response
-from crossdock.registry.transport import Body, Transport
+from crossdock.registry.transport import Body, TransientRegistryError, Transport
 
 __all__ = ["UploadMode", "UploadSession", "file_body", "start_upload", "with_digest_query"]
+
+_log = logging.getLogger(__name__)
 
 # Reads from disk in pieces this size, so memory stays flat whatever the layer's size.
 _READ_SIZE = 1024 * 1024
 _OCTET_STREAM = "application/octet-stream"
+# A chunk that failed is resumed at most this many times per upload before giving up on it.
+_MAX_RESUMES = 3
 
 
 class UploadMode(StrEnum):
@@ -72,6 +87,11 @@ def file_body(
     return chunks
 
 
+class _OutOfStepError(TransientRegistryError):
+    """416 to a chunk: the registry holds a different number of bytes than the client sent.
+    Transient: a resume, or a new upload session, gets back in step."""
+
+
 @dataclass(frozen=True)
 class UploadSession:
     """An open upload session on ``repository`` at ``location`` (None: the blob was mounted)."""
@@ -80,6 +100,8 @@ class UploadSession:
     repository: str
     location: str | None
     ecr: bool = False
+    # OCI-Chunk-Min-Length from the registry: no chunk but the last may be shorter.
+    chunk_min_length: int = 0
 
     @property
     def mounted(self) -> bool:
@@ -90,28 +112,67 @@ class UploadSession:
         self._finish(self._location(), digest, size, body)
 
     def put_chunked(self, digest: Digest, path: Path, size: int, chunk_size: int) -> None:
-        """Send ``path`` in PATCH requests of ``chunk_size`` bytes, then close the session."""
+        """Send ``path`` in PATCH requests of ``chunk_size`` bytes (at least the registry's
+        minimum), resuming a failed chunk where the registry says it stands; then close."""
+        chunk_size = max(chunk_size, self.chunk_min_length)
         location = self._location()
         offset = 0
+        resumes = 0
         while offset < size:
             length = min(chunk_size, size - offset)
-            response = self.transport.request(
-                "PATCH",
-                location,
-                scopes=[push_scope(self.repository)],
-                headers={
-                    "Content-Type": _OCTET_STREAM,
-                    "Content-Length": str(length),
-                    "Content-Range": f"{offset}-{offset + length - 1}",
-                },
-                body=file_body(path, offset, length),
-                retry=False,
-            )
-            if response.status_code != 202:
-                raise self._error(response, f"upload a chunk of blob {digest}")
-            location = _next_location(self.transport, self.repository, response)
-            offset += length
+            try:
+                location, offset = self._patch(location, path, offset, length, digest)
+            except TransientRegistryError as failure:
+                resumes += 1
+                position = self._position(location) if resumes <= _MAX_RESUMES else None
+                if position is None:
+                    raise
+                location, offset = position
+                _log.debug("resuming blob %s at byte %d (%s)", digest, offset, failure.message)
         self._finish(location, digest, 0, b"")
+
+    def _patch(
+        self, location: str, path: Path, offset: int, length: int, digest: Digest
+    ) -> tuple[str, int]:
+        """One chunk; returns the next location and where the upload stands after it."""
+        response = self.transport.request(
+            "PATCH",
+            location,
+            scopes=[push_scope(self.repository)],
+            headers={
+                "Content-Type": _OCTET_STREAM,
+                "Content-Length": str(length),
+                "Content-Range": f"{offset}-{offset + length - 1}",
+            },
+            body=file_body(path, offset, length),
+            retry=False,
+        )
+        if response.status_code == 416:
+            raise _OutOfStepError(
+                f"registry {self.transport.registry} refused the chunk at byte {offset} of blob "
+                f"{digest}: the upload does not stand there"
+            )
+        if response.status_code != 202:
+            raise self._error(response, f"upload a chunk of blob {digest}")
+        next_location = _next_location(self.transport, self.repository, response)
+        # The registry says how much it holds; a short write is resumed from there. ("0-0"
+        # after a one-byte chunk is the ambiguous case: trust the count of bytes sent.)
+        sent = offset + length
+        received = _received(response.headers.get("range"))
+        return next_location, sent if not received else min(received, sent)
+
+    def _position(self, location: str) -> tuple[str, int] | None:
+        """Where an upload stands (``GET <location>``), or None when the registry cannot say."""
+        try:
+            response = self.transport.request(
+                "GET", location, scopes=[push_scope(self.repository)], retry=False
+            )
+        except RegistryError:
+            return None
+        received = _received(response.headers.get("range"))
+        if response.status_code != 204 or received is None:
+            return None
+        return _next_location(self.transport, self.repository, response), received
 
     def _finish(self, location: str, digest: Digest, size: int, body: Body) -> None:
         response = self.transport.request(
@@ -138,6 +199,20 @@ class UploadSession:
             action=action,
             ecr=self.ecr,
         )
+
+
+def _received(value: str | None) -> int | None:
+    """How many bytes an upload holds, from its ``Range: 0-<last byte>`` header.
+
+    distribution answers ``0-0`` for an empty upload too (it never says ``0--1``); taking it as
+    empty is safe: a registry holding one byte refuses a chunk from 0 and the upload restarts.
+    """
+    if not value:
+        return None
+    start, dash, end = value.strip().removeprefix("bytes=").partition("-")
+    if not dash or not start.isdigit() or not end.isdigit() or int(start) != 0:
+        return None
+    return 0 if int(end) == 0 else int(end) + 1
 
 
 def _next_location(transport: Transport, repository: str, response: httpx.Response) -> str:
@@ -179,5 +254,14 @@ def start_upload(
             ecr=ecr,
         )
     return UploadSession(
-        transport, repository, _next_location(transport, repository, response), ecr
+        transport,
+        repository,
+        _next_location(transport, repository, response),
+        ecr,
+        chunk_min_length=_chunk_min_length(response),
     )
+
+
+def _chunk_min_length(response: httpx.Response) -> int:
+    value = response.headers.get("oci-chunk-min-length", "").strip()
+    return int(value) if value.isdigit() else 0

@@ -1,0 +1,373 @@
+"""An in-process OCI registry for tests: real HTTP on loopback, storage in memory.
+
+Like go-containerregistry's ``pkg/registry``: a small but real implementation of the OCI
+distribution API, so tests can show registry behaviours that distribution 2.8 (the stage's
+registry) cannot be made to show on demand. Usage::
+
+    from tests.support.registry import InProcessRegistry, Quirks
+
+    with InProcessRegistry(Quirks(refuse_mounts=True)) as registry:
+        client = RegistryClient(registry.host)        # "127.0.0.1:PORT", plain HTTP
+        ...
+        registry.requests                             # every request: Seen(method, path, headers)
+        registry.blobs[digest]                        # what was stored
+
+What it serves (no auth): ``GET /v2/``; manifests GET/HEAD/PUT by tag or digest; blobs GET
+(with ``Range``)/HEAD; uploads: ``POST`` (with ``?mount=&from=`` and ``?digest=`` for a
+monolithic POST), ``PATCH`` (streamed or with ``Content-Range``), ``PUT ?digest=``, and
+``GET`` of an upload's location (its ``Range``, for resuming). Digests and sizes are checked.
+
+Switches (``Quirks``, all off by default) for the places where registries differ; ``intercept``
+answers any request first (fault injection: return a ``Canned`` answer, or None to go on).
+``tls`` serves HTTPS with the given certificate and key files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["Canned", "InProcessRegistry", "Quirks", "Seen"]
+
+API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
+_NAME = r"(?P<name>[a-z0-9]+(?:[._/-][a-z0-9]+)*)"
+_ROUTES = [
+    ("manifest", re.compile(rf"^/v2/{_NAME}/manifests/(?P<ref>[^/]+)$")),
+    ("blob", re.compile(rf"^/v2/{_NAME}/blobs/(?P<digest>sha256:[0-9a-f]{{64}})$")),
+    ("uploads", re.compile(rf"^/v2/{_NAME}/blobs/uploads/$")),
+    ("upload", re.compile(rf"^/v2/{_NAME}/blobs/uploads/(?P<id>[0-9a-f-]+)$")),
+]
+
+
+@dataclass
+class Quirks:
+    """Registry behaviours that differ in the wild; a test flips what it needs."""
+
+    # Answer cross-repository mounts with 202 and an ordinary session (as registries that do
+    # not mount, or that cannot see the source repository, do).
+    refuse_mounts: bool = False
+    # Announce OCI-Chunk-Min-Length on new sessions and refuse smaller chunks (except the last).
+    chunk_min_length: int | None = None
+    # Answer the Nth PATCH (1-based, over the registry's life) with 500 after keeping only the
+    # first half of its bytes, as a connection cut mid-chunk would leave it.
+    break_patch: int | None = None
+    # Refuse GET of an upload location (registries that cannot report progress) with 404.
+    no_upload_status: bool = False
+
+
+@dataclass(frozen=True)
+class Canned:
+    """An answer ``intercept`` returns instead of the registry's."""
+
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str  # with the query
+    headers: Mapping[str, str]
+
+
+class InProcessRegistry:
+    """Serves on ``127.0.0.1`` (a free port) in a background thread until closed."""
+
+    def __init__(
+        self,
+        quirks: Quirks | None = None,
+        *,
+        intercept: Callable[[Seen], Canned | None] | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        self.quirks = quirks or Quirks()
+        self.intercept = intercept
+        self.blobs: dict[str, bytes] = {}
+        self.manifests: dict[tuple[str, str], tuple[bytes, str]] = {}
+        self.links: set[tuple[str, str]] = set()  # (repository, blob digest)
+        self.uploads: dict[str, bytearray] = {}
+        self.short_chunks: set[str] = set()  # sessions that got a chunk below the minimum
+        self.requests: list[Seen] = []
+        self.answers: list[int] = []  # the status of every answer, in order
+        self.patches = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
+        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+    def __enter__(self) -> InProcessRegistry:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def methods(self, kind: str) -> list[str]:
+        """``METHOD path`` of the requests whose path contains ``kind`` (e.g. "/uploads/")."""
+        return [f"{r.method} {r.path}" for r in self.requests if kind in r.path]
+
+
+def _digest(data: bytes | bytearray) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _error(code: str, message: str) -> bytes:
+    return json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+
+
+def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: ARG002
+            return
+
+        # -- plumbing ----------------------------------------------------------------------
+
+        def _body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                parts: list[bytes] = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return b"".join(parts)
+                    parts.append(self.rfile.read(size))
+                    self.rfile.readline()
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _answer(
+            self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None
+        ) -> None:
+            with registry._lock:
+                registry.answers.append(status)
+            self.send_response(status)
+            self.send_header(*API_VERSION)
+            sent = {k.lower() for k in (headers or {})}
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            if "content-length" not in sent:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _route(self) -> None:
+            url = urlsplit(self.path)
+            seen = Seen(self.command, self.path, dict(self.headers.items()))
+            with registry._lock:
+                registry.requests.append(seen)
+            if registry.intercept is not None:
+                canned = registry.intercept(seen)
+                if canned is not None:
+                    self._body()
+                    self._answer(canned.status, canned.body, canned.headers)
+                    return
+            self.query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if url.path == "/v2/":
+                self._answer(200, b"{}", {"Content-Type": "application/json"})
+                return
+            for kind, pattern in _ROUTES:
+                match = pattern.match(url.path)
+                if match is not None:
+                    action = getattr(self, f"_{kind}_{self.command.lower()}", None)
+                    if action is None:
+                        self._body()
+                        self._answer(405, _error("UNSUPPORTED", f"{self.command} {url.path}"))
+                    else:
+                        action(**match.groupdict())
+                    return
+            self._answer(404, _error("NAME_UNKNOWN", url.path))
+
+        do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _route  # noqa: N815
+
+        # -- manifests ---------------------------------------------------------------------
+
+        def _manifest_get(self, name: str, ref: str) -> None:
+            found = registry.manifests.get((name, ref))
+            if found is None:
+                self._answer(404, _error("MANIFEST_UNKNOWN", ref))
+                return
+            raw, media_type = found
+            self._answer(
+                200, raw, {"Content-Type": media_type, "Docker-Content-Digest": _digest(raw)}
+            )
+
+        _manifest_head = _manifest_get
+
+        def _manifest_put(self, name: str, ref: str) -> None:
+            raw = self._body()
+            media_type = self.headers.get("Content-Type", "")
+            digest = _digest(raw)
+            if ref.startswith("sha256:") and ref != digest:
+                self._answer(400, _error("DIGEST_INVALID", ref))
+                return
+            with registry._lock:
+                registry.manifests[(name, ref)] = (raw, media_type)
+                registry.manifests[(name, digest)] = (raw, media_type)
+            self._answer(201, headers={"Docker-Content-Digest": digest, "Location": self.path})
+
+        # -- blobs -------------------------------------------------------------------------
+
+        def _blob_get(self, name: str, digest: str) -> None:
+            data = registry.blobs.get(digest)
+            if data is None or (name, digest) not in registry.links:
+                self._answer(404, _error("BLOB_UNKNOWN", digest))
+                return
+            headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest}
+            wanted = re.match(r"bytes=(\d+)-(\d*)$", self.headers.get("Range", ""))
+            if wanted and self.command == "GET":
+                start = int(wanted.group(1))
+                end = int(wanted.group(2)) if wanted.group(2) else len(data) - 1
+                headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+                self._answer(206, data[start : end + 1], headers)
+                return
+            if self.command == "HEAD":
+                headers["Content-Length"] = str(len(data))
+            self._answer(200, data, headers)
+
+        _blob_head = _blob_get
+
+        # -- uploads -----------------------------------------------------------------------
+
+        def _new_session(self, name: str) -> None:
+            upload_id = str(uuid.uuid4())
+            with registry._lock:
+                registry.uploads[upload_id] = bytearray()
+            headers = {
+                "Location": f"/v2/{name}/blobs/uploads/{upload_id}?_state=opaque%3D%3D",
+                "Range": "0-0",
+                "Docker-Upload-UUID": upload_id,
+            }
+            if registry.quirks.chunk_min_length is not None:
+                headers["OCI-Chunk-Min-Length"] = str(registry.quirks.chunk_min_length)
+            self._answer(202, headers=headers)
+
+        def _uploads_post(self, name: str) -> None:
+            body = self._body()
+            mount, source = self.query.get("mount"), self.query.get("from")
+            mountable = (source, mount) in registry.links
+            if mount and source and mountable and not registry.quirks.refuse_mounts:
+                with registry._lock:
+                    registry.links.add((name, mount))
+                self._answer(201, headers={"Location": f"/v2/{name}/blobs/{mount}"})
+                return
+            if "digest" in self.query:  # monolithic POST
+                self._store(name, self.query["digest"], body)
+                return
+            self._new_session(name)
+
+        def _store(self, name: str, digest: str, data: bytes | bytearray) -> None:
+            if _digest(data) != digest:
+                self._answer(400, _error("DIGEST_INVALID", f"got {_digest(data)}"))
+                return
+            with registry._lock:
+                registry.blobs[digest] = bytes(data)
+                registry.links.add((name, digest))
+            self._answer(201, headers={"Location": f"/v2/{name}/blobs/{digest}"})
+
+        def _session(self, upload_id: str) -> bytearray | None:
+            session = registry.uploads.get(upload_id)
+            if session is None:
+                self._body()
+                self._answer(404, _error("BLOB_UPLOAD_UNKNOWN", upload_id))
+            return session
+
+        def _progress(self, name: str, upload_id: str, session: bytearray) -> dict[str, str]:
+            return {
+                "Location": f"/v2/{name}/blobs/uploads/{upload_id}?_state=opaque%3D%3D",
+                "Range": f"0-{max(len(session) - 1, 0)}",
+                "Docker-Upload-UUID": upload_id,
+            }
+
+        def _chunk_allowed(self, upload_id: str, data: bytes) -> bool:
+            """Only the last chunk may be shorter than OCI-Chunk-Min-Length: a chunk after a
+            short one is refused (the registry learns a chunk was not the last only then)."""
+            minimum = registry.quirks.chunk_min_length
+            if minimum is None:
+                return True
+            if upload_id in registry.short_chunks:
+                self._answer(416, _error("SIZE_INVALID", "a chunk below OCI-Chunk-Min-Length"))
+                return False
+            if len(data) < minimum:
+                with registry._lock:
+                    registry.short_chunks.add(upload_id)
+            return True
+
+        def _upload_patch(self, name: str, id: str) -> None:
+            session = self._session(id)
+            if session is None:
+                return
+            data = self._body()
+            content_range = self.headers.get("Content-Range")
+            if content_range is not None:
+                start = int(content_range.split("-")[0])
+                if start != len(session):
+                    self._answer(416, headers=self._progress(name, id, session))
+                    return
+            if not self._chunk_allowed(id, data):
+                return
+            with registry._lock:
+                registry.patches += 1
+                broken = registry.patches == registry.quirks.break_patch
+            if broken:
+                session.extend(data[: len(data) // 2])
+                self._answer(500, _error("UNKNOWN", "connection lost"))
+                return
+            session.extend(data)
+            self._answer(202, headers=self._progress(name, id, session))
+
+        def _upload_get(self, name: str, id: str) -> None:
+            if registry.quirks.no_upload_status:
+                self._answer(404, _error("BLOB_UPLOAD_UNKNOWN", id))
+                return
+            session = self._session(id)
+            if session is not None:
+                self._answer(204, headers=self._progress(name, id, session))
+
+        def _upload_put(self, name: str, id: str) -> None:
+            session = self._session(id)
+            if session is None:
+                return
+            data = self._body()
+            if data and not self._chunk_allowed(id, data):
+                return
+            session.extend(data)
+            with registry._lock:
+                registry.uploads.pop(id, None)
+            self._store(name, self.query.get("digest", ""), session)
+
+    return Handler
