@@ -27,14 +27,15 @@ import http.client
 import json
 import re
 import secrets
-import ssl
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from tls_server import TLSThreadingHTTPServer
 
 _BLOB_PATH = re.compile(r"^/v2/.+/blobs/(sha256:[0-9a-f]{64})$")
 _STORAGE_PATH = re.compile(r"^/blobs/sha256/([0-9a-f]{64})$")
@@ -267,17 +268,6 @@ def storage_handler(options: Options, secret: bytes) -> type[BaseHTTPRequestHand
     return Storage
 
 
-def _tls_server(
-    port: int, handler: type[BaseHTTPRequestHandler], tls: tuple[Path, Path]
-) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    server.daemon_threads = True
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*tls)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    return server
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--front-port", type=int, required=True)
@@ -299,9 +289,13 @@ def main() -> None:
         args.log,
     )
     secret = secrets.token_bytes(32)  # new per start: URLs signed before a restart expire
-    storage = _tls_server(options.storage_port, storage_handler(options, secret), options.tls)
+    storage = TLSThreadingHTTPServer(
+        ("127.0.0.1", options.storage_port), storage_handler(options, secret), options.tls
+    )
     threading.Thread(target=storage.serve_forever, daemon=True).start()
-    front = _tls_server(options.front_port, front_handler(options, secret), options.tls)
+    front = TLSThreadingHTTPServer(
+        ("127.0.0.1", options.front_port), front_handler(options, secret), options.tls
+    )
     print("ready", flush=True)  # noqa: T201 - the stage waits for this line
     front.serve_forever()
 

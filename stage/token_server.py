@@ -23,7 +23,6 @@ import base64
 import datetime as dt
 import json
 import secrets
-import ssl
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
+
+from tls_server import TLSThreadingHTTPServer
 
 ISSUER = "crossdock-test-issuer"
 SERVICE = "crossdock-test-registry"
@@ -165,11 +166,12 @@ def serve(options: Options) -> None:
         def log_message(self, format: str, *args: object) -> None:  # noqa: ARG002
             return  # quiet: the test's output is what the test checks
 
-    server = ThreadingHTTPServer(("127.0.0.1", options.port), Handler)
-    if options.tls is not None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(*options.tls)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+    address = ("127.0.0.1", options.port)
+    server = (
+        ThreadingHTTPServer(address, Handler)
+        if options.tls is None
+        else TLSThreadingHTTPServer(address, Handler, options.tls)
+    )
     print("ready", flush=True)  # noqa: T201 - the parent waits for this line
     server.serve_forever()
 

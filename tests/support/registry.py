@@ -19,7 +19,7 @@ monolithic POST), ``PATCH`` (streamed or with ``Content-Range``), ``PUT ?digest=
 
 Switches (``Quirks``, all off by default) for the places where registries differ; ``intercept``
 answers any request first (fault injection: return a ``Canned`` answer, or None to go on).
-``tls`` serves HTTPS with the given certificate and key files.
+HTTPS with a host name is the stage's part (stage/https.sh), not this one's.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
@@ -88,7 +87,6 @@ class InProcessRegistry:
         quirks: Quirks | None = None,
         *,
         intercept: Callable[[Seen], Canned | None] | None = None,
-        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.quirks = quirks or Quirks()
         self.intercept = intercept
@@ -103,21 +101,13 @@ class InProcessRegistry:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self.scheme = "http"
-        if tls is not None:
-            import ssl
-
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(str(tls[0]), str(tls[1]))
-            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-            self.scheme = "https"
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://{self.host}"
+        return f"http://{self.host}"
 
     def close(self) -> None:
         self._server.shutdown()
