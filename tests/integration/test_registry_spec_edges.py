@@ -126,6 +126,37 @@ def test_without_upload_status_the_whole_upload_is_retried(blob):
     assert registry.blobs[str(descriptor.digest)] == BLOB
 
 
+def store(registry: InProcessRegistry, repository: str, data: bytes) -> Descriptor:
+    descriptor = Descriptor("application/octet-stream", sha256_of(data), len(data))
+    registry.blobs[str(descriptor.digest)] = data
+    registry.links.add((repository, str(descriptor.digest)))
+    return descriptor
+
+
+def test_a_download_cut_off_resumes_from_the_bytes_received(tmp_path):
+    data = bytes(range(256)) * 4096  # 1 MiB
+    with InProcessRegistry(Quirks(cut_blob_gets=1)) as registry, client_for(registry) as client:
+        descriptor = store(registry, "pull/app", data)
+        dest = tmp_path / "blob"
+        client.fetch_blob(Reference.parse(f"{registry.host}/pull/app"), descriptor, dest)
+    assert dest.read_bytes() == data
+    gets = [r for r in registry.requests if r.method == "GET" and "/blobs/" in r.path]
+    assert [r.headers.get("Range") for r in gets] == [None, f"bytes={len(data) // 2}-"]
+    assert registry.answers[-1] == 206
+    assert [p.name for p in tmp_path.iterdir()] == ["blob"]  # no partial file left
+
+
+def test_a_download_restarts_when_the_registry_ignores_the_range(tmp_path):
+    data = bytes(range(256)) * 4096
+    quirks = Quirks(cut_blob_gets=1, ignore_range=True)
+    with InProcessRegistry(quirks) as registry, client_for(registry) as client:
+        descriptor = store(registry, "pull/app", data)
+        dest = tmp_path / "blob"
+        client.fetch_blob(Reference.parse(f"{registry.host}/pull/app"), descriptor, dest)
+    assert dest.read_bytes() == data
+    assert registry.answers[-1] == 200
+
+
 def test_verify_against_a_host_that_redirects_to_a_web_page_says_it_is_not_a_registry(tmp_path):
     """What docker.io does to /v2/...: a redirect to the web site, a page with status 200."""
     page = b"<!doctype html><html><body>Docker Hub</body></html>"

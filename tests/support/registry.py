@@ -61,6 +61,10 @@ class Quirks:
     break_patch: int | None = None
     # Refuse GET of an upload location (registries that cannot report progress) with 404.
     no_upload_status: bool = False
+    # Cut this many blob GETs off after half their bytes (the connection drops mid-body).
+    cut_blob_gets: int = 0
+    # Answer blob GETs with the whole blob (200) even when a Range is asked for.
+    ignore_range: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class InProcessRegistry:
         self.requests: list[Seen] = []
         self.answers: list[int] = []  # the status of every answer, in order
         self.patches = 0
+        self.cut_gets = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -238,8 +243,11 @@ def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
                 self._answer(404, _error("BLOB_UNKNOWN", digest))
                 return
             headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest}
+            if self.command == "GET" and self._cut_this_get():
+                self._answer_cut(data, headers)
+                return
             wanted = re.match(r"bytes=(\d+)-(\d*)$", self.headers.get("Range", ""))
-            if wanted and self.command == "GET":
+            if wanted and self.command == "GET" and not registry.quirks.ignore_range:
                 start = int(wanted.group(1))
                 end = int(wanted.group(2)) if wanted.group(2) else len(data) - 1
                 headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
@@ -250,6 +258,27 @@ def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
             self._answer(200, data, headers)
 
         _blob_head = _blob_get
+
+        def _cut_this_get(self) -> bool:
+            with registry._lock:
+                if registry.cut_gets >= registry.quirks.cut_blob_gets:
+                    return False
+                registry.cut_gets += 1
+                return True
+
+        def _answer_cut(self, data: bytes, headers: Mapping[str, str]) -> None:
+            """Announce the whole blob, send half of it, and drop the connection."""
+            with registry._lock:
+                registry.answers.append(200)
+            self.send_response(200)
+            self.send_header(*API_VERSION)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
 
         # -- uploads -----------------------------------------------------------------------
 

@@ -221,47 +221,57 @@ class RegistryClient:
 
     def fetch_blob(self, repository: Reference, descriptor: Descriptor, dest: Path) -> Path:
         """Download a blob to ``dest``: streamed to a temporary file next to it, checked against
-        the descriptor's size and digest, then renamed into place. Nothing is left on failure."""
+        the descriptor's size and digest, then renamed into place. Nothing is left on failure.
+
+        A download cut off midway goes on from the bytes already received (``Range``) when the
+        registry, or the storage it redirects to, answers with them; else it starts again.
+        """
         name = self._repository(repository)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        for attempt in stamina.retry_context(on=httpx.TransportError, attempts=_DOWNLOAD_ATTEMPTS):
-            with attempt:
-                self._download(name, descriptor, dest)
+        with _PartialBlob(dest, descriptor.digest.algorithm) as partial:
+            for attempt in stamina.retry_context(
+                on=httpx.TransportError, attempts=_DOWNLOAD_ATTEMPTS
+            ):
+                with attempt:
+                    self._download(name, descriptor, partial)
+            if partial.size != descriptor.size:
+                raise self._bad_blob(name, descriptor, f"has {partial.size} bytes, not the size")
+            if partial.hexdigest() != descriptor.digest.hex:
+                raise self._bad_blob(name, descriptor, "does not match its digest")
+            partial.keep_as(dest)
         return dest
 
     @contextlib.contextmanager
-    def _blob_response(self, name: str, descriptor: Descriptor) -> Iterator[httpx.Response]:
-        """A streamed GET of a blob that answered 200 (anything else raises), closed after."""
+    def _blob_response(
+        self, name: str, descriptor: Descriptor, start: int = 0
+    ) -> Iterator[httpx.Response]:
+        """A streamed GET of a blob, closed after: 200, or 206 when asked from ``start`` > 0 (a
+        registry may ignore the Range and answer 200). Anything else raises."""
+        headers = {"Range": f"bytes={start}-"} if start else None
         response = self.transport.request(
-            "GET", f"/v2/{name}/blobs/{descriptor.digest}", scopes=[pull_scope(name)], stream=True
+            "GET",
+            f"/v2/{name}/blobs/{descriptor.digest}",
+            scopes=[pull_scope(name)],
+            headers=headers,
+            stream=True,
         )
         with contextlib.closing(response):
-            if response.status_code != 200:
+            if response.status_code not in ((200, 206) if start else (200,)):
                 response.read()
                 raise self._error(response, name, f"get blob {descriptor.digest}")
             yield response
 
-    def _download(self, name: str, descriptor: Descriptor, dest: Path) -> None:
-        with self._blob_response(name, descriptor) as response:
-            handle, temp_name = tempfile.mkstemp(prefix=".partial-", dir=dest.parent)
-            temp = Path(temp_name)
-            try:
-                hasher = hashlib.new(descriptor.digest.algorithm)
-                written = 0
-                with os.fdopen(handle, "wb") as out:
-                    for chunk in response.iter_bytes(1024 * 1024):
-                        written += len(chunk)
-                        if written > descriptor.size:
-                            raise self._bad_blob(name, descriptor, "is larger than its descriptor")
-                        hasher.update(chunk)
-                        out.write(chunk)
-                if written != descriptor.size:
-                    raise self._bad_blob(name, descriptor, f"has {written} bytes, not the size")
-                if hasher.hexdigest() != descriptor.digest.hex:
-                    raise self._bad_blob(name, descriptor, "does not match its digest")
-                temp.replace(dest)
-            finally:
-                temp.unlink(missing_ok=True)
+    def _download(self, name: str, descriptor: Descriptor, partial: _PartialBlob) -> None:
+        with self._blob_response(name, descriptor, partial.size) as response:
+            if response.status_code != 206 or _range_start(response) != partial.size:
+                partial.restart()
+            elif partial.size:
+                _log.debug("resuming blob %s at byte %d", descriptor.digest, partial.size)
+            # As the bytes arrive (no re-chunking): what came before a cut is kept.
+            for chunk in response.iter_bytes():
+                if partial.size + len(chunk) > descriptor.size:
+                    raise self._bad_blob(name, descriptor, "is larger than its descriptor")
+                partial.write(chunk)
 
     def fetch_blob_bytes(self, repository: Reference, descriptor: Descriptor) -> bytes:
         """A small blob (an image config) in memory, verified against its descriptor."""
@@ -371,6 +381,57 @@ class RegistryClient:
             f"({descriptor.size} bytes expected); it was not kept",
             hint="the registry served corrupt data; retry, and report it if it persists",
         )
+
+
+class _PartialBlob:
+    """A blob's bytes received so far: a temporary file beside its destination and their hash.
+    Removed on exit unless kept."""
+
+    def __init__(self, dest: Path, algorithm: str) -> None:
+        handle, temp_name = tempfile.mkstemp(prefix=".partial-", dir=dest.parent)
+        self._file = os.fdopen(handle, "wb")
+        self._path = Path(temp_name)
+        self._algorithm = algorithm
+        self._hasher = hashlib.new(algorithm)
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self._hasher.update(chunk)
+        self.size += len(chunk)
+
+    def restart(self) -> None:
+        self._file.seek(0)
+        self._file.truncate()
+        self._hasher = hashlib.new(self._algorithm)
+        self.size = 0
+
+    def hexdigest(self) -> str:
+        return self._hasher.hexdigest()
+
+    def keep_as(self, dest: Path) -> None:
+        self._file.close()
+        self._path.replace(dest)
+
+    def __enter__(self) -> _PartialBlob:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._file.close()
+        self._path.unlink(missing_ok=True)
+
+
+def _range_start(response: httpx.Response) -> int | None:
+    """Where a 206 answer's ``Content-Range: bytes START-END/SIZE`` starts."""
+    value = response.headers.get("content-range", "")
+    unit, _, rest = value.partition(" ")
+    start = rest.partition("-")[0]
+    return int(start) if unit == "bytes" and start.isdigit() else None
 
 
 def _is_transient(error: Exception) -> bool:
