@@ -27,21 +27,11 @@ HTTPS_REGISTRY=$HTTPS_REGISTRY_NAME:$HTTPS_FRONT_PORT
 HTTPS_USER=pusher
 HTTPS_DIR=$CACHE/https
 HTTPS_TLS=$HTTPS_DIR/tls
-HTTPS_APT_PACKAGES=(openssl python3-cryptography ca-certificates)
+# Installed by stage.sh's ensure_packages with the rest.
+APT_PACKAGES+=(openssl python3-cryptography ca-certificates)
 # The stage's daemons run on Debian's python3 (python3-cryptography signs the tokens).
 HTTPS_PYTHON=/usr/bin/python3
 HTTPS_HOSTS_MARK="# crossdock stage (stage/https.sh)"
-
-ensure_https_packages() {
-  local missing=() p
-  for p in "${HTTPS_APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  say "installing: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
 
 ensure_hosts_entries() {
   local line="127.0.0.1 $HTTPS_REGISTRY_NAME $HTTPS_AUTH_NAME $HTTPS_STORAGE_NAME $HTTPS_HOSTS_MARK"
@@ -194,7 +184,6 @@ for image in json.load(open(sys.argv[1]))["images"]:
 
 # ensure_https_stage PYTHON: the whole real-registry path, idempotent.
 ensure_https_stage() {
-  ensure_https_packages
   ensure_hosts_entries
   ensure_stage_ca
   ensure_https_daemons
