@@ -14,8 +14,8 @@ stands in for that part (stage/https.sh runs it as a daemon):
   the registry's storage folder for URLs the front signed (HMAC, expiring). Like S3 with a
   presigned URL, it refuses a request that also carries an ``Authorization`` header (400), and
   it appends every request to ``--log`` as a JSON line (method, path, whether
-  ``Authorization`` came), so tests can prove that clients drop the registry's credentials on
-  the cross-origin redirect.
+  ``Authorization`` came, status, user agent), so tests can prove that clients drop the
+  registry's credentials on the cross-origin redirect.
 """
 
 from __future__ import annotations
@@ -197,6 +197,7 @@ def storage_handler(options: Options, secret: bytes) -> type[BaseHTTPRequestHand
                 "path": urlsplit(self.path).path,
                 "authorization": "Authorization" in self.headers,
                 "status": status,
+                "user_agent": self.headers.get("User-Agent", ""),
             }
             with log_lock, options.log.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(entry) + "\n")
