@@ -45,7 +45,7 @@ def make_plan(
         annotations["org.opencontainers.image.source"] = source
     return BuildPlan(
         service=config.service,
-        service_dir=config.service_dir,
+        project=config.project,
         base=base,
         base_pull=Mirrors(config.registry_mirrors).apply(base),
         platforms=config.platforms,

@@ -17,6 +17,7 @@ from typing import Any
 
 from crossdock.errors import TargetError
 from crossdock.platform import Platform
+from crossdock.project import ServiceProject
 from crossdock.registry.reference import Reference
 
 __all__ = ["PYTHON_PLACEHOLDER", "BaseDependentRuntime", "BuildPlan", "RuntimeSettings"]
@@ -98,7 +99,8 @@ def _normalize(name: str) -> str:
 @dataclass(frozen=True)
 class BuildPlan:
     service: str
-    service_dir: Path
+    # The service as found on disk: its layout, its folders, whether it is built as a package.
+    project: ServiceProject
     base: Reference
     # The reference actually pulled: ``base`` after registry mirrors.
     base_pull: Reference
@@ -121,6 +123,10 @@ class BuildPlan:
     # ``runtime_for_base``; None means ``runtime`` holds for any base.
     base_dependent_runtime: BaseDependentRuntime | None = None
 
+    @property
+    def service_dir(self) -> Path:
+        return self.project.service_dir
+
     def runtime_for_base(
         self, base_env: Mapping[str, str], locked: Collection[str]
     ) -> RuntimeSettings:
@@ -134,6 +140,7 @@ class BuildPlan:
         return {
             "service": self.service,
             "service_dir": str(self.service_dir),
+            "project": self.project.to_json(),
             "base": str(self.base),
             "base_pull": str(self.base_pull),
             "platforms": [str(p) for p in self.platforms],

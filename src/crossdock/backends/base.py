@@ -46,6 +46,8 @@ class PlatformReport:
     layers: tuple[LayerInfo, ...]
     verification: Any = None
     timings: dict[str, float] = field(default_factory=dict)
+    # The service's own packages, built on the host into pure wheels (in the code's layer).
+    local_packages: tuple[WheelInfo, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         verification = self.verification
@@ -64,6 +66,10 @@ class PlatformReport:
                     "built_from_sdist": w.built_from_sdist,
                 }
                 for w in self.wheels
+            ],
+            "local_packages": [
+                {"name": w.name, "version": w.version, "tags": list(w.tags)}
+                for w in self.local_packages
             ],
             "layers": [
                 {

@@ -4,6 +4,8 @@ Per platform (platforms run in parallel):
   base = pull the base's child manifest, config and layers (digests verified, cached by digest)
   profile = read the base's Python and glibc from its layers (cached by base manifest digest)
   deps = install the locked dependencies as the target platform's wheels (uv, binary-only)
+  code = the service's files (a project that is not a package) and its own packages (the
+         project, the workspace members it needs) built into pure wheels and installed
   layers = [dependencies, service code], deterministic tar + gzip
   verify the finished image's binaries against its platform, glibc and Python; refuse on failure
   image = base config + layers + runtime settings, typed like the base (OCI or Docker)
@@ -39,10 +41,12 @@ from crossdock.platform import Platform
 from crossdock.registry.blobcache import BlobCache
 from crossdock.registry.client import RegistryClient
 from crossdock.resolve import (
+    InstalledDistribution,
     Resolution,
     compile_bytecode,
     find_host_python,
     install_dependencies,
+    install_local_projects,
 )
 from crossdock.verify import verify_image
 
@@ -141,7 +145,7 @@ class NativeBackend:
         )
 
         mark = time.perf_counter()
-        app_blob = self._app_layer(plan, cache, bytecode_python)
+        app_blob, local = self._app_layer(plan, cache, bytecode_python, resolution, profile)
         timings["app_layer"] = time.perf_counter() - mark
 
         family = family_of(base.manifest.media_type)
@@ -162,7 +166,7 @@ class NativeBackend:
         ]
         # Some targets run differently on different bases (Lambda on a plain Python base needs
         # awslambdaric as the entrypoint): decided from the base's env and what was installed.
-        installed = {d.name for d in resolution.distributions}
+        installed = {d.name for d in (*resolution.distributions, *local)}
         runtime = plan.runtime_for_base(base.config.env, installed).with_python(profile.python_path)
         config = _image_config(base.config, platform, runtime, plan, new_layers)
         layer_sources = (
@@ -218,6 +222,9 @@ class NativeBackend:
             wheels=tuple(
                 WheelInfo(d.name, d.version, tuple(d.tags), d.built_from_sdist)
                 for d in resolution.distributions
+            ),
+            local_packages=tuple(
+                WheelInfo(d.name, d.version, tuple(d.tags), built_from_sdist=False) for d in local
             ),
             layers=(
                 LayerInfo(
@@ -334,7 +341,8 @@ class NativeBackend:
         work = plan.cache_dir / "work"
         work.mkdir(parents=True, exist_ok=True)
         resolution = install_dependencies(
-            project_dir=plan.service_dir,
+            project_dir=plan.project.lock_dir,
+            package=plan.project.package,
             platform=platform,
             python_version=profile.python_version,
             glibc_version=profile.glibc_version,
@@ -367,28 +375,55 @@ class NativeBackend:
         return resolution, blob, False
 
     def _app_layer(
-        self, plan: BuildPlan, cache: BlobCache, bytecode_python: str | None
-    ) -> LayerBlob:
+        self,
+        plan: BuildPlan,
+        cache: BlobCache,
+        bytecode_python: str | None,
+        resolution: Resolution,
+        profile: BaseProfile,
+    ) -> tuple[LayerBlob, tuple[InstalledDistribution, ...]]:
+        """The layer of the service's own code: its files as they are (a project that is not a
+        package), and the wheels of its own packages (the project when it is one, the workspace
+        members it needs) installed beside the dependencies."""
         work = plan.cache_dir / "work"
         work.mkdir(parents=True, exist_ok=True)
-        if bytecode_python is None:
+        if bytecode_python is None and not resolution.local_projects:
             entries = entries_from_tree(plan.service_dir, plan.app_dir, exclude=plan.exclude)
-            return self._write_layer_into_cache(entries, cache, plan.mtime, work)
-        # Compile in a copy: the service folder is the user's, and its own __pycache__ (from
-        # the developer's Python) is left out either way.
+            return self._write_layer_into_cache(entries, cache, plan.mtime, work), ()
         with tempfile.TemporaryDirectory(dir=work) as tmp:
-            copy = Path(tmp) / "app"
-            for entry in entries_from_tree(plan.service_dir, "", exclude=plan.exclude):
-                target = copy / entry.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if entry.symlink is not None:
-                    target.symlink_to(entry.symlink)
-                elif entry.source is not None:
-                    shutil.copy2(entry.source, target)
-            copy.mkdir(exist_ok=True)
-            compile_bytecode(copy, bytecode_python, image_dir=plan.app_dir)
-            entries = entries_from_tree(copy, plan.app_dir, keep_bytecode=True)
-            return self._write_layer_into_cache(entries, cache, plan.mtime, work)
+            layer_entries: list[LayerEntry] = []
+            if not plan.project.packaged:
+                # Compile in a copy: the service folder is the user's, and its own __pycache__
+                # (from the developer's Python) is left out either way.
+                copy = Path(tmp) / "app"
+                for entry in entries_from_tree(plan.service_dir, "", exclude=plan.exclude):
+                    target = copy / entry.path
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if entry.symlink is not None:
+                        target.symlink_to(entry.symlink)
+                    elif entry.source is not None:
+                        shutil.copy2(entry.source, target)
+                copy.mkdir(exist_ok=True)
+                if bytecode_python is not None:
+                    compile_bytecode(copy, bytecode_python, image_dir=plan.app_dir)
+                layer_entries += entries_from_tree(copy, plan.app_dir, keep_bytecode=True)
+            local: tuple[InstalledDistribution, ...] = ()
+            if resolution.local_projects:
+                packages = Path(tmp) / "packages"
+                local = install_local_projects(
+                    resolution.local_projects,
+                    resolution.target,
+                    packages,
+                    lock_dir=plan.project.lock_dir,
+                    work_dir=Path(tmp) / "wheels",
+                    image_python=profile.python_path,
+                    source_date_epoch=plan.mtime,
+                )
+                if bytecode_python is not None:
+                    compile_bytecode(packages, bytecode_python, image_dir=plan.deps_dir)
+                layer_entries += entries_from_tree(packages, plan.deps_dir, keep_bytecode=True)
+            blob = self._write_layer_into_cache(layer_entries, cache, plan.mtime, work)
+            return blob, local
 
     @staticmethod
     def _write_layer_into_cache(

@@ -63,15 +63,22 @@ out_console = cast(
 
 ProjectOpt = Annotated[
     Path,
-    typer.Option("--project", "-C", help="Project folder (holding crossdock.toml or backend/)."),
+    typer.Option(
+        "--project",
+        "-C",
+        help="Where to look for the project, as uv does (a uv project or workspace, or a folder "
+        "holding crossdock.toml or backend/).",
+    ),
 ]
 ServiceOpt = Annotated[
     str | None,
     typer.Option(
         "--service",
+        "--package",
         "-s",
         envvar="SERVICE_FOLDER",
-        help="Service folder under backend/ (the seed's SERVICE_FOLDER).",
+        help="The service: a folder under backend/ (the seed's SERVICE_FOLDER) or a uv "
+        "workspace member; a single uv project is its own service.",
     ),
 ]
 PlatformOpt = Annotated[

@@ -1,10 +1,14 @@
 """Load the configuration through one cascade, later sources winning:
 
-1. crossdock's defaults (``defaults.toml`` beside this file),
+1. crossdock's defaults (``defaults.toml`` beside this file), then the defaults of the
+   project's layout (the seed's services serve ``app.main:app`` unless they say otherwise),
 2. ``crossdock.toml`` at the project root (project-wide: environments, mirrors, services-dir),
 3. ``[tool.crossdock]`` in the service's ``pyproject.toml`` (per service: app, port, target...),
 4. environment variables ``CROSSDOCK_*`` (CI),
 5. command-line options.
+
+The project root and the service are found by ``crossdock.project`` (single uv project, the
+seed's backend/<service>/ layout, or a uv workspace), from the folder given or the current one.
 
 Keys are written in kebab-case in files; environment variables are CROSSDOCK_ plus the key in
 upper snake case (CROSSDOCK_PLATFORMS, CROSSDOCK_TARGET, CROSSDOCK_BASE, CROSSDOCK_REPOSITORY,
@@ -25,11 +29,14 @@ from pydantic import ValidationError
 
 from crossdock.config.model import Config
 from crossdock.errors import ConfigError
+from crossdock.project import PROJECT_FILE, discover_service, find_project_root
 from crossdock.registry.reference import Mirrors
 
 __all__ = ["PROJECT_FILE", "default_cache_dir", "find_project_root", "load_config"]
 
-PROJECT_FILE = "crossdock.toml"
+# Settings that depend on the project's layout, between crossdock's defaults and the project's
+# files: the seed's services (and its Dockerfiles) serve the ASGI app app/main.py:app.
+_LAYOUT_DEFAULTS: dict[str, dict[str, Any]] = {"seed": {"app": "app.main:app"}}
 
 # Environment variables that map one-to-one onto a key.
 _ENV_KEYS = {
@@ -47,15 +54,6 @@ def default_cache_dir() -> Path:
     """One cache folder for base blobs, profiles, installed dependencies and layers."""
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "crossdock"
-
-
-def find_project_root(start: Path) -> Path:
-    """The nearest folder at or above ``start`` holding crossdock.toml, else ``start``."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        if (folder / PROJECT_FILE).is_file():
-            return folder
-    return start
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -101,54 +99,53 @@ def load_config(
     """Resolve the cascade into one frozen ``Config``; ``overrides`` are command-line values
     (None values are ignored, so unset options do not mask lower layers)."""
     env = os.environ if environ is None else environ
-    root = find_project_root(project_dir or Path.cwd())
+    start = (project_dir or Path.cwd()).resolve()
+    cli_layer = {k: v for k, v in (overrides or {}).items() if v is not None}
     merged = _defaults()
     allowed = {
         *merged.keys(),
-        *("base", "command", "repository", "cache-dir", "service", "tag-templates"),
+        *("app", "base", "command", "repository", "cache-dir", "service", "tag-templates"),
     }
+    services_dir = str(cli_layer.get("services-dir") or merged["services-dir"])
+    root = find_project_root(start, services_dir)
 
     project_file = root / PROJECT_FILE
+    project_layer: dict[str, Any] = {}
     if project_file.is_file():
-        layer = _read_toml(project_file)
-        _check_keys(layer, allowed, str(project_file))
-        merged = _merge(merged, layer)
+        project_layer = _read_toml(project_file)
+        _check_keys(project_layer, allowed, str(project_file))
 
     env_layer: dict[str, Any] = {key: env[var] for var, key in _ENV_KEYS.items() if env.get(var)}
     if env.get("CROSSDOCK_REGISTRY_MIRRORS"):
         env_layer["registry-mirrors"] = dict(Mirrors.parse(env["CROSSDOCK_REGISTRY_MIRRORS"]).hosts)
-    cli_layer = {k: v for k, v in (overrides or {}).items() if v is not None}
 
     service_name = (
-        cli_layer.get("service") or service or env_layer.get("service") or merged.get("service")
+        cli_layer.get("service")
+        or service
+        or env_layer.get("service")
+        or project_layer.get("service")
     )
-    if not service_name:
-        raise ConfigError(
-            "no service given",
-            hint="pass --service NAME (a folder under "
-            f"{root / str(merged['services-dir'])}), or set CROSSDOCK_SERVICE",
-        )
-    services_dir = str(cli_layer.get("services-dir") or merged["services-dir"])
-    service_dir = root / services_dir / str(service_name)
-    if not service_dir.is_dir():
-        available = sorted(
-            p.name for p in (root / services_dir).glob("*") if (p / "pyproject.toml").is_file()
-        )
-        raise ConfigError(
-            f"service folder {service_dir} does not exist",
-            hint=f"services found: {', '.join(available) or 'none'}; "
-            "the service is a folder under services-dir holding pyproject.toml",
-        )
-    pyproject = service_dir / "pyproject.toml"
-    if pyproject.is_file():
-        tool = _read_toml(pyproject).get("tool", {}).get("crossdock", {})
-        _check_keys(tool, allowed, f"{pyproject} [tool.crossdock]")
-        merged = _merge(merged, tool)
+    services_dir = str(
+        cli_layer.get("services-dir") or project_layer.get("services-dir") or services_dir
+    )
+    project = discover_service(
+        root,
+        start=start,
+        service=str(service_name) if service_name else None,
+        services_dir=services_dir,
+    )
+    merged = _merge(merged, _LAYOUT_DEFAULTS.get(project.layout, {}))
+    merged = _merge(merged, project_layer)
+    service_file = project.service_dir / "pyproject.toml"
+    _check_keys(project.settings, allowed, f"{service_file} [tool.crossdock]")
+    merged = _merge(merged, project.settings)
 
     merged = _merge(merged, env_layer)
     merged = _merge(merged, cli_layer)
-    merged["service"] = str(service_name)
-    merged["project-root"] = root
+    merged["service"] = project.name
+    merged["project"] = project
+    merged["services-dir"] = services_dir
+    merged["project-root"] = project.root
     merged.setdefault("cache-dir", default_cache_dir())
     if not merged.get("cache-dir"):
         merged["cache-dir"] = default_cache_dir()
@@ -159,5 +156,5 @@ def load_config(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
         )
         raise ConfigError(
-            f"invalid configuration for service {service_name!r}: {problems}"
+            f"invalid configuration for service {project.name!r}: {problems}"
         ) from err

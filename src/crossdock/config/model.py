@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crossdock.platform import Platform, parse_platforms
+from crossdock.project import ServiceProject
 
 __all__ = ["Config", "EnvironmentConfig", "TargetName"]
 
@@ -30,6 +31,12 @@ class EnvironmentConfig(_Frozen):
 class Config(_Frozen):
     """Everything a build needs to know, after the cascade (see ``loader``)."""
 
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, arbitrary_types_allowed=True
+    )
+
+    # The service as found on disk (crossdock.project): its shape, folders and declarations.
+    project: ServiceProject
     project_root: Path = Field(alias="project-root")
     services_dir: str = Field(alias="services-dir")
     service: str
@@ -37,7 +44,9 @@ class Config(_Frozen):
     production_arch: str = Field(alias="production-arch")
     target: TargetName
     base: str | None = None
-    app: str
+    # How a web service starts (crossdock.project.entrypoint): command > app > the only script.
+    app: str | None = None
+    server: str = "uvicorn"
     port: int = Field(ge=1, le=65535)
     health_path: str = Field(alias="health-path")
     lambda_handler: str = Field(alias="lambda-handler")
@@ -70,7 +79,7 @@ class Config(_Frozen):
 
     @property
     def service_dir(self) -> Path:
-        return self.project_root / self.services_dir / self.service
+        return self.project.service_dir
 
     def environment(self, name: str) -> EnvironmentConfig:
         from crossdock.errors import ConfigError

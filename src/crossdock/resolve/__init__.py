@@ -3,13 +3,15 @@
 ``install_dependencies()`` is the one call a builder needs: it checks the lock and returns an
 installed tree from a content-addressed cache. ``resolve()`` installs into a given folder;
 ``export_locked()`` + ``install()`` split that so a cache can be consulted between the two
-(``LockedExport.cache_key``).
+(``LockedExport.cache_key``). ``install_local_projects()`` builds the service's own packages
+(the project, the workspace members it needs) into pure wheels and installs them.
 """
 
 from __future__ import annotations
 
 from crossdock.resolve.bytecode import compile_bytecode, find_host_python
 from crossdock.resolve.cache import install_dependencies
+from crossdock.resolve.localprojects import install_local_projects
 from crossdock.resolve.resolution import InstalledDistribution, Resolution
 from crossdock.resolve.shebangs import rewrite_shebangs
 from crossdock.resolve.uv import LockedExport, Uv, export_locked, install, resolve
@@ -24,6 +26,7 @@ __all__ = [
     "find_host_python",
     "install",
     "install_dependencies",
+    "install_local_projects",
     "resolve",
     "rewrite_shebangs",
 ]

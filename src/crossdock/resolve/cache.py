@@ -39,6 +39,7 @@ def _cached(locked: LockedExport, tree: Path, key: str) -> Resolution:
         cache_key=key,
         uv_version=locked.uv_version,
         requirements=locked.requirements_text,
+        local_projects=locked.local_projects,
     )
 
 
@@ -54,14 +55,16 @@ def install_dependencies(
     uv: Uv | None = None,
     bytecode_python: str | None = None,
     image_dir: str = "/",
+    package: str | None = None,
 ) -> Resolution:
     """Check the lock and return the tree of its dependencies for ``platform``, from the cache
     when an identical tree exists. The lock is always checked, even on a cache hit.
     With ``bytecode_python`` (a host interpreter of the image's Python version) the tree also
-    holds bytecode, compiled as if it lived at ``image_dir``."""
+    holds bytecode, compiled as if it lived at ``image_dir``. ``package``: the workspace member
+    whose dependencies these are (None: the project at ``project_dir``)."""
     uv = uv or Uv()
     target = wheel_target(platform, glibc_version, python_version)
-    locked = export_locked(project_dir, target, uv=uv, host_python=host_python)
+    locked = export_locked(project_dir, target, uv=uv, host_python=host_python, package=package)
     key = _tree_key(locked, python_path, bytecode_python is not None)
     tree = cache_dir / key
     if tree.is_dir():

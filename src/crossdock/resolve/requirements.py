@@ -17,7 +17,13 @@ from packaging.utils import NormalizedName, canonicalize_name
 from crossdock.errors import LockError, ResolveError
 from crossdock.wheeltags import WheelTarget, wheel_arch
 
-__all__ = ["ExportedRequirement", "RequirementsExport", "marker_environment", "parse_export"]
+__all__ = [
+    "ExportedRequirement",
+    "LocalRequirement",
+    "RequirementsExport",
+    "marker_environment",
+    "parse_export",
+]
 
 
 @dataclass(frozen=True)
@@ -35,11 +41,24 @@ class ExportedRequirement:
 
 
 @dataclass(frozen=True)
+class LocalRequirement:
+    """A project on disk the export needs (a workspace member, a path dependency, the project
+    itself when it is a package): ``path`` as exported, relative to the lock's folder."""
+
+    path: str
+    marker: Marker | None
+
+    def applies_to(self, environment: dict[str, str]) -> bool:
+        return self.marker is None or self.marker.evaluate(environment)
+
+
+@dataclass(frozen=True)
 class RequirementsExport:
-    """A parsed export: option lines (index settings) and requirement blocks."""
+    """A parsed export: option lines (index settings), requirement blocks, local projects."""
 
     options: tuple[str, ...]  # e.g. `--index-url ...`: repeated in every subset written back
     requirements: tuple[ExportedRequirement, ...]
+    local: tuple[LocalRequirement, ...] = ()
 
     def render(self, requirements: tuple[ExportedRequirement, ...] | None = None) -> str:
         """Requirements-file text for ``requirements`` (default: all), options first."""
@@ -101,23 +120,39 @@ def _requirement(block: list[str]) -> ExportedRequirement:
 
 
 def parse_export(text: str) -> RequirementsExport:
-    """Parse ``uv export --format requirements-txt`` output.
+    """Parse ``uv export --no-editable --format requirements-txt`` output.
 
-    Editable and local-path entries (workspace members, path dependencies) are refused: their
-    code would have to be built on the host, which crossdock does not do for a target yet.
+    Local projects (``./libs/shared``, ``.``) are kept apart: they are built into wheels on the
+    host, not downloaded. Editable entries are refused: an editable install points at the host's
+    source folder, which no image has.
     """
     options: list[str] = []
     requirements: list[ExportedRequirement] = []
+    local: list[LocalRequirement] = []
     for block in _blocks(text):
         first = block[0].strip()
-        if first.startswith(("-e", "--editable", ".", "/")):
+        if first.startswith(("-e", "--editable")):
             raise ResolveError(
-                f"the lock has a local or editable dependency ({first}); crossdock installs only "
-                "packages from an index so far",
-                hint="publish the dependency to an index, or use the buildx backend",
+                f"the export has an editable dependency ({first}); an editable install points "
+                "at a folder on this machine and never reaches an image",
+                hint="report this: crossdock exports with --no-editable",
             )
+        if first.startswith((".", "/", "file:")):
+            local.append(_local(first))
+            continue
         if first.startswith("-"):
             options.extend(block)
             continue
         requirements.append(_requirement(block))
-    return RequirementsExport(options=tuple(options), requirements=tuple(requirements))
+    return RequirementsExport(
+        options=tuple(options), requirements=tuple(requirements), local=tuple(local)
+    )
+
+
+def _local(line: str) -> LocalRequirement:
+    path, _, marker = line.removesuffix("\\").partition(";")
+    try:
+        parsed = Marker(marker.strip()) if marker.strip() else None
+    except ValueError as err:
+        raise LockError(f"cannot read the marker of the exported line {line!r}: {err}") from err
+    return LocalRequirement(path.strip().removeprefix("file://"), parsed)

@@ -39,6 +39,8 @@ class Resolution:
     cache_key: str  # same inputs, same key: the builder may reuse an installed tree
     uv_version: str
     requirements: str  # the export that was installed (with hashes), for the build report
+    # The local projects the export needs (built into wheels with the service's code, not here).
+    local_projects: tuple[Path, ...] = ()
 
     @property
     def python_platform(self) -> str:

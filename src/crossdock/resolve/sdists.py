@@ -21,7 +21,7 @@ from crossdock.resolve.lockfile import LockedPackage, LockedSdist, options_hint,
 from crossdock.tls import system_ssl_context
 from crossdock.wheeltags import WheelTarget
 
-__all__ = ["build_pure_wheel", "fetch_sdist"]
+__all__ = ["build_pure_wheel", "fetch_sdist", "require_pure_wheel", "single_wheel", "tail"]
 
 # An sdist bigger than this is not a small pure-Python package; refuse rather than fill the disk.
 _MAX_SDIST_BYTES = 256 * 1024 * 1024
@@ -115,33 +115,51 @@ def build_pure_wheel(
     if code != 0:
         raise ResolveError(
             f"{what} has no wheel for {target.platform} and building its sdist on the host failed "
-            f"(it most likely needs a compiler for native code):\n{_tail(output)}",
+            f"(it most likely needs a compiler for native code):\n{tail(output)}",
             hint=options,
         )
+    wheel = single_wheel(out_dir, what, hint=options)
+    return require_pure_wheel(
+        wheel,
+        what=what,
+        native=f"{what} has no wheel for {target.platform} ({target.uv_python_platform}, CPython "
+        f"{target.uv_python_version}), only an sdist, and that sdist contains native code",
+        target=target,
+        hint=options,
+    )
+
+
+def single_wheel(out_dir: Path, what: str, *, hint: str) -> Path:
+    """The one wheel a build wrote into ``out_dir``."""
     wheels = sorted(out_dir.glob("*.whl"))
     if len(wheels) != 1:
-        raise ResolveError(
-            f"building {what} gave {len(wheels)} wheels instead of one", hint=options
-        )
-    tags = wheel_tags(wheels[0].name)
-    if not tags or any(tag.abi != "none" or tag.platform != "any" for tag in tags):
-        shown = ".".join(sorted(str(tag) for tag in tags)) or wheels[0].name
-        raise ResolveError(
-            f"{what} has no wheel for {target.platform} ({target.uv_python_platform}, CPython "
-            f"{target.uv_python_version}), only an sdist, and that sdist contains native code "
-            f"(building it on the host gave {shown}); crossdock never puts native code compiled "
-            "on the host into an image",
-            hint=options,
-        )
-    if not target.accepts(tags):
-        raise ResolveError(
-            f"{what}: the pure wheel built from its sdist ({wheels[0].name}) does not support "
-            f"CPython {target.uv_python_version}",
-            hint=options,
-        )
+        raise ResolveError(f"building {what} gave {len(wheels)} wheels instead of one", hint=hint)
     return wheels[0]
 
 
-def _tail(output: str, lines: int = 25) -> str:
+def require_pure_wheel(
+    wheel: Path, *, what: str, native: str, target: WheelTarget, hint: str
+) -> Path:
+    """``wheel`` if it is pure Python (``py3-none-any``) for the target's Python, else refuse:
+    a wheel built on the host with a platform tag holds native code compiled for the host.
+    ``native`` starts the refusal's sentence ("X ... contains native code")."""
+    tags = wheel_tags(wheel.name)
+    if not tags or any(tag.abi != "none" or tag.platform != "any" for tag in tags):
+        shown = ".".join(sorted(str(tag) for tag in tags)) or wheel.name
+        raise ResolveError(
+            f"{native} (building it on the host gave {shown}); crossdock never puts native code "
+            "compiled on the host into an image",
+            hint=hint,
+        )
+    if not target.accepts(tags):
+        raise ResolveError(
+            f"{what}: the pure wheel built on the host ({wheel.name}) does not support "
+            f"CPython {target.uv_python_version}",
+            hint=hint,
+        )
+    return wheel
+
+
+def tail(output: str, lines: int = 25) -> str:
     kept = output.strip().splitlines()[-lines:]
     return "\n".join(f"    {line}" for line in kept)

@@ -3,9 +3,12 @@
 Two steps, so that a builder can look up a cache before installing anything:
 
 1. :func:`export_locked` checks the lock (missing or stale is a :class:`LockError`), exports it
-   without dev groups and without the project itself (the service's code is copied as files by
-   the layer writer, it is not installed as a package), and decides per package, from uv.lock,
-   whether a wheel matches the target or only an sdist exists. The result carries a cache key.
+   without dev groups and without editables (for one member with ``package`` in a workspace),
+   and decides per package, from uv.lock, whether a wheel matches the target or only an sdist
+   exists. Local projects (the project itself when it is a package, the workspace members and
+   path dependencies it needs) are set apart: ``local`` builds them into wheels for the layer
+   of the service's code; a project that is not a package is not exported at all (its files are
+   copied by the layer writer). The result carries a cache key of the downloaded dependencies.
 2. :func:`install` installs the wheels binary-only for the target (``--python-platform``,
    ``--python-version``, ``--only-binary :all:``), builds sdist-only packages on the host and
    keeps them only if they are pure Python, rewrites console-script shebangs for the image's
@@ -42,7 +45,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -57,6 +60,7 @@ from crossdock.resolve.lockfile import (
     lookup,
     read_lock,
 )
+from crossdock.resolve.provenance import remove_install_provenance
 from crossdock.resolve.requirements import (
     ExportedRequirement,
     RequirementsExport,
@@ -68,10 +72,10 @@ from crossdock.resolve.sdists import build_pure_wheel
 from crossdock.resolve.shebangs import rewrite_shebangs
 from crossdock.wheeltags import WheelTarget, wheel_target
 
-__all__ = ["LockedExport", "Uv", "export_locked", "install", "resolve"]
+__all__ = ["LockedExport", "Uv", "export_locked", "install", "install_args", "resolve"]
 
 # Bump when what ends up in a target folder changes for the same inputs (flags, sdist policy).
-_CACHE_SCHEMA = 2  # 2: RECORD entries of rewritten scripts updated
+_CACHE_SCHEMA = 3  # 2: RECORD entries of rewritten scripts updated; 3: no host paths in dist-info
 
 # uv's own words when the lock does not match pyproject.toml (uv 0.13).
 _STALE_MARKERS = ("needs to be updated", "--locked")
@@ -98,9 +102,11 @@ class Uv:
                 ) from err
         self.binary = binary
 
-    def run(self, args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, args: Sequence[str], cwd: Path, extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``uv ARGS`` in ``cwd``, capturing output; never raises on a non-zero exit."""
-        env = dict(os.environ)
+        env = {**os.environ, **(extra_env or {})}
         # Plain messages: they end up in our errors, and progress bars are noise in a pipe.
         env.update({"NO_COLOR": "1", "UV_NO_PROGRESS": "1"})
         try:
@@ -115,9 +121,11 @@ class Uv:
         except OSError as err:
             raise ToolError(f"cannot run uv ({self.binary}): {err}") from err
 
-    def run_combined(self, args: Sequence[str], cwd: Path) -> tuple[int, str]:
+    def run_combined(
+        self, args: Sequence[str], cwd: Path, extra_env: Mapping[str, str] | None = None
+    ) -> tuple[int, str]:
         """Run ``uv ARGS``; return the exit code and stdout+stderr (for error messages)."""
-        completed = self.run(args, cwd)
+        completed = self.run(args, cwd, extra_env)
         return completed.returncode, f"{completed.stdout}{completed.stderr}"
 
     @cached_property
@@ -139,6 +147,8 @@ class LockedExport:
     wheel_requirements: tuple[ExportedRequirement, ...]  # installed by uv, binary-only, hashed
     sdist_packages: tuple[LockedPackage, ...]  # built on the host, must come out pure
     uv_version: str
+    # Project folders built into wheels on the host (see ``local``), sorted; not in cache_key.
+    local_projects: tuple[Path, ...] = ()
 
     @property
     def requirements_text(self) -> str:
@@ -177,8 +187,10 @@ def export_locked(
     *,
     uv: Uv | None = None,
     host_python: str | None = None,
+    package: str | None = None,
 ) -> LockedExport:
-    """Check ``project_dir``'s lock and decide how each dependency gets installed for ``target``."""
+    """Check ``project_dir``'s lock and decide how each dependency gets installed for ``target``;
+    ``package``: the workspace member to export (None: the project at ``project_dir``)."""
     uv = uv or Uv()
     project_dir = project_dir.resolve()
     if not (project_dir / "pyproject.toml").is_file():
@@ -192,12 +204,14 @@ def export_locked(
         "--quiet",  # errors only: they become our messages
         "--locked",  # fail if uv.lock does not match pyproject.toml, never update it
         "--no-dev",  # dev groups (pytest, ...) never go into an image
-        "--no-emit-project",  # the service's code is copied as files, not installed
+        "--no-editable",  # local projects as folders to build, never as editable installs
         "--no-header",
         "--no-annotate",
         "--format",
         "requirements-txt",
     ]
+    if package is not None:
+        args += ["--package", package]
     if host_python is not None:
         args += ["--python", host_python]
     completed = uv.run(args, project_dir)
@@ -221,11 +235,11 @@ def export_locked(
     )
     wheel_requirements: list[ExportedRequirement] = []
     sdist_packages: list[LockedPackage] = []
-    for requirement, package in zip(applicable, locked, strict=True):
-        if classify(package, target) is Availability.WHEEL:
+    for requirement, locked_package in zip(applicable, locked, strict=True):
+        if classify(locked_package, target) is Availability.WHEEL:
             wheel_requirements.append(requirement)
         else:
-            sdist_packages.append(package)
+            sdist_packages.append(locked_package)
     return LockedExport(
         project_dir=project_dir,
         target=target,
@@ -233,10 +247,29 @@ def export_locked(
         wheel_requirements=tuple(wheel_requirements),
         sdist_packages=tuple(sdist_packages),
         uv_version=uv.version,
+        local_projects=_local_projects(export, environment, project_dir),
     )
 
 
-def _install_args(target: WheelTarget, target_dir: Path) -> list[str]:
+def _local_projects(
+    export: RequirementsExport, environment: dict[str, str], project_dir: Path
+) -> tuple[Path, ...]:
+    folders: set[Path] = set()
+    for requirement in export.local:
+        if not requirement.applies_to(environment):
+            continue
+        folder = (project_dir / requirement.path).resolve()
+        if not folder.is_dir():
+            raise ResolveError(
+                f"the lock of {project_dir} needs the local file {requirement.path}; crossdock "
+                "builds local projects (folders), not archives",
+                hint="depend on the project's folder, or publish the package to an index",
+            )
+        folders.add(folder)
+    return tuple(sorted(folders))
+
+
+def install_args(target: WheelTarget, target_dir: Path) -> list[str]:
     return [
         "pip",
         "install",
@@ -288,7 +321,7 @@ def install(
             requirements_file = work_dir / "requirements.txt"
             requirements_file.write_text(locked.requirements_text, encoding="utf-8")
             args = [
-                *_install_args(target, target_dir),
+                *install_args(target, target_dir),
                 "--require-hashes",
                 "-r",
                 str(requirements_file),
@@ -314,7 +347,7 @@ def install(
             for package in locked.sdist_packages
         ]
         if built:
-            args = [*_install_args(target, target_dir), "--no-index", *map(str, built)]
+            args = [*install_args(target, target_dir), "--no-index", *map(str, built)]
             code, output = uv.run_combined(args, locked.project_dir)
             if code != 0:
                 raise ResolveError(
@@ -324,6 +357,8 @@ def install(
     if image_python is not None:
         rewrite_shebangs(target_dir / "bin", image_python)
     built_names = frozenset(package.name for package in locked.sdist_packages)
+    # Wheels built here were installed from a temporary folder: drop what records that path.
+    remove_install_provenance(target_dir, built_names)
     distributions = read_installed(target_dir, built_names)
     expected = {req.name for req in locked.wheel_requirements} | built_names
     installed = {dist.name for dist in distributions}
@@ -340,6 +375,7 @@ def install(
         cache_key=locked.cache_key,
         uv_version=locked.uv_version,
         requirements=locked.requirements_text,
+        local_projects=locked.local_projects,
     )
 
 

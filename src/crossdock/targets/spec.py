@@ -22,6 +22,7 @@ from crossdock.image.artifact import ImageSet, PlatformImage
 from crossdock.image.mediatypes import MediaType
 from crossdock.plan import PYTHON_PLACEHOLDER, BaseDependentRuntime, RuntimeSettings
 from crossdock.platform import Platform
+from crossdock.project import Command, ServedApp, choose_entrypoint
 from crossdock.verify.lambda_preflight import PreflightImage, PreflightLayer, lambda_preflight
 
 __all__ = ["LAMBDA_BASE_MARKER", "RUNTIME_INTERFACE_CLIENT", "TARGETS", "TargetSpec", "target_spec"]
@@ -77,19 +78,7 @@ class TargetSpec:
                 working_dir=self.app_dir,
                 env={LAMBDA_BASE_MARKER: self.app_dir},
             )
-        if config.command:
-            command: tuple[str, ...] = tuple(config.command)
-        else:
-            command = (
-                PYTHON_PLACEHOLDER,
-                "-m",
-                "uvicorn",
-                config.app,
-                "--host",
-                "0.0.0.0",  # noqa: S104 - a server in a container listens on all interfaces
-                "--port",
-                str(config.port),
-            )
+        command = self._command(config)
         # CMD, not ENTRYPOINT: `docker run IMAGE other command` then works as people expect;
         # the empty entrypoint drops any the base had (a Lambda base's, for instance).
         return RuntimeSettings(
@@ -105,6 +94,25 @@ class TargetSpec:
             exposed_ports=(config.port,),
             path_prepend=(f"{self.deps_dir}/bin",),
         )
+
+    def _command(self, config: Config) -> tuple[str, ...]:
+        """The argv a web service's image runs, from what its project says (the order is
+        crossdock.project.entrypoint's)."""
+        entry = choose_entrypoint(
+            service=config.service,
+            command=config.command,
+            app=config.app,
+            server=config.server,
+            scripts=config.project.scripts,
+            packaged=config.project.packaged,
+        )
+        if isinstance(entry, Command):
+            return entry.argv
+        if isinstance(entry, ServedApp):
+            return (PYTHON_PLACEHOLDER, *entry.server.argv(entry.app, config.port))
+        # A console script, installed from the project's wheel with the image's Python in its
+        # shebang; named by its absolute path so that no PATH lookup is involved.
+        return (f"{self.deps_dir}/bin/{entry.name}",)
 
     def base_dependent_runtime(self, config: Config) -> BaseDependentRuntime | None:
         """The runtime choice a backend makes once it knows the base (None: ``runtime`` holds).

@@ -56,10 +56,24 @@ def test_render_keeps_options_and_hash_lines_of_the_chosen_subset():
     )
 
 
-@pytest.mark.parametrize("line", ["-e ./libs/shared", "./libs/shared"])
-def test_local_dependencies_are_refused(line):
-    with pytest.raises(ResolveError, match="local or editable dependency"):
-        parse_export(f"{line}\nidna==3.20\n")
+def test_editable_dependencies_are_refused():
+    with pytest.raises(ResolveError, match=r"editable install .* never reaches an image"):
+        parse_export("-e ./libs/shared\nidna==3.20\n")
+
+
+def test_local_projects_are_set_apart_with_their_markers():
+    export = parse_export(
+        "./libs/shared\n.\n./libs/linux-only ; sys_platform == 'linux'\nidna==3.20 \\\n"
+        "    --hash=sha256:cc\n"
+    )
+    assert [req.name for req in export.requirements] == ["idna"]
+    assert [local.path for local in export.local] == ["./libs/shared", ".", "./libs/linux-only"]
+    arm64 = marker_environment(wheel_target(ARM64, "2.41", "3.13"))
+    assert all(local.applies_to(arm64) for local in export.local)
+    assert export.local[2].marker is not None
+    assert not export.local[2].applies_to({**arm64, "sys_platform": "win32"})
+    # Local projects never reach the requirements file given to uv (nor its cache key).
+    assert "shared" not in export.render()
 
 
 def test_unpinned_requirement_is_a_lock_error():

@@ -1,0 +1,49 @@
+"""The service crossdock builds, as found on disk: which shape, which folders, what it declares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["Layout", "ServiceProject"]
+
+# single: one uv project at the root is the service (`uv init`);
+# seed: one folder per service under services-dir (backend/<service>/), each its own uv project;
+# workspace: a uv workspace, uv.lock at its root, the service one of its members.
+Layout = Literal["single", "seed", "workspace"]
+
+
+@dataclass(frozen=True)
+class ServiceProject:
+    layout: Layout
+    # The project's root: where crossdock.toml lives (or would), the top of what was found.
+    root: Path
+    # The service's name: the seed's folder name, else the project's name.
+    name: str
+    # The folder of the service's pyproject.toml (its files are copied when not packaged).
+    service_dir: Path
+    # The folder holding uv.lock: the workspace root, else the service's folder.
+    lock_dir: Path
+    # `uv export --package NAME` for a workspace member; None when the lock is the service's own.
+    package: str | None
+    # Built into a wheel and installed (uv's rule: tool.uv.package, else a [build-system]);
+    # otherwise the service's files are copied as they are.
+    packaged: bool
+    # [project.scripts] of the service: console-script name -> "module:function".
+    scripts: Mapping[str, str] = field(default_factory=dict)
+    # [tool.crossdock] of the service's pyproject.toml.
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "layout": self.layout,
+            "root": str(self.root),
+            "name": self.name,
+            "service_dir": str(self.service_dir),
+            "lock_dir": str(self.lock_dir),
+            "package": self.package,
+            "packaged": self.packaged,
+            "scripts": dict(self.scripts),
+        }

@@ -1,0 +1,77 @@
+"""One ``pyproject.toml``, read once: the facts crossdock needs from it, in uv's terms."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossdock.errors import ConfigError
+
+__all__ = ["PYPROJECT", "PyProject", "read_pyproject"]
+
+PYPROJECT = "pyproject.toml"
+
+
+@dataclass(frozen=True)
+class PyProject:
+    """A parsed ``pyproject.toml`` and the folder that holds it."""
+
+    path: Path
+    data: Mapping[str, Any]
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def name(self) -> str | None:
+        """``[project] name``, or None for a file without a project table (a virtual root)."""
+        name = self.data.get("project", {}).get("name")
+        return str(name) if name else None
+
+    @property
+    def scripts(self) -> Mapping[str, str]:
+        """``[project.scripts]``: console-script name -> ``module:function``."""
+        scripts = self.data.get("project", {}).get("scripts", {})
+        return {str(k): str(v) for k, v in scripts.items()} if isinstance(scripts, dict) else {}
+
+    @property
+    def crossdock(self) -> Mapping[str, Any]:
+        """``[tool.crossdock]``: this project's crossdock settings."""
+        table = self.data.get("tool", {}).get("crossdock", {})
+        return table if isinstance(table, dict) else {}
+
+    @property
+    def _uv(self) -> Mapping[str, Any]:
+        table = self.data.get("tool", {}).get("uv", {})
+        return table if isinstance(table, dict) else {}
+
+    @property
+    def workspace(self) -> Mapping[str, Any] | None:
+        """``[tool.uv.workspace]`` when this file is a uv workspace root."""
+        table = self._uv.get("workspace")
+        return table if isinstance(table, dict) else None
+
+    @property
+    def packaged(self) -> bool:
+        """Whether uv builds and installs this project as a package: ``tool.uv.package`` when
+        set, else whether the file declares a ``[build-system]`` (uv's own rule)."""
+        package = self._uv.get("package")
+        if isinstance(package, bool):
+            return package
+        return "build-system" in self.data
+
+
+def read_pyproject(folder: Path) -> PyProject | None:
+    """``folder/pyproject.toml`` parsed, or None when there is none."""
+    path = folder / PYPROJECT
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as handle:
+            return PyProject(path, tomllib.load(handle))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from err

@@ -1,0 +1,1 @@
+"""fastc: pure Python around a C extension."""
