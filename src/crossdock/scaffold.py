@@ -1,8 +1,14 @@
-"""``crossdock init``: write the seed's project layout from the templates shipped in the package.
+"""``crossdock init``: write a new project from the templates shipped in the package.
 
-The templates (``crossdock/templates/project``) are the example project's files (``example/``);
-a unit test renders them with service ``api`` and compares them byte for byte with ``example/``,
-so the two cannot drift. Rendering rules, all in this module:
+Two layouts (``crossdock.project``'s shapes):
+
+* ``seed`` (``crossdock/templates/project``): the seed's layout, the example project's files
+  (``example/``); a unit test renders them with service ``api`` and compares them byte for byte
+  with ``example/``, so the two cannot drift;
+* ``single`` (``crossdock/templates/single``): one uv project that is the service, as
+  ``uv init`` would write it plus the one ``[tool.crossdock]`` line that says how it starts.
+
+Rendering rules, all in this module:
 
 * ``backend/service/`` becomes ``backend/<service>/``; files ending in ``.tmpl`` lose the suffix
   and get ``{{service}}`` replaced (they are service-specific: app, pyproject);
@@ -23,9 +29,11 @@ from pathlib import Path, PurePosixPath
 
 from crossdock.errors import ConfigError
 
-__all__ = ["EXAMPLE_SERVICE", "ScaffoldFile", "render_project", "write_project"]
+__all__ = ["EXAMPLE_SERVICE", "LAYOUTS", "ScaffoldFile", "render_project", "write_project"]
 
 EXAMPLE_SERVICE = "api"
+# Layout name -> template folder under crossdock/templates.
+LAYOUTS = {"seed": "project", "single": "single"}
 _SERVICE_DIR = "backend/service"
 _SERVICE_DEFAULTS = ("SERVICE ?= {}", "ARG SERVICE_FOLDER={}")
 _EXECUTABLE = frozenset({"scripts/docker-push.sh"})
@@ -40,21 +48,25 @@ class ScaffoldFile:
     executable: bool = False
 
 
-def render_project(service: str = EXAMPLE_SERVICE) -> list[ScaffoldFile]:
-    """Every file of a new project for ``service``, in path order (pure: no writes)."""
+def render_project(service: str = EXAMPLE_SERVICE, layout: str = "seed") -> list[ScaffoldFile]:
+    """Every file of a new ``layout`` project for ``service``, in path order (pure: no writes)."""
+    if layout not in LAYOUTS:
+        raise ConfigError(
+            f"unknown layout {layout!r}", hint=f"choose from {', '.join(sorted(LAYOUTS))}"
+        )
     if not service or not set(service) <= _SERVICE_CHARS or service[0] in "-_":
         raise ConfigError(
             f"service name {service!r} is not usable as a folder and build argument",
             hint="use lowercase letters, digits, '-' and '_', starting with a letter or digit",
         )
-    root = resources.files("crossdock.templates").joinpath("project")
+    root = resources.files("crossdock.templates").joinpath(LAYOUTS[layout])
     files = [_render(rel, node.read_bytes(), service) for rel, node in _walk(root, PurePosixPath())]
     return sorted(files, key=lambda f: str(f.path))
 
 
-def write_project(dest: Path, service: str = EXAMPLE_SERVICE) -> list[Path]:
+def write_project(dest: Path, service: str = EXAMPLE_SERVICE, layout: str = "seed") -> list[Path]:
     """Write the project into ``dest`` (created if missing); refuse to overwrite anything."""
-    files = render_project(service)
+    files = render_project(service, layout)
     existing = [str(f.path) for f in files if (dest / f.path).exists()]
     if existing:
         raise ConfigError(

@@ -1,5 +1,6 @@
-"""``crossdock init [DIR]``: scaffold the seed's layout (backend/<service>/, the three
-Dockerfiles, the Makefile, scripts/docker-push.sh, crossdock.toml)."""
+"""``crossdock init [DIR]``: scaffold a project: ``--layout seed`` (backend/<service>/, the three
+Dockerfiles, the Makefile, scripts/docker-push.sh, crossdock.toml) or ``--layout single`` (one uv
+project that is the service)."""
 
 from __future__ import annotations
 
@@ -18,16 +19,34 @@ __all__ = ["init"]
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new project.")] = Path(),
     service: Annotated[
-        str, typer.Option("--service", "-s", help="The first service's folder under backend/.")
-    ] = "api",
+        str | None,
+        typer.Option(
+            "--service",
+            "-s",
+            help="The service's name: its folder under backend/ (seed), or the project's name "
+            "(single; default: the folder's name).",
+        ),
+    ] = None,
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout",
+            help="seed: backend/<service>/ with the Dockerfiles and Makefile; single: one uv "
+            "project that is the service.",
+        ),
+    ] = "seed",
 ) -> None:
-    """Create a project in DIR with one service, ready for `make docker-build`."""
-    from crossdock.scaffold import write_project
+    """Create a project in DIR with one service."""
+    from crossdock.scaffold import EXAMPLE_SERVICE, write_project
 
-    written = write_project(directory, service)
+    if service is None:
+        folder = directory.resolve().name
+        service = folder if layout == "single" and folder.islower() else EXAMPLE_SERVICE
+    written = write_project(directory, service, layout)
     for path in written:
         out_console.print(str(path), highlight=False)
-    err_console.print(
-        f"next: cd {directory} && uv lock --project backend/{service} && make docker-build",
-        highlight=False,
-    )
+    if layout == "single":
+        hint = f"next: cd {directory} && uv lock && crossdock build --oci-layout out"
+    else:
+        hint = f"next: cd {directory} && uv lock --project backend/{service} && make docker-build"
+    err_console.print(hint, highlight=False)

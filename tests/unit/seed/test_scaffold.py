@@ -71,3 +71,30 @@ def test_write_project_writes_an_executable_push_script_and_refuses_to_overwrite
 def test_unusable_service_names_are_refused(name: str) -> None:
     with pytest.raises(ConfigError):
         render_project(name)
+
+
+def test_single_layout_is_one_uv_project_that_is_the_service(tmp_path: Path) -> None:
+    from crossdock.build import make_plan
+    from crossdock.config import load_config
+
+    paths = {str(f.path) for f in render_project("orders", "single")}
+    assert paths == {".gitignore", "pyproject.toml", "main.py"}
+    write_project(tmp_path / "orders", "orders", "single")
+    config = load_config(project_dir=tmp_path / "orders", environ={})
+    assert config.project.layout == "single"
+    assert config.service == "orders"
+    assert make_plan(config).runtime.cmd == (
+        "{python}",
+        "-m",
+        "uvicorn",
+        "main:app",
+        "--host",
+        "0.0.0.0",  # noqa: S104
+        "--port",
+        "8080",
+    )
+
+
+def test_unknown_layout_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown layout 'monorepo'"):
+        render_project("api", "monorepo")
