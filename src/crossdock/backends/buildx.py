@@ -287,6 +287,14 @@ class BuildxBackend:
         tag: str = "latest",
         stage: bool = False,
     ) -> BuildxResult:
+        if plan.project.layout != "seed":
+            # The seed's Dockerfiles take backend/ as their context and SERVICE_FOLDER under it.
+            raise ConfigError(
+                f"the buildx backend builds the seed's Dockerfiles (backend/<service>/), and "
+                f"{plan.project.root} is a {plan.project.layout} uv project",
+                hint="build it with the native backend (crossdock build, no --backend), which "
+                "knows every project shape",
+            )
         docker = shutil.which(self.docker, path=(self._environ or os.environ).get("PATH"))
         if docker is None:
             raise ToolError(

@@ -202,3 +202,16 @@ def test_invalid_pyproject_is_a_config_error(tmp_path: Path) -> None:
     write(tmp_path / "pyproject.toml", "[project\nname=")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(project_dir=tmp_path, environ={})
+
+
+def test_buildx_backend_refuses_a_shape_its_dockerfiles_cannot_build(single: Path) -> None:
+    from crossdock.backends.buildx import BuildxBackend
+    from crossdock.registry.reference import Mirrors
+
+    (single / "pyproject.toml").write_text(
+        project_toml("plainsvc", extra='[tool.crossdock]\napp = "main:app"\n')
+    )
+    plan = make_plan(load_config(project_dir=single, environ={}))
+    backend = BuildxBackend(single / "Dockerfile", mirrors=Mirrors({}))
+    with pytest.raises(ConfigError, match="buildx backend builds the seed's Dockerfiles"):
+        backend.build(plan, lambda *_: None)
