@@ -20,7 +20,7 @@ from pathlib import Path
 from crossdock.errors import ResolveError
 from crossdock.resolve.provenance import remove_install_provenance
 from crossdock.resolve.resolution import InstalledDistribution, read_installed
-from crossdock.resolve.sdists import require_pure_wheel, single_wheel, tail
+from crossdock.resolve.sdists import require_pure_wheel, single_wheel, tail, wheel_build_args
 from crossdock.resolve.shebangs import rewrite_shebangs
 from crossdock.resolve.uv import Uv, install_args
 from crossdock.wheeltags import WheelTarget
@@ -68,10 +68,8 @@ def install_local_projects(
         name = project_name(folder)
         what = f"the project {name} ({folder})"
         out_dir = work_dir / f"wheel-{index}"
-        args = ["build", "--wheel", "--out-dir", str(out_dir), "--no-create-gitignore"]
-        if host_python is not None:
-            args += ["--python", host_python]
-        code, output = uv.run_combined([*args, str(folder)], lock_dir, epoch)
+        args = wheel_build_args(folder, out_dir, host_python)
+        code, output = uv.run_combined(args, lock_dir, epoch)
         if code != 0:
             raise ResolveError(
                 f"building {what} into a wheel failed (a project with native code needs a "

@@ -21,7 +21,14 @@ from crossdock.resolve.lockfile import LockedPackage, LockedSdist, options_hint,
 from crossdock.tls import system_ssl_context
 from crossdock.wheeltags import WheelTarget
 
-__all__ = ["build_pure_wheel", "fetch_sdist", "require_pure_wheel", "single_wheel", "tail"]
+__all__ = [
+    "build_pure_wheel",
+    "fetch_sdist",
+    "require_pure_wheel",
+    "single_wheel",
+    "tail",
+    "wheel_build_args",
+]
 
 # An sdist bigger than this is not a small pure-Python package; refuse rather than fill the disk.
 _MAX_SDIST_BYTES = 256 * 1024 * 1024
@@ -108,10 +115,7 @@ def build_pure_wheel(
     out_dir = package_dir / "wheel"
     out_dir.mkdir(parents=True)
     sdist_path = fetch_sdist(package, project_dir, package_dir)
-    args = ["build", "--wheel", "--out-dir", str(out_dir), "--no-create-gitignore"]
-    if host_python is not None:
-        args += ["--python", host_python]
-    code, output = run_uv([*args, str(sdist_path)], project_dir)
+    code, output = run_uv(wheel_build_args(sdist_path, out_dir, host_python), project_dir)
     if code != 0:
         raise ResolveError(
             f"{what} has no wheel for {target.platform} and building its sdist on the host failed "
@@ -127,6 +131,15 @@ def build_pure_wheel(
         target=target,
         hint=options,
     )
+
+
+def wheel_build_args(source: Path, out_dir: Path, host_python: str | None) -> list[str]:
+    """``uv build`` arguments that build ``source`` (an sdist or a project folder) into one
+    wheel in ``out_dir``, isolated, with the project's own build backend."""
+    args = ["build", "--wheel", "--out-dir", str(out_dir), "--no-create-gitignore"]
+    if host_python is not None:
+        args += ["--python", host_python]
+    return [*args, str(source)]
 
 
 def single_wheel(out_dir: Path, what: str, *, hint: str) -> Path:
