@@ -155,3 +155,32 @@ def test_a_build_that_failed_verification_is_never_recorded(project, tmp_path):
     lastbuild.store_outcome(plan.cache_dir, key, outcome_for(tmp_path / "blobs", passed=False))
     assert lastbuild.load_outcome(plan.cache_dir, key) is None
     assert not (plan.cache_dir / "records" / "last-build").exists()
+
+
+def test_key_moves_with_a_workspace_member_the_service_builds_from(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["svc", "lib"]\n')
+    for name in ("svc", "lib"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "pyproject.toml").write_text(
+            f'[project]\nname = "{name}"\nversion = "0"\n[tool.crossdock]\napp = "svc:app"\n'
+            f'cache-dir = "{tmp_path / "cache"}"\n'
+        )
+    (tmp_path / "lib" / "lib.py").write_text("VALUE = 1\n")
+    plan = make_plan(load_config(project_dir=tmp_path / "svc", environ={}), revision="abc1234")
+    assert (tmp_path / "lib").resolve() in plan.project.source_dirs
+    before = lastbuild.inputs_key(plan, BASE, ())
+    (tmp_path / "lib" / "lib.py").write_text("VALUE = 2\n")
+    assert lastbuild.inputs_key(plan, BASE, ()) != before
+
+
+def test_recorded_report_keeps_the_local_packages(project: Path, tmp_path: Path) -> None:
+    plan = plan_for(project)
+    outcome = outcome_for(tmp_path / "blobs")
+    local = (WheelInfo("svc", "0.1.0", ("py3-none-any",)),)
+    reports = tuple(dataclasses.replace(r, local_packages=local) for r in outcome.reports)
+    outcome = dataclasses.replace(outcome, reports=reports)
+    key = lastbuild.inputs_key(plan, BASE, ())
+    lastbuild.store_outcome(plan.cache_dir, key, outcome)
+    recorded = lastbuild.load_outcome(plan.cache_dir, key)
+    assert recorded is not None
+    assert [r.local_packages for r in recorded.reports] == [local, local]

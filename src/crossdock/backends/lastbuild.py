@@ -6,9 +6,10 @@ A record is keyed by a hash of everything the result depends on:
 - the plan (``repr``: every field, the configuration and options it was made from, the target's
   runtime, the git revision annotation, SOURCE_DATE_EPOCH),
 - the base image's digest as the registry resolves its tag *now* (a moved tag is a change),
-- the service's files as the app layer would take them (path, mode, bytes), and every
-  ``uv.lock``, ``pyproject.toml`` and ``uv.toml`` from the service folder up to the file
-  system's root (what ``uv export --locked`` reads),
+- the service's files as the app layer would take them (path, mode, bytes), the same for every
+  folder its own packages may be built from (workspace members, path dependencies:
+  ``ServiceProject.source_dirs``), and every ``uv.lock``, ``pyproject.toml`` and ``uv.toml``
+  from the service folder up to the file system's root (what ``uv export --locked`` reads),
 - the verification allow rules,
 - crossdock itself: its version and a hash of its own source files (a changed crossdock is a
   change, even at the same version number), and the uv binary it installs with.
@@ -44,7 +45,7 @@ from crossdock.platform import Platform
 __all__ = ["RecordedVerification", "inputs_key", "load_outcome", "store_outcome"]
 
 # Bump when what a record holds, or what its key covers, changes.
-_FORMAT = "crossdock-record last-build/1"
+_FORMAT = "crossdock-record last-build/2"  # 2: source_dirs, local_packages
 _LOCK_FILES = ("uv.lock", "pyproject.toml", "uv.toml")
 _CHUNK = 1 << 20
 
@@ -84,11 +85,13 @@ def inputs_key(plan: BuildPlan, base_digest: Digest, allow: tuple[str, ...]) -> 
 
 
 def _service_lines(plan: BuildPlan) -> Iterator[bytes]:
-    for entry in entries_from_tree(plan.service_dir, "", exclude=plan.exclude):
-        if entry.symlink is not None:
-            yield f"L {entry.path} {entry.symlink}".encode()
-        elif entry.source is not None:
-            yield f"F {entry.path} {int(entry.executable)} {_file_hash(entry.source)}".encode()
+    for folder in plan.project.source_dirs or (plan.service_dir,):
+        yield f"D {folder}".encode()
+        for entry in entries_from_tree(folder, "", exclude=plan.exclude):
+            if entry.symlink is not None:
+                yield f"L {entry.path} {entry.symlink}".encode()
+            elif entry.source is not None:
+                yield f"F {entry.path} {int(entry.executable)} {_file_hash(entry.source)}".encode()
     for folder in (plan.service_dir.resolve(), *plan.service_dir.resolve().parents):
         for name in _LOCK_FILES:
             path = folder / name
@@ -250,6 +253,10 @@ def _report_from(data: dict[str, Any], platform: Platform) -> PlatformReport:
         wheels=tuple(
             WheelInfo(w["name"], w["version"], tuple(w["tags"]), w["built_from_sdist"])
             for w in data["wheels"]
+        ),
+        local_packages=tuple(
+            WheelInfo(w["name"], w["version"], tuple(w["tags"]), built_from_sdist=False)
+            for w in data.get("local_packages", [])
         ),
         layers=tuple(
             LayerInfo(

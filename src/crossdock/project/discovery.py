@@ -108,6 +108,7 @@ def _single_service(project: PyProject, service: str | None) -> ServiceProject:
         packaged=project.packaged,
         scripts=project.scripts,
         settings=project.crossdock,
+        source_dirs=_sources(project.folder, project),
     )
 
 
@@ -140,6 +141,7 @@ def _seed_service(
         packaged=project.packaged if project is not None else False,
         scripts=project.scripts if project is not None else {},
         settings=project.crossdock if project is not None else {},
+        source_dirs=_sources(service_dir, project),
     )
 
 
@@ -181,10 +183,21 @@ def _workspace_service(root: PyProject, start: Path, service: str | None) -> Ser
         packaged=chosen.packaged,
         scripts=chosen.scripts,
         settings=chosen.crossdock,
+        source_dirs=_sources(chosen.folder, *members.values()),
     )
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _sources(service_dir: Path, *projects: PyProject | None) -> tuple[Path, ...]:
+    """``service_dir``, the folders of ``projects`` and their path dependencies, sorted."""
+    folders = {service_dir.resolve()}
+    for project in projects:
+        if project is not None:
+            folders.add(project.folder.resolve())
+            folders.update(project.path_sources)
+    return tuple(sorted(folders))
 
 
 def _nearest_pyproject(start: Path) -> PyProject | None:

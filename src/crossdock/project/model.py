@@ -35,6 +35,9 @@ class ServiceProject:
     scripts: Mapping[str, str] = field(default_factory=dict)
     # [tool.crossdock] of the service's pyproject.toml.
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # Every folder the image's own code may be built from: the service, every workspace member
+    # (those it needs are among them) and its path dependencies. A change in any is a change.
+    source_dirs: tuple[Path, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,4 +49,5 @@ class ServiceProject:
             "package": self.package,
             "packaged": self.packaged,
             "scripts": dict(self.scripts),
+            "source_dirs": [str(folder) for folder in self.source_dirs],
         }

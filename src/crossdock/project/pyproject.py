@@ -50,6 +50,17 @@ class PyProject:
         return table if isinstance(table, dict) else {}
 
     @property
+    def path_sources(self) -> tuple[Path, ...]:
+        """The folders of ``[tool.uv.sources]`` path dependencies (``{ path = "../lib" }``)."""
+        sources = self._uv.get("sources", {})
+        folders = set()
+        for source in sources.values() if isinstance(sources, dict) else ():
+            path = source.get("path") if isinstance(source, dict) else None
+            if isinstance(path, str) and (self.folder / path).is_dir():
+                folders.add((self.folder / path).resolve())
+        return tuple(sorted(folders))
+
+    @property
     def workspace(self) -> Mapping[str, Any] | None:
         """``[tool.uv.workspace]`` when this file is a uv workspace root."""
         table = self._uv.get("workspace")
