@@ -100,6 +100,23 @@ class Base:
     config: dict[str, Any]
     facts: dict[str, Any]
     layer: dict[str, Any] | None
+    rootfs: str | None = None  # a [rootfs_variants.NAME] table; None: the default [rootfs]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rootfs:
+    """One root filesystem recipe: the default [rootfs] (name None) or a named variant."""
+
+    name: str | None
+    recipe: dict[str, Any]
+
+    def slug(self, plat: Platform) -> str:
+        """Names its tars and logs; the default keeps the plain arch, as before variants."""
+        return plat.debian_arch if self.name is None else f"{self.name}-{plat.debian_arch}"
+
+    @property
+    def source_date_epoch(self) -> int:
+        return int(self.recipe["source_date_epoch"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,10 +124,16 @@ class Config:
     rootfs: dict[str, Any]
     platforms: dict[str, Platform]
     bases: list[Base]
+    rootfs_variants: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def source_date_epoch(self) -> int:
         return int(self.rootfs["source_date_epoch"])
+
+    def rootfs_of(self, base: Base) -> Rootfs:
+        if base.rootfs is None:
+            return Rootfs(None, self.rootfs)
+        return Rootfs(base.rootfs, self.rootfs_variants[base.rootfs])
 
 
 def load_config(path: Path) -> Config:
@@ -129,11 +152,14 @@ def load_config(path: Path) -> Config:
         )
         for key, p in raw["platforms"].items()
     }
+    variants = dict(raw.get("rootfs_variants", {}))
     bases = []
     for b in raw["bases"]:
         for p in b["platforms"]:
             if p not in platforms:
                 raise SystemExit(f"{path}: base {b['name']}: unknown platform {p}")
+        if b.get("rootfs") is not None and b["rootfs"] not in variants:
+            raise SystemExit(f"{path}: base {b['name']}: unknown rootfs variant {b['rootfs']}")
         bases.append(
             Base(
                 name=b["name"],
@@ -145,9 +171,10 @@ def load_config(path: Path) -> Config:
                 config=dict(b.get("config", {})),
                 facts=dict(b.get("facts", {})),
                 layer=b.get("layer"),
+                rootfs=b.get("rootfs"),
             )
         )
-    return Config(rootfs=raw["rootfs"], platforms=platforms, bases=bases)
+    return Config(rootfs=raw["rootfs"], platforms=platforms, bases=bases, rootfs_variants=variants)
 
 
 def sha256_json(obj: object) -> str:
@@ -278,11 +305,11 @@ def byte_compile(root: Path, python_root: Path, subdirs: list[str] | None = None
 # --------------------------------------------------------------------------------------------
 
 
-def rootfs_recipe(cfg: Config, plat: Platform, ca_bundle: Path) -> dict[str, Any]:
+def rootfs_recipe(rootfs: Rootfs, plat: Platform, ca_bundle: Path) -> dict[str, Any]:
     """Everything that determines the root filesystem tar; its hash is the cache key."""
     return {
         "script_version": SCRIPT_VERSION,
-        "rootfs": cfg.rootfs,
+        "rootfs": rootfs.recipe,
         "arch": plat.debian_arch,
         "hook": "".join(
             inspect.getsource(f) for f in (fixup_rootfs, write_dpkg_status, byte_compile)
@@ -291,18 +318,21 @@ def rootfs_recipe(cfg: Config, plat: Platform, ca_bundle: Path) -> dict[str, Any
     }
 
 
-def mmdebstrap_argv(cfg: Config, plat: Platform, hook: str | None, out: str) -> list[str]:
+def mmdebstrap_argv(rootfs: Rootfs, plat: Platform, hook: str | None, out: str) -> list[str]:
+    recipe = rootfs.recipe
     argv = [
         "mmdebstrap",
         "--variant=extract",
         "--format=tar",  # not guessed from the (temporary) output name
         f"--arch={plat.debian_arch}",
-        "--include=" + ",".join(cfg.rootfs["packages"]),
-        "--components=" + ",".join(cfg.rootfs["components"]),
+        "--include=" + ",".join(recipe["packages"]),
+        "--components=" + ",".join(recipe["components"]),
     ]
+    # Setup hooks run before anything is unpacked (bookworm's merged-/usr symlinks).
+    argv += [f"--setup-hook={h}" for h in recipe.get("setup_hooks", [])]
     if hook:
         argv.append(f"--extract-hook={hook}")
-    return [*argv, cfg.rootfs["suite"], out]
+    return [*argv, recipe["suite"], out]
 
 
 def host_debian_arch() -> str:
@@ -312,17 +342,19 @@ def host_debian_arch() -> str:
 
 
 def build_rootfs(
-    cfg: Config, plat: Platform, cache: Path, ca_bundle: Path, native_tar: Path | None
+    rootfs: Rootfs, plat: Platform, cache: Path, ca_bundle: Path, native_tar: Path | None
 ) -> Path:
     """The cached root filesystem tar of `plat`; built with mmdebstrap if missing.
 
-    native_tar: the host architecture's root filesystem (already built), whose python3
-    byte-compiles a foreign one; None for the host architecture itself (it compiles itself).
+    native_tar: the host architecture's root filesystem of the same recipe (already built),
+    whose python3 byte-compiles a foreign one; None for the host architecture itself (it
+    compiles itself).
     """
-    key = sha256_json(rootfs_recipe(cfg, plat, ca_bundle))[:16]
-    out = cache / "rootfs" / f"{plat.debian_arch}-{key}.tar"
+    key = sha256_json(rootfs_recipe(rootfs, plat, ca_bundle))[:16]
+    slug = rootfs.slug(plat)
+    out = cache / "rootfs" / f"{slug}-{key}.tar"
     if out.exists():
-        log(f"rootfs {plat.debian_arch}: cached ({out.name})")
+        log(f"rootfs {slug}: cached ({out.name})")
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     (cache / "tmp").mkdir(parents=True, exist_ok=True)
@@ -343,23 +375,25 @@ def build_rootfs(
                 '"$1"',
             ]
         )
-        run_mmdebstrap(cfg, plat, cache, hook, out)
-    # Old recipes' tars are dead weight (~150 MB each).
-    for stale in out.parent.glob(f"{plat.debian_arch}-*.tar"):
+        run_mmdebstrap(rootfs, plat, cache, hook, out)
+    # Old recipes' tars are dead weight (~150 MB each); "amd64-*" never matches a variant's
+    # "bookworm-amd64-*".
+    for stale in out.parent.glob(f"{slug}-*.tar"):
         if stale != out:
             stale.unlink()
     return out
 
 
-def run_mmdebstrap(cfg: Config, plat: Platform, cache: Path, hook: str, out: Path) -> None:
+def run_mmdebstrap(rootfs: Rootfs, plat: Platform, cache: Path, hook: str, out: Path) -> None:
     tmp = out.with_suffix(".tar.part")
-    logfile = cache / "run" / f"mmdebstrap-{plat.debian_arch}.log"
+    slug = rootfs.slug(plat)
+    logfile = cache / "run" / f"mmdebstrap-{slug}.log"
     logfile.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, SOURCE_DATE_EPOCH=str(cfg.source_date_epoch))
-    log(f"rootfs {plat.debian_arch}: mmdebstrap (log: {logfile})")
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(rootfs.source_date_epoch))
+    log(f"rootfs {slug}: mmdebstrap (log: {logfile})")
     with logfile.open("w") as lf:
         rc = subprocess.run(
-            mmdebstrap_argv(cfg, plat, hook, str(tmp)),
+            mmdebstrap_argv(rootfs, plat, hook, str(tmp)),
             stdout=lf,
             stderr=subprocess.STDOUT,
             env=env,
@@ -367,7 +401,7 @@ def run_mmdebstrap(cfg: Config, plat: Platform, cache: Path, hook: str, out: Pat
         ).returncode
     if rc != 0:
         sys.stderr.write(logfile.read_text()[-4000:])
-        raise SystemExit(f"mmdebstrap for {plat.debian_arch} failed (exit {rc}), see {logfile}")
+        raise SystemExit(f"mmdebstrap for {slug} failed (exit {rc}), see {logfile}")
     tmp.rename(out)
 
 
@@ -538,7 +572,9 @@ def rootfs_members(tar_path: Path, sde: int) -> Iterator[tuple[tarfile.TarInfo, 
             yield info, (src.extractfile(info) if info.isreg() else None)
 
 
-def rootfs_layer(cfg: Config, plat: Platform, tar_path: Path, layout: Layout, cache: Path) -> Layer:
+def rootfs_layer(
+    rootfs: Rootfs, plat: Platform, tar_path: Path, layout: Layout, cache: Path
+) -> Layer:
     key = sha256_json(
         {
             "v": SCRIPT_VERSION,
@@ -551,9 +587,9 @@ def rootfs_layer(cfg: Config, plat: Platform, tar_path: Path, layout: Layout, ca
         layout,
         cache,
         key,
-        lambda: layout.write_layer(rootfs_members(tar_path, cfg.source_date_epoch)),
+        lambda: layout.write_layer(rootfs_members(tar_path, rootfs.source_date_epoch)),
     )
-    created_by = shlex.join(mmdebstrap_argv(cfg, plat, None, "rootfs.tar"))
+    created_by = shlex.join(mmdebstrap_argv(rootfs, plat, None, "rootfs.tar"))
     comment = (
         "crossdock stage: Debian root filesystem, unpacked without maintainer scripts; "
         "extract hook added /etc/passwd, /etc/group, the host's CA bundle, dpkg status, "
@@ -756,26 +792,34 @@ def push(layout: Layout, ref: str, dest: str, all_images: bool) -> None:
 
 def publish(cfg: Config, cache: Path, registry: str, uv: str, ca_bundle: Path) -> dict[str, Any]:
     layout = Layout(cache / "oci")
-    needed = sorted({p for b in cfg.bases for p in b.platforms})
+    # (rootfs variant, platform key) pairs the bases need; the default rootfs is variant None.
+    recipes = {cfg.rootfs_of(b).name: cfg.rootfs_of(b) for b in cfg.bases}
+    needed = sorted({(cfg.rootfs_of(b).name or "", p) for b in cfg.bases for p in b.platforms})
 
-    # The host architecture's root filesystem first: its python3 byte-compiles the others.
+    # Per recipe, the host architecture's root filesystem first: its python3 byte-compiles the
+    # others of the same recipe (the same Python version).
     host = host_debian_arch()
-    native = [k for k in needed if cfg.platforms[k].debian_arch == host]
-    foreign = [k for k in needed if k not in native]
-    tars: dict[str, Path] = {}
-    for key in native:
-        tars[key] = build_rootfs(cfg, cfg.platforms[key], cache, ca_bundle, None)
-    native_tar = tars[native[0]] if native else None
-    if native_tar is None:
+    native = [(v, k) for v, k in needed if cfg.platforms[k].debian_arch == host]
+    foreign = [pair for pair in needed if pair not in native]
+    tars: dict[tuple[str, str], Path] = {}
+    native_tars: dict[str, Path] = {}
+    for variant, key in native:
+        tars[variant, key] = build_rootfs(
+            recipes[variant or None], cfg.platforms[key], cache, ca_bundle, None
+        )
+        native_tars.setdefault(variant, tars[variant, key])
+    if not native:
         log(f"no platform matches the host ({host}): root filesystems are not byte-compiled")
 
     # Then the others and every layer at once: mmdebstrap mostly waits on the network, gzip
     # runs in zlib without the GIL.
-    def rootfs_for(key: str) -> Layer:
+    def rootfs_for(pair: tuple[str, str]) -> Layer:
+        variant, key = pair
         plat = cfg.platforms[key]
-        if key not in tars:
-            tars[key] = build_rootfs(cfg, plat, cache, ca_bundle, native_tar)
-        return rootfs_layer(cfg, plat, tars[key], layout, cache)
+        rootfs = recipes[variant or None]
+        if pair not in tars:
+            tars[pair] = build_rootfs(rootfs, plat, cache, ca_bundle, native_tars.get(variant))
+        return rootfs_layer(rootfs, plat, tars[pair], layout, cache)
 
     order = native + foreign
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(order)) as pool:
@@ -788,10 +832,19 @@ def publish(cfg: Config, cache: Path, registry: str, uv: str, ca_bundle: Path) -
         child_refs: dict[str, str] = {}
         for key in base.platforms:
             plat = cfg.platforms[key]
-            layers = [base_layers[key]]
+            variant = cfg.rootfs_of(base).name or ""
+            layers = [base_layers[variant, key]]
             if base.layer:
                 layers.append(
-                    extra_layer(base, plat, cfg, uv, layout, cache=cache, native_tar=native_tar)
+                    extra_layer(
+                        base,
+                        plat,
+                        cfg,
+                        uv,
+                        layout,
+                        cache=cache,
+                        native_tar=native_tars.get(variant),
+                    )
                 )
             config = layout.put_json(OCI_CONFIG, image_config(cfg, base, plat, layers))
             manifest = layout.put_json(

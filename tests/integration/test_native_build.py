@@ -11,6 +11,7 @@ Needs `stage/stage.sh up` and, for the tests marked docker, `stage/stage.sh dock
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.util
@@ -504,14 +505,10 @@ def _wait_for_health(name: str, url: str, timeout: float) -> Any:
     pytest.fail(f"{url} did not answer in {timeout:.0f} s ({last_error}):\n{logs.stderr}")
 
 
-@pytest.fixture
-def running(
-    request: pytest.FixtureRequest, example_build: Built, port: int
-) -> Iterator[tuple[str, str]]:
-    """The example image for ``arch`` running its default command (one container per arch)."""
-    arch: str = request.param
-    image = example_build.platform_report(arch)["image_digest"]
-    name = f"crossdock-it-{RUN_ID}-{arch}"
+@contextlib.contextmanager
+def detached_container(image: str, arch: str, name: str) -> Iterator[str]:
+    """``image`` running its default command as container ``name`` on the host network,
+    removed afterwards."""
     try:
         subprocess.run(
             [
@@ -524,15 +521,27 @@ def running(
                 "host",
                 "--platform",
                 f"linux/{arch}",
-                f"{REGISTRY}/{example_build.repository}@{image}",
+                image,
             ],
             check=True,
             capture_output=True,
             timeout=300,
         )
-        yield arch, name
+        yield name
     finally:
         subprocess.run(["docker", "rm", "--force", name], capture_output=True, check=False)
+
+
+@pytest.fixture
+def running(
+    request: pytest.FixtureRequest, example_build: Built, port: int
+) -> Iterator[tuple[str, str]]:
+    """The example image for ``arch`` running its default command (one container per arch)."""
+    arch: str = request.param
+    image = example_build.platform_report(arch)["image_digest"]
+    reference = f"{REGISTRY}/{example_build.repository}@{image}"
+    with detached_container(reference, arch, f"crossdock-it-{RUN_ID}-{arch}") as name:
+        yield arch, name
 
 
 @pytest.mark.docker

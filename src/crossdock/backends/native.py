@@ -43,8 +43,8 @@ from crossdock.registry.client import RegistryClient
 from crossdock.resolve import (
     InstalledDistribution,
     Resolution,
+    bytecode_python,
     compile_bytecode,
-    find_host_python,
     install_dependencies,
     install_local_projects,
 )
@@ -320,15 +320,17 @@ class NativeBackend:
     ) -> str | None:
         if not plan.bytecode:
             return None
-        python = find_host_python(profile.python_version)
-        if python is None:
+        python = bytecode_python(profile.python_version)
+        if python.executable is None:
             progress(
                 platform,
-                f"warning: no Python {profile.python_version} on this machine, so the image "
-                "ships without bytecode: every start compiles what it imports (slow cold "
-                "starts; minutes under emulation). Install one or set CROSSDOCK_BYTECODE_PYTHON.",
+                f"warning: {python.how}, so the image ships without bytecode: every start "
+                "compiles what it imports (slow cold starts; minutes under emulation). Install "
+                f"Python {profile.python_version} or set CROSSDOCK_BYTECODE_PYTHON.",
             )
-        return python
+        else:
+            progress(platform, f"bytecode for Python {profile.python_version}: {python.how}")
+        return python.executable
 
     def _dependencies_layer(
         self,

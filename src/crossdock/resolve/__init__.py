@@ -9,7 +9,12 @@ installed tree from a content-addressed cache. ``resolve()`` installs into a giv
 
 from __future__ import annotations
 
-from crossdock.resolve.bytecode import compile_bytecode, find_host_python
+from crossdock.resolve.bytecode import (
+    BytecodePython,
+    bytecode_python,
+    compile_bytecode,
+    find_host_python,
+)
 from crossdock.resolve.cache import install_dependencies
 from crossdock.resolve.localprojects import install_local_projects
 from crossdock.resolve.resolution import InstalledDistribution, Resolution
@@ -17,10 +22,12 @@ from crossdock.resolve.shebangs import rewrite_shebangs
 from crossdock.resolve.uv import LockedExport, Uv, export_locked, install, resolve
 
 __all__ = [
+    "BytecodePython",
     "InstalledDistribution",
     "LockedExport",
     "Resolution",
     "Uv",
+    "bytecode_python",
     "compile_bytecode",
     "export_locked",
     "find_host_python",

@@ -18,11 +18,13 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from crossdock.errors import ToolError
+from crossdock.resolve.uv import Uv
 
-__all__ = ["compile_bytecode", "find_host_python"]
+__all__ = ["BytecodePython", "bytecode_python", "compile_bytecode", "find_host_python"]
 
 
 def _version_of(executable: str) -> str | None:
@@ -56,6 +58,51 @@ def find_host_python(version: str) -> str | None:
         if candidate and _version_of(candidate) == version:
             return candidate
     return None
+
+
+@dataclass(frozen=True)
+class BytecodePython:
+    """The host interpreter that compiles an image's bytecode, or why there is none."""
+
+    executable: str | None
+    # How it was found ("uv python find 3.11"), or why none was (for the build's warning).
+    how: str
+
+
+def bytecode_python(version: str, uv: Uv | None = None) -> BytecodePython:
+    """A host interpreter of ``version``: one on this machine (``find_host_python``), else the
+    one uv knows (``uv python find``), else one uv installs (``uv python install``) where uv's
+    settings allow downloads (``UV_PYTHON_DOWNLOADS`` / ``python-downloads``); else none, with
+    uv's reason."""
+    local = find_host_python(version)
+    if local is not None:
+        return BytecodePython(local, f"Python {version} on this machine")
+    try:
+        uv = uv or Uv()
+    except ToolError as err:
+        return BytecodePython(None, f"no Python {version} on this machine ({err.message})")
+    found = _uv_python_find(uv, version)
+    if found is not None:
+        return BytecodePython(found, f"uv python find {version}")
+    installed = uv.run(["python", "install", version], Path.cwd())
+    if installed.returncode == 0:
+        found = _uv_python_find(uv, version)
+        if found is not None:
+            return BytecodePython(found, f"uv python install {version}")
+    reason = (installed.stderr or installed.stdout).strip().splitlines()
+    return BytecodePython(
+        None,
+        f"no Python {version} on this machine, and `uv python install {version}` failed: "
+        + (reason[-1] if reason else f"exit {installed.returncode}"),
+    )
+
+
+def _uv_python_find(uv: Uv, version: str) -> str | None:
+    completed = uv.run(["python", "find", "--no-project", version], Path.cwd())
+    found = completed.stdout.strip()
+    if completed.returncode != 0 or not found or _version_of(found) != version:
+        return None
+    return found
 
 
 def compile_bytecode(tree: Path, python: str, *, image_dir: str) -> None:
