@@ -12,6 +12,7 @@ from pathlib import Path
 from crossdock.backends.base import Backend, BuildOutcome, Progress
 from crossdock.config.model import Config
 from crossdock.layers import source_date_epoch
+from crossdock.localrun.smoke import smoke_test
 from crossdock.output import write_docker_archive, write_oci_layout
 from crossdock.plan import BuildPlan
 from crossdock.registry.reference import Mirrors, Reference
@@ -65,9 +66,18 @@ def make_plan(
 
 
 def build(
-    plan: BuildPlan, backend: Backend, progress: Progress, output: OutputSpec | None = None
+    plan: BuildPlan,
+    backend: Backend,
+    progress: Progress,
+    output: OutputSpec | None = None,
+    *,
+    smoke: bool = False,
 ) -> BuildOutcome:
-    """Build every platform of ``plan`` and write the requested local outputs."""
+    """Build every platform of ``plan`` and write the requested local outputs.
+
+    ``smoke``: before anything is written, start each platform's image with docker and import
+    its entry modules (``localrun.smoke``); a failure raises and nothing is written or pushed.
+    """
     for warning in plan.warnings:
         progress(None, f"warning: {warning}")
     outcome = backend.build(plan, progress)
@@ -77,6 +87,13 @@ def build(
     target_spec(plan.target).check_output(
         outcome.image_set, cache_dir=plan.cache_dir / "verify" / "index"
     )
+    if smoke:
+        smoke_test(
+            outcome.image_set,
+            progress,
+            work_dir=plan.cache_dir / "work",
+            index_cache=plan.cache_dir / "verify" / "index",
+        )
     if output is not None:
         if output.oci_layout is not None:
             write_oci_layout(outcome.image_set, output.oci_layout, tag=output.tag)

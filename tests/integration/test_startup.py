@@ -1,7 +1,9 @@
 """Images proven to start, on the stage: a build whose command names a module the image does
-not have is refused before anything is pushed (issue 11), through the CLI as users run it.
+not have is refused before anything is pushed (issue 11), and `crossdock build --smoke` starts
+each platform's image with docker (arm64 under QEMU) and imports its entry modules, through the
+CLI as users run it.
 
-Needs `stage/stage.sh up`.
+Needs `stage/stage.sh up` and, for the tests marked docker, `stage/stage.sh docker`.
 """
 
 from __future__ import annotations
@@ -12,16 +14,22 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_native_build import (
+    BOTH,
     PROJECTS,
+    REGISTRY,
     assert_nothing_pushed,
     build_arm64_and_push,
+    crossdock,
+    example,
     make_service,
+    port,
+    skopeo_raw,
     stage_env,
 )
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["stage_env"]  # the fixture, shared with test_native_build
+__all__ = ["example", "port", "stage_env"]  # fixtures shared with test_native_build
 
 
 def test_command_naming_a_missing_module_is_refused_before_push(
@@ -38,4 +46,63 @@ def test_command_naming_a_missing_module_is_refused_before_push(
     assert "no module app.main in /app" in row
     assert "/app/src holds plainsvc" in run.output
     assert "(crossdock: [tool.crossdock] app, command" in run.output  # markup escaped
+    assert_nothing_pushed(repository)
+
+
+# -- crossdock build --smoke: the images started with docker, their entry modules imported ----
+
+
+@pytest.mark.docker
+def test_smoke_imports_the_example_s_entry_modules_on_both_platforms(
+    example: Path, stage_env: dict[str, str]
+) -> None:
+    repository = f"tests-{uuid.uuid4().hex[:10]}/smoke"
+    run = crossdock(
+        stage_env,
+        "build",
+        "-C",
+        str(example),
+        "--service",
+        "api",
+        "--platform",
+        BOTH,
+        "--smoke",
+        "--push",
+        f"{REGISTRY}/{repository}:latest",
+        timeout=1800,
+    )
+    assert run.returncode == 0, run.output
+    for machine in ("aarch64", "x86_64"):
+        assert f"smoke: uvicorn, app.main imported ({machine})" in run.stderr, run.stderr
+    # The smoke test ran before the push: both lines come before the first pushed blob.
+    assert run.stderr.index("imported (aarch64)") < run.stderr.index("pushed")
+    assert skopeo_raw(f"{REGISTRY}/{repository}:latest")["manifests"]
+
+
+@pytest.mark.docker
+def test_smoke_refuses_an_entry_module_that_fails_to_import(
+    stage_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The module file is there (the startup check passes), but importing it fails."""
+    project = tmp_path / "project"
+    service = make_service(project, PROJECTS / "numpy-any-python", lock_env=stage_env)
+    (service / "app" / "main.py").write_text("import a_module_no_image_has\napp = None\n")
+    repository = f"tests-{uuid.uuid4().hex[:10]}/smoke-fails"
+    run = crossdock(
+        stage_env,
+        "build",
+        "-C",
+        str(project),
+        "--service",
+        "api",
+        "--platform",
+        "linux/amd64",
+        "--smoke",
+        "--push",
+        f"{REGISTRY}/{repository}:latest",
+    )
+    assert run.returncode == 6, run.output
+    assert "amd64 verified" in run.stderr  # the files alone looked fine
+    assert "did not import uvicorn, app.main when started" in run.stderr
+    assert "No module named 'a_module_no_image_has'" in run.stderr
     assert_nothing_pushed(repository)

@@ -108,6 +108,14 @@ def build(
             help="Compile bytecode for the image's Python (default: config, on).",
         ),
     ] = None,
+    smoke: Annotated[
+        bool,
+        typer.Option(
+            "--smoke",
+            help="Before writing or pushing, start each platform's image with docker (arm64 "
+            "under QEMU) and import its entry modules; fail the build if one cannot.",
+        ),
+    ] = False,
 ) -> None:
     """Build the service's image for each platform, verify it, and write or push it."""
     from crossdock.transports import DockerArchive, OciLayout, destination, registry_destination
@@ -128,6 +136,14 @@ def build(
     )
     if backend_name != "native" or dockerfile is not None:
         from crossdock.cli.buildx_cmd import build_with_buildx
+        from crossdock.errors import ConfigError
+
+        if smoke:
+            raise ConfigError(
+                "--smoke is for the native backend",
+                hint="docker buildx already ran the build steps inside the image; run the "
+                "image with `crossdock run` to try it",
+            )
 
         build_with_buildx(
             project,
@@ -164,7 +180,7 @@ def build(
         tag=_local_tag(layout, archive, tag),
         archive_repository=_archive_repository(archive),
     )
-    outcome = run_build(build_plan, backend, progress, output)
+    outcome = run_build(build_plan, backend, progress, output, smoke=smoke)
     release = publish(publishing, outcome.image_set) if publishing else None
     _report(outcome, json_output, release)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from crossdock.errors import ToolError
 from crossdock.platform import Platform, host_platform
@@ -84,6 +86,53 @@ class Docker:
             timeout=_PULL_TIMEOUT_S,
             what=f"pull {image} for {platform}",
         )
+
+    def load(self, archive: Path) -> None:
+        """``docker load`` a tarball in the ``docker save`` format (its tags come with it)."""
+        self._run(
+            ["load", "--quiet", "--input", str(archive)],
+            timeout=_PULL_TIMEOUT_S,
+            what=f"load {archive}",
+        )
+
+    def remove_image(self, image: str) -> None:
+        """Untag a local image (its layers stay cached by the daemon); no error if it is gone."""
+        subprocess.run(
+            [self.binary, "image", "rm", "--force", image],
+            capture_output=True,
+            text=True,
+            timeout=_COMMAND_TIMEOUT_S,
+            check=False,
+        )
+
+    def run_once(
+        self,
+        image: str,
+        platform: Platform,
+        *,
+        entrypoint: str,
+        args: Sequence[str],
+        timeout: float,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``entrypoint ARGS`` in a throwaway container without network; the exit code and
+        output are the caller's to judge (never raises on a non-zero exit)."""
+        name = f"crossdock-once-{uuid.uuid4().hex[:12]}"
+        command = [self.binary, "run", "--rm", "--name", name, "--network", "none"]
+        command += ["--platform", platform.short, "--entrypoint", entrypoint, image, *args]
+        try:
+            return subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as err:
+            subprocess.run(
+                [self.binary, "rm", "--force", name],
+                capture_output=True,
+                timeout=_COMMAND_TIMEOUT_S,
+                check=False,
+            )
+            raise ToolError(
+                f"{image} for {platform} did not finish `{entrypoint}` in {timeout:.0f}s"
+            ) from err
 
     def image_config(self, image: str) -> dict[str, object]:
         """The local image's config (``docker image inspect``'s ``Config``: Env, ExposedPorts)."""

@@ -80,6 +80,12 @@ class StartupCheck:
     # What resolved: "program /usr/bin/python3.13", "module app.main -> /app/app/main.py".
     resolved: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What a deeper check can import in a running container (``crossdock build --smoke``): the
+    # modules the command imports, in order, the image's interpreter that imports them, and the
+    # sys.path they were found on.
+    modules: list[str] = field(default_factory=list)
+    python: str | None = None
+    module_path: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -546,6 +552,9 @@ def _require_module(
             location = find_module(fs, module, [*search, *extra], _version(python))
     if location is not None:
         result.resolved.append(f"module {module} -> {location.path}")
+        result.modules.append(module)
+        result.python = result.python or python.executable
+        result.module_path.extend(d for d in search if d not in result.module_path)
         return location
     shown = ", ".join(search)
     result.findings.append(

@@ -102,6 +102,10 @@ def test_a_service_that_has_its_module_passes(tmp_path):
     assert result.passed, result.findings
     assert "module uvicorn -> /opt/crossdock/packages/uvicorn/__init__.py" in result.resolved
     assert "module app.main -> /app/app/main.py" in result.resolved
+    # What `crossdock build --smoke` imports in a container, with which Python, from where.
+    assert result.modules == ["uvicorn", "app.main"]
+    assert result.python == "/usr/bin/python3.13"
+    assert result.module_path[:3] == ["/app", "/opt/crossdock/packages", "/usr/lib/python3.13"]
 
 
 def test_python_m_of_a_missing_runner(tmp_path):
