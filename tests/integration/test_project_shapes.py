@@ -346,3 +346,56 @@ def test_project_with_a_c_extension_is_refused_by_name(
     assert "py3-none-any" in error
     assert "Traceback" not in run.output
     assert_nothing_pushed(repository)
+
+
+# -- the README's quick start, as written ---------------------------------------------------------
+
+
+def readme_quick_start() -> list[str]:
+    """The shell lines of the README's quick start (the code block under its heading)."""
+    readme = (PROJECTS.parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Quick start") :]
+    block = section[section.index("```bash\n") + len("```bash\n") : section.index("\n```\n")]
+    return block.splitlines()
+
+
+def test_readme_quick_start_builds_a_plain_uv_init_project(
+    stage_env: dict[str, str], tmp_path: Path
+) -> None:
+    lines = readme_quick_start()
+    assert len(lines) == 3
+    *setup, build = lines
+    assert "uv init" in setup[0]
+    assert build.startswith("crossdock build ")
+    # The user's lines, run by a shell as they are; only the pushed repository is this test's,
+    # and `uv init` stays standalone: under a folder whose parent has a pyproject.toml (another
+    # checkout in /tmp), it would join that as a workspace member and edit its file.
+    setup[0] = setup[0].replace("uv init ", "uv init --no-workspace ", 1)
+    repository = f"tests-shapes-{RUN_ID}/quick-start"
+    build = build.replace("crossdock ", f"{CROSSDOCK} ", 1).replace(
+        "127.0.0.1:5555/hello:latest", f"{REGISTRY}/{repository}:latest"
+    )
+    completed = subprocess.run(
+        ["bash", "-e", "-c", "\n".join([*setup, build])],
+        cwd=tmp_path,
+        env=stage_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    index = skopeo_raw(f"{REGISTRY}/{repository}:latest")
+    assert {m["platform"]["architecture"] for m in index["manifests"]} == {"amd64", "arm64"}
+    (amd64,) = [m for m in index["manifests"] if m["platform"]["architecture"] == "amd64"]
+    config = skopeo_raw(f"{REGISTRY}/{repository}@{amd64['digest']}", config=True)
+    # Served by uvicorn, as `app` says: the project you stand in is the service.
+    assert config["config"]["Cmd"][1:] == [
+        "-m",
+        "uvicorn",
+        "main:app",
+        "--host",
+        "0.0.0.0",  # noqa: S104
+        "--port",
+        "8080",
+    ]
