@@ -14,6 +14,7 @@ PYTHONHASHSEED=0 so the marshalled constants come out the same on every run.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -27,6 +28,15 @@ from crossdock.resolve.uv import Uv
 __all__ = ["BytecodePython", "bytecode_python", "compile_bytecode", "find_host_python"]
 
 
+# Enough sources to be worth a pool of compiler processes (each costs an interpreter start).
+_POOL_THRESHOLD = 200
+
+
+def _many_sources(tree: Path) -> bool:
+    return any(i >= _POOL_THRESHOLD for i, _ in enumerate(tree.rglob("*.py")))
+
+
+@functools.cache  # an interpreter's version does not change while crossdock runs
 def _version_of(executable: str) -> str | None:
     try:
         completed = subprocess.run(
@@ -122,7 +132,9 @@ def compile_bytecode(tree: Path, python: str, *, image_dir: str) -> None:
             "--invalidation-mode",
             "unchecked-hash",
             "-j",
-            "0",  # one worker per core: compiling a dependency tree is CPU-bound
+            # One worker per core for a dependency tree (CPU-bound); a service's few files
+            # compile faster in one process than it takes to start a pool of workers.
+            "0" if _many_sources(tree) else "1",
             "-d",
             image_dir,
             "-x",
