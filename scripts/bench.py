@@ -72,7 +72,13 @@ PLATFORM_SETS: dict[str, tuple[Platform, ...]] = {
     "both": (ARM64, AMD64),
 }
 # Extra dependencies for the "larger dependencies" point: wheels for cp313 on both platforms.
-BIG_DEPS = ("scipy==1.18.1", "pandas==3.1.1")
+# The data-science set of issue 14 (300+ MB of dependencies per platform).
+BIG_DEPS = ("pandas==3.1.1", "pyarrow==26.0.1", "scipy==1.18.1", "scikit-learn==1.9.1")
+# Rows that take under this many seconds are run REPEATS times and reported as the median.
+SHORT_ROW_S = 10.0
+REPEATS = 3
+STARTUP_REPEATS = 5
+SYNTHETIC_LAYER_BYTES = 1 << 30
 # crossdock's builds take seconds; buildx under QEMU takes minutes (the brief allows ~15).
 CROSSDOCK_TIMEOUT_S = 600
 BUILDX_TIMEOUT_S = 1500
@@ -201,8 +207,37 @@ class Bench:
         cache: str = "",
         output: str = "",
         extra_env: Mapping[str, str] | None = None,
+        repeat: bool = False,
     ) -> Run:
-        """Run ``crossdock ARGS --json`` with its own cache folder; time it and its memory."""
+        """Run ``crossdock ARGS --json`` with its own cache folder; time it and its memory.
+        With ``repeat``, a run under SHORT_ROW_S is run REPEATS times in all (the table shows
+        the median)."""
+        options: dict[str, Any] = {
+            "cache_dir": cache_dir,
+            "kind": kind,
+            "platforms": platforms,
+            "cache": cache,
+            "output": output,
+            "extra_env": extra_env,
+        }
+        run = self._crossdock_once(label, args, **options)
+        if repeat and run.exit_code == 0 and run.wall_s < SHORT_ROW_S:
+            for _ in range(REPEATS - 1):
+                run = self._crossdock_once(label, args, **options)
+        return run
+
+    def _crossdock_once(
+        self,
+        label: str,
+        args: Sequence[str],
+        *,
+        cache_dir: Path,
+        kind: str,
+        platforms: tuple[Platform, ...],
+        cache: str,
+        output: str,
+        extra_env: Mapping[str, str] | None,
+    ) -> Run:
         self._counter += 1
         rusage_file = self.work / f"rusage-{self._counter}.json"
         env = dict(os.environ)
@@ -301,6 +336,7 @@ class Bench:
                 platforms=platforms,
                 cache=state,
                 output="oci-layout",
+                repeat=state == "warm",
             )
             if state == "cold":
                 self._record_dependency_sizes(f"example {name}", run, layout)
@@ -346,6 +382,7 @@ class Bench:
                 platforms=platforms,
                 cache=state,
                 output="push",
+                repeat=state == "warm",
             )
         verify_cache = self.work / "cache-verify"
         for state in ("cold", "warm"):
@@ -360,7 +397,8 @@ class Bench:
             )
 
     def big_dependencies(self) -> None:
-        """The example plus scipy and pandas: a much larger dependency layer, the same memory?"""
+        """The example plus pandas, pyarrow, scipy and scikit-learn: a dependency layer three
+        times larger; is peak memory the same?"""
         project = self.copy_example("example-big")
         pyproject = project / "backend" / SERVICE / "pyproject.toml"
         text = pyproject.read_text()
@@ -371,14 +409,14 @@ class Bench:
         platforms = PLATFORM_SETS["both"]
         layout = self.work / "layout-big"
         run = self.crossdock(
-            "crossdock both cold, +scipy +pandas",
+            "crossdock both cold, data-science set",
             [*self.build_args(project, platforms), "--oci-layout", str(layout)],
             cache_dir=self.work / "cache-big",
             platforms=platforms,
             cache="cold",
             output="oci-layout",
         )
-        self._record_dependency_sizes("example+scipy+pandas both", run, layout)
+        self._record_dependency_sizes("example+data-science both", run, layout)
 
     def copy_example(self, name: str) -> Path:
         destination = self.work / name
@@ -394,35 +432,190 @@ class Bench:
         self.command([uv, "lock", "--quiet", "--project", str(project / "backend" / SERVICE)])
 
     def code_change_native(self, project: Path, repository: str) -> None:
-        """Warm builds of a copy, then one edit of the service's code and a rebuild + push."""
-        platforms = PLATFORM_SETS["both"]
+        """A warm build of a copy, then REPEATS times: one edit of the service's code and a
+        rebuild, for each platform alone and both; then edits rebuilt and pushed."""
         # The push scenario's cache: it has built these dependencies and pushed this repository.
         cache_dir = self.work / "cache-push"
+        for name in ("arm64", "amd64", "both"):
+            platforms = PLATFORM_SETS[name]
+            suffix = "" if name == "both" else f" ({name})"
+            self.crossdock(
+                f"code change: before (warm){suffix}",
+                [*self.build_args(project, platforms), "--oci-layout", str(self.work / "cc0")],
+                cache_dir=cache_dir,
+                platforms=platforms,
+                cache="warm",
+                output="oci-layout",
+            )
+            for attempt in range(REPEATS):
+                edit_service_code(project)
+                self.crossdock(
+                    f"code change: after{suffix}",
+                    [
+                        *self.build_args(project, platforms),
+                        "--oci-layout",
+                        str(self.work / f"cc-{name}-{attempt}"),
+                    ],
+                    cache_dir=cache_dir,
+                    platforms=platforms,
+                    cache="warm, code edited",
+                    output="oci-layout",
+                )
+        platforms = PLATFORM_SETS["both"]
+        for _ in range(REPEATS):
+            edit_service_code(project)
+            self.crossdock(
+                "code change: after --push",
+                [*self.build_args(project, platforms), "--push", f"{repository}:latest"],
+                cache_dir=cache_dir,
+                platforms=platforms,
+                cache="warm, code edited",
+                output="push",
+            )
+
+    def startup(self) -> None:
+        """``crossdock --version``, ``crossdock version`` and ``--help`` as a user runs them
+        (the console script), STARTUP_REPEATS times each."""
+        script = Path(sys.executable).parent / "crossdock"
+        for args in (["--version"], ["version"], ["--help"]):
+            label = f"crossdock {' '.join(args)}"
+            for _ in range(STARTUP_REPEATS):
+                load = round(os.getloadavg()[0], 2)
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [str(script), *args], capture_output=True, check=False, timeout=60
+                )
+                wall = time.perf_counter() - started
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                self.runs.append(
+                    Run(
+                        label=label,
+                        kind="crossdock-startup",
+                        platforms=(),
+                        cache="-",
+                        output="terminal",
+                        wall_s=round(wall, 3),
+                        exit_code=done.returncode,
+                        load_1min=load,
+                        notes=[f"cpu {cpu:.3f} s"],
+                    )
+                )
+
+    def floor(self, project: Path) -> None:
+        """What the work itself costs with uv's native tools, per platform and warm uv cache:
+        uv export + uv pip install --target of the same lock for the target platform, bytecode
+        (compileall, one worker per core), and a tar + gzip (isal, level 2) of the tree."""
+        service = project / "backend" / SERVICE
+        uv = shutil.which("uv") or "uv"
+        requirements = self.work / "floor-requirements.txt"
+        for platform in (ARM64, AMD64):
+            target = self.work / f"floor-{platform.architecture}"
+            shutil.rmtree(target, ignore_errors=True)
+            machine_name = "aarch64" if platform == ARM64 else "x86_64"
+            load = round(os.getloadavg()[0], 2)
+            steps = {
+                "install": [
+                    [
+                        uv,
+                        "export",
+                        "--locked",
+                        "--no-dev",
+                        "--no-emit-project",
+                        "--quiet",
+                        "--project",
+                        str(service),
+                        "-o",
+                        str(requirements),
+                    ],
+                    [
+                        uv,
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--target",
+                        str(target),
+                        "--python-platform",
+                        f"{machine_name}-manylinux_2_40",
+                        "--python-version",
+                        "3.13",
+                        "--only-binary",
+                        ":all:",
+                        "--no-deps",
+                        "-r",
+                        str(requirements),
+                    ],
+                ],
+                "bytecode": [
+                    [
+                        sys.executable,
+                        "-m",
+                        "compileall",
+                        "-q",
+                        "-q",
+                        "-j",
+                        "0",
+                        "--invalidation-mode",
+                        "unchecked-hash",
+                        str(target),
+                    ]
+                ],
+                "compress": [
+                    [
+                        "bash",
+                        "-c",
+                        (
+                            f"tar -C {target} -cf - . | {sys.executable} -m isal.igzip -c -2 "
+                            "> /dev/null"
+                        ),
+                    ]
+                ],
+            }
+            seconds: dict[str, float] = {}
+            for step, commands in steps.items():
+                seconds[step] = round(sum(self.command(c) for c in commands), 2)
+            self.runs.append(
+                Run(
+                    label=f"floor {platform.architecture}",
+                    kind="floor",
+                    platforms=(platform.architecture,),
+                    cache="uv warm",
+                    output="/dev/null",
+                    wall_s=round(sum(seconds.values()), 2),
+                    exit_code=0,
+                    load_1min=load,
+                    notes=[", ".join(f"{k} {v:.2f}s" for k, v in seconds.items())],
+                )
+            )
+            shutil.rmtree(target, ignore_errors=True)
+
+    def synthetic_layer(self) -> None:
+        """A service with 1 GiB of incompressible data files: one huge app layer (amd64, the
+        dependencies from a warm cache). Peak memory should not grow with the layer."""
+        project = self.copy_example("example-1g")
+        data = project / "backend" / SERVICE / "app" / "data"
+        data.mkdir()
+        chunk = 1 << 24
+        for index in range(SYNTHETIC_LAYER_BYTES // (128 << 20)):
+            with (data / f"blob-{index}.bin").open("wb") as out:
+                for _ in range((128 << 20) // chunk):
+                    out.write(os.urandom(chunk))
+        self.lock(project)
         self.crossdock(
-            "code change: before (warm)",
-            [*self.build_args(project, platforms), "--oci-layout", str(self.work / "layout-cc0")],
-            cache_dir=cache_dir,
-            platforms=platforms,
-            cache="warm",
+            "crossdock amd64, 1 GiB app layer",
+            [
+                *self.build_args(project, PLATFORM_SETS["amd64"]),
+                "--oci-layout",
+                str(self.work / "layout-1g"),
+            ],
+            cache_dir=self.work / "cache-amd64",
+            platforms=PLATFORM_SETS["amd64"],
+            cache="warm deps, new 1 GiB app layer",
             output="oci-layout",
         )
-        edit_service_code(project)
-        self.crossdock(
-            "code change: after",
-            [*self.build_args(project, platforms), "--oci-layout", str(self.work / "layout-cc1")],
-            cache_dir=cache_dir,
-            platforms=platforms,
-            cache="warm, code edited",
-            output="oci-layout",
-        )
-        self.crossdock(
-            "code change: after --push",
-            [*self.build_args(project, platforms), "--push", f"{repository}:latest"],
-            cache_dir=cache_dir,
-            platforms=platforms,
-            cache="warm, code edited",
-            output="push",
-        )
+        shutil.rmtree(project, ignore_errors=True)
+        shutil.rmtree(self.work / "layout-1g", ignore_errors=True)
 
     def _record_dependency_sizes(self, name: str, run: Run, layout: Path) -> None:
         sizes: dict[str, dict[str, int]] = {}
@@ -445,6 +638,12 @@ class Bench:
         }
 
     # -- the seed's recipe -----------------------------------------------------------------
+
+    def buildx_code_edits(self, project: Path, platform: Platform) -> None:
+        """REPEATS edits of the service's code, each rebuilt by BuildKit (warm)."""
+        for _ in range(REPEATS):
+            edit_service_code(project)
+            self.buildx(project, platform, ("code edited",))
 
     def buildx(self, project: Path, platform: Platform, states: Sequence[str]) -> None:
         """``docker buildx build`` of one platform, in each state: "cold" (--no-cache, after
@@ -536,7 +735,20 @@ def uncompressed_size(blob: Path) -> int:
 
 
 def _find(runs: Sequence[Run], label: str) -> Run | None:
-    return next((r for r in runs if r.label == label and r.exit_code == 0), None)
+    """The run of ``label`` with the median wall time (the upper median of an even count)."""
+    found = sorted((r for r in runs if r.label == label and r.exit_code == 0), key=_wall)
+    return found[len(found) // 2] if found else None
+
+
+def _wall(run: Run) -> float:
+    return run.wall_s
+
+
+def _spread(runs: Sequence[Run], label: str) -> str:
+    walls = sorted(r.wall_s for r in runs if r.label == label and r.exit_code == 0)
+    if len(walls) < 2:
+        return ""
+    return f"median of {len(walls)} ({walls[0]:g}-{walls[-1]:g})"
 
 
 def _ratio(top: Run | None, bottom: Run | None) -> str:
@@ -607,6 +819,65 @@ def _code_change_lines(runs: Sequence[Run]) -> list[str]:
     return lines
 
 
+def _target_lines(runs: Sequence[Run]) -> list[str]:
+    """Issue 14's targets, each with what this run measured (medians where repeated)."""
+
+    def wall(label: str) -> float | None:
+        run = _find(runs, label)
+        return None if run is None else run.wall_s
+
+    def ratio(top: str, bottom: str) -> float | None:
+        a, b = wall(top), wall(bottom)
+        return None if a is None or b is None or b <= 0 else a / b
+
+    rows: list[tuple[str, float | None, str, bool | None]] = []
+
+    def at_most(name: str, value: float | None, limit: float, unit: str = "s") -> None:
+        rows.append((name, value, f"<= {limit:g}{unit}", None if value is None else value <= limit))
+
+    def at_least(name: str, value: float | None, limit: float) -> None:
+        rows.append((name, value, f">= {limit:g}x", None if value is None else value >= limit))
+
+    for args in ("--version", "version", "--help"):
+        at_most(f"crossdock {args}", wall(f"crossdock {args}"), 0.15)
+    at_most("no-op, both platforms, OCI layout", wall("crossdock both warm"), 0.25)
+    at_most("no-op, both platforms, up-to-date registry", wall("crossdock both warm --push"), 0.25)
+    at_most("code-only change, arm64", wall("code change: after (arm64)"), 0.35)
+    at_most("code-only change, amd64", wall("code change: after (amd64)"), 0.35)
+    at_most("code-only change, both platforms", wall("code change: after"), 0.5)
+    for arch in ("arm64", "amd64"):
+        at_least(
+            f"code-only {arch}: buildx code edited / crossdock",
+            ratio(f"buildx {arch} code edited", f"code change: after ({arch})"),
+            1.0,
+        )
+        at_least(
+            f"no-op {arch}: buildx warm / crossdock warm",
+            ratio(f"buildx {arch} warm", f"crossdock {arch} warm"),
+            1.0,
+        )
+    at_least(
+        "cold arm64: buildx / crossdock", ratio("buildx arm64 cold", "crossdock arm64 cold"), 30
+    )
+    at_least(
+        "cold amd64: buildx / crossdock", ratio("buildx amd64 cold", "crossdock amd64 cold"), 1.5
+    )
+    at_most("both platforms, crossdock cache empty, uv warm", wall("crossdock both cold"), 3.0)
+    both_vs_one = ratio("crossdock both cold", "crossdock amd64 cold")
+    at_most("both platforms / one platform (cold)", both_vs_one, 1.3, "x")
+    lines = ["", "Issue 14 targets (medians where repeated; see the load column):"]
+    for name, value, goal, met in rows:
+        shown = "-" if value is None else f"{value:.2f}"
+        verdict = "n/a" if met is None else ("met" if met else "MISSED")
+        lines.append(f"  {name:<52} {shown:>8}  target {goal:<9} {verdict}")
+    lines.extend(
+        f"  {run.label:<52} {run.wall_s:>8.2f}  ({'; '.join(run.notes)})"
+        for run in runs
+        if run.kind == "floor"
+    )
+    return lines
+
+
 def render(runs: Sequence[Run], facts: Mapping[str, Any]) -> str:
     lines: list[str] = []
     header = (
@@ -617,9 +888,17 @@ def render(runs: Sequence[Run], facts: Mapping[str, Any]) -> str:
     lines += ["tree = sampled sum over the process tree; buildx's work happens in dockerd;"]
     lines += ["load = the machine's 1-minute load average as the run started)", ""]
     lines += [header, "-" * len(header)]
-    for run in runs:
-        status = "" if run.exit_code == 0 else f" FAILED({run.exit_code})"
-        detail = _layers(run) if run.kind == "crossdock-build" else ""
+    labels = list(dict.fromkeys(run.label for run in runs))
+    for label in labels:
+        same = [r for r in runs if r.label == label]
+        failed = [r for r in same if r.exit_code != 0]
+        run = _find(runs, label) or same[-1]
+        status = f" FAILED({failed[0].exit_code})" if failed else ""
+        detail = _layers(run) if run.kind == "crossdock-build" else "; ".join(run.notes[:1])
+        if run.kind == "buildx":
+            detail = ""
+        spread = _spread(runs, label)
+        detail = f"{spread}  {detail}" if spread else detail
         if run.kind == "crossdock-verify":
             detail = ", ".join(
                 f"{p['platform'].split('/')[1]} {'passed' if p['passed'] else 'FAILED'}"
@@ -631,6 +910,7 @@ def render(runs: Sequence[Run], facts: Mapping[str, Any]) -> str:
             f"{_fmt(run.self_rss_mb):>8} "
             f"{_fmt(run.child_rss_mb):>8} {_fmt(run.tree_rss_mb):>8}  {detail}"
         )
+    lines += _target_lines(runs)
     lines += ["", "Ratios (buildx wall / crossdock wall, same run):"]
     code_change = _find(runs, "code change: after")
     for arch in ("arm64", "amd64"):
@@ -693,6 +973,30 @@ def machine() -> dict[str, Any]:
     }
 
 
+def run_scenarios(bench: Bench, options: argparse.Namespace, repository: str) -> None:
+    # Side by side: each platform's crossdock builds right next to its buildx builds, so that
+    # both see the same load on a shared machine.
+    project = bench.copy_example("example-edit")
+    bench.startup()
+    for name, platform in (("arm64", ARM64), ("amd64", AMD64)):
+        bench.native_cold_warm(name, no_bytecode_too=True)
+        if not options.skip_buildx:
+            bench.buildx(project, platform, ("cold", "warm", "warm", "warm"))
+    bench.native_cold_warm("both", no_bytecode_too=False)
+    if not options.skip_uv_cold:
+        bench.native_uv_cold()
+    bench.native_push_and_verify(repository)
+    if not options.skip_big_deps:
+        bench.big_dependencies()
+    bench.code_change_native(project, repository)
+    if not options.skip_buildx:
+        for platform in (ARM64, AMD64):
+            bench.buildx_code_edits(project, platform)
+    bench.floor(project)
+    if not options.skip_big_deps:
+        bench.synthetic_layer()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--skip-buildx", action="store_true", help="skip the QEMU builds")
@@ -734,23 +1038,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     ]
     try:
-        # Side by side: each platform's crossdock builds right next to its buildx builds, so
-        # that both see the same load on a shared machine.
-        project = bench.copy_example("example-edit")
-        for name, platform in (("arm64", ARM64), ("amd64", AMD64)):
-            bench.native_cold_warm(name, no_bytecode_too=True)
-            if not options.skip_buildx:
-                bench.buildx(project, platform, ("cold", "warm"))
-        bench.native_cold_warm("both", no_bytecode_too=False)
-        if not options.skip_uv_cold:
-            bench.native_uv_cold()
-        bench.native_push_and_verify(repository)
-        if not options.skip_big_deps:
-            bench.big_dependencies()
-        bench.code_change_native(project, repository)
-        if not options.skip_buildx:
-            for platform in (ARM64, AMD64):
-                bench.buildx(project, platform, ("code edited",))
+        run_scenarios(bench, options, repository)
     finally:
         bench.facts["total_seconds"] = round(time.perf_counter() - started, 1)
         bench.facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -352,6 +352,7 @@ class NativeBackend:
             cache_dir=plan.cache_dir / "deps",
             bytecode_python=bytecode_python,
             image_dir=plan.deps_dir,
+            bytecode_cache=plan.cache_dir / "bytecode",
         )
         key = _key(
             _LAYOUT_VERSION,
@@ -407,7 +408,12 @@ class NativeBackend:
                         shutil.copy2(entry.source, target)
                 copy.mkdir(exist_ok=True)
                 if bytecode_python is not None:
-                    compile_bytecode(copy, bytecode_python, image_dir=plan.app_dir)
+                    compile_bytecode(
+                        copy,
+                        bytecode_python,
+                        image_dir=plan.app_dir,
+                        cache_dir=plan.cache_dir / "bytecode",
+                    )
                 layer_entries += entries_from_tree(copy, plan.app_dir, keep_bytecode=True)
             local: tuple[InstalledDistribution, ...] = ()
             if resolution.local_projects:
@@ -422,7 +428,12 @@ class NativeBackend:
                     source_date_epoch=plan.mtime,
                 )
                 if bytecode_python is not None:
-                    compile_bytecode(packages, bytecode_python, image_dir=plan.deps_dir)
+                    compile_bytecode(
+                        packages,
+                        bytecode_python,
+                        image_dir=plan.deps_dir,
+                        cache_dir=plan.cache_dir / "bytecode",
+                    )
                 layer_entries += entries_from_tree(packages, plan.deps_dir, keep_bytecode=True)
             blob = self._write_layer_into_cache(layer_entries, cache, plan.mtime, work)
             return blob, local

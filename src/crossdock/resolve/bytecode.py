@@ -15,10 +15,17 @@ PYTHONHASHSEED=0 so the marshalled constants come out the same on every run.
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
+import json
 import os
+import posixpath
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +33,6 @@ from crossdock.errors import ToolError
 from crossdock.resolve.uv import Uv
 
 __all__ = ["BytecodePython", "bytecode_python", "compile_bytecode", "find_host_python"]
-
-
-# Enough sources to be worth a pool of compiler processes (each costs an interpreter start).
-_POOL_THRESHOLD = 200
-
-
-def _many_sources(tree: Path) -> bool:
-    return any(i >= _POOL_THRESHOLD for i, _ in enumerate(tree.rglob("*.py")))
 
 
 @functools.cache  # an interpreter's version does not change while crossdock runs
@@ -115,40 +114,190 @@ def _uv_python_find(uv: Uv, version: str) -> str | None:
     return found
 
 
-def compile_bytecode(tree: Path, python: str, *, image_dir: str) -> None:
+# What compileall is told to skip (Python 2 leftovers in packages' test folders).
+_EXCLUDE = r"[/\\](tests?|test_.*)[/\\].*_py2\.py$"
+# Enough sources to be worth a pool of compiler processes (each costs an interpreter start).
+_POOL_THRESHOLD = 200
+# Bump when what a cached pyc depends on changes (flags, invalidation mode).
+_PYC_CACHE_SCHEMA = "1"
+# One compile at a time in this process: two platforms' trees compile one after the other with
+# every core each, so the second reuses every pyc the first wrote (pure-Python files, and the
+# .py files of native wheels, are the same bytes on every architecture).
+_COMPILE_LOCK = threading.Lock()
+
+# Run by the image's Python version: compile the listed files as compileall would
+# (``compileall -d IMAGE_DIR TREE``: same file names in the code objects, same flags).
+_DRIVER = """
+import compileall, json, py_compile, re, sys
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+spec = json.load(sys.stdin)
+compile_one = partial(
+    compileall.compile_file,
+    rx=re.compile(spec["exclude"]),
+    quiet=2,
+    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    stripdir=spec["tree"],
+    prependdir=spec["image_dir"],
+)
+if spec["workers"] > 1:
+    with ProcessPoolExecutor(spec["workers"]) as pool:
+        results = list(pool.map(compile_one, spec["files"], chunksize=32))
+else:
+    results = [compile_one(f) for f in spec["files"]]
+sys.exit(0 if all(results) else 1)
+"""
+_IDENTITY = (
+    "import importlib.util, sys; "
+    "print(sys.implementation.cache_tag, importlib.util.MAGIC_NUMBER.hex(), sys.version)"
+)
+
+
+@dataclass(frozen=True)
+class _Interpreter:
+    """What a pyc depends on besides its source: which interpreter wrote it."""
+
+    cache_tag: str  # cpython-313: the pyc's file name
+    magic: bytes
+    identity: str  # version, path, and the binary's size and modification time
+
+
+@functools.cache
+def _interpreter(python: str) -> _Interpreter:
+    completed = subprocess.run(
+        [python, "-c", _IDENTITY], capture_output=True, text=True, timeout=30, check=False
+    )
+    if completed.returncode != 0:
+        raise ToolError(
+            f"compiling bytecode with {python} failed: it does not run as Python "
+            f"(exit {completed.returncode}): {completed.stderr.strip()[-500:]}",
+            hint="set CROSSDOCK_BYTECODE_PYTHON to a working interpreter of the image's "
+            "Python version, or build with --no-bytecode",
+        )
+    tag, magic, version = completed.stdout.strip().split(" ", 2)
+    real = Path(python).resolve()
+    st = real.stat()
+    return _Interpreter(
+        tag, bytes.fromhex(magic), f"{version}\0{real}\0{st.st_size}\0{st.st_mtime_ns}"
+    )
+
+
+def compile_bytecode(
+    tree: Path, python: str, *, image_dir: str, cache_dir: Path | None = None
+) -> None:
     """Write ``__pycache__/*.cpython-XY.pyc`` next to every ``.py`` file under ``tree``.
 
     ``image_dir`` is where ``tree`` lands in the image; tracebacks name files there (Python also
     fixes the file name up when it loads a pyc, so this is for readability).
+
+    With ``cache_dir``, each pyc is kept by the hash of what it is made from (the source's
+    bytes, its path in the image, the interpreter), so a file compiled once (by an earlier
+    build, or for the other architecture) is never compiled again. A cached pyc is checked on
+    read (its checksum, and a header naming this interpreter's magic number and a hash-based
+    pyc), and anything else is compiled afresh: the cache changes no byte of the image.
     """
+    interpreter = _interpreter(python)
+    sources = _sources(tree)
+    with _COMPILE_LOCK:
+        missing: list[tuple[Path, Path, str]] = []
+        for source in sources:
+            rel = source.relative_to(tree)
+            target = (
+                source.parent / "__pycache__" / f"{source.name[:-3]}.{interpreter.cache_tag}.pyc"
+            )
+            text = source.read_bytes()
+            key = _pyc_key(interpreter, posixpath.join(image_dir, rel.as_posix()), text)
+            cached = _load_pyc(cache_dir, key, interpreter, text) if cache_dir else None
+            if cached is None:
+                missing.append((source, target, key))
+            else:
+                target.parent.mkdir(exist_ok=True)
+                target.write_bytes(cached)
+        if missing:
+            _compile(tree, python, image_dir, [source for source, _, _ in missing])
+        if cache_dir is not None:
+            for _, target, key in missing:
+                if target.is_file():  # a file that does not compile has no pyc
+                    _store_pyc(cache_dir, key, target.read_bytes())
+
+
+def _sources(tree: Path) -> list[Path]:
+    """The files compileall compiles under ``tree``: ``*.py`` files (symlinks to files too),
+    not in ``__pycache__``, not under symlinked folders, not matching the exclusion."""
+    exclude = re.compile(_EXCLUDE)
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(tree, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            path = Path(dirpath, name)
+            if name.endswith(".py") and not exclude.search(str(path)) and path.is_file():
+                found.append(path)
+    return found
+
+
+def _pyc_key(interpreter: _Interpreter, image_path: str, source: bytes) -> str:
+    h = hashlib.sha256(f"{_PYC_CACHE_SCHEMA}\0{interpreter.identity}\0{image_path}\0".encode())
+    h.update(source)
+    return h.hexdigest()
+
+
+def _entry(cache_dir: Path, key: str) -> Path:
+    return cache_dir / key[:2] / f"{key}.pyc"
+
+
+def _load_pyc(cache_dir: Path, key: str, interpreter: _Interpreter, source: bytes) -> bytes | None:
+    try:
+        data = _entry(cache_dir, key).read_bytes()
+    except OSError:
+        return None
+    checksum, pyc = data[:32], data[32:]
+    # unchecked-hash pycs: the magic number, then flags 0b01 (hash-based, not checked).
+    header_ok = pyc[:4] == interpreter.magic and pyc[4:8] == b"\x01\x00\x00\x00"
+    if hashlib.sha256(pyc).digest() != checksum or not header_ok:
+        return None
+    # The header's hash of the source must be this source's (computable here when crossdock
+    # runs on the image's Python version, as it usually does).
+    if interpreter.magic == importlib.util.MAGIC_NUMBER and pyc[8:16] != importlib.util.source_hash(
+        source
+    ):
+        return None
+    return pyc
+
+
+def _store_pyc(cache_dir: Path, key: str, pyc: bytes) -> None:
+    path = _entry(cache_dir, key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(hashlib.sha256(pyc).digest() + pyc)
+        Path(tmp).replace(path)
+    except OSError:
+        return  # a read-only or full cache costs speed, not correctness
+
+
+def _compile(tree: Path, python: str, image_dir: str, files: list[Path]) -> None:
     env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "0"}
+    spec = {
+        "tree": str(tree),
+        "image_dir": image_dir,
+        "exclude": _EXCLUDE,
+        "files": [str(f) for f in files],
+        # One worker per core for many files (CPU-bound); a few compile faster in one process
+        # than it takes to start a pool of workers.
+        "workers": (os.cpu_count() or 1) if len(files) >= _POOL_THRESHOLD else 1,
+    }
     completed = subprocess.run(
-        [
-            python,
-            "-m",
-            "compileall",
-            "-q",
-            "-q",  # errors only
-            "--invalidation-mode",
-            "unchecked-hash",
-            "-j",
-            # One worker per core for a dependency tree (CPU-bound); a service's few files
-            # compile faster in one process than it takes to start a pool of workers.
-            "0" if _many_sources(tree) else "1",
-            "-d",
-            image_dir,
-            "-x",
-            r"[/\\](tests?|test_.*)[/\\].*_py2\.py$",
-            str(tree),
-        ],
+        [python, "-c", _DRIVER],
+        input=json.dumps(spec),
         capture_output=True,
         text=True,
         env=env,
         check=False,
     )
-    # compileall exits 1 when some file does not compile (a Python 2 leftover in a package's
-    # test folder, say): that file simply has no pyc, exactly as pip would leave it. Anything
-    # else (the interpreter missing, a crash, an exit 1 that compiled nothing) is a failure.
+    # Exit 1 when some file does not compile (a Python 2 leftover in a package's test folder,
+    # say): that file simply has no pyc, exactly as pip would leave it. Anything else (the
+    # interpreter missing, a crash, an exit 1 that compiled nothing) is a failure.
     compiled_nothing = completed.returncode == 1 and not any(tree.rglob("*.pyc"))
     if completed.returncode not in (0, 1) or compiled_nothing:
         raise ToolError(

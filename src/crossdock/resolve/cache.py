@@ -56,12 +56,14 @@ def install_dependencies(
     bytecode_python: str | None = None,
     image_dir: str = "/",
     package: str | None = None,
+    bytecode_cache: Path | None = None,
 ) -> Resolution:
     """Check the lock and return the tree of its dependencies for ``platform``, from the cache
     when an identical tree exists. The lock is always checked, even on a cache hit.
     With ``bytecode_python`` (a host interpreter of the image's Python version) the tree also
-    holds bytecode, compiled as if it lived at ``image_dir``. ``package``: the workspace member
-    whose dependencies these are (None: the project at ``project_dir``)."""
+    holds bytecode, compiled as if it lived at ``image_dir`` (each file's pyc reused from
+    ``bytecode_cache`` when the same source was compiled before). ``package``: the workspace
+    member whose dependencies these are (None: the project at ``project_dir``)."""
     uv = uv or Uv()
     target = wheel_target(platform, glibc_version, python_version)
     locked = export_locked(project_dir, target, uv=uv, host_python=host_python, package=package)
@@ -74,7 +76,9 @@ def install_dependencies(
     try:
         install(locked, scratch / "tree", image_python=python_path, host_python=host_python, uv=uv)
         if bytecode_python is not None:
-            compile_bytecode(scratch / "tree", bytecode_python, image_dir=image_dir)
+            compile_bytecode(
+                scratch / "tree", bytecode_python, image_dir=image_dir, cache_dir=bytecode_cache
+            )
         try:
             (scratch / "tree").rename(tree)
         except OSError:

@@ -1,10 +1,14 @@
+import hashlib
 import importlib.util
+import os
+import subprocess
 import sys
 
 import pytest
 
 from crossdock.errors import ToolError
 from crossdock.layers import entries_from_tree
+from crossdock.resolve import bytecode
 from crossdock.resolve.bytecode import bytecode_python, compile_bytecode, find_host_python
 
 HOST_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -101,3 +105,111 @@ def test_bytecode_python_says_why_uv_installed_none(monkeypatch, tmp_path):
     assert found.executable is None
     assert found.how.startswith("no Python 3.8 on this machine, and `uv python install 3.8` failed")
     assert "not allowed" in found.how
+
+
+# -- the per-file bytecode cache: it saves compiling, and changes no byte ---------------------
+
+TAG = sys.implementation.cache_tag
+
+
+def _pycs(tree):
+    return {p.relative_to(tree).as_posix(): p.read_bytes() for p in sorted(tree.rglob("*.pyc"))}
+
+
+def _compileall(tree, image_dir):
+    """What crossdock ran before the cache: compileall over the whole tree."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            "-q",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-d",
+            image_dir,
+            str(tree),
+        ],
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        check=False,
+    )
+
+
+def test_the_same_bytes_as_compileall_with_and_without_the_cache(tmp_path):
+    reference = _tree(tmp_path / "reference")
+    _compileall(reference, "/opt/packages")
+    cache = tmp_path / "cache"
+    cold = _tree(tmp_path / "cold")
+    compile_bytecode(cold, sys.executable, image_dir="/opt/packages", cache_dir=cache)
+    warm = _tree(tmp_path / "warm")
+    compile_bytecode(warm, sys.executable, image_dir="/opt/packages", cache_dir=cache)
+    assert _pycs(reference) == _pycs(cold) == _pycs(warm)
+    assert _pycs(reference)  # not vacuous: there are pycs
+
+
+def test_a_cached_pyc_is_reused_only_for_the_same_source_and_path(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    compile_bytecode(_tree(tmp_path / "one"), sys.executable, image_dir="/a", cache_dir=cache)
+    compiled: list[list[str]] = []
+    real = bytecode._compile
+
+    def spy(tree, python, image_dir, files):
+        compiled.append(sorted(f.name for f in files))
+        real(tree, python, image_dir, files)
+
+    monkeypatch.setattr(bytecode, "_compile", spy)
+    # The same sources at the same image path (another platform's tree): nothing compiled,
+    # except the file that does not compile (it has no pyc to reuse).
+    compile_bytecode(_tree(tmp_path / "two"), sys.executable, image_dir="/a", cache_dir=cache)
+    assert compiled == [["broken.py"]]
+    # Another source under the same name (another wheel's file): compiled, not reused.
+    changed = _tree(tmp_path / "three")
+    (changed / "pkg" / "__init__.py").write_text("VALUE = 2\n")
+    compile_bytecode(changed, sys.executable, image_dir="/a", cache_dir=cache)
+    assert compiled[-1] == ["__init__.py", "broken.py"]
+    reference = _tree(tmp_path / "reference")
+    (reference / "pkg" / "__init__.py").write_text("VALUE = 2\n")
+    _compileall(reference, "/a")
+    assert _pycs(changed) == _pycs(reference)
+    # The same source placed elsewhere in the image (tracebacks name the path): compiled.
+    compile_bytecode(_tree(tmp_path / "four"), sys.executable, image_dir="/b", cache_dir=cache)
+    assert compiled[-1] == ["__init__.py", "broken.py"]
+
+
+def test_a_poisoned_cache_entry_is_detected_and_compiled_afresh(tmp_path):
+    cache = tmp_path / "cache"
+    reference = _tree(tmp_path / "reference")
+    compile_bytecode(reference, sys.executable, image_dir="/a", cache_dir=cache)
+    [entry] = list(cache.rglob("*.pyc"))
+    data = bytearray(entry.read_bytes())
+    data[-1] ^= 0xFF  # a flipped byte in the code object: the checksum no longer matches
+    entry.write_bytes(bytes(data))
+    again = _tree(tmp_path / "again")
+    compile_bytecode(again, sys.executable, image_dir="/a", cache_dir=cache)
+    assert _pycs(again) == _pycs(reference)
+    # A well-formed entry of another interpreter (another magic number) is refused too.
+    pyc = (reference / "pkg" / "__pycache__" / f"__init__.{TAG}.pyc").read_bytes()
+    foreign = b"\x00\x00\r\n" + pyc[4:]
+    entry.write_bytes(hashlib.sha256(foreign).digest() + foreign)
+    third = _tree(tmp_path / "third")
+    compile_bytecode(third, sys.executable, image_dir="/a", cache_dir=cache)
+    assert _pycs(third) == _pycs(reference)
+
+
+def test_a_cache_entry_for_other_source_is_refused_even_with_a_valid_checksum(tmp_path):
+    # An entry whose bytes are a valid pyc of *another* source (checksum recomputed, as a
+    # writer of a shared cache could): its header's source hash does not match, so it is
+    # compiled afresh.
+    cache = tmp_path / "cache"
+    reference = _tree(tmp_path / "reference")
+    compile_bytecode(reference, sys.executable, image_dir="/a", cache_dir=cache)
+    other = _tree(tmp_path / "other")
+    (other / "pkg" / "__init__.py").write_text("VALUE = 'evil'\n")
+    compile_bytecode(other, sys.executable, image_dir="/a")
+    evil = (other / "pkg" / "__pycache__" / f"__init__.{TAG}.pyc").read_bytes()
+    [entry] = list(cache.rglob("*.pyc"))
+    entry.write_bytes(hashlib.sha256(evil).digest() + evil)
+    again = _tree(tmp_path / "again")
+    compile_bytecode(again, sys.executable, image_dir="/a", cache_dir=cache)
+    assert _pycs(again) == _pycs(reference)
