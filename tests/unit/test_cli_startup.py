@@ -12,10 +12,12 @@ import pytest
 from crossdock._version import __version__
 
 # Runs the console script's entry point as `crossdock ARGS...` would, then reports the modules
-# the process imported (at exit, so a command that exits through SystemExit is covered too).
+# the process imported (at exit, so a command that exits through SystemExit is covered too; a
+# None entry is an import refused on purpose, not a module).
 _PROBE = """
 import atexit, json, sys
-atexit.register(lambda: sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n"))
+loaded = lambda: sorted(name for name, module in sys.modules.items() if module is not None)
+atexit.register(lambda: sys.stderr.write("MODULES " + json.dumps(loaded()) + "\\n"))
 sys.argv = ["crossdock", *json.loads(sys.argv[1])]
 from crossdock.cli import main
 main()

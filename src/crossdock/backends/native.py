@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crossdock._version import __version__
 from crossdock.backends import lastbuild
 from crossdock.backends.base import BuildOutcome, LayerInfo, PlatformReport, Progress, WheelInfo
-from crossdock.baseprofile import BaseProfile, read_base_profile
 from crossdock.errors import BaseImageError, VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import HistoryEntry, ImageConfig
@@ -40,15 +40,13 @@ from crossdock.plan import BuildPlan, RuntimeSettings
 from crossdock.platform import Platform
 from crossdock.registry.blobcache import BlobCache
 from crossdock.registry.client import RegistryClient
-from crossdock.resolve import (
-    InstalledDistribution,
-    Resolution,
-    bytecode_python,
-    compile_bytecode,
-    install_dependencies,
-    install_local_projects,
-)
-from crossdock.verify import verify_image
+
+if TYPE_CHECKING:
+    from crossdock.baseprofile import BaseProfile
+    from crossdock.resolve import InstalledDistribution, Resolution
+
+# Installing, compiling, profiling and verifying (crossdock.resolve, .baseprofile, .verify) are
+# imported where they run: a build answered from the record of the last one needs none of them.
 
 __all__ = ["NativeBackend"]
 
@@ -121,6 +119,8 @@ class NativeBackend:
         cache: BlobCache,
         progress: Progress,
     ) -> tuple[PlatformImage, PlatformReport]:
+        from crossdock.verify import verify_image
+
         timings: dict[str, float] = {}
         started = time.perf_counter()
         base = self._pull_base(plan, base_top, platform, cache)
@@ -278,6 +278,8 @@ class NativeBackend:
         return _Base(manifest, config, tuple(layers))
 
     def _profile(self, plan: BuildPlan, base: _Base) -> BaseProfile:
+        from crossdock.baseprofile import BaseProfile, read_base_profile
+
         path = plan.cache_dir / "profiles" / f"{base.manifest.digest.hex}.json"
         if path.exists():
             return BaseProfile.from_json(json.loads(path.read_text()))
@@ -290,6 +292,8 @@ class NativeBackend:
     ) -> None:
         """Verify the base image's own files once per base manifest digest: a base is
         immutable, so a pass recorded for its digest holds for every later build."""
+        from crossdock.verify import verify_image
+
         marker = plan.cache_dir / "profiles" / f"{base.manifest.digest.hex}.verified"
         if marker.exists():
             return
@@ -320,6 +324,8 @@ class NativeBackend:
     ) -> str | None:
         if not plan.bytecode:
             return None
+        from crossdock.resolve import bytecode_python
+
         python = bytecode_python(profile.python_version)
         if python.executable is None:
             progress(
@@ -340,6 +346,8 @@ class NativeBackend:
         cache: BlobCache,
         bytecode_python: str | None,
     ) -> tuple[Resolution, LayerBlob, bool]:
+        from crossdock.resolve import install_dependencies
+
         work = plan.cache_dir / "work"
         work.mkdir(parents=True, exist_ok=True)
         resolution = install_dependencies(
@@ -388,6 +396,8 @@ class NativeBackend:
         """The layer of the service's own code: its files as they are (a project that is not a
         package), and the wheels of its own packages (the project when it is one, the workspace
         members it needs) installed beside the dependencies."""
+        from crossdock.resolve import compile_bytecode, install_local_projects
+
         work = plan.cache_dir / "work"
         work.mkdir(parents=True, exist_ok=True)
         if bytecode_python is None and not resolution.local_projects:

@@ -23,7 +23,6 @@ from crossdock.image.mediatypes import MediaType
 from crossdock.plan import PYTHON_PLACEHOLDER, BaseDependentRuntime, RuntimeSettings
 from crossdock.platform import Platform
 from crossdock.project import Command, ServedApp, choose_entrypoint
-from crossdock.verify.lambda_preflight import PreflightImage, PreflightLayer, lambda_preflight
 
 __all__ = ["LAMBDA_BASE_MARKER", "RUNTIME_INTERFACE_CLIENT", "TARGETS", "TargetSpec", "target_spec"]
 
@@ -219,6 +218,13 @@ class TargetSpec:
 
     @staticmethod
     def _preflight_problems(image: PlatformImage, where: str, cache_dir: Path | None) -> list[str]:
+        # Imported here: the verifier is not needed to plan a build or to check other targets.
+        from crossdock.verify.lambda_preflight import (
+            PreflightImage,
+            PreflightLayer,
+            lambda_preflight,
+        )
+
         findings, _ = lambda_preflight(
             PreflightImage(
                 manifest_media_type=image.manifest.media_type,
