@@ -26,9 +26,10 @@ from pathlib import Path
 
 __all__ = ["CacheEntry", "KindUsage", "cache_entries", "parse_age", "parse_size", "prune", "usage"]
 
-# Top-level folders whose children only group entries: by algorithm (blobs/sha256/), or by
-# what they record (records/<kind>/, verify/index/), reported as kinds of their own (True).
-_GROUPING = {"blobs": False, "records": True, "verify": True}
+# Top-level folders whose children only group entries: by algorithm (blobs/sha256/), by the
+# first two hex digits of a key (bytecode/ab/), or by what they record (records/<kind>/,
+# verify/index/): True where each group is reported as a kind of its own.
+_GROUPING = {"blobs": False, "bytecode": False, "records": True, "verify": True}
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

@@ -31,6 +31,8 @@ def cache(tmp_path):
     put(root / "deps" / "k1" / "numpy" / "core.so", 50_000, 10)
     put(root / "records" / "last-build" / "r1.rec", 100, 1)
     put(root / "verify" / "index" / "i1.json", 2_000, 50)
+    put(root / "bytecode" / "ab" / ("ab" + "0" * 62 + ".pyc"), 500, 3)
+    put(root / "bytecode" / "ab" / ("ab" + "1" * 62 + ".pyc"), 500, 4)
     # A tree's last use is its newest file: this one was used yesterday.
     put(root / "deps" / "k2" / "old.py", 10_000, 90)
     put(root / "deps" / "k2" / "new.py", 10_000, 1)
@@ -41,7 +43,8 @@ def cache(tmp_path):
 
 def test_usage_by_kind(cache):
     kinds = {k.kind: k for k in usage(cache)}
-    assert set(kinds) == {"blobs", "deps", "records/last-build", "verify/index"}
+    assert set(kinds) == {"blobs", "bytecode", "deps", "records/last-build", "verify/index"}
+    assert kinds["bytecode"].entries == 2  # each pyc, not the folder grouping them
     assert kinds["blobs"].entries == 2
     assert kinds["deps"].entries == 2
     assert kinds["blobs"].size >= 70_000
