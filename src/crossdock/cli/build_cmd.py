@@ -243,6 +243,15 @@ def _report(outcome: BuildOutcome, json_output: bool, release: ReleaseResult | N
             # escape: rich would read "[py3-none-any]" as markup and drop it
             escape(", ".join(f"{w.name}=={w.version} [{'.'.join(w.tags)}]" for w in report.wheels)),
         )
+        if report.local_packages:
+            table.add_row(
+                "own packages (built here)",
+                escape(
+                    ", ".join(
+                        f"{w.name}=={w.version} [{'.'.join(w.tags)}]" for w in report.local_packages
+                    )
+                ),
+            )
         out_console.print(table)
     if outcome.image_set.index is not None:
         out_console.print(f"index {outcome.image_set.index.digest}")
