@@ -4,8 +4,8 @@ Debian bases, bookworm's python3.11 (glibc 2.36) and trixie's python3.13 (glibc 
 For each base crossdock must read the Python and the glibc from the base's own layers and choose
 from them: the wheels (cp311 vs cp313, manylinux level <= 2.36 vs <= 2.40), the interpreter that
 writes the bytecode (a host Python of the *base's* version: pyc magic 3495 vs 3571), and the
-glibc rule of verification. The bookworm image then runs on both architectures (arm64 under
-QEMU) and answers over HTTP.
+glibc rule of verification (a real trixie binary fits trixie and is refused on bookworm). The
+bookworm image then runs on both architectures (arm64 under QEMU) and answers over HTTP.
 
 Needs `stage/stage.sh up` (which publishes python:3.11-slim-bookworm) and, for the docker
 tests, `stage/stage.sh docker`.
@@ -24,6 +24,11 @@ from typing import Any
 
 import pytest
 
+from crossdock.baseprofile import read_base_profile
+from crossdock.fsview import LayerFS
+from crossdock.platform import AMD64, ARM64, Platform
+from crossdock.verify import Check, verify_image
+from crossdock.verify.sources import open_images
 from tests.integration.test_native_build import (
     ARCHES,
     BOTH,
@@ -42,6 +47,7 @@ from tests.integration.test_native_build import (
     stage_env,
     uv_lock,
 )
+from tests.unit.verify.layertar import write_layer
 
 pytestmark = pytest.mark.integration
 
@@ -204,3 +210,39 @@ def test_bookworm_image_answers_on_both_architectures(
         "numpy": "2.4.6",
         "sum_of_squares": 91,
     }
+
+
+@pytest.mark.parametrize("platform", [AMD64, ARM64], ids=["amd64", "arm64"])
+def test_the_glibc_rule_on_both_bases(platform: Platform, tmp_path: Path) -> None:
+    """A real binary built against trixie's glibc (its own dash needs GLIBC_2.38) fits the
+    trixie base and is refused on bookworm's glibc 2.36, each base's glibc read from its own
+    libc.so.6."""
+    cache = tmp_path / "cache"
+    images: dict[str, Any] = {}
+    for base in (TRIXIE, BOOKWORM):
+        with open_images(
+            f"{REGISTRY}/{base.name.removeprefix('docker.io/')}", cache_dir=cache
+        ) as loaded:
+            images[base.python] = next(i for i in loaded if i.platform == platform)
+    trixie = images[TRIXIE.python]
+    dash = LayerFS(trixie.layer_paths).read_file("/usr/bin/dash")
+    assert dash is not None
+    layer = write_layer(tmp_path / "tool.tar.gz", [("app/bin/dash", "file", dash)])
+    for base in (TRIXIE, BOOKWORM):
+        image = images[base.python]
+        profile = read_base_profile(image.config, image.layer_paths)
+        assert profile.glibc_version == base.glibc
+        report = verify_image(
+            image.config,
+            [*image.layer_paths, layer],
+            profile=profile,
+            first_layer=len(image.layer_paths),
+        )
+        glibc = [f for f in report.failures if f.check is Check.GLIBC]
+        if base is TRIXIE:
+            assert report.passed, report.failures
+        else:
+            assert [(f.file.path, f.found) for f in glibc] == [
+                ("/app/bin/dash", "needs GLIBC_2.38")
+            ]
+            assert "GLIBC <= 2.36" in glibc[0].expected
