@@ -125,8 +125,9 @@ _PYC_CACHE_SCHEMA = "1"
 # .py files of native wheels, are the same bytes on every architecture).
 _COMPILE_LOCK = threading.Lock()
 
-# Run by the image's Python version: compile the listed files as compileall would
-# (``compileall -d IMAGE_DIR TREE``: same file names in the code objects, same flags).
+# Run by the image's Python version (3.7 or later): compile the listed files as
+# ``compileall -d IMAGE_DIR TREE`` does, each with the folder it has in the image as its ``ddir``
+# (so the code objects name the same files), with the same flags.
 _DRIVER = """
 import compileall, json, py_compile, re, sys
 from concurrent.futures import ProcessPoolExecutor
@@ -137,14 +138,12 @@ compile_one = partial(
     rx=re.compile(spec["exclude"]),
     quiet=2,
     invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-    stripdir=spec["tree"],
-    prependdir=spec["image_dir"],
 )
 if spec["workers"] > 1:
     with ProcessPoolExecutor(spec["workers"]) as pool:
-        results = list(pool.map(compile_one, spec["files"], chunksize=32))
+        results = list(pool.map(compile_one, spec["files"], spec["ddirs"], chunksize=32))
 else:
-    results = [compile_one(f) for f in spec["files"]]
+    results = [compile_one(f, d) for f, d in zip(spec["files"], spec["ddirs"])]
 sys.exit(0 if all(results) else 1)
 """
 _IDENTITY = (
@@ -276,13 +275,16 @@ def _store_pyc(cache_dir: Path, key: str, pyc: bytes) -> None:
         return  # a read-only or full cache costs speed, not correctness
 
 
+def _image_folder(image_dir: str, rel_dir: Path) -> str:
+    return image_dir if rel_dir == Path() else posixpath.join(image_dir, rel_dir.as_posix())
+
+
 def _compile(tree: Path, python: str, image_dir: str, files: list[Path]) -> None:
     env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "0"}
     spec = {
-        "tree": str(tree),
-        "image_dir": image_dir,
         "exclude": _EXCLUDE,
         "files": [str(f) for f in files],
+        "ddirs": [_image_folder(image_dir, f.parent.relative_to(tree)) for f in files],
         # One worker per core for many files (CPU-bound); a few compile faster in one process
         # than it takes to start a pool of workers.
         "workers": (os.cpu_count() or 1) if len(files) >= _POOL_THRESHOLD else 1,

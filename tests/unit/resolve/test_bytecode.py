@@ -136,16 +136,25 @@ def _compileall(tree, image_dir):
     )
 
 
+def _deep_tree(root):
+    # Files at the top and two folders down: each code object names its place in the image.
+    _tree(root)
+    (root / "top.py").write_text("def f():\n    raise ValueError\n")
+    (root / "pkg" / "sub").mkdir()
+    (root / "pkg" / "sub" / "deep.py").write_text("X = frozenset({'x', 'y', 'z'})\n")
+    return root
+
+
 def test_the_same_bytes_as_compileall_with_and_without_the_cache(tmp_path):
-    reference = _tree(tmp_path / "reference")
+    reference = _deep_tree(tmp_path / "reference")
     _compileall(reference, "/opt/packages")
     cache = tmp_path / "cache"
-    cold = _tree(tmp_path / "cold")
+    cold = _deep_tree(tmp_path / "cold")
     compile_bytecode(cold, sys.executable, image_dir="/opt/packages", cache_dir=cache)
-    warm = _tree(tmp_path / "warm")
+    warm = _deep_tree(tmp_path / "warm")
     compile_bytecode(warm, sys.executable, image_dir="/opt/packages", cache_dir=cache)
     assert _pycs(reference) == _pycs(cold) == _pycs(warm)
-    assert _pycs(reference)  # not vacuous: there are pycs
+    assert len(_pycs(reference)) == 3  # not vacuous: top, pkg/__init__, pkg/sub/deep
 
 
 def test_a_cached_pyc_is_reused_only_for_the_same_source_and_path(tmp_path, monkeypatch):
