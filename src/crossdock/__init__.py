@@ -2,13 +2,18 @@
 
 The public API, for use as a library (the ``crossdock`` command is built on it)::
 
-    from crossdock import load_config, make_plan, build, NativeBackend, verify_image
+    from crossdock import load_config, make_plan, NativeBackend, verify_image
+    from crossdock import prepare_release, release
+    from crossdock.build import build
 
     config = load_config(project_dir=Path("."), service="api")
+    config, publishing = prepare_release(config, to="127.0.0.1:5555/team/api:1.0")
     outcome = build(make_plan(config), NativeBackend(), progress=lambda p, m: print(p, m))
+    result = release(publishing, outcome.image_set, checked=True)
 
 Names are loaded on first use (PEP 562), so ``import crossdock`` stays cheap and modules inside
-the package can import ``crossdock.__version__`` without import cycles.
+the package can import ``crossdock.__version__`` without import cycles. ``build`` is imported
+from ``crossdock.build``: a package attribute of that name is the submodule once it is loaded.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from crossdock._version import __version__
 
 if TYPE_CHECKING:
     from crossdock.backends.native import NativeBackend
-    from crossdock.build import OutputSpec, build, make_plan
+    from crossdock.build import OutputSpec, make_plan
     from crossdock.config import Config, load_config
     from crossdock.errors import CrossdockError
     from crossdock.image.artifact import ImageSet
     from crossdock.platform import AMD64, ARM64, Platform
+    from crossdock.publish.pipeline import Publishing, prepare_release, release
     from crossdock.verify import verify_image
 
 __all__ = [
@@ -36,10 +42,12 @@ __all__ = [
     "NativeBackend",
     "OutputSpec",
     "Platform",
+    "Publishing",
     "__version__",
-    "build",
     "load_config",
     "make_plan",
+    "prepare_release",
+    "release",
     "verify_image",
 ]
 
@@ -53,8 +61,10 @@ _WHERE = {
     "ImageSet": "crossdock.image.artifact",
     "NativeBackend": "crossdock.backends.native",
     "OutputSpec": "crossdock.build",
-    "build": "crossdock.build",
     "make_plan": "crossdock.build",
+    "Publishing": "crossdock.publish.pipeline",
+    "prepare_release": "crossdock.publish.pipeline",
+    "release": "crossdock.publish.pipeline",
     "verify_image": "crossdock.verify",
 }
 

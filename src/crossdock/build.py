@@ -6,7 +6,7 @@ failure anywhere leaves the registry as it was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from crossdock.backends.base import Backend, BuildOutcome, Progress
@@ -29,7 +29,6 @@ class OutputSpec:
     docker_archive: Path | None = None
     tag: str = "latest"
     archive_repository: str | None = None
-    written: list[str] = field(default_factory=list)
 
 
 def make_plan(
@@ -105,6 +104,5 @@ def build(
                 repository=output.archive_repository or f"crossdock/{plan.service}",
                 tag=output.tag,
             )
-            output.written.extend(tags)
             progress(None, f"docker archive written to {output.docker_archive} ({', '.join(tags)})")
     return outcome

@@ -77,9 +77,16 @@ class NativeBackend:
         self._allow = allow
 
     def build(self, plan: BuildPlan, progress: Progress) -> BuildOutcome:
-        cache = BlobCache(plan.cache_dir / "blobs")
         progress(None, f"base {plan.base} (pulling {plan.base_pull})")
         self._client = self._client_for(plan.base_pull.registry)
+        try:
+            return self._build(plan, progress)
+        finally:
+            # Its connections close with the build (a library caller builds many times).
+            self._client.close()
+
+    def _build(self, plan: BuildPlan, progress: Progress) -> BuildOutcome:
+        cache = BlobCache(plan.cache_dir / "blobs")
         base_top = self._client.get_manifest(plan.base_pull)
         # Nothing changed since the last build (lock, service files, base digest, config,
         # crossdock): answer from its record, checked (lastbuild.py).

@@ -135,7 +135,7 @@ def build(
         create_repository=create_repository,
     )
     if backend_name != "native" or dockerfile is not None:
-        from crossdock.cli.buildx_cmd import build_with_buildx
+        from crossdock.cli.buildx_cmd import build_with_buildx, buildx_dockerfile
         from crossdock.errors import ConfigError
 
         if smoke:
@@ -144,24 +144,25 @@ def build(
                 hint="docker buildx already ran the build steps inside the image; run the "
                 "image with `crossdock run` to try it",
             )
+        from crossdock.backends.buildx import target_for_dockerfile
 
+        local_outputs = layout is not None or archive is not None
+        path = buildx_dockerfile(project, backend_name, dockerfile, local_outputs=local_outputs)
+
+        # Dockerfile.lambda builds for Lambda: the file's name says the target unless --target does.
+        config = load(project, service, platform, target or target_for_dockerfile(path), base)
+        publishing = None
+        if env or dry_run:  # a release; a bare --push is buildx's own push
+            narrowed, publishing = resolve_publishing(config)
+            config = narrowed or config
         build_with_buildx(
-            project,
-            service,
-            platform,
-            target,
-            base,
-            backend_name,
-            dockerfile,
-            tag,
-            push,
-            tuple(allow or ()),
-            json_output,
-            local_outputs=(
-                layout.path if layout else None,
-                archive.path if archive else None,
-            ),
-            resolve_publishing=resolve_publishing if env or dry_run else None,
+            config,
+            path,
+            publishing=publishing,
+            push=push,
+            tag=tag,
+            allow=tuple(allow or ()),
+            json_output=json_output,
         )
         return
     from crossdock.backends.native import NativeBackend
@@ -181,7 +182,8 @@ def build(
         archive_repository=_archive_repository(archive),
     )
     outcome = run_build(build_plan, backend, progress, output, smoke=smoke)
-    release = publish(publishing, outcome.image_set) if publishing else None
+    # build() refused what the target cannot run before writing; the release is that set.
+    release = publish(publishing, outcome.image_set, checked=True) if publishing else None
     _report(outcome, json_output, release)
 
 

@@ -12,38 +12,27 @@ unknown, because a registry digest exists only once buildx pushes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
-from crossdock.backends.buildx import BuildxBackend, BuildxResult, target_for_dockerfile
-from crossdock.cli.common import err_console, load, out_console, progress
-from crossdock.cli.push_cmd import Publishing, publish, render_release
+from crossdock.backends.buildx import BuildxBackend, BuildxResult
+from crossdock.cli.common import err_console, out_console, progress
+from crossdock.cli.push_cmd import publish, render_release
 from crossdock.config import Config
 from crossdock.errors import ConfigError
 from crossdock.plan import BuildPlan
 from crossdock.publish.git import head_revision
-from crossdock.publish.release import ReleaseResult, release_tags
+from crossdock.publish.pipeline import Publishing
+from crossdock.publish.release import ReleaseResult
 from crossdock.registry.reference import Mirrors
 
-__all__ = ["build_with_buildx"]
+__all__ = ["build_with_buildx", "buildx_dockerfile"]
 
 
-def build_with_buildx(
-    project: Path,
-    service: str | None,
-    platform: list[str] | None,
-    target: str | None,
-    base: str | None,
-    backend_name: str,
-    dockerfile: Path | None,
-    tag: str,
-    push: str | None,
-    allow: tuple[str, ...],
-    json_output: bool,
-    *,
-    local_outputs: tuple[Path | None, ...] = (),
-    resolve_publishing: Callable[[Config], tuple[Config | None, Publishing | None]] | None = None,
-) -> None:
+def buildx_dockerfile(
+    project: Path, backend_name: str, dockerfile: Path | None, *, local_outputs: bool
+) -> Path:
+    """The Dockerfile ``--backend buildx --dockerfile PATH`` builds (relative to the project);
+    refuses the options only the native backend takes."""
     if backend_name != "buildx":
         raise ConfigError(
             f"unknown backend {backend_name!r}"
@@ -56,29 +45,38 @@ def build_with_buildx(
             "--backend buildx needs --dockerfile",
             hint="e.g. --dockerfile backend/Dockerfile.lambda",
         )
-    if any(local_outputs):
+    if local_outputs:
         raise ConfigError(
             "--oci-layout and --docker-archive are native-backend outputs",
             hint="with --backend buildx, images are loaded into docker (default) or --push'ed",
         )
-    path = dockerfile if dockerfile.is_absolute() else project / dockerfile
-    # Dockerfile.lambda builds for Lambda: the file's name says the target unless --target does.
-    config = load(project, service, platform, target or target_for_dockerfile(path), base)
-    publishing = None
-    if resolve_publishing is not None:  # --env / --dry-run: a release (build_cmd.build)
-        narrowed, publishing = resolve_publishing(config)
-        config = narrowed or config
+    return dockerfile if dockerfile.is_absolute() else project / dockerfile
+
+
+def build_with_buildx(
+    config: Config,
+    dockerfile: Path,
+    *,
+    publishing: Publishing | None,
+    push: str | None,
+    tag: str,
+    allow: tuple[str, ...],
+    json_output: bool,
+) -> None:
+    """Build with buildx; with ``publishing`` (``--env``/``--dry-run``) release the verified
+    images through the same release as a native build."""
     from crossdock.build import make_plan
 
     plan = make_plan(config, revision=head_revision(config.service_dir))
-    backend = BuildxBackend(path, mirrors=Mirrors(config.registry_mirrors), allow=allow)
+    backend = BuildxBackend(dockerfile, mirrors=Mirrors(config.registry_mirrors), allow=allow)
     if publishing is None:
         _report(backend.build(plan, progress, push=push, tag=tag), json_output)
     elif publishing.dry_run:
         _report(backend.build(plan, progress, tag=tag), json_output)
         _report_dry_run(publishing, plan, json_output)
     else:
-        result = backend.build(plan, progress, push=str(publishing.repository), stage=True)
+        repository = publishing.request.repository
+        result = backend.build(plan, progress, push=str(repository), stage=True)
         if result.staged is None:  # unreachable: stage=True with a repository stages a set
             raise ConfigError("the buildx backend returned no staged images to release")
         _report(result, json_output, publish(publishing, result.staged))
@@ -108,14 +106,11 @@ def _report(result: BuildxResult, json_output: bool, release: ReleaseResult | No
 def _report_dry_run(publishing: Publishing, plan: BuildPlan, json_output: bool) -> None:
     """The tags a release would write (same scheme as a native release), without digests."""
     notes: list[str] = []
-    # An index is written only over several platforms of a target that accepts one.
-    single = plan.single_manifests or len(plan.platforms) < 2
-    request = publishing.request(plan.single_manifests)
-    assignments = release_tags(request, plan.platforms, single_manifests=single, notes=notes)
-    where = f"{publishing.repository.registry}/{publishing.repository.repository}"
+    assignments = publishing.planned_tags(plan.platforms, notes=notes)
+    where = publishing.where
     if json_output:
         tags = [{"tag": a.tag, "digest": None, "points_to": str(a.points_to)} for a in assignments]
-        out = {"dry_run": True, "repository": where, "env": publishing.env, "tags": tags}
+        out = {"dry_run": True, "repository": where, "env": publishing.request.env, "tags": tags}
         out_console.print_json(json.dumps({**out, "notes": notes}))
         return
     for note in notes:

@@ -3,14 +3,14 @@
 Where a release goes: ``--env ENV`` (the environment's repository from config, the seed's six
 tags) or an explicit ``REPO[:TAG]`` (``build --push``, ``push --to``: TAG and TAG-ARCH, or the
 environment's tags when ``--env`` is given too). ``--dry-run`` prints the plan and pushes
-nothing.
+nothing. The release itself is ``crossdock.publish.pipeline``; this module parses options and
+renders results.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,18 +32,15 @@ from crossdock.errors import ConfigError
 if TYPE_CHECKING:
     from crossdock.config import Config
     from crossdock.image.artifact import ImageSet
-    from crossdock.platform import Platform
-    from crossdock.publish.git import GitState
-    from crossdock.publish.release import ReleaseRequest, ReleaseResult
+    from crossdock.publish.pipeline import Publishing
+    from crossdock.publish.release import ReleaseResult
     from crossdock.registry.push import PushEvent
-    from crossdock.registry.reference import Reference
 
 __all__ = [
     "CreateRepositoryOpt",
     "DryRunOpt",
     "EnvOpt",
     "GitShaOpt",
-    "Publishing",
     "prepare_publishing",
     "publish",
     "render_release",
@@ -69,36 +66,6 @@ CreateRepositoryOpt = Annotated[
 ]
 
 
-@dataclass(frozen=True)
-class Publishing:
-    """Where a release goes, resolved from options and config before anything is built."""
-
-    repository: Reference
-    env: str | None
-    tag: str
-    production_arch: Platform
-    git: GitState | None
-    refuse_dirty: bool
-    create_repository: bool
-    dry_run: bool
-    target: str | None  # whose output rules apply (None: no config, no check)
-    templates: tuple[str, ...]  # the tag templates (config's, or the seed's six)
-
-    def request(self, single_manifests: bool) -> ReleaseRequest:
-        from crossdock.publish.release import ReleaseRequest
-
-        return ReleaseRequest(
-            repository=self.repository,
-            env=self.env,
-            tag=self.tag,
-            production_arch=self.production_arch,
-            single_manifests=single_manifests,
-            git=self.git,
-            refuse_dirty=self.refuse_dirty,
-            templates=self.templates,
-        )
-
-
 def prepare_publishing(
     config: Config | None,
     *,
@@ -109,105 +76,40 @@ def prepare_publishing(
     dry_run: bool,
     create_repository: bool,
 ) -> tuple[Config | None, Publishing | None]:
-    """Resolve the destination (None: not publishing) and, for prod, narrow the config's
-    platforms to the production architecture. Git is asked here, so a refused dirty tree
-    fails before the build starts."""
-    from crossdock.platform import ARM64, Platform
-    from crossdock.publish.release import environment_platforms, release_git_state
-    from crossdock.publish.tags import DEFAULT_TEMPLATES
+    """``publish.pipeline.prepare_release`` with the CLI's progress output."""
+    from crossdock.publish.pipeline import prepare_release
 
-    if env is None and to is None:
-        if dry_run:
-            raise ConfigError("--dry-run needs somewhere to push", hint="add --env or --push")
-        return config, None
-    repository, tag = _destination(config, env, to, tag)
-    create = create_repository
-    if env is not None and config is not None:
-        create = create or config.environment(env).create_repository
-    production_arch = Platform.parse(config.production_arch) if config else ARM64
-    if config is not None and env is not None:
-        kept = environment_platforms(env, config.platforms, production_arch)
-        if kept != config.platforms:
-            dropped = ", ".join(str(p) for p in config.platforms if p not in kept)
-            progress(None, f"{env} is always {production_arch.short}: not building {dropped}")
-            config = config.model_copy(update={"platforms": kept})
-    git = release_git_state(
-        config.project_root if config else Path(),
+    return prepare_release(
+        config,
         env=env,
-        sha_override=git_sha,
-        refuse_dirty=config.refuse_dirty if config else False,
-    )
-    publishing = Publishing(
-        repository=repository,
-        env=env,
+        to=to,
         tag=tag,
-        production_arch=production_arch,
-        git=git,
-        refuse_dirty=config.refuse_dirty if config else False,
-        create_repository=create,
+        git_sha=git_sha,
         dry_run=dry_run,
-        target=config.target if config else None,
-        templates=(config.tag_templates if config else None) or DEFAULT_TEMPLATES,
+        create_repository=create_repository,
+        progress=progress,
     )
-    return config, publishing
 
 
-def _destination(
-    config: Config | None, env: str | None, to: str | None, tag: str
-) -> tuple[Reference, str]:
-    """The repository (without tag) and the explicit tag: ``to`` wins over the environment's."""
-    from crossdock.registry.reference import Reference
-    from crossdock.transports import registry_destination
+def publish(publishing: Publishing, image_set: ImageSet, *, checked: bool = False) -> ReleaseResult:
+    """``publish.pipeline.release`` with the CLI's notes and upload progress."""
+    from crossdock.publish.pipeline import release
 
-    if to is not None:
-        repository = Reference.parse(registry_destination(to), default_tag=None)
-        if repository.digest is not None:
-            raise ConfigError(f"{to}: push to a repository (and tag), not to a digest")
-        return Reference(repository.registry, repository.repository), repository.tag or tag
-    if config is None or env is None:
-        raise ConfigError(f"--env {env} needs the project's config", hint="pass --service")
-    configured = config.environment(env).repository
-    if not configured:
-        raise ConfigError(
-            f"environment {env!r} has no repository",
-            hint=f'set [environments.{env}] repository = "REGISTRY/REPO" in crossdock.toml',
-        )
-    repository = Reference.parse(configured, default_tag=None)
-    if repository.tag is not None or repository.digest is not None:
-        raise ConfigError(
-            f"environments.{env}.repository {configured!r} names a tag or digest; the tags "
-            "come from the tag scheme",
-            hint="write it as REGISTRY/REPOSITORY",
-        )
-    return repository, tag
-
-
-def publish(publishing: Publishing, image_set: ImageSet) -> ReleaseResult:
-    """Plan the release, check it against the target, and push it (unless a dry run)."""
-    from crossdock.publish.release import ReleaseResult, plan_release, run_release
-    from crossdock.targets import target_spec
-
-    spec = target_spec(publishing.target) if publishing.target else None
-    plan = plan_release(image_set, publishing.request(spec.single_manifests if spec else False))
-    if spec is not None:
-        # What the target cannot run is refused before anything leaves the machine.
-        spec.check_output(plan.image_set)
-    for note in plan.notes:
+    def on_note(note: str) -> None:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
-    if publishing.dry_run:
-        progress(None, f"dry run: nothing pushed to {plan.where}")
-        return ReleaseResult(plan, None)
-    blobs, size = plan.blob_totals()
-    progress(None, f"pushing to {plan.where} ({blobs} blobs, {size:,} bytes at most)")
 
     def on_event(event: PushEvent) -> None:
         if event.kind == "blob" and event.outcome == "uploaded":
             progress(None, f"uploaded {event.name[:19]} ({event.size:,} B)")
 
-    result = run_release(plan, create_repository=publishing.create_repository, on_progress=on_event)
-    if result.report is not None:
-        progress(None, f"pushed {result.report.summary()}")
-    return result
+    return release(
+        publishing,
+        image_set,
+        checked=checked,
+        progress=progress,
+        on_note=on_note,
+        on_push_event=on_event,
+    )
 
 
 def render_release(result: ReleaseResult) -> None:

@@ -1,0 +1,218 @@
+"""The release as a library: where it goes (``prepare_release``), then plan, check and push
+(``release``). ``crossdock build``, ``crossdock push`` and the buildx route all call these two;
+the CLI only parses options and renders the result. From Python::
+
+    from crossdock import NativeBackend, build, load_config, make_plan, prepare_release, release
+
+    config = load_config(project_dir=Path("."), service="api")
+    config, publishing = prepare_release(config, to="registry.example:5000/team/api:1.0")
+    outcome = build(make_plan(config), NativeBackend(), progress)
+    result = release(publishing, outcome.image_set, checked=True)
+
+Where a release goes: an environment from config (``env``: its repository, the tag templates)
+or an explicit ``REPO[:TAG]`` (``to``: TAG and TAG-ARCH, or the environment's tags when ``env``
+is given too). Git is asked in ``prepare_release``, so a refused dirty tree fails before the
+build starts, and prod narrows the config's platforms to the production architecture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar, cast
+
+from crossdock.backends.base import Progress
+from crossdock.config import Config
+from crossdock.errors import ConfigError
+from crossdock.image.artifact import ImageSet
+from crossdock.platform import ARM64, Platform
+from crossdock.publish.release import (
+    ReleaseRequest,
+    ReleaseResult,
+    environment_platforms,
+    plan_release,
+    release_git_state,
+    release_tags,
+    run_release,
+)
+from crossdock.publish.tags import DEFAULT_TEMPLATES, TagAssignment
+from crossdock.registry.client import RegistryClient
+from crossdock.registry.push import PushEvent
+from crossdock.registry.reference import Reference
+from crossdock.targets import target_spec
+from crossdock.transports import registry_destination
+
+__all__ = ["Publishing", "prepare_release", "release"]
+
+
+@dataclass(frozen=True)
+class Publishing:
+    """Where a release goes, resolved from options and config before anything is built."""
+
+    request: ReleaseRequest  # repository, tag scheme, git state, production architecture
+    create_repository: bool = False
+    dry_run: bool = False
+    target: str | None = None  # whose output rules apply (None: no config, no check)
+
+    @property
+    def where(self) -> str:
+        return f"{self.request.repository.registry}/{self.request.repository.repository}"
+
+    def planned_tags(
+        self, platforms: Sequence[Platform], *, notes: list[str]
+    ) -> list[TagAssignment]:
+        """The tags a release of ``platforms`` writes, before any digest exists (the buildx
+        dry run): an index is tagged only over several platforms of a target that takes one."""
+        single = self.request.single_manifests or len(platforms) < 2
+        return release_tags(self.request, platforms, single_manifests=single, notes=notes)
+
+
+# A release without a project (``crossdock push --to REPO``) has no config to narrow.
+MaybeConfig = TypeVar("MaybeConfig", bound=Config | None)
+
+
+def prepare_release(
+    config: MaybeConfig,
+    *,
+    env: str | None = None,
+    to: str | None = None,
+    tag: str = "latest",
+    git_sha: str | None = None,
+    dry_run: bool = False,
+    create_repository: bool = False,
+    progress: Progress | None = None,
+) -> tuple[MaybeConfig, Publishing | None]:
+    """Resolve the destination (None: not publishing) and, for prod, narrow the config's
+    platforms to the production architecture. ``to`` is ``REGISTRY/REPO[:TAG]`` or
+    ``docker://REF``."""
+    if env is None and to is None:
+        if dry_run:
+            raise ConfigError("--dry-run needs somewhere to push", hint="add --env or --push")
+        return config, None
+    repository, tag = _destination(config, env, to, tag)
+    if config is not None and env is not None:
+        create_repository = create_repository or config.environment(env).create_repository
+        production_arch = Platform.parse(config.production_arch)
+        kept = environment_platforms(env, config.platforms, production_arch)
+        if kept != config.platforms:
+            dropped = ", ".join(str(p) for p in config.platforms if p not in kept)
+            if progress is not None:
+                progress(None, f"{env} is always {production_arch.short}: not building {dropped}")
+            # A copy of the same model: a Config stays a Config.
+            config = cast("MaybeConfig", config.model_copy(update={"platforms": kept}))
+    publishing = _publishing(
+        config,
+        repository,
+        env=env,
+        tag=tag,
+        git_sha=git_sha,
+        dry_run=dry_run,
+        create_repository=create_repository,
+    )
+    return config, publishing
+
+
+def _publishing(
+    config: Config | None,
+    repository: Reference,
+    *,
+    env: str | None,
+    tag: str,
+    git_sha: str | None,
+    dry_run: bool,
+    create_repository: bool,
+) -> Publishing:
+    """The release's settings; git is asked here, so a refused dirty tree fails first."""
+    refuse_dirty = config.refuse_dirty if config else False
+    git = release_git_state(
+        config.project_root if config else Path(),
+        env=env,
+        sha_override=git_sha,
+        refuse_dirty=refuse_dirty,
+    )
+    request = ReleaseRequest(
+        repository=repository,
+        env=env,
+        tag=tag,
+        production_arch=Platform.parse(config.production_arch) if config else ARM64,
+        single_manifests=target_spec(config.target).single_manifests if config else False,
+        git=git,
+        refuse_dirty=refuse_dirty,
+        templates=(config.tag_templates if config else None) or DEFAULT_TEMPLATES,
+    )
+    return Publishing(
+        request=request,
+        create_repository=create_repository,
+        dry_run=dry_run,
+        target=config.target if config else None,
+    )
+
+
+def _destination(
+    config: Config | None, env: str | None, to: str | None, tag: str
+) -> tuple[Reference, str]:
+    """The repository (without tag) and the explicit tag: ``to`` wins over the environment's."""
+    if to is not None:
+        repository = Reference.parse(registry_destination(to), default_tag=None)
+        if repository.digest is not None:
+            raise ConfigError(f"{to}: push to a repository (and tag), not to a digest")
+        return Reference(repository.registry, repository.repository), repository.tag or tag
+    if config is None or env is None:
+        raise ConfigError(f"--env {env} needs the project's config", hint="pass --service")
+    configured = config.environment(env).repository
+    if not configured:
+        raise ConfigError(
+            f"environment {env!r} has no repository",
+            hint=f'set [environments.{env}] repository = "REGISTRY/REPO" in crossdock.toml',
+        )
+    repository = Reference.parse(configured, default_tag=None)
+    if repository.tag is not None or repository.digest is not None:
+        raise ConfigError(
+            f"environments.{env}.repository {configured!r} names a tag or digest; the tags "
+            "come from the tag scheme",
+            hint="write it as REGISTRY/REPOSITORY",
+        )
+    return repository, tag
+
+
+def release(
+    publishing: Publishing,
+    image_set: ImageSet,
+    *,
+    checked: bool = False,
+    progress: Progress | None = None,
+    on_note: Callable[[str], None] | None = None,
+    on_push_event: Callable[[PushEvent], None] | None = None,
+    client: RegistryClient | None = None,
+) -> ReleaseResult:
+    """Plan the release, check it against the target, and push it (unless a dry run): blobs,
+    manifests by digest, the index, tags last.
+
+    ``checked``: ``image_set`` already passed the target's ``check_output`` (``build`` runs it
+    before writing anything; a release publishes that set or a part of it), so it is not read
+    again. ``client`` pushes through an open client (tests, a registry crossdock cannot name).
+    """
+    plan = plan_release(image_set, publishing.request)
+    if publishing.target is not None and not checked:
+        # What the target cannot run is refused before anything leaves the machine.
+        target_spec(publishing.target).check_output(plan.image_set)
+    for note in plan.notes:
+        if on_note is not None:
+            on_note(note)
+    if publishing.dry_run:
+        if progress is not None:
+            progress(None, f"dry run: nothing pushed to {plan.where}")
+        return ReleaseResult(plan, None)
+    if progress is not None:
+        blobs, size = plan.blob_totals()
+        progress(None, f"pushing to {plan.where} ({blobs} blobs, {size:,} bytes at most)")
+    result = run_release(
+        plan,
+        create_repository=publishing.create_repository,
+        client=client,
+        on_progress=on_push_event,
+    )
+    if result.report is not None and progress is not None:
+        progress(None, f"pushed {result.report.summary()}")
+    return result

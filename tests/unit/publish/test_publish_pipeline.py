@@ -1,0 +1,60 @@
+"""The release as a library function (offline): where it goes, the target's check, dry runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.unit.publish.test_publish_release import image_set
+
+from crossdock.errors import ConfigError, TargetError
+from crossdock.publish.pipeline import Publishing, prepare_release, release
+from crossdock.publish.release import ReleaseRequest
+from crossdock.registry.reference import Reference
+
+
+def test_no_destination_is_no_release_and_a_dry_run_without_one_is_refused() -> None:
+    assert prepare_release(None) == (None, None)
+    with pytest.raises(ConfigError, match="--dry-run needs somewhere to push"):
+        prepare_release(None, dry_run=True)
+
+
+def test_an_explicit_destination_names_repository_and_tag() -> None:
+    _, publishing = prepare_release(None, to="docker://127.0.0.1:5555/team/api:1.0")
+    assert publishing is not None
+    assert publishing.request.repository == Reference("127.0.0.1:5555", "team/api")
+    assert publishing.request.tag == "1.0"
+    assert publishing.where == "127.0.0.1:5555/team/api"
+    _, default = prepare_release(None, to="127.0.0.1:5555/team/api", tag="2.0")
+    assert default is not None and default.request.tag == "2.0"
+    with pytest.raises(ConfigError, match="not to a digest"):
+        prepare_release(None, to="127.0.0.1:5555/team/api@sha256:" + "0" * 64)
+
+
+def test_a_dry_run_plans_tags_and_opens_no_connection(tmp_path: Path) -> None:
+    # The unit conftest fails any connection: a dry run that touched a registry would fail.
+    _, publishing = prepare_release(None, to="127.0.0.1:5555/team/api", tag="2.0", dry_run=True)
+    assert publishing is not None
+    images = image_set(tmp_path)
+    messages: list[str] = []
+    result = release(publishing, images, progress=lambda _p, m: messages.append(m))
+    assert result.report is None
+    assert images.index is not None
+    assert {t.tag: t.digest for t in result.plan.tags} == {
+        "2.0": images.index.digest,
+        "2.0-arm64": images.images[0].digest,
+        "2.0-amd64": images.images[1].digest,
+    }
+    assert messages == ["dry run: nothing pushed to 127.0.0.1:5555/team/api"]
+
+
+def test_the_target_refuses_what_it_cannot_run_unless_the_build_already_checked(
+    tmp_path: Path,
+) -> None:
+    request = ReleaseRequest(Reference.parse("127.0.0.1:5555/team/fn"), None, tag="1.0")
+    publishing = Publishing(request, dry_run=True, target="lambda")
+    images = image_set(tmp_path)  # an index: Lambda cannot run one
+    with pytest.raises(TargetError, match="target lambda cannot run this build"):
+        release(publishing, images)
+    # build() runs the same check before writing anything; it is not repeated.
+    assert release(publishing, images, checked=True).report is None
