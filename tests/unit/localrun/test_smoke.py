@@ -33,3 +33,19 @@ def test_machine_is_read_from_the_last_answer_line():
     assert _machine(f"some log line\n{answer}\n") == "aarch64"
     assert _machine('{"other": 1}\n') is None
     assert _machine("") is None
+
+
+def test_smoke_is_refused_with_the_buildx_backend(tmp_path):
+    from typer.testing import CliRunner
+
+    from crossdock.cli import _register_commands, app
+    from crossdock.errors import ConfigError
+
+    _register_commands()
+    result = CliRunner().invoke(
+        app, ["build", "-C", str(tmp_path), "--backend", "buildx", "--smoke"]
+    )
+    # The command raises; crossdock's entry point turns it into one line and exit code 2.
+    assert isinstance(result.exception, ConfigError), result.output
+    assert result.exception.exit_code == 2
+    assert "--smoke is for the native backend" in str(result.exception)
