@@ -118,7 +118,7 @@ class BaseProfile:
             site_packages=tuple(str(p) for p in data["site_packages"]),
             glibc_version=str(data["glibc_version"]),
             libc_path=str(data["libc_path"]),
-            glibcxx_version=data.get("glibcxx_version"),
+            glibcxx_version=_optional_str(data.get("glibcxx_version")),
             env=tuple((str(k), str(v)) for k, v in dict(data.get("env") or {}).items()),
             working_dir=str(data.get("working_dir") or "/"),
         )
@@ -299,3 +299,9 @@ def _defined(data: bytes | None, prefix: str) -> str | None:
         return None
     version = facts.defined(prefix)
     return ".".join(str(part) for part in version) if version else None
+
+
+def _optional_str(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"expected a string, not {value!r}")
+    return value

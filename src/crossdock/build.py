@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossdock.backends.base import Backend, BuildOutcome, Progress
+from crossdock.cache import CacheLayout
 from crossdock.config.model import Config
 from crossdock.layers import source_date_epoch
 from crossdock.localrun.smoke import smoke_test
-from crossdock.output import write_docker_archive, write_oci_layout
+from crossdock.output import check_writable, write_docker_archive, write_oci_layout
 from crossdock.plan import BuildPlan
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.targets import target_spec
@@ -79,19 +80,21 @@ def build(
     """
     for warning in plan.warnings:
         progress(None, f"warning: {warning}")
+    if output is not None and output.oci_layout is not None:
+        check_writable(output.oci_layout, "OCI layout", folder=True)
+    if output is not None and output.docker_archive is not None:
+        check_writable(output.docker_archive, "docker archive", folder=False)
     outcome = backend.build(plan, progress)
     # Before anything is written: refuse what the target cannot run (an index for Lambda, ...).
     # The verify cache's layer indexes: the Lambda preflight reads no layer the build's
     # verification already indexed.
-    target_spec(plan.target).check_output(
-        outcome.image_set, cache_dir=plan.cache_dir / "verify" / "index"
-    )
+    target_spec(plan.target).check_output(outcome.image_set, cache_dir=plan.cache_dir)
     if smoke:
         smoke_test(
             outcome.image_set,
             progress,
-            work_dir=plan.cache_dir / "work",
-            index_cache=plan.cache_dir / "verify" / "index",
+            work_dir=CacheLayout(plan.cache_dir).work,
+            index_cache=plan.cache_dir,
         )
     if output is not None:
         if output.oci_layout is not None:

@@ -17,6 +17,7 @@ Hierarchy (exit code in brackets)::
     ├── TargetError [10]         a deployment target cannot run what was asked for
     ├── ToolError [11]           an external tool (docker, skopeo, uv) is missing or failed
     └── UnsafeContentError [12]  outside data (a layer, a wheel) tried to escape its folder
+        └── MalformedError [12]  outside data (a manifest, a config, an archive) is malformed
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigError",
     "CrossdockError",
     "LockError",
+    "MalformedError",
     "NotFoundError",
     "RegistryError",
     "ResolveError",
@@ -121,5 +123,12 @@ class ToolError(CrossdockError):
 
 class UnsafeContentError(CrossdockError):
     """Outside data tried to write outside its folder or break a bound."""
+
+    exit_code = 12
+
+
+class MalformedError(UnsafeContentError):
+    """Outside data (a manifest, an index, a config, an archive, a registry's answer) is not
+    what it claims to be: not JSON, wrong types, missing fields, bad digests."""
 
     exit_code = 12

@@ -255,8 +255,8 @@ class LayerFS:
         index_cache: Path | None = None,
     ) -> None:
         """``digests`` must be the verified digests of the blobs at ``layer_paths`` (or None):
-        with ``index_cache``, a layer's member index is taken from and kept in that folder under
-        its digest, so a wrong digest would give a wrong view."""
+        with ``index_cache`` (crossdock's cache folder), a layer's member index is taken from and
+        kept in it under its digest, so a wrong digest would give a wrong view."""
         if digests is not None and len(digests) != len(layer_paths):
             raise ValueError("one digest (or None) per layer")
         self.layers = tuple(

@@ -14,18 +14,14 @@ index files fail their checksum and are rebuilt from the layer.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
-import json
-import os
 import tarfile
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, NamedTuple
 
+from crossdock.cache import CacheLayout
 from crossdock.errors import UnsafeContentError
 from crossdock.image.digest import Digest
 
@@ -43,8 +39,9 @@ __all__ = [
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _READ_BUFFER = 1 << 20
-# Bump when the index format or what is recorded changes; old files are then simply not found.
-_FORMAT = b"crossdock-layer-index/2"
+# Bump when the index format or what is recorded changes; old records are then ignored.
+_KIND = "layer-index"
+_VERSION = 3
 
 
 def normalize(name: str) -> str | None:
@@ -196,36 +193,26 @@ def read_members(path: Path) -> list[Member]:
 
 
 class IndexCache:
-    """Layer indexes on disk, one file per layer digest, written atomically."""
+    """Layer indexes in the cache folder, one record per layer digest."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, cache_root: Path) -> None:
+        self._records = CacheLayout(cache_root).records(_KIND, version=_VERSION)
 
     def path_for(self, digest: Digest) -> Path:
-        return self.folder / f"{digest.algorithm}-{digest.hex}.idx"
+        return self._records.path_for(_key(digest))
 
     def load(self, digest: Digest) -> list[Member] | None:
         """The cached index of ``digest``, or None when absent, damaged or of another format."""
-        try:
-            data = self.path_for(digest).read_bytes()
-        except OSError:
-            return None
-        header, sep, payload = data.partition(b"\n")
-        parts = header.split(b" ")
-        if not sep or len(parts) != 3 or parts[0] != _FORMAT or parts[1] != str(digest).encode():
-            return None
-        if hashlib.sha256(payload).hexdigest().encode() != parts[2]:
-            return None
-        try:
-            return [Member.from_json(i, row) for i, row in enumerate(json.loads(payload))]
-        except (ValueError, TypeError):
-            return None
+        return self._records.load(
+            _key(digest), lambda rows: [Member.from_json(i, row) for i, row in enumerate(rows)]
+        )
 
     def store(self, digest: Digest, members: Sequence[Member]) -> None:
-        payload = json.dumps([m.to_json() for m in members], separators=(",", ":")).encode()
-        checksum = hashlib.sha256(payload).hexdigest().encode()
-        header = b" ".join([_FORMAT, str(digest).encode(), checksum])
-        atomic_write(self.path_for(digest), header + b"\n" + payload)
+        self._records.store(_key(digest), [m.to_json() for m in members])
+
+
+def _key(digest: Digest) -> str:
+    return f"{digest.algorithm}-{digest.hex}"
 
 
 def layer_members(path: Path, digest: Digest | None, cache: IndexCache | None) -> list[Member]:
@@ -235,19 +222,5 @@ def layer_members(path: Path, digest: Digest | None, cache: IndexCache | None) -
     members = cache.load(digest)
     if members is None:
         members = read_members(path)
-        with contextlib.suppress(OSError):  # a read-only or full cache costs speed, not safety
-            cache.store(digest, members)
+        cache.store(digest, members)
     return members
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a whole file or nothing: readers see the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -615,10 +615,11 @@ def _dependency_layers_cached(built: Built) -> set[bool]:
     }
 
 
-def test_same_index_digest_from_a_cold_cache(
+def test_same_index_digest_from_a_cold_a_warm_and_a_damaged_cache(
     example: Path, example_build: Built, stage_env: dict[str, str], tmp_path: Path
 ) -> None:
-    cold = _layout_build(example, stage_env, tmp_path / "oci", cache=tmp_path / "cache", epoch=None)
+    cache = tmp_path / "cache"
+    cold = _layout_build(example, stage_env, tmp_path / "oci", cache=cache, epoch=None)
     assert _dependency_layers_cached(cold) == {False}  # really built from nothing
     assert cold.index_digest == example_build.index_digest
     assert layout_index_digest(example_build.layout) == example_build.index_digest
@@ -626,6 +627,30 @@ def test_same_index_digest_from_a_cold_cache(
     cold_blobs = sorted(p.name for p in (tmp_path / "oci" / "blobs" / "sha256").iterdir())
     warm_blobs = sorted(p.name for p in (example_build.layout / "blobs" / "sha256").iterdir())
     assert cold_blobs == warm_blobs
+
+    # Warm, for sure this time: the same cache again, its dependency layers reused.
+    warm = _layout_build(example, stage_env, tmp_path / "warm", cache=cache, epoch=None)
+    assert _dependency_layers_cached(warm) == {True}
+    assert warm.index_digest == cold.index_digest
+
+    # A damaged cache: every record fails its checksum, every blob (base layers pulled and
+    # layers written) is changed in place with its size unchanged. All of it is detected and
+    # rebuilt or fetched again, and the result is the same image.
+    records = sorted((cache / "records").rglob("*.rec"))
+    assert {p.parent.name for p in records} >= {"base-profile", "base-verified", "deps-layer"}
+    for record in records:
+        record.write_bytes(record.read_bytes()[:-4] + b"XXXX")
+    blobs = sorted(p for p in (cache / "blobs" / "sha256").iterdir() if p.is_file())
+    assert len(blobs) >= 4
+    for blob in blobs:
+        data = bytearray(blob.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        blob.write_bytes(bytes(data))
+    damaged = _layout_build(example, stage_env, tmp_path / "damaged", cache=cache, epoch=None)
+    assert _dependency_layers_cached(damaged) == {False}
+    assert damaged.index_digest == cold.index_digest
+    for blob in blobs:
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
 
 
 def test_source_date_epoch_gives_another_digest_equal_between_cache_states(

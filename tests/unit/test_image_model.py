@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from crossdock.errors import MalformedError
 from crossdock.image import (
     Descriptor,
     Digest,
@@ -75,7 +76,7 @@ def test_index_find_by_platform_skips_attestations():
 def test_parse_manifest_or_index_by_shape_without_media_type():
     raw = json.dumps({"schemaVersion": 2, "config": CONFIG.to_json(), "layers": []}).encode()
     assert isinstance(parse_manifest_or_index(raw), Manifest)
-    with pytest.raises(ValueError, match="unsupported"):
+    with pytest.raises(MalformedError, match="unsupported manifest media type 'text/plain'"):
         parse_manifest_or_index(b'{"mediaType": "text/plain"}')
 
 

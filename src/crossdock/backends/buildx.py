@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crossdock.backends.base import Progress
+from crossdock.cache import CacheLayout
 from crossdock.errors import ConfigError, ToolError, VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.descriptor import Descriptor
@@ -46,7 +47,6 @@ from crossdock.image.manifest import Index, Manifest
 from crossdock.image.mediatypes import MediaType
 from crossdock.plan import BuildPlan
 from crossdock.platform import Platform
-from crossdock.registry.blobcache import BlobCache
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.verify import PlatformReport, verify_image
@@ -425,7 +425,7 @@ class BuildxBackend:
             _check_verified(images, progress)
             return BuildxResult(tuple(images), None, tuple(notes), tuple(commands))
         with RegistryClient(target_ref.registry, environ=self._environ) as client:
-            cache = BlobCache(plan.cache_dir / "blobs")
+            cache = CacheLayout(plan.cache_dir).blobs
             manifests: list[Manifest] = []
             verified: list[PlatformImage] = []
             for platform, pushed, seconds in built:

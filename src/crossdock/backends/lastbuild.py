@@ -19,14 +19,13 @@ What is recorded is only ever a build that passed verification: the images' exac
 bytes: the recorded manifests name every layer and the config by digest, so the same key means
 the same image, already checked. The record is checksummed and re-validated on read (a damaged
 or foreign record is ignored and the build runs), and every layer it names must still be in the
-blob cache with its recorded size, or the build runs.
+blob cache, unchanged (crossdock.cache re-hashes a blob whose file changed), or the build runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 from crossdock._version import __version__
 from crossdock.backends.base import BuildOutcome, LayerInfo, PlatformReport, WheelInfo
+from crossdock.cache import BlobCache, CacheLayout, Records
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
@@ -45,7 +45,8 @@ from crossdock.platform import Platform
 __all__ = ["RecordedVerification", "inputs_key", "load_outcome", "store_outcome"]
 
 # Bump when what a record holds, or what its key covers, changes.
-_FORMAT = "crossdock-record last-build/2"  # 2: source_dirs, local_packages
+_RECORD_VERSION = 3  # 2: source_dirs, local_packages; 3: crossdock.cache records
+_FORMAT = f"last-build/{_RECORD_VERSION}"
 _LOCK_FILES = ("uv.lock", "pyproject.toml", "uv.toml")
 _CHUNK = 1 << 20
 
@@ -136,42 +137,10 @@ def _uv_identity() -> str:
 
 
 # -- the record file -------------------------------------------------------------------------
-# One header line ``<format> <key> <sha256 of the payload>`` and the JSON payload, written
-# atomically: the same format as crossdock's other checksummed cache records.
 
 
-def _record_path(cache_dir: Path, key: str) -> Path:
-    return cache_dir / "records" / "last-build" / f"{key}.rec"
-
-
-def _load_payload(cache_dir: Path, key: str) -> Any:  # noqa: ANN401 - JSON, checked by the caller
-    try:
-        data = _record_path(cache_dir, key).read_bytes()
-    except OSError:
-        return None
-    header, sep, payload = data.partition(b"\n")
-    if not sep or header != f"{_FORMAT} {key} {hashlib.sha256(payload).hexdigest()}".encode():
-        return None
-    try:
-        return json.loads(payload)
-    except ValueError:
-        return None
-
-
-def _store_payload(cache_dir: Path, key: str, value: object) -> None:
-    import tempfile
-
-    payload = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
-    header = f"{_FORMAT} {key} {hashlib.sha256(payload).hexdigest()}".encode()
-    path = _record_path(cache_dir, key)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(header + b"\n" + payload)
-        Path(tmp).replace(path)
-    except OSError:
-        return  # a read-only or full cache costs speed, not correctness
+def _records(cache_dir: Path) -> Records:
+    return CacheLayout(cache_dir).records("last-build", version=_RECORD_VERSION)
 
 
 # -- outcome <-> record ----------------------------------------------------------------------
@@ -194,26 +163,22 @@ def store_outcome(cache_dir: Path, key: str, outcome: BuildOutcome) -> None:
             }
         )
     index = outcome.image_set.index
-    _store_payload(
-        cache_dir,
-        key,
-        {"images": images, "index": None if index is None else index.raw.decode()},
+    _records(cache_dir).store(
+        key, {"images": images, "index": None if index is None else index.raw.decode()}
     )
 
 
 def load_outcome(cache_dir: Path, key: str) -> BuildOutcome | None:
     """The recorded outcome for ``key``, or None (no record, a damaged one, or a layer blob no
     longer in the cache): then the build runs."""
-    payload = _load_payload(cache_dir, key)
-    if payload is None:
-        return None
+    blobs = CacheLayout(cache_dir).blobs
     try:
-        return _outcome_from(payload)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError):
+        return _records(cache_dir).load(key, lambda payload: _outcome_from(payload, blobs))
+    except OSError:
         return None
 
 
-def _outcome_from(payload: dict[str, Any]) -> BuildOutcome | None:
+def _outcome_from(payload: dict[str, Any], blobs: BlobCache) -> BuildOutcome | None:
     images: list[PlatformImage] = []
     reports: list[PlatformReport] = []
     for item in payload["images"]:
@@ -226,9 +191,9 @@ def _outcome_from(payload: dict[str, Any]) -> BuildOutcome | None:
         for desc, path_text, origin in zip(
             manifest.layers, item["layers"], item["origins"], strict=True
         ):
-            path = Path(path_text)
-            # The blob must still be there, whole (blobs are content-addressed files).
-            if path.name != desc.digest.hex or path.stat().st_size != desc.size:
+            # The blob must still be in the cache, unchanged (re-hashed if its file changed).
+            path = blobs.verified(desc.digest, desc.size)
+            if path is None or path != Path(path_text):
                 return None
             layers.append(BlobSource(desc, path, origin))
         images.append(PlatformImage(platform, manifest, config, tuple(layers)))

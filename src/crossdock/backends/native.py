@@ -15,7 +15,6 @@ Then an index over the platforms, unless the target wants single manifests (Lamb
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -29,16 +28,17 @@ from typing import TYPE_CHECKING
 from crossdock._version import __version__
 from crossdock.backends import lastbuild
 from crossdock.backends.base import BuildOutcome, LayerInfo, PlatformReport, Progress, WheelInfo
+from crossdock.cache import BlobCache, CacheLayout
 from crossdock.errors import BaseImageError, VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import HistoryEntry, ImageConfig
 from crossdock.image.descriptor import Descriptor
+from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.mediatypes import family_of
 from crossdock.layers import LayerBlob, LayerEntry, entries_from_tree, write_layer
 from crossdock.plan import BuildPlan, RuntimeSettings
 from crossdock.platform import Platform
-from crossdock.registry.blobcache import BlobCache
 from crossdock.registry.client import RegistryClient
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class NativeBackend:
             self._client.close()
 
     def _build(self, plan: BuildPlan, progress: Progress) -> BuildOutcome:
-        cache = BlobCache(plan.cache_dir / "blobs")
+        cache = CacheLayout(plan.cache_dir).blobs
         base_top = self._client.get_manifest(plan.base_pull)
         # Nothing changed since the last build (lock, service files, base digest, config,
         # crossdock): answer from its record, checked (lastbuild.py).
@@ -194,7 +194,7 @@ class NativeBackend:
             first_layer=len(base.layers),
             declared_platform=platform,
             image_name=f"{plan.service} ({platform})",
-            cache_dir=plan.cache_dir / "verify",
+            cache_dir=plan.cache_dir,
         )
         timings["verify"] = time.perf_counter() - mark
         if not report.passed:
@@ -287,22 +287,25 @@ class NativeBackend:
     def _profile(self, plan: BuildPlan, base: _Base) -> BaseProfile:
         from crossdock.baseprofile import BaseProfile, read_base_profile
 
-        path = plan.cache_dir / "profiles" / f"{base.manifest.digest.hex}.json"
-        if path.exists():
-            return BaseProfile.from_json(json.loads(path.read_text()))
+        records = CacheLayout(plan.cache_dir).records("base-profile", version=1)
+        key = _digest_key(base.manifest.digest)
+        cached = records.load(key, BaseProfile.from_json)
+        if cached is not None:
+            return cached
         profile = read_base_profile(base.config, [b.path for b in base.layers])
-        _atomic_write(path, json.dumps(profile.to_json(), indent=2).encode())
+        records.store(key, profile.to_json())
         return profile
 
     def _verify_base(
         self, plan: BuildPlan, base: _Base, platform: Platform, profile: BaseProfile
     ) -> None:
-        """Verify the base image's own files once per base manifest digest: a base is
-        immutable, so a pass recorded for its digest holds for every later build."""
+        """Verify the base image's own files once per base manifest digest, platform and allow
+        rules: a base is immutable, so a pass recorded for them holds for every later build."""
         from crossdock.verify import verify_image
 
-        marker = plan.cache_dir / "profiles" / f"{base.manifest.digest.hex}.verified"
-        if marker.exists():
+        records = CacheLayout(plan.cache_dir).records("base-verified", version=1)
+        key = _key(str(base.manifest.digest), str(platform), *self._allow)
+        if records.load(key, bool):
             return
         report = verify_image(
             base.config,
@@ -312,7 +315,7 @@ class NativeBackend:
             allow=self._allow,
             declared_platform=platform,
             image_name=f"base {plan.base} ({platform})",
-            cache_dir=plan.cache_dir / "verify",
+            cache_dir=plan.cache_dir,
             # The base's own command is replaced by the build's, which is checked on the image.
             startup=False,
         )
@@ -323,7 +326,7 @@ class NativeBackend:
                 report=report,
                 hint="pick another base, or --allow PATTERN for a known exception in the base",
             )
-        _atomic_write(marker, json.dumps(report.to_json()).encode())
+        records.store(key, value=True)
 
     @staticmethod
     def _bytecode_python(
@@ -355,7 +358,7 @@ class NativeBackend:
     ) -> tuple[Resolution, LayerBlob, bool]:
         from crossdock.resolve import install_dependencies
 
-        work = plan.cache_dir / "work"
+        work = CacheLayout(plan.cache_dir).work
         work.mkdir(parents=True, exist_ok=True)
         resolution = install_dependencies(
             project_dir=plan.project.lock_dir,
@@ -364,10 +367,10 @@ class NativeBackend:
             python_version=profile.python_version,
             glibc_version=profile.glibc_version,
             python_path=profile.python_path,
-            cache_dir=plan.cache_dir / "deps",
+            cache_dir=CacheLayout(plan.cache_dir).deps,
             bytecode_python=bytecode_python,
             image_dir=plan.deps_dir,
-            bytecode_cache=plan.cache_dir / "bytecode",
+            bytecode_cache=CacheLayout(plan.cache_dir).bytecode,
         )
         key = _key(
             _LAYOUT_VERSION,
@@ -377,19 +380,17 @@ class NativeBackend:
             profile.python_path,
             str(plan.mtime),
         )
-        meta_path = plan.cache_dir / "layers" / f"deps-{key}.json"
-        if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
-            blob = _blob_from_meta(meta, cache)
-            if blob is not None:
-                return resolution, blob, True
+        records = CacheLayout(plan.cache_dir).records("deps-layer", version=1)
+        blob = records.load(key, lambda meta: _blob_from_meta(meta, cache))
+        if blob is not None:
+            return resolution, blob, True
         blob = self._write_layer_into_cache(
             entries_from_tree(resolution.target_dir, plan.deps_dir, keep_bytecode=True),
             cache,
             plan.mtime,
             work,
         )
-        _atomic_write(meta_path, json.dumps(_blob_meta(blob)).encode())
+        records.store(key, _blob_meta(blob))
         return resolution, blob, False
 
     def _app_layer(
@@ -405,7 +406,7 @@ class NativeBackend:
         members it needs) installed beside the dependencies."""
         from crossdock.resolve import compile_bytecode, install_local_projects
 
-        work = plan.cache_dir / "work"
+        work = CacheLayout(plan.cache_dir).work
         work.mkdir(parents=True, exist_ok=True)
         if bytecode_python is None and not resolution.local_projects:
             entries = entries_from_tree(plan.service_dir, plan.app_dir, exclude=plan.exclude)
@@ -429,7 +430,7 @@ class NativeBackend:
                         copy,
                         bytecode_python,
                         image_dir=plan.app_dir,
-                        cache_dir=plan.cache_dir / "bytecode",
+                        cache_dir=CacheLayout(plan.cache_dir).bytecode,
                     )
                 layer_entries += entries_from_tree(copy, plan.app_dir, keep_bytecode=True)
             local: tuple[InstalledDistribution, ...] = ()
@@ -449,7 +450,7 @@ class NativeBackend:
                         packages,
                         bytecode_python,
                         image_dir=plan.deps_dir,
-                        cache_dir=plan.cache_dir / "bytecode",
+                        cache_dir=CacheLayout(plan.cache_dir).bytecode,
                     )
                 layer_entries += entries_from_tree(packages, plan.deps_dir, keep_bytecode=True)
             blob = self._write_layer_into_cache(layer_entries, cache, plan.mtime, work)
@@ -462,10 +463,7 @@ class NativeBackend:
         work.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=work) as tmp:
             blob = write_layer(entries, Path(tmp) / "layer.tar.gz", mtime=mtime)
-            final = cache.path_for(blob.digest)
-            if not final.exists():
-                final.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(blob.path), final)
+            final = cache.adopt(blob.path, blob.digest)
         return LayerBlob(final, blob.digest, blob.diff_id, blob.size)
 
 
@@ -509,18 +507,14 @@ def _blob_meta(blob: LayerBlob) -> dict[str, object]:
 
 
 def _blob_from_meta(meta: dict[str, object], cache: BlobCache) -> LayerBlob | None:
-    from crossdock.image.digest import Digest
-
+    """The layer a deps-layer record names, if its blob is still in the cache, unchanged."""
     digest = Digest(str(meta["digest"]))
-    path = cache.path_for(digest)
-    if not path.exists():
+    size = int(str(meta["size"]))
+    path = cache.verified(digest, size)
+    if path is None:
         return None
-    return LayerBlob(path, digest, Digest(str(meta["diff_id"])), int(str(meta["size"])))
+    return LayerBlob(path, digest, Digest(str(meta["diff_id"])), size)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    Path(tmp).replace(path)
+def _digest_key(digest: Digest) -> str:
+    return f"{digest.algorithm}-{digest.hex}"

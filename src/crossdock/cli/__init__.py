@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from crossdock.cli.root import app
+    from crossdock.errors import CrossdockError
 
 __all__ = ["app", "main"]
 
@@ -74,11 +75,15 @@ def main() -> None:
     except CrossdockError as err:
         _print_error(err)
         sys.exit(err.exit_code)
+    except OSError as err:
+        # A file crossdock could not read or write where no caller turned it into an error
+        # with more context: still one line, never a traceback.
+        where = f" {err.filename}" if err.filename else ""
+        _print_error(CrossdockError(f"{err.strerror or err}:{where}"))
+        sys.exit(CrossdockError.exit_code)
 
 
-def _print_error(err: Exception) -> None:
-    from rich.markup import escape
+def _print_error(err: CrossdockError) -> None:
+    from crossdock.cli.common import print_error
 
-    from crossdock.cli.common import err_console
-
-    err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False)
+    print_error(err)

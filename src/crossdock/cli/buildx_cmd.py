@@ -24,6 +24,7 @@ from crossdock.publish.git import head_revision
 from crossdock.publish.pipeline import Publishing
 from crossdock.publish.release import ReleaseResult
 from crossdock.registry.reference import Mirrors
+from crossdock.text import literal
 
 __all__ = ["build_with_buildx", "buildx_dockerfile"]
 
@@ -91,14 +92,14 @@ def _report(result: BuildxResult, json_output: bool, release: ReleaseResult | No
         return
     for image in result.images:
         out_console.print(
-            f"{image.platform}  {image.reference}  built in {image.seconds:.1f}s, "
+            f"{image.platform}  {literal(image.reference)}  built in {image.seconds:.1f}s, "
             f"verification {'passed' if image.verification.passed else 'FAILED'}",
             highlight=False,
         )
     if result.index:
         out_console.print(f"index {result.index}", highlight=False)
     for note in result.notes:
-        err_console.print(f"note: {note}", highlight=False)
+        err_console.print(f"note: {literal(note)}", highlight=False)
     if release is not None:
         render_release(release)
 
@@ -114,11 +115,11 @@ def _report_dry_run(publishing: Publishing, plan: BuildPlan, json_output: bool) 
         out_console.print_json(json.dumps({**out, "notes": notes}))
         return
     for note in notes:
-        err_console.print(f"note: {note}", highlight=False)
-    out_console.print(f"DRY RUN: would push to {where}; nothing pushed", highlight=False)
+        err_console.print(f"note: {literal(note)}", highlight=False)
+    out_console.print(f"DRY RUN: would push to {literal(where)}; nothing pushed", highlight=False)
     width = max(len(a.tag) for a in assignments)
     for a in assignments:
-        out_console.print(f"  {a.tag.ljust(width)}  -> {a.points_to}", highlight=False)
+        out_console.print(literal(f"  {a.tag.ljust(width)}  -> {a.points_to}"), highlight=False)
     out_console.print(
         "digests are known only once buildx pushes (buildx built into docker for this dry run)",
         highlight=False,

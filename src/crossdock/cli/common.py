@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
+from crossdock.text import literal
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from crossdock.config import Config
+    from crossdock.errors import CrossdockError
     from crossdock.platform import Platform
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "err_console",
     "load",
     "out_console",
+    "print_error",
     "progress",
 ]
 
@@ -50,15 +54,21 @@ class _ConsoleOnFirstUse:
         return getattr(self._console, name)
 
 
+# Emoji codes off: ":smile:" in a name or a reference ("a:b:c") is printed as typed.
 err_console = cast(
     "Console",
     _ConsoleOnFirstUse(
-        stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else _PIPE_WIDTH
+        stderr=True,
+        soft_wrap=True,
+        emoji=False,
+        width=None if sys.stderr.isatty() else _PIPE_WIDTH,
     ),
 )
 out_console = cast(
     "Console",
-    _ConsoleOnFirstUse(soft_wrap=True, width=None if sys.stdout.isatty() else _PIPE_WIDTH),
+    _ConsoleOnFirstUse(
+        soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else _PIPE_WIDTH
+    ),
 )
 
 ProjectOpt = Annotated[
@@ -97,8 +107,17 @@ AllowOpt = Annotated[
 
 
 def progress(platform: Platform | None, message: str) -> None:
-    where = f"[cyan]{platform.architecture}[/]" if platform else "[cyan]crossdock[/]"
-    err_console.print(f"{where} {message}", highlight=False)
+    """One progress line; ``message`` (which names images, paths, references) is printed
+    literally."""
+    where = f"[cyan]{literal(platform.architecture)}[/]" if platform else "[cyan]crossdock[/]"
+    err_console.print(f"{where} {literal(message)}", highlight=False)
+
+
+def print_error(err: CrossdockError) -> None:
+    """``error: MESSAGE`` and its hint, each printed literally on one line."""
+    err_console.print(f"[red]error:[/] {literal(err.message)}", highlight=False)
+    if err.hint:
+        err_console.print(f"  hint: {literal(err.hint)}", highlight=False)
 
 
 def load(

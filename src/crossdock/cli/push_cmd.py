@@ -28,6 +28,7 @@ from crossdock.cli.common import (
     progress,
 )
 from crossdock.errors import ConfigError
+from crossdock.text import literal
 
 if TYPE_CHECKING:
     from crossdock.config import Config
@@ -96,7 +97,7 @@ def publish(publishing: Publishing, image_set: ImageSet, *, checked: bool = Fals
     from crossdock.publish.pipeline import release
 
     def on_note(note: str) -> None:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        err_console.print(f"[yellow]note:[/] {literal(note)}", highlight=False)
 
     def on_event(event: PushEvent) -> None:
         if event.kind == "blob" and event.outcome == "uploaded":
@@ -125,10 +126,11 @@ def render_release(result: ReleaseResult) -> None:
         (t.tag, str(t.digest), t.points_to, result.tag_status(t.tag)) for t in plan.tags
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    out_console.print(title, highlight=False, soft_wrap=True)
+    out_console.print(literal(title), highlight=False, soft_wrap=True)
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        out_console.print("  " + "  ".join([*cells, row[3]]), highlight=False, soft_wrap=True)
+        line = "  " + "  ".join([*cells, row[3]])
+        out_console.print(literal(line), highlight=False, soft_wrap=True)
     report = result.report
     if report is None:
         blobs, size = plan.blob_totals()

@@ -69,7 +69,7 @@ def verify(
                 image_name=loaded.name,
                 # Layer indexes and file facts cached by layer digest: a second verify of
                 # the same layers reads no layer bytes (the checks themselves always run).
-                cache_dir=cache_dir / "verify",
+                cache_dir=cache_dir,
             )
             if preflight:
                 report = _with_lambda_preflight(loaded, report, allow or [], cache_dir)
@@ -112,6 +112,6 @@ def _with_lambda_preflight(
             ),
             behind_index=loaded.behind_index,
         ),
-        index_cache=cache_dir / "verify" / "index",
+        index_cache=cache_dir,
     )
     return add_to_report(report, findings, notes, allow)

@@ -64,11 +64,16 @@ class Config(_Frozen):
     @field_validator("platforms", mode="before")
     @classmethod
     def _parse_platforms(cls, value: object) -> tuple[Platform, ...]:
-        if isinstance(value, str | list) and not (
-            isinstance(value, list) and value and isinstance(value[0], Platform)
+        if isinstance(value, list | tuple) and all(isinstance(v, Platform) for v in value):
+            return tuple(value)
+        if isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
         ):
             return parse_platforms(value)
-        return tuple(value)  # type: ignore[arg-type]
+        raise ValueError(
+            "platforms must be a string like 'linux/arm64,linux/amd64' or a list of such "
+            f"strings, not {value!r}"
+        )
 
     @field_validator("health_path")
     @classmethod

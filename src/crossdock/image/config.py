@@ -5,12 +5,13 @@ does not know about survive a round trip."""
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crossdock.errors import MalformedError
 from crossdock.image.digest import Digest, sha256_of
+from crossdock.image.document import digest_value, load_object, optional, string_map
 from crossdock.platform import Platform
 
 __all__ = ["HistoryEntry", "ImageConfig"]
@@ -34,6 +35,29 @@ class HistoryEntry:
         return out
 
 
+def _check_shape(data: Mapping[str, Any]) -> None:
+    what = "image config"
+    for key in ("os", "architecture", "variant", "created", "author"):
+        optional(data, key, str, what)
+    runtime = optional(data, "config", dict, what) or {}
+    where = f"{what}: config"
+    for key in ("Env", "Entrypoint", "Cmd"):
+        for i, item in enumerate(optional(runtime, key, list, where) or []):
+            if not isinstance(item, str):
+                raise MalformedError(f"{where}: {key}[{i}] must be a string")
+    for key in ("WorkingDir", "User"):
+        optional(runtime, key, str, where)
+    for key in ("ExposedPorts", "Volumes"):
+        optional(runtime, key, dict, where)
+    string_map(runtime, "Labels", where)
+    rootfs = optional(data, "rootfs", dict, what) or {}
+    for i, diff_id in enumerate(optional(rootfs, "diff_ids", list, f"{what}: rootfs") or []):
+        digest_value(diff_id, f"{what}: rootfs.diff_ids[{i}]")
+    for i, entry in enumerate(optional(data, "history", list, what) or []):
+        if not isinstance(entry, dict):
+            raise MalformedError(f"{what}: history[{i}] must be an object")
+
+
 @dataclass(frozen=True)
 class ImageConfig:
     data: Mapping[str, Any]
@@ -41,7 +65,11 @@ class ImageConfig:
 
     @classmethod
     def parse(cls, raw: bytes) -> ImageConfig:
-        return cls(json.loads(raw), bytes(raw))
+        """A config from outside: the fields crossdock reads are checked here, so a malformed
+        one raises ``MalformedError`` now rather than a TypeError wherever it is used."""
+        data = load_object(raw, "image config")
+        _check_shape(data)
+        return cls(data, bytes(raw))
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> ImageConfig:

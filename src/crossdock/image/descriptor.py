@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from crossdock.errors import MalformedError
 from crossdock.image.digest import Digest
+from crossdock.image.document import digest_value, optional, require, string_map
 from crossdock.platform import Platform
 
 __all__ = ["Descriptor"]
@@ -23,20 +25,29 @@ class Descriptor:
     artifact_type: str | None = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Descriptor:
-        plat = data.get("platform")
+    def from_json(cls, data: object, what: str = "descriptor") -> Descriptor:
+        """A descriptor from a parsed document; a malformed one raises ``MalformedError``."""
+        if not isinstance(data, Mapping):
+            raise MalformedError(f"{what} is not an object")
+        plat = optional(data, "platform", dict, what)
         platform = None
-        if isinstance(plat, Mapping):
+        if plat is not None:
+            where = f"{what}: platform"
             platform = Platform(
-                str(plat.get("os", "")), str(plat.get("architecture", "")), plat.get("variant")
+                require(plat, "os", str, where),
+                require(plat, "architecture", str, where),
+                optional(plat, "variant", str, where),
             )
+        size = require(data, "size", int, what)
+        if size < 0:
+            raise MalformedError(f"{what}: size is negative ({size})")
         return cls(
-            media_type=str(data["mediaType"]),
-            digest=Digest(str(data["digest"])),
-            size=int(data["size"]),
+            media_type=require(data, "mediaType", str, what),
+            digest=digest_value(require(data, "digest", str, what), f"{what}: digest"),
+            size=size,
             platform=platform,
-            annotations=dict(data.get("annotations") or {}),
-            artifact_type=str(data["artifactType"]) if data.get("artifactType") else None,
+            annotations=string_map(data, "annotations", what),
+            artifact_type=optional(data, "artifactType", str, what) or None,
         )
 
     def to_json(self) -> dict[str, Any]:

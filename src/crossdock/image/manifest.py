@@ -8,8 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from crossdock.errors import MalformedError
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest, sha256_of
+from crossdock.image.document import load_object, optional, require, string_map
 from crossdock.image.mediatypes import INDEX_TYPES, MANIFEST_TYPES, MediaType
 from crossdock.platform import Platform
 
@@ -70,13 +72,21 @@ class Manifest:
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None = None) -> Manifest:
-        data = json.loads(raw)
-        mt = str(data.get("mediaType") or media_type or MediaType.OCI_MANIFEST)
+        data = load_object(raw, "image manifest")
+        return cls._from_data(data, raw, media_type)
+
+    @classmethod
+    def _from_data(cls, data: dict[str, Any], raw: bytes, media_type: str | None) -> Manifest:
+        what = "image manifest"
+        mt = optional(data, "mediaType", str, what) or media_type or MediaType.OCI_MANIFEST
+        layers = optional(data, "layers", list, what) or []
         return cls(
             media_type=mt,
-            config=Descriptor.from_json(data["config"]),
-            layers=tuple(Descriptor.from_json(x) for x in data.get("layers") or []),
-            annotations=dict(data.get("annotations") or {}),
+            config=Descriptor.from_json(require(data, "config", dict, what), f"{what}: config"),
+            layers=tuple(
+                Descriptor.from_json(x, f"{what}: layers[{i}]") for i, x in enumerate(layers)
+            ),
+            annotations=string_map(data, "annotations", what),
             raw=bytes(raw),
             artifact_type=str(data["artifactType"]) if data.get("artifactType") else None,
             subject=Descriptor.from_json(data["subject"]) if data.get("subject") else None,
@@ -128,12 +138,20 @@ class Index:
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None = None) -> Index:
-        data = json.loads(raw)
-        mt = str(data.get("mediaType") or media_type or MediaType.OCI_INDEX)
+        data = load_object(raw, "image index")
+        return cls._from_data(data, raw, media_type)
+
+    @classmethod
+    def _from_data(cls, data: dict[str, Any], raw: bytes, media_type: str | None) -> Index:
+        what = "image index"
+        mt = optional(data, "mediaType", str, what) or media_type or MediaType.OCI_INDEX
+        manifests = optional(data, "manifests", list, what) or []
         return cls(
             media_type=mt,
-            manifests=tuple(Descriptor.from_json(x) for x in data.get("manifests") or []),
-            annotations=dict(data.get("annotations") or {}),
+            manifests=tuple(
+                Descriptor.from_json(x, f"{what}: manifests[{i}]") for i, x in enumerate(manifests)
+            ),
+            annotations=string_map(data, "annotations", what),
             raw=bytes(raw),
         )
 
@@ -162,10 +180,13 @@ class Index:
 
 def parse_manifest_or_index(raw: bytes, media_type: str | None = None) -> Manifest | Index:
     """Parse either kind, telling them apart by media type (or by shape, when it is missing)."""
-    data = json.loads(raw)
-    mt = data.get("mediaType") or media_type
+    data = load_object(raw, "manifest")
+    mt = optional(data, "mediaType", str, "manifest") or media_type
     if mt in INDEX_TYPES or (mt is None and "manifests" in data):
-        return Index.parse(raw, mt)
+        return Index._from_data(data, raw, mt)
     if mt in MANIFEST_TYPES or (mt is None and "config" in data):
-        return Manifest.parse(raw, mt)
-    raise ValueError(f"unsupported manifest media type {mt!r}")
+        return Manifest._from_data(data, raw, mt)
+    raise MalformedError(
+        f"unsupported manifest media type {mt!r}",
+        hint="crossdock reads OCI and Docker schema 2 manifests and indexes",
+    )

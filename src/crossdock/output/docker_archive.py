@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 from crossdock.image.artifact import ImageSet
+from crossdock.output.destination import writing
 
 __all__ = ["write_docker_archive"]
 
@@ -25,8 +26,16 @@ def write_docker_archive(
     image_set: ImageSet, dest: Path, *, repository: str, tag: str
 ) -> list[str]:
     """Write ``dest`` and return the tags it carries (one per platform)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
+    try:
+        with writing(dest, "docker archive"):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            return _write(image_set, partial, dest, repository, tag)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _write(image_set: ImageSet, partial: Path, dest: Path, repository: str, tag: str) -> list[str]:
     manifest: list[dict[str, object]] = []
     tags: list[str] = []
     written: set[str] = set()

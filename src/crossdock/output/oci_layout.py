@@ -20,6 +20,7 @@ from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, canonical_json
 from crossdock.image.mediatypes import MediaType
+from crossdock.output.destination import writing
 
 __all__ = [
     "REF_NAME",
@@ -90,21 +91,30 @@ def _write_blob(
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    if data is not None:
-        partial.write_bytes(data)
-    elif source is not None:
-        try:
-            # A hard link where the cache and the layout share a file system: no bytes copied
-            # (blobs are content-addressed and never modified in place).
-            partial.unlink(missing_ok=True)
-            os.link(source, partial)
-        except OSError:
-            shutil.copyfile(source, partial)
-    partial.replace(path)
+    try:
+        if data is not None:
+            partial.write_bytes(data)
+        elif source is not None:
+            try:
+                # A hard link where the cache and the layout share a file system: no bytes
+                # copied (blobs are content-addressed and never modified in place; the blob
+                # cache re-hashes a blob whose file changed, through either name).
+                partial.unlink(missing_ok=True)
+                os.link(source, partial)
+            except OSError:
+                shutil.copyfile(source, partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def write_oci_layout(image_set: ImageSet, root: Path, *, tag: str = "latest") -> Path:
     """Write every blob, manifest and the index; index.json names ``tag``."""
+    with writing(root, "OCI layout"):
+        return _write_oci_layout(image_set, root, tag)
+
+
+def _write_oci_layout(image_set: ImageSet, root: Path, tag: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     for blob in image_set.blobs():

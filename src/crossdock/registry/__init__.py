@@ -1,6 +1,6 @@
 """Talking to OCI registries: references, credentials, auth, the client, and pushing images."""
 
-from crossdock.registry.blobcache import BlobCache
+from crossdock.cache import BlobCache
 from crossdock.registry.client import RegistryClient, UploadOutcome
 from crossdock.registry.credentials import Credentials, find_credentials
 from crossdock.registry.ecr import EcrRegistry, ensure_repository, parse_ecr_host

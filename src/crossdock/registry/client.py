@@ -25,7 +25,7 @@ from typing import Literal
 import httpx
 import stamina
 
-from crossdock.errors import ConfigError, RegistryError
+from crossdock.errors import ConfigError, MalformedError, RegistryError
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest, sha256_of
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
@@ -153,10 +153,10 @@ class RegistryClient:
             )
         try:
             return parse_manifest_or_index(raw, content_type)
-        except (ValueError, KeyError, TypeError) as err:
+        except MalformedError as err:
             raise RegistryError(
                 f"manifest {ref} from {self.registry} is not an OCI/Docker manifest or index "
-                f"({content_type})",
+                f"({content_type}): {err.message}",
                 hint="crossdock reads OCI and Docker schema 2 manifests and indexes",
             ) from err
 

@@ -177,7 +177,7 @@ class TargetSpec:
         self, image_set: ImageSet, *, cache_dir: Path | None = None
     ) -> tuple[str, ...]:
         """Everything in ``image_set`` this target cannot run, as sentences (empty: fine).
-        ``cache_dir`` keeps layer member indexes by digest (the verify cache's ``index``)."""
+        ``cache_dir`` (crossdock's cache folder) keeps layer member indexes by digest."""
         problems: list[str] = []
         if image_set.index is not None and not self.accepts_index:
             problems.append(

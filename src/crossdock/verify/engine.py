@@ -50,10 +50,6 @@ from crossdock.wheeltags import WheelTarget
 
 __all__ = ["verify_fs", "verify_image", "verify_image_set"]
 
-# Subfolders of ``cache_dir``: layer member indexes, and observations of member bytes.
-_INDEX_FOLDER = "index"
-_OBSERVATIONS_FOLDER = "observations"
-
 
 def verify_image(
     config: ImageConfig,
@@ -72,15 +68,16 @@ def verify_image(
 
     Without ``profile``, the Python and glibc are read from the image itself.
     ``declared_platform`` is what an index says the manifest is for, checked against the config.
-    ``cache_dir`` keeps what was read from layers by their digests: pass it only with
-    ``layer_digests`` that were checked against the blobs' bytes (a layer without a digest is
-    always read). ``startup``: check that what the config runs exists in the image
-    (``verify.startup``); off for a base whose command the build replaces.
+    ``cache_dir`` (crossdock's cache folder, see crossdock.cache) keeps what was read from
+    layers by their digests: pass it only with ``layer_digests`` computed from, or checked
+    against, the blobs' bytes (a layer without a digest is always read). ``startup``: check
+    that what the config runs exists in the image (``verify.startup``); off for a base whose
+    command the build replaces.
     """
     fs = LayerFS(
         layer_paths,
         layer_digests,
-        index_cache=cache_dir / _INDEX_FOLDER if cache_dir is not None else None,
+        index_cache=cache_dir,
     )
     return verify_fs(
         config,
@@ -92,9 +89,7 @@ def verify_image(
         image_name=image_name,
         startup=startup,
         observations=(
-            ObservationCache(cache_dir / _OBSERVATIONS_FOLDER, limit=DEFAULT_READ_LIMIT)
-            if cache_dir is not None
-            else None
+            ObservationCache(cache_dir, limit=DEFAULT_READ_LIMIT) if cache_dir is not None else None
         ),
     )
 

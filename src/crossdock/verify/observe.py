@@ -17,18 +17,15 @@ rule sees the same observations judged differently.
 from __future__ import annotations
 
 import base64
-import contextlib
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crossdock.cache import CacheLayout
 from crossdock.elf import ElfFacts, ElfParseError, parse_elf
 from crossdock.errors import UnsafeContentError
 from crossdock.fsview import Layer, LazyBuffer
 from crossdock.image.digest import Digest
-from crossdock.layerindex import atomic_write
 from crossdock.verify.magic import HEAD_SIZE, BinaryKind, classify
 
 __all__ = ["Observation", "ObservationCache", "observe"]
@@ -36,8 +33,9 @@ __all__ = ["Observation", "ObservationCache", "observe"]
 _PE_HEAD = 4096  # a DOS stub's e_lfanew points within the first few hundred bytes
 _WHEEL_LIMIT = 64 * 1024  # WHEEL metadata is a few lines
 SHEBANG_LIMIT = 512
-# Bump when what an observation records, or how, changes: old files are then not found.
-_FORMAT = "crossdock-observations/1"
+# Bump when what an observation records, or how, changes: old records are then ignored.
+_KIND = "observations"
+_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -160,21 +158,22 @@ def observe(data: LazyBuffer, path: str) -> Observation:
 
 
 class ObservationCache:
-    """Observations of layer members on disk, one file per (layer digest, parse limit).
+    """Observations of layer members in the cache folder, one record per (layer digest, parse
+    limit).
 
-    A layer's file grows as more of its members are observed (a later image may uncover members
-    an upper layer hid before); two writers at once may drop each other's additions, which costs
-    a re-read later and nothing else.
+    A layer's record grows as more of its members are observed (a later image may uncover
+    members an upper layer hid before); two writers at once may drop each other's additions,
+    which costs a re-read later and nothing else.
     """
 
-    def __init__(self, folder: Path, *, limit: int) -> None:
-        self.folder = folder
+    def __init__(self, cache_root: Path, *, limit: int) -> None:
+        self._records = CacheLayout(cache_root).records(_KIND, version=_VERSION)
         self.limit = limit
         # Per layer digest: members as stored (JSON values, decoded when asked for).
         self._loaded: dict[Digest, dict[str, Any]] = {}
 
     def path_for(self, digest: Digest) -> Path:
-        return self.folder / f"{digest.algorithm}-{digest.hex}-{self.limit}.obs"
+        return self._records.path_for(self._key(digest))
 
     def get(self, layer: Layer, ordinal: int) -> Observation | None:
         """What was observed in ``layer``'s member ``ordinal``, if it was (never for a layer
@@ -190,7 +189,7 @@ class ObservationCache:
             return None
         try:
             return Observation.from_json(stored)
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError):
             return None  # damaged in a way the checksum could not see: observed again
 
     def add(self, layer: Layer, new: dict[int, Observation]) -> None:
@@ -202,22 +201,17 @@ class ObservationCache:
             **{str(ordinal): obs.to_json() for ordinal, obs in new.items()},
         }
         self._loaded[layer.digest] = merged
-        payload = json.dumps(merged, separators=(",", ":"), sort_keys=True).encode()
-        header = f"{_FORMAT} {layer.digest} {self.limit} {hashlib.sha256(payload).hexdigest()}"
-        with contextlib.suppress(OSError):  # a read-only or full cache costs speed, not safety
-            atomic_write(self.path_for(layer.digest), header.encode() + b"\n" + payload)
+        self._records.store(self._key(layer.digest), merged)
+
+    def _key(self, digest: Digest) -> str:
+        return f"{digest.algorithm}-{digest.hex}-{self.limit}"
 
     def _read(self, digest: Digest) -> dict[str, Any]:
-        try:
-            data = self.path_for(digest).read_bytes()
-        except OSError:
-            return {}
-        header, sep, payload = data.partition(b"\n")
-        expected = f"{_FORMAT} {digest} {self.limit} {hashlib.sha256(payload).hexdigest()}"
-        if not sep or header != expected.encode():
-            return {}  # another format, another blob, or damaged: observed again
-        try:
-            rows = json.loads(payload)
-        except ValueError:
-            return {}
-        return rows if isinstance(rows, dict) else {}
+        rows = self._records.load(self._key(digest), _as_dict)
+        return rows if rows is not None else {}
+
+
+def _as_dict(payload: Any) -> dict[str, Any]:  # noqa: ANN401 - parsed JSON, checked here
+    if not isinstance(payload, dict):
+        raise TypeError("observations are a JSON object")
+    return payload

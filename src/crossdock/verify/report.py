@@ -10,8 +10,9 @@ from enum import StrEnum
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from crossdock.text import literal
 
 __all__ = [
     "AllowRule",
@@ -197,29 +198,26 @@ def render_reports(reports: Sequence[PlatformReport], console: Console) -> None:
     for report in reports:
         status = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
         console.print(
-            f"{status} {report.platform}"
-            + (f"  {report.image}" if report.image else "")
+            f"{status} {literal(report.platform)}"
+            + (f"  {literal(report.image)}" if report.image else "")
             + f"  ({report.seconds:.2f}s)"
         )
         counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts.items()))
-        console.print(f"  checked: {counts or 'nothing'}")
-        console.print(f"  checks: {', '.join(report.checks)}")
-        console.print(
-            f"  python {report.python_version or '?'}; glibc {report.glibc.available or '?'}"
-            + (
-                f" (highest needed {report.glibc.required} by {report.glibc.required_by})"
-                if report.glibc.required
-                else ""
-            )
-        )
+        console.print(f"  checked: {literal(counts or 'nothing')}")
+        console.print(f"  checks: {literal(', '.join(report.checks))}")
+        glibc = f"python {report.python_version or '?'}; glibc {report.glibc.available or '?'}"
+        if report.glibc.required:
+            glibc += f" (highest needed {report.glibc.required} by {report.glibc.required_by})"
+        console.print(f"  {literal(glibc)}")
         for note in report.notes:
-            console.print(f"  [yellow]note:[/yellow] {escape(note)}")
+            console.print(f"  [yellow]note:[/yellow] {literal(note)}")
         for title, findings in (("failures", report.failures), ("allowed", report.allowed)):
             if findings:
                 console.print(_table(title, findings))
 
 
 def _table(title: str, findings: Sequence[Finding]) -> Table:
+    # Every cell is outside text (file names from the image, its findings): printed literally.
     table = Table(title=f"{title} ({len(findings)})", show_lines=False, expand=False)
     for column in ("check", "file", "layer", "expected", "found", "what to do"):
         table.add_column(column, overflow="fold")
@@ -233,8 +231,8 @@ def _table(title: str, findings: Sequence[Finding]) -> Table:
         layer = "" if finding.file.layer_index is None else str(finding.file.layer_index)
         fix = finding.fix + (f" (allowed by {finding.allowed_by})" if finding.allowed_by else "")
         # Paths and advice are data, not markup: "[tool.crossdock]" must print whole.
-        cells = (finding.file.path, layer, finding.expected, finding.found, fix)
-        table.add_row(str(finding.check), *(escape(cell) for cell in cells))
+        cells = (finding.check, finding.file.path, layer, finding.expected, finding.found, fix)
+        table.add_row(*(literal(cell) for cell in cells))
     for check, count in hidden.items():
         table.add_row(str(check), f"... and {count} more (see --json)", "", "", "", "")
     return table

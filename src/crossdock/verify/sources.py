@@ -12,7 +12,6 @@ skipped.
 from __future__ import annotations
 
 import hashlib
-import json
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -21,12 +20,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
+from crossdock.cache import BlobCache, CacheLayout
 from crossdock.dockerengine import save_image
-from crossdock.errors import ConfigError, NotFoundError, UnsafeContentError
+from crossdock.errors import ConfigError, MalformedError, NotFoundError, UnsafeContentError
 from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
+from crossdock.image.document import load_list, optional, reading, require
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
+from crossdock.layerindex import open_decompressed
 from crossdock.output.oci_layout import (
     REF_NAME,
     read_bounded,
@@ -34,7 +36,6 @@ from crossdock.output.oci_layout import (
     verified_layout_file,
 )
 from crossdock.platform import Platform
-from crossdock.registry.blobcache import BlobCache
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.transports import (
@@ -51,6 +52,8 @@ __all__ = ["LoadedImage", "load_docker_archive", "load_oci_layout", "load_regist
 # Manifests, indexes and configs are small; a bound stops a hostile file from filling memory.
 _MAX_JSON = 8 * 1024 * 1024
 _CHUNK = 1024 * 1024
+# Real multi-arch images have a handful of manifests (platforms + attestations).
+MAX_MANIFESTS = 256
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def open_images(
         work = Path(tmp)
         match name:
             case Registry(reference=ref):
-                blobs = BlobCache((cache_dir or work) / "blobs")
+                blobs = CacheLayout(cache_dir or work).blobs
                 images = load_registry(ref, blobs, platforms=platforms, mirrors=mirrors)
             case OciLayout(path=path, tag=tag):
                 images = load_oci_layout(path, platforms=platforms, tag=tag)
@@ -135,20 +138,22 @@ def load_oci_layout(
             hint="pass an OCI layout (e.g. skopeo copy ... oci:DIR), a docker save tarball, "
             "or a registry reference",
         )
-    top = Index.parse(read_bounded(index_path))
-    if tag is not None:
-        entries = [d for d in top.manifests if (d.annotations or {}).get(REF_NAME) == tag]
-        if not entries:
-            names = sorted({(d.annotations or {}).get(REF_NAME) or "-" for d in top.manifests})
-            raise NotFoundError(
-                f"oci:{root}:{tag}: no image with that tag in the layout",
-                hint=f"its tags: {', '.join(names)}",
-            )
-        top = Index.build(top.media_type, entries)
     images: list[LoadedImage] = []
-    # index.json is the layout's table of contents, not an image index: what it lists directly
-    # are the references a tool would copy, and only a nested index is an index behind a tag.
-    _walk_layout(root, top, None, platforms=platforms, out=images, depth=0)
+    with reading(str(root)):
+        top = Index.parse(read_bounded(index_path))
+        if tag is not None:
+            entries = [d for d in top.manifests if (d.annotations or {}).get(REF_NAME) == tag]
+            if not entries:
+                names = sorted({(d.annotations or {}).get(REF_NAME) or "-" for d in top.manifests})
+                raise NotFoundError(
+                    f"oci:{root}:{tag}: no image with that tag in the layout",
+                    hint=f"its tags: {', '.join(names)}",
+                )
+            top = Index.build(top.media_type, entries)
+        # index.json is the layout's table of contents, not an image index: what it lists
+        # directly are the references a tool would copy, and only a nested index is an index
+        # behind a tag.
+        _walk_layout(root, top, None, platforms=platforms, out=images, depth=0)
     if shown_as is not None:
         images = [replace(i, name=i.name.replace(f"oci:{root}", shown_as, 1)) for i in images]
     return images
@@ -201,17 +206,33 @@ def _walk_layout(
     platforms: Sequence[Platform],
     out: list[LoadedImage],
     depth: int,
+    seen: set[Digest] | None = None,
 ) -> None:
+    """Every image under ``index``. Indexes form a DAG that may name one manifest many times
+    (a hostile fan-out of a few KB would otherwise be walked exponentially): each manifest or
+    index digest is read once, and a layout with more than MAX_MANIFESTS of them is refused."""
+    seen = set() if seen is None else seen
     if depth > 4:  # index -> index -> manifest is the deepest real tool output
         raise UnsafeContentError(f"{root}: image indexes nest more than 4 deep")
     for desc in index.manifests:
         if desc.artifact_type is not None:
             continue  # an artifact (an SBOM, a signature), not an image
+        if desc.digest in seen:
+            continue
+        seen.add(desc.digest)
+        if len(seen) > MAX_MANIFESTS:
+            raise UnsafeContentError(
+                f"{root}: more than {MAX_MANIFESTS} distinct manifests; not an image layout "
+                "crossdock verifies",
+                hint="verify one image of it (skopeo copy oci:DIR@DIGEST oci:OTHER)",
+            )
         platform = desc.platform or inherited
         raw = read_layout_blob(root, desc)
         child = parse_manifest_or_index(raw, desc.media_type)
         if isinstance(child, Index):
-            _walk_layout(root, child, platform, platforms=platforms, out=out, depth=depth + 1)
+            _walk_layout(
+                root, child, platform, platforms=platforms, out=out, depth=depth + 1, seen=seen
+            )
             continue
         if child.artifact_type is not None:
             continue
@@ -244,58 +265,75 @@ def load_docker_archive(
     shown_as: str | None = None,
 ) -> list[LoadedImage]:
     """Read a ``docker save`` tarball (its manifest.json; Docker 25+ archives are OCI layouts
-    too, and the same manifest.json describes them). Layers are copied to ``work_dir`` while
-    their digests are checked: against the config's diff_ids (uncompressed layer tars), or the
-    ``blobs/sha256/HEX`` name they are stored under. ``reference`` keeps the image tagged so
-    (``docker-archive:FILE:REF``)."""
+    too, and the same manifest.json describes them). Layers are copied to ``work_dir`` and
+    hashed on the way: each is known by the digest computed from its bytes, and its content must
+    match the diff_id its config claims (file names prove nothing). ``reference`` keeps the
+    image tagged so (``docker-archive:FILE:REF``)."""
     if not archive.is_file():
         raise NotFoundError(f"docker-archive:{archive}: no such file")
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with tarfile.open(archive, mode="r:") as tar:
-            entries = json.loads(_member_bytes(tar, "manifest.json"))
+        with tarfile.open(archive, mode="r:") as tar, reading(str(archive)):
+            entries = _archive_entries(_member_bytes(tar, "manifest.json"))
             images: list[LoadedImage] = []
             if reference is not None:
-                entries = [e for e in entries if reference in (e.get("RepoTags") or [])]
+                entries = [e for e in entries if reference in e[2]]
                 if not entries:
                     raise NotFoundError(
                         f"docker-archive:{archive}:{reference}: no image with that name in the "
                         "archive"
                     )
-            for number, item in enumerate(entries):
-                config_name = str(item["Config"])
+            for number, (config_name, layer_names, repo_tags) in enumerate(entries):
                 config_raw = _member_bytes(tar, config_name)
                 _check_named_digest(config_name, config_raw, archive)
                 config = ImageConfig.parse(config_raw)
                 if not _wanted(config.platform, platforms):
                     continue
                 diff_ids = config.diff_ids
-                layer_names = [str(name) for name in item["Layers"]]
                 if len(diff_ids) != len(layer_names):
                     raise UnsafeContentError(
                         f"{archive}: image {number} lists {len(layer_names)} layers but its "
                         f"config has {len(diff_ids)} diff_ids"
                     )
-                paths = [
-                    _copy_layer(tar, name, diff_id, work_dir / f"{number}-{i}.tar", archive)
-                    for i, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True))
+                paths = [work_dir / f"{number}-{i}.tar" for i in range(len(layer_names))]
+                digests = [
+                    _copy_layer(tar, name, diff_id, path, archive)
+                    for name, diff_id, path in zip(layer_names, diff_ids, paths, strict=True)
                 ]
-                tags = ",".join(item.get("RepoTags") or []) or config_name
+                tags = ",".join(repo_tags) or config_name
                 images.append(
                     LoadedImage(
                         name=f"{shown_as or f'docker-archive:{archive.name}'}:{tags}",
                         config=config,
                         layer_paths=tuple(paths),
-                        layer_digests=diff_ids,
+                        layer_digests=tuple(digests),
                         declared_platform=None,
                     )
                 )
             return images
-    except (tarfile.TarError, KeyError, ValueError) as err:
-        raise ConfigError(
-            f"{archive} is not a readable docker save tarball: {err}",
+    except (tarfile.TarError, EOFError, UnicodeError) as err:
+        raise MalformedError(
+            f"{archive} is not a readable docker save tarball: {err or type(err).__name__}",
             hint="create it with `docker save IMAGE -o FILE.tar`",
         ) from err
+
+
+def _archive_entries(raw: bytes) -> list[tuple[str, list[str], list[str]]]:
+    """manifest.json: a list of {Config, Layers, RepoTags}, checked field by field."""
+    document = load_list(raw, "manifest.json")
+    entries = []
+    for number, item in enumerate(document):
+        what = f"manifest.json[{number}]"
+        if not isinstance(item, dict):
+            raise MalformedError(f"{what} is not an object")
+        config = require(item, "Config", str, what)
+        layers = require(item, "Layers", list, what)
+        tags = optional(item, "RepoTags", list, what) or []
+        for name in (*layers, *tags):
+            if not isinstance(name, str):
+                raise MalformedError(f"{what}: Layers and RepoTags must be lists of strings")
+        entries.append((config, layers, tags))
+    return entries
 
 
 def _archive_name(tar: tarfile.TarFile) -> str:
@@ -332,19 +370,38 @@ def _check_named_digest(name: str, data: bytes, archive: Path) -> None:
 
 def _copy_layer(
     tar: tarfile.TarFile, name: str, diff_id: Digest, dest: Path, archive: Path
-) -> Path:
+) -> Digest:
+    """Copy one layer out of the archive and return the digest of its bytes, computed while
+    copying: that digest, never the config's claim or the file's name, is what the layer is
+    known (and cached) by. The layer's uncompressed content must also hash to the diff_id its
+    config claims, or the archive is refused."""
     hasher = hashlib.new(diff_id.algorithm)
     with _member(tar, name) as source, dest.open("wb") as out:
         while chunk := source.read(_CHUNK):
             hasher.update(chunk)
             out.write(chunk)
-    stored_as = Path(name).name
-    if hasher.hexdigest() != diff_id.hex and hasher.hexdigest() != stored_as:
+    stored = Digest(f"{diff_id.algorithm}:{hasher.hexdigest()}")
+    content = stored if _is_plain_tar(dest) else _uncompressed_digest(dest, diff_id.algorithm)
+    if content != diff_id:
         raise UnsafeContentError(
-            f"{archive}: layer {name} matches neither its diff_id {diff_id} nor its name",
-            hint="the archive is damaged; save the image again",
+            f"{archive}: layer {name} does not match the diff_id {diff_id} its config claims "
+            f"(its content is {content})",
+            hint="the archive is damaged or was altered; save the image again",
         )
-    return dest
+    return stored
+
+
+def _is_plain_tar(path: Path) -> bool:
+    with path.open("rb") as stream:
+        return not stream.read(2).startswith(b"\x1f\x8b")
+
+
+def _uncompressed_digest(path: Path, algorithm: str) -> Digest:
+    hasher = hashlib.new(algorithm)
+    with open_decompressed(path) as stream:
+        while chunk := stream.read(_CHUNK):
+            hasher.update(chunk)
+    return Digest(f"{algorithm}:{hasher.hexdigest()}")
 
 
 # ----- registry -----
@@ -364,7 +421,15 @@ def load_registry(
         top = client.get_manifest(pull)
         children: list[tuple[Manifest, Platform | None]] = []
         if isinstance(top, Index):
+            if len(top.manifests) > MAX_MANIFESTS:
+                raise UnsafeContentError(
+                    f"{ref} lists {len(top.manifests)} manifests (more than {MAX_MANIFESTS})"
+                )
+            seen: set[Digest] = set()
             for desc in top.manifests:
+                if desc.digest in seen:  # one manifest listed twice is read once
+                    continue
+                seen.add(desc.digest)
                 if not _wanted(desc.platform, platforms) or desc.platform is None:
                     continue
                 child = client.get_manifest(pull.with_digest(desc.digest))
@@ -373,7 +438,8 @@ def load_registry(
         else:
             children.append((top, None))
         for manifest, declared in children:
-            config = ImageConfig.parse(client.fetch_blob_bytes(pull, manifest.config))
+            with reading(f"{ref}: config {manifest.config.digest}"):
+                config = ImageConfig.parse(client.fetch_blob_bytes(pull, manifest.config))
             if declared is None and not _wanted(config.platform, platforms):
                 continue
             paths = tuple(blobs.ensure(desc, _downloader(client, pull)) for desc in manifest.layers)

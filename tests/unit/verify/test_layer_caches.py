@@ -83,7 +83,8 @@ def test_a_cached_index_gives_the_same_view_without_reading_the_layers(tmp_path)
     cache = tmp_path / "index"
     uncached = LayerFS(paths, digests)
     cold = LayerFS(paths, digests, index_cache=cache)
-    assert sorted(p.name for p in cache.iterdir()) == sorted(f"sha256-{d.hex}.idx" for d in digests)
+    index_files = {IndexCache(cache).path_for(d) for d in digests}
+    assert set(next(iter(index_files)).parent.iterdir()) == index_files
     warm = LayerFS(paths, digests, index_cache=cache)
     assert _view(uncached) == _view(cold) == _view(warm)
 
@@ -109,7 +110,8 @@ def test_layers_without_a_digest_are_never_cached(tmp_path):
     paths = _tricky_layers(tmp_path)
     cache = tmp_path / "index"
     LayerFS(paths, [None, _digest(paths[1])], index_cache=cache)
-    assert [p.name for p in cache.iterdir()] == [f"sha256-{_digest(paths[1]).hex}.idx"]
+    only = IndexCache(cache).path_for(_digest(paths[1]))
+    assert list(only.parent.iterdir()) == [only]
 
 
 @pytest.mark.parametrize(
@@ -307,7 +309,7 @@ def test_observations_are_not_reused_for_other_bytes_limits_or_formats(tmp_path)
     verify_image(
         config_for(ARM64), layers, layer_digests=digests, first_layer=1, cache_dir=tmp_path
     )
-    folder = tmp_path / "observations"
+    folder = tmp_path
     deps = Layer(1, layers[1], digests[1])
     cache = ObservationCache(folder, limit=DEFAULT_READ_LIMIT)
     known = [o for o in range(20) if cache.get(deps, o) is not None]
@@ -320,9 +322,9 @@ def test_observations_are_not_reused_for_other_bytes_limits_or_formats(tmp_path)
     )
     # A file from an older format (or damaged) is ignored.
     path = cache.path_for(digests[1])  # type: ignore[arg-type]
-    path.write_bytes(
-        path.read_bytes().replace(b"crossdock-observations/1", b"crossdock-observations/0")
-    )
+    older = path.read_bytes().replace(b"observations/2 ", b"observations/1 ")
+    assert older != path.read_bytes()
+    path.write_bytes(older)
     assert all(
         ObservationCache(folder, limit=DEFAULT_READ_LIMIT).get(deps, o) is None for o in known
     )
@@ -334,12 +336,16 @@ def test_a_damaged_observation_file_is_ignored_and_rebuilt(tmp_path):
     expected = _comparable(
         verify_image(config, layers, layer_digests=digests, first_layer=1, cache_dir=tmp_path)
     )
-    for path in (tmp_path / "observations").iterdir():
+    deps_digest = digests[1]
+    assert deps_digest is not None
+    folder = ObservationCache(tmp_path, limit=DEFAULT_READ_LIMIT).path_for(deps_digest).parent
+    assert list(folder.iterdir())
+    for path in folder.iterdir():
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
     again = verify_image(config, layers, layer_digests=digests, first_layer=1, cache_dir=tmp_path)
     assert _comparable(again) == expected
-    for path in (tmp_path / "observations").iterdir():
+    for path in folder.iterdir():
         header, _, payload = path.read_bytes().partition(b"\n")
         assert header.endswith(hashlib.sha256(payload).hexdigest().encode())
 

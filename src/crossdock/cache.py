@@ -1,0 +1,246 @@
+"""crossdock's cache folder (``~/.cache/crossdock``): its layout, atomic writes, checksummed
+records and verified blobs. The one module that decides where anything cached lives.
+
+Layout (``CacheLayout``)::
+
+    blobs/<algorithm>/<hex>        blobs by digest: base layers pulled, layers crossdock wrote
+    blobs/.stamps/<key>.rec        the identity of each blob file when it was last verified
+    records/<kind>/<key>.rec       small JSON facts (``Records``), one file per key
+    deps/<key>/                    installed dependency trees (crossdock.resolve.cache)
+    bytecode/                      compiled .pyc files by source hash (crossdock.resolve.bytecode)
+    work/                          scratch space for layers being written (same file system)
+
+What makes it safe to reuse (the cache folder is outside data: it may be damaged, restored from
+a shared CI cache, or written by an older crossdock):
+
+- Every write is atomic (``atomic_write``): a temporary file in the same folder, renamed into
+  place, so a reader sees the old file or the new one, never a part.
+- A record's header names its kind, format version and key, and carries the SHA-256 of its
+  payload. A damaged record, one of another format, or one copied under another key is ignored
+  (``Records.load`` returns None) and the caller rebuilds it.
+- Facts about content are keyed by digests crossdock computed from the bytes themselves
+  (a blob's digest checked while downloading or writing, a layer's diff_id computed while
+  streaming it), never by a digest some other document claims.
+- A blob is trusted only while the file is the one crossdock verified: ``BlobCache`` records the
+  file's identity (size, inode, modification and change times) after hashing it, and hashes it
+  again when any of them differs, so a blob changed in place (even to the same size) or restored
+  from elsewhere is re-verified before it is used, and replaced when it does not match.
+
+To add a cache: pick a record kind (a short name) and a format version, key it by content that
+was verified on the way in, and parse what ``Records.load`` returns defensively (the ``parse``
+callback: any ValueError/TypeError/KeyError/IndexError there means "damaged, rebuild").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from crossdock.errors import CrossdockError
+from crossdock.image.descriptor import Descriptor
+from crossdock.image.digest import Digest
+
+__all__ = ["BlobCache", "CacheLayout", "Records", "atomic_write"]
+
+T = TypeVar("T")
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+_HASH_CHUNK = 1 << 20
+# What a record's parse callback may raise on a damaged (but checksum-valid) payload.
+_DAMAGED = (ValueError, TypeError, KeyError, IndexError, AttributeError, CrossdockError)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write a whole file or nothing: readers see the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """Where each cache lives under one root (the ``cache-dir`` setting)."""
+
+    root: Path
+
+    @property
+    def blobs(self) -> BlobCache:
+        return BlobCache(self.root / "blobs")
+
+    @property
+    def deps(self) -> Path:
+        """Installed dependency trees, one folder per key."""
+        return self.root / "deps"
+
+    @property
+    def bytecode(self) -> Path:
+        """Compiled .pyc files by source hash (crossdock.resolve.bytecode)."""
+        return self.root / "bytecode"
+
+    @property
+    def work(self) -> Path:
+        """Scratch space on the cache's file system (layers are renamed from it into blobs/)."""
+        return self.root / "work"
+
+    def records(self, kind: str, *, version: int) -> Records:
+        """The records of one kind; bump ``version`` when what is recorded changes."""
+        return Records(self.root / "records" / kind, kind=kind, version=version)
+
+
+class Records:
+    """Small JSON facts, one checksummed file per key, written atomically.
+
+    File format: one header line ``crossdock-record <kind>/<version> <key> <sha256>`` and the
+    JSON payload; a file whose header does not match exactly is ignored.
+    """
+
+    def __init__(self, folder: Path, *, kind: str, version: int) -> None:
+        if not _KEY_RE.match(kind):
+            raise ValueError(f"record kind {kind!r} is not a plain name")
+        self.folder = folder
+        self._format = f"crossdock-record {kind}/{version}"
+
+    def path_for(self, key: str) -> Path:
+        if not _KEY_RE.match(key):
+            raise ValueError(f"record key {key!r} is not a plain name")
+        return self.folder / f"{key}.rec"
+
+    def load(self, key: str, parse: Callable[[Any], T]) -> T | None:
+        """``parse(payload)`` of the record under ``key``; None when absent, damaged, foreign or
+        of another format, or when ``parse`` finds it malformed (the caller rebuilds it)."""
+        try:
+            data = self.path_for(key).read_bytes()
+        except OSError:
+            return None
+        header, sep, payload = data.partition(b"\n")
+        expected = f"{self._format} {key} {hashlib.sha256(payload).hexdigest()}".encode()
+        if not sep or header != expected:
+            return None
+        try:
+            return parse(json.loads(payload))
+        except _DAMAGED:
+            return None
+
+    def store(self, key: str, value: object) -> bool:
+        """Record ``value`` (JSON-serialisable) under ``key``. A read-only or full cache costs
+        speed, not correctness: failures to write are swallowed (False)."""
+        payload = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+        header = f"{self._format} {key} {hashlib.sha256(payload).hexdigest()}".encode()
+        try:
+            atomic_write(self.path_for(key), header + b"\n" + payload)
+        except OSError:
+            return False
+        return True
+
+    def forget(self, key: str) -> None:
+        with contextlib.suppress(OSError):
+            self.path_for(key).unlink()
+
+
+def _identity(path: Path) -> list[int] | None:
+    """What changes whenever a file's bytes change: size, inode, device, mtime, ctime (ctime
+    cannot be set back by a user, and a copy restored from elsewhere has a new inode)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _file_digest(path: Path, algorithm: str) -> tuple[str, int]:
+    hasher = hashlib.new(algorithm)
+    size = 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(_HASH_CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    return hasher.hexdigest(), size
+
+
+class BlobCache:
+    """Blobs by digest (the OCI image-layout ``blobs/`` layout), each checked before use.
+
+    A blob enters the cache only verified (downloaded and hashed by the registry client, or
+    written and hashed by crossdock) and is stamped with the file's identity; a later use of a
+    blob whose identity changed hashes it again, and a blob that no longer matches its digest
+    is deleted and fetched again.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._stamps = Records(root / ".stamps", kind="blob-stamps", version=1)
+
+    def path_for(self, digest: Digest) -> Path:
+        """Where the blob with ``digest`` lives (whether or not it is there yet)."""
+        return self.root / digest.algorithm / digest.hex
+
+    def verified(self, digest: Digest, size: int | None = None) -> Path | None:
+        """The cached file of ``digest`` if it is there and still holds those bytes, else None
+        (a damaged file is deleted)."""
+        path = self.path_for(digest)
+        identity = _identity(path)
+        if identity is None or (size is not None and identity[0] != size):
+            return None
+        key = f"{digest.algorithm}-{digest.hex}"
+        if self._stamps.load(key, list) == identity:
+            return path
+        actual, actual_size = _file_digest(path, digest.algorithm)
+        if actual != digest.hex or (size is not None and actual_size != size):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            self._stamps.forget(key)
+            return None
+        self._stamp(digest, path)
+        return path
+
+    def has(self, descriptor: Descriptor) -> bool:
+        """Whether the blob is cached and still matches its descriptor."""
+        return self.verified(descriptor.digest, descriptor.size) is not None
+
+    def ensure(
+        self, descriptor: Descriptor, download: Callable[[Descriptor, Path], object]
+    ) -> Path:
+        """The cached, verified file for ``descriptor``, calling ``download(descriptor, dest)``
+        when it is missing or damaged. ``download`` must write ``dest`` atomically and verified
+        against the descriptor, as ``RegistryClient.fetch_blob`` does."""
+        path = self.verified(descriptor.digest, descriptor.size)
+        if path is not None:
+            return path
+        path = self.path_for(descriptor.digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        download(descriptor, path)
+        self._stamp(descriptor.digest, path)
+        return path
+
+    def adopt(self, source: Path, digest: Digest) -> Path:
+        """Move a file crossdock wrote and hashed itself (its digest is ``digest``) into the
+        cache; when the blob is there already, the cached copy is kept and ``source`` dropped."""
+        existing = self.verified(digest)
+        if existing is not None:
+            source.unlink(missing_ok=True)
+            return existing
+        path = self.path_for(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(source, path)
+        self._stamp(digest, path)
+        return path
+
+    def _stamp(self, digest: Digest, path: Path) -> None:
+        identity = _identity(path)
+        if identity is not None:
+            self._stamps.store(f"{digest.algorithm}-{digest.hex}", identity)

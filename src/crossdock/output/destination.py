@@ -1,0 +1,40 @@
+"""Where a local output goes: checked before a build starts, and any failure to write it turned
+into a one-line ``ConfigError`` naming the path (never an OSError traceback)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from crossdock.errors import ConfigError
+
+__all__ = ["check_writable", "writing"]
+
+
+def _error(what: str, path: Path, err: OSError) -> ConfigError:
+    return ConfigError(
+        f"cannot write the {what} {path}: {err.strerror or err}",
+        hint="choose a path in a folder you can write to",
+    )
+
+
+def check_writable(path: Path, what: str, *, folder: bool) -> None:
+    """Create ``path`` (a folder) or its parent (a file) now, so a build that cannot write its
+    output fails before it starts."""
+    target = path if folder else path.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        probe = target / ".crossdock-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise _error(what, path, err) from err
+
+
+@contextmanager
+def writing(path: Path, what: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as err:
+        raise _error(what, path, err) from err

@@ -1,0 +1,128 @@
+"""The cache folder module: records that are ignored when damaged, foreign or of another format,
+and blobs that are re-verified whenever their file changed (even to the same size)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from crossdock.baseprofile import BaseProfile
+from crossdock.cache import BlobCache, CacheLayout, Records
+from crossdock.image.descriptor import Descriptor
+from crossdock.image.digest import Digest
+from crossdock.image.mediatypes import MediaType
+
+
+def _records(tmp_path: Path, version: int = 1) -> Records:
+    return CacheLayout(tmp_path).records("facts", version=version)
+
+
+def test_a_record_round_trips_and_lives_where_the_layout_says(tmp_path):
+    records = _records(tmp_path)
+    assert records.store("key-1", {"a": [1, 2]})
+    assert records.load("key-1", dict) == {"a": [1, 2]}
+    assert records.path_for("key-1") == tmp_path / "records" / "facts" / "key-1.rec"
+    assert records.load("absent", dict) is None
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:-3],
+        lambda data: data.replace(b"[1,2]", b"[1,3]"),
+        lambda data: data.replace(b"facts/1 ", b"facts/0 "),
+        lambda _data: b"",
+        lambda _data: b"\xff\xfe garbage",
+    ],
+    ids=["truncated", "flipped", "other-version", "empty", "garbage"],
+)
+def test_a_damaged_record_is_ignored(tmp_path, damage):
+    records = _records(tmp_path)
+    records.store("key-1", {"a": [1, 2]})
+    path = records.path_for("key-1")
+    damaged = damage(path.read_bytes())
+    assert damaged != path.read_bytes()
+    path.write_bytes(damaged)
+    assert records.load("key-1", dict) is None
+    records.store("key-1", {"a": [1, 2]})  # rebuilt
+    assert records.load("key-1", dict) == {"a": [1, 2]}
+
+
+def test_a_record_copied_under_another_key_or_read_as_another_version_is_foreign(tmp_path):
+    records = _records(tmp_path)
+    records.store("one", [1])
+    shutil.copy(records.path_for("one"), records.path_for("two"))
+    assert records.load("two", list) is None
+    assert _records(tmp_path, version=2).load("one", list) is None
+
+
+def test_a_payload_the_parser_rejects_counts_as_absent(tmp_path):
+    # A base-profile record with a valid checksum but the wrong shape (an older crossdock, or a
+    # hand edit that recomputed the checksum): ignored, not a traceback.
+    records = _records(tmp_path)
+    bad: object
+    for bad in ([], {"schema": 1}, {"schema": "nope"}, "text", 5):
+        records.store("profile", bad)
+        assert records.load("profile", BaseProfile.from_json) is None
+
+
+def test_record_keys_are_plain_names(tmp_path):
+    with pytest.raises(ValueError, match="plain name"):
+        _records(tmp_path).path_for("../escape")
+
+
+def _blob(tmp_path: Path, data: bytes) -> tuple[BlobCache, Descriptor]:
+    cache = CacheLayout(tmp_path / "cache").blobs
+    digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
+    source = tmp_path / "written"
+    source.write_bytes(data)
+    cache.adopt(source, digest)
+    return cache, Descriptor(MediaType.OCI_LAYER_GZIP, digest, len(data))
+
+
+def test_a_blob_changed_in_place_with_its_size_unchanged_is_fetched_again(tmp_path):
+    cache, desc = _blob(tmp_path, b"the real layer bytes")
+    path = cache.path_for(desc.digest)
+    assert cache.verified(desc.digest, desc.size) == path
+    before = path.stat()
+    path.write_bytes(b"the fake layer bytes")  # same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # even with the old mtime
+    downloads: list[Descriptor] = []
+
+    def download(d: Descriptor, dest: Path) -> None:
+        downloads.append(d)
+        dest.write_bytes(b"the real layer bytes")
+
+    assert cache.ensure(desc, download) == path
+    assert downloads == [desc]
+    assert path.read_bytes() == b"the real layer bytes"
+    assert cache.ensure(desc, download) == path  # stamped again: no second download
+    assert downloads == [desc]
+
+
+def test_a_blob_restored_from_elsewhere_is_hashed_before_use(tmp_path):
+    cache, desc = _blob(tmp_path, b"layer")
+    path = cache.path_for(desc.digest)
+    # A cache restored by copying (a CI cache): new inode, new times. Right bytes: kept.
+    copy = path.with_name("copy")
+    shutil.copy(path, copy)
+    copy.replace(path)
+    assert cache.has(desc)
+    # Wrong bytes under the same name and size: dropped.
+    wrong = path.with_name("wrong")
+    wrong.write_bytes(b"LAYER")
+    wrong.replace(path)
+    assert not cache.has(desc)
+    assert not path.exists()
+
+
+def test_adopting_a_blob_that_is_cached_keeps_the_cached_copy(tmp_path):
+    cache, desc = _blob(tmp_path, b"layer")
+    again = tmp_path / "again"
+    again.write_bytes(b"layer")
+    assert cache.adopt(again, desc.digest) == cache.path_for(desc.digest)
+    assert not again.exists()
