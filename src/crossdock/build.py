@@ -16,7 +16,7 @@ from crossdock.layers import source_date_epoch
 from crossdock.localrun.smoke import smoke_test
 from crossdock.output import check_writable, write_docker_archive, write_oci_layout
 from crossdock.plan import BuildPlan
-from crossdock.registry.reference import Mirrors, Reference
+from crossdock.registry.reference import Mirrors, Reference, check_tag
 from crossdock.targets import target_spec
 
 __all__ = ["OutputSpec", "build", "make_plan"]
@@ -80,6 +80,8 @@ def build(
     """
     for warning in plan.warnings:
         progress(None, f"warning: {warning}")
+    if output is not None:
+        check_tag(output.tag)
     if output is not None and output.oci_layout is not None:
         check_writable(output.oci_layout, "OCI layout", folder=True)
     if output is not None and output.docker_archive is not None:

@@ -244,6 +244,20 @@ def _skip(stream: IO[bytes], count: int) -> None:
         count -= len(chunk)
 
 
+def _unsafe_member(member: Member, parent: str) -> str | None:
+    """Why a member is dangerous to extract, though a container runtime would contain it: tools
+    that unpack images on a host (docker cp, tar, CI scanners) may write or follow it outside
+    their target folder."""
+    if member.name.startswith("/"):
+        return "absolute path in the layer tar (extractors may write it outside their folder)"
+    if member.type == MemberType.OTHER and not (member.path or "").startswith("/dev/"):
+        return "device or fifo outside /dev"
+    relative_link = member.type == MemberType.SYMLINK and not member.linkname.startswith("/")
+    if relative_link and normalize(posixpath.join(parent.lstrip("/"), member.linkname)) is None:
+        return f"symlink to {member.linkname!r} climbs out of the image root"
+    return None
+
+
 class LayerFS:
     """The merged filesystem of a list of layers (bottom first)."""
 
@@ -292,6 +306,9 @@ class LayerFS:
                 if not base.startswith(_WHITEOUT + _WHITEOUT):  # other AUFS metadata: skip
                     whiteouts.append(posixpath.join(parent, base[len(_WHITEOUT) :]))
                 continue
+            unsafe = _unsafe_member(member, parent)
+            if unsafe is not None:
+                self.anomalies.append(Anomaly(layer, member.name, unsafe))
             entry = self._entry_for(layer, member, path, own)
             if entry is not None:
                 own[path] = entry

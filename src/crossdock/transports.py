@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossdock.errors import ConfigError
-from crossdock.registry.reference import Reference
+from crossdock.registry.reference import Reference, refuse_credentials
 
 __all__ = [
     "TRANSPORTS",
@@ -107,6 +107,8 @@ def parse_image_name(text: str) -> ImageName:
     name = text.strip()
     if not name:
         raise ConfigError("an image name is empty", hint=f"write {_EXAMPLES}")
+    if not Path(name).exists():  # a local file may have any name; a reference no credentials
+        refuse_credentials(name.removeprefix("docker://"))
     if name.startswith("docker://"):
         return Registry(_reference(name.removeprefix("docker://"), text))
     match = _SCHEME.match(name)
@@ -195,6 +197,7 @@ def destination(
 def registry_destination(text: str) -> str:
     """A registry to push to, bare (``REGISTRY/REPO[:TAG]``) or as ``docker://REF``, returned
     bare; any other transport is refused here instead of being read as a host name."""
+    refuse_credentials(text.removeprefix("docker://"))
     if text.startswith("docker://"):
         return text.removeprefix("docker://")
     match = _SCHEME.match(text.strip())

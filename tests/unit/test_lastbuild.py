@@ -39,6 +39,11 @@ def plan_for(project: Path, **overrides: object) -> BuildPlan:
     return make_plan(config, revision="abc1234")
 
 
+def _blobs(plan: BuildPlan) -> Path:
+    """Where the blob cache keeps sha256 blobs: a build's layers are all in the blob cache."""
+    return plan.cache_dir / "blobs" / "sha256"
+
+
 def outcome_for(folder: Path, *, passed: bool = True) -> BuildOutcome:
     images = image_set(folder)
     reports = tuple(
@@ -96,7 +101,7 @@ def test_the_key_changes_with_every_input_and_only_then(project):
 def test_a_recorded_outcome_comes_back_with_the_same_bytes(project, tmp_path):
     plan = plan_for(project)
     key = lastbuild.inputs_key(plan, BASE, ())
-    outcome = outcome_for(tmp_path / "blobs")
+    outcome = outcome_for(_blobs(plan))
     lastbuild.store_outcome(plan.cache_dir, key, outcome)
     loaded = lastbuild.load_outcome(plan.cache_dir, key)
     assert loaded is not None
@@ -121,7 +126,7 @@ def test_a_recorded_outcome_comes_back_with_the_same_bytes(project, tmp_path):
 def test_a_poisoned_record_is_ignored(project, tmp_path):
     plan = plan_for(project)
     key = lastbuild.inputs_key(plan, BASE, ())
-    lastbuild.store_outcome(plan.cache_dir, key, outcome_for(tmp_path / "blobs"))
+    lastbuild.store_outcome(plan.cache_dir, key, outcome_for(_blobs(plan)))
     [record] = (plan.cache_dir / "records" / "last-build").glob("*.rec")
     data = record.read_bytes()
     # Point the record at another image: the payload no longer matches its checksum.
@@ -137,13 +142,17 @@ def test_a_poisoned_record_is_ignored(project, tmp_path):
     assert lastbuild.load_outcome(plan.cache_dir, key) is not None
 
 
-def test_a_record_whose_layer_is_gone_or_changed_size_is_not_used(project, tmp_path):
+def test_a_record_whose_layer_is_gone_or_changed_is_not_used(project, tmp_path):
     plan = plan_for(project)
     key = lastbuild.inputs_key(plan, BASE, ())
-    outcome = outcome_for(tmp_path / "blobs")
+    outcome = outcome_for(_blobs(plan))
     lastbuild.store_outcome(plan.cache_dir, key, outcome)
+    assert lastbuild.load_outcome(plan.cache_dir, key) is not None
     layer = outcome.image_set.images[0].layers[0].path
-    layer.write_bytes(layer.read_bytes() + b"x")
+    good = layer.read_bytes()
+    layer.write_bytes(bytes([good[0] ^ 0xFF]) + good[1:])  # same size, other bytes
+    assert lastbuild.load_outcome(plan.cache_dir, key) is None
+    layer.write_bytes(good + b"x")
     assert lastbuild.load_outcome(plan.cache_dir, key) is None
     layer.unlink()
     assert lastbuild.load_outcome(plan.cache_dir, key) is None
@@ -152,7 +161,7 @@ def test_a_record_whose_layer_is_gone_or_changed_size_is_not_used(project, tmp_p
 def test_a_build_that_failed_verification_is_never_recorded(project, tmp_path):
     plan = plan_for(project)
     key = lastbuild.inputs_key(plan, BASE, ())
-    lastbuild.store_outcome(plan.cache_dir, key, outcome_for(tmp_path / "blobs", passed=False))
+    lastbuild.store_outcome(plan.cache_dir, key, outcome_for(_blobs(plan), passed=False))
     assert lastbuild.load_outcome(plan.cache_dir, key) is None
     assert not (plan.cache_dir / "records" / "last-build").exists()
 

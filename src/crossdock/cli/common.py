@@ -98,10 +98,24 @@ PlatformOpt = Annotated[
 TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="lambda, apprunner or eks.")]
 BaseOpt = Annotated[str | None, typer.Option("--base", help="Base image reference.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def _check_allow(value: list[str] | None) -> list[str] | None:
+    """Malformed --allow rules are refused before any work, not after a build."""
+    if value:
+        from crossdock.verify.report import AllowRule
+
+        for text in value:
+            AllowRule.parse(text)
+    return value
+
+
 AllowOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--allow", help="Accept a known verification failure (glob on path, or CHECK:GLOB)."
+        "--allow",
+        help="Accept a known verification failure (glob on path, or CHECK:GLOB).",
+        callback=_check_allow,
     ),
 ]
 
@@ -115,7 +129,8 @@ def progress(platform: Platform | None, message: str) -> None:
 
 def print_error(err: CrossdockError) -> None:
     """``error: MESSAGE`` and its hint, each printed literally on one line."""
-    err_console.print(f"[red]error:[/] {literal(err.message)}", highlight=False)
+    # Newlines kept: a tool's own output (uv's) may be quoted; other controls are escaped.
+    err_console.print(f"[red]error:[/] {literal(err.message, keep_newlines=True)}", highlight=False)
     if err.hint:
         err_console.print(f"  hint: {literal(err.hint)}", highlight=False)
 

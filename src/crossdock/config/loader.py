@@ -19,6 +19,7 @@ CROSSDOCK_SERVICE, CROSSDOCK_CACHE_DIR) and CROSSDOCK_REGISTRY_MIRRORS in the
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -80,6 +81,29 @@ def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# A service is a folder name, not a path: it names images, repositories and cache keys too.
+_FOLDER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _check_folder_name(name: str, what: str, where: str) -> None:
+    if not _FOLDER_NAME_RE.match(name) or ".." in name:
+        raise ConfigError(
+            f"{what} {name!r} is not a folder name",
+            hint=f"{where} names one folder under services-dir (letters, digits, '.', '_', "
+            "'-'), e.g. --service api",
+        )
+
+
+def _check_relative(path: str, what: str) -> None:
+    """A folder of the project: relative, and not climbing out of it."""
+    parts = Path(path).parts
+    if Path(path).is_absolute() or ".." in parts or not parts:
+        raise ConfigError(
+            f"{what} {path!r} leaves the project",
+            hint=f"{what} is a folder inside the project, e.g. backend",
+        )
+
+
 def _check_keys(layer: Mapping[str, Any], allowed: set[str], source: str) -> None:
     unknown = sorted(set(layer) - allowed)
     if unknown:
@@ -128,6 +152,9 @@ def load_config(
     services_dir = str(
         cli_layer.get("services-dir") or project_layer.get("services-dir") or services_dir
     )
+    if service_name:
+        _check_folder_name(str(service_name), "service", "--service / CROSSDOCK_SERVICE")
+    _check_relative(services_dir, "services-dir")
     project = discover_service(
         root,
         start=start,

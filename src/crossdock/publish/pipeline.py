@@ -39,7 +39,7 @@ from crossdock.publish.release import (
 from crossdock.publish.tags import DEFAULT_TEMPLATES, TagAssignment
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.push import PushEvent
-from crossdock.registry.reference import Reference
+from crossdock.registry.reference import Reference, check_tag
 from crossdock.targets import target_spec
 from crossdock.transports import registry_destination
 
@@ -153,6 +153,7 @@ def _destination(
     config: Config | None, env: str | None, to: str | None, tag: str
 ) -> tuple[Reference, str]:
     """The repository (without tag) and the explicit tag: ``to`` wins over the environment's."""
+    check_tag(tag)
     if to is not None:
         repository = Reference.parse(registry_destination(to), default_tag=None)
         if repository.digest is not None:

@@ -21,7 +21,9 @@ __all__ = [
     "Mirrors",
     "Reference",
     "api_host",
+    "check_tag",
     "is_loopback_registry",
+    "refuse_credentials",
 ]
 
 DOCKER_HUB = "docker.io"
@@ -37,9 +39,47 @@ def api_host(registry: str) -> str:
     return DOCKER_HUB_API if registry in _HUB_ALIASES else registry
 
 
+_DIGEST_START = re.compile(r"^sha(256|512):")
+_SCHEME_PREFIX = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def refuse_credentials(text: str, what: str = "image reference") -> None:
+    """Refuse ``USER:PASSWORD@HOST/...`` (URL userinfo) anywhere a registry is named: such a
+    secret would end up in shell history, CI logs, error messages and ``crossdock plan``'s JSON.
+    The message names only the host; the credentials are never repeated."""
+    rest = _SCHEME_PREFIX.sub("", text.strip(), count=1)
+    head, slash, _ = rest.partition("/")
+    _, at, host = head.rpartition("@")
+    if not at:
+        return
+    if not slash and _DIGEST_START.match(host):
+        return  # NAME@sha256:... is a digest, not credentials
+    shown = f"{host}/{rest.partition('/')[2]}" if slash else host
+    raise ConfigError(
+        f"the {what} carries credentials (USER:PASSWORD@ before {shown!r}); crossdock does not "
+        "take credentials in references",
+        hint=f"remove them and log in instead: `docker login {host}` (docker config) or a "
+        "credential helper (credHelpers in ~/.docker/config.json); crossdock reads both",
+    )
+
+
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_MIRROR_HOST_RE = re.compile(
+    r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?$"
+)
+
+
+def check_tag(tag: str, where: str = "--tag") -> str:
+    """``tag`` when it is a valid OCI tag (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``)."""
+    if not _TAG_RE.match(tag):
+        raise ConfigError(
+            f"{where} {tag!r} is not a valid tag",
+            hint="a tag is up to 128 letters, digits, '_', '.' and '-', not starting with "
+            "'.' or '-'",
+        )
+    return tag
 
 
 @dataclass(frozen=True)
@@ -51,6 +91,7 @@ class Reference:
 
     @classmethod
     def parse(cls, text: str, *, default_tag: str | None = "latest") -> Reference:
+        refuse_credentials(text)
         original = text
         text = text.strip()
         digest: Digest | None = None
@@ -133,6 +174,22 @@ class Mirrors:
 
     hosts: Mapping[str, str]
 
+    def __post_init__(self) -> None:
+        for source, target in self.hosts.items():
+            if not isinstance(source, str) or not isinstance(target, str):
+                raise ConfigError(
+                    f"registry mirror {source!r} = {target!r}: both must be strings",
+                    hint='write e.g. "docker.io" = "127.0.0.1:5555" under [registry-mirrors]',
+                )
+            refuse_credentials(target, f"registry mirror for {source}")
+            host = target.partition("/")[0]
+            if not _MIRROR_HOST_RE.match(host):
+                raise ConfigError(
+                    f"registry mirror for {source}: {host!r} is not HOST[:PORT]",
+                    hint="a mirror is HOST[:PORT][/PREFIX], e.g. 127.0.0.1:5555 or "
+                    "mirror.example.com/hub",
+                )
+
     @classmethod
     def parse(cls, text: str) -> Mirrors:
         """Parse ``host=mirror[,host=mirror...]`` (the CROSSDOCK_REGISTRY_MIRRORS format)."""
@@ -141,6 +198,7 @@ class Mirrors:
             item = raw_item.strip()
             if not item:
                 continue
+            refuse_credentials(item.partition("=")[2], "registry mirror")
             source, eq, target = item.partition("=")
             if not eq or not source.strip() or not target.strip():
                 raise ConfigError(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -12,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from crossdock.errors import ConfigError
 from crossdock.text import literal
 
 __all__ = [
@@ -99,15 +101,47 @@ class AllowRule:
 
     @classmethod
     def parse(cls, text: str) -> AllowRule:
+        """A rule from ``--allow``; a malformed one (empty, an unclosed ``[``, an unknown
+        check name) is a ConfigError rather than a rule that silently matches nothing."""
+        checks = sorted(c.value for c in Check)
         head, sep, tail = text.partition(":")
-        if sep and head in {c.value for c in Check}:
-            return cls(text, Check(head), _absolute(tail))
-        return cls(text, None, _absolute(text))
+        if sep and head in checks:
+            rule = cls(text, Check(head), _absolute(_glob(tail, text)))
+        elif sep and _CHECK_LIKE.match(head):
+            raise ConfigError(
+                f"--allow {text!r}: {head!r} is not a check",
+                hint=f"checks: {', '.join(checks)}; or give a path glob alone",
+            )
+        else:
+            rule = cls(text, None, _absolute(_glob(text, text)))
+        return rule
 
     def matches(self, finding: Finding) -> bool:
         if self.check is not None and self.check != finding.check:
             return False
         return fnmatch.fnmatchcase(finding.file.path, self.pattern)
+
+
+_CHECK_LIKE = re.compile(r"^[a-z]+(-[a-z0-9]+)+$")
+
+
+def _glob(pattern: str, text: str) -> str:
+    if not pattern.strip():
+        raise ConfigError(
+            f"--allow {text!r}: the glob is empty", hint="e.g. --allow '*/libfoo*.so'"
+        )
+    depth = 0
+    for char in pattern:  # fnmatch reads an unclosed "[" as a literal: almost surely a typo
+        if char == "[":
+            depth += 1
+        elif char == "]" and depth:
+            depth = 0
+    if depth:
+        raise ConfigError(
+            f"--allow {text!r}: '[' is not closed",
+            hint="a glob's [...] names a set of characters; write [[] for a literal '['",
+        )
+    return pattern
 
 
 def _absolute(pattern: str) -> str:
