@@ -184,7 +184,7 @@ def test_key_moves_with_a_workspace_member_the_service_builds_from(tmp_path: Pat
 
 def test_recorded_report_keeps_the_local_packages(project: Path, tmp_path: Path) -> None:
     plan = plan_for(project)
-    outcome = outcome_for(tmp_path / "blobs")
+    outcome = outcome_for(_blobs(plan))
     local = (WheelInfo("svc", "0.1.0", ("py3-none-any",)),)
     reports = tuple(dataclasses.replace(r, local_packages=local) for r in outcome.reports)
     outcome = dataclasses.replace(outcome, reports=reports)
