@@ -13,7 +13,6 @@ from crossdock.backends.base import Backend, BuildOutcome, Progress
 from crossdock.cache import CacheLayout
 from crossdock.config.model import Config
 from crossdock.layers import source_date_epoch
-from crossdock.localrun.smoke import smoke_test
 from crossdock.output import check_writable, write_docker_archive, write_oci_layout
 from crossdock.plan import BuildPlan
 from crossdock.registry.reference import Mirrors, Reference, check_tag
@@ -92,6 +91,9 @@ def build(
     # verification already indexed.
     target_spec(plan.target).check_output(outcome.image_set, cache_dir=plan.cache_dir)
     if smoke:
+        # Imported here: a build without --smoke never loads the docker driver or the resolver.
+        from crossdock.localrun.smoke import smoke_test
+
         smoke_test(
             outcome.image_set,
             progress,
