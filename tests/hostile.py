@@ -156,3 +156,66 @@ def distinct_manifests_layout(root: Path, count: int) -> Path:
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json"}
     (root / "index.json").write_text(json.dumps({**index, "manifests": entries}))
     return root
+
+
+class _Padded(io.RawIOBase):
+    """``head``, then ``count`` zero bytes, then ``tail``, produced as read (never whole)."""
+
+    def __init__(self, head: bytes, count: int, tail: bytes) -> None:
+        super().__init__()
+        self._head = head
+        self._zeros = count
+        self._tail = tail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        want = len(target)
+        if self._head:
+            data, self._head = self._head[:want], self._head[want:]
+        elif self._zeros:
+            data = bytes(min(want, self._zeros))
+            self._zeros -= len(data)
+        else:
+            data, self._tail = self._tail[:want], self._tail[want:]
+        target[: len(data)] = data
+        return len(data)
+
+
+def far_headers_elf_layer(path: Path, elf: bytes, name: str, padding: int) -> Path:
+    """A tar+gzip layer holding ``elf`` (a real 64-bit little-endian ELF) rewritten so that its
+    program header table sits after ``padding`` zero bytes at the end of the file: reading its
+    headers means seeking far ahead (the 3.5 GiB sparse ELF of issue 13, as a compressed layer
+    of a few MB)."""
+    import gzip
+    import struct
+
+    assert elf[:4] == b"\x7fELF" and elf[4] == 2 and elf[5] == 1
+    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    table = elf[phoff : phoff + phentsize * phnum]
+    head = bytearray(elf)
+    struct.pack_into("<Q", head, 0x20, len(elf) + padding)
+    size = len(head) + padding + len(table)
+    with (
+        gzip.open(path, "wb", compresslevel=1) as out,
+        tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.mode = 0o755
+
+        tar.addfile(info, io.BufferedReader(_Padded(bytes(head), padding, table)))
+    return path
+
+
+def extended_header_bomb_layer(path: Path, claimed: int) -> Path:
+    """An uncompressed layer whose first member is a PAX extended header claiming ``claimed``
+    bytes (tarfile would allocate them all to read it)."""
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type = tarfile.XHDTYPE
+    info.size = claimed
+    header = info.tobuf(format=tarfile.USTAR_FORMAT)
+    path.write_bytes(header + b"\0" * 4096)
+    return path

@@ -69,6 +69,7 @@ _IN_MEMORY = 8 * 1024 * 1024
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 _SKIP_CHUNK = 1 << 20
+_FILL_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,9 @@ class LazyBuffer(io.RawIOBase):
             return
         self._spool.seek(self._filled)
         while self._filled < end:
-            chunk = self._source.read(max(end - self._filled, 64 * 1024))
+            # Bounded reads: a seek to the end of a 3.5 GiB (sparse) file must not become one
+            # 3.5 GiB read; what is read spills to disk past _IN_MEMORY.
+            chunk = self._source.read(min(max(end - self._filled, 64 * 1024), _FILL_CHUNK))
             if not chunk:
                 break
             self._spool.write(chunk)

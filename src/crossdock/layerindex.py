@@ -148,11 +148,44 @@ def open_decompressed(path: Path) -> Iterator[IO[bytes]]:
             yield raw
 
 
+# Bounds on what one layer may make crossdock hold, enforced while streaming, before allocating:
+# tarfile reads a PAX or GNU long-name header whole, so its size is checked first (a 10 GB PAX
+# header compresses to a few MB); an index is one row per member, so members are counted.
+MAX_EXTENDED_HEADER = 1 << 20
+MAX_MEMBERS = 500_000
+
+_EXTENDED_TYPES = frozenset(
+    {
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+    }
+)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses an extended header larger than MAX_EXTENDED_HEADER before
+    tarfile reads it into memory."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED_TYPES and self.size > MAX_EXTENDED_HEADER:
+            raise tarfile.HeaderError(
+                f"an extended header of {self.size} bytes (more than {MAX_EXTENDED_HEADER})"
+            )
+        member: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
+        return member  # (_proc_member is private, and unchanged for many Python releases)
+
+
 @contextmanager
 def open_layer_stream(path: Path) -> Iterator[tarfile.TarFile]:
     """Open a layer (tar, tar+gzip) for one forward pass of ``tarfile``."""
     try:
-        with open_decompressed(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        with (
+            open_decompressed(path) as stream,
+            tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tar,
+        ):
             yield tar
     except (tarfile.TarError, EOFError) as err:  # EOFError: a truncated gzip stream
         raise UnsafeContentError(f"layer {path} is not a readable tar archive: {err}") from err
@@ -175,6 +208,11 @@ def read_members(path: Path) -> list[Member]:
     members: list[Member] = []
     with open_layer_stream(path) as tar:
         while (info := tar.next()) is not None:
+            if len(members) >= MAX_MEMBERS:
+                raise UnsafeContentError(
+                    f"layer {path} has more than {MAX_MEMBERS} members; not read further",
+                    hint="split the image's files over several layers",
+                )
             # Stream mode keeps every TarInfo in tar.members; drop them to keep memory flat.
             tar.members.clear()  # type: ignore[attr-defined]  # typeshed omits it
             members.append(
