@@ -46,6 +46,11 @@ class Platform:
         """``os/arch`` without the variant: what users type and what tags use."""
         return f"{self.os}/{self.architecture}"
 
+    def tag(self, tag: str) -> str:
+        """The tag of this platform's own image beside ``tag`` (``TAG-ARCH``): how every
+        output names a platform's single manifest (docker archives, OCI layouts, pushes)."""
+        return f"{tag}-{self.architecture}"
+
     def __str__(self) -> str:
         if self.variant:
             return f"{self.os}/{self.architecture}/{self.variant}"

@@ -42,12 +42,12 @@ from crossdock.backends.base import Progress
 from crossdock.cache import CacheLayout
 from crossdock.errors import ConfigError, ToolError, VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
-from crossdock.image.descriptor import Descriptor
 from crossdock.image.manifest import Index, Manifest
-from crossdock.image.mediatypes import MediaType
+from crossdock.image.mutate import index_of
 from crossdock.plan import BuildPlan
 from crossdock.platform import Platform
 from crossdock.registry.client import RegistryClient
+from crossdock.registry.push import push_image_set
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.verify import PlatformReport, verify_image
 from crossdock.verify.sources import LoadedImage, load_docker_archive, load_registry
@@ -58,7 +58,6 @@ __all__ = [
     "BuildxResult",
     "BuiltImage",
     "DockerfileFacts",
-    "assemble_index",
     "builder_driver",
     "buildx_image_set",
     "mirrored_base_args",
@@ -340,7 +339,7 @@ class BuildxBackend:
                 # Dockerfile redeclares it with `ARG TARGETPLATFORM` (as the seed's do); passing
                 # the value explicitly is what newer BuildKit does implicitly.
                 args["TARGETPLATFORM"] = group[0].short
-            tags = self._tags(plan, group, target_ref, tag, together=together)
+            tags = self._buildx_tags(plan, group, target_ref, tag, together=together)
             invocation = BuildxInvocation(
                 context=context,
                 dockerfile=self.dockerfile,
@@ -385,7 +384,7 @@ class BuildxBackend:
                 hint=f"run `uv lock --project {plan.service_dir}` (and commit the lock)",
             )
 
-    def _tags(
+    def _buildx_tags(
         self,
         plan: BuildPlan,
         group: tuple[Platform, ...],
@@ -394,13 +393,15 @@ class BuildxBackend:
         *,
         together: bool,
     ) -> tuple[str, ...]:
+        """What ``--tag`` names: the platform's TAG-ARCH (in docker as ``crossdock/SERVICE``,
+        as the native backend's archives name it), or TAG when buildx pushes all together."""
         if target_ref is None:
-            return (f"crossdock/{plan.service}:{tag}-{group[0].architecture}",)
+            return (f"crossdock/{plan.service}:{group[0].tag(tag)}",)
         base = f"{target_ref.registry}/{target_ref.repository}"
         tag = target_ref.tag or tag
         if together:
             return (f"{base}:{tag}",)
-        return (f"{base}:{tag}-{group[0].architecture}",)
+        return (f"{base}:{group[0].tag(tag)}",)
 
     def _verify_all(
         self,
@@ -426,7 +427,6 @@ class BuildxBackend:
             return BuildxResult(tuple(images), None, tuple(notes), tuple(commands))
         with RegistryClient(target_ref.registry, environ=self._environ) as client:
             cache = CacheLayout(plan.cache_dir).blobs
-            manifests: list[Manifest] = []
             verified: list[PlatformImage] = []
             for platform, pushed, seconds in built:
                 manifest = self._pushed_manifest(client, Reference.parse(pushed), platform)
@@ -434,7 +434,6 @@ class BuildxBackend:
                 (loaded,) = load_registry(Reference.parse(ref), cache, platforms=[platform])
                 report = self._verify(loaded, platform)
                 images.append(BuiltImage(platform, ref, report, seconds))
-                manifests.append(manifest)
                 layers = zip(manifest.layers, loaded.layer_paths, strict=True)
                 blobs = tuple(BlobSource(desc, path) for desc, path in layers)
                 verified.append(PlatformImage(platform, manifest, loaded.config, blobs))
@@ -445,17 +444,19 @@ class BuildxBackend:
                 staged = buildx_image_set(verified, single_manifests=lambda_target)
                 return BuildxResult(tuple(images), None, tuple(notes), tuple(commands), staged)
             final_tag = target_ref.tag or tag
-            if not together and not lambda_target and len(manifests) > 1:
-                descriptors = [
-                    m.descriptor(i.platform) for m, i in zip(manifests, images, strict=True)
-                ]
-                index = self._put_index(client, target_ref, descriptors, final_tag)
+            if not together and not lambda_target and len(verified) > 1:
+                assembled = index_of(verified)
+                where = f"{target_ref.registry}/{target_ref.repository}"
+                index = f"{where}:{final_tag}@{assembled.digest}"
                 notes.append(f"index {index} assembled from the pushed manifests")
                 progress(None, notes[-1])
-            elif not together and len(manifests) == 1:
+                # Blobs and manifests are there (HEADed, not sent): the index by digest, TAG last.
+                complete = ImageSet(tuple(verified), assembled)
+                push_image_set(client, complete, target_ref, {final_tag: assembled.digest})
+            elif not together and len(verified) == 1:
                 # One platform: TAG names its manifest too, as a one-platform build would.
-                (only,) = manifests
-                client.put_manifest(target_ref, only.raw, only.media_type, final_tag)
+                complete = ImageSet(tuple(verified), None)
+                push_image_set(client, complete, target_ref, {final_tag: verified[0].digest})
         return BuildxResult(tuple(images), index, tuple(notes), tuple(commands))
 
     def _pushed_manifest(
@@ -490,18 +491,6 @@ class BuildxBackend:
             image_name=image.name,
         )
 
-    def _put_index(
-        self,
-        client: RegistryClient,
-        target_ref: Reference,
-        descriptors: Sequence[Descriptor],
-        tag: str,
-    ) -> str:
-        index = assemble_index(descriptors)
-        client.put_manifest(target_ref, index.raw, index.media_type, index.digest)
-        client.put_manifest(target_ref, index.raw, index.media_type, tag)
-        return f"{target_ref.registry}/{target_ref.repository}:{tag}@{index.digest}"
-
     def _run(self, command: list[str], *, stream: bool = False) -> str:
         env = dict(self._environ) if self._environ is not None else None
         try:
@@ -525,22 +514,12 @@ class BuildxBackend:
         return done.stdout or ""
 
 
-def assemble_index(descriptors: Sequence[Descriptor]) -> Index:
-    """The index over separately pushed platform manifests."""
-    # Docker manifests (what dockerd pushes) belong in a Docker manifest list; OCI ones in an
-    # OCI index: registries and runtimes accept both, mixing is what some reject.
-    docker_kind = all(d.media_type == MediaType.DOCKER_MANIFEST for d in descriptors)
-    media_type = MediaType.DOCKER_MANIFEST_LIST if docker_kind else MediaType.OCI_INDEX
-    return Index.build(media_type, descriptors)
-
-
 def buildx_image_set(images: Sequence[PlatformImage], *, single_manifests: bool) -> ImageSet:
     """The verified platform images of a staged buildx build, as the release code takes them:
     with an index over them when there are several and the target accepts one (not Lambda)."""
     if single_manifests or len(images) < 2:
         return ImageSet(tuple(images), None)
-    index = assemble_index([image.manifest.descriptor(image.platform) for image in images])
-    return ImageSet(tuple(images), index)
+    return ImageSet(tuple(images), index_of(images))
 
 
 def _check_verified(images: Sequence[BuiltImage], progress: Progress) -> None:

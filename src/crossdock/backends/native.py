@@ -32,10 +32,10 @@ from crossdock.cache import BlobCache, CacheLayout
 from crossdock.errors import BaseImageError, VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import HistoryEntry, ImageConfig
-from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, Manifest
-from crossdock.image.mediatypes import family_of
+from crossdock.image.mediatypes import MediaType
+from crossdock.image.mutate import Addendum, append_layers, index_of, with_annotations, with_config
 from crossdock.layers import LayerBlob, LayerEntry, entries_from_tree, write_layer
 from crossdock.plan import BuildPlan, RuntimeSettings
 from crossdock.platform import Platform
@@ -104,14 +104,7 @@ class NativeBackend:
             results = [f.result() for f in futures]
         images = tuple(image for image, _ in results)
         reports = tuple(report for _, report in results)
-        index = None
-        if not plan.single_manifests:
-            family = family_of(images[0].manifest.media_type)
-            index = Index.build(
-                family.index,
-                [image.manifest.descriptor(image.platform) for image in images],
-                annotations=plan.annotations,
-            )
+        index = None if plan.single_manifests else index_of(images, plan.annotations)
         outcome = BuildOutcome(ImageSet(images, index), reports)
         lastbuild.store_outcome(plan.cache_dir, record_key, outcome)
         return outcome
@@ -155,31 +148,42 @@ class NativeBackend:
         app_blob, local = self._app_layer(plan, cache, bytecode_python, resolution, profile)
         timings["app_layer"] = time.perf_counter() - mark
 
-        family = family_of(base.manifest.media_type)
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(plan.mtime))
         new_layers = [
             (
                 deps_blob,
-                HistoryEntry(
-                    f"crossdock: dependencies of {plan.service} ({resolution.python_platform})",
-                    comment="crossdock",
-                ),
+                f"crossdock: dependencies of {plan.service} ({resolution.python_platform})",
             ),
-            (
-                app_blob,
-                HistoryEntry(
-                    f"crossdock: {plan.service} code -> {plan.app_dir}", comment="crossdock"
-                ),
-            ),
+            (app_blob, f"crossdock: {plan.service} code -> {plan.app_dir}"),
         ]
         # Some targets run differently on different bases (Lambda on a plain Python base needs
         # awslambdaric as the entrypoint): decided from the base's env and what was installed.
         installed = {d.name for d in (*resolution.distributions, *local)}
         runtime = plan.runtime_for_base(base.config.env, installed).with_python(profile.python_path)
-        config = _image_config(base.config, platform, runtime, plan, new_layers)
-        layer_sources = (
-            *base.layers,
-            *(BlobSource(blob.descriptor(family.layer_gzip), blob.path) for blob, _ in new_layers),
+        built = PlatformImage(platform, base.manifest, base.config, base.layers)
+        # The new layers are typed like the base's (OCI or Docker gzip) by append_layers.
+        built = with_config(built, _image_config(base.config, platform, runtime, plan, created))
+        built = append_layers(
+            built,
+            [
+                Addendum(
+                    BlobSource(blob.descriptor(MediaType.OCI_LAYER_GZIP), blob.path),
+                    blob.diff_id,
+                    HistoryEntry(created_by, created, comment="crossdock"),
+                )
+                for blob, created_by in new_layers
+            ],
         )
+        image = with_annotations(
+            built,
+            {
+                **plan.annotations,
+                # OCI annotations.md: the base this image was built on, pinned by digest.
+                "org.opencontainers.image.base.name": str(plan.base),
+                "org.opencontainers.image.base.digest": str(base.manifest.digest),
+            },
+        )
+        config, layer_sources = image.config, image.layers
 
         mark = time.perf_counter()
         self._verify_base(plan, base, platform, profile)
@@ -205,24 +209,11 @@ class NativeBackend:
             )
         progress(platform, "verified")
 
-        config_desc = Descriptor(family.config, config.digest, len(config.raw))
-        manifest = Manifest.build(
-            family.manifest,
-            config_desc,
-            [s.descriptor for s in layer_sources],
-            annotations={
-                **plan.annotations,
-                # OCI annotations.md: the base this image was built on, pinned by digest.
-                "org.opencontainers.image.base.name": str(plan.base),
-                "org.opencontainers.image.base.digest": str(base.manifest.digest),
-            },
-        )
         timings["total"] = time.perf_counter() - started
-        image = PlatformImage(platform, manifest, config, layer_sources)
         platform_report = PlatformReport(
             platform=platform,
             base_digest=base.manifest.digest,
-            image_digest=manifest.digest,
+            image_digest=image.digest,
             python_version=profile.python_version,
             glibc_version=profile.glibc_version,
             python_platform=resolution.python_platform,
@@ -472,15 +463,15 @@ def _image_config(
     platform: Platform,
     runtime: RuntimeSettings,
     plan: BuildPlan,
-    layers: list[tuple[LayerBlob, HistoryEntry]],
+    created: str,
 ) -> ImageConfig:
+    """The base's config with how the service runs (its layers are appended apart)."""
     env = dict(runtime.env)
     if runtime.path_prepend:
         base_path = base.env.get(
             "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         )
         env["PATH"] = ":".join([*runtime.path_prepend, base_path])
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(plan.mtime))
     return base.with_changes(
         platform=platform,
         env=env,
@@ -492,9 +483,6 @@ def _image_config(
         exposed_ports=runtime.exposed_ports,
         labels=dict(plan.annotations),
         created=created,
-        append_layers=[
-            (blob.diff_id, HistoryEntry(h.created_by, created, h.comment)) for blob, h in layers
-        ],
     )
 
 

@@ -53,7 +53,7 @@ def _write(image_set: ImageSet, partial: Path, dest: Path, repository: str, tag:
                     tar.add(blob.path, arcname=name)
                     written.add(name)
                 layer_names.append(name)
-            repo_tag = f"{repository}:{tag}-{image.platform.architecture}"
+            repo_tag = f"{repository}:{image.platform.tag(tag)}"
             tags.append(repo_tag)
             manifest.append({"Config": config_name, "RepoTags": [repo_tag], "Layers": layer_names})
         _add_bytes(tar, "manifest.json", json.dumps(manifest).encode())

@@ -129,9 +129,7 @@ def _write_oci_layout(image_set: ImageSet, root: Path, tag: str) -> Path:
         top = [_named(image_set.index.descriptor(), tag)]
     else:
         # No index wanted (Lambda): name each single-platform manifest by tag-arch.
-        top = [
-            _named(d, f"{tag}-{d.platform.architecture}" if d.platform else tag) for d in entries
-        ]
+        top = [_named(d, d.platform.tag(tag) if d.platform else tag) for d in entries]
     index_json = Index.build(MediaType.OCI_INDEX, top)
     (root / "index.json").write_bytes(canonical_json(json.loads(index_json.raw)))
     return root

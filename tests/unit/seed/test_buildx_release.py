@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crossdock.backends.buildx import assemble_index, buildx_image_set
+from crossdock.backends.buildx import buildx_image_set
 from crossdock.image import (
     BlobSource,
     Descriptor,
@@ -104,9 +104,3 @@ def test_prod_release_of_two_platforms_publishes_the_arm64_manifest_alone() -> N
         "abc1234-arm64",
         "abc1234",
     }
-
-
-def test_oci_manifests_get_an_oci_index() -> None:
-    images = [pushed(ARM64, MediaType.OCI_MANIFEST), pushed(AMD64, MediaType.OCI_MANIFEST)]
-    descriptors = [i.manifest.descriptor(i.platform) for i in images]
-    assert assemble_index(descriptors).media_type == MediaType.OCI_INDEX
