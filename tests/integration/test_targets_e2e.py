@@ -104,8 +104,9 @@ def _build_and_push(project, stage_env, monkeypatch_env, target, platforms, **ov
             clients[host] = RegistryClient(host)
         return clients[host]
 
-    client = client_for(REGISTRY)
     outcome = build(plan, NativeBackend(client_for), lambda _p, _m: None)
+    # The backend closes the clients it pulled with when its build ends: push with a new one.
+    client = RegistryClient(REGISTRY)
     repository = Reference.parse(f"{REGISTRY}/crossdock-it/{target}-{RUN_ID}")
     if outcome.image_set.index is None:
         tags = {
@@ -116,6 +117,7 @@ def _build_and_push(project, stage_env, monkeypatch_env, target, platforms, **ov
     if len(outcome.image_set.images) == 1 and outcome.image_set.index is not None:
         tags = {"single": outcome.image_set.index.digest}
     push_image_set(client, outcome.image_set, repository, tags)
+    client.close()
     for each in clients.values():
         each.close()
     return Built(target, outcome, repository, tags)
