@@ -63,6 +63,8 @@ def main() -> None:
     _register_commands()
     from crossdock.cli.root import app
 
+    install_interrupt_handlers()
+
     try:
         app()
     except VerificationError as err:
@@ -81,6 +83,20 @@ def main() -> None:
         where = f" {err.filename}" if err.filename else ""
         _print_error(CrossdockError(f"{err.strerror or err}:{where}"))
         sys.exit(CrossdockError.exit_code)
+
+
+def install_interrupt_handlers() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop crossdock at once, with its children
+    (``crossdock.cli.interrupt``), instead of waiting for transfers in worker threads."""
+    import signal
+
+    def stop(_signum: int, _frame: object) -> None:
+        from crossdock.cli.interrupt import stop_after_interrupt
+
+        stop_after_interrupt()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _print_error(err: CrossdockError) -> None:

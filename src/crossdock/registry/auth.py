@@ -39,6 +39,9 @@ __all__ = [
     "redact_url",
 ]
 
+# A token server answers a small JSON document: a silent one fails fast, not after minutes.
+_TOKEN_TIMEOUT = httpx.Timeout(connect=10.0, read=20.0, write=20.0, pool=30.0)
+
 _log = logging.getLogger(__name__)
 
 # auth-param = token "=" ( token / quoted-string ), RFC 7235; quoted strings may hold commas.
@@ -205,7 +208,7 @@ class Authenticator:
         headers = {"Authorization": creds.basic_header()} if creds is not None else {}
         _log.debug("requesting a token from %s for %s", redact_url(realm), " ".join(scopes))
         try:
-            response = self._http.get(realm, params=params, headers=headers)
+            response = self._http.get(realm, params=params, headers=headers, timeout=_TOKEN_TIMEOUT)
         except httpx.TransportError as err:
             raise AuthError(
                 f"cannot reach the token server {redact_url(realm)} of registry "

@@ -229,8 +229,10 @@ class RegistryClient:
         name = self._repository(repository)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with _PartialBlob(dest, descriptor.digest.algorithm) as partial:
+            # No wall-clock budget (stamina's default is 45 s): a large blob cut off after
+            # minutes is resumed like one cut off at once; attempts bound the retrying.
             for attempt in stamina.retry_context(
-                on=httpx.TransportError, attempts=_DOWNLOAD_ATTEMPTS
+                on=httpx.TransportError, attempts=_DOWNLOAD_ATTEMPTS, timeout=None
             ):
                 with attempt:
                     self._download(name, descriptor, partial)
@@ -301,7 +303,9 @@ class RegistryClient:
         name = self._repository(repository)
         if self.blob_exists(repository, descriptor.digest):
             return "present"
-        for attempt in stamina.retry_context(on=_is_transient, attempts=self.transport.attempts):
+        for attempt in stamina.retry_context(
+            on=_is_transient, attempts=self.transport.attempts, timeout=None
+        ):
             with attempt:
                 return self._upload(name, descriptor, path, mount_from)
         raise AssertionError("stamina ended without a result")  # pragma: no cover
@@ -312,7 +316,9 @@ class RegistryClient:
         digest = sha256_of(data)
         if self.blob_exists(repository, digest):
             return "present"
-        for attempt in stamina.retry_context(on=_is_transient, attempts=self.transport.attempts):
+        for attempt in stamina.retry_context(
+            on=_is_transient, attempts=self.transport.attempts, timeout=None
+        ):
             with attempt:
                 start_upload(self.transport, name, ecr=self.ecr is not None).put_whole(
                     digest, len(data), data

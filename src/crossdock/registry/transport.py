@@ -32,11 +32,14 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import stamina
 
+from crossdock import retries
 from crossdock.errors import AuthError, RegistryError
 from crossdock.registry.auth import Authenticator, redact_url
 from crossdock.registry.reference import is_loopback_registry
 from crossdock.registry.responses import check_api_version, check_registry_answer
 from crossdock.tls import system_ssl_context
+
+retries.install()  # each retry: one readable line (crossdock.retries)
 
 __all__ = ["Body", "TransientRegistryError", "Transport"]
 
@@ -48,10 +51,16 @@ Body = bytes | Callable[[], Iterable[bytes]] | None
 # Retry-After can ask for minutes; a build waits at most this long for one retry.
 _MAX_RETRY_AFTER_SECONDS = 60.0
 _DEFAULT_ATTEMPTS = 5
-# Upper bound for all attempts of one request (stamina's timeout), uploads of large layers
-# included: the per-read timeout of httpx catches stalls, this catches endless retrying.
-_RETRY_BUDGET_SECONDS = 300.0
-_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=60.0)
+# Timeouts per operation, per attempt (stamina gets no wall-clock budget: an upload reset after
+# ten minutes is retried like one reset after a second; attempts bound the retrying):
+# - blob transfers (GET/PUT/PATCH under /blobs/): the gap allowed between two reads or writes;
+# - everything else (manifests, tags, tokens): small answers, expected quickly;
+# - the first GET /v2/: a registry that accepts connections and never answers fails within
+#   attempts x 8 s plus backoff (under a minute), before anything else is tried.
+_TRANSFER_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=120.0, pool=60.0)
+_SMALL_TIMEOUT = httpx.Timeout(connect=10.0, read=20.0, write=30.0, pool=30.0)
+_PING_TIMEOUT = httpx.Timeout(8.0)
+_TIMEOUT = _TRANSFER_TIMEOUT  # the client's default (redirects to storage follow a blob GET)
 
 
 class TransientRegistryError(RegistryError):
@@ -150,7 +159,7 @@ class Transport:
             for attempt in stamina.retry_context(
                 on=_backoff,
                 attempts=self.attempts if retry else 1,
-                timeout=_RETRY_BUDGET_SECONDS,
+                timeout=None,
                 wait_max=_MAX_RETRY_AFTER_SECONDS,
             ):
                 with attempt:
@@ -182,7 +191,7 @@ class Transport:
         with self._check_lock:
             if self._checked_api:
                 return
-            ping = _Call("GET", self.url("/v2/"), (), {}, None, stream=False)
+            ping = _Call("GET", self.url("/v2/"), (), {}, None, stream=False, timeout=_PING_TIMEOUT)
             response = self._send_once(ping, None)
             if response.status_code == 429 or response.status_code >= 500:
                 raise TransientRegistryError(
@@ -231,7 +240,10 @@ class Transport:
         if authorization is not None:
             headers["Authorization"] = authorization
         content = call.body() if callable(call.body) else call.body
-        request = self.http.build_request(call.method, call.url, headers=headers, content=content)
+        timeout = call.timeout or (_TRANSFER_TIMEOUT if "/blobs/" in call.url else _SMALL_TIMEOUT)
+        request = self.http.build_request(
+            call.method, call.url, headers=headers, content=content, timeout=timeout
+        )
         response = self.http.send(request, stream=True)
         if not call.stream:
             try:
@@ -252,6 +264,7 @@ class _Call:
     headers: dict[str, str]
     body: Body
     stream: bool
+    timeout: httpx.Timeout | None = None  # None: chosen by the kind of request (_send_once)
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

@@ -16,10 +16,13 @@ from pathlib import Path
 import httpx
 import stamina
 
+from crossdock import retries
 from crossdock.errors import ResolveError, UnsafeContentError
 from crossdock.resolve.lockfile import LockedPackage, LockedSdist, options_hint, wheel_tags
 from crossdock.tls import system_ssl_context
 from crossdock.wheeltags import WheelTarget
+
+retries.install()  # each retry: one readable line (crossdock.retries)
 
 __all__ = [
     "build_pure_wheel",
