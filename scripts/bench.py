@@ -57,12 +57,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crossdock.backends.buildx import (
-    BuildxInvocation,
-    mirrored_base_args,
-    read_dockerfile,
-    render_buildx_args,
-)
+from crossdock.backends.buildx_args import BuildxInvocation, render_buildx_args
+from crossdock.backends.dockerfile import mirrored_base_args, read_dockerfile
 from crossdock.config import default_cache_dir
 from crossdock.platform import Platform
 from crossdock.registry.reference import Mirrors

@@ -29,7 +29,8 @@ from typing import Any
 
 import pytest
 
-from crossdock.localrun.docker_run import Docker, default_start_timeout
+from crossdock.dockercli import Docker
+from crossdock.localrun.docker_run import default_start_timeout
 from crossdock.localrun.health import wait_for_health
 from crossdock.platform import parse_platforms
 from tests.integration.test_native_build import (

@@ -21,25 +21,26 @@ returned as an ``ImageSet`` whose blobs are the verified copies in the blob cach
 is written here: the release code tags that set as it tags a native build (tags last). Registries
 cannot delete a tag without its manifest, so the staging tag stays behind.
 
-Arguments are rendered by pure functions (``render_buildx_args``) so tests check them.
+The Dockerfile is read by ``backends.dockerfile`` and the arguments rendered by
+``backends.buildx_args`` (both pure, so tests check them); docker runs through
+``crossdock.dockercli``.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import secrets
-import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from crossdock.backends.base import Progress
+from crossdock.backends.buildx_args import BuildxInvocation, builder_driver, render_buildx_args
+from crossdock.backends.dockerfile import mirrored_base_args, read_dockerfile
 from crossdock.cache import CacheLayout
+from crossdock.dockercli import Docker, find_docker
 from crossdock.errors import ConfigError, ToolError, VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.manifest import Index, Manifest
@@ -52,167 +53,7 @@ from crossdock.registry.reference import Mirrors, Reference
 from crossdock.verify import PlatformReport, verify_image
 from crossdock.verify.sources import LoadedImage, load_docker_archive, load_registry
 
-__all__ = [
-    "BuildxBackend",
-    "BuildxInvocation",
-    "BuildxResult",
-    "BuiltImage",
-    "DockerfileFacts",
-    "builder_driver",
-    "buildx_image_set",
-    "mirrored_base_args",
-    "read_dockerfile",
-    "render_buildx_args",
-    "target_for_dockerfile",
-]
-
-Output = Literal["load", "push"]
-
-# Dockerfile.<target> is the seed's naming; the suffix says which deployment target it builds.
-_DOCKERFILE_TARGETS = {"lambda": "lambda", "apprunner": "apprunner", "eks": "eks"}
-_FROM_RE = re.compile(
-    r"^FROM\s+(?:--platform=\S+\s+)?(?P<image>\S+)(?:\s+AS\s+(?P<stage>\S+))?\s*$", re.IGNORECASE
-)
-_ARG_RE = re.compile(r"^ARG\s+(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:=(?P<default>\S*))?\s*$", re.I)
-_VAR_RE = re.compile(r"^\$\{?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}?$")
-
-
-@dataclass(frozen=True)
-class DockerfileFacts:
-    """What crossdock needs to know about a Dockerfile before building it."""
-
-    # Global ARGs (before the first FROM) that FROM lines use as image names, with defaults.
-    base_args: Mapping[str, str]
-    # FROM image names written literally (not an ARG, not an earlier stage).
-    literal_bases: tuple[str, ...]
-    declares_targetplatform: bool
-
-
-def read_dockerfile(text: str) -> DockerfileFacts:
-    """Read the base-image facts of a Dockerfile (continuation lines and comments handled)."""
-    lines = _logical_lines(text)
-    global_args: dict[str, str] = {}
-    stages: set[str] = set()
-    base_args: dict[str, str] = {}
-    literal: list[str] = []
-    declares_tp = False
-    seen_from = False
-    for line in lines:
-        arg = _ARG_RE.match(line)
-        if arg and not seen_from:
-            global_args[arg["name"]] = arg["default"] or ""
-            declares_tp = declares_tp or arg["name"] == "TARGETPLATFORM"
-            continue
-        found = _FROM_RE.match(line)
-        if not found:
-            continue
-        seen_from = True
-        image = found["image"]
-        var = _VAR_RE.match(image)
-        if var and var["name"] in global_args:
-            base_args[var["name"]] = global_args[var["name"]]
-        elif image.lower() not in stages and image != "scratch":
-            literal.append(image)
-        if found["stage"]:
-            stages.add(found["stage"].lower())
-    return DockerfileFacts(base_args, tuple(dict.fromkeys(literal)), declares_tp)
-
-
-def _logical_lines(text: str) -> list[str]:
-    out: list[str] = []
-    pending = ""
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        out.append(pending + stripped)
-        pending = ""
-    if pending:
-        out.append(pending)
-    return out
-
-
-def target_for_dockerfile(path: Path) -> str | None:
-    """``Dockerfile.lambda`` -> ``lambda`` (the seed's naming), else None."""
-    _, _, suffix = path.name.partition(".")
-    return _DOCKERFILE_TARGETS.get(suffix.lower())
-
-
-def mirrored_base_args(facts: DockerfileFacts, mirrors: Mirrors) -> dict[str, str]:
-    """Build arguments that point the Dockerfile's base ARGs at their mirrors.
-
-    A base written literally in FROM cannot be remapped on dockerd 20.10's BuildKit (no named
-    build contexts): refuse with the fix instead of silently pulling from the internet.
-    """
-    remapped = [b for b in facts.literal_bases if mirrors.apply(Reference.parse(b)) != _ref(b)]
-    if remapped:
-        raise ConfigError(
-            f"the Dockerfile names base image(s) {', '.join(remapped)} directly in FROM, and "
-            "registry-mirrors map them elsewhere",
-            hint="declare `ARG BASE_IMAGE=<name>` before the first FROM and write "
-            "`FROM --platform=$TARGETPLATFORM ${BASE_IMAGE}`; crossdock then passes the mirror",
-        )
-    args: dict[str, str] = {}
-    for name, default in facts.base_args.items():
-        if not default:
-            continue
-        mirrored = mirrors.apply(Reference.parse(default))
-        if mirrored != _ref(default):
-            args[name] = str(mirrored)
-    return args
-
-
-def _ref(text: str) -> Reference:
-    return Reference.parse(text)
-
-
-@dataclass(frozen=True)
-class BuildxInvocation:
-    """One ``docker buildx build`` run, fully decided."""
-
-    context: Path
-    dockerfile: Path
-    platforms: tuple[Platform, ...]
-    build_args: Mapping[str, str]
-    tags: tuple[str, ...]
-    output: Output
-    # Lambda refuses image indexes, and attestations wrap the image in one: off for Lambda.
-    attestations: bool = False
-    # RUN steps reach package indexes through the host's network (and its proxy settings).
-    network: str | None = "host"
-    builder: str | None = None
-
-
-def render_buildx_args(invocation: BuildxInvocation) -> list[str]:
-    """The argument list after ``docker`` (pure: tests compare it)."""
-    args = ["buildx", "build", "--progress=plain"]
-    if invocation.builder:
-        args += ["--builder", invocation.builder]
-    args += ["--platform", ",".join(p.short for p in invocation.platforms)]
-    args += ["--file", str(invocation.dockerfile)]
-    for name, value in sorted(invocation.build_args.items()):
-        args += ["--build-arg", f"{name}={value}"]
-    if not invocation.attestations:
-        args += ["--provenance=false", "--sbom=false"]
-    if invocation.network:
-        args += ["--network", invocation.network]
-    for tag in invocation.tags:
-        args += ["--tag", tag]
-    args.append("--load" if invocation.output == "load" else "--push")
-    args.append(str(invocation.context))
-    return args
-
-
-def builder_driver(inspect_output: str) -> str | None:
-    """The driver named by ``docker buildx inspect`` (``docker``, ``docker-container``...)."""
-    for line in inspect_output.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "Driver":
-            return value.strip() or None
-    return None
+__all__ = ["BuildxBackend", "BuildxResult", "BuiltImage", "buildx_image_set"]
 
 
 @dataclass(frozen=True)
@@ -275,7 +116,7 @@ class BuildxBackend:
         self.builder = builder
         self.allow = allow
         self._environ = environ
-        self._docker_path = docker
+        self._driver: Docker | None = None
 
     def build(
         self,
@@ -294,21 +135,21 @@ class BuildxBackend:
                 hint="build it with the native backend (crossdock build, no --backend), which "
                 "knows every project shape",
             )
-        docker = shutil.which(self.docker, path=(self._environ or os.environ).get("PATH"))
+        docker = find_docker(self.docker, environ=self._environ)
         if docker is None:
             raise ToolError(
                 f"{self.docker} is not on PATH: the buildx backend drives docker buildx",
                 hint="install docker and the buildx plugin, or build without Docker: "
                 "crossdock build (the native backend needs no daemon and no QEMU)",
             )
-        self._docker_path = docker
+        self._driver = Docker(docker, environ=self._environ)
         if not self.dockerfile.is_file():
             raise ConfigError(f"no Dockerfile at {self.dockerfile}")
         facts = read_dockerfile(self.dockerfile.read_text())
         context = plan.service_dir.parent
         self._check_lock(plan)
         base_args = mirrored_base_args(facts, self.mirrors)
-        driver = builder_driver(self._run([docker, "buildx", "inspect", *self._builder_opt()]))
+        driver = builder_driver(self._run(["buildx", "inspect", *self._builder_opt()]))
         lambda_target = plan.single_manifests
         target_ref = Reference.parse(push, default_tag=tag) if push else None
         if stage:
@@ -355,7 +196,7 @@ class BuildxBackend:
             where = ", ".join(p.short for p in group)
             progress(group[0] if len(group) == 1 else None, f"docker buildx build ({where})")
             started = time.monotonic()
-            self._run(list(command), stream=True)
+            self._run(command[1:], stream=True)
             seconds = time.monotonic() - started
             progress(group[0] if len(group) == 1 else None, f"built in {seconds:.1f}s")
             built.extend((p, tags[0], seconds) for p in group)
@@ -476,7 +317,7 @@ class BuildxBackend:
     def _verify_loaded(self, local_tag: str, platform: Platform) -> PlatformReport:
         with tempfile.TemporaryDirectory(prefix="crossdock-save-") as tmp:
             archive = Path(tmp) / "image.tar"
-            self._run([self._docker_path, "save", "-o", str(archive), local_tag])
+            self._run(["save", "-o", str(archive), local_tag])
             (image,) = load_docker_archive(archive, Path(tmp) / "layers")
             return self._verify(image, platform)
 
@@ -491,23 +332,16 @@ class BuildxBackend:
             image_name=image.name,
         )
 
-    def _run(self, command: list[str], *, stream: bool = False) -> str:
-        env = dict(self._environ) if self._environ is not None else None
-        try:
-            done = subprocess.run(
-                command,
-                check=False,
-                text=True,
-                env=env,
-                stdout=None if stream else subprocess.PIPE,
-                stderr=None if stream else subprocess.PIPE,
-            )
-        except FileNotFoundError as err:
-            raise ToolError(f"cannot run {command[0]}: {err}") from err
+    def _run(self, args: Sequence[str], *, stream: bool = False) -> str:
+        """``docker ARGS`` through the driver, without a time limit (a cold build under QEMU
+        takes long); a failure is a ToolError with the command's last lines and a hint."""
+        if self._driver is None:  # unreachable: build() makes the driver first
+            raise ToolError("the buildx backend ran docker before finding it")
+        done = self._driver.call(args, stream=stream, timeout=None)
         if done.returncode != 0:
             detail = (done.stderr or "").strip().splitlines()[-5:] if not stream else []
             raise ToolError(
-                f"`{' '.join(command[:4])} ...` failed with exit code {done.returncode}"
+                f"`docker {' '.join(args[:3])} ...` failed with exit code {done.returncode}"
                 + (": " + " | ".join(detail) if detail else ""),
                 hint=_failure_hint(" ".join(detail)),
             )

@@ -144,7 +144,7 @@ def build(
                 hint="docker buildx already ran the build steps inside the image; run the "
                 "image with `crossdock run` to try it",
             )
-        from crossdock.backends.buildx import target_for_dockerfile
+        from crossdock.backends.dockerfile import target_for_dockerfile
 
         local_outputs = layout is not None or archive is not None
         path = buildx_dockerfile(project, backend_name, dockerfile, local_outputs=local_outputs)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import os
 import platform as _platform
-import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crossdock.dockercli import Docker, find_docker
 from crossdock.platform import Platform
 
 __all__ = [
@@ -138,20 +138,13 @@ class DockerFacts:
 
 
 def probe_docker(env: HostEnv) -> DockerFacts:
-    docker = shutil.which(env.docker, path=env.env().get("PATH"))
+    docker = find_docker(env.docker, environ=env.env())
     if docker is None:
         return DockerFacts(None)
-    run_env = env.env()
+    driver = Docker(docker, environ=env.env())
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [docker, *args],
-            capture_output=True,
-            text=True,
-            env=run_env,
-            timeout=_TIMEOUT,
-            check=False,
-        )
+        return driver.call(args, timeout=_TIMEOUT)
 
     client = server = error = None
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from crossdock.dockercli import Docker
 from crossdock.errors import TargetError
-from crossdock.localrun.docker_run import Docker
 from crossdock.localrun.lambda_runtime_api import InvocationResult, LambdaRuntimeApi
 from crossdock.platform import Platform
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from crossdock.dockercli import Container, Docker
 from crossdock.errors import TargetError
-from crossdock.localrun.docker_run import Container, Docker
 from crossdock.localrun.health import HealthAnswer, port_is_taken, wait_for_health
 from crossdock.platform import Platform
 

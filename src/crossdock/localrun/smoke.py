@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossdock.dockercli import Docker
 from crossdock.errors import VerificationError
 from crossdock.fsview import LayerFS
 from crossdock.image.artifact import ImageSet, PlatformImage
-from crossdock.localrun.docker_run import Docker, default_start_timeout
+from crossdock.localrun.docker_run import default_start_timeout
 from crossdock.output import write_docker_archive
 from crossdock.platform import Platform
 from crossdock.verify.startup import check_startup

@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from crossdock.backends.buildx import (
-    BuildxInvocation,
-    builder_driver,
-    mirrored_base_args,
-    read_dockerfile,
-    render_buildx_args,
-    target_for_dockerfile,
-)
+from crossdock.backends.buildx_args import BuildxInvocation, builder_driver, render_buildx_args
+from crossdock.backends.dockerfile import mirrored_base_args, read_dockerfile, target_for_dockerfile
 from crossdock.errors import ConfigError
 from crossdock.platform import AMD64, ARM64
 from crossdock.registry.reference import Mirrors
