@@ -337,6 +337,7 @@ def _check_repositories(what: DoctorInput, env: HostEnv) -> list[Finding]:
         # Only whether credentials exist and where from: never their values.
         credentials = find_credentials(host, env.environ)
         creds = f"credentials from {credentials.source}" if credentials else "no credentials"
+        fix: str | None
         if not reachable:
             status = Status.FAIL
             summary = f"environment {name}: {host} does not answer ({detail})"
@@ -348,12 +349,45 @@ def _check_repositories(what: DoctorInput, env: HostEnv) -> list[Finding]:
                 "log in (`docker login HOST`, or for ECR a docker-credential-ecr-login helper or "
                 "AWS credentials) or set CROSSDOCK_REGISTRY_USERNAME/PASSWORD"
             )
+        elif credentials is not None:
+            status, summary, fix = _try_credentials(name, host, creds, env)
         else:
             status, summary, fix = Status.OK, f"environment {name}: {host} answers; {creds}", None
         out.append(
             Finding("registry", status, summary, fix=fix, details={"repository": repository})
         )
     return out
+
+
+def _try_credentials(
+    name: str, host: str, creds: str, env: HostEnv
+) -> tuple[Status, str, str | None]:
+    """Log in for real, as `docker login` does: an authenticated ``GET /v2/`` (a token from the
+    registry's token server first, where it has one). Never prints the credentials."""
+    from crossdock.errors import AuthError, RegistryError
+    from crossdock.registry.client import RegistryClient
+
+    where = f"environment {name}: {host}"
+    try:
+        with RegistryClient(host, environ=env.environ) as client:
+            response = client.transport.request("GET", "/v2/", scopes=[])
+            authenticated = client.transport.auth.header_for([]) is not None
+    except AuthError:
+        return (
+            Status.FAIL,
+            f"{where} refused the {creds}",
+            (
+                f"log in again (`docker login {host}`) or fix the credential helper / "
+                "CROSSDOCK_REGISTRY_USERNAME/PASSWORD"
+            ),
+        )
+    except RegistryError as err:
+        return Status.WARN, f"{where}: could not check the {creds}: {err.message}", None
+    if response.status_code != 200:
+        return Status.WARN, f"{where} answered {response.status_code} to a login; {creds}", None
+    if not authenticated:
+        return Status.OK, f"{where} answers without asking for credentials; {creds} unused", None
+    return Status.OK, f"{where} accepted the {creds}", None
 
 
 def _ping(host: str) -> tuple[bool, str]:
