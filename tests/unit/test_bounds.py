@@ -10,9 +10,10 @@ import pytest
 
 from crossdock import layerindex
 from crossdock.errors import UnsafeContentError
+from crossdock.image.document import MAX_MANIFESTS
 from crossdock.layerindex import read_members
 from crossdock.platform import AMD64
-from crossdock.verify.sources import MAX_MANIFESTS, load_oci_layout
+from crossdock.verify.sources import load_oci_layout
 from tests.hostile import (
     config_bytes,
     distinct_manifests_layout,

@@ -17,6 +17,8 @@ from crossdock.errors import MalformedError
 from crossdock.image.digest import Digest
 
 __all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "MAX_MANIFESTS",
     "digest_value",
     "load_list",
     "load_object",
@@ -27,6 +29,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# The one set of limits for what crossdock reads from any source (registry, OCI layout, docker
+# archive). Manifests, indexes and configs are small: registries refuse manifests over 4 MiB
+# (distribution's limit), and the bound stops a hostile document from filling memory.
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+# Real multi-arch images list a handful of manifests (platforms + attestations).
+MAX_MANIFESTS = 256
 
 _HINT = "the document is damaged or was not written by an OCI/Docker image tool"
 

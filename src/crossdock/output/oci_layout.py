@@ -18,6 +18,7 @@ from crossdock.errors import NotFoundError, UnsafeContentError
 from crossdock.image.artifact import ImageSet
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
+from crossdock.image.document import MAX_DOCUMENT_BYTES
 from crossdock.image.manifest import Index, canonical_json
 from crossdock.image.mediatypes import MediaType
 from crossdock.output.destination import writing
@@ -33,8 +34,6 @@ __all__ = [
 
 # image-layout.md: the annotation that names a reference (tag) in index.json.
 REF_NAME = "org.opencontainers.image.ref.name"
-# Manifests, indexes and configs are small; the bound stops a hostile file from filling memory.
-_MAX_DOCUMENT = 8 * 1024 * 1024
 _CHUNK = 1024 * 1024
 
 
@@ -44,8 +43,10 @@ def layout_blob_path(root: Path, digest: Digest) -> Path:
 
 def read_bounded(path: Path) -> bytes:
     """A small JSON document (index.json, a manifest, a config), refusing anything huge."""
-    if path.stat().st_size > _MAX_DOCUMENT:
-        raise UnsafeContentError(f"{path} is larger than {_MAX_DOCUMENT} bytes; not a manifest")
+    if path.stat().st_size > MAX_DOCUMENT_BYTES:
+        raise UnsafeContentError(
+            f"{path} is larger than {MAX_DOCUMENT_BYTES} bytes; not a manifest"
+        )
     return path.read_bytes()
 
 

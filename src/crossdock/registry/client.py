@@ -28,6 +28,7 @@ import stamina
 from crossdock.errors import ConfigError, MalformedError, RegistryError
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest, sha256_of
+from crossdock.image.document import MAX_DOCUMENT_BYTES
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
 from crossdock.image.mediatypes import MediaType
 from crossdock.registry.auth import Authenticator, pull_scope, push_scope
@@ -58,10 +59,6 @@ _MANIFEST_CONTENT_TYPES = frozenset(
         "application/vnd.docker.distribution.manifest.v1+prettyjws",
     }
 )
-# distribution refuses manifests over 4 MiB; anything bigger is not a manifest we want to parse.
-_MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-# fetch_blob_bytes holds the blob in memory: fine for configs, not for layers.
-_MAX_BYTES_IN_MEMORY = 64 * 1024 * 1024
 # Above this size, non-ECR uploads go in chunks (proxies often cap request bodies).
 _DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 _DOWNLOAD_ATTEMPTS = 3
@@ -144,7 +141,7 @@ class RegistryClient:
                 response.read()
                 raise self._error(response, repository, f"get manifest {ref.identifier}")
             content_type = self._manifest_content_type(response)
-            raw = _read_bounded(response, _MAX_MANIFEST_BYTES, f"manifest {ref}")
+            raw = _read_bounded(response, MAX_DOCUMENT_BYTES, f"manifest {ref}")
         expected = ref.digest or _header_digest(response)
         if expected is not None and not expected.matches(raw):
             raise RegistryError(
@@ -276,12 +273,13 @@ class RegistryClient:
                 partial.write(chunk)
 
     def fetch_blob_bytes(self, repository: Reference, descriptor: Descriptor) -> bytes:
-        """A small blob (an image config) in memory, verified against its descriptor."""
+        """A JSON document blob (an image config) in memory, verified against its descriptor;
+        bounded like every document crossdock reads (``MAX_DOCUMENT_BYTES``)."""
         name = self._repository(repository)
-        if descriptor.size > _MAX_BYTES_IN_MEMORY:
+        if descriptor.size > MAX_DOCUMENT_BYTES:
             raise RegistryError(
                 f"blob {descriptor.digest} in {self.registry}/{name} is {descriptor.size} bytes, "
-                "too large to read into memory",
+                "too large for an image config",
                 hint="use fetch_blob to download it to a file",
             )
         with self._blob_response(name, descriptor) as response:

@@ -26,7 +26,14 @@ from crossdock.errors import ConfigError, MalformedError, NotFoundError, UnsafeC
 from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
-from crossdock.image.document import load_list, optional, reading, require
+from crossdock.image.document import (
+    MAX_DOCUMENT_BYTES,
+    MAX_MANIFESTS,
+    load_list,
+    optional,
+    reading,
+    require,
+)
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
 from crossdock.layerindex import open_decompressed
 from crossdock.output.oci_layout import (
@@ -49,11 +56,7 @@ from crossdock.transports import (
 
 __all__ = ["LoadedImage", "load_docker_archive", "load_oci_layout", "load_registry", "open_images"]
 
-# Manifests, indexes and configs are small; a bound stops a hostile file from filling memory.
-_MAX_JSON = 8 * 1024 * 1024
 _CHUNK = 1024 * 1024
-# Real multi-arch images have a handful of manifests (platforms + attestations).
-MAX_MANIFESTS = 256
 
 
 @dataclass(frozen=True)
@@ -353,8 +356,8 @@ def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
 
 def _member_bytes(tar: tarfile.TarFile, name: str) -> bytes:
     with _member(tar, name) as stream:
-        data = stream.read(_MAX_JSON + 1)
-    if len(data) > _MAX_JSON:
+        data = stream.read(MAX_DOCUMENT_BYTES + 1)
+    if len(data) > MAX_DOCUMENT_BYTES:
         raise UnsafeContentError(
             f"{_archive_name(tar)}: {name} is too large for a manifest or config"
         )
