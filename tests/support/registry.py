@@ -17,8 +17,13 @@ What it serves (no auth): ``GET /v2/``; manifests GET/HEAD/PUT by tag or digest;
 monolithic POST), ``PATCH`` (streamed or with ``Content-Range``), ``PUT ?digest=``, and
 ``GET`` of an upload's location (its ``Range``, for resuming). Digests and sizes are checked.
 
-Switches (``Quirks``, all off by default) for the places where registries differ; ``intercept``
-answers any request first (fault injection: return a ``Canned`` answer, or None to go on).
+Switches (``Quirks``, all off by default) for the places where registries differ and for faults
+(cut uploads, short or altered bodies, manifests rewritten); ``intercept`` answers any request
+first (fault injection: return a ``Canned`` answer, or None to go on).
+
+Bearer tokens: ``TokenServer`` is a token realm on loopback (its answers switchable: tokens,
+5xx, not JSON) and ``bearer_gate(tokens)`` an ``intercept`` that answers 401 with its challenge
+to any request without a live token; ``tokens.expire_all()`` / ``tokens.revoke()`` act mid-push.
 HTTPS with a host name is the stage's part (stage/https.sh), not this one's.
 """
 
@@ -27,7 +32,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["Canned", "InProcessRegistry", "Quirks", "Seen"]
+__all__ = ["Canned", "InProcessRegistry", "Quirks", "Seen", "TokenServer", "bearer_gate"]
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 _NAME = r"(?P<name>[a-z0-9]+(?:[._/-][a-z0-9]+)*)"
@@ -65,6 +72,18 @@ class Quirks:
     cut_blob_gets: int = 0
     # Answer blob GETs with the whole blob (200) even when a Range is asked for.
     ignore_range: bool = False
+    # Blob GETs answer a complete-looking 200 whose body is "short" (the first half, with a
+    # matching Content-Length) or "altered" (the right size, one byte changed).
+    bad_blob_bodies: str | None = None
+    # Cut this many upload requests with a body (PATCH, PUT) off after reading half their bytes:
+    # the connection closes without an answer, as a reset mid-upload leaves it.
+    cut_uploads: int = 0
+    # Manifest GET/HEAD answers carry no Docker-Content-Digest.
+    no_manifest_digest: bool = False
+    # Manifest GETs serve other bytes (a space appended) under the stored digest's header.
+    alter_manifest_gets: bool = False
+    # Manifests PUT are stored re-serialized (indented), under the digest of those bytes.
+    rewrite_manifests: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +122,7 @@ class InProcessRegistry:
         self.answers: list[int] = []  # the status of every answer, in order
         self.patches = 0
         self.cut_gets = 0
+        self.cut_upload_bytes: list[int] = []  # bytes received by each cut upload request
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -217,9 +237,12 @@ def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
                 self._answer(404, _error("MANIFEST_UNKNOWN", ref))
                 return
             raw, media_type = found
-            self._answer(
-                200, raw, {"Content-Type": media_type, "Docker-Content-Digest": _digest(raw)}
-            )
+            headers = {"Content-Type": media_type, "Docker-Content-Digest": _digest(raw)}
+            if registry.quirks.no_manifest_digest:
+                del headers["Docker-Content-Digest"]
+            if registry.quirks.alter_manifest_gets:
+                raw += b" "
+            self._answer(200, raw, headers)
 
         _manifest_head = _manifest_get
 
@@ -230,6 +253,10 @@ def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
             if ref.startswith("sha256:") and ref != digest:
                 self._answer(400, _error("DIGEST_INVALID", ref))
                 return
+            if registry.quirks.rewrite_manifests:
+                raw = json.dumps(json.loads(raw), indent=2).encode()
+                digest = _digest(raw)
+                ref = digest if ref.startswith("sha256:") else ref
             with registry._lock:
                 registry.manifests[(name, ref)] = (raw, media_type)
                 registry.manifests[(name, digest)] = (raw, media_type)
@@ -246,6 +273,10 @@ def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
             if self.command == "GET" and self._cut_this_get():
                 self._answer_cut(data, headers)
                 return
+            if self.command == "GET" and registry.quirks.bad_blob_bodies == "short":
+                data = data[: len(data) // 2]
+            elif self.command == "GET" and registry.quirks.bad_blob_bodies == "altered":
+                data = data[:-1] + bytes([data[-1] ^ 0xFF])
             wanted = re.match(r"bytes=(\d+)-(\d*)$", self.headers.get("Range", ""))
             if wanted and self.command == "GET" and not registry.quirks.ignore_range:
                 start = int(wanted.group(1))
@@ -346,9 +377,21 @@ def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
                     registry.short_chunks.add(upload_id)
             return True
 
+        def _cut_this_upload(self) -> bool:
+            """Read half the body, then drop the connection without an answer (quirk)."""
+            length = int(self.headers.get("Content-Length") or 0)
+            with registry._lock:
+                if length == 0 or len(registry.cut_upload_bytes) >= registry.quirks.cut_uploads:
+                    return False
+                registry.cut_upload_bytes.append(length // 2)
+            self.rfile.read(length // 2)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return True
+
         def _upload_patch(self, name: str, id: str) -> None:
             session = self._session(id)
-            if session is None:
+            if session is None or self._cut_this_upload():
                 return
             data = self._body()
             content_range = self.headers.get("Content-Range")
@@ -379,7 +422,7 @@ def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
 
         def _upload_put(self, name: str, id: str) -> None:
             session = self._session(id)
-            if session is None:
+            if session is None or self._cut_this_upload():
                 return
             data = self._body()
             if data and not self._chunk_allowed(id, data):
@@ -390,3 +433,101 @@ def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
             self._store(name, self.query.get("digest", ""), session)
 
     return Handler
+
+
+class TokenServer:
+    """A bearer-token realm on ``127.0.0.1`` (a free port): ``GET /token`` answers
+    ``{"token": ..., "expires_in": ...}``, or what ``mode`` says: "error" (503), "not-json"
+    (an HTML page with 200). Tokens are live until ``expire_all`` or ``revoke``; after
+    ``revoke`` the account gets no new token either (401), as when credentials are withdrawn."""
+
+    def __init__(self, *, expires_in: int = 300) -> None:
+        self.mode = "ok"
+        self.expires_in = expires_in
+        self.live: set[str] = set()
+        self.issued: list[str] = []
+        self.refused: list[str] = []  # tokens it issued that the gate turned away (expired)
+        self.revoked = False
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: ARG002
+                return
+
+            def do_GET(self) -> None:
+                status, body, kind = owner._answer()
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.realm = f"http://127.0.0.1:{self._server.server_address[1]}/token"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _answer(self) -> tuple[int, bytes, str]:
+        if self.mode == "error":
+            return 503, b"token service down", "text/plain"
+        if self.mode == "not-json":
+            return 200, b"<html><body>Sign in</body></html>", "text/html"
+        with self._lock:
+            if self.revoked:
+                return 401, b'{"details": "access revoked"}', "application/json"
+            token = f"token-{len(self.issued)}-{time.monotonic_ns()}"
+            self.issued.append(token)
+            self.live.add(token)
+        body = json.dumps({"token": token, "expires_in": self.expires_in}).encode()
+        return 200, body, "application/json"
+
+    def expire_all(self) -> None:
+        with self._lock:
+            self.live.clear()
+
+    def revoke(self) -> None:
+        with self._lock:
+            self.live.clear()
+            self.revoked = True
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+    def __enter__(self) -> TokenServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def bearer_gate(
+    tokens: TokenServer,
+    realm: str | None = None,
+    then: Callable[[Seen], Canned | None] | None = None,
+) -> Callable[[Seen], Canned | None]:
+    """An ``intercept``: 401 with a bearer challenge (pointing at ``realm``, by default the
+    token server's) unless the request carries a live token; else ``then`` decides."""
+    challenge = f'Bearer realm="{realm or tokens.realm}",service="in-process"'
+
+    def gate(seen: Seen) -> Canned | None:
+        authorization = {k.lower(): v for k, v in seen.headers.items()}.get("authorization", "")
+        token = authorization.removeprefix("Bearer ")
+        if not authorization.startswith("Bearer ") or token not in tokens.live:
+            if token in tokens.issued:
+                tokens.refused.append(token)
+            body = _error("UNAUTHORIZED", "authentication required")
+            return Canned(401, body, {"WWW-Authenticate": challenge})
+        return then(seen) if then is not None else None
+
+    return gate

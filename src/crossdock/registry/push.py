@@ -5,7 +5,8 @@ then every single-platform manifest *by digest*, then the index by digest, and o
 tags, each to the digest it names. A failure anywhere before the tags raises before any tag is
 written, so no tag ever points at something incomplete; blobs and untagged manifests left behind
 are invisible and collected by the registry. (Tags are written one by one: if the registry
-fails half-way through the tags, the tags written so far point at complete images.)
+fails half-way through the tags, the tags written so far point at complete images, and the
+error says which tags were set and which still point where they did.)
 
 Re-pushing an unchanged image uploads nothing (each blob is HEADed first) and rewrites no tag
 that already points at its digest, which is also what lets a re-push succeed on an immutable
@@ -21,7 +22,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Literal
 
-from crossdock.errors import ConfigError
+from crossdock.errors import ConfigError, RegistryError
 from crossdock.image.artifact import BlobSource, ImageSet
 from crossdock.image.digest import Digest, sha256_of
 from crossdock.registry.client import RegistryClient, UploadOutcome
@@ -121,16 +122,35 @@ def push_image_set(
     raw_by_digest = _documents(image_set)
     for tag, digest in tags.items():
         raw, media_type = raw_by_digest[digest]
-        current = client.head_manifest(target.with_tag(tag))
-        if current is not None and current.digest == digest:
-            report.tags_unchanged.append(tag)
-            progress(PushEvent("tag", tag, "skipped"))
-        else:
-            client.put_manifest(target, raw, media_type, tag)
-            progress(PushEvent("tag", tag, "pushed"))
+        try:
+            current = client.head_manifest(target.with_tag(tag))
+            if current is not None and current.digest == digest:
+                report.tags_unchanged.append(tag)
+                progress(PushEvent("tag", tag, "skipped"))
+            else:
+                client.put_manifest(target, raw, media_type, tag)
+                progress(PushEvent("tag", tag, "pushed"))
+        except RegistryError as err:
+            raise _tags_left_half_way(err, list(tags), list(report.tags)) from err
         report.tags[tag] = digest
     _log.info("pushed %s", report.summary())
     return report
+
+
+def _tags_left_half_way(err: RegistryError, tags: list[str], done: list[str]) -> RegistryError:
+    """``err`` again (same class, so the same exit code), saying which tags the failure left
+    set: every image and the index were complete by then, so those tags are right; the rest did
+    not move."""
+    pending = ", ".join(tags[len(done) :])
+    state = (
+        f"{len(done)} of {len(tags)} tags were set ({', '.join(done)})"
+        if done
+        else f"none of the {len(tags)} tags was set"
+    )
+    return type(err)(
+        f"{err.message}; {state}, {pending} still point where they did",
+        hint=err.hint or "push again: what is already in the registry is not uploaded twice",
+    )
 
 
 def _check_tag_targets(image_set: ImageSet, tags: Mapping[str, Digest]) -> None:

@@ -1,0 +1,273 @@
+"""Failure paths of pulling and pushing that no other test reaches (issue 13, item 11), each
+against the in-process registry and token realm (tests/support/registry.py): real HTTP on
+loopback, the fault switched on by the test. Each test says what crossdock does: the error (its
+class, so its exit code, and its message), and what is left in the registry.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import stamina
+
+from crossdock.errors import AuthError, RegistryError
+from crossdock.image.digest import Digest, sha256_of
+from crossdock.platform import AMD64
+from crossdock.registry import Reference, RegistryClient, push_image_set
+from tests.integration.test_registry_push import build_image_set, six_tags
+from tests.support.registry import Canned, InProcessRegistry, Quirks, Seen, TokenServer, bearer_gate
+
+pytestmark = pytest.mark.integration
+
+REPOSITORY = "fault/app"
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff():
+    """Retries happen as in production, without the waits between them."""
+    with stamina.set_testing(True, attempts=3, cap=True):
+        yield
+
+
+LOGIN = {"CROSSDOCK_REGISTRY_USERNAME": "pusher", "CROSSDOCK_REGISTRY_PASSWORD": "s3cret-pw"}
+
+
+def client_for(
+    registry: InProcessRegistry, environ: dict[str, str] | None = None
+) -> RegistryClient:
+    return RegistryClient(registry.host, environ=environ or {})
+
+
+def tags_in(registry: InProcessRegistry) -> dict[str, str]:
+    """Every tag the registry holds, and the digest of what it points at."""
+    return {
+        ref: str(sha256_of(raw))
+        for (name, ref), (raw, _) in registry.manifests.items()
+        if name == REPOSITORY and not ref.startswith("sha256:")
+    }
+
+
+def push(
+    registry: InProcessRegistry, folder: Path, environ: dict[str, str] | None = None
+) -> tuple[dict[str, Digest], object]:
+    image_set = build_image_set(folder)
+    tags = six_tags(image_set)
+    with client_for(registry, environ) as client:
+        report = push_image_set(
+            client, image_set, Reference.parse(f"{registry.host}/{REPOSITORY}"), tags
+        )
+    return tags, report
+
+
+# -- bearer tokens ---------------------------------------------------------------------------
+
+
+def expire_after(tokens: TokenServer, uploads: int):
+    """An intercept step: once ``uploads`` blob uploads were answered, every token expires."""
+    seen: list[Seen] = []
+
+    def step(request: Seen) -> Canned | None:
+        if request.method in ("PUT", "PATCH") and "/blobs/uploads/" in request.path:
+            seen.append(request)
+            if len(seen) == uploads:
+                tokens.expire_all()
+        return None
+
+    return step
+
+
+def test_a_token_that_expires_mid_push_is_renewed_and_the_push_completes(tmp_path):
+    with TokenServer() as tokens, InProcessRegistry(intercept=bearer_gate(tokens)) as registry:
+        registry.intercept = bearer_gate(tokens, then=expire_after(tokens, 2))
+        tags, _ = push(registry, tmp_path)
+    assert tokens.refused  # the registry did turn an expired token away mid-push
+    assert set(tokens.refused).isdisjoint(tokens.live)
+    assert len(tokens.issued) > len(set(tokens.refused))  # and a new one was fetched
+    assert tags_in(registry) == {tag: str(digest) for tag, digest in tags.items()}
+
+
+def test_a_token_revoked_mid_push_is_an_auth_error_and_no_tag_is_written(tmp_path):
+    with TokenServer() as tokens, InProcessRegistry() as registry:
+
+        def revoke_after_first_upload(request: Seen) -> Canned | None:
+            if request.method == "PUT" and "/blobs/uploads/" in request.path:
+                tokens.revoke()
+            return None
+
+        registry.intercept = bearer_gate(tokens, then=revoke_after_first_upload)
+        # Which of them refuses first depends on the timing of the concurrent uploads: the token
+        # server (no new token for this account) or the registry (a token fetched just before
+        # the revocation, refused too: the second 401). Either way the message names the source.
+        refused = r"refused credentials from environment \(CROSSDOCK_REGISTRY_USERNAME\)"
+        with pytest.raises(AuthError, match=refused) as err:
+            push(registry, tmp_path, LOGIN)
+    assert tokens.refused  # the revoked token was presented and turned away (the first 401)
+    assert err.value.exit_code == 8
+    assert LOGIN["CROSSDOCK_REGISTRY_PASSWORD"] not in str(err.value)
+    assert tags_in(registry) == {}
+    assert not any(ref for (_, ref) in registry.manifests)  # not even a manifest by digest
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("unreachable", r"cannot reach the token server http://127\.0\.0\.1:\d+/token"),
+        ("error", r"the token server of .* answered 503"),
+        ("not-json", r"the token server of .* sent no JSON token"),
+    ],
+)
+def test_a_token_server_that_fails_is_a_one_line_auth_error(tmp_path, mode, message):
+    with TokenServer() as tokens:
+        realm = None
+        if mode == "unreachable":
+            with socket.socket() as sock:  # a port nothing listens on
+                sock.bind(("127.0.0.1", 0))
+                realm = f"http://127.0.0.1:{sock.getsockname()[1]}/token"
+        else:
+            tokens.mode = mode
+        with InProcessRegistry() as registry:
+            registry.intercept = bearer_gate(tokens, realm=realm)
+            with pytest.raises(AuthError, match=message) as refused:
+                push(registry, tmp_path)
+    assert refused.value.exit_code == 8
+    assert "\n" not in refused.value.message
+    assert registry.blobs == {}
+    assert tags_in(registry) == {}
+
+
+# -- uploads ---------------------------------------------------------------------------------
+
+
+def test_a_connection_cut_in_the_middle_of_an_upload_is_retried_and_the_push_completes(tmp_path):
+    with InProcessRegistry(Quirks(cut_uploads=1)) as registry:
+        tags, _ = push(registry, tmp_path)
+    assert registry.cut_upload_bytes and registry.cut_upload_bytes[0] > 0  # cut mid-body
+    assert tags_in(registry) == {tag: str(digest) for tag, digest in tags.items()}
+
+
+def test_a_push_whose_uploads_keep_being_cut_fails_with_no_tag(tmp_path):
+    with (
+        InProcessRegistry(Quirks(cut_uploads=1000)) as registry,
+        pytest.raises(RegistryError, match=r"cannot reach registry .* \(PUT "),
+    ):
+        push(registry, tmp_path)
+    assert registry.cut_upload_bytes and all(n > 0 for n in registry.cut_upload_bytes)
+    assert registry.manifests == {}
+
+
+# -- pulls -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pushed(tmp_path):
+    """A registry holding the small image set under REPOSITORY, and that set."""
+    with InProcessRegistry() as registry:
+        image_set = build_image_set(tmp_path / "blobs")
+        with client_for(registry) as client:
+            push_image_set(
+                client,
+                image_set,
+                Reference.parse(f"{registry.host}/{REPOSITORY}"),
+                six_tags(image_set),
+            )
+        yield registry, image_set
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [("short", r"has \d+ bytes, not the size"), ("altered", "does not match its digest")],
+)
+def test_a_blob_served_short_or_altered_is_refused_and_not_kept(pushed, tmp_path, fault, message):
+    registry, image_set = pushed
+    registry.quirks.bad_blob_bodies = fault
+    layer = image_set.image_for(AMD64).layers[0].descriptor
+    dest = tmp_path / "pulled" / "layer"
+    with client_for(registry) as client, pytest.raises(RegistryError, match=message):
+        client.fetch_blob(Reference.parse(f"{registry.host}/{REPOSITORY}"), layer, dest)
+    assert list(dest.parent.iterdir()) == []  # neither the blob nor a partial file
+
+
+def test_a_manifest_that_does_not_match_its_digest_is_refused(pushed):
+    registry, image_set = pushed
+    registry.quirks.alter_manifest_gets = True
+    digest = image_set.image_for(AMD64).manifest.digest
+    repository = Reference.parse(f"{registry.host}/{REPOSITORY}")
+    with client_for(registry) as client:
+        with pytest.raises(RegistryError, match="does not match its digest"):
+            client.get_manifest(repository.with_digest(digest))
+        # By tag, the registry's own Docker-Content-Digest is what the bytes must match.
+        with pytest.raises(RegistryError, match="does not match its digest"):
+            client.get_manifest(repository.with_tag("dev-amd64-latest"))
+
+
+def test_a_head_without_docker_content_digest_is_answered_by_hashing_the_manifest(pushed):
+    registry, image_set = pushed
+    registry.quirks.no_manifest_digest = True
+    image = image_set.image_for(AMD64)
+    with client_for(registry) as client:
+        found = client.head_manifest(
+            Reference.parse(f"{registry.host}/{REPOSITORY}").with_tag("dev-amd64-latest")
+        )
+    assert found is not None
+    assert found.digest == image.manifest.digest
+    assert [r.method for r in registry.requests[-2:]] == ["HEAD", "GET"]
+
+
+def test_a_registry_that_stores_a_manifest_under_another_digest_is_refused_before_any_tag(
+    tmp_path,
+):
+    with (
+        InProcessRegistry(Quirks(rewrite_manifests=True)) as registry,
+        pytest.raises(RegistryError, match=r"stored manifest .* under sha256:[0-9a-f]{64}, not"),
+    ):
+        push(registry, tmp_path)
+    assert tags_in(registry) == {}
+
+
+# -- writing manifests and tags --------------------------------------------------------------
+
+
+def fail_manifest_puts(after: int):
+    """An intercept: manifest PUTs after the first ``after`` answer 500 (every retry too)."""
+    puts: list[str] = []
+
+    def step(request: Seen) -> Canned | None:
+        if request.method == "PUT" and "/manifests/" in request.path:
+            puts.append(request.path)
+            if len(puts) > after:
+                return Canned(500, b'{"errors":[{"code":"UNKNOWN","message":"disk full"}]}')
+        return None
+
+    return step
+
+
+def test_a_failure_while_manifests_are_written_leaves_no_tag(tmp_path):
+    with (
+        InProcessRegistry(intercept=fail_manifest_puts(after=1)) as registry,
+        pytest.raises(RegistryError, match=r"answered 500 to PUT .*/manifests/sha256:"),
+    ):
+        push(registry, tmp_path)
+    assert tags_in(registry) == {}
+    assert len(registry.manifests) == 1  # one platform manifest, by digest: invisible, collectable
+
+
+def test_a_failure_while_tags_are_written_says_which_tags_were_set(tmp_path):
+    image_set = build_image_set(tmp_path)
+    tags = six_tags(image_set)
+    documents = len(image_set.images) + 1  # platform manifests and the index, by digest
+    with (
+        InProcessRegistry(intercept=fail_manifest_puts(after=documents + 3)) as registry,
+        client_for(registry) as client,
+        pytest.raises(RegistryError, match="tags were set") as failed,
+    ):
+        push_image_set(client, image_set, Reference.parse(f"{registry.host}/{REPOSITORY}"), tags)
+    written = tags_in(registry)
+    order = list(tags)
+    assert list(written) == order[:3]
+    assert all(written[tag] == str(tags[tag]) for tag in written)  # each at a complete image
+    message = failed.value.message
+    assert f"3 of {len(tags)} tags were set" in message
+    assert ", ".join(order[:3]) in message
+    assert order[3] in message
