@@ -60,6 +60,7 @@ def make_plan(
         cache_dir=config.cache_dir,
         mtime=source_date_epoch(),
         bytecode=config.bytecode,
+        bytecode_python=config.bytecode_python,
         warnings=warnings,
     )
 

@@ -117,6 +117,8 @@ class BuildPlan:
     mtime: int
     # Compile bytecode for the image's Python with a host interpreter of the same version.
     bytecode: bool = True
+    # The interpreter config names for it (bytecode-python); None: found on the host.
+    bytecode_python: str | None = None
     # What the target accepts but does not document (App Runner on arm64): said, not refused.
     warnings: tuple[str, ...] = ()
     # Targets whose runtime depends on the base (Lambda on a plain Python base): see

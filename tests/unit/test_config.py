@@ -1,7 +1,7 @@
 import pytest
 
 from crossdock.build import make_plan
-from crossdock.config import load_config
+from crossdock.config import default_cache_dir, load_config, machine_settings
 from crossdock.errors import ConfigError, TargetError
 from crossdock.platform import AMD64, ARM64
 
@@ -122,3 +122,20 @@ def test_target_refuses_unknown_architecture():
 
     with pytest.raises(TargetError, match="does not run"):
         target_spec("lambda").check_platforms((Platform("linux", "riscv64"),))
+
+
+def test_config_is_where_the_bytecode_interpreter_and_machine_settings_are_read(project, tmp_path):
+    env = {
+        "CROSSDOCK_BYTECODE_PYTHON": "/opt/python3.13/bin/python3",
+        "CROSSDOCK_CACHE_DIR": str(tmp_path / "cache"),
+        "CROSSDOCK_REGISTRY_MIRRORS": "docker.io=127.0.0.1:5555",
+    }
+    config = load_config(project_dir=project, service="api", environ=env)
+    assert config.bytecode_python == "/opt/python3.13/bin/python3"
+    assert make_plan(config).bytecode_python == "/opt/python3.13/bin/python3"
+    assert load_config(project_dir=project, service="api", environ={}).bytecode_python is None
+    # Commands without a project (verify IMAGE, cache, doctor outside one) read the same names.
+    settings = machine_settings(env)
+    assert settings.cache_dir == tmp_path / "cache" == config.cache_dir
+    assert settings.registry_mirrors.hosts == {"docker.io": "127.0.0.1:5555"}
+    assert machine_settings({}).cache_dir == default_cache_dir()

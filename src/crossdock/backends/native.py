@@ -327,7 +327,7 @@ class NativeBackend:
             return None
         from crossdock.resolve import bytecode_python
 
-        python = bytecode_python(profile.python_version)
+        python = bytecode_python(profile.python_version, preferred=plan.bytecode_python)
         if python.executable is None:
             progress(
                 platform,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -33,9 +32,9 @@ CacheDirOpt = Annotated[
 def _cache_dir(option: Path | None) -> Path:
     if option is not None:
         return option
-    from crossdock.config import default_cache_dir
+    from crossdock.config import machine_settings
 
-    return Path(os.environ.get("CROSSDOCK_CACHE_DIR") or default_cache_dir())
+    return machine_settings().cache_dir
 
 
 def _mib(size: int) -> str:

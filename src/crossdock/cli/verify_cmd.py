@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -45,17 +44,16 @@ def verify(
     With --target lambda, also what Lambda refuses at deploy time (an index, media types,
     non-gzip layers, hardlinks, missing parent directories, size, the handler, architecture).
     Exits 0 when every platform passes, 6 when any check fails."""
-    from crossdock.config import default_cache_dir
+    from crossdock.config import machine_settings
     from crossdock.platform import parse_platforms
-    from crossdock.registry.reference import Mirrors
     from crossdock.targets import target_spec
     from crossdock.verify import render_reports, reports_to_json, verify_image
     from crossdock.verify.sources import open_images
 
     preflight = target is not None and target_spec(target).lambda_preflight
     platforms = parse_platforms(",".join(platform)) if platform else ()
-    cache_dir = Path(os.environ.get("CROSSDOCK_CACHE_DIR") or default_cache_dir())
-    mirrors = Mirrors.parse(os.environ.get("CROSSDOCK_REGISTRY_MIRRORS", ""))
+    settings = machine_settings()
+    cache_dir, mirrors = settings.cache_dir, settings.registry_mirrors
     reports = []
     with open_images(image, platforms=platforms, cache_dir=cache_dir, mirrors=mirrors) as images:
         for loaded in images:

@@ -1,13 +1,21 @@
 """Configuration: one cascade, resolved once into frozen values (see ``loader``)."""
 
-from crossdock.config.loader import default_cache_dir, find_project_root, load_config
+from crossdock.config.loader import (
+    MachineSettings,
+    default_cache_dir,
+    find_project_root,
+    load_config,
+    machine_settings,
+)
 from crossdock.config.model import Config, EnvironmentConfig, TargetName
 
 __all__ = [
     "Config",
     "EnvironmentConfig",
+    "MachineSettings",
     "TargetName",
     "default_cache_dir",
     "find_project_root",
     "load_config",
+    "machine_settings",
 ]

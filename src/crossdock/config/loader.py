@@ -12,8 +12,10 @@ seed's backend/<service>/ layout, or a uv workspace), from the folder given or t
 
 Keys are written in kebab-case in files; environment variables are CROSSDOCK_ plus the key in
 upper snake case (CROSSDOCK_PLATFORMS, CROSSDOCK_TARGET, CROSSDOCK_BASE, CROSSDOCK_REPOSITORY,
-CROSSDOCK_SERVICE, CROSSDOCK_CACHE_DIR) and CROSSDOCK_REGISTRY_MIRRORS in the
-``host=mirror,host=mirror`` form. Unknown keys are errors, with the file that holds them.
+CROSSDOCK_SERVICE, CROSSDOCK_CACHE_DIR, CROSSDOCK_BYTECODE_PYTHON) and CROSSDOCK_REGISTRY_MIRRORS
+in the ``host=mirror,host=mirror`` form. This module is the only reader of those variables;
+commands without a project get theirs from ``machine_settings``. Unknown keys are errors, with
+the file that holds them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,14 @@ from crossdock.errors import ConfigError
 from crossdock.project import PROJECT_FILE, discover_service, find_project_root
 from crossdock.registry.reference import Mirrors
 
-__all__ = ["PROJECT_FILE", "default_cache_dir", "find_project_root", "load_config"]
+__all__ = [
+    "PROJECT_FILE",
+    "MachineSettings",
+    "default_cache_dir",
+    "find_project_root",
+    "load_config",
+    "machine_settings",
+]
 
 # Settings that depend on the project's layout, between crossdock's defaults and the project's
 # files: the seed's services (and its Dockerfiles) serve the ASGI app app/main.py:app.
@@ -48,13 +58,33 @@ _ENV_KEYS = {
     "CROSSDOCK_SERVICE": "service",
     "CROSSDOCK_CACHE_DIR": "cache-dir",
     "CROSSDOCK_PRODUCTION_ARCH": "production-arch",
+    "CROSSDOCK_BYTECODE_PYTHON": "bytecode-python",
 }
+_MIRRORS_ENV = "CROSSDOCK_REGISTRY_MIRRORS"
 
 
 def default_cache_dir() -> Path:
     """One cache folder for base blobs, profiles, installed dependencies and layers."""
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "crossdock"
+
+
+@dataclass(frozen=True)
+class MachineSettings:
+    """The settings of commands that read no project (``crossdock verify IMAGE``, ``cache``, a
+    doctor outside a project): from the environment, as ``load_config`` reads them."""
+
+    cache_dir: Path
+    registry_mirrors: Mirrors
+
+
+def machine_settings(environ: Mapping[str, str] | None = None) -> MachineSettings:
+    env = os.environ if environ is None else environ
+    cache_dir = env.get("CROSSDOCK_CACHE_DIR")
+    return MachineSettings(
+        Path(cache_dir) if cache_dir else default_cache_dir(),
+        Mirrors.parse(env.get(_MIRRORS_ENV, "")),
+    )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -129,6 +159,7 @@ def load_config(
     allowed = {
         *merged.keys(),
         *("app", "base", "command", "repository", "cache-dir", "service", "tag-templates"),
+        "bytecode-python",
     }
     services_dir = str(cli_layer.get("services-dir") or merged["services-dir"])
     root = find_project_root(start, services_dir)
@@ -140,8 +171,8 @@ def load_config(
         _check_keys(project_layer, allowed, str(project_file))
 
     env_layer: dict[str, Any] = {key: env[var] for var, key in _ENV_KEYS.items() if env.get(var)}
-    if env.get("CROSSDOCK_REGISTRY_MIRRORS"):
-        env_layer["registry-mirrors"] = dict(Mirrors.parse(env["CROSSDOCK_REGISTRY_MIRRORS"]).hosts)
+    if env.get(_MIRRORS_ENV):
+        env_layer["registry-mirrors"] = dict(Mirrors.parse(env[_MIRRORS_ENV]).hosts)
 
     service_name = (
         cli_layer.get("service")

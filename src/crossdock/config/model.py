@@ -54,6 +54,8 @@ class Config(_Frozen):
     exclude: tuple[str, ...] = ()
     refuse_dirty: bool = Field(alias="refuse-dirty")
     bytecode: bool = True
+    # The host interpreter that compiles bytecode (None: found, see resolve.bytecode).
+    bytecode_python: str | None = Field(default=None, alias="bytecode-python")
     # None: the seed's tag scheme (crossdock.publish.tags.DEFAULT_TEMPLATES).
     tag_templates: tuple[str, ...] | None = Field(default=None, alias="tag-templates")
     registry_mirrors: dict[str, str] = Field(default_factory=dict, alias="registry-mirrors")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from crossdock.config import load_config
+from crossdock.config import load_config, machine_settings
 from crossdock.doctor.checks import DoctorInput
 from crossdock.errors import ConfigError
 from crossdock.platform import SUPPORTED
@@ -25,8 +24,8 @@ def doctor_input(project: Path, service: str | None, *, check_network: bool = Tr
     try:
         config = load_config(project_dir=project, service=service or _first_service(project))
     except ConfigError:
-        mirrors_text = os.environ.get("CROSSDOCK_REGISTRY_MIRRORS", "")
-        return DoctorInput(SUPPORTED, bases, Mirrors.parse(mirrors_text), {}, check_network)
+        mirrors = machine_settings().registry_mirrors
+        return DoctorInput(SUPPORTED, bases, mirrors, {}, check_network)
     if config.base:
         bases[config.target] = config.base
     return DoctorInput(

@@ -50,15 +50,15 @@ def _version_of(executable: str) -> str | None:
     return completed.stdout.strip() if completed.returncode == 0 else None
 
 
-def find_host_python(version: str) -> str | None:
+def find_host_python(version: str, *, preferred: str | None = None) -> str | None:
     """A host interpreter whose major.minor is ``version`` ("3.13"), or None.
 
-    Looked for, in order: CROSSDOCK_BYTECODE_PYTHON, the interpreter running crossdock, UV_PYTHON,
-    and ``python3.13`` on PATH. Each candidate is asked its version (a pyenv shim may exist on
-    PATH for a version that is not installed).
+    Looked for, in order: ``preferred`` (config's bytecode-python, CROSSDOCK_BYTECODE_PYTHON),
+    the interpreter running crossdock, UV_PYTHON, and ``python3.13`` on PATH. Each candidate is
+    asked its version (a pyenv shim may exist on PATH for a version that is not installed).
     """
     candidates = [
-        os.environ.get("CROSSDOCK_BYTECODE_PYTHON"),
+        preferred,
         sys.executable,
         os.environ.get("UV_PYTHON"),
         shutil.which(f"python{version}"),
@@ -78,12 +78,14 @@ class BytecodePython:
     how: str
 
 
-def bytecode_python(version: str, uv: Uv | None = None) -> BytecodePython:
+def bytecode_python(
+    version: str, uv: Uv | None = None, *, preferred: str | None = None
+) -> BytecodePython:
     """A host interpreter of ``version``: one on this machine (``find_host_python``), else the
     one uv knows (``uv python find``), else one uv installs (``uv python install``) where uv's
     settings allow downloads (``UV_PYTHON_DOWNLOADS`` / ``python-downloads``); else none, with
     uv's reason."""
-    local = find_host_python(version)
+    local = find_host_python(version, preferred=preferred)
     if local is not None:
         return BytecodePython(local, f"Python {version} on this machine")
     try:

@@ -21,12 +21,12 @@ def _tree(root):
     return root
 
 
-def test_find_host_python_checks_the_version(monkeypatch):
-    monkeypatch.delenv("CROSSDOCK_BYTECODE_PYTHON", raising=False)
+def test_find_host_python_checks_the_version():
     assert find_host_python(HOST_VERSION) is not None
     assert find_host_python("2.1") is None
-    monkeypatch.setenv("CROSSDOCK_BYTECODE_PYTHON", "/nonexistent/python")
-    assert find_host_python(HOST_VERSION) is not None  # a bad override is skipped, not fatal
+    assert find_host_python(HOST_VERSION, preferred=sys.executable) == sys.executable
+    # a bad override (config's bytecode-python) is skipped, not fatal
+    assert find_host_python(HOST_VERSION, preferred="/nonexistent/python") is not None
 
 
 def test_compile_writes_unchecked_hash_pycs_reproducibly(tmp_path):
