@@ -139,3 +139,20 @@ def test_config_is_where_the_bytecode_interpreter_and_machine_settings_are_read(
     assert settings.cache_dir == tmp_path / "cache" == config.cache_dir
     assert settings.registry_mirrors.hosts == {"docker.io": "127.0.0.1:5555"}
     assert machine_settings({}).cache_dir == default_cache_dir()
+
+
+def test_k8s_takes_port_and_health_path_from_the_service_else_from_the_defaults(tmp_path):
+    from crossdock.cli.run_cmd import _served_at
+
+    service = tmp_path / "project" / "backend" / "api"
+    service.mkdir(parents=True)
+    (service / "pyproject.toml").write_text(
+        '[project]\nname = "api"\nversion = "0"\n[tool.crossdock]\nport = 9000\n'
+        'health-path = "/ready"\n'
+    )
+    assert _served_at(tmp_path / "project", "api") == (9000, "/ready")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    assert _served_at(outside, None) == (8080, "/health")  # defaults.toml
+    with pytest.raises(ConfigError):
+        _served_at(outside, "api")  # a service asked for by name must load

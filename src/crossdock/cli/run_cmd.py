@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from crossdock.cli import app
-from crossdock.cli.common import JsonOpt, err_console, out_console
+from crossdock.cli.common import JsonOpt, ProjectOpt, ServiceOpt, err_console, out_console
 from crossdock.errors import ConfigError
 from crossdock.platform import Platform, host_platform, parse_platforms
 
@@ -195,10 +195,17 @@ def k8s(
     name: Annotated[
         str | None, typer.Option("--name", help="Deployment/Service name (default: repository's).")
     ] = None,
-    port: Annotated[int, typer.Option("--port", help="Container port.")] = 8080,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Container port (default: the service's port).")
+    ] = None,
     health_path: Annotated[
-        str, typer.Option("--health-path", help="Readiness/liveness probe path.")
-    ] = "/health",
+        str | None,
+        typer.Option(
+            "--health-path", help="Readiness/liveness probe path (default: the service's)."
+        ),
+    ] = None,
+    project: ProjectOpt = Path(),
+    service: ServiceOpt = None,
     replicas: Annotated[int, typer.Option("--replicas", min=0)] = 2,
     namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
     output: Annotated[
@@ -216,12 +223,13 @@ def k8s(
     )
 
     ref = Reference.parse(image)
+    default_port, default_health = _served_at(project, service)
     with RegistryClient(ref.registry) as client:
         pinned, architectures = architectures_in_registry(client, ref)
     workload = WorkloadSpec(
         name=name or ref.repository.rsplit("/", 1)[-1],
-        port=port,
-        health_path=health_path,
+        port=port or default_port,
+        health_path=health_path or default_health,
         replicas=replicas,
         namespace=namespace,
     )
@@ -232,3 +240,18 @@ def k8s(
     else:
         output.write_text(text)
         _say(f"wrote {output}")
+
+
+def _served_at(project: Path, service: str | None) -> tuple[int, str]:
+    """The service's port and health path from config; outside a project (an image from
+    anywhere), crossdock's defaults. A service asked for by name must load."""
+    from crossdock.config import default_settings, load_config
+
+    try:
+        config = load_config(project_dir=project, service=service)
+    except ConfigError:
+        if service is not None:
+            raise
+        defaults = default_settings()
+        return int(defaults["port"]), str(defaults["health-path"])
+    return config.port, config.health_path

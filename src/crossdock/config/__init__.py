@@ -3,6 +3,7 @@
 from crossdock.config.loader import (
     MachineSettings,
     default_cache_dir,
+    default_settings,
     find_project_root,
     load_config,
     machine_settings,
@@ -15,6 +16,7 @@ __all__ = [
     "MachineSettings",
     "TargetName",
     "default_cache_dir",
+    "default_settings",
     "find_project_root",
     "load_config",
     "machine_settings",

@@ -40,6 +40,7 @@ __all__ = [
     "PROJECT_FILE",
     "MachineSettings",
     "default_cache_dir",
+    "default_settings",
     "find_project_root",
     "load_config",
     "machine_settings",
@@ -93,6 +94,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
+
+
+def default_settings() -> dict[str, Any]:
+    """crossdock's own defaults (defaults.toml), for commands run outside any project."""
+    return _defaults()
 
 
 def _defaults() -> dict[str, Any]:

@@ -12,7 +12,6 @@ Two moments use these facts:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -61,6 +60,9 @@ class TargetSpec:
     undocumented_architectures: frozenset[str] = frozenset()
     # Run the Lambda preflight (verify/lambda_preflight.py) on every image before it is written.
     lambda_preflight: bool = False
+    # The image runs a function handler through the Lambda runtime interface (the Lambda base's
+    # entrypoint, or awslambdaric on a plain Python base) instead of a server command.
+    runs_handler: bool = False
 
     # -- runtime settings -------------------------------------------------------------------
 
@@ -70,7 +72,7 @@ class TargetSpec:
         For Lambda this is the Lambda base's way; ``base_dependent_runtime`` holds the plain
         Python base's alternative, chosen once the base's config is read.
         """
-        if self.name == "lambda":
+        if self.runs_handler:
             # The Lambda base's entrypoint runs the runtime interface client; CMD is the handler.
             return RuntimeSettings(
                 cmd=(config.lambda_handler,),
@@ -121,7 +123,7 @@ class TargetSpec:
         itself, with the task root on PYTHONPATH; awslambdaric must then be a locked dependency
         so that it is installed for the target platform like the others.
         """
-        if self.name != "lambda":
+        if not self.runs_handler:
             return None
         plain = RuntimeSettings(
             entrypoint=(PYTHON_PLACEHOLDER, "-m", RUNTIME_INTERFACE_CLIENT),
@@ -145,17 +147,6 @@ class TargetSpec:
             f"(`uv add {RUNTIME_INTERFACE_CLIENT}` in {config.service_dir}), or use the Lambda "
             f"base ({self.default_base})",
         )
-
-    def runtime_for_base(
-        self, config: Config, base_env: Mapping[str, str], locked: Collection[str]
-    ) -> RuntimeSettings:
-        """The runtime for a base whose config env is ``base_env``, given the names of the
-        service's locked (non-dev) dependencies. Raises TargetError when the base needs a
-        dependency the lock lacks."""
-        choice = self.base_dependent_runtime(config)
-        if choice is None:
-            return self.runtime(config)
-        return choice.select(base_env, locked)
 
     # -- what the target accepts ------------------------------------------------------------
 
@@ -285,6 +276,7 @@ TARGETS: dict[str, TargetSpec] = {
         accepts_index=False,
         needs_history_per_layer=True,
         lambda_preflight=True,
+        runs_handler=True,
     ),
     "apprunner": replace(
         _WEB_SERVICE,

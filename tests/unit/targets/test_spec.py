@@ -29,17 +29,19 @@ def config(tmp_path):
     return load_config(project_dir=tmp_path, service="api", environ={})
 
 
+def lambda_plan(config):
+    return make_plan(config.model_copy(update={"target": "lambda"}))
+
+
 def test_lambda_on_lambda_base_keeps_the_base_entrypoint_and_runs_the_handler(config):
-    spec = target_spec("lambda")
-    runtime = spec.runtime_for_base(config, LAMBDA_BASE_ENV, locked=["numpy"])
+    runtime = lambda_plan(config).runtime_for_base(LAMBDA_BASE_ENV, ["numpy"])
     assert runtime.entrypoint is None  # the base's /lambda-entrypoint.sh stays
     assert runtime.cmd == ("app.fn.handle",)
     assert runtime.working_dir == "/var/task"
 
 
 def test_lambda_on_plain_base_runs_awslambdaric_when_it_is_locked(config):
-    spec = target_spec("lambda")
-    runtime = spec.runtime_for_base(config, PLAIN_BASE_ENV, locked=["numpy", "AwsLambdaRIC"])
+    runtime = lambda_plan(config).runtime_for_base(PLAIN_BASE_ENV, ["numpy", "AwsLambdaRIC"])
     assert runtime.entrypoint == (PYTHON_PLACEHOLDER, "-m", "awslambdaric")
     assert runtime.cmd == ("app.fn.handle",)
     assert runtime.env["PYTHONPATH"] == "/var/task"
@@ -52,9 +54,8 @@ def test_lambda_on_plain_base_runs_awslambdaric_when_it_is_locked(config):
 
 
 def test_lambda_on_plain_base_without_awslambdaric_fails_with_what_to_do(config):
-    spec = target_spec("lambda")
     with pytest.raises(TargetError) as caught:
-        spec.runtime_for_base(config, PLAIN_BASE_ENV, locked=["numpy", "fastapi"])
+        lambda_plan(config).runtime_for_base(PLAIN_BASE_ENV, ["numpy", "fastapi"])
     text = str(caught.value)
     assert "awslambdaric" in text
     assert "add awslambdaric to the service's dependencies" in text
