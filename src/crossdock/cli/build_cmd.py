@@ -27,7 +27,6 @@ from crossdock.cli.push_cmd import (
     DryRunOpt,
     EnvOpt,
     GitShaOpt,
-    prepare_publishing,
     publish,
     render_release,
 )
@@ -125,14 +124,17 @@ def build(
     push = registry_destination(push) if push else None
     # Resolved before building (by either backend): a bad destination or a refused dirty tree
     # fails fast, and prod narrows the platforms to the production architecture.
+    from crossdock.publish.pipeline import prepare_release
+
     resolve_publishing = partial(
-        prepare_publishing,
+        prepare_release,
         env=env,
         to=push,
         tag=tag,
         git_sha=git_sha,
         dry_run=dry_run,
         create_repository=create_repository,
+        progress=progress,
     )
     if backend_name != "native" or dockerfile is not None:
         from crossdock.cli.buildx_cmd import build_with_buildx, buildx_dockerfile

@@ -31,7 +31,6 @@ from crossdock.errors import ConfigError
 from crossdock.text import literal
 
 if TYPE_CHECKING:
-    from crossdock.config import Config
     from crossdock.image.artifact import ImageSet
     from crossdock.publish.pipeline import Publishing
     from crossdock.publish.release import ReleaseResult
@@ -42,7 +41,6 @@ __all__ = [
     "DryRunOpt",
     "EnvOpt",
     "GitShaOpt",
-    "prepare_publishing",
     "publish",
     "render_release",
 ]
@@ -65,31 +63,6 @@ CreateRepositoryOpt = Annotated[
     bool,
     typer.Option("--create-repository", help="Create the ECR repository when it does not exist."),
 ]
-
-
-def prepare_publishing(
-    config: Config | None,
-    *,
-    env: str | None,
-    to: str | None,
-    tag: str,
-    git_sha: str | None,
-    dry_run: bool,
-    create_repository: bool,
-) -> tuple[Config | None, Publishing | None]:
-    """``publish.pipeline.prepare_release`` with the CLI's progress output."""
-    from crossdock.publish.pipeline import prepare_release
-
-    return prepare_release(
-        config,
-        env=env,
-        to=to,
-        tag=tag,
-        git_sha=git_sha,
-        dry_run=dry_run,
-        create_repository=create_repository,
-        progress=progress,
-    )
 
 
 def publish(publishing: Publishing, image_set: ImageSet, *, checked: bool = False) -> ReleaseResult:
@@ -180,7 +153,9 @@ def push(
     # The config names environments, the production architecture and the target; an explicit
     # --to without a service needs none of it.
     config = load(project, service, None, target, None) if env or service else None
-    _, publishing = prepare_publishing(
+    from crossdock.publish.pipeline import prepare_release
+
+    _, publishing = prepare_release(
         config,
         env=env,
         to=to,
@@ -188,6 +163,7 @@ def push(
         git_sha=git_sha,
         dry_run=dry_run,
         create_repository=create_repository,
+        progress=progress,
     )
     if publishing is None:  # unreachable: a destination was checked above
         return
