@@ -8,12 +8,12 @@ QEMU on and off and without docker.
 from crossdock.doctor.checks import DoctorInput, check_binfmt, check_docker, check_host, run_doctor
 from crossdock.doctor.inputs import doctor_input
 from crossdock.doctor.probes import HostEnv, parse_binfmt_entry, parse_buildx_ls
-from crossdock.doctor.report import DoctorReport, Finding, Status
+from crossdock.doctor.report import DoctorFinding, DoctorReport, Status
 
 __all__ = [
+    "DoctorFinding",
     "DoctorInput",
     "DoctorReport",
-    "Finding",
     "HostEnv",
     "Status",
     "check_binfmt",

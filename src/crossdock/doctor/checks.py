@@ -28,7 +28,7 @@ from crossdock.doctor.probes import (
     probe_binfmt,
     probe_docker,
 )
-from crossdock.doctor.report import DoctorReport, Finding, Status
+from crossdock.doctor.report import DoctorFinding, DoctorReport, Status
 from crossdock.errors import CrossdockError
 from crossdock.image.manifest import Index
 from crossdock.platform import Platform
@@ -64,7 +64,7 @@ def run_doctor(
     *,
     client_for: Callable[[str], RegistryClient] | None = None,
 ) -> DoctorReport:
-    findings: list[Finding] = []
+    findings: list[DoctorFinding] = []
     findings += check_host(env, what.platforms)
     docker = probe_docker(env)
     findings += check_docker(docker, what.platforms)
@@ -77,7 +77,7 @@ def run_doctor(
         findings += _check_bases(what, make_client)
         findings += _check_repositories(what, env)
     findings.append(
-        Finding(
+        DoctorFinding(
             "verify",
             Status.INFO,
             "wrong architecture after a build? `docker inspect IMAGE | grep Architecture` shows "
@@ -88,15 +88,15 @@ def run_doctor(
     return DoctorReport(tuple(findings))
 
 
-def check_host(env: HostEnv, platforms: Sequence[Platform]) -> list[Finding]:
+def check_host(env: HostEnv, platforms: Sequence[Platform]) -> list[DoctorFinding]:
     arch = host_architecture(env)
     emulated = [p.short for p in platforms if p.architecture != arch]
     summary = f"host architecture linux/{arch} ({env.machine})"
     if not emulated:
-        return [Finding("host", Status.OK, summary + ": every configured platform is native")]
+        return [DoctorFinding("host", Status.OK, summary + ": every configured platform is native")]
     # The seed's "performance issues": Apple Silicon builds amd64 under emulation, Intel arm64.
     return [
-        Finding(
+        DoctorFinding(
             "host",
             Status.INFO,
             f"{summary}: Dockerfile builds of {', '.join(emulated)} run under QEMU emulation "
@@ -110,10 +110,10 @@ def check_host(env: HostEnv, platforms: Sequence[Platform]) -> list[Finding]:
     ]
 
 
-def check_docker(facts: DockerFacts, platforms: Sequence[Platform]) -> list[Finding]:
+def check_docker(facts: DockerFacts, platforms: Sequence[Platform]) -> list[DoctorFinding]:
     if facts.path is None:
         return [
-            Finding(
+            DoctorFinding(
                 "docker",
                 Status.WARN,
                 "docker is not on PATH: the buildx backend (Dockerfiles) cannot run",
@@ -123,10 +123,10 @@ def check_docker(facts: DockerFacts, platforms: Sequence[Platform]) -> list[Find
                 native_avoids=True,
             )
         ]
-    out: list[Finding] = []
+    out: list[DoctorFinding] = []
     if facts.server_version is None:
         out.append(
-            Finding(
+            DoctorFinding(
                 "docker",
                 Status.WARN,
                 f"docker {facts.client_version or '?'} at {facts.path}, but the daemon does not "
@@ -137,7 +137,7 @@ def check_docker(facts: DockerFacts, platforms: Sequence[Platform]) -> list[Find
         )
     else:
         out.append(
-            Finding(
+            DoctorFinding(
                 "docker",
                 Status.OK,
                 f"docker client {facts.client_version}, daemon {facts.server_version}",
@@ -146,7 +146,7 @@ def check_docker(facts: DockerFacts, platforms: Sequence[Platform]) -> list[Find
         )
     if facts.buildx_version is None:
         out.append(
-            Finding(
+            DoctorFinding(
                 "buildx",
                 Status.WARN,
                 "the docker buildx plugin is missing: `--platform` builds of the seed's "
@@ -157,11 +157,11 @@ def check_docker(facts: DockerFacts, platforms: Sequence[Platform]) -> list[Find
             )
         )
         return out
-    out.append(Finding("buildx", Status.OK, facts.buildx_version))
+    out.append(DoctorFinding("buildx", Status.OK, facts.buildx_version))
     current = next((b for b in facts.builders if b.current), None)
     if current is None:
         if facts.server_version is not None:
-            out.append(Finding("builders", Status.WARN, "no current buildx builder found"))
+            out.append(DoctorFinding("builders", Status.WARN, "no current buildx builder found"))
         return out
     wanted = [p.short for p in platforms]
     missing = [p for p in wanted if p not in current.platforms]
@@ -182,7 +182,7 @@ def check_docker(facts: DockerFacts, platforms: Sequence[Platform]) -> list[Find
     )
     if missing:
         out.append(
-            Finding(
+            DoctorFinding(
                 "builders",
                 Status.WARN,
                 f"{summary}; missing {', '.join(missing)}: RUN steps for those platforms fail "
@@ -194,10 +194,10 @@ def check_docker(facts: DockerFacts, platforms: Sequence[Platform]) -> list[Find
             )
         )
     else:
-        out.append(Finding("builders", Status.OK, summary, details=detail))
+        out.append(DoctorFinding("builders", Status.OK, summary, details=detail))
     if current.driver == "docker" and len(wanted) > 1:
         out.append(
-            Finding(
+            DoctorFinding(
                 "builders",
                 Status.INFO,
                 "the docker driver cannot export a multi-platform result (no --load or --push of "
@@ -210,11 +210,11 @@ def check_docker(facts: DockerFacts, platforms: Sequence[Platform]) -> list[Find
     return out
 
 
-def check_binfmt(entry: BinfmtEntry, platform: Platform) -> Finding:
+def check_binfmt(entry: BinfmtEntry, platform: Platform) -> DoctorFinding:
     fix = _QEMU_FIX.format(arch=platform.short, entry=entry.name)
     details = {"entry": entry.name, "state": entry.state, "flags": entry.flags}
     if entry.state == "unmounted":
-        return Finding(
+        return DoctorFinding(
             "binfmt",
             Status.WARN,
             f"binfmt_misc is not mounted: {platform.short} binaries cannot run on this host, so "
@@ -224,7 +224,7 @@ def check_binfmt(entry: BinfmtEntry, platform: Platform) -> Finding:
             details=details,
         )
     if entry.state != "enabled":
-        return Finding(
+        return DoctorFinding(
             "binfmt",
             Status.WARN,
             f"no enabled QEMU registration for {platform.short} ({entry.name}: {entry.state}): "
@@ -234,7 +234,7 @@ def check_binfmt(entry: BinfmtEntry, platform: Platform) -> Finding:
             details=details,
         )
     if not entry.fix_binary:
-        return Finding(
+        return DoctorFinding(
             "binfmt",
             Status.WARN,
             f"{entry.name} is enabled without the F (fix-binary) flag "
@@ -245,7 +245,7 @@ def check_binfmt(entry: BinfmtEntry, platform: Platform) -> Finding:
             native_avoids=True,
             details=details,
         )
-    return Finding(
+    return DoctorFinding(
         "binfmt",
         Status.OK,
         f"{entry.name} enabled (flags {entry.flags}): {platform.short} binaries run under "
@@ -254,8 +254,10 @@ def check_binfmt(entry: BinfmtEntry, platform: Platform) -> Finding:
     )
 
 
-def _check_bases(what: DoctorInput, client_for: Callable[[str], RegistryClient]) -> list[Finding]:
-    out: list[Finding] = []
+def _check_bases(
+    what: DoctorInput, client_for: Callable[[str], RegistryClient]
+) -> list[DoctorFinding]:
+    out: list[DoctorFinding] = []
     clients: dict[str, RegistryClient] = {}
     seen: set[str] = set()
     try:
@@ -271,7 +273,7 @@ def _check_bases(what: DoctorInput, client_for: Callable[[str], RegistryClient])
                 found = client.get_manifest(pull)
             except (CrossdockError, httpx.HTTPError) as err:
                 out.append(
-                    Finding(
+                    DoctorFinding(
                         "base",
                         Status.FAIL,
                         f"base {base}{via} for {target}: cannot read it ({err})",
@@ -293,7 +295,7 @@ def _check_bases(what: DoctorInput, client_for: Callable[[str], RegistryClient])
             )
             if not isinstance(found, Index):
                 out.append(
-                    Finding(
+                    DoctorFinding(
                         "base",
                         Status.WARN,
                         summary + "; other platforms cannot be built from this tag",
@@ -302,7 +304,7 @@ def _check_bases(what: DoctorInput, client_for: Callable[[str], RegistryClient])
                 )
             elif missing:
                 out.append(
-                    Finding(
+                    DoctorFinding(
                         "base",
                         Status.FAIL,
                         f"{summary}; no {', '.join(missing)}: docker says 'image with reference "
@@ -312,19 +314,19 @@ def _check_bases(what: DoctorInput, client_for: Callable[[str], RegistryClient])
                     )
                 )
             else:
-                out.append(Finding("base", Status.OK, summary))
+                out.append(DoctorFinding("base", Status.OK, summary))
     finally:
         for client in clients.values():
             client.close()
     return out
 
 
-def _check_repositories(what: DoctorInput, env: HostEnv) -> list[Finding]:
-    out: list[Finding] = []
+def _check_repositories(what: DoctorInput, env: HostEnv) -> list[DoctorFinding]:
+    out: list[DoctorFinding] = []
     for name, repository in sorted(what.repositories.items()):
         if not repository:
             out.append(
-                Finding(
+                DoctorFinding(
                     "registry",
                     Status.INFO,
                     f"environment {name}: no repository configured",
@@ -354,7 +356,7 @@ def _check_repositories(what: DoctorInput, env: HostEnv) -> list[Finding]:
         else:
             status, summary, fix = Status.OK, f"environment {name}: {host} answers; {creds}", None
         out.append(
-            Finding("registry", status, summary, fix=fix, details={"repository": repository})
+            DoctorFinding("registry", status, summary, fix=fix, details={"repository": repository})
         )
     return out
 

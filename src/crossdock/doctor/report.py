@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["DoctorReport", "Finding", "Status"]
+__all__ = ["DoctorFinding", "DoctorReport", "Status"]
 
 
 class Status(StrEnum):
@@ -22,7 +22,7 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
-class Finding:
+class DoctorFinding:
     check: str
     status: Status
     summary: str
@@ -47,13 +47,13 @@ _STYLE = {Status.OK: "green", Status.INFO: "cyan", Status.WARN: "yellow", Status
 
 @dataclass(frozen=True)
 class DoctorReport:
-    findings: tuple[Finding, ...]
+    findings: tuple[DoctorFinding, ...]
 
     @property
     def ok(self) -> bool:
         return all(f.status is not Status.FAIL for f in self.findings)
 
-    def by_check(self, check: str) -> list[Finding]:
+    def by_check(self, check: str) -> list[DoctorFinding]:
         return [f for f in self.findings if f.check == check]
 
     def to_json(self) -> dict[str, Any]:
