@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_seed_workflow import CROSSDOCK, EXAMPLE, MIRRORS, registry
+from tests.support.prerequisites import needs_tools
 
 __all__ = ["registry"]  # the stage fixture (skips without the stage or dockerd)
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.docker,
-    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
+    needs_tools("skopeo"),
 ]
 
 

@@ -6,7 +6,11 @@ class, so its exit code, and its message), and what is left in the registry.
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ from tests.support.registry import Canned, InProcessRegistry, Quirks, Seen, Toke
 pytestmark = pytest.mark.integration
 
 REPOSITORY = "fault/app"
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -155,6 +160,62 @@ def test_a_push_whose_uploads_keep_being_cut_fails_with_no_tag(tmp_path):
         push(registry, tmp_path)
     assert registry.cut_upload_bytes and all(n > 0 for n in registry.cut_upload_bytes)
     assert registry.manifests == {}
+
+
+PUSHER = """
+import sys
+from pathlib import Path
+from crossdock.registry import Reference, RegistryClient, push_image_set
+from tests.integration.test_registry_push import build_image_set, six_tags
+
+host, folder = sys.argv[1], Path(sys.argv[2])
+image_set = build_image_set(folder, random_bytes=32 * 1024 * 1024)
+print("built", flush=True)
+with RegistryClient(host, environ={}) as client:
+    push_image_set(client, image_set, Reference.parse(f"{host}/fault/app"), six_tags(image_set))
+print("pushed", flush=True)
+"""
+BIG_BODY = 16 * 1024 * 1024  # more than loopback's socket buffers hold
+
+
+def test_a_push_killed_mid_upload_leaves_no_manifest_and_no_tag(tmp_path):
+    """The pushing process is killed (SIGKILL) while the registry is receiving a layer's body:
+    nothing it sent is visible under a tag, not even a manifest."""
+    with InProcessRegistry(Quirks(hold_upload_over=BIG_BODY)) as registry:
+        pusher = subprocess.Popen(
+            [sys.executable, "-c", PUSHER, registry.host, str(tmp_path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+        )
+        try:
+            assert registry.holding.wait(120), "the push never started the big upload"
+            pusher.kill()
+            assert pusher.wait(30) == -signal.SIGKILL
+        finally:
+            registry.release.set()
+            pusher.kill()
+            pusher.wait(30)
+            assert pusher.stdout is not None
+            output = pusher.stdout.read()
+            pusher.stdout.close()
+        assert registry.held is not None
+        received = bytes_read(registry, registry.held)
+    assert output == b"built\n"
+    # The body was cut short: the process died with the upload in flight.
+    assert 0 < received < int(registry.held.headers["Content-Length"])
+    assert registry.manifests == {}  # no manifest, by digest or by tag
+
+
+def bytes_read(registry: InProcessRegistry, request: Seen) -> int:
+    """How many bytes of ``request``'s body the registry read, once it has read them."""
+    key = f"{request.method} {request.path}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        sizes = [size for seen, size in list(registry.body_sizes) if seen == key]
+        if sizes:
+            return sizes[0]
+        time.sleep(0.1)
+    raise AssertionError(f"the registry never read the body of {key}")
 
 
 # -- pulls -----------------------------------------------------------------------------------

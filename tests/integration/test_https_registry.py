@@ -29,6 +29,7 @@ from crossdock.registry.client import RegistryClient
 from crossdock.registry.credentials import Credentials
 from crossdock.registry.reference import Reference
 from crossdock.tls import system_ssl_context
+from tests.support.prerequisites import needs
 
 REGISTRY = os.environ.get("CROSSDOCK_STAGE_HTTPS_REGISTRY", "")
 BUNDLE = os.environ.get("CROSSDOCK_STAGE_CA_BUNDLE", "")
@@ -45,9 +46,9 @@ CROSSDOCK = str(Path(sys.executable).parent / "crossdock")
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        not REGISTRY or not Path(BUNDLE).is_file(),
-        reason="no HTTPS stage: run stage/stage.sh up and eval $(stage/stage.sh env)",
+    needs(
+        bool(REGISTRY) and Path(BUNDLE).is_file(),
+        "no HTTPS stage: run stage/stage.sh up and eval $(stage/stage.sh env)",
     ),
 ]
 

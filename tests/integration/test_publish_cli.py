@@ -31,11 +31,11 @@ from crossdock.registry.client import RegistryClient
 from crossdock.registry.ecr import EcrRegistry
 from crossdock.registry.reference import Reference
 from crossdock.registry.responses import ImmutableTagError
+from tests.support.prerequisites import needs_tools, require_module
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
-    pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed"),
+    needs_tools("skopeo", "git"),
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -269,8 +269,8 @@ def free_port() -> int:
 
 
 def test_ecr_repository_check_and_immutable_tags(dev_release, monkeypatch, tmp_path):
-    server_module = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
+    server_module = require_module("moto.server")
+    boto3 = require_module("boto3")
     account, region = "123456789012", "us-east-1"
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",

@@ -53,13 +53,11 @@ from crossdock.registry import (
     ensure_repository,
     push_image_set,
 )
+from tests.support.prerequisites import missing, needs_tools, require_module
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        shutil.which("docker-registry") is None, reason="docker-registry is not installed"
-    ),
-    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
+    needs_tools("docker-registry", "skopeo"),
 ]
 
 CANARY = "canary-5ecret-Zq8vXw"
@@ -135,7 +133,7 @@ def htpasswd_line(user: str, password: str) -> str:
 @pytest.fixture
 def basic_registry(tmp_path):
     if shutil.which("htpasswd") is None:
-        pytest.skip("htpasswd (apache2-utils) is not installed")
+        missing("htpasswd (apache2-utils) is not installed")
     folder = tmp_path / "basic"
     folder.mkdir()
     (folder / "htpasswd").write_text(htpasswd_line(USER, CANARY) + "\n")
@@ -204,11 +202,13 @@ def gzip_layer(folder: Path, files: dict[str, bytes]) -> tuple[BlobSource, Diges
     return BlobSource(descriptor, path), sha256_of(tar_bytes)
 
 
-def build_image_set(folder: Path, platforms=(ARM64, AMD64), *, with_index=True) -> ImageSet:
+def build_image_set(
+    folder: Path, platforms=(ARM64, AMD64), *, with_index=True, random_bytes=5000
+) -> ImageSet:
     folder.mkdir(parents=True, exist_ok=True)
     # Big enough to need several chunks when the chunk size is small.
     shared = gzip_layer(
-        folder, {"app/main.py": b"print('hello')\n" * 50, "app/rand": os.urandom(5000)}
+        folder, {"app/main.py": b"print('hello')\n" * 50, "app/rand": os.urandom(random_bytes)}
     )
     images = []
     for platform in platforms:
@@ -388,19 +388,35 @@ def test_pull_side_verifies_and_caches(plain_registry, tmp_path, no_ambient_cred
             client.fetch_blob(repository, lying, tmp_path / "lying")
         assert not (tmp_path / "lying").exists()
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".partial")] == []
-        with pytest.raises(NotFoundError):
+        with pytest.raises(NotFoundError, match="nope"):
             client.get_manifest(repository.with_tag("nope"))
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "truncated"])
-def test_interrupted_push_leaves_no_tag(plain_registry, tmp_path, no_ambient_credentials, damage):
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        # The right size with other bytes is sent, and the registry refuses its digest.
+        pytest.param(
+            "corrupt", r"upload blob sha256:[0-9a-f]{64}.*(DIGEST_INVALID|digest)", id="corrupt"
+        ),
+        # A size that is not the descriptor's is refused here, before any byte is sent.
+        pytest.param("truncated", r"has \d+ bytes, its descriptor says \d+", id="truncated"),
+    ],
+)
+def test_a_damaged_local_blob_fails_the_push_with_no_tag(
+    plain_registry, tmp_path, no_ambient_credentials, damage, message
+):
+    """(A push interrupted mid-upload: test_failure_paths.py, the process killed.)"""
     image_set = build_image_set(tmp_path / "blobs")
     victim = image_set.image_for(AMD64).layers[1].path
     data = victim.read_bytes()
     victim.write_bytes(bytes(b ^ 0xFF for b in data) if damage == "corrupt" else data[:-10])
     repository = Reference.parse(f"{plain_registry.host}/broken/push")
     tags = six_tags(image_set)
-    with RegistryClient(plain_registry.host) as client, pytest.raises(RegistryError):
+    with (
+        RegistryClient(plain_registry.host) as client,
+        pytest.raises(RegistryError, match=message),
+    ):
         push_image_set(client, image_set, repository, tags)
     for tag in tags:
         assert skopeo_digest(plain_registry.host, "broken/push", tag) is None
@@ -475,9 +491,9 @@ def test_canary_secret_never_shows_even_when_refused(  # noqa: PLR0917 - pytest 
 def test_ecr_flow_against_moto_and_a_basic_auth_registry(
     tmp_path, no_ambient_credentials, monkeypatch, caplog
 ):
-    server_module = pytest.importorskip("moto.server")
+    server_module = require_module("moto.server")
     if shutil.which("htpasswd") is None:
-        pytest.skip("htpasswd (apache2-utils) is not installed")
+        missing("htpasswd (apache2-utils) is not installed")
     account, region = "123456789012", "us-east-1"
     moto_port = free_port()
     moto = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)

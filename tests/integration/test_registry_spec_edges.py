@@ -88,7 +88,7 @@ def test_a_short_chunk_is_refused_by_a_registry_with_a_minimum(blob):
             session = start_upload(client.transport, "chunky/app")
             assert session.chunk_min_length == 4096
             ignoring = dataclasses.replace(session, chunk_min_length=0)
-            with pytest.raises(RegistryError):
+            with pytest.raises(RegistryError, match="refused the chunk at byte 1000"):
                 ignoring.put_chunked(descriptor.digest, path, descriptor.size, 1000)
         assert str(descriptor.digest) not in registry.blobs
     assert 416 in registry.answers

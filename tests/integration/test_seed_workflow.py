@@ -27,6 +27,7 @@ import pytest
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.verify import verify_image
 from crossdock.verify.sources import load_docker_archive
+from tests.support.prerequisites import missing, needs_tools
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "example"
@@ -37,7 +38,7 @@ MIRRORS = "docker.io=127.0.0.1:5555,public.ecr.aws=127.0.0.1:5555"
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.docker,
-    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
+    needs_tools("skopeo"),
 ]
 
 
@@ -51,7 +52,7 @@ def _docker_answers() -> bool:
 def registry() -> str:
     value = os.environ.get("CROSSDOCK_STAGE_REGISTRY")
     if not value or not _docker_answers():
-        pytest.skip('needs the stage: stage/stage.sh up && stage/stage.sh docker && eval "$(...)"')
+        missing('needs the stage: stage/stage.sh up && stage/stage.sh docker && eval "$(...)"')
     assert value.startswith("127."), value
     return value
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.prerequisites import missing, needs_tools
+
 REPO = Path(__file__).resolve().parents[2]
 BASES_TOML = REPO / "stage" / "bases.toml"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -34,7 +36,7 @@ MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
+    needs_tools("skopeo"),
 ]
 
 # The registry is on loopback: never through a proxy from the environment.
@@ -54,7 +56,7 @@ REFS = [f"{b['repository']}:{t}" for b in BASES for t in b["tags"]]
 def registry() -> str:
     value = os.environ.get("CROSSDOCK_STAGE_REGISTRY")
     if not value:
-        pytest.skip(
+        missing(
             "CROSSDOCK_STAGE_REGISTRY is not set: run `stage/stage.sh up` and "
             '`eval "$(stage/stage.sh env)"` first'
         )
@@ -67,9 +69,9 @@ def registry() -> str:
 def docker() -> str:
     exe = shutil.which("docker")
     if exe is None:
-        pytest.skip("docker is not installed: run `stage/stage.sh docker`")
+        missing("docker is not installed: run `stage/stage.sh docker`")
     if subprocess.run([exe, "info"], capture_output=True, check=False).returncode != 0:
-        pytest.skip("dockerd does not answer: run `stage/stage.sh docker`")
+        missing("dockerd does not answer: run `stage/stage.sh docker`")
     return exe
 
 

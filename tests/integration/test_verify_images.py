@@ -29,6 +29,7 @@ from crossdock.verify.sources import (
     load_oci_layout,
     open_images,
 )
+from tests.support.prerequisites import missing
 from tests.unit.verify.layertar import other_python_pyc, write_layer
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ NUMPY = "numpy==2.3.5"
 def stage_ref() -> str:
     registry = os.environ.get("CROSSDOCK_STAGE_REGISTRY")
     if not registry:
-        pytest.skip("CROSSDOCK_STAGE_REGISTRY is not set: run `stage/stage.sh up` and its env")
+        missing("CROSSDOCK_STAGE_REGISTRY is not set: run `stage/stage.sh up` and its env")
     return f"{registry}/library/python:3.13-slim"
 
 
@@ -192,7 +193,7 @@ def test_macos_extension_and_host_bytecode(bases, wheels, tmp_path):
 def skopeo() -> str:
     exe = shutil.which("skopeo")
     if exe is None:
-        pytest.skip("skopeo is not installed")
+        missing("skopeo is not installed")
     return exe
 
 
@@ -245,7 +246,10 @@ def test_docker_save_tarball_source(stage_ref, skopeo, tmp_path):
     report = verify_image(images[0].config, images[0].layer_paths)
     assert report.passed, report.failures
     assert report.platform.startswith("linux/arm64")
-    with pytest.raises(NotFoundError), open_images(str(archive), platforms=[AMD64]):
+    with (
+        pytest.raises(NotFoundError, match="has no image for linux/amd64"),
+        open_images(str(archive), platforms=[AMD64]),
+    ):
         pass
 
 
@@ -294,7 +298,7 @@ def test_verify_cli_reads_the_docker_daemon(stage_ref):
         docker is None
         or subprocess.run([docker, "info"], check=False, capture_output=True).returncode
     ):
-        pytest.skip("dockerd does not answer: run `stage/stage.sh docker`")
+        missing("dockerd does not answer: run `stage/stage.sh docker`")
     subprocess.run([docker, "pull", "--quiet", stage_ref], check=True, capture_output=True)
     run = _verify_cli(f"docker-daemon:{stage_ref}")
     assert _verified_platforms(run) == ["linux/amd64"]  # the daemon holds the host's platform

@@ -78,6 +78,10 @@ class Quirks:
     # Cut this many upload requests with a body (PATCH, PUT) off after reading half their bytes:
     # the connection closes without an answer, as a reset mid-upload leaves it.
     cut_uploads: int = 0
+    # Hold the first upload request with a body over this many bytes once its first body bytes
+    # arrived: ``holding`` is set, and the registry reads on when ``release`` is set (a test
+    # kills the client in between).
+    hold_upload_over: int | None = None
     # Manifest GET/HEAD answers carry no Docker-Content-Digest.
     no_manifest_digest: bool = False
     # Manifest GETs serve other bytes (a space appended) under the stored digest's header.
@@ -123,6 +127,9 @@ class InProcessRegistry:
         self.patches = 0
         self.cut_gets = 0
         self.cut_upload_bytes: list[int] = []  # bytes received by each cut upload request
+        self.body_sizes: list[tuple[str, int]] = []  # (METHOD path, bytes read) of each body
+        self.holding, self.release = threading.Event(), threading.Event()
+        self.held: Seen | None = None  # the upload request hold_upload_over held
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -173,6 +180,26 @@ def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
         # -- plumbing ----------------------------------------------------------------------
 
         def _body(self) -> bytes:
+            self._hold_if_asked()
+            body = self._read_body()
+            with registry._lock:
+                registry.body_sizes.append((f"{self.command} {self.path}", len(body)))
+            return body
+
+        def _hold_if_asked(self) -> None:
+            limit = registry.quirks.hold_upload_over
+            length = int(self.headers.get("Content-Length") or 0)
+            if limit is None or length <= limit or "/blobs/uploads/" not in self.path:
+                return
+            with registry._lock:
+                if registry.held is not None:
+                    return
+                registry.held = Seen(self.command, self.path, dict(self.headers.items()))
+            self.rfile.peek(1)  # type: ignore[attr-defined]  # the body has started to arrive
+            registry.holding.set()
+            registry.release.wait(60)
+
+        def _read_body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                 parts: list[bytes] = []
                 while True:

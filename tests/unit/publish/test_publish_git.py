@@ -1,12 +1,12 @@
-import shutil
 import subprocess
 
 import pytest
+from tests.support.prerequisites import needs_tools
 
 from crossdock.errors import ConfigError
 from crossdock.publish.git import git_state
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+pytestmark = needs_tools("git")
 
 
 def git(folder, *args):

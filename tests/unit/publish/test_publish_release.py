@@ -7,12 +7,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
+from tests.support.prerequisites import needs_tools
 from typer.testing import CliRunner
 
 from crossdock.cli import _register_commands, app
@@ -40,7 +40,7 @@ from crossdock.publish.release import (
 )
 from crossdock.registry.reference import Reference
 
-needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+needs_git = needs_tools("git")
 REPO = Reference.parse("127.0.0.1:5555/team/api:ignored")
 STAMP = "20250102-030405"
 GIT = GitState("abc1234", dirty=False)

@@ -115,7 +115,10 @@ def test_429_is_retried_and_retry_after_is_honoured():
     with stamina.set_testing(True, attempts=3):
         assert client.head_manifest(Reference.parse("reg.example.com/app:1")) is None
     fake.flaky = 5
-    with stamina.set_testing(True, attempts=3), pytest.raises(TransientRegistryError):
+    with (
+        stamina.set_testing(True, attempts=3),
+        pytest.raises(TransientRegistryError, match="answered 429"),
+    ):
         client.head_manifest(Reference.parse("reg.example.com/app:1"))
     assert _retry_after_seconds("7") == 7.0
     assert _retry_after_seconds("100000") == 60.0  # bounded

@@ -24,9 +24,23 @@ SHARED = (
 )
 
 
+TEMPLATE = Path(__file__).resolve().parents[3] / "src/crossdock/templates/project"
+
+
 def test_templates_do_not_drift_from_the_example_project() -> None:
+    """Each shared file is either a link to its template (it cannot drift: there is one file)
+    or a copy that must hold the same bytes as the template rendered for the example's service.
+    """
     rendered = {str(f.path): f.content for f in render_project("api")}
+    copies = [name for name in SHARED if not (EXAMPLE / name).is_symlink()]
     for name in SHARED:
+        if (EXAMPLE / name).is_symlink():
+            assert (EXAMPLE / name).resolve() == TEMPLATE / name, f"example/{name} links elsewhere"
+            # The link is the example's file only because rendering for "api" changes nothing.
+            assert rendered[name] == (TEMPLATE / name).read_bytes(), name
+    # The copies are the files a comparison can catch drifting (.gitignore and the Dockerfiles).
+    assert copies, "every shared file is a link: this comparison would check nothing"
+    for name in copies:
         assert rendered[name] == (EXAMPLE / name).read_bytes(), (
             f"src/crossdock/templates/project and example/ differ on {name}: "
             "change both (copy example/ over the template)"

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from crossdock.image.config import ImageConfig
 from crossdock.platform import AMD64, ARM64, Platform
+from tests.support.prerequisites import missing
 
 from .layertar import Entry, fixture_bytes, write_layer
 
@@ -24,7 +23,7 @@ def base_entries(platform: Platform) -> list[Entry]:
     libdir, triplet, program = _LIBS[platform]
     libc = libdir / "libc.so.6"
     if not libc.exists():
-        pytest.skip(f"{libc} is not installed (stage/stage.sh up installs libc6-arm64-cross)")
+        missing(f"{libc} is not installed (stage/stage.sh up installs libc6-arm64-cross)")
     cxx = (libdir / "libstdc++.so.6").resolve()
     return [
         ("usr", "dir", None),

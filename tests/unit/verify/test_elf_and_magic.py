@@ -9,6 +9,7 @@ import pytest
 from crossdock.elf import ElfParseError, elf_identity_for, parse_elf, version_key
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.verify.magic import BinaryKind, classify, describe_macho
+from tests.support.prerequisites import missing
 
 from .layertar import DATA, fixture_bytes
 
@@ -124,7 +125,7 @@ def _pyelftools_versions(data: bytes) -> tuple[set[tuple[str, str]], set[str]]:
 )
 def test_reader_agrees_with_pyelftools(path):
     if not path.exists():
-        pytest.skip(f"{path} not installed")
+        missing(f"{path} not installed (stage/stage.sh up installs the arm64 cross libraries)")
     data = path.read_bytes()
     facts = parse_elf(io.BytesIO(data))
     needs, defs = _pyelftools_versions(data)
