@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from crossdock.resolve.bytecode import find_host_python
@@ -21,3 +23,41 @@ def host_python() -> str:
             f"no Python {SERVICE_PYTHON} on this host: source scripts/dev-env.sh (sets UV_PYTHON)"
         )
     return python
+
+
+@pytest.fixture(scope="module")
+def example_env(host_python: str) -> dict[str, str]:
+    """The environment the crossdock CLI runs with on the stage: the host Python for uv, and
+    the public base names mapped to the stage registry."""
+    import os
+
+    registry = os.environ.get("CROSSDOCK_STAGE_REGISTRY", "127.0.0.1:5555")
+    return {
+        **os.environ,
+        "UV_PYTHON": host_python,
+        "CROSSDOCK_REGISTRY_MIRRORS": f"docker.io={registry},public.ecr.aws={registry}",
+    }
+
+
+@pytest.fixture(scope="module")
+def locked_example(tmp_path_factory: pytest.TempPathFactory, example_env: dict[str, str]) -> Path:
+    """A copy of the example project, its `api` service locked with uv (uv.lock is not
+    committed)."""
+    import shutil
+    import subprocess
+
+    from uv import find_uv_bin
+
+    root = tmp_path_factory.mktemp("example") / "example"
+    shutil.copytree(
+        Path(__file__).resolve().parents[2] / "example",
+        root,
+        ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__"),
+    )
+    subprocess.run(
+        [find_uv_bin(), "lock", "--quiet"],
+        cwd=root / "backend" / "api",
+        check=True,
+        env=example_env,
+    )
+    return root

@@ -194,10 +194,17 @@ class LayoutImage:
     layers: tuple[Path, ...]
 
 
+def layout_entries(layout: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """index.json's one image entry, and its artifact entries (crossdock writes one SBOM per
+    platform image beside the index; tests/integration/test_sbom.py checks them)."""
+    listed = json.loads((layout / "index.json").read_text())["manifests"]
+    (entry,) = [e for e in listed if "artifactType" not in e]
+    return entry, [e for e in listed if "artifactType" in e]
+
+
 def layout_images(layout: Path) -> dict[str, LayoutImage]:
     """The images of the (only) index in ``layout``, by architecture."""
-    top = json.loads((layout / "index.json").read_text())
-    (entry,) = top["manifests"]
+    entry, _ = layout_entries(layout)
     index = read_blob_json(layout, entry["digest"])
     images = {}
     for child in index["manifests"]:
@@ -213,7 +220,7 @@ def layout_images(layout: Path) -> dict[str, LayoutImage]:
 
 
 def layout_index_digest(layout: Path) -> str:
-    (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
+    entry, _ = layout_entries(layout)
     digest: str = entry["digest"]
     return digest
 

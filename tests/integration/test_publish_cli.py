@@ -109,7 +109,9 @@ def skopeo_raw(ref: str) -> bytes:
     ).stdout
 
 
-def skopeo_tags(repository: str) -> set[str]:
+def skopeo_tags(repository: str, *, referrers: bool = False) -> set[str]:
+    """The release tags of ``repository`` (or, with ``referrers``, only the referrers tag schema's
+    ``sha256-<hex>`` tags, which hold each image's SBOM on a registry without the referrers API)."""
     completed = subprocess.run(
         ["skopeo", "list-tags", "--tls-verify=false", f"docker://{repository}"],
         capture_output=True,
@@ -118,7 +120,8 @@ def skopeo_tags(repository: str) -> set[str]:
     )
     if completed.returncode != 0:  # no such repository yet: no tags
         return set()
-    return set(json.loads(completed.stdout)["Tags"])
+    tags = set(json.loads(completed.stdout)["Tags"])
+    return {t for t in tags if t.startswith("sha256-") == referrers}
 
 
 def sha256(raw: bytes) -> str:
@@ -164,6 +167,11 @@ def test_build_env_dev_pushes_the_seed_tags_checked_with_skopeo(project, dev_rel
     arm64_tags = {f"dev{s.format(ts=ts)}" for s in SEED_SUFFIXES} | {f"{sha}-arm64", sha}
     amd64_tags = {f"dev-{ts}-amd64", "dev-amd64-latest", f"{sha}-amd64"}
     assert skopeo_tags(repository) == arm64_tags | amd64_tags
+    # One referrers tag (the SBOM) per pushed platform manifest, none for the index.
+    manifests = {str(p["image_digest"]) for p in result["platforms"]}
+    assert skopeo_tags(repository, referrers=True) == {
+        "sha256-" + d.removeprefix("sha256:") for d in manifests
+    }
 
     by_platform = {p["platform"]: p["image_digest"] for p in result["platforms"]}
     arm, amd = by_platform["linux/arm64/v8"], by_platform["linux/amd64"]

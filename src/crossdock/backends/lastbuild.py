@@ -38,6 +38,7 @@ from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, Manifest
+from crossdock.image.referrer import Referrer
 from crossdock.layers import entries_from_tree
 from crossdock.plan import BuildPlan
 from crossdock.platform import Platform
@@ -45,7 +46,7 @@ from crossdock.platform import Platform
 __all__ = ["RecordedVerification", "inputs_key", "load_outcome", "store_outcome"]
 
 # Bump when what a record holds, or what its key covers, changes.
-_RECORD_VERSION = 3  # 2: source_dirs, local_packages; 3: crossdock.cache records
+_RECORD_VERSION = 4  # 2: source_dirs, local_packages; 3: crossdock.cache records; 4: referrers
 _FORMAT = f"last-build/{_RECORD_VERSION}"
 _LOCK_FILES = ("uv.lock", "pyproject.toml", "uv.toml")
 _CHUNK = 1 << 20
@@ -159,6 +160,14 @@ def store_outcome(cache_dir: Path, key: str, outcome: BuildOutcome) -> None:
                 "config": image.config.raw.decode(),
                 "layers": [str(blob.path) for blob in image.layers],
                 "origins": [blob.origin for blob in image.layers],
+                # The SBOM referrers: small JSON blobs, kept whole.
+                "referrers": [
+                    {
+                        "manifest": referrer.manifest.raw.decode(),
+                        "blobs": [data.decode() for _, data in referrer.blobs],
+                    }
+                    for referrer in image.referrers
+                ],
                 "report": report.to_json(),
             }
         )
@@ -196,12 +205,32 @@ def _outcome_from(payload: dict[str, Any], blobs: BlobCache) -> BuildOutcome | N
             if path is None or path != Path(path_text):
                 return None
             layers.append(BlobSource(desc, path, origin))
-        images.append(PlatformImage(platform, manifest, config, tuple(layers)))
+        referrers = tuple(_referrer_from(r, manifest) for r in item["referrers"])
+        if any(r is None for r in referrers):
+            return None
+        images.append(
+            PlatformImage(
+                platform, manifest, config, tuple(layers), tuple(r for r in referrers if r)
+            )
+        )
         reports.append(_report_from(item["report"], platform))
     index = None if payload["index"] is None else Index.parse(payload["index"].encode())
     if index is not None and {d.digest for d in index.manifests} != {i.digest for i in images}:
         return None
     return BuildOutcome(ImageSet(tuple(images), index), tuple(reports))
+
+
+def _referrer_from(data: dict[str, Any], subject: Manifest) -> Referrer | None:
+    manifest = Manifest.parse(data["manifest"].encode())
+    blobs = [text.encode() for text in data["blobs"]]
+    descriptors = [manifest.config, *manifest.layers]
+    if manifest.subject is None or manifest.subject.digest != subject.digest:
+        return None
+    if len(blobs) != len(descriptors) or not all(
+        d.digest.matches(b) for d, b in zip(descriptors, blobs, strict=True)
+    ):
+        return None
+    return Referrer(manifest, tuple(zip(descriptors, blobs, strict=True)))
 
 
 def _report_from(data: dict[str, Any], platform: Platform) -> PlatformReport:

@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -209,6 +209,31 @@ class NativeBackend:
             )
         progress(platform, "verified")
 
+        # The SBOM of what was installed (imported here: a recorded build needs none of it).
+        from crossdock.resolve.lockfile import read_lock
+        from crossdock.sbom import base_os_packages, sbom_referrer
+
+        mark = time.perf_counter()
+        sbom = sbom_referrer(
+            image_name=plan.service,
+            manifest=image.manifest,
+            platform=platform,
+            created=str(config.data.get("created")),
+            tree=resolution.target_dir,
+            distributions=resolution.distributions,
+            lock=read_lock(plan.service_dir),
+            os_packages=base_os_packages(
+                [b.path for b in base.layers],
+                [b.descriptor.digest for b in base.layers],
+                records=CacheLayout(plan.cache_dir).records("base-os-packages", version=1),
+                record_key=_digest_key(base.manifest.digest),
+                index_cache=plan.cache_dir,
+            ),
+            base_name=str(plan.base),
+            base_digest=base.manifest.digest,
+        )
+        image = replace(image, referrers=(sbom,))
+        timings["sbom"] = time.perf_counter() - mark
         timings["total"] = time.perf_counter() - started
         platform_report = PlatformReport(
             platform=platform,

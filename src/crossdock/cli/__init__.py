@@ -42,6 +42,7 @@ def _register_commands() -> None:
         init_cmd,  # noqa: F401
         push_cmd,  # noqa: F401
         run_cmd,  # noqa: F401
+        sbom_cmd,  # noqa: F401
         verify_cmd,  # noqa: F401
     )
 

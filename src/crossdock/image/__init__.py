@@ -6,6 +6,7 @@ from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest, sha256_of
 from crossdock.image.manifest import Index, Manifest, canonical_json, parse_manifest_or_index
 from crossdock.image.mediatypes import MediaType, family_of
+from crossdock.image.referrer import Referrer, make_referrer
 
 __all__ = [
     "BlobSource",
@@ -18,8 +19,10 @@ __all__ = [
     "Manifest",
     "MediaType",
     "PlatformImage",
+    "Referrer",
     "canonical_json",
     "family_of",
+    "make_referrer",
     "parse_manifest_or_index",
     "sha256_of",
 ]

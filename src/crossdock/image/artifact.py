@@ -15,6 +15,7 @@ from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, Manifest
+from crossdock.image.referrer import Referrer
 from crossdock.platform import Platform
 
 __all__ = ["BlobSource", "ImageSet", "PlatformImage"]
@@ -41,6 +42,9 @@ class PlatformImage:
     manifest: Manifest
     config: ImageConfig
     layers: tuple[BlobSource, ...]
+    # Artifacts whose subject is this image (its SBOM): pushed and written beside it, never
+    # inside an index.
+    referrers: tuple[Referrer, ...] = ()
 
     @property
     def digest(self) -> Digest:

@@ -131,6 +131,14 @@ def _write_oci_layout(image_set: ImageSet, root: Path, tag: str) -> Path:
     else:
         # No index wanted (Lambda): name each single-platform manifest by tag-arch.
         top = [_named(d, d.platform.tag(tag) if d.platform else tag) for d in entries]
+    # Referrers (SBOMs) are listed in index.json beside the images, by their artifactType and
+    # without a ref name (image-layout.md); their manifests' subject names the image.
+    for image in image_set.images:
+        for referrer in image.referrers:
+            for descriptor, data in referrer.blobs:
+                _write_blob(root, descriptor.digest, data=data)
+            _write_blob(root, referrer.digest, data=referrer.manifest.raw)
+            top.append(referrer.manifest.descriptor())
     index_json = Index.build(MediaType.OCI_INDEX, top)
     (root / "index.json").write_bytes(canonical_json(json.loads(index_json.raw)))
     return root

@@ -23,6 +23,7 @@ from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
+from crossdock.image.referrer import Referrer
 from crossdock.output.oci_layout import (
     REF_NAME,
     read_bounded,
@@ -43,7 +44,10 @@ def load_layout_image_set(root: Path, *, tag: str | None = None) -> ImageSet:
             f"{root} is not an OCI image layout (no oci-layout / index.json)",
             hint="write one with `crossdock build --oci-layout DIR`",
         )
-    entries = list(Index.parse(read_bounded(index_path)).manifests)
+    listed = Index.parse(read_bounded(index_path)).manifests
+    # Artifacts (SBOMs) are not images: they travel with the image their subject names.
+    artifacts = [e for e in listed if e.artifact_type is not None]
+    entries = [e for e in listed if e.artifact_type is None]
     if tag is not None:
         entries = [e for e in entries if _selected(e, tag)]
         if not entries:
@@ -64,9 +68,9 @@ def load_layout_image_set(root: Path, *, tag: str | None = None) -> ImageSet:
                 "to its own folder",
             )
         index = indexes[0]
-        images = tuple(_image(root, child) for child in index.manifests)
+        images = tuple(_image(root, child, artifacts) for child in index.manifests)
         return ImageSet(images, index)
-    images = tuple(_image(root, e) for e in entries)
+    images = tuple(_image(root, e, artifacts) for e in entries)
     platforms = [image.platform for image in images]
     if len(set(platforms)) != len(platforms):
         raise ConfigError(
@@ -81,7 +85,25 @@ def _selected(entry: Descriptor, tag: str) -> bool:
     return name == tag or (name.startswith(f"{tag}-") and entry.platform is not None)
 
 
-def _image(root: Path, descriptor: Descriptor) -> PlatformImage:
+def _referrers(root: Path, subject: Manifest, artifacts: list[Descriptor]) -> tuple[Referrer, ...]:
+    """The layout's artifacts whose subject is ``subject``, blobs verified."""
+    found: list[Referrer] = []
+    for descriptor in artifacts:
+        document = parse_manifest_or_index(
+            read_layout_blob(root, descriptor), descriptor.media_type
+        )
+        if not isinstance(document, Manifest) or document.subject is None:
+            continue
+        if document.subject.digest != subject.digest:
+            continue
+        blobs = tuple(
+            (blob, read_layout_blob(root, blob)) for blob in (document.config, *document.layers)
+        )
+        found.append(Referrer(document, blobs))
+    return tuple(found)
+
+
+def _image(root: Path, descriptor: Descriptor, artifacts: list[Descriptor]) -> PlatformImage:
     if descriptor.platform is not None and descriptor.platform.os == "unknown":
         raise ConfigError(
             f"{root} contains an attestation manifest ({descriptor.digest}); crossdock pushes "
@@ -103,4 +125,10 @@ def _image(root: Path, descriptor: Descriptor) -> PlatformImage:
     layers = tuple(
         BlobSource(layer, verified_layout_file(root, layer)) for layer in document.layers
     )
-    return PlatformImage(Platform.parse(str(platform)), document, config, layers)
+    return PlatformImage(
+        Platform.parse(str(platform)),
+        document,
+        config,
+        layers,
+        _referrers(root, document, artifacts),
+    )

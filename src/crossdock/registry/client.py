@@ -203,6 +203,27 @@ class RegistryClient:
             )
         return digest
 
+    def referrers(self, repository: Reference, subject: Digest) -> Index | None:
+        """The referrers API's index of ``subject`` (distribution-spec 1.1), or None when the
+        registry has no such API (distribution 2.8 answers 404): then the referrers tag schema
+        holds them (``crossdock.registry.referrers``)."""
+        name = self._repository(repository)
+        response = self.transport.request(
+            "GET",
+            f"/v2/{name}/referrers/{subject}",
+            scopes=[pull_scope(name)],
+            headers={"Accept": MediaType.OCI_INDEX},
+        )
+        content_type = response.headers.get("content-type", "").split(";")[0].strip()
+        if response.status_code != 200 or content_type != MediaType.OCI_INDEX:
+            return None
+        raw = response.content
+        if len(raw) > MAX_DOCUMENT_BYTES:
+            raise RegistryError(
+                f"the referrers of {subject} in {name} exceed {MAX_DOCUMENT_BYTES} bytes"
+            )
+        return Index.parse(raw, MediaType.OCI_INDEX)
+
     # -- blobs -----------------------------------------------------------------------------
 
     def blob_exists(self, repository: Reference, digest: Digest) -> bool:

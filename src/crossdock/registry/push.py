@@ -27,6 +27,7 @@ from crossdock.image.artifact import BlobSource, ImageSet
 from crossdock.image.digest import Digest, sha256_of
 from crossdock.registry.client import RegistryClient, UploadOutcome
 from crossdock.registry.reference import Reference
+from crossdock.registry.referrers import attach_referrer
 
 __all__ = ["DEFAULT_CONCURRENCY", "PushEvent", "PushReport", "push_image_set"]
 
@@ -35,7 +36,7 @@ _log = logging.getLogger(__name__)
 # Concurrent blob transfers: enough to hide latency, few enough not to trip rate limits.
 DEFAULT_CONCURRENCY = 4
 
-EventKind = Literal["blob", "manifest", "index", "tag"]
+EventKind = Literal["blob", "manifest", "index", "referrer", "tag"]
 EventOutcome = Literal["uploaded", "mounted", "present", "pushed", "skipped"]
 
 
@@ -60,6 +61,7 @@ class PushReport:
     blobs_present: int = 0
     manifests: list[Digest] = field(default_factory=list)
     index: Digest | None = None
+    referrers: list[Digest] = field(default_factory=list)  # artifacts attached (SBOMs)
     tags: dict[str, Digest] = field(default_factory=dict)
     tags_unchanged: list[str] = field(default_factory=list)
 
@@ -71,6 +73,7 @@ class PushReport:
             f"{self.blobs_mounted} mounted, {self.blobs_present} already there; "
             f"{len(self.manifests)} manifest(s)"
             + (f" + index {self.index}" if self.index else "")
+            + (f", {len(self.referrers)} referrer(s)" if self.referrers else "")
             + f"; {moved} tag(s) set, {len(self.tags_unchanged)} unchanged"
         )
 
@@ -118,6 +121,13 @@ def push_image_set(
         outcome = _push_by_digest(client, target, index.raw, index.media_type, index.digest)
         report.index = index.digest
         progress(PushEvent("index", str(index.digest), outcome, len(index.raw)))
+    # Referrers (SBOMs) beside their images, never inside the index: after their subjects
+    # exist, before any tag moves.
+    for image in image_set.images:
+        for referrer in image.referrers:
+            via = attach_referrer(client, target, referrer)
+            report.referrers.append(referrer.digest)
+            progress(PushEvent("referrer", f"{referrer.digest} ({via})", "pushed"))
 
     raw_by_digest = _documents(image_set)
     for tag, digest in tags.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,8 @@ class LockedPackage:
     source_kind: str  # "registry", "virtual", "editable", "directory", "path", "url", "git"
     sdist: LockedSdist | None
     wheels: tuple[str, ...]  # wheel file names
+    # wheel file name -> the sha256 (hex) the lock promises for it (what uv checks on install)
+    wheel_sha256: Mapping[str, str] = field(default_factory=dict)
 
 
 class Availability(Enum):
@@ -105,7 +107,13 @@ def _package(entry: Mapping[str, Any], lock_path: Path) -> LockedPackage:
                 sha256=_hash_of(sdist_entry),
                 size=int(size) if size is not None else None,
             )
-        wheels = tuple(_filename_of(wheel) for wheel in entry.get("wheels", ()))
+        wheel_entries = list(entry.get("wheels", ()))
+        wheels = tuple(_filename_of(wheel) for wheel in wheel_entries)
+        wheel_sha256 = {
+            _filename_of(wheel): digest
+            for wheel in wheel_entries
+            if (digest := _hash_of(wheel)) is not None
+        }
     except (KeyError, TypeError, AttributeError, ValueError) as err:
         raise LockError(
             f"{lock_path}: cannot read the package entry {entry!r:.120}",
@@ -117,6 +125,7 @@ def _package(entry: Mapping[str, Any], lock_path: Path) -> LockedPackage:
         source_kind=kinds[0] if kinds else "unknown",
         sdist=sdist,
         wheels=wheels,
+        wheel_sha256=wheel_sha256,
     )
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from crossdock.fsview import EntryKind, LayerFS
+from crossdock.fsview import LayerFS
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
 from crossdock.image.mediatypes import MediaType
@@ -41,6 +41,7 @@ from crossdock.verify.report import (
     PlatformReport,
     apply_allow,
 )
+from crossdock.verify.startup import find_module, handler_module
 
 __all__ = [
     "LAMBDA_ERRORS",
@@ -48,7 +49,6 @@ __all__ = [
     "PreflightImage",
     "PreflightLayer",
     "add_to_report",
-    "find_module",
     "lambda_preflight",
 ]
 
@@ -301,14 +301,14 @@ def _handler(image: PreflightImage, index_cache: Path | None) -> tuple[Finding |
     match = _HANDLER_RE.match(cmd[0])
     if match is None:
         return None, f"CMD {cmd[0]!r} is not a Python handler (module.function): not checked"
-    module = match.group("module")
+    module = handler_module(cmd[0])
     fs = LayerFS(
         [layer.path for layer in image.layers],
         [layer.digest for layer in image.layers],
         index_cache=index_cache,
     )
     roots = _search_path(image.config)
-    found = find_module(fs, module, roots)
+    found = find_module(fs, module, roots)  # verify.startup's resolver, as CPython imports
     if found is not None:
         return None, None
     return (
@@ -331,27 +331,6 @@ def _search_path(config: ImageConfig) -> list[str]:
     if runtime_dir := env.get("LAMBDA_RUNTIME_DIR"):
         roots.append(runtime_dir)
     return list(dict.fromkeys(roots))
-
-
-def find_module(fs: LayerFS, module: str, roots: Sequence[str]) -> str | None:
-    """Where ``module`` (dotted, or a folder path with dots) would be imported from, or None.
-
-    One small function on purpose: a module resolver over layered filesystems (for entry modules
-    and executables) is being written beside this one and will replace it.
-    """
-    relative = module.replace(".", "/")
-    for root in roots:
-        base = posixpath.join(root, relative)
-        for candidate in (f"{base}.py", f"{base}/__init__.py", f"{base}.pyc"):
-            entry = fs.get(candidate)
-            if entry is not None and entry.kind is EntryKind.FILE:
-                return entry.path
-        folder, name = posixpath.split(base)
-        for sibling in fs.listdir(folder):
-            # Extension modules: name.cpython-313-aarch64-linux-gnu.so, name.abi3.so, name.so
-            if sibling.startswith(f"{name}.") and sibling.endswith(".so"):
-                return posixpath.join(folder, sibling)
-    return None
 
 
 def add_to_report(
