@@ -393,6 +393,13 @@ source "$STAGE_DIR/https.sh"
 # Subcommands
 # ---------------------------------------------------------------------------------------------
 
+# A second version of each base (one more layer: a changed /etc/issue, same Python), under its
+# own tag (library/python:3.13-slim-v2, lambda/python:3.13-v2): what `crossdock rebase` moves
+# images onto. Built from make_bases.py's layout; pushed only when the registry lacks it.
+publish_base_updates() {
+  "$1" "$STAGE_DIR/base_updates.py" --cache "$CACHE" --registry "$REGISTRY"
+}
+
 cmd_up() {
   local t0 uv py
   t0=$(now)
@@ -404,6 +411,7 @@ cmd_up() {
   ensure_registry
   "$py" "$STAGE_DIR/make_bases.py" publish --cache "$CACHE" --registry "$REGISTRY" --uv "$uv"
   ensure_https_stage "$py"
+  publish_base_updates "$py"
   say "up in $(since "$t0"): registry $REGISTRY, bases in $CACHE/published.json, https registry $HTTPS_REGISTRY"
 }
 

@@ -41,6 +41,7 @@ def _register_commands() -> None:
         doctor_cmd,  # noqa: F401
         init_cmd,  # noqa: F401
         push_cmd,  # noqa: F401
+        rebase_cmd,  # noqa: F401
         run_cmd,  # noqa: F401
         sbom_cmd,  # noqa: F401
         verify_cmd,  # noqa: F401

@@ -1,0 +1,563 @@
+"""Rebase: move a crossdock image onto a new version of its base, and prove it still fits.
+
+Per platform (the image's manifest records its base: ``org.opencontainers.image.base.name`` and
+``.digest``, the base's platform manifest):
+
+1. the old base's layers must be exactly the image's bottom layers (else nothing is changed);
+2. the new base (same platform) is pulled and profiled (``baseprofile``): its Python must have the
+   same minor version as the old one, since wheels, extension modules and bytecode are built for
+   it; its glibc must be at least the highest ``GLIBC_x.y`` the image's own binaries need;
+3. the new image is the new base's layers under the image's own layers, unchanged; its config
+   gets the new base's diff_ids and history below the image's own, and environment values the
+   image took from the old base (PATH's tail included) follow the new base;
+4. every check runs again, as in a build: the new base verified, the whole image verified with
+   the new base's profile, the target's output rules (the Lambda preflight for Lambda images);
+5. the SBOM is carried over: the Python packages of the old image's SBOM, the new base's OS
+   packages.
+
+``check_bases`` answers the fleet question without pulling layers: which images' bases moved
+(the base digest recorded in each manifest vs what the base's tag names now).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossdock.baseprofile import BaseProfile, read_base_profile
+from crossdock.cache import BlobCache, CacheLayout
+from crossdock.errors import BaseImageError, ConfigError, NotFoundError, VerificationError
+from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
+from crossdock.image.config import ImageConfig
+from crossdock.image.descriptor import Descriptor
+from crossdock.image.digest import Digest
+from crossdock.image.manifest import Index, Manifest
+from crossdock.image.mediatypes import family_of
+from crossdock.image.referrer import Referrer, make_referrer
+from crossdock.platform import Platform
+from crossdock.registry.client import RegistryClient
+from crossdock.registry.reference import Mirrors, Reference
+from crossdock.registry.referrers import list_referrers
+from crossdock.sbom import SBOM_ARTIFACT_TYPE, SBOM_PLATFORM_ANNOTATION, base_os_packages
+from crossdock.sbom.document import python_packages_of, sbom_document
+from crossdock.targets import target_spec
+from crossdock.verify import PlatformReport, verify_image
+
+__all__ = ["BASE_DIGEST", "BASE_NAME", "BaseCheck", "RebaseResult", "check_bases", "rebase"]
+
+# OCI annotations.md: the base an image was built on (crossdock's builds set both).
+BASE_NAME = "org.opencontainers.image.base.name"
+BASE_DIGEST = "org.opencontainers.image.base.digest"
+_CREATED = "org.opencontainers.image.created"
+_LAMBDA_MARKER = "LAMBDA_TASK_ROOT"
+
+ClientFor = Callable[[str], RegistryClient]
+
+
+@dataclass(frozen=True)
+class RebasedPlatform:
+    platform: Platform
+    old_digest: Digest
+    image: PlatformImage
+    old_base: Digest
+    new_base: Digest
+    python_version: str
+    glibc_available: str
+    glibc_required: str | None
+    report: PlatformReport
+    sbom_carried: bool  # the old image had an SBOM, carried over with the new base's packages
+
+
+@dataclass(frozen=True)
+class RebaseResult:
+    image_set: ImageSet
+    platforms: tuple[RebasedPlatform, ...]
+    target: str | None  # whose output rules were applied (lambda for Lambda images)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": str(self.image_set.index.digest) if self.image_set.index else None,
+            "target": self.target,
+            "platforms": [
+                {
+                    "platform": str(p.platform),
+                    "old_digest": str(p.old_digest),
+                    "new_digest": str(p.image.digest),
+                    "old_base": str(p.old_base),
+                    "new_base": str(p.new_base),
+                    "python_version": p.python_version,
+                    "glibc": {"available": p.glibc_available, "required": p.glibc_required},
+                    "sbom_carried": p.sbom_carried,
+                    "verification": p.report.to_json(),
+                }
+                for p in self.platforms
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class _Pulled:
+    """One platform image as pulled: manifest, config, and where its layers' bytes are."""
+
+    reference: Reference  # the repository it was pulled from (mirrors applied)
+    manifest: Manifest
+    config: ImageConfig
+    layers: tuple[BlobSource, ...]
+
+
+class _Puller:
+    """Manifests, configs and layers, pulled verified and cached by digest (one client per
+    registry host)."""
+
+    def __init__(self, client_for: ClientFor, blobs: BlobCache, mirrors: Mirrors) -> None:
+        self._client_for = client_for
+        self._clients: dict[str, RegistryClient] = {}
+        self.blobs = blobs
+        self.mirrors = mirrors
+
+    def client(self, ref: Reference) -> RegistryClient:
+        if ref.registry not in self._clients:
+            self._clients[ref.registry] = self._client_for(ref.registry)
+        return self._clients[ref.registry]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+    def top(self, ref: Reference) -> tuple[Reference, Manifest | Index]:
+        pull = self.mirrors.apply(ref)
+        return pull, self.client(pull).get_manifest(pull)
+
+    def manifest(self, pull: Reference, digest: Digest) -> Manifest:
+        found = self.client(pull).get_manifest(pull.with_digest(digest))
+        if not isinstance(found, Manifest):
+            raise BaseImageError(f"{pull}@{digest} is an index, not an image manifest")
+        return found
+
+    def config(self, pull: Reference, manifest: Manifest) -> ImageConfig:
+        return ImageConfig.parse(self.client(pull).fetch_blob_bytes(pull, manifest.config))
+
+    def layers(self, pull: Reference, descriptors: Sequence[Descriptor]) -> tuple[BlobSource, ...]:
+        client = self.client(pull)
+        origin = f"{pull.registry}/{pull.repository}"
+        return tuple(
+            BlobSource(
+                desc,
+                self.blobs.ensure(desc, lambda d, dest: client.fetch_blob(pull, d, dest)),
+                origin,
+            )
+            for desc in descriptors
+        )
+
+    def platform_image(
+        self, pull: Reference, top: Manifest | Index, platform: Platform, *, layers: bool = True
+    ) -> _Pulled:
+        if isinstance(top, Index):
+            child = top.find(platform)
+            if child is None:
+                available = ", ".join(str(p) for p in top.platforms()) or "none"
+                raise BaseImageError(
+                    f"{pull} has no {platform} image (it has: {available})",
+                    hint="rebase onto a base that has every platform of the image",
+                )
+            manifest = self.manifest(pull, child.digest)
+        else:
+            manifest = top
+        config = self.config(pull, manifest)
+        if not isinstance(top, Index) and config.platform.architecture != platform.architecture:
+            raise BaseImageError(f"{pull} is a {config.platform} image, not {platform}")
+        blobs = self.layers(pull, manifest.layers) if layers else ()
+        return _Pulled(pull, manifest, config, blobs)
+
+
+def _children(puller: _Puller, pull: Reference, top: Manifest | Index) -> list[_Pulled]:
+    """The image's platform manifests (attestations and other artifacts skipped)."""
+    if isinstance(top, Manifest):
+        return [_Pulled(pull, top, puller.config(pull, top), ())]
+    out = []
+    for desc in top.manifests:
+        if desc.platform is None or desc.platform.os == "unknown" or desc.artifact_type:
+            continue
+        manifest = puller.manifest(pull, desc.digest)
+        out.append(_Pulled(pull, manifest, puller.config(pull, manifest), ()))
+    return out
+
+
+def _recorded_base(image: Reference, manifest: Manifest) -> tuple[Reference, Digest]:
+    name = manifest.annotations.get(BASE_NAME)
+    digest = manifest.annotations.get(BASE_DIGEST)
+    if not name or not digest:
+        raise ConfigError(
+            f"{image}@{manifest.digest} does not record its base ({BASE_NAME} and "
+            f"{BASE_DIGEST} annotations)",
+            hint="rebase works on images built by crossdock (OCI manifests record their base)",
+        )
+    return Reference.parse(name), Digest(digest)
+
+
+# -- rebase ---------------------------------------------------------------------------------
+
+
+def rebase(
+    image: Reference,
+    new_base: Reference,
+    *,
+    cache_dir: Path,
+    mirrors: Mirrors | None = None,
+    client_for: ClientFor = RegistryClient,
+    allow: Sequence[str] = (),
+    target: str | None = None,
+) -> RebaseResult:
+    """The images of ``image`` moved onto ``new_base``, verified; nothing is pushed."""
+    puller = _Puller(client_for, CacheLayout(cache_dir).blobs, mirrors or Mirrors({}))
+    try:
+        pull, top = puller.top(image)
+        children = _children(puller, pull, top)
+        chosen = target or _inferred_target(top, children)
+        new_pull, new_top = puller.top(new_base)
+        rebased = tuple(
+            _rebase_platform(puller, image, child, new_base, new_pull, new_top, cache_dir, allow)
+            for child in children
+        )
+    finally:
+        puller.close()
+    index = None
+    if isinstance(top, Index):
+        family = family_of(rebased[0].image.manifest.media_type)
+        index = Index.build(
+            family.index,
+            [p.image.manifest.descriptor(p.platform) for p in rebased],
+            annotations=top.annotations,
+        )
+    image_set = ImageSet(tuple(p.image for p in rebased), index)
+    if chosen is not None:
+        target_spec(chosen).check_output(image_set, cache_dir=cache_dir)
+    return RebaseResult(image_set, rebased, chosen)
+
+
+def _inferred_target(top: Manifest | Index, children: Sequence[_Pulled]) -> str | None:
+    """Lambda images (single manifests on a base that sets LAMBDA_TASK_ROOT) keep Lambda's
+    rules; others have no target-specific output rules to re-check."""
+    if isinstance(top, Manifest) and all(_LAMBDA_MARKER in c.config.env for c in children):
+        return "lambda"
+    return None
+
+
+def _rebase_platform(  # noqa: PLR0917 - private; one call site
+    puller: _Puller,
+    image: Reference,
+    child: _Pulled,
+    new_base: Reference,
+    new_pull: Reference,
+    new_top: Manifest | Index,
+    cache_dir: Path,
+    allow: Sequence[str],
+) -> RebasedPlatform:
+    platform = child.config.platform
+    old_base_ref, old_base_digest = _recorded_base(image, child.manifest)
+    old_pull = puller.mirrors.apply(old_base_ref)
+    old_base = puller.manifest(old_pull, old_base_digest)
+    count = len(old_base.layers)
+    if [d.digest for d in child.manifest.layers[:count]] != [d.digest for d in old_base.layers]:
+        raise BaseImageError(
+            f"{image}@{child.manifest.digest}: its bottom layers are not those of its recorded "
+            f"base {old_base_ref}@{old_base_digest}; nothing was changed",
+            hint="the image was not built on the base its annotations name",
+        )
+    old_base_config = puller.config(old_pull, old_base)
+    new = puller.platform_image(new_pull, new_top, platform)
+    own_descriptors = child.manifest.layers[count:]
+    own = puller.layers(child.reference, own_descriptors)
+    old_profile = _profile(
+        cache_dir, old_base, old_base_config, puller.layers(old_pull, old_base.layers)
+    )
+    new_profile = _profile(cache_dir, new.manifest, new.config, new.layers)
+    if new_profile.python != old_profile.python:
+        raise BaseImageError(
+            f"{new_base} has Python {new_profile.python_version} for {platform}, but "
+            f"{image} was built for Python {old_profile.python_version}: its wheels, extension "
+            "modules and bytecode are for that version; nothing was rebased",
+            hint=f"rebase onto a base with Python {old_profile.python_version}, or rebuild "
+            f"the service on {new_base}",
+        )
+
+    family = family_of(new.manifest.media_type)
+    config = _rebased_config(child.config, old_base_config, new.config)
+    layer_sources = (
+        *new.layers,
+        *(
+            BlobSource(
+                Descriptor(family.layer_gzip, b.descriptor.digest, b.descriptor.size),
+                b.path,
+                b.origin,
+            )
+            for b in own
+        ),
+    )
+    report = _verify(cache_dir, new, new_profile, config, layer_sources, platform, allow, image)
+    annotations = dict(child.manifest.annotations)
+    annotations[BASE_NAME] = str(new_base)
+    annotations[BASE_DIGEST] = str(new.manifest.digest)
+    manifest = Manifest.build(
+        family.manifest,
+        Descriptor(family.config, config.digest, len(config.raw)),
+        [b.descriptor for b in layer_sources],
+        annotations=annotations,
+    )
+    sbom = _carried_sbom(puller, child, manifest, platform, config, new, new_base, cache_dir)
+    image_out = PlatformImage(
+        platform, manifest, config, layer_sources, (sbom,) if sbom is not None else ()
+    )
+    return RebasedPlatform(
+        platform=platform,
+        old_digest=child.manifest.digest,
+        image=image_out,
+        old_base=old_base_digest,
+        new_base=new.manifest.digest,
+        python_version=new_profile.python_version,
+        glibc_available=new_profile.glibc_version,
+        glibc_required=report.glibc.required,
+        report=report,
+        sbom_carried=sbom is not None,
+    )
+
+
+def _digest_key(digest: Digest) -> str:
+    return f"{digest.algorithm}-{digest.hex}"
+
+
+def _profile(
+    cache_dir: Path, manifest: Manifest, config: ImageConfig, layers: Sequence[BlobSource]
+) -> BaseProfile:
+    """A base's profile, in the records the native backend keeps them in (by manifest digest)."""
+    records = CacheLayout(cache_dir).records("base-profile", version=1)
+    key = _digest_key(manifest.digest)
+    cached = records.load(key, BaseProfile.from_json)
+    if cached is not None:
+        return cached
+    profile = read_base_profile(config, [b.path for b in layers])
+    records.store(key, profile.to_json())
+    return profile
+
+
+def _rebased_config(
+    image: ImageConfig, old_base: ImageConfig, new_base: ImageConfig
+) -> ImageConfig:
+    data: dict[str, Any] = json.loads(image.raw) if image.raw else dict(image.data)
+    base_layers = len(old_base.diff_ids)
+    base_history = len(old_base.data.get("history") or [])
+    data["rootfs"] = {
+        "type": "layers",
+        "diff_ids": [str(d) for d in (*new_base.diff_ids, *image.diff_ids[base_layers:])],
+    }
+    data["history"] = [
+        *(new_base.data.get("history") or []),
+        *(image.data.get("history") or [])[base_history:],
+    ]
+    env = image.env
+    old_env, new_env = old_base.env, new_base.env
+    for key, old_value in old_env.items():
+        value = env.get(key)
+        if value is None:
+            continue
+        if value == old_value:
+            if key in new_env:
+                env[key] = new_env[key]
+            else:
+                env.pop(key)
+        elif key == "PATH" and value.endswith(old_value) and "PATH" in new_env:
+            # crossdock prepends its bin folder to the base's PATH.
+            env[key] = value[: len(value) - len(old_value)] + new_env["PATH"]
+    for key, new_value in new_env.items():
+        if key not in old_env and key not in env:
+            env[key] = new_value
+    runtime = dict(data.get("config") or {})
+    runtime["Env"] = [f"{k}={v}" for k, v in env.items()]
+    data["config"] = runtime
+    return ImageConfig.from_data(data)
+
+
+def _verify(  # noqa: PLR0917 - private; one call site
+    cache_dir: Path,
+    new: _Pulled,
+    profile: BaseProfile,
+    config: ImageConfig,
+    layers: Sequence[BlobSource],
+    platform: Platform,
+    allow: Sequence[str],
+    image: Reference,
+) -> PlatformReport:
+    # The base verified once per digest, platform and allow rules (as the native backend does).
+    verified = CacheLayout(cache_dir).records("base-verified", version=1)
+    marker = _base_key(new.manifest.digest, platform, allow)
+    if not verified.load(marker, bool):
+        base_report = verify_image(
+            new.config,
+            [b.path for b in new.layers],
+            layer_digests=[b.descriptor.digest for b in new.layers],
+            profile=profile,
+            allow=allow,
+            declared_platform=platform,
+            image_name=f"base {new.reference} ({platform})",
+            startup=False,  # the image replaces the base's command
+            cache_dir=cache_dir,
+        )
+        if not base_report.passed:
+            raise VerificationError(
+                f"the new base {new.reference} for {platform} failed verification; nothing "
+                "was rebased",
+                report=base_report,
+                hint="pick another base, or --allow PATTERN for a known exception in the base",
+            )
+        verified.store(marker, value=True)
+    report = verify_image(
+        config,
+        [b.path for b in layers],
+        layer_digests=[b.descriptor.digest for b in layers],
+        profile=profile,
+        allow=allow,
+        first_layer=len(new.layers),
+        declared_platform=platform,
+        image_name=f"{image} rebased ({platform})",
+        cache_dir=cache_dir,
+    )
+    required = report.glibc.required
+    if required is not None and _version(required) > profile.glibc:
+        raise BaseImageError(
+            f"{new.reference} has glibc {profile.glibc_version} for {platform}, older than "
+            f"the glibc {required} that {report.glibc.required_by} in {image} needs; nothing "
+            "was rebased",
+            hint="rebase onto a base with a newer glibc, or rebuild the service on this base "
+            "(crossdock then picks wheels for its glibc)",
+        )
+    if not report.passed:
+        raise VerificationError(
+            f"{image} rebased onto {new.reference} failed verification for {platform}; "
+            "nothing was pushed",
+            report=report,
+            hint="see the failures above; --allow PATTERN accepts a known exception",
+        )
+    return report
+
+
+def _base_key(digest: Digest, platform: Platform, allow: Sequence[str]) -> str:
+    """The native backend's key for a base verified with these allow rules."""
+    text = "\0".join([str(digest), str(platform), *allow])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def _carried_sbom(  # noqa: PLR0917 - private; one call site
+    puller: _Puller,
+    child: _Pulled,
+    manifest: Manifest,
+    platform: Platform,
+    config: ImageConfig,
+    new: _Pulled,
+    new_base: Reference,
+    cache_dir: Path,
+) -> Referrer | None:
+    """The old image's SBOM with the new base's OS packages (None when it had none)."""
+    client = puller.client(child.reference)
+    found = list_referrers(client, child.reference, child.manifest.digest, SBOM_ARTIFACT_TYPE)
+    if not found:
+        return None
+    artifact = client.get_manifest(child.reference.with_digest(found[-1].digest))
+    if not isinstance(artifact, Manifest) or not artifact.layers:
+        return None
+    old_document = client.fetch_blob_bytes(child.reference, artifact.layers[-1])
+    created = str(config.data.get("created") or "1970-01-01T00:00:00Z")
+    document = sbom_document(
+        image_name=str(json.loads(old_document)["metadata"]["component"]["name"]),
+        manifest_digest=manifest.digest,
+        platform=platform,
+        created=datetime.datetime.fromisoformat(created.replace("Z", "+00:00")),
+        python=python_packages_of(old_document),
+        os_packages=base_os_packages(
+            [b.path for b in new.layers],
+            [b.descriptor.digest for b in new.layers],
+            records=CacheLayout(cache_dir).records("base-os-packages", version=1),
+            record_key=_digest_key(new.manifest.digest),
+            index_cache=cache_dir,
+        ),
+        base_name=str(new_base),
+        base_digest=new.manifest.digest,
+    )
+    return make_referrer(
+        manifest.descriptor(),
+        SBOM_ARTIFACT_TYPE,
+        SBOM_ARTIFACT_TYPE,
+        document,
+        {_CREATED: created, SBOM_PLATFORM_ANNOTATION: str(platform)},
+    )
+
+
+# -- rebase --check -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaseCheck:
+    image: str
+    platform: str
+    base: str | None
+    recorded: str | None
+    current: str | None
+    moved: bool | None  # None: the image records no base, or its base tag is gone
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "platform": self.platform,
+            "base": self.base,
+            "recorded": self.recorded,
+            "current": self.current,
+            "moved": self.moved,
+        }
+
+
+def check_bases(
+    images: Sequence[Reference],
+    *,
+    mirrors: Mirrors | None = None,
+    client_for: ClientFor = RegistryClient,
+) -> list[BaseCheck]:
+    """For each platform of each image: has the tag of its recorded base moved?"""
+    # No layer is pulled: the blob cache is never written.
+    puller = _Puller(client_for, BlobCache(Path("/nonexistent")), mirrors or Mirrors({}))
+    checks: list[BaseCheck] = []
+    try:
+        for image in images:
+            pull, top = puller.top(image)
+            checks.extend(
+                _check_one(puller, image, child) for child in _children(puller, pull, top)
+            )
+    finally:
+        puller.close()
+    return checks
+
+
+def _check_one(puller: _Puller, image: Reference, child: _Pulled) -> BaseCheck:
+    platform = child.config.platform
+    name = child.manifest.annotations.get(BASE_NAME)
+    recorded = child.manifest.annotations.get(BASE_DIGEST)
+    if not name or not recorded:
+        return BaseCheck(str(image), str(platform), name, recorded, None, None)
+    try:
+        _, base_top = puller.top(Reference.parse(name))
+    except NotFoundError:
+        return BaseCheck(str(image), str(platform), name, recorded, None, None)
+    if isinstance(base_top, Index):
+        found = base_top.find(platform)
+        current = str(found.digest) if found is not None else None
+    else:
+        current = str(base_top.digest)
+    moved = None if current is None else current != recorded
+    return BaseCheck(str(image), str(platform), name, recorded, current, moved)
