@@ -6,6 +6,7 @@ class, so its exit code, and its message), and what is left in the registry.
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -16,14 +17,18 @@ from pathlib import Path
 import pytest
 import stamina
 
-from crossdock.errors import AuthError, RegistryError
+from crossdock.errors import AuthError, BaseImageError, RegistryError
 from crossdock.image.digest import Digest, sha256_of
+from crossdock.image.mediatypes import MediaType
 from crossdock.platform import AMD64
 from crossdock.registry import Reference, RegistryClient, push_image_set
+from tests.integration.test_native_build import PROJECTS, crossdock, make_service, stage_env
 from tests.integration.test_registry_push import build_image_set, six_tags
 from tests.support.registry import Canned, InProcessRegistry, Quirks, Seen, TokenServer, bearer_gate
 
 pytestmark = pytest.mark.integration
+
+__all__ = ["stage_env"]  # the fixture, shared with test_native_build
 
 REPOSITORY = "fault/app"
 ROOT = Path(__file__).parents[2]
@@ -166,6 +171,7 @@ PUSHER = """
 import sys
 from pathlib import Path
 from crossdock.registry import Reference, RegistryClient, push_image_set
+from tests.integration.test_native_build import PROJECTS, crossdock, make_service, stage_env
 from tests.integration.test_registry_push import build_image_set, six_tags
 
 host, folder = sys.argv[1], Path(sys.argv[2])
@@ -332,3 +338,43 @@ def test_a_failure_while_tags_are_written_says_which_tags_were_set(tmp_path):
     assert f"3 of {len(tags)} tags were set" in message
     assert ", ".join(order[:3]) in message
     assert order[3] in message
+
+
+# -- the base --------------------------------------------------------------------------------
+
+
+def test_a_base_index_without_the_requested_platform_is_a_base_image_error(stage_env, tmp_path):
+    """`crossdock build --base` an index that has only arm64, for amd64: exit 5, naming the
+    platforms it has; nothing is pulled beyond the index and nothing is pushed."""
+    make_service(tmp_path / "project", PROJECTS / "pure-sdist", lock_env=stage_env)
+    arm_only = {
+        "schemaVersion": 2,
+        "mediaType": MediaType.OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": MediaType.OCI_MANIFEST,
+                "digest": "sha256:" + "ab" * 32,
+                "size": 1234,
+                "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"},
+            }
+        ],
+    }
+    with InProcessRegistry() as registry:
+        raw = json.dumps(arm_only).encode()
+        registry.manifests[("base/python", "arm-only")] = (raw, MediaType.OCI_INDEX)
+        push_to = f"{registry.host}/{REPOSITORY}:x"
+        run = crossdock(
+            stage_env,
+            *("build", "-C", str(tmp_path / "project"), "--service", "api"),
+            *("--base", f"{registry.host}/base/python:arm-only", "--platform", "linux/amd64"),
+            *("--push", push_to),
+        )
+        asked = [f"{r.method} {r.path}" for r in registry.requests]
+    assert run.returncode == BaseImageError.exit_code, run.output
+    assert (
+        f"base image {registry.host}/base/python:arm-only has no linux/amd64 image "
+        "(it has: linux/arm64/v8)" in run.stderr
+    )
+    assert "Traceback" not in run.output
+    assert not any("/blobs/" in request for request in asked)  # nothing pulled, nothing pushed
+    assert registry.manifests.keys() == {("base/python", "arm-only")}

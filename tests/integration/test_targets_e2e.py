@@ -24,7 +24,9 @@ from uv import find_uv_bin
 from crossdock.backends.native import NativeBackend
 from crossdock.build import build, make_plan
 from crossdock.config import load_config
+from crossdock.errors import TargetError
 from crossdock.image.mediatypes import INDEX_TYPES, MANIFEST_TYPES, MediaType
+from crossdock.output.oci_layout import write_oci_layout
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.push import push_image_set
 from crossdock.registry.reference import Reference
@@ -186,10 +188,28 @@ def test_lambda_output_is_one_single_arch_manifest_per_platform(built):
         assert config["config"]["WorkingDir"] == "/var/task"
 
 
-def test_lambda_target_refuses_an_index(built):
+def test_lambda_target_refuses_an_index(built, project, stage_env, tmp_path):
+    """The EKS build (an index over both platforms) released for Lambda by `crossdock push`,
+    from the project and with --target alone: refused (exit 10) before anything is pushed."""
     eks = built("eks")
     problems = target_spec("lambda").output_problems(eks.outcome.image_set)
     assert any("accepts only single-architecture manifests" in p for p in problems)
+    layout = write_oci_layout(eks.outcome.image_set, tmp_path / "eks-layout")
+    repository = f"{REGISTRY}/crossdock-it/lambda-refused-{RUN_ID}"
+    for where in (("-C", str(project), "--service", "api"), ()):
+        run = _crossdock_rc(
+            stage_env,
+            *("push", str(layout), *where, "--target", "lambda", "--to", f"{repository}:x"),
+        )
+        assert run.returncode == TargetError.exit_code, run.stderr + run.stdout
+        assert "target lambda cannot run this build; nothing was pushed" in run.stderr
+        assert "accepts only single-architecture manifests" in run.stderr
+        inspect = subprocess.run(
+            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{repository}:x"],
+            capture_output=True,
+            check=False,
+        )
+        assert inspect.returncode != 0  # no tag, and no repository either
 
 
 def _crossdock_rc(env, *args, timeout=1700):

@@ -164,6 +164,7 @@ def push(
         dry_run=dry_run,
         create_repository=create_repository,
         progress=progress,
+        target=target,  # without a config, --target still says whose rules the push obeys
     )
     if publishing is None:  # unreachable: a destination was checked above
         return

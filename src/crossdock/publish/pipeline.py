@@ -82,10 +82,12 @@ def prepare_release(
     dry_run: bool = False,
     create_repository: bool = False,
     progress: Progress | None = None,
+    target: str | None = None,
 ) -> tuple[MaybeConfig, Publishing | None]:
     """Resolve the destination (None: not publishing) and, for prod, narrow the config's
     platforms to the production architecture. ``to`` is ``REGISTRY/REPO[:TAG]`` or
-    ``docker://REF``."""
+    ``docker://REF``. ``target``: whose rules apply to a release without a config (with one,
+    the config's target)."""
     if env is None and to is None:
         if dry_run:
             raise ConfigError("--dry-run needs somewhere to push", hint="add --env or --push")
@@ -109,6 +111,7 @@ def prepare_release(
         git_sha=git_sha,
         dry_run=dry_run,
         create_repository=create_repository,
+        target=target,
     )
     return config, publishing
 
@@ -122,8 +125,10 @@ def _publishing(
     git_sha: str | None,
     dry_run: bool,
     create_repository: bool,
+    target: str | None,
 ) -> Publishing:
     """The release's settings; git is asked here, so a refused dirty tree fails first."""
+    target = config.target if config else target
     refuse_dirty = config.refuse_dirty if config else False
     git = release_git_state(
         config.project_root if config else Path(),
@@ -136,7 +141,7 @@ def _publishing(
         env=env,
         tag=tag,
         production_arch=Platform.parse(config.production_arch) if config else ARM64,
-        single_manifests=target_spec(config.target).single_manifests if config else False,
+        single_manifests=target_spec(target).single_manifests if target else False,
         git=git,
         refuse_dirty=refuse_dirty,
         templates=(config.tag_templates if config else None) or DEFAULT_TEMPLATES,
@@ -145,7 +150,7 @@ def _publishing(
         request=request,
         create_repository=create_repository,
         dry_run=dry_run,
-        target=config.target if config else None,
+        target=target,
     )
 
 

@@ -58,3 +58,17 @@ def test_the_target_refuses_what_it_cannot_run_unless_the_build_already_checked(
         release(publishing, images)
     # build() runs the same check before writing anything; it is not repeated.
     assert release(publishing, images, checked=True).report is None
+
+
+def test_a_target_without_a_config_still_applies(tmp_path: Path) -> None:
+    """`crossdock push LAYOUT --target lambda --to REPO` (no project): Lambda's rules apply, so an
+    index is refused before anything is pushed (it was pushed, exit 0, when only a config's
+    target counted)."""
+    _, publishing = prepare_release(None, to="127.0.0.1:5555/team/api:1.0", target="lambda")
+    assert publishing is not None
+    assert publishing.target == "lambda"
+    assert publishing.request.single_manifests
+    with pytest.raises(TargetError, match="accepts only single-architecture manifests"):
+        release(publishing, image_set(tmp_path))
+    _, untargeted = prepare_release(None, to="127.0.0.1:5555/team/api:1.0")
+    assert untargeted is not None and untargeted.target is None
