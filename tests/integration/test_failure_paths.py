@@ -21,9 +21,16 @@ from crossdock.errors import AuthError, BaseImageError, RegistryError
 from crossdock.image.digest import Digest, sha256_of
 from crossdock.image.mediatypes import MediaType
 from crossdock.platform import AMD64
-from crossdock.registry import Reference, RegistryClient, push_image_set
+from crossdock.registry import (
+    EcrRegistry,
+    Reference,
+    RegistryClient,
+    ensure_repository,
+    push_image_set,
+)
 from tests.integration.test_native_build import PROJECTS, crossdock, make_service, stage_env
 from tests.integration.test_registry_push import build_image_set, six_tags
+from tests.support.prerequisites import require_module
 from tests.support.registry import Canned, InProcessRegistry, Quirks, Seen, TokenServer, bearer_gate
 
 pytestmark = pytest.mark.integration
@@ -170,7 +177,13 @@ def test_a_push_whose_uploads_keep_being_cut_fails_with_no_tag(tmp_path):
 PUSHER = """
 import sys
 from pathlib import Path
-from crossdock.registry import Reference, RegistryClient, push_image_set
+from crossdock.registry import (
+    EcrRegistry,
+    Reference,
+    RegistryClient,
+    ensure_repository,
+    push_image_set,
+)
 from tests.integration.test_native_build import PROJECTS, crossdock, make_service, stage_env
 from tests.integration.test_registry_push import build_image_set, six_tags
 
@@ -378,3 +391,78 @@ def test_a_base_index_without_the_requested_platform_is_a_base_image_error(stage
     assert "Traceback" not in run.output
     assert not any("/blobs/" in request for request in asked)  # nothing pulled, nothing pushed
     assert registry.manifests.keys() == {("base/python", "arm-only")}
+
+
+# -- ECR without usable AWS credentials ------------------------------------------------------
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+EXPIRED = json.dumps(
+    {
+        "__type": "ExpiredTokenException",
+        "message": "The security token included in the request is expired",
+    }
+).encode()
+
+
+def basic_gate(seen: Seen) -> Canned | None:
+    """An intercept: a registry that wants basic auth (ECR's AWS:<token>) for everything."""
+    if not {k.lower(): v for k, v in seen.headers.items()}.get("authorization", "").startswith(
+        "Basic "
+    ):
+        return Canned(401, b"", {"WWW-Authenticate": 'Basic realm="ecr"'})
+    return None
+
+
+@pytest.fixture
+def aws_api(request, tmp_path, monkeypatch):
+    """The ECR API on loopback and the AWS environment of each case: "missing" (moto's server,
+    no credentials anywhere) or "expired" (an API that answers ExpiredTokenException, as AWS
+    does for an expired session token: moto does not expire credentials)."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance metadata lookup
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    if request.param == "missing":
+        server = require_module("moto.server").ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+        server.start()
+        host, port = server.get_host_and_port()
+        yield request.param, f"http://{host}:{port}"
+        server.stop()
+        return
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ASIAEXPIREDKEY000000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "expired-secret-Zq8vXw")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "expired-session-token-Zq8vXw")
+    answer = Canned(400, EXPIRED, {"Content-Type": "application/x-amz-json-1.1"})
+    with InProcessRegistry(intercept=lambda _seen: answer) as api:
+        yield request.param, api.url
+
+
+@pytest.mark.parametrize("aws_api", ["missing", "expired"], indirect=True)
+def test_ecr_without_usable_aws_credentials_is_an_auth_error_before_any_upload(aws_api, tmp_path):
+    case, endpoint = aws_api
+    require_module("boto3")
+    ecr = EcrRegistry(ACCOUNT, REGION, endpoint)
+    code = "NoCredentialsError" if case == "missing" else "ExpiredTokenException"
+    with pytest.raises(RegistryError, match=f"cannot check ECR repository .*: {code}"):
+        ensure_repository(ecr, "backend/api")
+    image_set = build_image_set(tmp_path / "blobs")
+    with InProcessRegistry(intercept=basic_gate) as registry:
+        environ = {"DOCKER_CONFIG": str(tmp_path / "no-docker-config")}
+        with (
+            RegistryClient(registry.host, ecr=ecr, environ=environ) as client,
+            pytest.raises(AuthError, match=f"cannot get an ECR token for account {ACCOUNT}") as err,
+        ):
+            push_image_set(
+                client,
+                image_set,
+                Reference.parse(f"{registry.host}/backend/api"),
+                six_tags(image_set),
+            )
+    assert f"in {REGION}: {code}" in err.value.message
+    assert err.value.exit_code == 8
+    assert "aws sts get-caller-identity" in str(err.value.hint)
+    assert "Zq8vXw" not in str(err.value)  # no secret of the expired credentials
+    assert registry.blobs == {}
+    assert registry.manifests == {}
