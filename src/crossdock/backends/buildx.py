@@ -42,7 +42,9 @@ from crossdock.backends.dockerfile import mirrored_base_args, read_dockerfile
 from crossdock.cache import CacheLayout
 from crossdock.dockercli import Docker, find_docker
 from crossdock.errors import ConfigError, ToolError, VerificationError
-from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
+from crossdock.image.artifact import ImageSet, PlatformImage
+from crossdock.image.config import ImageConfig
+from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.mutate import index_of
 from crossdock.plan import BuildPlan
@@ -51,7 +53,7 @@ from crossdock.registry.client import RegistryClient
 from crossdock.registry.push import push_image_set
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.verify import PlatformReport, verify_image
-from crossdock.verify.sources import LoadedImage, load_docker_archive, load_registry
+from crossdock.verify.sources import load_docker_archive, pull_platform_image
 
 __all__ = ["BuildxBackend", "BuildxResult", "BuiltImage", "buildx_image_set"]
 
@@ -272,12 +274,17 @@ class BuildxBackend:
             for platform, pushed, seconds in built:
                 manifest = self._pushed_manifest(client, Reference.parse(pushed), platform)
                 ref = f"{target_ref.registry}/{target_ref.repository}@{manifest.digest}"
-                (loaded,) = load_registry(Reference.parse(ref), cache, platforms=[platform])
-                report = self._verify(loaded, platform)
+                # The manifest read above, its config and layers: the one image model.
+                image = pull_platform_image(client, target_ref, manifest, platform, cache)
+                report = self._verify(
+                    image.config,
+                    [blob.path for blob in image.layers],
+                    [blob.descriptor.digest for blob in image.layers],
+                    name=ref,
+                    platform=platform,
+                )
                 images.append(BuiltImage(platform, ref, report, seconds))
-                layers = zip(manifest.layers, loaded.layer_paths, strict=True)
-                blobs = tuple(BlobSource(desc, path) for desc, path in layers)
-                verified.append(PlatformImage(platform, manifest, loaded.config, blobs))
+                verified.append(image)
             # buildx has already written TAG-ARCH (or TAG, pushing together); TAG is written
             # by crossdock only once every platform passed.
             _check_verified(images, progress)
@@ -319,17 +326,31 @@ class BuildxBackend:
             archive = Path(tmp) / "image.tar"
             self._run(["save", "-o", str(archive), local_tag])
             (image,) = load_docker_archive(archive, Path(tmp) / "layers")
-            return self._verify(image, platform)
+            return self._verify(
+                image.config,
+                image.layer_paths,
+                image.layer_digests,
+                name=image.name,
+                platform=platform,
+            )
 
-    def _verify(self, image: LoadedImage, platform: Platform) -> PlatformReport:
+    def _verify(
+        self,
+        config: ImageConfig,
+        layer_paths: Sequence[Path],
+        layer_digests: Sequence[Digest | None],
+        *,
+        name: str,
+        platform: Platform,
+    ) -> PlatformReport:
         # The platform we asked buildx for is checked against the config and every binary.
         return verify_image(
-            image.config,
-            image.layer_paths,
+            config,
+            layer_paths,
             allow=self.allow,
-            layer_digests=image.layer_digests,
+            layer_digests=layer_digests,
             declared_platform=platform,
-            image_name=image.name,
+            image_name=name,
         )
 
     def _run(self, args: Sequence[str], *, stream: bool = False) -> str:

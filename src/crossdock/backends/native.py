@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,15 +52,6 @@ __all__ = ["NativeBackend"]
 
 # Bump when the layout of what this backend writes changes, so cached layers are not reused.
 _LAYOUT_VERSION = "1"
-
-
-@dataclass(frozen=True)
-class _Base:
-    """One platform's base image, pulled: the manifest, its config, and its layers on disk."""
-
-    manifest: Manifest
-    config: ImageConfig
-    layers: tuple[BlobSource, ...]
 
 
 class NativeBackend:
@@ -160,9 +151,8 @@ class NativeBackend:
         # awslambdaric as the entrypoint): decided from the base's env and what was installed.
         installed = {d.name for d in (*resolution.distributions, *local)}
         runtime = plan.runtime_for_base(base.config.env, installed).with_python(profile.python_path)
-        built = PlatformImage(platform, base.manifest, base.config, base.layers)
         # The new layers are typed like the base's (OCI or Docker gzip) by append_layers.
-        built = with_config(built, _image_config(base.config, platform, runtime, plan, created))
+        built = with_config(base, _image_config(base.config, platform, runtime, plan, created))
         built = append_layers(
             built,
             [
@@ -266,7 +256,9 @@ class NativeBackend:
 
     def _pull_base(
         self, plan: BuildPlan, top: Manifest | Index, platform: Platform, cache: BlobCache
-    ) -> _Base:
+    ) -> PlatformImage:
+        from crossdock.verify.sources import pull_config, pull_layers
+
         if isinstance(top, Index):
             child = top.find(platform)
             if child is None:
@@ -282,7 +274,7 @@ class NativeBackend:
             manifest = manifest_any
         else:
             manifest = top
-        config = ImageConfig.parse(self._client.fetch_blob_bytes(plan.base_pull, manifest.config))
+        config = pull_config(self._client, plan.base_pull, manifest)
         if not isinstance(top, Index) and not platform.matches(
             config.platform.os, config.platform.architecture, config.platform.variant
         ):
@@ -291,16 +283,10 @@ class NativeBackend:
                 f"not {platform}",
                 hint="use a multi-arch base (an image index) to build several platforms",
             )
-        origin = f"{plan.base_pull.registry}/{plan.base_pull.repository}"
-        layers = []
-        for desc in manifest.layers:
-            path = cache.ensure(
-                desc, lambda d, dest: self._client.fetch_blob(plan.base_pull, d, dest)
-            )
-            layers.append(BlobSource(desc, path, origin))
-        return _Base(manifest, config, tuple(layers))
+        layers = pull_layers(self._client, plan.base_pull, manifest, cache)
+        return PlatformImage(platform, manifest, config, layers)
 
-    def _profile(self, plan: BuildPlan, base: _Base) -> BaseProfile:
+    def _profile(self, plan: BuildPlan, base: PlatformImage) -> BaseProfile:
         from crossdock.baseprofile import BaseProfile, read_base_profile
 
         records = CacheLayout(plan.cache_dir).records("base-profile", version=1)
@@ -313,7 +299,7 @@ class NativeBackend:
         return profile
 
     def _verify_base(
-        self, plan: BuildPlan, base: _Base, platform: Platform, profile: BaseProfile
+        self, plan: BuildPlan, base: PlatformImage, platform: Platform, profile: BaseProfile
     ) -> None:
         """Verify the base image's own files once per base manifest digest, platform and allow
         rules: a base is immutable, so a pass recorded for them holds for every later build."""

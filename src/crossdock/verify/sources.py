@@ -23,6 +23,7 @@ from typing import IO
 from crossdock.cache import BlobCache, CacheLayout
 from crossdock.dockerengine import save_image
 from crossdock.errors import ConfigError, MalformedError, NotFoundError, UnsafeContentError
+from crossdock.image.artifact import BlobSource, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
@@ -54,7 +55,16 @@ from crossdock.transports import (
     parse_image_name,
 )
 
-__all__ = ["LoadedImage", "load_docker_archive", "load_oci_layout", "load_registry", "open_images"]
+__all__ = [
+    "LoadedImage",
+    "load_docker_archive",
+    "load_oci_layout",
+    "load_registry",
+    "open_images",
+    "pull_config",
+    "pull_layers",
+    "pull_platform_image",
+]
 
 _CHUNK = 1024 * 1024
 
@@ -441,11 +451,10 @@ def load_registry(
         else:
             children.append((top, None))
         for manifest, declared in children:
-            with reading(f"{ref}: config {manifest.config.digest}"):
-                config = ImageConfig.parse(client.fetch_blob_bytes(pull, manifest.config))
+            config = pull_config(client, pull, manifest)
             if declared is None and not _wanted(config.platform, platforms):
                 continue
-            paths = tuple(blobs.ensure(desc, _downloader(client, pull)) for desc in manifest.layers)
+            paths = tuple(blob.path for blob in pull_layers(client, pull, manifest, blobs))
             images.append(
                 LoadedImage(
                     name=f"{ref}@{manifest.digest}",
@@ -458,6 +467,36 @@ def load_registry(
                 )
             )
     return images
+
+
+def pull_config(client: RegistryClient, repository: Reference, manifest: Manifest) -> ImageConfig:
+    """The config ``manifest`` names, from ``repository`` (digest and size verified)."""
+    with reading(f"{repository}: config {manifest.config.digest}"):
+        return ImageConfig.parse(client.fetch_blob_bytes(repository, manifest.config))
+
+
+def pull_layers(
+    client: RegistryClient, repository: Reference, manifest: Manifest, blobs: BlobCache
+) -> tuple[BlobSource, ...]:
+    """The layers of ``manifest`` from ``repository``, verified and cached by digest; each
+    remembers the repository it came from, so a push to the same registry can mount it."""
+    origin = f"{repository.registry}/{repository.repository}"
+    download = _downloader(client, repository)
+    return tuple(BlobSource(desc, blobs.ensure(desc, download), origin) for desc in manifest.layers)
+
+
+def pull_platform_image(
+    client: RegistryClient,
+    repository: Reference,
+    manifest: Manifest,
+    platform: Platform,
+    blobs: BlobCache,
+) -> PlatformImage:
+    """``manifest`` (already read, and known to be ``platform``'s) as the one image model."""
+    config = pull_config(client, repository, manifest)
+    return PlatformImage(
+        platform, manifest, config, pull_layers(client, repository, manifest, blobs)
+    )
 
 
 def _downloader(client: RegistryClient, ref: Reference) -> Callable[[Descriptor, Path], Path]:
