@@ -103,7 +103,12 @@ def build(
         )
     if output is not None:
         if output.oci_layout is not None:
-            write_oci_layout(outcome.image_set, output.oci_layout, tag=output.tag)
+            write_oci_layout(
+                outcome.image_set,
+                output.oci_layout,
+                tag=output.tag,
+                blobs=CacheLayout(plan.cache_dir).blobs,
+            )
             progress(None, f"OCI layout written to {output.oci_layout}")
         if output.docker_archive is not None:
             tags = write_docker_archive(

@@ -240,6 +240,21 @@ class BlobCache:
         self._stamp(digest, path)
         return path
 
+    def link_to(self, digest: Digest, dest: Path) -> bool:
+        """Hard-link the cached blob of ``digest`` at ``dest`` (an output on the same file
+        system), checked first; False when it is not cached or cannot be linked (copy it). A
+        new link changes the file's change time, so a blob that matched its stamp just before
+        is stamped again: the next use does not hash it for nothing."""
+        path = self.verified(digest)
+        if path is None:
+            return False
+        try:
+            os.link(path, dest)
+        except OSError:
+            return False
+        self._stamp(digest, path)
+        return True
+
     def _stamp(self, digest: Digest, path: Path) -> None:
         identity = _identity(path)
         if identity is not None:

@@ -14,6 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
+from crossdock.cache import BlobCache
 from crossdock.errors import NotFoundError, UnsafeContentError
 from crossdock.image.artifact import ImageSet
 from crossdock.image.descriptor import Descriptor
@@ -85,7 +86,11 @@ def verified_layout_file(root: Path, descriptor: Descriptor) -> Path:
 
 
 def _write_blob(
-    root: Path, digest: Digest, data: bytes | None = None, source: Path | None = None
+    root: Path,
+    digest: Digest,
+    data: bytes | None = None,
+    source: Path | None = None,
+    blobs: BlobCache | None = None,
 ) -> None:
     path = layout_blob_path(root, digest)
     if path.exists():
@@ -95,6 +100,18 @@ def _write_blob(
     try:
         if data is not None:
             partial.write_bytes(data)
+        elif source is not None and blobs is not None and source == blobs.path_for(digest):
+            # From crossdock's blob cache: checked, linked straight to its name (a new link is
+            # whole at once; renaming it afterwards would change the file again), and its stamp
+            # kept current.
+            if blobs.link_to(digest, path) or path.exists():
+                return  # linked (or written meanwhile by a concurrent writer)
+            if blobs.verified(digest) is None:
+                raise UnsafeContentError(
+                    f"the cached layer {digest} changed on disk since it was built",
+                    hint="build again: the cache rebuilds what no longer matches",
+                )
+            shutil.copyfile(source, partial)  # another file system: no link possible
         elif source is not None:
             try:
                 # A hard link where the cache and the layout share a file system: no bytes
@@ -109,17 +126,22 @@ def _write_blob(
         partial.unlink(missing_ok=True)
 
 
-def write_oci_layout(image_set: ImageSet, root: Path, *, tag: str = "latest") -> Path:
-    """Write every blob, manifest and the index; index.json names ``tag``."""
+def write_oci_layout(
+    image_set: ImageSet, root: Path, *, tag: str = "latest", blobs: BlobCache | None = None
+) -> Path:
+    """Write every blob, manifest and the index; index.json names ``tag``. Layers that live in
+    ``blobs`` (crossdock's blob cache) are hard-linked from it where the file system allows."""
     with writing(root, "OCI layout"):
-        return _write_oci_layout(image_set, root, tag)
+        return _write_oci_layout(image_set, root, tag, blobs)
 
 
-def _write_oci_layout(image_set: ImageSet, root: Path, tag: str) -> Path:
+def _write_oci_layout(
+    image_set: ImageSet, root: Path, tag: str, blobs: BlobCache | None = None
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     for blob in image_set.blobs():
-        _write_blob(root, blob.descriptor.digest, source=blob.path)
+        _write_blob(root, blob.descriptor.digest, source=blob.path, blobs=blobs)
     entries: list[Descriptor] = []
     for image in image_set.images:
         _write_blob(root, image.config.digest, data=image.config.raw)
