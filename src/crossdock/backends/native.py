@@ -211,7 +211,7 @@ class NativeBackend:
             created=str(config.data.get("created")),
             tree=resolution.target_dir,
             distributions=resolution.distributions,
-            lock=read_lock(plan.service_dir),
+            lock=read_lock(plan.project.lock_dir),
             os_packages=base_os_packages(
                 [b.path for b in base.layers],
                 [b.descriptor.digest for b in base.layers],
