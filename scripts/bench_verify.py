@@ -27,6 +27,7 @@ from crossdock.fsview import LayerFS
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
 from crossdock.platform import Platform
+from crossdock.progress import NO_PROGRESS
 from crossdock.verify import verify_image
 
 # The layers crossdock adds on top of the base: dependencies, then the service's code.
@@ -122,7 +123,7 @@ def _build_example(layout: Path) -> None:
     )
     for attempt in ("first", "second (warm)"):
         outcome = build(
-            make_plan(config), NativeBackend(), lambda _p, _m: None, OutputSpec(oci_layout=layout)
+            make_plan(config), NativeBackend(), NO_PROGRESS, OutputSpec(oci_layout=layout)
         )
         verify_s = {str(r.platform): round(r.timings["verify"], 3) for r in outcome.reports}
         print(f"crossdock build, {attempt}: timings['verify'] per platform {verify_s}")

@@ -9,6 +9,7 @@ the docker CLI finds it: ``DOCKER_HOST`` (``unix://PATH`` or ``tcp://HOST:PORT``
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -45,8 +46,15 @@ def _client(docker_host: str | None) -> httpx.Client:
     return httpx.Client(transport=transport, base_url="http://docker", timeout=_TIMEOUT)
 
 
-def save_image(reference: str, dest: Path, *, docker_host: str | None = None) -> Path:
-    """Write the daemon's ``docker save`` tarball of ``reference`` to ``dest``."""
+def save_image(
+    reference: str,
+    dest: Path,
+    *,
+    docker_host: str | None = None,
+    on_bytes: Callable[[int], object] | None = None,
+) -> Path:
+    """Write the daemon's ``docker save`` tarball of ``reference`` to ``dest`` (``on_bytes``
+    hears of every chunk, for progress)."""
     try:
         with (
             _client(docker_host) as client,
@@ -67,6 +75,8 @@ def save_image(reference: str, dest: Path, *, docker_host: str | None = None) ->
             with dest.open("wb") as out:
                 for chunk in response.iter_bytes(_CHUNK):
                     out.write(chunk)
+                    if on_bytes is not None:
+                        on_bytes(len(chunk))
     except httpx.HTTPError as err:
         raise ToolError(
             f"docker-daemon:{reference}: cannot read from the docker daemon: {err}",

@@ -295,7 +295,14 @@ def test_push_to_plain_registry_sets_the_six_tags_and_repush_uploads_nothing(
         assert report.bytes_uploaded > 5000
         assert report.index == the_index(image_set).digest
         assert_tags_as_seed_says(plain_registry.host, "team/service", image_set)
-        assert {e.kind for e in events} == {"blob", "manifest", "index", "tag"}
+        assert {e.kind for e in events} == {"blob", "bytes", "manifest", "index", "tag"}
+        # Every byte of every uploaded layer was reported while it was sent (progress).
+        sent: dict[str, int] = {}
+        for event in events:
+            if event.kind == "bytes":
+                sent[event.name] = sent.get(event.name, 0) + event.size
+        layers = {str(b.descriptor.digest): b.descriptor.size for b in image_set.blobs()}
+        assert sent == layers
 
         again = push_image_set(client, image_set, repository, tags)
         assert (again.blobs_uploaded, again.bytes_uploaded) == (0, 0)

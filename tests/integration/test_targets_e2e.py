@@ -27,6 +27,7 @@ from crossdock.config import load_config
 from crossdock.errors import TargetError
 from crossdock.image.mediatypes import INDEX_TYPES, MANIFEST_TYPES, MediaType
 from crossdock.output.oci_layout import write_oci_layout
+from crossdock.progress import NO_PROGRESS
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.push import push_image_set
 from crossdock.registry.reference import Reference
@@ -106,7 +107,7 @@ def _build_and_push(project, stage_env, monkeypatch_env, target, platforms, **ov
             clients[host] = RegistryClient(host)
         return clients[host]
 
-    outcome = build(plan, NativeBackend(client_for), lambda _p, _m: None)
+    outcome = build(plan, NativeBackend(client_for), NO_PROGRESS)
     # The backend closes the clients it pulled with when its build ends: push with a new one.
     client = RegistryClient(REGISTRY)
     repository = Reference.parse(f"{REGISTRY}/crossdock-it/{target}-{RUN_ID}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -10,11 +9,12 @@ from crossdock.image.artifact import ImageSet
 from crossdock.image.digest import Digest
 from crossdock.plan import BuildPlan
 from crossdock.platform import Platform
+from crossdock.progress import Progress as _Progress
 
 __all__ = ["Backend", "BuildOutcome", "PlatformReport", "Progress", "WheelInfo"]
 
-# Called with (platform or None, message) as long steps start and finish.
-Progress = Callable[[Platform | None, str], None]
+# Notes and steps of a build (crossdock.progress): the CLI shows them, tests pass NO_PROGRESS.
+Progress = _Progress
 
 
 @dataclass(frozen=True)

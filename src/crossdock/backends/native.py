@@ -39,6 +39,7 @@ from crossdock.image.mutate import Addendum, append_layers, index_of, with_annot
 from crossdock.layers import LayerBlob, LayerEntry, entries_from_tree, write_layer
 from crossdock.plan import BuildPlan, RuntimeSettings
 from crossdock.platform import Platform
+from crossdock.progress import Step, step
 from crossdock.registry.client import RegistryClient
 
 if TYPE_CHECKING:
@@ -68,7 +69,6 @@ class NativeBackend:
         self._allow = allow
 
     def build(self, plan: BuildPlan, progress: Progress) -> BuildOutcome:
-        progress(None, f"base {plan.base} (pulling {plan.base_pull})")
         self._client = self._client_for(plan.base_pull.registry)
         try:
             return self._build(plan, progress)
@@ -114,29 +114,25 @@ class NativeBackend:
 
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        base = self._pull_base(plan, base_top, platform, cache)
-        timings["pull_base"] = time.perf_counter() - started
-        progress(platform, f"base {base.manifest.digest} ({len(base.layers)} layers)")
-
-        mark = time.perf_counter()
-        profile = self._profile(plan, base)
-        timings["profile"] = time.perf_counter() - mark
-        progress(platform, f"python {profile.python_version}, glibc {profile.glibc_version}")
+        with step(progress, platform, "pull base", total=0) as pulling:
+            base = self._pull_base(plan, base_top, platform, cache, pulling)
+            timings["pull_base"] = time.perf_counter() - started
+            mark = time.perf_counter()
+            profile = self._profile(plan, base)
+            timings["profile"] = time.perf_counter() - mark
+            pulling.describe(f"python {profile.python_version}, glibc {profile.glibc_version}")
 
         mark = time.perf_counter()
         bytecode_python = self._bytecode_python(plan, platform, profile, progress)
         resolution, deps_blob, deps_cached = self._dependencies_layer(
-            plan, platform, profile, cache, bytecode_python
+            plan, platform, profile, cache, bytecode_python, progress=progress
         )
         timings["dependencies"] = time.perf_counter() - mark
-        progress(
-            platform,
-            f"{len(resolution.distributions)} packages for {resolution.python_platform}"
-            + (" (cached)" if deps_cached else ""),
-        )
 
         mark = time.perf_counter()
-        app_blob, local = self._app_layer(plan, cache, bytecode_python, resolution, profile)
+        with step(progress, platform, "app layer") as packing:
+            app_blob, local = self._app_layer(plan, cache, bytecode_python, resolution, profile)
+            packing.describe(f"{_size(app_blob.size)} compressed")
         timings["app_layer"] = time.perf_counter() - mark
 
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(plan.mtime))
@@ -176,28 +172,29 @@ class NativeBackend:
         config, layer_sources = image.config, image.layers
 
         mark = time.perf_counter()
-        self._verify_base(plan, base, platform, profile)
-        # The base's own files were verified above (once per base digest); here every file the
-        # build adds is checked, against the whole filesystem view (whiteouts included).
-        report = verify_image(
-            config,
-            [b.path for b in layer_sources],
-            layer_digests=[b.descriptor.digest for b in layer_sources],
-            profile=profile,
-            allow=self._allow,
-            first_layer=len(base.layers),
-            declared_platform=platform,
-            image_name=f"{plan.service} ({platform})",
-            cache_dir=plan.cache_dir,
-        )
-        timings["verify"] = time.perf_counter() - mark
-        if not report.passed:
-            raise VerificationError(
-                f"{plan.service} for {platform} failed verification; nothing was pushed",
-                report=report,
-                hint="see the failures above; --allow PATTERN accepts a known exception",
+        with step(progress, platform, "verify") as verifying:
+            self._verify_base(plan, base, platform, profile)
+            # The base's own files were verified above (once per base digest); here every file
+            # the build adds is checked, against the whole filesystem view (whiteouts included).
+            report = verify_image(
+                config,
+                [b.path for b in layer_sources],
+                layer_digests=[b.descriptor.digest for b in layer_sources],
+                profile=profile,
+                allow=self._allow,
+                first_layer=len(base.layers),
+                declared_platform=platform,
+                image_name=f"{plan.service} ({platform})",
+                cache_dir=plan.cache_dir,
             )
-        progress(platform, "verified")
+            timings["verify"] = time.perf_counter() - mark
+            if not report.passed:
+                raise VerificationError(
+                    f"{plan.service} for {platform} failed verification; nothing was pushed",
+                    report=report,
+                    hint="see the failures above; --allow PATTERN accepts a known exception",
+                )
+            verifying.describe(_verified(report.counts, len(report.allowed)))
 
         # The SBOM of what was installed (imported here: a recorded build needs none of it).
         from crossdock.resolve.lockfile import read_lock
@@ -255,7 +252,12 @@ class NativeBackend:
         return image, platform_report
 
     def _pull_base(
-        self, plan: BuildPlan, top: Manifest | Index, platform: Platform, cache: BlobCache
+        self,
+        plan: BuildPlan,
+        top: Manifest | Index,
+        platform: Platform,
+        cache: BlobCache,
+        pulling: Step,
     ) -> PlatformImage:
         from crossdock.verify.sources import pull_config, pull_layers
 
@@ -283,7 +285,13 @@ class NativeBackend:
                 f"not {platform}",
                 hint="use a multi-arch base (an image index) to build several platforms",
             )
-        layers = pull_layers(self._client, plan.base_pull, manifest, cache)
+        missing = [desc for desc in manifest.layers if not cache.has(desc)]
+        pulling.add_total(sum(desc.size for desc in missing))
+        layers = pull_layers(
+            self._client, plan.base_pull, manifest, cache, on_bytes=pulling.advance
+        )
+        if not missing:
+            pulling.describe(f"{len(manifest.layers)} layers cached")
         return PlatformImage(platform, manifest, config, layers)
 
     def _profile(self, plan: BuildPlan, base: PlatformImage) -> BaseProfile:
@@ -357,6 +365,8 @@ class NativeBackend:
         profile: BaseProfile,
         cache: BlobCache,
         bytecode_python: str | None,
+        *,
+        progress: Progress,
     ) -> tuple[Resolution, LayerBlob, bool]:
         from crossdock.resolve import install_dependencies
 
@@ -373,6 +383,7 @@ class NativeBackend:
             bytecode_python=bytecode_python,
             image_dir=plan.deps_dir,
             bytecode_cache=CacheLayout(plan.cache_dir).bytecode,
+            progress=progress,
         )
         key = _key(
             _LAYOUT_VERSION,
@@ -383,15 +394,18 @@ class NativeBackend:
             str(plan.mtime),
         )
         records = CacheLayout(plan.cache_dir).records("deps-layer", version=1)
-        blob = records.load(key, lambda meta: _blob_from_meta(meta, cache))
-        if blob is not None:
-            return resolution, blob, True
-        blob = self._write_layer_into_cache(
-            entries_from_tree(resolution.target_dir, plan.deps_dir, keep_bytecode=True),
-            cache,
-            plan.mtime,
-            work,
-        )
+        with step(progress, platform, "dependency layer") as packing:
+            blob = records.load(key, lambda meta: _blob_from_meta(meta, cache))
+            if blob is not None:
+                packing.describe(f"{_size(blob.size)} (cached)")
+                return resolution, blob, True
+            blob = self._write_layer_into_cache(
+                entries_from_tree(resolution.target_dir, plan.deps_dir, keep_bytecode=True),
+                cache,
+                plan.mtime,
+                work,
+            )
+            packing.describe(f"{_size(blob.size)} compressed")
         records.store(key, _blob_meta(blob))
         return resolution, blob, False
 
@@ -495,6 +509,16 @@ def _image_config(
         labels=dict(plan.annotations),
         created=created,
     )
+
+
+def _size(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.1f} KiB"
+
+
+def _verified(counts: dict[str, int], allowed: int) -> str:
+    """The verify step's summary: what was checked, in a few words."""
+    files = counts.get("files", sum(counts.values()))
+    return f"{files} files checked, passed" + (f", {allowed} allowed" if allowed else "")
 
 
 def _key(*parts: str) -> str:

@@ -16,8 +16,10 @@ from crossdock.cli.common import (
     JsonOpt,
     PlatformOpt,
     ProjectOpt,
+    QuietOpt,
     ServiceOpt,
     TargetOpt,
+    VerboseOpt,
     load,
     out_console,
     progress,
@@ -115,6 +117,8 @@ def build(
             "under QEMU) and import its entry modules; fail the build if one cannot.",
         ),
     ] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Build the service's image for each platform, verify it, and write or push it."""
     from crossdock.transports import DockerArchive, OciLayout, destination, registry_destination
@@ -183,10 +187,11 @@ def build(
         tag=_local_tag(layout, archive, tag),
         archive_repository=_archive_repository(archive),
     )
-    outcome = run_build(build_plan, backend, progress, output, smoke=smoke)
-    # build() refused what the target cannot run before writing; the release is that set.
-    release = publish(publishing, outcome.image_set, checked=True) if publishing else None
-    _report(outcome, json_output, release)
+    with progress.shown(quiet=quiet):
+        outcome = run_build(build_plan, backend, progress, output, smoke=smoke)
+        # build() refused what the target cannot run before writing; the release is that set.
+        release = publish(publishing, outcome.image_set, checked=True) if publishing else None
+    _report(outcome, json_output, release, verbose=verbose)
 
 
 def _local_tag(layout: ImageName | None, archive: ImageName | None, tag: str) -> str:
@@ -214,10 +219,9 @@ def _docker_name(reference: str) -> tuple[str, str | None]:
     return (name, tag) if colon and "/" not in tag else (reference, None)
 
 
-def _report(outcome: BuildOutcome, json_output: bool, release: ReleaseResult | None) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
+def _report(
+    outcome: BuildOutcome, json_output: bool, release: ReleaseResult | None, *, verbose: bool
+) -> None:
     if json_output:
         out_console.print_json(
             json.dumps(
@@ -232,32 +236,8 @@ def _report(outcome: BuildOutcome, json_output: bool, release: ReleaseResult | N
             )
         )
         return
-    for report in outcome.reports:
-        table = Table(title=f"{report.platform}  image {report.image_digest}", title_justify="left")
-        table.add_column("what")
-        table.add_column("detail", overflow="fold")
-        table.add_row("base", str(report.base_digest))
-        table.add_row("python / glibc", f"{report.python_version} / {report.glibc_version}")
-        table.add_row("wheel platform", report.python_platform)
-        for layer in report.layers:
-            cached = " (cached)" if layer.cached else ""
-            table.add_row(f"layer {layer.role}", f"{layer.digest} {layer.size:,} B{cached}")
-        table.add_row(
-            "wheels",
-            # escape: rich would read "[py3-none-any]" as markup and drop it
-            escape(", ".join(f"{w.name}=={w.version} [{'.'.join(w.tags)}]" for w in report.wheels)),
-        )
-        if report.local_packages:
-            table.add_row(
-                "own packages (built here)",
-                escape(
-                    ", ".join(
-                        f"{w.name}=={w.version} [{'.'.join(w.tags)}]" for w in report.local_packages
-                    )
-                ),
-            )
-        out_console.print(table)
-    if outcome.image_set.index is not None:
-        out_console.print(f"index {outcome.image_set.index.digest}")
+    from crossdock.cli.build_report import render_build
+
+    render_build(outcome, out_console, verbose=verbose)
     if release is not None:
         render_release(release)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -11,11 +12,15 @@ import typer
 from crossdock.text import literal
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from rich.console import Console
 
+    from crossdock.cli.progress_view import ProgressView
     from crossdock.config import Config
     from crossdock.errors import CrossdockError
     from crossdock.platform import Platform
+    from crossdock.progress import Step
 
 __all__ = [
     "AllowOpt",
@@ -23,8 +28,10 @@ __all__ = [
     "JsonOpt",
     "PlatformOpt",
     "ProjectOpt",
+    "QuietOpt",
     "ServiceOpt",
     "TargetOpt",
+    "VerboseOpt",
     "err_console",
     "load",
     "out_console",
@@ -33,9 +40,9 @@ __all__ = [
 ]
 
 # Progress and reports go to stderr, so --json output on stdout stays machine-readable.
-# Long lines (digests, references, paths in tables) must stay whole in CI logs, where rich would
-# otherwise assume 80 columns: soft_wrap for plain lines, a wide width when not on a terminal.
-_PIPE_WIDTH = 240
+# Widths are what the terminal says: its size, else COLUMNS, else 80 (rich's rule), so a CI log
+# is never wider than its viewer; reports are written to read at 80 columns, and plain lines
+# (digests, paths, references) are never cut or folded (soft_wrap), only wrapped by the viewer.
 
 
 class _ConsoleOnFirstUse:
@@ -47,28 +54,26 @@ class _ConsoleOnFirstUse:
         self._console: Console | None = None
 
     def __getattr__(self, name: str) -> Any:
+        return getattr(self.made(), name)
+
+    def made(self) -> Console:
+        """The console itself: what needs more than attributes (rich's live display enters
+        the console as a context manager, which a proxy cannot forward)."""
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._options)
-        return getattr(self._console, name)
+        return self._console
 
 
 # Emoji codes off: ":smile:" in a name or a reference ("a:b:c") is printed as typed.
 err_console = cast(
     "Console",
-    _ConsoleOnFirstUse(
-        stderr=True,
-        soft_wrap=True,
-        emoji=False,
-        width=None if sys.stderr.isatty() else _PIPE_WIDTH,
-    ),
+    _ConsoleOnFirstUse(stderr=True, soft_wrap=True, emoji=False),
 )
 out_console = cast(
     "Console",
-    _ConsoleOnFirstUse(
-        soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else _PIPE_WIDTH
-    ),
+    _ConsoleOnFirstUse(soft_wrap=True, emoji=False),
 )
 
 ProjectOpt = Annotated[
@@ -110,6 +115,12 @@ def _check_allow(value: list[str] | None) -> list[str] | None:
     return value
 
 
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress; warnings, errors and results only.")
+]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="The full report (every wheel and layer).")
+]
 AllowOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -120,11 +131,46 @@ AllowOpt = Annotated[
 ]
 
 
-def progress(platform: Platform | None, message: str) -> None:
-    """One progress line; ``message`` (which names images, paths, references) is printed
-    literally."""
-    where = f"[cyan]{literal(platform.architecture)}[/]" if platform else "[cyan]crossdock[/]"
-    err_console.print(f"{where} {literal(message)}", highlight=False)
+class _CommandProgress:
+    """The running command's progress (a ``crossdock.progress.Progress``): live on a terminal,
+    one line per step off it, quiet with ``--quiet``. Commands that show progress wrap their
+    work in ``with progress.shown(quiet=...)``; outside it, notes print as plain lines."""
+
+    def __init__(self) -> None:
+        self._view: ProgressView | None = None
+
+    def _current(self) -> ProgressView:
+        if self._view is None:
+            from crossdock.cli.progress_view import ProgressView
+
+            self._view = ProgressView(_made(err_console), live=False)
+        return self._view
+
+    def __call__(self, platform: Platform | None, message: str, /) -> None:
+        self._current()(platform, message)
+
+    def start_step(self, platform: Platform | None, name: str, total: int | None) -> Step:
+        return self._current().start_step(platform, name, total)
+
+    @contextmanager
+    def shown(self, *, quiet: bool = False) -> Iterator[None]:
+        from crossdock.cli.progress_view import ProgressView
+
+        previous = self._view
+        view = ProgressView(_made(err_console), live=sys.stderr.isatty(), quiet=quiet)
+        self._view = view
+        try:
+            with view:
+                yield
+        finally:
+            self._view = previous
+
+
+progress = _CommandProgress()
+
+
+def _made(console: Console) -> Console:
+    return console.made() if isinstance(console, _ConsoleOnFirstUse) else console
 
 
 def print_error(err: CrossdockError) -> None:

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from crossdock.image.artifact import ImageSet
     from crossdock.publish.pipeline import Publishing
     from crossdock.publish.release import ReleaseResult
-    from crossdock.registry.push import PushEvent
 
 __all__ = [
     "CreateRepositoryOpt",
@@ -72,18 +71,8 @@ def publish(publishing: Publishing, image_set: ImageSet, *, checked: bool = Fals
     def on_note(note: str) -> None:
         err_console.print(f"[yellow]note:[/] {literal(note)}", highlight=False)
 
-    def on_event(event: PushEvent) -> None:
-        if event.kind == "blob" and event.outcome == "uploaded":
-            progress(None, f"uploaded {event.name[:19]} ({event.size:,} B)")
-
-    return release(
-        publishing,
-        image_set,
-        checked=checked,
-        progress=progress,
-        on_note=on_note,
-        on_push_event=on_event,
-    )
+    # The upload is a step of ``progress`` (bytes and rate), drawn by the command's view.
+    return release(publishing, image_set, checked=checked, progress=progress, on_note=on_note)
 
 
 def render_release(result: ReleaseResult) -> None:
@@ -94,28 +83,45 @@ def render_release(result: ReleaseResult) -> None:
         dirty = {True: ", dirty tree", False: "", None: ", tree not checked"}[plan.git.dirty]
         where += f"  commit {plan.git.sha}{dirty}"
     title = ("DRY RUN: would push to " if result.report is None else "pushed to ") + where
-    # Plain aligned lines rather than a table: full digests must stay copyable, unwrapped.
-    rows = [("TAG", "DIGEST", "POINTS TO", "STATUS")] + [
-        (t.tag, str(t.digest), t.points_to, result.tag_status(t.tag)) for t in plan.tags
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
     out_console.print(literal(title), highlight=False, soft_wrap=True)
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        line = "  " + "  ".join([*cells, row[3]])
+    # Each digest once, whole and copyable (an 80-column line: "  arm64  sha256:<64 hex>"),
+    # then the tags that point to it and what happened to each.
+    by_digest: dict[str, list[tuple[str, str]]] = {}
+    labels: dict[str, str] = {}
+    for planned in plan.tags:
+        digest = str(planned.digest)
+        by_digest.setdefault(digest, []).append((planned.tag, result.tag_status(planned.tag)))
+        labels[digest] = _short_label(planned.points_to)
+    label_width = max((len(label) for label in labels.values()), default=0)
+    for digest, tags in by_digest.items():
+        line = f"  {labels[digest].ljust(label_width)}  {digest}"
         out_console.print(literal(line), highlight=False, soft_wrap=True)
+        tag_width = max(len(tag) for tag, _ in tags)
+        for tag, status in tags:
+            line = f"      {tag.ljust(tag_width)}  {status}"
+            out_console.print(literal(line), highlight=False, soft_wrap=True)
     report = result.report
     if report is None:
         blobs, size = plan.blob_totals()
-        out_console.print(f"nothing pushed; up to {blobs} blobs ({size:,} bytes) would be sent")
+        out_console.print(f"nothing pushed; up to {blobs} blobs ({_mib(size)}) would be sent")
     else:
         out_console.print(
-            f"blobs: {report.blobs_uploaded} uploaded ({report.bytes_uploaded:,} bytes), "
-            f"{report.blobs_mounted} mounted, {report.blobs_present} already there; "
-            f"tags: {len(report.tags) - len(report.tags_unchanged)} set, "
+            f"{report.blobs_uploaded} blobs uploaded ({_mib(report.bytes_uploaded)}), "
+            f"{report.blobs_mounted} mounted, {report.blobs_present} present; "
+            f"{len(report.tags) - len(report.tags_unchanged)} tags set, "
             f"{len(report.tags_unchanged)} unchanged",
             highlight=False,
         )
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def _short_label(points_to: str) -> str:
+    """``linux/arm64/v8`` -> ``arm64``; ``index`` stays."""
+    parts = points_to.split("/")
+    return parts[1] if len(parts) >= 2 else points_to
 
 
 @app.command()

@@ -14,9 +14,11 @@ from crossdock.cli.common import (
     AllowOpt,
     JsonOpt,
     PlatformOpt,
+    QuietOpt,
     TargetOpt,
-    err_console,
+    VerboseOpt,
     out_console,
+    progress,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +39,8 @@ def verify(
     allow: AllowOpt = None,
     json_output: JsonOpt = False,
     target: TargetOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Verify each platform of IMAGE: ELF machine/class/endianness, glibc and GLIBCXX needs,
     wheel tags, extension suffixes and bytecode against the image's own platform and Python, and
@@ -46,8 +50,9 @@ def verify(
     Exits 0 when every platform passes, 6 when any check fails."""
     from crossdock.config import machine_settings
     from crossdock.platform import parse_platforms
+    from crossdock.progress import step
     from crossdock.targets import target_spec
-    from crossdock.verify import render_reports, reports_to_json, verify_image
+    from crossdock.verify import render_reports, reports_to_json
     from crossdock.verify.sources import open_images
 
     preflight = target is not None and target_spec(target).lambda_preflight
@@ -55,29 +60,51 @@ def verify(
     settings = machine_settings()
     cache_dir, mirrors = settings.cache_dir, settings.registry_mirrors
     reports = []
-    with open_images(image, platforms=platforms, cache_dir=cache_dir, mirrors=mirrors) as images:
+    with (
+        progress.shown(quiet=quiet),
+        open_images(
+            image, platforms=platforms, cache_dir=cache_dir, mirrors=mirrors, progress=progress
+        ) as images,
+    ):
         for loaded in images:
-            err_console.print(f"[cyan]verify[/] {loaded.name}", highlight=False)
-            report = verify_image(
-                loaded.config,
-                loaded.layer_paths,
-                layer_digests=loaded.layer_digests,
-                allow=tuple(allow or ()),
-                declared_platform=loaded.declared_platform,
-                image_name=loaded.name,
-                # Layer indexes and file facts cached by layer digest: a second verify of
-                # the same layers reads no layer bytes (the checks themselves always run).
-                cache_dir=cache_dir,
-            )
-            if preflight:
-                report = _with_lambda_preflight(loaded, report, allow or [], cache_dir)
+            with step(progress, loaded.platform, "verify") as verifying:
+                report = _verify_one(loaded, allow or [], cache_dir, preflight=preflight)
+                verifying.describe(_outcome(report))
             reports.append(report)
     if json_output:
         out_console.print_json(json.dumps(reports_to_json(reports)))
     else:
-        render_reports(reports, out_console)
+        render_reports(reports, out_console, verbose=verbose)
     if not all(report.passed for report in reports):
         sys.exit(6)  # VerificationError.exit_code: the same code `crossdock build` uses
+
+
+def _outcome(report: PlatformReport) -> str:
+    files = report.counts.get("files", 0)
+    if report.passed:
+        return f"{files} files checked, passed"
+    return f"{files} files checked, {len(report.failures)} failures"
+
+
+def _verify_one(
+    loaded: LoadedImage, allow: list[str], cache_dir: Path, *, preflight: bool
+) -> PlatformReport:
+    from crossdock.verify import verify_image
+
+    report = verify_image(
+        loaded.config,
+        loaded.layer_paths,
+        layer_digests=loaded.layer_digests,
+        allow=tuple(allow or ()),
+        declared_platform=loaded.declared_platform,
+        image_name=loaded.name,
+        # Layer indexes and file facts cached by layer digest: a second verify of
+        # the same layers reads no layer bytes (the checks themselves always run).
+        cache_dir=cache_dir,
+    )
+    if preflight:
+        report = _with_lambda_preflight(loaded, report, allow, cache_dir)
+    return report
 
 
 def _with_lambda_preflight(

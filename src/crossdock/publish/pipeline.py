@@ -27,6 +27,7 @@ from crossdock.config import Config
 from crossdock.errors import ConfigError
 from crossdock.image.artifact import ImageSet
 from crossdock.platform import ARM64, Platform
+from crossdock.progress import NO_PROGRESS, step
 from crossdock.publish.release import (
     ReleaseRequest,
     ReleaseResult,
@@ -210,15 +211,29 @@ def release(
         if progress is not None:
             progress(None, f"dry run: nothing pushed to {plan.where}")
         return ReleaseResult(plan, None)
-    if progress is not None:
-        blobs, size = plan.blob_totals()
-        progress(None, f"pushing to {plan.where} ({blobs} blobs, {size:,} bytes at most)")
-    result = run_release(
-        plan,
-        create_repository=publishing.create_repository,
-        client=client,
-        on_progress=on_push_event,
-    )
-    if result.report is not None and progress is not None:
-        progress(None, f"pushed {result.report.summary()}")
+    # The push is one step of ``progress``: the bytes of the blobs the registry lacks, as sent.
+    sizes = {str(blob.descriptor.digest): blob.descriptor.size for blob in image_set.blobs()}
+    sending: set[str] = set()
+    with step(progress or NO_PROGRESS, None, "push") as pushing:
+
+        def on_event(event: PushEvent) -> None:
+            if event.kind == "bytes":
+                if event.name not in sending:  # counted once its first bytes go
+                    sending.add(event.name)
+                    pushing.add_total(sizes.get(event.name, 0))
+                pushing.advance(event.size)
+            if on_push_event is not None:
+                on_push_event(event)
+
+        result = run_release(
+            plan,
+            create_repository=publishing.create_repository,
+            client=client,
+            on_progress=on_event,
+        )
+        report = result.report
+        if report is not None:
+            moved = len(report.tags) - len(report.tags_unchanged)
+            # Mounted and present blobs are in the release report; the line fits 80 columns.
+            pushing.describe(f"{report.blobs_uploaded} blobs pushed, {moved} tags")
     return result

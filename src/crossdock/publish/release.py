@@ -289,7 +289,8 @@ def run_release(
     events: list[PushEvent] = []
 
     def progress(event: PushEvent) -> None:
-        events.append(event)
+        if event.kind != "bytes":  # the record keeps finished steps, not transfer ticks
+            events.append(event)
         if on_progress is not None:
             on_progress(event)
 

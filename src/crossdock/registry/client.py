@@ -17,7 +17,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -237,12 +237,20 @@ class RegistryClient:
             return False
         raise self._error(response, name, f"check blob {digest}")
 
-    def fetch_blob(self, repository: Reference, descriptor: Descriptor, dest: Path) -> Path:
+    def fetch_blob(
+        self,
+        repository: Reference,
+        descriptor: Descriptor,
+        dest: Path,
+        *,
+        on_bytes: Callable[[int], object] | None = None,
+    ) -> Path:
         """Download a blob to ``dest``: streamed to a temporary file next to it, checked against
         the descriptor's size and digest, then renamed into place. Nothing is left on failure.
 
         A download cut off midway goes on from the bytes already received (``Range``) when the
         registry, or the storage it redirects to, answers with them; else it starts again.
+        ``on_bytes`` hears of every chunk received (progress).
         """
         name = self._repository(repository)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -253,7 +261,7 @@ class RegistryClient:
                 on=httpx.TransportError, attempts=_DOWNLOAD_ATTEMPTS, timeout=None
             ):
                 with attempt:
-                    self._download(name, descriptor, partial)
+                    self._download(name, descriptor, partial, on_bytes)
             if partial.size != descriptor.size:
                 raise self._bad_blob(name, descriptor, f"has {partial.size} bytes, not the size")
             if partial.hexdigest() != descriptor.digest.hex:
@@ -281,7 +289,13 @@ class RegistryClient:
                 raise self._error(response, name, f"get blob {descriptor.digest}")
             yield response
 
-    def _download(self, name: str, descriptor: Descriptor, partial: _PartialBlob) -> None:
+    def _download(
+        self,
+        name: str,
+        descriptor: Descriptor,
+        partial: _PartialBlob,
+        on_bytes: Callable[[int], object] | None = None,
+    ) -> None:
         with self._blob_response(name, descriptor, partial.size) as response:
             if response.status_code != 206 or _range_start(response) != partial.size:
                 partial.restart()
@@ -292,6 +306,8 @@ class RegistryClient:
                 if partial.size + len(chunk) > descriptor.size:
                     raise self._bad_blob(name, descriptor, "is larger than its descriptor")
                 partial.write(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
 
     def fetch_blob_bytes(self, repository: Reference, descriptor: Descriptor) -> bytes:
         """A JSON document blob (an image config) in memory, verified against its descriptor;
@@ -316,9 +332,11 @@ class RegistryClient:
         path: Path,
         *,
         mount_from: str | None = None,
+        on_bytes: Callable[[int], object] | None = None,
     ) -> UploadOutcome:
         """Make the blob in ``path`` present in ``repository``: skip it when it is there already,
-        mount it from ``mount_from`` (a repository on this registry) if possible, else upload."""
+        mount it from ``mount_from`` (a repository on this registry) if possible, else upload.
+        ``on_bytes`` hears of every chunk sent (progress)."""
         name = self._repository(repository)
         if self.blob_exists(repository, descriptor.digest):
             return "present"
@@ -326,7 +344,7 @@ class RegistryClient:
             on=_is_transient, attempts=self.transport.attempts, timeout=None
         ):
             with attempt:
-                return self._upload(name, descriptor, path, mount_from)
+                return self._upload(name, descriptor, path, mount_from, on_bytes)
         raise AssertionError("stamina ended without a result")  # pragma: no cover
 
     def upload_blob_bytes(self, repository: Reference, data: bytes) -> UploadOutcome:
@@ -345,7 +363,12 @@ class RegistryClient:
         return "uploaded"
 
     def _upload(
-        self, name: str, descriptor: Descriptor, path: Path, mount_from: str | None
+        self,
+        name: str,
+        descriptor: Descriptor,
+        path: Path,
+        mount_from: str | None,
+        on_bytes: Callable[[int], object] | None = None,
     ) -> UploadOutcome:
         mount = (descriptor.digest, mount_from) if mount_from and mount_from != name else None
         session = start_upload(self.transport, name, mount=mount, ecr=self.ecr is not None)
@@ -354,9 +377,13 @@ class RegistryClient:
             return "mounted"
         _check_size(path, descriptor)
         if self._mode_for(descriptor.size) is UploadMode.CHUNKED:
-            session.put_chunked(descriptor.digest, path, descriptor.size, self.chunk_size)
+            session.put_chunked(
+                descriptor.digest, path, descriptor.size, self.chunk_size, on_bytes=on_bytes
+            )
         else:
-            session.put_whole(descriptor.digest, descriptor.size, file_body(path))
+            session.put_whole(
+                descriptor.digest, descriptor.size, file_body(path, on_bytes=on_bytes)
+            )
         return "uploaded"
 
     def _mode_for(self, size: int) -> UploadMode:

@@ -36,13 +36,14 @@ _log = logging.getLogger(__name__)
 # Concurrent blob transfers: enough to hide latency, few enough not to trip rate limits.
 DEFAULT_CONCURRENCY = 4
 
-EventKind = Literal["blob", "manifest", "index", "referrer", "tag"]
-EventOutcome = Literal["uploaded", "mounted", "present", "pushed", "skipped"]
+EventKind = Literal["blob", "bytes", "manifest", "index", "referrer", "tag"]
+EventOutcome = Literal["uploaded", "mounted", "present", "pushed", "skipped", "sent"]
 
 
 @dataclass(frozen=True)
 class PushEvent:
-    """One finished step of a push (given to ``on_progress``, possibly from worker threads)."""
+    """One finished step of a push (given to ``on_progress``, possibly from worker threads);
+    ``bytes`` events report ``size`` more bytes of blob ``name`` sent, while it uploads."""
 
     kind: EventKind
     name: str
@@ -203,8 +204,17 @@ def _push_blobs(
     concurrency: int,
 ) -> None:
     def push_layer(blob: BlobSource) -> None:
+        digest = str(blob.descriptor.digest)
+
+        def sent(amount: int) -> None:
+            progress(PushEvent("bytes", digest, "sent", amount))
+
         outcome = client.upload_blob(
-            target, blob.descriptor, blob.path, mount_from=_mount_source(blob, client.registry)
+            target,
+            blob.descriptor,
+            blob.path,
+            mount_from=_mount_source(blob, client.registry),
+            on_bytes=sent,
         )
         progress(PushEvent("blob", str(blob.descriptor.digest), outcome, blob.descriptor.size))
 

@@ -68,9 +68,14 @@ def with_digest_query(location: str, digest: Digest) -> str:
 
 
 def file_body(
-    path: Path, offset: int = 0, length: int | None = None
+    path: Path,
+    offset: int = 0,
+    length: int | None = None,
+    *,
+    on_bytes: Callable[[int], object] | None = None,
 ) -> Callable[[], Iterator[bytes]]:
-    """A body factory streaming ``length`` bytes of ``path`` from ``offset`` (to the end)."""
+    """A body factory streaming ``length`` bytes of ``path`` from ``offset`` (to the end);
+    ``on_bytes`` hears of each piece as it is handed to the connection (progress)."""
 
     def chunks() -> Iterator[bytes]:
         remaining = length
@@ -83,6 +88,8 @@ def file_body(
                 if remaining is not None:
                     remaining -= len(piece)
                 yield piece
+                if on_bytes is not None:
+                    on_bytes(len(piece))
 
     return chunks
 
@@ -111,9 +118,18 @@ class UploadSession:
         """Send the whole blob in one PUT and close the session."""
         self._finish(self._location(), digest, size, body)
 
-    def put_chunked(self, digest: Digest, path: Path, size: int, chunk_size: int) -> None:
+    def put_chunked(
+        self,
+        digest: Digest,
+        path: Path,
+        size: int,
+        chunk_size: int,
+        *,
+        on_bytes: Callable[[int], object] | None = None,
+    ) -> None:
         """Send ``path`` in PATCH requests of ``chunk_size`` bytes (at least the registry's
-        minimum), resuming a failed chunk where the registry says it stands; then close."""
+        minimum), resuming a failed chunk where the registry says it stands; then close.
+        ``on_bytes`` hears of the bytes sent (progress)."""
         chunk_size = max(chunk_size, self.chunk_min_length)
         location = self._location()
         offset = 0
@@ -121,7 +137,9 @@ class UploadSession:
         while offset < size:
             length = min(chunk_size, size - offset)
             try:
-                location, offset = self._patch(location, path, offset, length, digest)
+                location, offset = self._patch(
+                    location, path, offset, length, digest, on_bytes=on_bytes
+                )
             except TransientRegistryError as failure:
                 resumes += 1
                 position = self._position(location) if resumes <= _MAX_RESUMES else None
@@ -132,7 +150,14 @@ class UploadSession:
         self._finish(location, digest, 0, b"")
 
     def _patch(
-        self, location: str, path: Path, offset: int, length: int, digest: Digest
+        self,
+        location: str,
+        path: Path,
+        offset: int,
+        length: int,
+        digest: Digest,
+        *,
+        on_bytes: Callable[[int], object] | None = None,
     ) -> tuple[str, int]:
         """One chunk; returns the next location and where the upload stands after it."""
         response = self.transport.request(
@@ -144,7 +169,7 @@ class UploadSession:
                 "Content-Length": str(length),
                 "Content-Range": f"{offset}-{offset + length - 1}",
             },
-            body=file_body(path, offset, length),
+            body=file_body(path, offset, length, on_bytes=on_bytes),
             retry=False,
         )
         if response.status_code == 416:

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from crossdock.platform import Platform
+from crossdock.progress import NO_PROGRESS, Progress, step
 from crossdock.resolve.bytecode import compile_bytecode
 from crossdock.resolve.resolution import Resolution, read_installed
 from crossdock.resolve.uv import LockedExport, Uv, export_locked, install
@@ -57,28 +58,45 @@ def install_dependencies(
     image_dir: str = "/",
     package: str | None = None,
     bytecode_cache: Path | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Resolution:
     """Check the lock and return the tree of its dependencies for ``platform``, from the cache
     when an identical tree exists. The lock is always checked, even on a cache hit.
     With ``bytecode_python`` (a host interpreter of the image's Python version) the tree also
     holds bytecode, compiled as if it lived at ``image_dir`` (each file's pyc reused from
     ``bytecode_cache`` when the same source was compiled before). ``package``: the workspace
-    member whose dependencies these are (None: the project at ``project_dir``)."""
+    member whose dependencies these are (None: the project at ``project_dir``). The install and
+    the bytecode are steps of ``progress``."""
     uv = uv or Uv()
     target = wheel_target(platform, glibc_version, python_version)
-    locked = export_locked(project_dir, target, uv=uv, host_python=host_python, package=package)
-    key = _tree_key(locked, python_path, bytecode_python is not None)
-    tree = cache_dir / key
-    if tree.is_dir():
-        return _cached(locked, tree, key)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=cache_dir))
-    try:
-        install(locked, scratch / "tree", image_python=python_path, host_python=host_python, uv=uv)
-        if bytecode_python is not None:
-            compile_bytecode(
-                scratch / "tree", bytecode_python, image_dir=image_dir, cache_dir=bytecode_cache
+    with step(progress, platform, "install wheels") as installing:
+        locked = export_locked(project_dir, target, uv=uv, host_python=host_python, package=package)
+        key = _tree_key(locked, python_path, bytecode_python is not None)
+        tree = cache_dir / key
+        if tree.is_dir():
+            resolution = _cached(locked, tree, key)
+            installing.describe(f"{_summary(resolution)} (cached)")
+            return resolution
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=cache_dir))
+        try:
+            install(
+                locked, scratch / "tree", image_python=python_path, host_python=host_python, uv=uv
             )
+            installing.describe(_summary(_cached(locked, scratch / "tree", key)))
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+    try:
+        if bytecode_python is not None:
+            with step(progress, platform, "bytecode") as compiling:
+                compile_bytecode(
+                    scratch / "tree",
+                    bytecode_python,
+                    image_dir=image_dir,
+                    cache_dir=bytecode_cache,
+                )
+                compiling.describe(f"for Python {python_version}")
         try:
             (scratch / "tree").rename(tree)
         except OSError:
@@ -87,3 +105,7 @@ def install_dependencies(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return _cached(locked, tree, key)
+
+
+def _summary(resolution: Resolution) -> str:
+    return f"{len(resolution.distributions)} packages for {resolution.python_platform}"

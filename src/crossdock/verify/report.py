@@ -1,5 +1,5 @@
 """Verification results: findings, allow rules, a report per platform, and its two renderings
-(a rich table for people, JSON for CI)."""
+(a few lines per platform for people, JSON for CI)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from crossdock.errors import ConfigError
 from crossdock.text import literal
@@ -224,37 +223,56 @@ def reports_to_json(reports: Sequence[PlatformReport]) -> dict[str, Any]:
     }
 
 
-# A terminal table of thousands of rows helps nobody; JSON always has every finding.
+# Thousands of lines help nobody on a terminal; JSON always has every finding.
 _MAX_ROWS_PER_CHECK = 15
 
 
-def render_reports(reports: Sequence[PlatformReport], console: Console) -> None:
+def render_reports(
+    reports: Sequence[PlatformReport], console: Console, *, verbose: bool = False
+) -> None:
+    """A few lines per platform that read at 80 columns: the verdict, what was checked, the
+    glibc need, and one line per failure with its fix below it. ``verbose`` adds the list of
+    checks that ran; names, paths and digests are never cut (long ones wrap)."""
     for report in reports:
         status = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
         console.print(
-            f"{status} {literal(report.platform)}"
-            + (f"  {literal(report.image)}" if report.image else "")
-            + f"  ({report.seconds:.2f}s)"
+            f"{status} {literal(report.platform)}  python {report.python_version or '?'}, "
+            f"glibc {report.glibc.available or '?'}  ({report.seconds:.2f}s)",
+            highlight=False,
         )
-        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts.items()))
-        console.print(f"  checked: {literal(counts or 'nothing')}")
-        console.print(f"  checks: {literal(', '.join(report.checks))}")
-        glibc = f"python {report.python_version or '?'}; glibc {report.glibc.available or '?'}"
+        if report.image:
+            _line(console, f"  image    {literal(report.image)}")
+        _line(console, f"  checked  {_checked(report.counts)}")
         if report.glibc.required:
-            glibc += f" (highest needed {report.glibc.required} by {report.glibc.required_by})"
-        console.print(f"  {literal(glibc)}")
+            needed_by = literal(report.glibc.required_by or "?")
+            _line(console, f"  glibc    {report.glibc.required} needed by {needed_by}")
+        if verbose:
+            _line(console, f"  checks   {literal(', '.join(report.checks))}")
         for note in report.notes:
-            console.print(f"  [yellow]note:[/yellow] {literal(note)}")
+            _line(console, f"  [yellow]note:[/yellow] {literal(note)}")
         for title, findings in (("failures", report.failures), ("allowed", report.allowed)):
             if findings:
-                console.print(_table(title, findings))
+                _line(console, f"  {title} ({len(findings)}):")
+                for text in _finding_lines(findings):
+                    _line(console, text)
 
 
-def _table(title: str, findings: Sequence[Finding]) -> Table:
-    # Every cell is outside text (file names from the image, its findings): printed literally.
-    table = Table(title=f"{title} ({len(findings)})", show_lines=False, expand=False)
-    for column in ("check", "file", "layer", "expected", "found", "what to do"):
-        table.add_column(column, overflow="fold")
+def _line(console: Console, markup: str) -> None:
+    console.print(markup, highlight=False, soft_wrap=True)
+
+
+def _checked(counts: dict[str, int]) -> str:
+    """``7121 files: 531 elf, 78 extension, 2014 pyc, 23 wheel``."""
+    files = counts.get("files")
+    rest = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()) if kind != "files")
+    if files is None:
+        return rest or "nothing"
+    return f"{files} files" + (f": {rest}" if rest else "")
+
+
+def _finding_lines(findings: Sequence[Finding]) -> list[str]:
+    """One line per finding (check, file, expected and found), its fix indented below."""
+    lines: list[str] = []
     shown: dict[Check, int] = {}
     hidden: dict[Check, int] = {}
     for finding in findings:
@@ -262,11 +280,15 @@ def _table(title: str, findings: Sequence[Finding]) -> Table:
         if shown[finding.check] > _MAX_ROWS_PER_CHECK:
             hidden[finding.check] = hidden.get(finding.check, 0) + 1
             continue
-        layer = "" if finding.file.layer_index is None else str(finding.file.layer_index)
+        layer = "" if finding.file.layer_index is None else f" (layer {finding.file.layer_index})"
+        lines.append(
+            f"    [red]{literal(finding.check)}[/red] {literal(finding.file.path)}{layer}: "
+            f"expected {literal(finding.expected)}, found {literal(finding.found)}"
+        )
         fix = finding.fix + (f" (allowed by {finding.allowed_by})" if finding.allowed_by else "")
-        # Paths and advice are data, not markup: "[tool.crossdock]" must print whole.
-        cells = (finding.check, finding.file.path, layer, finding.expected, finding.found, fix)
-        table.add_row(*(literal(cell) for cell in cells))
-    for check, count in hidden.items():
-        table.add_row(str(check), f"... and {count} more (see --json)", "", "", "", "")
-    return table
+        if fix:
+            lines.append(f"      fix: {literal(fix)}")
+    lines.extend(
+        f"    {check}: ... and {count} more (see --json)" for check, count in hidden.items()
+    )
+    return lines

@@ -44,6 +44,7 @@ from crossdock.output.oci_layout import (
     verified_layout_file,
 )
 from crossdock.platform import Platform
+from crossdock.progress import NO_PROGRESS, Progress, step
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.transports import (
@@ -95,17 +96,20 @@ def open_images(
     platforms: Sequence[Platform] = (),
     cache_dir: Path | None = None,
     mirrors: Mirrors | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Iterator[list[LoadedImage]]:
     """Load every platform image of ``source`` (or only ``platforms``), a skopeo-style image
     name; temporary files live until the context ends. Registry blobs are cached in
-    ``cache_dir``."""
+    ``cache_dir``; pulls and daemon reads are steps of ``progress``."""
     name = parse_image_name(source)
     with tempfile.TemporaryDirectory(prefix="crossdock-verify-") as tmp:
         work = Path(tmp)
         match name:
             case Registry(reference=ref):
                 blobs = CacheLayout(cache_dir or work).blobs
-                images = load_registry(ref, blobs, platforms=platforms, mirrors=mirrors)
+                images = load_registry(
+                    ref, blobs, platforms=platforms, mirrors=mirrors, progress=progress
+                )
             case OciLayout(path=path, tag=tag):
                 images = load_oci_layout(path, platforms=platforms, tag=tag)
             case OciArchive(path=path, tag=tag):
@@ -114,7 +118,8 @@ def open_images(
             case DockerArchive(path=path, reference=wanted):
                 images = load_docker_archive(path, work, platforms=platforms, reference=wanted)
             case DockerDaemon(reference=wanted):
-                saved = save_image(wanted, work / "docker-save.tar")
+                with step(progress, None, "docker save", total=0) as saving:
+                    saved = save_image(wanted, work / "docker-save.tar", on_bytes=saving.advance)
                 images = load_docker_archive(saved, work, platforms=platforms, shown_as=str(name))
         if not images:
             wanted = ", ".join(str(p) for p in platforms) or "any platform"
@@ -426,6 +431,7 @@ def load_registry(
     *,
     platforms: Sequence[Platform] = (),
     mirrors: Mirrors | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> list[LoadedImage]:
     """Pull the manifests, configs and layers of ``ref`` (every platform of an index)."""
     pull = mirrors.apply(ref) if mirrors else ref
@@ -454,7 +460,16 @@ def load_registry(
             config = pull_config(client, pull, manifest)
             if declared is None and not _wanted(config.platform, platforms):
                 continue
-            paths = tuple(blob.path for blob in pull_layers(client, pull, manifest, blobs))
+            where = declared or config.platform
+            with step(progress, where, "pull", total=0) as pulling:
+                missing = [desc for desc in manifest.layers if not blobs.has(desc)]
+                pulling.add_total(sum(desc.size for desc in missing))
+                pulled = pull_layers(client, pull, manifest, blobs, on_bytes=pulling.advance)
+                paths = tuple(blob.path for blob in pulled)
+                count = len(manifest.layers)
+                pulling.describe(
+                    f"{count} layer{'' if count == 1 else 's'}" + ("" if missing else " cached")
+                )
             images.append(
                 LoadedImage(
                     name=f"{ref}@{manifest.digest}",
@@ -476,12 +491,18 @@ def pull_config(client: RegistryClient, repository: Reference, manifest: Manifes
 
 
 def pull_layers(
-    client: RegistryClient, repository: Reference, manifest: Manifest, blobs: BlobCache
+    client: RegistryClient,
+    repository: Reference,
+    manifest: Manifest,
+    blobs: BlobCache,
+    *,
+    on_bytes: Callable[[int], object] | None = None,
 ) -> tuple[BlobSource, ...]:
     """The layers of ``manifest`` from ``repository``, verified and cached by digest; each
-    remembers the repository it came from, so a push to the same registry can mount it."""
+    remembers the repository it came from, so a push to the same registry can mount it.
+    ``on_bytes`` hears of the bytes downloaded (progress)."""
     origin = f"{repository.registry}/{repository.repository}"
-    download = _downloader(client, repository)
+    download = _downloader(client, repository, on_bytes)
     return tuple(BlobSource(desc, blobs.ensure(desc, download), origin) for desc in manifest.layers)
 
 
@@ -499,8 +520,10 @@ def pull_platform_image(
     )
 
 
-def _downloader(client: RegistryClient, ref: Reference) -> Callable[[Descriptor, Path], Path]:
+def _downloader(
+    client: RegistryClient, ref: Reference, on_bytes: Callable[[int], object] | None = None
+) -> Callable[[Descriptor, Path], Path]:
     def download(desc: Descriptor, dest: Path) -> Path:
-        return client.fetch_blob(ref, desc, dest)
+        return client.fetch_blob(ref, desc, dest, on_bytes=on_bytes)
 
     return download

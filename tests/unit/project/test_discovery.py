@@ -9,6 +9,7 @@ import pytest
 from crossdock.build import make_plan
 from crossdock.config import load_config
 from crossdock.errors import ConfigError
+from crossdock.progress import NO_PROGRESS
 from crossdock.project import discover_service, find_project_root
 
 HATCHLING = '[build-system]\nrequires = ["hatchling==1.27.0"]\nbuild-backend = "hatchling.build"\n'
@@ -214,4 +215,4 @@ def test_buildx_backend_refuses_a_shape_its_dockerfiles_cannot_build(single: Pat
     plan = make_plan(load_config(project_dir=single, environ={}))
     backend = BuildxBackend(single / "Dockerfile", mirrors=Mirrors({}))
     with pytest.raises(ConfigError, match="buildx backend builds the seed's Dockerfiles"):
-        backend.build(plan, lambda *_: None)
+        backend.build(plan, NO_PROGRESS)

@@ -354,8 +354,12 @@ def test_push_env_prod_dry_run_prints_the_arm64_tags_only(tmp_path, project):
     assert "DRY RUN: would push to 127.0.0.1:9/team/api  env prod" in out
     assert f"commit {sha}" in out and "dirty" not in out.split("\n")[0]
     arm = digest_of(images, ARM64)
-    for tag in ("prod-arm64-latest", "prod-latest", f"{sha}-arm64", sha):
-        assert any(line.split()[:2] == [tag, arm] for line in out.splitlines()), tag
+    # The digest once ("arm64  sha256:..."), then every tag pointing to it, one per line.
+    lines = out.splitlines()
+    (header,) = [i for i, line in enumerate(lines) if line.split() == ["arm64", arm]]
+    tags_below = [line.split()[0] for line in lines[header + 1 :] if line.startswith("      ")]
+    assert {"prod-arm64-latest", "prod-latest", f"{sha}-arm64", sha} <= set(tags_below)
+    assert max(len(line) for line in lines[1:]) <= 80  # fits the narrowest terminal
     assert "amd64" not in out.replace("not pushing linux/amd64", "")
     assert "nothing pushed" in out
 
@@ -368,8 +372,8 @@ def test_tag_templates_from_config_replace_the_seed_scheme(tmp_path, project):
     )
     sha, _images, result = _commit_and_dry_run(tmp_path, project, "dev")
     assert result.exit_code == 0, result.output
-    rows = [line.split() for line in result.stdout.splitlines()]
-    tags = {row[0] for row in rows if len(row) > 1 and row[1].startswith("sha256:")}
+    # Tags are listed under the digest they point to, indented, with their status.
+    tags = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("      ")}
     assert tags == {f"dev-{sha}-arm64", f"dev-{sha}-amd64", "dev-stable"}
 
 
