@@ -156,3 +156,51 @@ def test_k8s_takes_port_and_health_path_from_the_service_else_from_the_defaults(
     assert _served_at(outside, None) == (8080, "/health")  # defaults.toml
     with pytest.raises(ConfigError):
         _served_at(outside, "api")  # a service asked for by name must load
+
+
+def test_every_value_names_its_source(project):
+    from crossdock.config import load_config_with_sources
+
+    config, sources = load_config_with_sources(
+        project_dir=project,
+        service="api",
+        environ={"CROSSDOCK_TARGET": "lambda", "CROSSDOCK_CACHE_DIR": str(project / "c")},
+        overrides={"base": "python:3.13-slim", "platforms": None},
+    )
+    assert config.target == "lambda" and config.port == 9000
+    assert sources["bytecode"] == "default"
+    assert sources["platforms"] == "crossdock.toml"
+    assert sources["registry-mirrors.docker.io"] == "crossdock.toml"
+    assert sources["environments.dev.repository"] == "crossdock.toml"
+    assert sources["environments.prod.repository"] == "default"
+    assert sources["port"] == "backend/api/pyproject.toml [tool.crossdock]"  # over crossdock.toml
+    assert sources["target"] == "env CROSSDOCK_TARGET"  # over [tool.crossdock]
+    assert sources["cache-dir"] == "env CROSSDOCK_CACHE_DIR"
+    assert sources["base"] == "option --base"
+    assert sources["service"] == "option --service"
+
+
+def test_config_command_prints_values_and_sources(project):
+    import json
+
+    from typer.testing import CliRunner
+
+    from crossdock.cli import _register_commands, app
+
+    _register_commands()
+    runner = CliRunner()
+    env = {"CROSSDOCK_PLATFORMS": "linux/arm64", "CROSSDOCK_REGISTRY_MIRRORS": ""}
+    result = runner.invoke(app, ["config", "-C", str(project), "-s", "api", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    values = json.loads(result.stdout)["values"]
+    assert values["platforms"] == {
+        "value": ["linux/arm64/v8"],
+        "source": "env CROSSDOCK_PLATFORMS",
+    }
+    assert values["port"]["value"] == 9000
+    text = runner.invoke(app, ["config", "-C", str(project), "-s", "api", "--port", "1"], env=env)
+    assert text.exit_code != 0  # only the options the cascade knows
+    text = runner.invoke(app, ["config", "-C", str(project), "-s", "api", "-t", "eks"], env=env)
+    assert text.exit_code == 0, text.output
+    assert 'target = "eks"  # option --target' in text.stdout
+    assert "port = 9000  # backend/api/pyproject.toml [tool.crossdock]" in text.stdout

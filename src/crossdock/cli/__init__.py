@@ -38,6 +38,7 @@ def _register_commands() -> None:
     from crossdock.cli import (
         build_cmd,  # noqa: F401
         cache_cmd,  # noqa: F401
+        config_cmd,  # noqa: F401
         doctor_cmd,  # noqa: F401
         init_cmd,  # noqa: F401
         push_cmd,  # noqa: F401

@@ -6,6 +6,7 @@ from crossdock.config.loader import (
     default_settings,
     find_project_root,
     load_config,
+    load_config_with_sources,
     machine_settings,
 )
 from crossdock.config.model import Config, EnvironmentConfig, TargetName
@@ -19,5 +20,6 @@ __all__ = [
     "default_settings",
     "find_project_root",
     "load_config",
+    "load_config_with_sources",
     "machine_settings",
 ]

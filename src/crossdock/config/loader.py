@@ -37,12 +37,15 @@ from crossdock.project import PROJECT_FILE, discover_service, find_project_root
 from crossdock.registry.reference import Mirrors
 
 __all__ = [
+    "ENV_VARIABLES",
     "PROJECT_FILE",
+    "ConfigSources",
     "MachineSettings",
     "default_cache_dir",
     "default_settings",
     "find_project_root",
     "load_config",
+    "load_config_with_sources",
     "machine_settings",
 ]
 
@@ -62,6 +65,17 @@ _ENV_KEYS = {
     "CROSSDOCK_BYTECODE_PYTHON": "bytecode-python",
 }
 _MIRRORS_ENV = "CROSSDOCK_REGISTRY_MIRRORS"
+
+
+# The variable that sets each key (CROSSDOCK_REGISTRY_MIRRORS has its own host=mirror form).
+ENV_VARIABLES = {
+    **{key: var for var, key in _ENV_KEYS.items()},
+    "registry-mirrors": _MIRRORS_ENV,
+}
+
+# Where each resolved value came from, by dotted key ("environments.dev.repository"): "default",
+# the file that set it (relative to the project root), "env CROSSDOCK_X" or "option --x".
+ConfigSources = dict[str, str]
 
 
 def default_cache_dir() -> Path:
@@ -104,6 +118,18 @@ def default_settings() -> dict[str, Any]:
 def _defaults() -> dict[str, Any]:
     text = resources.files("crossdock.config").joinpath("defaults.toml").read_text()
     return tomllib.loads(text)
+
+
+def _record(sources: ConfigSources, layer: Mapping[str, Any], label: str, prefix: str = "") -> None:
+    """Note ``label`` as the source of every value ``layer`` sets (tables: of each entry)."""
+    for key, value in layer.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            # A table replaces nothing wholesale: its entries merge, so each has its source.
+            sources.pop(dotted, None)
+            _record(sources, value, label, f"{dotted}.")
+        elif not (isinstance(value, Mapping) and dotted in sources):
+            sources[dotted] = label
 
 
 def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,10 +184,25 @@ def load_config(
 ) -> Config:
     """Resolve the cascade into one frozen ``Config``; ``overrides`` are command-line values
     (None values are ignored, so unset options do not mask lower layers)."""
+    return load_config_with_sources(
+        project_dir=project_dir, service=service, overrides=overrides, environ=environ
+    )[0]
+
+
+def load_config_with_sources(
+    *,
+    project_dir: Path | None = None,
+    service: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Config, ConfigSources]:
+    """``load_config``, and where every value came from (``crossdock config``)."""
     env = os.environ if environ is None else environ
     start = (project_dir or Path.cwd()).resolve()
     cli_layer = {k: v for k, v in (overrides or {}).items() if v is not None}
     merged = _defaults()
+    sources: ConfigSources = {}
+    _record(sources, merged, "default")
     allowed = {
         *merged.keys(),
         *("app", "base", "command", "repository", "cache-dir", "service", "tag-templates"),
@@ -198,23 +239,28 @@ def load_config(
         service=str(service_name) if service_name else None,
         services_dir=services_dir,
     )
-    merged = _merge(merged, _LAYOUT_DEFAULTS.get(project.layout, {}))
+    layout_defaults = _LAYOUT_DEFAULTS.get(project.layout, {})
+    merged = _merge(merged, layout_defaults)
+    _record(sources, layout_defaults, f"default for the {project.layout} layout")
     merged = _merge(merged, project_layer)
+    _record(sources, project_layer, PROJECT_FILE)
     service_file = project.service_dir / "pyproject.toml"
     _check_keys(project.settings, allowed, f"{service_file} [tool.crossdock]")
     merged = _merge(merged, project.settings)
+    _record(sources, project.settings, f"{_relative(service_file, root)} [tool.crossdock]")
 
-    merged = _merge(merged, env_layer)
-    merged = _merge(merged, cli_layer)
+    merged = _merge(_merge(merged, env_layer), cli_layer)
+    _record_overrides(sources, env_layer, cli_layer, service_option=service)
     merged["service"] = project.name
     merged["project"] = project
     merged["services-dir"] = services_dir
     merged["project-root"] = project.root
-    merged.setdefault("cache-dir", default_cache_dir())
+    sources["project-root"] = "--project, or the folder above it holding crossdock.toml"
     if not merged.get("cache-dir"):
         merged["cache-dir"] = default_cache_dir()
+        sources["cache-dir"] = "default ($XDG_CACHE_HOME or ~/.cache)/crossdock"
     try:
-        return Config.model_validate(merged)
+        return Config.model_validate(merged), sources
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
@@ -222,3 +268,26 @@ def load_config(
         raise ConfigError(
             f"invalid configuration for service {project.name!r}: {problems}"
         ) from err
+
+
+def _record_overrides(
+    sources: ConfigSources,
+    env_layer: Mapping[str, Any],
+    cli_layer: Mapping[str, Any],
+    *,
+    service_option: str | None,
+) -> None:
+    """The sources of what variables and options set (they win over every file)."""
+    for key, value in env_layer.items():
+        _record(sources, {key: value}, f"env {ENV_VARIABLES[key]}")
+    for key, value in cli_layer.items():
+        option = "platform" if key == "platforms" else key
+        _record(sources, {key: value}, f"option --{option}")
+    if "service" not in cli_layer and service_option:
+        sources["service"] = "option --service"
+    elif "service" not in sources:
+        sources["service"] = "found from --project"
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
