@@ -24,5 +24,6 @@ uv run --locked mypy  # src, tests, stage and scripts ([tool.mypy] files)
 uv run --locked lint-imports
 
 step "tests (unit + integration) with branch coverage"
-uv run --locked pytest --cov --cov-report=term "$@"
+# Everything the tests need is installed above, so a skipped test is a failure here.
+CROSSDOCK_FAIL_ON_SKIP=1 uv run --locked pytest --cov --cov-report=term "$@"
 step "done"
