@@ -31,7 +31,9 @@ def render_build(outcome: BuildOutcome, console: Console, *, verbose: bool = Fal
 
 def _platform_lines(report: PlatformReport, width: int, *, verbose: bool) -> list[str]:
     verification = report.verification
-    checked = sum(getattr(verification, "counts", {}).values())
+    counts: dict[str, int] = getattr(verification, "counts", {})
+    # The files the build added, each checked (the base's were checked once per digest).
+    checked = counts.get("files", sum(counts.values()))
     total = report.timings.get("total", 0.0)
     lines = [
         f"[bold]{report.platform}[/]  built in {total:.1f}s, verified ({checked} files checked)",
