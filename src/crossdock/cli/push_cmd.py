@@ -20,6 +20,7 @@ from crossdock.cli import app
 from crossdock.cli.common import (
     JsonOpt,
     ProjectOpt,
+    QuietOpt,
     ServiceOpt,
     TargetOpt,
     err_console,
@@ -152,6 +153,7 @@ def push(
     git_sha: GitShaOpt = None,
     create_repository: CreateRepositoryOpt = False,
     json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Push an OCI layout written by `crossdock build --oci-layout` with the release tags."""
     if env is None and to is None:
@@ -174,7 +176,10 @@ def push(
     )
     if publishing is None:  # unreachable: a destination was checked above
         return
-    with tempfile.TemporaryDirectory(prefix="crossdock-push-") as tmp:
+    with (
+        progress.shown(quiet=quiet),
+        tempfile.TemporaryDirectory(prefix="crossdock-push-") as tmp,
+    ):
         image_set = _layout_image_set(source, select, Path(tmp))
         result = publish(publishing, image_set)
     if json_output:
