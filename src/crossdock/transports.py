@@ -37,6 +37,7 @@ __all__ = [
     "destination",
     "parse_image_name",
     "registry_destination",
+    "registry_image",
 ]
 
 
@@ -211,3 +212,15 @@ def registry_destination(text: str) -> str:
             hint="local outputs are --oci-layout oci:DIR and --docker-archive FILE",
         )
     return text
+
+
+def registry_image(text: str, *, what: str = "this command reads") -> Reference:
+    """A registry image (``docker://REF`` or a bare ``REF``) for commands that only work on a
+    registry (``crossdock rebase``); any other transport is a one-line error, never a host."""
+    named = parse_image_name(text)
+    if not isinstance(named, Registry):
+        raise ConfigError(
+            f"{text!r}: {what} a registry image, not {str(named).partition(':')[0]}:",
+            hint="write docker://REGISTRY/REPO:TAG (or REGISTRY/REPO:TAG)",
+        )
+    return named.reference

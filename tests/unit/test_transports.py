@@ -15,6 +15,7 @@ from crossdock.transports import (
     OciLayout,
     Registry,
     parse_image_name,
+    registry_image,
 )
 
 
@@ -100,3 +101,10 @@ def test_a_reference_never_names_a_registry_without_a_numeric_port():
     with pytest.raises(ConfigError, match="not HOST:PORT"):
         Reference.parse("oci:/tmp/x")
     assert Reference.parse("[::1]:5000/x").registry == "[::1]:5000"
+
+
+def test_registry_only_commands_take_docker_names_and_refuse_the_others():
+    assert str(registry_image("docker://127.0.0.1:5555/a/b:1")) == "127.0.0.1:5555/a/b:1"
+    assert str(registry_image("python:3.13-slim")) == "docker.io/library/python:3.13-slim"
+    with pytest.raises(ConfigError, match="a registry image, not oci:"):
+        registry_image("oci:/srv/layout")

@@ -50,10 +50,11 @@ def rebase(
     rules of a build (and a fresh SBOM). With --check, list which images' bases have moved."""
     from crossdock.config import default_cache_dir
     from crossdock.errors import ConfigError
-    from crossdock.registry.reference import Mirrors, Reference
+    from crossdock.registry.reference import Mirrors
+    from crossdock.transports import registry_image
 
     mirrors = Mirrors.parse(os.environ.get("CROSSDOCK_REGISTRY_MIRRORS", ""))
-    references = [Reference.parse(i) for i in images]
+    references = [registry_image(i) for i in images]
     if check:
         _check(references, mirrors, json_output)
         return
@@ -78,7 +79,7 @@ def rebase(
     progress(None, f"rebase {references[0]} onto {base}")
     result = run_rebase(
         references[0],
-        Reference.parse(base),
+        registry_image(base, what="--base is"),
         cache_dir=cache_dir,
         mirrors=mirrors,
         allow=tuple(allow or ()),
