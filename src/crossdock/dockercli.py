@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossdock.children import run_child
 from crossdock.errors import ToolError
 from crossdock.platform import Platform
 
@@ -71,7 +72,7 @@ class Docker:
         """Run ``docker ARGS`` and return what it did, whatever its exit code (the caller
         judges it); ``stream``: its output goes to the terminal instead (long builds)."""
         try:
-            return subprocess.run(
+            return run_child(
                 [self.binary, *args],
                 stdout=None if stream else subprocess.PIPE,
                 stderr=None if stream else subprocess.PIPE,
@@ -192,7 +193,7 @@ class Docker:
 
     def logs(self, container: Container, *, tail: int = 30) -> str:
         """The container's last ``tail`` lines of stdout and stderr, interleaved."""
-        completed = subprocess.run(
+        completed = run_child(
             [self.binary, "logs", "--tail", str(tail), container.id],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,  # one stream, in the order the container wrote it

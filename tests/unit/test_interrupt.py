@@ -55,3 +55,33 @@ def test_sigint_stops_at_once_with_its_children():
             break
         time.sleep(0.1)
     assert not _alive(child)
+
+
+_KILLED_SCRIPT = """
+import sys
+from crossdock.children import run_child
+
+# The shared launcher of uv, compilers, docker and git; the child reports its pid and waits.
+run_child(["sh", "-c", "echo $$; exec sleep 60"], stdout=sys.stdout)
+"""
+
+
+def test_sigkill_takes_the_children_along():
+    """SIGKILL cannot be caught: the children end through their parent-death signal."""
+    with subprocess.Popen(
+        [sys.executable, "-c", _KILLED_SCRIPT], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        child = int(proc.stdout.readline())
+        try:
+            assert _alive(child)
+            proc.kill()
+            proc.wait(timeout=20)
+            for _ in range(100):  # the kernel delivers the signal asynchronously: wait for it
+                if not _alive(child):
+                    break
+                time.sleep(0.1)
+            assert not _alive(child)
+        finally:
+            if _alive(child):
+                os.kill(child, signal.SIGKILL)

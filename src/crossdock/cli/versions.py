@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from crossdock._version import __version__
+from crossdock.children import run_child
 
 __all__ = ["version_lines"]
 
@@ -26,7 +27,7 @@ def _uv_version() -> str:
         from uv import find_uv_bin
 
         binary = find_uv_bin()
-        completed = subprocess.run(
+        completed = run_child(
             [binary, "--version"], capture_output=True, text=True, check=True, timeout=10
         )
     except (ImportError, OSError, subprocess.SubprocessError):

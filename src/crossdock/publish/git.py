@@ -8,10 +8,10 @@ is not what was built, so it is reported (and a config may refuse it). Outside a
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossdock.children import run_child
 from crossdock.errors import ConfigError, ToolError
 
 __all__ = ["GitState", "git_state", "head_revision"]
@@ -59,7 +59,7 @@ def head_revision(project: Path) -> str | None:
 
 def _git(project: Path, *args: str) -> str:
     try:
-        result = subprocess.run(
+        result = run_child(
             ["git", "-C", str(project), *args], capture_output=True, text=True, check=False
         )
     except FileNotFoundError as err:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crossdock.children import run_child
 from crossdock.errors import AuthError, ConfigError
 
 __all__ = [
@@ -188,10 +189,11 @@ def run_credential_helper(
             hint=f"install {program}, or remove it from your docker config.json",
         )
     try:
-        result = subprocess.run(
+        result = run_child(
             [executable, "get"],
             input=host.encode(),
             capture_output=True,
+            text=False,  # bytes: a helper's output that is not UTF-8 is a ValueError below
             timeout=_HELPER_TIMEOUT_SECONDS,
             check=False,
         )

@@ -29,6 +29,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossdock.children import run_child
 from crossdock.errors import ToolError
 from crossdock.resolve.uv import Uv
 
@@ -38,7 +39,7 @@ __all__ = ["BytecodePython", "bytecode_python", "compile_bytecode", "find_host_p
 @functools.cache  # an interpreter's version does not change while crossdock runs
 def _version_of(executable: str) -> str | None:
     try:
-        completed = subprocess.run(
+        completed = run_child(
             [executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
             capture_output=True,
             text=True,
@@ -165,7 +166,7 @@ class _Interpreter:
 
 @functools.cache
 def _interpreter(python: str) -> _Interpreter:
-    completed = subprocess.run(
+    completed = run_child(
         [python, "-c", _IDENTITY], capture_output=True, text=True, timeout=30, check=False
     )
     if completed.returncode != 0:
@@ -291,7 +292,7 @@ def _compile(tree: Path, python: str, image_dir: str, files: list[Path]) -> None
         # than it takes to start a pool of workers.
         "workers": (os.cpu_count() or 1) if len(files) >= _POOL_THRESHOLD else 1,
     }
-    completed = subprocess.run(
+    completed = run_child(
         [python, "-c", _DRIVER],
         input=json.dumps(spec),
         capture_output=True,

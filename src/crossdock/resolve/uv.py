@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from crossdock.children import run_child
 from crossdock.errors import LockError, ResolveError, ToolError
 from crossdock.platform import Platform
 from crossdock.resolve.lockfile import (
@@ -110,7 +111,7 @@ class Uv:
         # Plain messages: they end up in our errors, and progress bars are noise in a pipe.
         env.update({"NO_COLOR": "1", "UV_NO_PROGRESS": "1"})
         try:
-            return subprocess.run(
+            return run_child(
                 [self.binary, *args],
                 cwd=cwd,
                 env=env,
