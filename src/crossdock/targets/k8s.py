@@ -19,10 +19,10 @@ from typing import Any
 
 from crossdock.errors import ConfigError, TargetError
 from crossdock.image.artifact import ImageSet
-from crossdock.image.config import ImageConfig
-from crossdock.image.manifest import Index, Manifest
+from crossdock.image.manifest import Index
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Reference
+from crossdock.verify.sources import pull_config
 
 __all__ = [
     "ARCH_LABEL",
@@ -72,8 +72,7 @@ def architectures_in_registry(
     if isinstance(top, Index):
         found = {p.architecture for p in top.platforms() if p.os == "linux"}
     else:
-        config = _config_of(client, ref, top)
-        found = {config.platform.architecture}
+        found = {pull_config(client, ref, top).platform.architecture}
     architectures = tuple(sorted(found & _KNOWN_ARCHITECTURES))
     if not architectures:
         raise TargetError(
@@ -82,10 +81,6 @@ def architectures_in_registry(
             hint="point crossdock k8s at an image built for EKS",
         )
     return pinned, architectures
-
-
-def _config_of(client: RegistryClient, ref: Reference, manifest: Manifest) -> ImageConfig:
-    return ImageConfig.parse(client.fetch_blob_bytes(ref, manifest.config))
 
 
 def deployment_and_service(
