@@ -7,10 +7,12 @@ class, so its exit code, and its message), and what is left in the registry.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -159,6 +161,71 @@ def test_a_token_server_that_fails_is_a_one_line_auth_error(tmp_path, mode, mess
 
 def test_a_connection_cut_in_the_middle_of_an_upload_is_retried_and_the_push_completes(tmp_path):
     with InProcessRegistry(Quirks(cut_uploads=1)) as registry:
+        tags, _ = push(registry, tmp_path)
+    assert registry.cut_upload_bytes and registry.cut_upload_bytes[0] > 0  # cut mid-body
+    assert tags_in(registry) == {tag: str(digest) for tag, digest in tags.items()}
+
+
+def test_a_registry_that_accepts_connections_and_never_answers_fails_in_one_line(tmp_path):
+    """A silent registry (the port accepts, nothing ever answers) is an error, not a hang:
+    `crossdock verify` ends with one line and the registry's exit code well before the bound
+    (each attempt of the first GET /v2/ times out after 8 s)."""
+    held: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(0.5)
+        port = server.getsockname()[1]
+        done = threading.Event()
+
+        def accept_and_stay_silent() -> None:
+            while not done.is_set():
+                try:
+                    connection, _ = server.accept()
+                except TimeoutError:
+                    continue
+                held.append(connection)  # kept open, never read, never answered
+
+        listener = threading.Thread(target=accept_and_stay_silent, daemon=True)
+        listener.start()
+        try:
+            run = crossdock(
+                {**os.environ, "HOME": str(tmp_path)},
+                "verify",
+                f"127.0.0.1:{port}/silent/app:1",
+                timeout=90,  # a generous bound; the real limit is in the transport
+            )
+        finally:
+            done.set()
+            listener.join(10)
+            for connection in held:
+                connection.close()
+    assert held  # it did connect
+    assert run.returncode == RegistryError.exit_code, run.output
+    lines = [line for line in run.stderr.splitlines() if line.startswith("error")]
+    assert len(lines) == 1, run.stderr
+    assert f"cannot reach registry 127.0.0.1:{port}" in lines[0], run.stderr
+    assert "Traceback" not in run.output
+
+
+class _SlowClock:
+    """tenacity's clock (what stamina's ``timeout`` is measured on), ten minutes later at each
+    reading: every attempt looks as if it ran for ten minutes before it failed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 600.0
+        return self.now
+
+
+def test_an_upload_cut_late_in_a_long_attempt_is_still_retried(tmp_path, monkeypatch):
+    """No wall-clock budget caps the retries (stamina's default is 45 s): an upload reset ten
+    minutes into its attempt is retried like one reset at once. Not in stamina's testing mode,
+    which would ignore a timeout and so hide one."""
+    import tenacity
+
+    monkeypatch.setattr(tenacity, "time", _SlowClock())
+    with stamina.set_testing(False), InProcessRegistry(Quirks(cut_uploads=1)) as registry:
         tags, _ = push(registry, tmp_path)
     assert registry.cut_upload_bytes and registry.cut_upload_bytes[0] > 0  # cut mid-body
     assert tags_in(registry) == {tag: str(digest) for tag, digest in tags.items()}
