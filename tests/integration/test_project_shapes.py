@@ -353,9 +353,10 @@ def test_project_with_a_c_extension_is_refused_by_name(
 
 
 def readme_quick_start() -> list[str]:
-    """The shell lines of the README's quick start (the code block under its heading)."""
+    """The shell lines of the README's quick start for a plain `uv init` project (the code block
+    under that heading; the README's first quick start installs crossdock itself)."""
     readme = (PROJECTS.parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Quick start") :]
+    section = readme[readme.index("## Quick start: a plain `uv init` project") :]
     block = section[section.index("```bash\n") + len("```bash\n") : section.index("\n```\n")]
     return block.splitlines()
 
