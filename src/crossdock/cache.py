@@ -39,12 +39,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from crossdock import scratch
 from crossdock.errors import CrossdockError
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
@@ -62,14 +62,16 @@ _DAMAGED = (ValueError, TypeError, KeyError, IndexError, AttributeError, Crossdo
 def atomic_write(path: Path, data: bytes) -> None:
     """Write a whole file or nothing: readers see the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = scratch.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        Path(tmp).replace(path)
+        tmp.replace(path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    finally:
+        scratch.forget(tmp)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from isal import igzip
 
+from crossdock import scratch
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 
@@ -156,7 +157,7 @@ def write_layer(
     fixed_mtime = source_date_epoch() if mtime is None else mtime
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-    try:
+    with scratch.tracked(partial):  # removed on every exit path, an interrupt's too
         with partial.open("wb") as raw_file:
             compressed = _HashingWriter(raw_file)
             with igzip.GzipFile(  # type: ignore[no-untyped-call]
@@ -169,8 +170,6 @@ def write_layer(
                     for entry in _with_parents(entries):
                         _add(tar, entry, fixed_mtime)
         partial.replace(dest)
-    finally:
-        partial.unlink(missing_ok=True)
     return LayerBlob(
         path=dest,
         digest=Digest("sha256:" + compressed.sha256.hexdigest()),

@@ -85,3 +85,47 @@ def test_sigkill_takes_the_children_along():
         finally:
             if _alive(child):
                 os.kill(child, signal.SIGKILL)
+
+
+_SCRATCH_SCRIPT = """
+import os, sys, threading, time
+from pathlib import Path
+from crossdock import scratch
+from crossdock.cli import install_interrupt_handlers
+
+install_interrupt_handlers()
+where = Path(sys.argv[1])
+gone = scratch.temporary_directory(dir=where, prefix="finished-")
+with gone as finished:  # a block that ended normally is forgotten: nothing to remove twice
+    pass
+handle, partial = scratch.mkstemp(prefix=".partial-", dir=where)
+os.write(handle, b"half a blob")
+
+def transfer():  # a worker in the middle of a download, with its own scratch folder
+    with scratch.temporary_directory(dir=where, prefix="worker-") as folder:
+        (folder / "layer.tar.gz.partial").write_bytes(b"x" * 1024)
+        print(folder, flush=True)
+        time.sleep(60)
+
+threading.Thread(target=transfer).start()
+print(partial, flush=True)
+time.sleep(60)
+"""
+
+
+def test_sigint_removes_the_temporary_files_still_in_use(tmp_path):
+    """os._exit runs no `finally` block: the interrupt deletes what crossdock.scratch holds."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SCRATCH_SCRIPT, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    made = {Path(proc.stdout.readline().strip()), Path(proc.stdout.readline().strip())}
+    assert all(path.exists() for path in made), made
+    assert len(list(tmp_path.iterdir())) == 2  # the finished folder is already gone
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130, stderr
+    assert list(tmp_path.iterdir()) == []

@@ -29,13 +29,13 @@ The Dockerfile is read by ``backends.dockerfile`` and the arguments rendered by
 from __future__ import annotations
 
 import secrets
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crossdock import scratch
 from crossdock.backends.base import Progress
 from crossdock.backends.buildx_args import BuildxInvocation, builder_driver, render_buildx_args
 from crossdock.backends.dockerfile import mirrored_base_args, read_dockerfile
@@ -322,7 +322,7 @@ class BuildxBackend:
         return found
 
     def _verify_loaded(self, local_tag: str, platform: Platform) -> PlatformReport:
-        with tempfile.TemporaryDirectory(prefix="crossdock-save-") as tmp:
+        with scratch.temporary_directory(prefix="crossdock-save-") as tmp:
             archive = Path(tmp) / "image.tar"
             self._run(["save", "-o", str(archive), local_tag])
             (image,) = load_docker_archive(archive, Path(tmp) / "layers")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crossdock import scratch
 from crossdock._version import __version__
 from crossdock.backends import lastbuild
 from crossdock.backends.base import BuildOutcome, LayerInfo, PlatformReport, Progress, WheelInfo
@@ -427,7 +427,7 @@ class NativeBackend:
         if bytecode_python is None and not resolution.local_projects:
             entries = entries_from_tree(plan.service_dir, plan.app_dir, exclude=plan.exclude)
             return self._write_layer_into_cache(entries, cache, plan.mtime, work), ()
-        with tempfile.TemporaryDirectory(dir=work) as tmp:
+        with scratch.temporary_directory(dir=work) as tmp:
             layer_entries: list[LayerEntry] = []
             if not plan.project.packaged:
                 # Compile in a copy: the service folder is the user's, and its own __pycache__
@@ -477,7 +477,7 @@ class NativeBackend:
         entries: Iterable[LayerEntry], cache: BlobCache, mtime: int, work: Path
     ) -> LayerBlob:
         work.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=work) as tmp:
+        with scratch.temporary_directory(dir=work) as tmp:
             blob = write_layer(entries, Path(tmp) / "layer.tar.gz", mtime=mtime)
             final = cache.adopt(blob.path, blob.digest)
         return LayerBlob(final, blob.digest, blob.diff_id, blob.size)

@@ -54,4 +54,9 @@ def stop_after_interrupt() -> None:
     for pid in _descendants(os.getpid()):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
+    # os._exit runs no `finally` block: delete the temporary files and folders still in use.
+    from crossdock import scratch
+
+    with contextlib.suppress(Exception):
+        scratch.remove_all()
     os._exit(EXIT_INTERRUPTED)

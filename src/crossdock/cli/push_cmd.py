@@ -10,12 +10,12 @@ renders results.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from crossdock import scratch
 from crossdock.cli import app
 from crossdock.cli.common import (
     JsonOpt,
@@ -178,7 +178,7 @@ def push(
         return
     with (
         progress.shown(quiet=quiet),
-        tempfile.TemporaryDirectory(prefix="crossdock-push-") as tmp,
+        scratch.temporary_directory(prefix="crossdock-push-") as tmp,
     ):
         image_set = _layout_image_set(source, select, Path(tmp))
         result = publish(publishing, image_set)

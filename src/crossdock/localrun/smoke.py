@@ -12,12 +12,12 @@ for a service that imports numpy and friends.
 from __future__ import annotations
 
 import json
-import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossdock import scratch
 from crossdock.dockercli import Docker
 from crossdock.errors import VerificationError
 from crossdock.fsview import LayerFS
@@ -85,7 +85,7 @@ def _smoke_one(
         return SmokeResult(platform, (), None, note)
     modules = tuple(startup.modules)
     work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work_dir, prefix="smoke-") as tmp:
+    with scratch.temporary_directory(dir=work_dir, prefix="smoke-") as tmp:
         archive = Path(tmp) / "image.tar"
         (tag,) = write_docker_archive(
             ImageSet((image,), None),

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +24,7 @@ from typing import Literal
 import httpx
 import stamina
 
+from crossdock import scratch
 from crossdock.errors import ConfigError, MalformedError, RegistryError
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest, sha256_of
@@ -440,9 +440,8 @@ class _PartialBlob:
     Removed on exit unless kept."""
 
     def __init__(self, dest: Path, algorithm: str) -> None:
-        handle, temp_name = tempfile.mkstemp(prefix=".partial-", dir=dest.parent)
+        handle, self._path = scratch.mkstemp(prefix=".partial-", dir=dest.parent)
         self._file = os.fdopen(handle, "wb")
-        self._path = Path(temp_name)
         self._algorithm = algorithm
         self._hasher = hashlib.new(algorithm)
         self.size = 0
@@ -464,6 +463,7 @@ class _PartialBlob:
     def keep_as(self, dest: Path) -> None:
         self._file.close()
         self._path.replace(dest)
+        scratch.forget(self._path)
 
     def __enter__(self) -> _PartialBlob:
         return self
@@ -476,6 +476,7 @@ class _PartialBlob:
     ) -> None:
         self._file.close()
         self._path.unlink(missing_ok=True)
+        scratch.forget(self._path)
 
 
 def _range_start(response: httpx.Response) -> int | None:

@@ -24,11 +24,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossdock import scratch
 from crossdock.children import run_child
 from crossdock.errors import ToolError
 from crossdock.resolve.uv import Uv
@@ -270,10 +270,11 @@ def _store_pyc(cache_dir: Path, key: str, pyc: bytes) -> None:
     path = _entry(cache_dir, key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(hashlib.sha256(pyc).digest() + pyc)
-        Path(tmp).replace(path)
+        with scratch.tracked(
+            path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        ) as tmp:
+            tmp.write_bytes(hashlib.sha256(pyc).digest() + pyc)
+            tmp.replace(path)
     except OSError:
         return  # a read-only or full cache costs speed, not correctness
 

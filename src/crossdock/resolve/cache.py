@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from crossdock import scratch as scratch_paths
 from crossdock.platform import Platform
 from crossdock.progress import NO_PROGRESS, Progress, step
 from crossdock.resolve.bytecode import compile_bytecode
@@ -79,6 +80,7 @@ def install_dependencies(
             return resolution
         cache_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=cache_dir))
+        scratch_paths.register(scratch)  # removed by an interrupt too
         try:
             install(
                 locked, scratch / "tree", image_python=python_path, host_python=host_python, uv=uv
@@ -104,6 +106,7 @@ def install_dependencies(
                 raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        scratch_paths.forget(scratch)
     return _cached(locked, tree, key)
 
 

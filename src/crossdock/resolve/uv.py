@@ -44,12 +44,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from crossdock import scratch
 from crossdock.children import run_child
 from crossdock.errors import LockError, ResolveError, ToolError
 from crossdock.platform import Platform
@@ -316,8 +316,7 @@ def install(
     uv = uv or Uv()
     target = locked.target
     _prepare_target_dir(target_dir)
-    with tempfile.TemporaryDirectory(prefix="crossdock-resolve-") as scratch:
-        work_dir = Path(scratch)
+    with scratch.temporary_directory(prefix="crossdock-resolve-") as work_dir:
         if locked.wheel_requirements:
             requirements_file = work_dir / "requirements.txt"
             requirements_file.write_text(locked.requirements_text, encoding="utf-8")

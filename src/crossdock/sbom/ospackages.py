@@ -16,10 +16,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import struct
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from crossdock import scratch
 from crossdock.fsview import LayerFS
 from crossdock.sbom.inventory import OsInventory, OsPackage
 
@@ -144,7 +144,7 @@ def _rpm_sqlite(fs: LayerFS, path: str, distro: str | None) -> OsInventory:
     data = fs.read_file(path, limit=_MAX_RPMDB)
     if data is None:
         return OsInventory("rpm", (), path, distro, note=f"{path} could not be read")
-    with tempfile.TemporaryDirectory(prefix="crossdock-rpmdb-") as tmp:
+    with scratch.temporary_directory(prefix="crossdock-rpmdb-") as tmp:
         copy = Path(tmp) / "rpmdb.sqlite"
         copy.write_bytes(data)
         try:

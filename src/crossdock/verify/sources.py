@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
+from crossdock import scratch
 from crossdock.cache import BlobCache, CacheLayout
 from crossdock.dockerengine import save_image
 from crossdock.errors import ConfigError, MalformedError, NotFoundError, UnsafeContentError
@@ -102,7 +102,7 @@ def open_images(
     name; temporary files live until the context ends. Registry blobs are cached in
     ``cache_dir``; pulls and daemon reads are steps of ``progress``."""
     name = parse_image_name(source)
-    with tempfile.TemporaryDirectory(prefix="crossdock-verify-") as tmp:
+    with scratch.temporary_directory(prefix="crossdock-verify-") as tmp:
         work = Path(tmp)
         match name:
             case Registry(reference=ref):
