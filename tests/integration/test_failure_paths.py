@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,23 +84,32 @@ def push(
 # -- bearer tokens ---------------------------------------------------------------------------
 
 
-def expire_after(tokens: TokenServer, uploads: int):
-    """An intercept step: once ``uploads`` blob uploads were answered, every token expires."""
-    seen: list[Seen] = []
+def expire_after_uses(tokens: TokenServer, uses: int) -> Callable[[Seen], Canned | None]:
+    """An intercept: a token that has authorized ``uses`` requests expires (its lifetime is over)
+    and is refused from then on, like any expired token. Expiry by use, not at one moment for all:
+    a token fetched in answer to a 401 always gets its first request through, so a 401 after
+    renewal would be a client bug, not a token that happened to expire between fetch and use
+    (which a real registry treats as revoked, and crossdock reports as an AuthError)."""
+    uses_of: dict[str, int] = {}
+    lock = threading.Lock()
+    gate = bearer_gate(tokens)
 
-    def step(request: Seen) -> Canned | None:
-        if request.method in ("PUT", "PATCH") and "/blobs/uploads/" in request.path:
-            seen.append(request)
-            if len(seen) == uploads:
-                tokens.expire_all()
-        return None
+    def step(seen: Seen) -> Canned | None:
+        authorization = {k.lower(): v for k, v in seen.headers.items()}.get("authorization", "")
+        token = authorization.removeprefix("Bearer ")
+        with lock:
+            if token in tokens.live:
+                uses_of[token] = uses_of.get(token, 0) + 1
+                if uses_of[token] > uses:
+                    tokens.live.discard(token)
+        return gate(seen)
 
     return step
 
 
 def test_a_token_that_expires_mid_push_is_renewed_and_the_push_completes(tmp_path):
     with TokenServer() as tokens, InProcessRegistry(intercept=bearer_gate(tokens)) as registry:
-        registry.intercept = bearer_gate(tokens, then=expire_after(tokens, 2))
+        registry.intercept = expire_after_uses(tokens, 3)
         tags, _ = push(registry, tmp_path)
     assert tokens.refused  # the registry did turn an expired token away mid-push
     assert set(tokens.refused).isdisjoint(tokens.live)
