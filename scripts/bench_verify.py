@@ -22,12 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossdock.baseprofile import BaseProfile, read_base_profile
-from crossdock.fsview import LayerFS
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
 from crossdock.platform import Platform
 from crossdock.progress import NO_PROGRESS
+from crossdock.rootfs.baseprofile import BaseProfile, read_base_profile
+from crossdock.rootfs.fsview import LayerFS
 from crossdock.verify import verify_image
 
 # The layers crossdock adds on top of the base: dependencies, then the service's code.

@@ -13,9 +13,9 @@ from crossdock.backends.base import Backend, BuildOutcome, Progress
 from crossdock.cache import CacheLayout
 from crossdock.config.model import Config
 from crossdock.layers import source_date_epoch
-from crossdock.output import check_writable, write_docker_archive, write_oci_layout
 from crossdock.plan import BuildPlan
 from crossdock.registry.reference import Mirrors, Reference, check_tag
+from crossdock.sinks import check_writable, write_docker_archive, write_oci_layout
 from crossdock.targets import target_spec
 
 __all__ = ["OutputSpec", "build", "make_plan"]

@@ -1,7 +1,7 @@
 """The one vocabulary for CPU platforms inside crossdock: OCI names (``linux/arm64/v8``).
 
 Other spellings (``aarch64``, ``x86_64``, ``manylinux_2_28_aarch64``, ``EM_AARCH64``) appear only
-in the translation tables at the edges (crossdock.wheeltags, crossdock.elf).
+in the translation tables at the edges (crossdock.wheeltags, crossdock.rootfs.elf).
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crossdock.baseprofile import BaseProfile, read_base_profile
 from crossdock.cache import BlobCache, CacheLayout
 from crossdock.errors import BaseImageError, ConfigError, NotFoundError, VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
@@ -43,6 +42,7 @@ from crossdock.platform import Platform
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.registry.referrers import list_referrers
+from crossdock.rootfs.baseprofile import BaseProfile, read_base_profile
 from crossdock.sbom import SBOM_ARTIFACT_TYPE, SBOM_PLATFORM_ANNOTATION, base_os_packages
 from crossdock.sbom.document import python_packages_of, sbom_document
 from crossdock.targets import target_spec

@@ -29,8 +29,8 @@ from crossdock.registry import (
     Reference,
     RegistryClient,
     ensure_repository,
-    push_image_set,
 )
+from crossdock.sinks import push_image_set
 from tests.integration.test_native_build import PROJECTS, crossdock, make_service, stage_env
 from tests.integration.test_registry_push import build_image_set, six_tags
 from tests.support.prerequisites import require_module
@@ -259,8 +259,8 @@ from crossdock.registry import (
     Reference,
     RegistryClient,
     ensure_repository,
-    push_image_set,
 )
+from crossdock.sinks import push_image_set
 from tests.integration.test_native_build import PROJECTS, crossdock, make_service, stage_env
 from tests.integration.test_registry_push import build_image_set, six_tags
 

@@ -25,12 +25,12 @@ import pytest
 from uv import find_uv_bin
 
 from crossdock.errors import NotFoundError
-from crossdock.publish.layout import load_layout_image_set
 from crossdock.publish.release import ReleaseRequest, plan_release, run_release
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.ecr import EcrRegistry
 from crossdock.registry.reference import Reference
 from crossdock.registry.responses import ImmutableTagError
+from crossdock.sources.layout_set import load_layout_image_set
 from tests.support.prerequisites import needs_tools, require_module
 
 pytestmark = [

@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from crossdock.baseprofile import read_base_profile
-from crossdock.fsview import LayerFS
 from crossdock.platform import AMD64, ARM64, Platform
+from crossdock.rootfs.baseprofile import read_base_profile
+from crossdock.rootfs.fsview import LayerFS
+from crossdock.sources.images import open_images
 from crossdock.verify import Check, verify_image
-from crossdock.verify.sources import open_images
 from tests.integration.test_native_build import (
     ARCHES,
     BOTH,

@@ -46,13 +46,12 @@ from crossdock.publish.tags import plan_tags, tag_digests
 from crossdock.registry import (
     BlobCache,
     EcrRegistry,
-    PushEvent,
     Reference,
     RegistryClient,
     UploadMode,
     ensure_repository,
-    push_image_set,
 )
+from crossdock.sinks import PushEvent, push_image_set
 from tests.support.prerequisites import missing, needs_tools, require_module
 
 pytestmark = [

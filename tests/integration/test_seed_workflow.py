@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from crossdock.platform import AMD64, ARM64, Platform
+from crossdock.sources.images import load_docker_archive
 from crossdock.verify import verify_image
-from crossdock.verify.sources import load_docker_archive
 from tests.support.prerequisites import missing, needs_tools
 
 REPO = Path(__file__).resolve().parents[2]

@@ -26,11 +26,11 @@ from crossdock.build import build, make_plan
 from crossdock.config import load_config
 from crossdock.errors import TargetError
 from crossdock.image.mediatypes import INDEX_TYPES, MANIFEST_TYPES, MediaType
-from crossdock.output.oci_layout import write_oci_layout
 from crossdock.progress import NO_PROGRESS
 from crossdock.registry.client import RegistryClient
-from crossdock.registry.push import push_image_set
 from crossdock.registry.reference import Reference
+from crossdock.sinks.oci_layout import write_oci_layout
+from crossdock.sinks.registry import push_image_set
 from crossdock.targets import target_spec
 from crossdock.targets.k8s import architectures_in_registry
 

@@ -18,17 +18,17 @@ from pathlib import Path
 import pytest
 from uv import find_uv_bin
 
-from crossdock.baseprofile import read_base_profile
 from crossdock.errors import ConfigError, NotFoundError, UnsafeContentError
 from crossdock.image.config import ImageConfig
 from crossdock.platform import AMD64, ARM64, Platform
-from crossdock.verify import Check, verify_image
-from crossdock.verify.sources import (
+from crossdock.rootfs.baseprofile import read_base_profile
+from crossdock.sources.images import (
     LoadedImage,
     load_docker_archive,
     load_oci_layout,
     open_images,
 )
+from crossdock.verify import Check, verify_image
 from tests.support.prerequisites import missing
 from tests.unit.verify.layertar import other_python_pyc, write_layer
 

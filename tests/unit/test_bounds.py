@@ -8,12 +8,12 @@ import tarfile
 
 import pytest
 
-from crossdock import layerindex
 from crossdock.errors import UnsafeContentError
 from crossdock.image.document import MAX_MANIFESTS
-from crossdock.layerindex import read_members
 from crossdock.platform import AMD64
-from crossdock.verify.sources import load_oci_layout
+from crossdock.rootfs import layerindex
+from crossdock.rootfs.layerindex import read_members
+from crossdock.sources.images import load_oci_layout
 from tests.hostile import (
     config_bytes,
     distinct_manifests_layout,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from crossdock.baseprofile import BaseProfile
 from crossdock.cache import BlobCache, CacheLayout, Records
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 from crossdock.image.mediatypes import MediaType
+from crossdock.rootfs.baseprofile import BaseProfile
 
 
 def _records(tmp_path: Path, version: int = 1) -> Records:

@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 
 from crossdock.config import load_config
 from crossdock.errors import CrossdockError, MalformedError
-from crossdock.fsview import LayerFS
 from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
-from crossdock.layerindex import read_members
-from crossdock.publish.layout import load_layout_image_set
-from crossdock.verify.sources import load_docker_archive, load_oci_layout
+from crossdock.rootfs.fsview import LayerFS
+from crossdock.rootfs.layerindex import read_members
+from crossdock.sources.images import load_docker_archive, load_oci_layout
+from crossdock.sources.layout_set import load_layout_image_set
 from tests.hostile import sha256
 
 # CI runs a fixed sequence of examples (a red CI is then reproducible); a developer's run

@@ -9,7 +9,7 @@ import pytest
 from crossdock import cache as cache_module
 from crossdock.cache import BlobCache
 from crossdock.errors import UnsafeContentError
-from crossdock.output import write_oci_layout
+from crossdock.sinks import write_oci_layout
 from tests.unit.publish.test_publish_release import image_set
 
 

@@ -50,10 +50,10 @@ from crossdock.image.mutate import index_of
 from crossdock.plan import BuildPlan
 from crossdock.platform import Platform
 from crossdock.registry.client import RegistryClient
-from crossdock.registry.push import push_image_set
 from crossdock.registry.reference import Mirrors, Reference
+from crossdock.sinks.registry import push_image_set
+from crossdock.sources.images import load_docker_archive, pull_platform_image
 from crossdock.verify import PlatformReport, verify_image
-from crossdock.verify.sources import load_docker_archive, pull_platform_image
 
 __all__ = ["BuildxBackend", "BuildxResult", "BuiltImage", "buildx_image_set"]
 

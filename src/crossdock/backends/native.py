@@ -43,8 +43,8 @@ from crossdock.progress import Step, step
 from crossdock.registry.client import RegistryClient
 
 if TYPE_CHECKING:
-    from crossdock.baseprofile import BaseProfile
     from crossdock.resolve import InstalledDistribution, Resolution
+    from crossdock.rootfs.baseprofile import BaseProfile
 
 # Installing, compiling, profiling and verifying (crossdock.resolve, .baseprofile, .verify) are
 # imported where they run: a build answered from the record of the last one needs none of them.
@@ -259,7 +259,7 @@ class NativeBackend:
         cache: BlobCache,
         pulling: Step,
     ) -> PlatformImage:
-        from crossdock.verify.sources import pull_config, pull_layers
+        from crossdock.sources.images import pull_config, pull_layers
 
         if isinstance(top, Index):
             child = top.find(platform)
@@ -295,7 +295,7 @@ class NativeBackend:
         return PlatformImage(platform, manifest, config, layers)
 
     def _profile(self, plan: BuildPlan, base: PlatformImage) -> BaseProfile:
-        from crossdock.baseprofile import BaseProfile, read_base_profile
+        from crossdock.rootfs.baseprofile import BaseProfile, read_base_profile
 
         records = CacheLayout(plan.cache_dir).records("base-profile", version=1)
         key = _digest_key(base.manifest.digest)

@@ -191,9 +191,9 @@ def push(
 def _layout_image_set(source: str, select: str | None, work: Path) -> ImageSet:
     """The exact built images (manifest and index bytes) from an OCI layout or a tar of one;
     a registry or docker image has no such bytes to push again."""
-    from crossdock.publish.layout import load_layout_image_set
+    from crossdock.sources.images import extract_oci_archive
+    from crossdock.sources.layout_set import load_layout_image_set
     from crossdock.transports import OciArchive, OciLayout, parse_image_name
-    from crossdock.verify.sources import extract_oci_archive
 
     named = parse_image_name(source)
     if isinstance(named, OciLayout):

@@ -65,9 +65,9 @@ def rebase(
             "--check takes several images",
         )
     from crossdock.cli.push_cmd import publish, render_release
-    from crossdock.output import write_oci_layout
     from crossdock.publish.pipeline import prepare_release
     from crossdock.rebase import rebase as run_rebase
+    from crossdock.sinks import write_oci_layout
 
     # Destinations are checked before anything is pulled.
     destinations = []

@@ -22,8 +22,8 @@ from crossdock.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from crossdock.sources.images import LoadedImage
     from crossdock.verify import PlatformReport
-    from crossdock.verify.sources import LoadedImage
 
 
 @app.command()
@@ -51,9 +51,9 @@ def verify(
     from crossdock.config import machine_settings
     from crossdock.platform import parse_platforms
     from crossdock.progress import step
+    from crossdock.sources.images import open_images
     from crossdock.targets import target_spec
     from crossdock.verify import render_reports, reports_to_json
-    from crossdock.verify.sources import open_images
 
     preflight = target is not None and target_spec(target).lambda_preflight
     platforms = parse_platforms(",".join(platform)) if platform else ()

@@ -20,11 +20,11 @@ from pathlib import Path
 from crossdock import scratch
 from crossdock.dockercli import Docker
 from crossdock.errors import VerificationError
-from crossdock.fsview import LayerFS
 from crossdock.image.artifact import ImageSet, PlatformImage
 from crossdock.localrun.docker_run import default_start_timeout
-from crossdock.output import write_docker_archive
 from crossdock.platform import Platform
+from crossdock.rootfs.fsview import LayerFS
+from crossdock.sinks import write_docker_archive
 from crossdock.verify.startup import check_startup
 from crossdock.wheeltags import wheel_arch
 

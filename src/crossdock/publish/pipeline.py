@@ -39,8 +39,8 @@ from crossdock.publish.release import (
 )
 from crossdock.publish.tags import DEFAULT_TEMPLATES, TagAssignment
 from crossdock.registry.client import RegistryClient
-from crossdock.registry.push import PushEvent
 from crossdock.registry.reference import Reference, check_tag
+from crossdock.sinks.registry import PushEvent
 from crossdock.targets import target_spec
 from crossdock.transports import registry_destination
 

@@ -39,9 +39,9 @@ from crossdock.publish.tags import (
 )
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.ecr import EcrRegistry, ensure_repository, parse_ecr_host
-from crossdock.registry.push import PushEvent, PushReport, push_image_set
 from crossdock.registry.reference import Reference
 from crossdock.registry.responses import ImmutableTagError
+from crossdock.sinks.registry import PushEvent, PushReport, push_image_set
 
 __all__ = [
     "PRODUCTION_ENV",

@@ -1,10 +1,10 @@
-"""Talking to OCI registries: references, credentials, auth, the client, and pushing images."""
+"""Talking to OCI registries: references, credentials, auth and the client (reading an image is
+``crossdock.sources``'s job, pushing one ``crossdock.sinks``')."""
 
 from crossdock.cache import BlobCache
 from crossdock.registry.client import RegistryClient, UploadOutcome
 from crossdock.registry.credentials import Credentials, find_credentials
 from crossdock.registry.ecr import EcrRegistry, ensure_repository, parse_ecr_host
-from crossdock.registry.push import PushEvent, PushReport, push_image_set
 from crossdock.registry.reference import DOCKER_HUB, Mirrors, Reference, is_loopback_registry
 from crossdock.registry.responses import ImmutableTagError
 from crossdock.registry.transport import TransientRegistryError
@@ -17,8 +17,6 @@ __all__ = [
     "EcrRegistry",
     "ImmutableTagError",
     "Mirrors",
-    "PushEvent",
-    "PushReport",
     "Reference",
     "RegistryClient",
     "TransientRegistryError",
@@ -28,5 +26,4 @@ __all__ = [
     "find_credentials",
     "is_loopback_registry",
     "parse_ecr_host",
-    "push_image_set",
 ]

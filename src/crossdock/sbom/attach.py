@@ -9,13 +9,13 @@ from pathlib import Path
 from packaging.utils import NormalizedName
 
 from crossdock.cache import Records
-from crossdock.fsview import LayerFS
 from crossdock.image.digest import Digest
 from crossdock.image.manifest import Manifest
 from crossdock.image.referrer import Referrer, make_referrer
 from crossdock.platform import Platform
 from crossdock.resolve.lockfile import LockedPackage
 from crossdock.resolve.resolution import InstalledDistribution
+from crossdock.rootfs.fsview import LayerFS
 from crossdock.sbom.document import SBOM_ARTIFACT_TYPE, sbom_document
 from crossdock.sbom.inventory import OsInventory, python_packages
 from crossdock.sbom.ospackages import read_os_packages

@@ -12,12 +12,12 @@ from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
-from crossdock.output.oci_layout import REF_NAME, read_bounded, read_layout_blob
 from crossdock.platform import Platform
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.registry.referrers import list_referrers
 from crossdock.sbom.document import SBOM_ARTIFACT_TYPE
+from crossdock.sources.oci_layout import REF_NAME, read_bounded, read_layout_blob
 from crossdock.transports import OciLayout, Registry, parse_image_name
 
 __all__ = ["FoundSbom", "find_sboms"]

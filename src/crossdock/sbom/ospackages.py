@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from crossdock import scratch
-from crossdock.fsview import LayerFS
+from crossdock.rootfs.fsview import LayerFS
 from crossdock.sbom.inventory import OsInventory, OsPackage
 
 __all__ = ["parse_dpkg_status", "parse_rpm_header", "read_os_packages"]

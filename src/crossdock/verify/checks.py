@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from packaging.tags import Tag
 
-from crossdock.elf import ElfFacts, ElfIdentity
 from crossdock.platform import Platform
+from crossdock.rootfs.elf import ElfFacts, ElfIdentity
 from crossdock.verify.pyabi import (
     ExtensionSuffix,
     judge_wheel_tags,

@@ -19,19 +19,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crossdock.baseprofile import (
+from crossdock.image.artifact import ImageSet
+from crossdock.image.config import ImageConfig
+from crossdock.image.digest import Digest
+from crossdock.platform import Platform
+from crossdock.rootfs.baseprofile import (
     DEFAULT_PATH,
     BaseProfile,
     find_python,
     libc_path_in,
     libstdcxx_path_in,
 )
-from crossdock.elf import ElfFacts, ElfIdentity, elf_identity_for
-from crossdock.fsview import DEFAULT_READ_LIMIT, EntryKind, FsEntry, LayerFS
-from crossdock.image.artifact import ImageSet
-from crossdock.image.config import ImageConfig
-from crossdock.image.digest import Digest
-from crossdock.platform import Platform
+from crossdock.rootfs.elf import ElfFacts, ElfIdentity, elf_identity_for
+from crossdock.rootfs.fsview import DEFAULT_READ_LIMIT, EntryKind, FsEntry, LayerFS
 from crossdock.verify import checks
 from crossdock.verify.magic import BinaryKind, describe_macho
 from crossdock.verify.observe import Observation, ObservationCache, observe

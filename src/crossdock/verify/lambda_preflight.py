@@ -28,11 +28,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from crossdock.fsview import LayerFS
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
 from crossdock.image.mediatypes import MediaType
-from crossdock.layerindex import IndexCache, Member, MemberType, layer_members
+from crossdock.rootfs.fsview import LayerFS
+from crossdock.rootfs.layerindex import IndexCache, Member, MemberType, layer_members
 from crossdock.verify.report import (
     AllowRule,
     Check,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from crossdock.elf import ELF_MAGIC
+from crossdock.rootfs.elf import ELF_MAGIC
 
 __all__ = ["HEAD_SIZE", "BinaryKind", "classify", "describe_macho", "pe_header_offset"]
 

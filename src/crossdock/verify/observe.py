@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from crossdock.cache import CacheLayout
-from crossdock.elf import ElfFacts, ElfParseError, parse_elf
 from crossdock.errors import UnsafeContentError
-from crossdock.fsview import Layer, LazyBuffer
 from crossdock.image.digest import Digest
+from crossdock.rootfs.elf import ElfFacts, ElfParseError, parse_elf
+from crossdock.rootfs.fsview import Layer, LazyBuffer
 from crossdock.verify.magic import HEAD_SIZE, BinaryKind, classify
 
 __all__ = ["Observation", "ObservationCache", "observe"]

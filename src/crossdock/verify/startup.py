@@ -10,7 +10,8 @@ outside the image) the way the kernel and CPython would:
 * when a Python runs it: ``python -m MODULE`` finds MODULE (and a package's ``__main__``) on the
   ``sys.path`` that interpreter would build: the working directory (or the script's folder),
   ``PYTHONPATH``, the standard library and the site directories of *that* Python (read from the
-  image, as :mod:`crossdock.baseprofile` does), a virtual environment's, and ``.pth`` entries;
+  image, as :mod:`crossdock.rootfs.baseprofile` does), a virtual environment's, and ``.pth``
+  entries;
 * a console script's target (``from pkg.cli import main``) is a module on that path;
 * the module a server or runtime is told to import: uvicorn / gunicorn / hypercorn ``module:attr``
   arguments, ``python -m awslambdaric module.function``, and a Lambda base's ``CMD`` handler.
@@ -29,9 +30,15 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from crossdock.baseprofile import DEFAULT_PATH, BaseProfile, PythonFound, find_python, python_at
-from crossdock.fsview import EntryKind, FsEntry, LayerFS
 from crossdock.image.config import ImageConfig
+from crossdock.rootfs.baseprofile import (
+    DEFAULT_PATH,
+    BaseProfile,
+    PythonFound,
+    find_python,
+    python_at,
+)
+from crossdock.rootfs.fsview import EntryKind, FsEntry, LayerFS
 from crossdock.verify.report import Check, FileRef, Finding
 
 __all__ = [

@@ -28,10 +28,8 @@ from crossdock.image import (
     PlatformImage,
     sha256_of,
 )
-from crossdock.output import write_oci_layout
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.publish.git import GitState
-from crossdock.publish.layout import load_layout_image_set
 from crossdock.publish.release import (
     ReleaseRequest,
     environment_platforms,
@@ -39,6 +37,8 @@ from crossdock.publish.release import (
     release_git_state,
 )
 from crossdock.registry.reference import Reference
+from crossdock.sinks import write_oci_layout
+from crossdock.sources.layout_set import load_layout_image_set
 
 needs_git = needs_tools("git")
 REPO = Reference.parse("127.0.0.1:5555/team/api:ignored")

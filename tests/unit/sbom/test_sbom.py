@@ -14,13 +14,13 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from crossdock.fsview import LayerFS
 from crossdock.image.digest import sha256_of
 from crossdock.image.mediatypes import MediaType
 from crossdock.layers import LayerEntry, write_layer
 from crossdock.platform import ARM64
 from crossdock.resolve.lockfile import parse_lock
 from crossdock.resolve.resolution import InstalledDistribution
+from crossdock.rootfs.fsview import LayerFS
 from crossdock.sbom import (
     OsInventory,
     OsPackage,

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from crossdock.baseprofile import BaseProfile, read_base_profile
 from crossdock.errors import BaseImageError
 from crossdock.platform import AMD64, ARM64
+from crossdock.rootfs.baseprofile import BaseProfile, read_base_profile
 
 from .layertar import fixture_bytes, write_layer
 from .miniimage import config_for, image

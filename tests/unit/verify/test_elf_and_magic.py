@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from crossdock.elf import ElfParseError, elf_identity_for, parse_elf, version_key
 from crossdock.platform import AMD64, ARM64, Platform
+from crossdock.rootfs.elf import ElfParseError, elf_identity_for, parse_elf, version_key
 from crossdock.verify.magic import BinaryKind, classify, describe_macho
 from tests.support.prerequisites import missing
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from rich.console import Console
 
-from crossdock.baseprofile import read_base_profile
 from crossdock.platform import AMD64, ARM64
+from crossdock.rootfs.baseprofile import read_base_profile
 from crossdock.verify import Check, reports_to_json, verify_image
 from crossdock.verify.pyabi import pyc_version
 

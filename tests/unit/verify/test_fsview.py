@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from crossdock.errors import UnsafeContentError
-from crossdock.fsview import EntryKind, LayerFS, LazyBuffer, normalize
+from crossdock.rootfs.fsview import EntryKind, LayerFS, LazyBuffer, normalize
 
 from .layertar import write_layer
 

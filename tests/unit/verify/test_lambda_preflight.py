@@ -20,8 +20,9 @@ from crossdock.image.digest import Digest, sha256_of
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.mediatypes import MediaType
 from crossdock.layers import LayerEntry, write_layer
-from crossdock.output import write_oci_layout
 from crossdock.platform import AMD64, ARM64, Platform
+from crossdock.sinks import write_oci_layout
+from crossdock.sources.images import load_oci_layout
 from crossdock.verify import Check
 from crossdock.verify.lambda_preflight import (
     LAMBDA_ERRORS,
@@ -29,7 +30,6 @@ from crossdock.verify.lambda_preflight import (
     PreflightLayer,
     lambda_preflight,
 )
-from crossdock.verify.sources import load_oci_layout
 
 from .layertar import write_layer as write_raw_layer
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from crossdock.errors import UnsafeContentError
-from crossdock.fsview import DEFAULT_READ_LIMIT, Layer, LayerFS, LazyBuffer
 from crossdock.image.digest import Digest
-from crossdock.layerindex import IndexCache, MemberType, normalize, read_members
 from crossdock.platform import AMD64, ARM64
+from crossdock.rootfs.fsview import DEFAULT_READ_LIMIT, Layer, LayerFS, LazyBuffer
+from crossdock.rootfs.layerindex import IndexCache, MemberType, normalize, read_members
 from crossdock.verify import Check, verify_image
 from crossdock.verify.observe import Observation, ObservationCache, observe
 

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 
-from crossdock.baseprofile import read_base_profile
 from crossdock.errors import BaseImageError
 from crossdock.image.artifact import BlobSource
 from crossdock.image.config import HistoryEntry, ImageConfig
@@ -18,6 +17,7 @@ from crossdock.image.mediatypes import MediaType
 from crossdock.platform import AMD64
 from crossdock.rebase import _Pulled, _rebased_config, _verify
 from crossdock.registry.reference import Reference
+from crossdock.rootfs.baseprofile import read_base_profile
 
 from .layertar import fixture_bytes, write_layer
 from .miniimage import base_entries, config_for

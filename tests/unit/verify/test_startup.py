@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from crossdock.fsview import LayerFS
 from crossdock.image.config import ImageConfig
+from crossdock.rootfs.fsview import LayerFS
 from crossdock.verify.report import Check
 from crossdock.verify.startup import check_startup, find_module, handler_module
 

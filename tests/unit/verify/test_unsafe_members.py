@@ -8,8 +8,8 @@ import io
 import tarfile
 from pathlib import Path
 
-from crossdock.fsview import LayerFS
 from crossdock.platform import AMD64
+from crossdock.rootfs.fsview import LayerFS
 from crossdock.verify import Check, verify_image
 
 from .miniimage import config_for, image

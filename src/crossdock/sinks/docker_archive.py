@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 from crossdock.image.artifact import ImageSet
-from crossdock.output.destination import writing
+from crossdock.sinks.destination import writing
 
 __all__ = ["write_docker_archive"]
 

@@ -31,7 +31,7 @@ from typing import IO
 
 from crossdock.errors import UnsafeContentError
 from crossdock.image.digest import Digest
-from crossdock.layerindex import (
+from crossdock.rootfs.layerindex import (
     IndexCache,
     Member,
     MemberType,

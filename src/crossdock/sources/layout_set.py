@@ -24,13 +24,13 @@ from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
 from crossdock.image.referrer import Referrer
-from crossdock.output.oci_layout import (
+from crossdock.platform import Platform
+from crossdock.sources.oci_layout import (
     REF_NAME,
     read_bounded,
     read_layout_blob,
     verified_layout_file,
 )
-from crossdock.platform import Platform
 
 __all__ = ["REF_NAME", "load_layout_image_set"]
 

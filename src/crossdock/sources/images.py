@@ -36,17 +36,17 @@ from crossdock.image.document import (
     require,
 )
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
-from crossdock.layerindex import open_decompressed
-from crossdock.output.oci_layout import (
+from crossdock.platform import Platform
+from crossdock.progress import NO_PROGRESS, Progress, step
+from crossdock.registry.client import RegistryClient
+from crossdock.registry.reference import Mirrors, Reference
+from crossdock.rootfs.layerindex import open_decompressed
+from crossdock.sources.oci_layout import (
     REF_NAME,
     read_bounded,
     read_layout_blob,
     verified_layout_file,
 )
-from crossdock.platform import Platform
-from crossdock.progress import NO_PROGRESS, Progress, step
-from crossdock.registry.client import RegistryClient
-from crossdock.registry.reference import Mirrors, Reference
 from crossdock.transports import (
     DockerArchive,
     DockerDaemon,

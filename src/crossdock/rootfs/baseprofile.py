@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crossdock.elf import ElfParseError, elf_identity_for, parse_elf
 from crossdock.errors import BaseImageError
-from crossdock.fsview import EntryKind, LayerFS
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
 from crossdock.platform import Platform
+from crossdock.rootfs.elf import ElfParseError, elf_identity_for, parse_elf
+from crossdock.rootfs.fsview import EntryKind, LayerFS
 
 __all__ = [
     "DEFAULT_PATH",
