@@ -247,6 +247,20 @@ ensure_trixie_keyring() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debian-archive-keyring >/dev/null
 }
 
+# The Debian archive this machine's apt already uses (its first "URIs:" line, or the first "deb"
+# line of sources.list): the stage fetches from where the machine is set up to fetch.
+debian_mirror() {
+  local uri
+  uri=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)[[:space:]]*$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+  if [[ -z $uri ]]; then
+    uri=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  fi
+  if [[ -z $uri ]]; then
+    die "no Debian archive found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list"
+  fi
+  printf '%s\n' "${uri%/}"
+}
+
 ensure_buildx() {
   if buildx_ok; then
     return 0
@@ -256,9 +270,11 @@ ensure_buildx() {
   deb=$(find "$aptdir/debs" -name 'docker-buildx_*.deb' | sort | tail -n1)
   if [[ -z $deb ]]; then
     ensure_trixie_keyring
-    cat >"$aptdir/trixie.sources" <<'EOF'
+    local mirror
+    mirror=$(debian_mirror)
+    cat >"$aptdir/trixie.sources" <<EOF
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: trixie
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

@@ -12,7 +12,9 @@ from crossdock.platform import AMD64, ARM64
 from crossdock.resolve.lockfile import Availability, classify, lookup, parse_lock, read_lock
 from crossdock.wheeltags import wheel_target
 
-FILES = "https://files.pythonhosted.org/packages/00/00"
+# A package index of our own naming: what is read is the file name, never the host.
+INDEX = "https://packages.example.test/simple"
+FILES = "https://files.example.test/packages/00/00"
 
 # Handwritten in uv.lock's layout (version 1, revision 3): one package per case.
 LOCK = f'''
@@ -28,7 +30,7 @@ source = {{ virtual = "." }}
 [[package]]
 name = "Native_Both"
 version = "2.5.5"
-source = {{ registry = "https://pypi.org/simple" }}
+source = {{ registry = "{INDEX}" }}
 sdist = {{ url = "{FILES}/native_both-2.5.5.tar.gz", hash = "sha256:aa", size = 10 }}
 wheels = [
     {{ url = "{FILES}/native_both-2.5.5-cp313-cp313-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl", hash = "sha256:bb", size = 5 }},
@@ -38,7 +40,7 @@ wheels = [
 [[package]]
 name = "amd64-only"
 version = "1.0"
-source = {{ registry = "https://pypi.org/simple" }}
+source = {{ registry = "{INDEX}" }}
 wheels = [
     {{ url = "{FILES}/amd64_only-1.0-cp313-cp313-manylinux2014_x86_64.manylinux_2_17_x86_64.whl", hash = "sha256:dd" }},
     {{ url = "{FILES}/amd64_only-1.0-cp313-cp313-musllinux_1_2_aarch64.whl", hash = "sha256:ee" }},
@@ -47,20 +49,20 @@ wheels = [
 [[package]]
 name = "pure"
 version = "3.20"
-source = {{ registry = "https://pypi.org/simple" }}
+source = {{ registry = "{INDEX}" }}
 sdist = {{ url = "{FILES}/pure-3.20.tar.gz", hash = "sha256:ff", size = 7 }}
 wheels = [{{ url = "{FILES}/pure-3.20-py3-none-any.whl", hash = "sha256:11" }}]
 
 [[package]]
 name = "docopt"
 version = "0.6.2"
-source = {{ registry = "https://pypi.org/simple" }}
+source = {{ registry = "{INDEX}" }}
 sdist = {{ url = "{FILES}/docopt-0.6.2.tar.gz", hash = "sha256:49b3a825280bd66b3aa83585ef59c4a8c82f2c8a522dbe754a8bc8d08c85c491", size = 25901 }}
 
 [[package]]
 name = "old-cp312"
 version = "0.1"
-source = {{ registry = "https://pypi.org/simple" }}
+source = {{ registry = "{INDEX}" }}
 sdist = {{ url = "{FILES}/old_cp312-0.1.tar.gz", hash = "sha256:22" }}
 wheels = [{{ url = "{FILES}/old_cp312-0.1-cp312-cp312-manylinux_2_17_aarch64.whl", hash = "sha256:33" }}]
 
