@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from crossdock.backends import lastbuild
-from crossdock.backends.base import BuildOutcome, LayerInfo, PlatformReport, WheelInfo
+from crossdock.backends.base import BuildOutcome, BuildReport, LayerInfo, WheelInfo
 from crossdock.build import make_plan
 from crossdock.config import load_config
 from crossdock.image import sha256_of
@@ -47,7 +47,7 @@ def _blobs(plan: BuildPlan) -> Path:
 def outcome_for(folder: Path, *, passed: bool = True) -> BuildOutcome:
     images = image_set(folder)
     reports = tuple(
-        PlatformReport(
+        BuildReport(
             platform=image.platform,
             base_digest=BASE,
             image_digest=image.digest,

@@ -11,7 +11,7 @@ from crossdock.plan import BuildPlan
 from crossdock.platform import Platform
 from crossdock.progress import Progress as _Progress
 
-__all__ = ["Backend", "BuildOutcome", "PlatformReport", "Progress", "WheelInfo"]
+__all__ = ["Backend", "BuildOutcome", "BuildReport", "Progress", "WheelInfo"]
 
 # Notes and steps of a build (crossdock.progress): the CLI shows them, tests pass NO_PROGRESS.
 Progress = _Progress
@@ -35,7 +35,10 @@ class LayerInfo:
 
 
 @dataclass(frozen=True)
-class PlatformReport:
+class BuildReport:
+    """What the build of one platform made and from what; its ``verification`` is that image's
+    ``crossdock.verify.PlatformReport`` (or, for a build recalled by ``lastbuild``, its record)."""
+
     platform: Platform
     base_digest: Digest
     image_digest: Digest
@@ -89,7 +92,7 @@ class PlatformReport:
 @dataclass(frozen=True)
 class BuildOutcome:
     image_set: ImageSet
-    reports: tuple[PlatformReport, ...]
+    reports: tuple[BuildReport, ...]
 
     @property
     def digest(self) -> Digest:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from crossdock._version import __version__
-from crossdock.backends.base import BuildOutcome, LayerInfo, PlatformReport, WheelInfo
+from crossdock.backends.base import BuildOutcome, BuildReport, LayerInfo, WheelInfo
 from crossdock.cache import BlobCache, CacheLayout, Records
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
@@ -189,7 +189,7 @@ def load_outcome(cache_dir: Path, key: str) -> BuildOutcome | None:
 
 def _outcome_from(payload: dict[str, Any], blobs: BlobCache) -> BuildOutcome | None:
     images: list[PlatformImage] = []
-    reports: list[PlatformReport] = []
+    reports: list[BuildReport] = []
     for item in payload["images"]:
         platform = Platform.parse(item["platform"])
         manifest = Manifest.parse(item["manifest"].encode())
@@ -233,11 +233,11 @@ def _referrer_from(data: dict[str, Any], subject: Manifest) -> Referrer | None:
     return Referrer(manifest, tuple(zip(descriptors, blobs, strict=True)))
 
 
-def _report_from(data: dict[str, Any], platform: Platform) -> PlatformReport:
+def _report_from(data: dict[str, Any], platform: Platform) -> BuildReport:
     verification = RecordedVerification(data["verification"])
     if not verification.passed:
         raise ValueError("a recorded build that did not pass")
-    return PlatformReport(
+    return BuildReport(
         platform=platform,
         base_digest=Digest(data["base_digest"]),
         image_digest=Digest(data["image_digest"]),

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from crossdock import scratch
 from crossdock._version import __version__
 from crossdock.backends import lastbuild
-from crossdock.backends.base import BuildOutcome, LayerInfo, PlatformReport, Progress, WheelInfo
+from crossdock.backends.base import BuildOutcome, BuildReport, LayerInfo, Progress, WheelInfo
 from crossdock.cache import BlobCache, CacheLayout
 from crossdock.errors import BaseImageError, VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
@@ -109,7 +109,7 @@ class NativeBackend:
         platform: Platform,
         cache: BlobCache,
         progress: Progress,
-    ) -> tuple[PlatformImage, PlatformReport]:
+    ) -> tuple[PlatformImage, BuildReport]:
         from crossdock.verify import verify_image
 
         timings: dict[str, float] = {}
@@ -222,7 +222,7 @@ class NativeBackend:
         image = replace(image, referrers=(sbom,))
         timings["sbom"] = time.perf_counter() - mark
         timings["total"] = time.perf_counter() - started
-        platform_report = PlatformReport(
+        platform_report = BuildReport(
             platform=platform,
             base_digest=base.manifest.digest,
             image_digest=image.digest,

@@ -14,7 +14,7 @@ from crossdock.text import literal
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from crossdock.backends.base import BuildOutcome, PlatformReport
+    from crossdock.backends.base import BuildOutcome, BuildReport
 
 __all__ = ["render_build"]
 
@@ -29,7 +29,7 @@ def render_build(outcome: BuildOutcome, console: Console, *, verbose: bool = Fal
         console.print(f"index {outcome.image_set.index.digest}", highlight=False, soft_wrap=True)
 
 
-def _platform_lines(report: PlatformReport, width: int, *, verbose: bool) -> list[str]:
+def _platform_lines(report: BuildReport, width: int, *, verbose: bool) -> list[str]:
     verification = report.verification
     counts: dict[str, int] = getattr(verification, "counts", {})
     # The files the build added, each checked (the base's were checked once per digest).
@@ -56,7 +56,7 @@ def _platform_lines(report: PlatformReport, width: int, *, verbose: bool) -> lis
     return lines
 
 
-def _wheel_lines(report: PlatformReport, width: int, *, verbose: bool) -> list[str]:
+def _wheel_lines(report: BuildReport, width: int, *, verbose: bool) -> list[str]:
     wheels = sorted(report.wheels, key=lambda w: w.name)
     native = [w for w in wheels if not all(tag.endswith("-any") for tag in w.tags)]
     sdists = [w for w in wheels if w.built_from_sdist]
