@@ -15,8 +15,8 @@ import pytest
 
 from crossdock.platform import AMD64
 from tests.hostile import config_bytes, far_headers_elf_layer, oci_layout, sha256
-from tests.unit.verify.layertar import fixture_bytes, write_layer
-from tests.unit.verify.miniimage import base_entries
+from tests.support.layertar import fixture_bytes, write_layer
+from tests.support.miniimage import base_entries
 
 pytestmark = pytest.mark.integration
 

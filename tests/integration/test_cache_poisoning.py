@@ -19,8 +19,8 @@ import pytest
 
 from crossdock.platform import AMD64
 from tests.hostile import config_bytes, docker_archive, oci_layout, sha256
-from tests.unit.verify.layertar import fixture_bytes, write_layer
-from tests.unit.verify.miniimage import base_entries
+from tests.support.layertar import fixture_bytes, write_layer
+from tests.support.miniimage import base_entries
 
 pytestmark = pytest.mark.integration
 

@@ -47,7 +47,7 @@ from tests.integration.test_native_build import (
     stage_env,
     uv_lock,
 )
-from tests.unit.verify.layertar import write_layer
+from tests.support.layertar import write_layer
 
 pytestmark = pytest.mark.integration
 

@@ -29,8 +29,8 @@ from crossdock.sources.images import (
     open_images,
 )
 from crossdock.verify import Check, verify_image
+from tests.support.layertar import other_python_pyc, write_layer
 from tests.support.prerequisites import missing
-from tests.unit.verify.layertar import other_python_pyc, write_layer
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ importing every command module (what ``--help`` does) imports no HTTP client, no
 rich table. A command module therefore imports at its top only the standard library, typer,
 ``crossdock.cli.common`` and light crossdock modules (``errors``, ``platform``), and everything
 else inside the command function, or under ``TYPE_CHECKING`` for annotations;
-``tests/unit/test_cli_startup.py`` checks this.
+``tests/unit/cli/test_startup.py`` checks this.
 """
 
 from __future__ import annotations

@@ -10,9 +10,8 @@ from crossdock.platform import AMD64, ARM64
 from crossdock.rootfs.baseprofile import read_base_profile
 from crossdock.verify import Check, reports_to_json, verify_image
 from crossdock.verify.pyabi import pyc_version
-
-from .layertar import fixture_bytes, other_python_pyc
-from .miniimage import config_for, image
+from tests.support.layertar import fixture_bytes, other_python_pyc
+from tests.support.miniimage import config_for, image
 
 SITE = "usr/local/lib/python3.13/dist-packages"
 WHEEL_OK = b"Wheel-Version: 1.0\nTag: cp313-cp313-manylinux_2_17_aarch64\n"

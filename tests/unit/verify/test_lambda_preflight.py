@@ -30,8 +30,7 @@ from crossdock.verify.lambda_preflight import (
     PreflightLayer,
     lambda_preflight,
 )
-
-from .layertar import write_layer as write_raw_layer
+from tests.support.layertar import write_layer as write_raw_layer
 
 HANDLER = b"def handler(event, context):\n    return {'ok': True}\n"
 GOOD_ENTRIES = [

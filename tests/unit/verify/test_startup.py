@@ -10,8 +10,7 @@ from crossdock.image.config import ImageConfig
 from crossdock.rootfs.fsview import LayerFS
 from crossdock.verify.report import Check
 from crossdock.verify.startup import check_startup, find_module, handler_module
-
-from .layertar import Entry, write_layer
+from tests.support.layertar import Entry, write_layer
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APP_PATH = f"/opt/crossdock/packages/bin:{PATH}"

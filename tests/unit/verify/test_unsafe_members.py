@@ -11,8 +11,7 @@ from pathlib import Path
 from crossdock.platform import AMD64
 from crossdock.rootfs.fsview import LayerFS
 from crossdock.verify import Check, verify_image
-
-from .miniimage import config_for, image
+from tests.support.miniimage import config_for, image
 
 
 def _layer(path: Path) -> Path:

@@ -1,10 +1,10 @@
 import subprocess
 
 import pytest
-from tests.support.prerequisites import needs_tools
 
 from crossdock.errors import ConfigError
 from crossdock.publish.git import git_state
+from tests.support.prerequisites import needs_tools
 
 pytestmark = needs_tools("git")
 

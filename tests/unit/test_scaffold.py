@@ -10,7 +10,7 @@ import pytest
 from crossdock.errors import ConfigError
 from crossdock.scaffold import render_project, write_project
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "example"
+EXAMPLE = Path(__file__).resolve().parents[2] / "example"
 # The files init shares with the example project (the service's code is the example owner's).
 SHARED = (
     ".gitignore",
@@ -24,7 +24,7 @@ SHARED = (
 )
 
 
-TEMPLATE = Path(__file__).resolve().parents[3] / "src/crossdock/templates/project"
+TEMPLATE = Path(__file__).resolve().parents[2] / "src/crossdock/templates/project"
 
 
 def test_templates_do_not_drift_from_the_example_project() -> None:

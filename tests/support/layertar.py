@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "verify"
+DATA = Path(__file__).resolve().parents[1] / "data" / "verify"
 
 # (name, kind, payload): kind is "file" (payload bytes, mode 0755), "data" (the same, mode
 # 0644), "dir", "symlink" / "hardlink" (payload

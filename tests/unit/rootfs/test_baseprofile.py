@@ -5,9 +5,8 @@ import pytest
 from crossdock.errors import BaseImageError
 from crossdock.platform import AMD64, ARM64
 from crossdock.rootfs.baseprofile import BaseProfile, read_base_profile
-
-from .layertar import fixture_bytes, write_layer
-from .miniimage import config_for, image
+from tests.support.layertar import fixture_bytes, write_layer
+from tests.support.miniimage import config_for, image
 
 
 @pytest.mark.parametrize("platform", [AMD64, ARM64])

@@ -4,8 +4,7 @@ import pytest
 
 from crossdock.errors import UnsafeContentError
 from crossdock.rootfs.fsview import EntryKind, LayerFS, LazyBuffer, normalize
-
-from .layertar import write_layer
+from tests.support.layertar import write_layer
 
 
 def _fs(tmp_path, *layers, gzipped=True):

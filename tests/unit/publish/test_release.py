@@ -12,7 +12,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from tests.support.prerequisites import needs_tools
 from typer.testing import CliRunner
 
 from crossdock.cli import _register_commands, app
@@ -39,6 +38,7 @@ from crossdock.publish.release import (
 from crossdock.registry.reference import Reference
 from crossdock.sinks import write_oci_layout
 from crossdock.sources.layout_set import load_layout_image_set
+from tests.support.prerequisites import needs_tools
 
 needs_git = needs_tools("git")
 REPO = Reference.parse("127.0.0.1:5555/team/api:ignored")

@@ -18,9 +18,8 @@ from crossdock.platform import AMD64
 from crossdock.rebase import _Pulled, _rebased_config, _verify
 from crossdock.registry.reference import Reference
 from crossdock.rootfs.baseprofile import read_base_profile
-
-from .layertar import fixture_bytes, write_layer
-from .miniimage import base_entries, config_for
+from tests.support.layertar import fixture_bytes, write_layer
+from tests.support.miniimage import base_entries, config_for
 
 
 def _config(env: dict[str, str], diff_ids: list[str], history: list[str]) -> ImageConfig:

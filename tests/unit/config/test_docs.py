@@ -10,7 +10,7 @@ from typing import Any
 from crossdock.config.loader import ENV_VARIABLES
 from crossdock.config.model import Config, EnvironmentConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "config.md"
 DEFAULTS = ROOT / "src" / "crossdock" / "config" / "defaults.toml"
 _KEY = re.compile(r"^`([^`]+)`$")
