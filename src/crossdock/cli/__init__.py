@@ -28,7 +28,7 @@ _VERSION_ARGUMENTS = (["--version"], ["version"])
 # Every command: the module that registers it and the first sentence of its help, in the order
 # ``--help`` lists them. ``--help`` shows these without importing the modules (registering the
 # commands and inspecting their parameters is most of its time); a command imports only its own
-# module. tests/unit/test_cli_startup.py checks the index against the registered commands.
+# module. tests/unit/cli/test_startup.py checks the index against the registered commands.
 COMMAND_INDEX: dict[str, tuple[str, str]] = {
     "version": (
         "crossdock.cli.root",
