@@ -10,6 +10,15 @@ platform.
 How: ``compileall`` with ``unchecked-hash`` invalidation (the pyc records a hash of its source,
 not its mtime, so layers stay reproducible and Python never needs to rewrite them), and
 PYTHONHASHSEED=0 so the marshalled constants come out the same on every run.
+
+Always in a child process, even when the compiling interpreter is the one running crossdock:
+a pyc's bytes depend on the compiling process's state, not only on the source. A string
+constant is marshalled as interned or not depending on whether an equal string was already
+interned in that process (a nested function's qualname, say): compiling typing_extensions.py in
+a process that has imported typing_extensions gives other bytes than in a fresh one. A fresh
+child with the same imports every time keeps the bytes the same across builds and machines.
+What is asked of the running interpreter itself (its version, its magic number) is answered
+here.
 """
 
 from __future__ import annotations
@@ -36,8 +45,16 @@ from crossdock.resolve.uv import Uv
 __all__ = ["BytecodePython", "bytecode_python", "compile_bytecode", "find_host_python"]
 
 
+def _is_running_interpreter(python: str) -> bool:
+    """Whether ``python`` names the interpreter running crossdock, whose answers to questions
+    about itself (version, magic number) need no child process."""
+    return python == sys.executable
+
+
 @functools.cache  # an interpreter's version does not change while crossdock runs
 def _version_of(executable: str) -> str | None:
+    if _is_running_interpreter(executable):
+        return f"{sys.version_info.major}.{sys.version_info.minor}"
     try:
         completed = run_child(
             [executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -166,6 +183,11 @@ class _Interpreter:
 
 @functools.cache
 def _interpreter(python: str) -> _Interpreter:
+    if _is_running_interpreter(python):
+        # What _IDENTITY prints, read here (the same values: the pyc cache's keys are unchanged).
+        return _identified(
+            python, sys.implementation.cache_tag, importlib.util.MAGIC_NUMBER, sys.version.strip()
+        )
     completed = run_child(
         [python, "-c", _IDENTITY], capture_output=True, text=True, timeout=30, check=False
     )
@@ -177,11 +199,13 @@ def _interpreter(python: str) -> _Interpreter:
             "Python version, or build with --no-bytecode",
         )
     tag, magic, version = completed.stdout.strip().split(" ", 2)
+    return _identified(python, tag, bytes.fromhex(magic), version)
+
+
+def _identified(python: str, tag: str, magic: bytes, version: str) -> _Interpreter:
     real = Path(python).resolve()
     st = real.stat()
-    return _Interpreter(
-        tag, bytes.fromhex(magic), f"{version}\0{real}\0{st.st_size}\0{st.st_mtime_ns}"
-    )
+    return _Interpreter(tag, magic, f"{version}\0{real}\0{st.st_size}\0{st.st_mtime_ns}")
 
 
 def compile_bytecode(

@@ -222,3 +222,28 @@ def test_a_cache_entry_for_other_source_is_refused_even_with_a_valid_checksum(tm
     again = _tree(tmp_path / "again")
     compile_bytecode(again, sys.executable, image_dir="/a", cache_dir=cache)
     assert _pycs(again) == _pycs(reference)
+
+
+def test_the_running_interpreter_is_asked_nothing_in_a_child_and_answers_the_same(
+    tmp_path, monkeypatch
+):
+    """Its version and identity (part of every pyc cache key) are read in this process, and
+    equal what a child of the same binary answers, so cached pycs keep their keys."""
+    link = tmp_path / "python-elsewhere"  # the same binary under a name crossdock does not know
+    link.symlink_to(os.path.realpath(sys.executable))
+    started: list[str] = []
+    from crossdock.children import run_child as real_run_child
+
+    def spy(args, **kwargs):
+        started.append(str(args[0]))
+        return real_run_child(args, **kwargs)
+
+    monkeypatch.setattr(bytecode, "run_child", spy)
+    bytecode._interpreter.cache_clear()
+    bytecode._version_of.cache_clear()
+    here = (bytecode._interpreter(sys.executable), bytecode._version_of(sys.executable))
+    assert started == []
+    child = (bytecode._interpreter(str(link)), bytecode._version_of(str(link)))
+    assert started == [str(link), str(link)]
+    assert here == child
+    assert here[1] == HOST_VERSION
