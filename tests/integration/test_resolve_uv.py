@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from uv import find_uv_bin
 
+from crossdock.cache import CacheLayout, Records
 from crossdock.errors import LockError, ResolveError
 from crossdock.platform import AMD64, ARM64
 from crossdock.resolve import export_locked, install_dependencies, resolve
+from crossdock.resolve.uv import Uv
 from crossdock.wheeltags import wheel_target
 
 pytestmark = pytest.mark.integration
@@ -229,3 +231,82 @@ def test_install_dependencies_reuses_a_tree_with_the_same_inputs(example_project
 
     other = install_dependencies(**{**arguments, "python_path": "/usr/bin/python3.13"})
     assert other.target_dir != first.target_dir  # shebangs differ, so trees differ
+
+
+# -- uv's answer about an unchanged lock is recorded (resolve/lockcheck.py) --------------------
+
+
+class _CountingUv(Uv):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+
+    def run(self, args, cwd, extra_env=None):
+        self.calls.append(list(args))
+        return super().run(args, cwd, extra_env)
+
+
+def _exported(project: Path, records: Records, *, package: str | None = None):
+    uv = _CountingUv()
+    locked = export_locked(
+        project, wheel_target(ARM64, GLIBC, PYTHON), uv=uv, records=records, package=package
+    )
+    return locked, [c[0] for c in uv.calls]
+
+
+def test_a_recorded_export_is_uvs_answer_and_starts_no_uv(tmp_path):
+    project = _copy_project(PROJECTS / "wheels-only", tmp_path / "project")
+    records = CacheLayout(tmp_path / "cache").records("uv-export", version=1)
+    first, calls = _exported(project, records)
+    assert calls == ["export", "--version"]
+    again, calls = _exported(project, records)
+    assert calls == []  # answered from the record
+    plain = export_locked(project, wheel_target(ARM64, GLIBC, PYTHON))  # no record at all
+    for locked in (first, again):
+        assert locked.cache_key == plain.cache_key
+        assert locked.requirements_text == plain.requirements_text
+        assert locked.uv_version == plain.uv_version
+
+
+def test_a_stale_lock_is_refused_after_a_recorded_export(tmp_path):
+    project = _copy_project(PROJECTS / "wheels-only", tmp_path / "project")
+    records = CacheLayout(tmp_path / "cache").records("uv-export", version=1)
+    _exported(project, records)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('"idna==3.20",', '"idna==3.20", "h11==0.16.0",')
+    )
+    with pytest.raises(LockError, match="out of date"):
+        _exported(project, records)
+    with pytest.raises(LockError, match="out of date"):  # and again: a failure is not recorded
+        _exported(project, records)
+
+
+def test_a_poisoned_export_record_is_ignored_and_uv_answers(tmp_path):
+    project = _copy_project(PROJECTS / "wheels-only", tmp_path / "project")
+    records = CacheLayout(tmp_path / "cache").records("uv-export", version=1)
+    first, _ = _exported(project, records)
+    [record] = list(records.folder.glob("*.rec"))
+    # Another requirement slipped into the payload (the header's checksum no longer matches).
+    record.write_bytes(record.read_bytes().replace(b"idna==3.20", b"idna==3.1"))
+    again, calls = _exported(project, records)
+    assert calls == ["export", "--version"]
+    assert again.requirements_text == first.requirements_text
+    assert "idna==3.20" in again.requirements_text
+
+
+def test_a_new_workspace_member_is_a_change(tmp_path):
+    """The lock names the members it was made with; a new folder matching the workspace's
+    globs makes it stale, and uv is asked again (and says so)."""
+    project = _copy_project(PROJECTS / "shape-workspace", tmp_path / "ws")
+    records = CacheLayout(tmp_path / "cache").records("uv-export", version=1)
+    _exported(project, records, package="web")
+    _, calls = _exported(project, records, package="web")
+    assert calls == []
+    member = project / "libs" / "extra"
+    member.mkdir()
+    (member / "pyproject.toml").write_text(
+        '[project]\nname = "extra"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+    )
+    with pytest.raises(LockError, match="out of date"):
+        _exported(project, records, package="web")

@@ -383,6 +383,7 @@ class NativeBackend:
             bytecode_python=bytecode_python,
             image_dir=plan.deps_dir,
             bytecode_cache=CacheLayout(plan.cache_dir).bytecode,
+            export_records=CacheLayout(plan.cache_dir).records("uv-export", version=1),
             progress=progress,
         )
         key = _key(

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from crossdock import scratch as scratch_paths
+from crossdock.cache import Records
 from crossdock.platform import Platform
 from crossdock.progress import NO_PROGRESS, Progress, step
 from crossdock.resolve.bytecode import compile_bytecode
@@ -59,6 +60,7 @@ def install_dependencies(
     image_dir: str = "/",
     package: str | None = None,
     bytecode_cache: Path | None = None,
+    export_records: Records | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> Resolution:
     """Check the lock and return the tree of its dependencies for ``platform``, from the cache
@@ -66,12 +68,20 @@ def install_dependencies(
     With ``bytecode_python`` (a host interpreter of the image's Python version) the tree also
     holds bytecode, compiled as if it lived at ``image_dir`` (each file's pyc reused from
     ``bytecode_cache`` when the same source was compiled before). ``package``: the workspace
-    member whose dependencies these are (None: the project at ``project_dir``). The install and
+    member whose dependencies these are (None: the project at ``project_dir``).
+    ``export_records``: uv's answers about unchanged locks (``export_locked``). The install and
     the bytecode are steps of ``progress``."""
     uv = uv or Uv()
     target = wheel_target(platform, glibc_version, python_version)
     with step(progress, platform, "install wheels") as installing:
-        locked = export_locked(project_dir, target, uv=uv, host_python=host_python, package=package)
+        locked = export_locked(
+            project_dir,
+            target,
+            uv=uv,
+            host_python=host_python,
+            package=package,
+            records=export_records,
+        )
         key = _tree_key(locked, python_path, bytecode_python is not None)
         tree = cache_dir / key
         if tree.is_dir():

@@ -42,6 +42,8 @@ LOCK_FILE = "uv.lock"
 
 # uv.lock's top-level `version`; a new major version may change the layout we read.
 _SUPPORTED_LOCK_VERSIONS = (1,)
+# Sources that are files on this machine (the project, workspace members, path dependencies).
+_LOCAL_SOURCES = ("virtual", "editable", "directory", "path")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ class LockedPackage:
     wheels: tuple[str, ...]  # wheel file names
     # wheel file name -> the sha256 (hex) the lock promises for it (what uv checks on install)
     wheel_sha256: Mapping[str, str] = field(default_factory=dict)
+    # A local source's folder or file, relative to the lock ("virtual", "editable", "directory",
+    # "path"); None for the others.
+    source_path: str | None = None
 
 
 class Availability(Enum):
@@ -97,6 +102,7 @@ def _package(entry: Mapping[str, Any], lock_path: Path) -> LockedPackage:
         name, version = entry["name"], str(entry.get("version", ""))
         source = entry.get("source", {})
         kinds = [kind for kind in source if kind != "subdirectory"]
+        local = [str(source[kind]) for kind in _LOCAL_SOURCES if kind in source]
         sdist_entry = entry.get("sdist")
         sdist = None
         if isinstance(sdist_entry, Mapping):
@@ -126,6 +132,7 @@ def _package(entry: Mapping[str, Any], lock_path: Path) -> LockedPackage:
         sdist=sdist,
         wheels=wheels,
         wheel_sha256=wheel_sha256,
+        source_path=local[0] if local else None,
     )
 
 

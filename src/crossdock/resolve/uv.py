@@ -48,11 +48,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from crossdock import scratch
+from crossdock.cache import Records
 from crossdock.children import run_child
 from crossdock.errors import LockError, ResolveError, ToolError
 from crossdock.platform import Platform
+from crossdock.resolve.lockcheck import RecordedExport, export_key, load_export, store_export
 from crossdock.resolve.lockfile import (
     LOCK_FILE,
     Availability,
@@ -189,9 +192,12 @@ def export_locked(
     uv: Uv | None = None,
     host_python: str | None = None,
     package: str | None = None,
+    records: Records | None = None,
 ) -> LockedExport:
     """Check ``project_dir``'s lock and decide how each dependency gets installed for ``target``;
-    ``package``: the workspace member to export (None: the project at ``project_dir``)."""
+    ``package``: the workspace member to export (None: the project at ``project_dir``).
+    ``records``: where uv's answers are kept by everything it read (``lockcheck``), so that an
+    unchanged lock is not exported again."""
     uv = uv or Uv()
     project_dir = project_dir.resolve()
     if not (project_dir / "pyproject.toml").is_file():
@@ -215,20 +221,8 @@ def export_locked(
         args += ["--package", package]
     if host_python is not None:
         args += ["--python", host_python]
-    completed = uv.run(args, project_dir)
-    if completed.returncode != 0:
-        output = completed.stderr.strip()
-        lock_path = project_dir / LOCK_FILE
-        if any(marker in output for marker in _STALE_MARKERS):
-            raise LockError(
-                f"{lock_path} is out of date with {project_dir / 'pyproject.toml'}:\n{output}",
-                hint=f"run `uv lock` in {project_dir}, then build again",
-            )
-        raise _uv_failure(output, project_dir=project_dir, action="check the lock") or LockError(
-            f"`uv export` failed for {lock_path}:\n{output}",
-            hint=f"run `uv lock` in {project_dir} and fix what it reports",
-        )
-    export = parse_export(completed.stdout)
+    answer = _export(uv, args, project_dir, packages, records)
+    export = parse_export(answer.requirements)
     environment = marker_environment(target)
     applicable = tuple(req for req in export.requirements if req.applies_to(environment))
     locked = lookup(
@@ -247,9 +241,44 @@ def export_locked(
         export=export,
         wheel_requirements=tuple(wheel_requirements),
         sdist_packages=tuple(sdist_packages),
-        uv_version=uv.version,
+        uv_version=answer.uv_version,
         local_projects=_local_projects(export, environment, project_dir),
     )
+
+
+def _export(
+    uv: Uv,
+    args: list[str],
+    project_dir: Path,
+    packages: Mapping[Any, LockedPackage],
+    records: Records | None,
+) -> RecordedExport:
+    """uv's export of the lock, from ``records`` when nothing it reads has changed since a
+    successful one (``lockcheck``), else from uv (recorded only when it succeeds, and only
+    when nothing it read changed while it ran)."""
+    key = export_key(uv.binary, args, project_dir, packages) if records is not None else None
+    if records is not None and key is not None:
+        recorded = load_export(records, key)
+        if recorded is not None:
+            return recorded
+    completed = uv.run(args, project_dir)
+    if completed.returncode != 0:
+        output = completed.stderr.strip()
+        lock_path = project_dir / LOCK_FILE
+        if any(marker in output for marker in _STALE_MARKERS):
+            raise LockError(
+                f"{lock_path} is out of date with {project_dir / 'pyproject.toml'}:\n{output}",
+                hint=f"run `uv lock` in {project_dir}, then build again",
+            )
+        raise _uv_failure(output, project_dir=project_dir, action="check the lock") or LockError(
+            f"`uv export` failed for {lock_path}:\n{output}",
+            hint=f"run `uv lock` in {project_dir} and fix what it reports",
+        )
+    answer = RecordedExport(completed.stdout, uv.version)
+    unchanged = key is not None and export_key(uv.binary, args, project_dir, packages) == key
+    if records is not None and key is not None and unchanged:
+        store_export(records, key, answer)
+    return answer
 
 
 def _local_projects(

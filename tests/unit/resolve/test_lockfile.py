@@ -92,6 +92,9 @@ def test_parse_reads_names_versions_sources_and_files(packages):
     assert len(native.wheels) == 2
     assert packages["service", "0.1.0"].source_kind == "virtual"
     assert packages["docopt", "0.6.2"].wheels == ()
+    # Local sources name their folder (what uv reads their requirements from); others none.
+    assert packages["service", "0.1.0"].source_path == "."
+    assert native.source_path is None
 
 
 @pytest.mark.parametrize(
