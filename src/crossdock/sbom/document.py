@@ -104,69 +104,46 @@ def sbom_document(
 ) -> bytes:
     """The CycloneDX 1.6 JSON of one platform's image."""
     with _LIBRARY_LOCK:
-        return _document(
-            image_name=image_name,
-            manifest_digest=manifest_digest,
-            platform=platform,
-            created=created,
-            python=python,
-            os_packages=os_packages,
-            base_name=base_name,
-            base_digest=base_digest,
+        bom = Bom(serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"crossdock-sbom:{manifest_digest}"))
+        bom.metadata.timestamp = created
+        bom.metadata.tools.components.add(
+            Component(name="crossdock", version=__version__, type=ComponentType.APPLICATION)
         )
-
-
-def _document(
-    *,
-    image_name: str,
-    manifest_digest: Digest,
-    platform: Platform,
-    created: datetime.datetime,
-    python: Sequence[PythonPackage],
-    os_packages: OsInventory,
-    base_name: str,
-    base_digest: Digest,
-) -> bytes:
-    bom = Bom(serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"crossdock-sbom:{manifest_digest}"))
-    bom.metadata.timestamp = created
-    bom.metadata.tools.components.add(
-        Component(name="crossdock", version=__version__, type=ComponentType.APPLICATION)
-    )
-    base_properties = [
-        Property(name=f"{_PROPERTY}base-digest", value=str(base_digest)),
-        Property(
-            name=f"{_PROPERTY}os-packages",
-            value=(
-                f"{len(os_packages.packages)} read from {os_packages.source}"
-                if os_packages.read
-                else f"not read: {os_packages.note}"
+        base_properties = [
+            Property(name=f"{_PROPERTY}base-digest", value=str(base_digest)),
+            Property(
+                name=f"{_PROPERTY}os-packages",
+                value=(
+                    f"{len(os_packages.packages)} read from {os_packages.source}"
+                    if os_packages.read
+                    else f"not read: {os_packages.note}"
+                ),
             ),
-        ),
-    ]
-    if os_packages.distro:
-        base_properties.append(Property(name=f"{_PROPERTY}distro", value=os_packages.distro))
-    base = Component(
-        name=base_name,
-        version=str(base_digest),
-        type=ComponentType.CONTAINER,
-        bom_ref="base-image",
-        properties=base_properties,
-    )
-    root = Component(
-        name=image_name,
-        version=str(manifest_digest),
-        type=ComponentType.CONTAINER,
-        bom_ref="image",
-        properties=[Property(name=f"{_PROPERTY}platform", value=str(platform))],
-    )
-    bom.metadata.component = root
-    python_components = [_python_component(p) for p in python]
-    os_components = [_os_component(p, os_packages) for p in os_packages.packages]
-    for component in (base, *python_components, *os_components):
-        bom.components.add(component)
-    bom.register_dependency(root, [base, *python_components])
-    bom.register_dependency(base, os_components)
-    return JsonV1Dot6(bom).output_as_string(indent=None).encode()
+        ]
+        if os_packages.distro:
+            base_properties.append(Property(name=f"{_PROPERTY}distro", value=os_packages.distro))
+        base = Component(
+            name=base_name,
+            version=str(base_digest),
+            type=ComponentType.CONTAINER,
+            bom_ref="base-image",
+            properties=base_properties,
+        )
+        root = Component(
+            name=image_name,
+            version=str(manifest_digest),
+            type=ComponentType.CONTAINER,
+            bom_ref="image",
+            properties=[Property(name=f"{_PROPERTY}platform", value=str(platform))],
+        )
+        bom.metadata.component = root
+        python_components = [_python_component(p) for p in python]
+        os_components = [_os_component(p, os_packages) for p in os_packages.packages]
+        for component in (base, *python_components, *os_components):
+            bom.components.add(component)
+        bom.register_dependency(root, [base, *python_components])
+        bom.register_dependency(base, os_components)
+        return JsonV1Dot6(bom).output_as_string(indent=None).encode()
 
 
 def _components(document: bytes) -> list[dict[str, Any]]:
