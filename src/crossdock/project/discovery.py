@@ -22,12 +22,13 @@ At the root, the shape decides how the service is chosen:
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
 from crossdock.errors import ConfigError
-from crossdock.project.model import ServiceProject
+from crossdock.project.model import Layout, ServiceProject
 from crossdock.project.pyproject import PYPROJECT, PyProject, read_pyproject
 
 __all__ = ["PROJECT_FILE", "discover_service", "find_project_root", "workspace_members"]
@@ -98,18 +99,7 @@ def _single_service(project: PyProject, service: str | None) -> ServiceProject:
             hint="drop --service, or point -C at a seed layout (backend/<service>/) or a uv "
             "workspace",
         )
-    return ServiceProject(
-        layout="single",
-        root=project.folder,
-        name=name,
-        service_dir=project.folder,
-        lock_dir=project.folder,
-        package=None,
-        packaged=project.packaged,
-        scripts=project.scripts,
-        settings=project.crossdock,
-        source_dirs=_sources(project.folder, project),
-    )
+    return _service("single", project.folder, name, project.folder, project)
 
 
 def _seed_service(
@@ -130,19 +120,7 @@ def _seed_service(
             hint=f"services found: {', '.join(available) or 'none'}; "
             "the service is a folder under services-dir holding pyproject.toml",
         )
-    project = read_pyproject(service_dir)
-    return ServiceProject(
-        layout="seed",
-        root=root,
-        name=name,
-        service_dir=service_dir,
-        lock_dir=service_dir,
-        package=None,
-        packaged=project.packaged if project is not None else False,
-        scripts=project.scripts if project is not None else {},
-        settings=project.crossdock if project is not None else {},
-        source_dirs=_sources(service_dir, project),
-    )
+    return _service("seed", root, name, service_dir, read_pyproject(service_dir))
 
 
 def _workspace_service(root: PyProject, start: Path, service: str | None) -> ServiceProject:
@@ -172,22 +150,39 @@ def _workspace_service(root: PyProject, start: Path, service: str | None) -> Ser
                 hint=f"pass --service NAME (or --package NAME), one of: {names}; or run "
                 "crossdock from the member's folder",
             )
-    name = str(chosen.name)
-    return ServiceProject(
-        layout="workspace",
-        root=root.folder,
-        name=name,
-        service_dir=chosen.folder,
-        lock_dir=root.folder,
-        package=name,
-        packaged=chosen.packaged,
-        scripts=chosen.scripts,
-        settings=chosen.crossdock,
-        source_dirs=_sources(chosen.folder, *members.values()),
+    return _service(
+        "workspace", root.folder, str(chosen.name), chosen.folder, chosen, members=members.values()
     )
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _service(
+    layout: Layout,
+    root: Path,
+    name: str,
+    service_dir: Path,
+    project: PyProject | None,
+    *,
+    members: Iterable[PyProject] = (),
+) -> ServiceProject:
+    """The service in ``service_dir``, as its pyproject.toml (``project``; None: it has none)
+    describes it. A workspace member's lock is the root's, exported with ``--package NAME``;
+    its code may come from any member."""
+    in_workspace = layout == "workspace"
+    return ServiceProject(
+        layout=layout,
+        root=root,
+        name=name,
+        service_dir=service_dir,
+        lock_dir=root if in_workspace else service_dir,
+        package=name if in_workspace else None,
+        packaged=project.packaged if project is not None else False,
+        scripts=project.scripts if project is not None else {},
+        settings=project.crossdock if project is not None else {},
+        source_dirs=_sources(service_dir, project, *members),
+    )
 
 
 def _sources(service_dir: Path, *projects: PyProject | None) -> tuple[Path, ...]:
