@@ -19,7 +19,7 @@ from crossdock.cache import Records
 from crossdock.platform import Platform
 from crossdock.progress import NO_PROGRESS, Progress, step
 from crossdock.resolve.bytecode import compile_bytecode
-from crossdock.resolve.resolution import Resolution, read_installed
+from crossdock.resolve.resolution import Resolution
 from crossdock.resolve.uv import LockedExport, Uv, export_locked, install
 from crossdock.wheeltags import wheel_target
 
@@ -31,19 +31,6 @@ def _tree_key(locked: LockedExport, python_path: str, bytecode: bool) -> str:
     # bytecode or not (its version is the target's Python, already in the lock's cache key).
     text = f"{locked.cache_key}\0{python_path}\0bytecode={bytecode}"
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _cached(locked: LockedExport, tree: Path, key: str) -> Resolution:
-    built = frozenset(package.name for package in locked.sdist_packages)
-    return Resolution(
-        target=locked.target,
-        target_dir=tree,
-        distributions=read_installed(tree, built),
-        cache_key=key,
-        uv_version=locked.uv_version,
-        requirements=locked.requirements_text,
-        local_projects=locked.local_projects,
-    )
 
 
 def install_dependencies(
@@ -85,17 +72,17 @@ def install_dependencies(
         key = _tree_key(locked, python_path, bytecode_python is not None)
         tree = cache_dir / key
         if tree.is_dir():
-            resolution = _cached(locked, tree, key)
+            resolution = locked.installed_at(tree, key)
             installing.describe(f"{_summary(resolution)} (cached)")
             return resolution
         cache_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=cache_dir))
         scratch_paths.register(scratch)  # removed by an interrupt too
         try:
-            install(
+            installed = install(
                 locked, scratch / "tree", image_python=python_path, host_python=host_python, uv=uv
             )
-            installing.describe(_summary(_cached(locked, scratch / "tree", key)))
+            installing.describe(_summary(installed))
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
@@ -117,7 +104,7 @@ def install_dependencies(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         scratch_paths.forget(scratch)
-    return _cached(locked, tree, key)
+    return locked.installed_at(tree, key)
 
 
 def _summary(resolution: Resolution) -> str:

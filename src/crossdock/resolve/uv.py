@@ -173,6 +173,20 @@ class LockedExport:
         encoded = json.dumps(material, sort_keys=True).encode()
         return hashlib.sha256(encoded).hexdigest()
 
+    def installed_at(self, tree: Path, cache_key: str) -> Resolution:
+        """This export as installed in ``tree`` (its dist-info folders, read); ``cache_key``
+        names the tree."""
+        built = frozenset(package.name for package in self.sdist_packages)
+        return Resolution(
+            target=self.target,
+            target_dir=tree,
+            distributions=read_installed(tree, built),
+            cache_key=cache_key,
+            uv_version=self.uv_version,
+            requirements=self.requirements_text,
+            local_projects=self.local_projects,
+        )
+
 
 def _uv_failure(output: str, *, project_dir: Path, action: str) -> ToolError | None:
     """A ToolError when uv failed for want of a host interpreter, else None."""
@@ -388,24 +402,16 @@ def install(
     built_names = frozenset(package.name for package in locked.sdist_packages)
     # Wheels built here were installed from a temporary folder: drop what records that path.
     remove_install_provenance(target_dir, built_names)
-    distributions = read_installed(target_dir, built_names)
+    resolution = locked.installed_at(target_dir, locked.cache_key)
     expected = {req.name for req in locked.wheel_requirements} | built_names
-    installed = {dist.name for dist in distributions}
+    installed = {dist.name for dist in resolution.distributions}
     if installed != expected:
         raise ResolveError(
             f"{target_dir} holds {sorted(installed - expected)} that were not asked for and lacks "
             f"{sorted(expected - installed)}",
             hint="report this: uv installed something other than the export",
         )
-    return Resolution(
-        target=target,
-        target_dir=target_dir,
-        distributions=distributions,
-        cache_key=locked.cache_key,
-        uv_version=locked.uv_version,
-        requirements=locked.requirements_text,
-        local_projects=locked.local_projects,
-    )
+    return resolution
 
 
 def resolve(
