@@ -20,7 +20,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ __all__ = ["CacheEntry", "KindUsage", "cache_entries", "parse_age", "parse_size"
 # first two hex digits of a key (bytecode/ab/), or by what they record (records/<kind>/,
 # verify/index/): True where each group is reported as a kind of its own.
 _GROUPING = {"blobs": False, "bytecode": False, "records": True, "verify": True}
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -161,26 +161,25 @@ def _remove(path: Path) -> None:
 def parse_size(text: str) -> int:
     """``500M``, ``2G``, ``1.5g``, ``1048576`` -> bytes (binary units)."""
     value = text.strip().lower().removesuffix("ib").removesuffix("b")
-    unit = value[-1] if value and value[-1] in "kmgt" else ""
-    number = value[: len(value) - len(unit)]
-    try:
-        size = float(number) * _UNITS[unit]
-    except ValueError:
-        raise ValueError(f"{text!r} is not a size (e.g. 500M, 2G)") from None
-    if size < 0:
-        raise ValueError(f"{text!r} is not a size (e.g. 500M, 2G)")
-    return int(size)
+    return int(_quantity(text, value, _UNITS, "", "a size (e.g. 500M, 2G)"))
 
 
 def parse_age(text: str) -> float:
     """``30d``, ``12h``, ``2w``, ``90m``, ``3600`` (seconds) -> seconds."""
-    value = text.strip().lower()
-    unit = value[-1:] if value[-1:] in _AGE_UNITS else "s"
-    number = value[:-1] if value[-1:] in _AGE_UNITS else value
+    return _quantity(text, text.strip().lower(), _AGE_UNITS, "s", "an age (e.g. 30d, 12h, 2w)")
+
+
+def _quantity(
+    text: str, value: str, units: Mapping[str, float], default_unit: str, what: str
+) -> float:
+    """``value`` (``text`` normalised): a number, then a letter of ``units`` (none:
+    ``default_unit``), as that unit's count; ValueError names ``what`` was expected."""
+    suffix = value[-1:]
+    unit, number = (suffix, value[:-1]) if suffix and suffix in units else (default_unit, value)
     try:
-        age = float(number) * _AGE_UNITS[unit]
+        quantity = float(number) * units[unit]
     except ValueError:
-        raise ValueError(f"{text!r} is not an age (e.g. 30d, 12h, 2w)") from None
-    if age < 0:
-        raise ValueError(f"{text!r} is not an age (e.g. 30d, 12h, 2w)")
-    return age
+        raise ValueError(f"{text!r} is not {what}") from None
+    if quantity < 0:
+        raise ValueError(f"{text!r} is not {what}")
+    return quantity
