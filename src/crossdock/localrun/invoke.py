@@ -7,12 +7,11 @@ from dataclasses import dataclass
 
 from crossdock.dockercli import Docker
 from crossdock.errors import TargetError
+from crossdock.localrun.docker_run import LOG_TAIL, failure_with_logs
 from crossdock.localrun.lambda_runtime_api import InvocationResult, LambdaRuntimeApi
 from crossdock.platform import Platform
 
 __all__ = ["InvokeOutcome", "invoke_image"]
-
-LOG_TAIL = 30
 
 
 @dataclass(frozen=True)
@@ -54,10 +53,10 @@ def invoke_image(
                     invocation, timeout_s=timeout_s, alive=lambda: docker.is_running(container)
                 )
             except TargetError as err:
-                logs = docker.logs(container, tail=LOG_TAIL) or "(the container wrote nothing)"
-                raise TargetError(
-                    f"invoking {image} ({platform}) failed: {err.message}\n"
-                    f"last {LOG_TAIL} lines of container {container.short_id}:\n{logs}",
+                raise failure_with_logs(
+                    docker,
+                    container,
+                    f"invoking {image} ({platform}) failed: {err.message}",
                     hint="the image must run awslambdaric (the Lambda base's entrypoint, or "
                     "`python -m awslambdaric HANDLER`); under QEMU arm64 starts slowly: raise "
                     "--timeout",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from crossdock.dockercli import Container, Docker
 from crossdock.errors import TargetError
+from crossdock.localrun.docker_run import failure_with_logs
 from crossdock.localrun.health import HealthAnswer, port_is_taken, wait_for_health
 from crossdock.platform import Platform
 
@@ -14,8 +15,6 @@ __all__ = ["DEFAULT_PORT", "RunOutcome", "image_port", "run_service"]
 
 # App Runner's default port, and crossdock's (config key `port`).
 DEFAULT_PORT = 8080
-# Lines of the container's log quoted in an error.
-LOG_TAIL = 30
 
 
 @dataclass(frozen=True)
@@ -78,10 +77,10 @@ def run_service(
         keep_it = keep
         return RunOutcome(container, port, answer, kept=keep)
     except TargetError as err:
-        logs = docker.logs(container, tail=LOG_TAIL) or "(the container wrote nothing)"
-        raise TargetError(
-            f"{image} ({platform}) did not become healthy: {err.message}\n"
-            f"last {LOG_TAIL} lines of container {container.short_id}:\n{logs}",
+        raise failure_with_logs(
+            docker,
+            container,
+            f"{image} ({platform}) did not become healthy: {err.message}",
             hint="check the image's entrypoint and port (`docker image inspect`); under QEMU "
             "an arm64 service starts slowly: raise --timeout",
         ) from err
