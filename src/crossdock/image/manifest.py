@@ -23,6 +23,12 @@ def canonical_json(data: Mapping[str, Any]) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _descriptors(data: dict[str, Any], key: str, what: str) -> tuple[Descriptor, ...]:
+    """The descriptors listed under ``key`` (absent: none); an error names the one's position."""
+    items = optional(data, key, list, what) or []
+    return tuple(Descriptor.from_json(x, f"{what}: {key}[{i}]") for i, x in enumerate(items))
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A single-platform image manifest (OCI or Docker schema 2), or an OCI 1.1 artifact
@@ -79,13 +85,10 @@ class Manifest:
     def _from_data(cls, data: dict[str, Any], raw: bytes, media_type: str | None) -> Manifest:
         what = "image manifest"
         mt = optional(data, "mediaType", str, what) or media_type or MediaType.OCI_MANIFEST
-        layers = optional(data, "layers", list, what) or []
         return cls(
             media_type=mt,
             config=Descriptor.from_json(require(data, "config", dict, what), f"{what}: config"),
-            layers=tuple(
-                Descriptor.from_json(x, f"{what}: layers[{i}]") for i, x in enumerate(layers)
-            ),
+            layers=_descriptors(data, "layers", what),
             annotations=string_map(data, "annotations", what),
             raw=bytes(raw),
             artifact_type=str(data["artifactType"]) if data.get("artifactType") else None,
@@ -145,12 +148,9 @@ class Index:
     def _from_data(cls, data: dict[str, Any], raw: bytes, media_type: str | None) -> Index:
         what = "image index"
         mt = optional(data, "mediaType", str, what) or media_type or MediaType.OCI_INDEX
-        manifests = optional(data, "manifests", list, what) or []
         return cls(
             media_type=mt,
-            manifests=tuple(
-                Descriptor.from_json(x, f"{what}: manifests[{i}]") for i, x in enumerate(manifests)
-            ),
+            manifests=_descriptors(data, "manifests", what),
             annotations=string_map(data, "annotations", what),
             raw=bytes(raw),
         )
