@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -48,12 +47,12 @@ def rebase(
     config and base annotations updated, refused when the Python minor differs or the new glibc
     is older than the image's binaries need, every check run again, pushed with the release
     rules of a build (and a fresh SBOM). With --check, list which images' bases have moved."""
-    from crossdock.config import default_cache_dir
+    from crossdock.config import machine_settings
     from crossdock.errors import ConfigError
-    from crossdock.registry.reference import Mirrors
     from crossdock.transports import registry_image
 
-    mirrors = Mirrors.parse(os.environ.get("CROSSDOCK_REGISTRY_MIRRORS", ""))
+    settings = machine_settings()
+    mirrors = settings.registry_mirrors
     references = [registry_image(i) for i in images]
     if check:
         _check(references, mirrors, json_output)
@@ -75,12 +74,11 @@ def rebase(
         _, publishing = prepare_release(None, to=to, progress=progress)
         if publishing is not None:
             destinations.append(publishing)
-    cache_dir = Path(os.environ.get("CROSSDOCK_CACHE_DIR") or default_cache_dir())
     progress(None, f"rebase {references[0]} onto {base}")
     result = run_rebase(
         references[0],
         registry_image(base, what="--base is"),
-        cache_dir=cache_dir,
+        cache_dir=settings.cache_dir,
         mirrors=mirrors,
         allow=tuple(allow or ()),
         target=target,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -21,14 +20,13 @@ def sbom(
 ) -> None:
     """Print the CycloneDX 1.6 JSON SBOM crossdock attached to IMAGE's manifest for one
     platform (an OCI 1.1 referrer; from the referrers API or its fallback tag)."""
+    from crossdock.config import machine_settings
     from crossdock.errors import ConfigError, NotFoundError
     from crossdock.platform import parse_platforms
-    from crossdock.registry.reference import Mirrors
     from crossdock.sbom.fetch import find_sboms
 
     platforms = parse_platforms(",".join(platform)) if platform else ()
-    mirrors = Mirrors.parse(os.environ.get("CROSSDOCK_REGISTRY_MIRRORS", ""))
-    found = find_sboms(image, platforms=platforms, mirrors=mirrors)
+    found = find_sboms(image, platforms=platforms, mirrors=machine_settings().registry_mirrors)
     if not found:
         wanted = ", ".join(str(p) for p in platforms) or "any platform"
         raise NotFoundError(

@@ -38,12 +38,10 @@ from crossdock.registry.reference import Mirrors
 
 __all__ = [
     "ENV_VARIABLES",
-    "PROJECT_FILE",
     "ConfigSources",
     "MachineSettings",
     "default_cache_dir",
     "default_settings",
-    "find_project_root",
     "load_config",
     "load_config_with_sources",
     "machine_settings",
