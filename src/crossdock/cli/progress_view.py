@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from crossdock.text import literal
@@ -70,12 +69,7 @@ class ProgressView:
             self._bars.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
         if self._bars is not None:
             self._bars.stop()
             self._bars = None

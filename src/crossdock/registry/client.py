@@ -18,7 +18,6 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 import httpx
@@ -113,12 +112,7 @@ class RegistryClient:
     def __enter__(self) -> RegistryClient:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
     # -- manifests -------------------------------------------------------------------------
@@ -468,12 +462,7 @@ class _PartialBlob:
     def __enter__(self) -> _PartialBlob:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self._file.close()
         self._path.unlink(missing_ok=True)
         scratch.forget(self._path)
