@@ -45,6 +45,12 @@ from crossdock.registry.referrers import list_referrers
 from crossdock.rootfs.baseprofile import BaseProfile, read_base_profile
 from crossdock.sbom import SBOM_ARTIFACT_TYPE, SBOM_PLATFORM_ANNOTATION, base_os_packages
 from crossdock.sbom.document import python_packages_of, sbom_document
+from crossdock.sources.registry import (
+    pull_config,
+    pull_layers,
+    pull_platform_image,
+    read_image_set,
+)
 from crossdock.targets import target_spec
 from crossdock.verify import PlatformReport, verify_image
 
@@ -100,27 +106,14 @@ class RebaseResult:
         }
 
 
-@dataclass(frozen=True)
-class _Pulled:
-    """One platform image as pulled: manifest, config, and where its layers' bytes are."""
+class _Clients:
+    """One registry client per registry host, made on demand and closed together."""
 
-    reference: Reference  # the repository it was pulled from (mirrors applied)
-    manifest: Manifest
-    config: ImageConfig
-    layers: tuple[BlobSource, ...]
-
-
-class _Puller:
-    """Manifests, configs and layers, pulled verified and cached by digest (one client per
-    registry host)."""
-
-    def __init__(self, client_for: ClientFor, blobs: BlobCache, mirrors: Mirrors) -> None:
+    def __init__(self, client_for: ClientFor) -> None:
         self._client_for = client_for
         self._clients: dict[str, RegistryClient] = {}
-        self.blobs = blobs
-        self.mirrors = mirrors
 
-    def client(self, ref: Reference) -> RegistryClient:
+    def __call__(self, ref: Reference) -> RegistryClient:
         if ref.registry not in self._clients:
             self._clients[ref.registry] = self._client_for(ref.registry)
         return self._clients[ref.registry]
@@ -129,63 +122,34 @@ class _Puller:
         for client in self._clients.values():
             client.close()
 
+
+@dataclass(frozen=True)
+class _Reader:
+    """The registries rebase reads from: clients, mirrors and the blob cache."""
+
+    clients: _Clients
+    mirrors: Mirrors
+    blobs: BlobCache
+
     def top(self, ref: Reference) -> tuple[Reference, Manifest | Index]:
+        """What ``ref`` names (mirrors applied), and the reference it was read from."""
         pull = self.mirrors.apply(ref)
-        return pull, self.client(pull).get_manifest(pull)
+        return pull, self.clients(pull).get_manifest(pull)
 
     def manifest(self, pull: Reference, digest: Digest) -> Manifest:
-        found = self.client(pull).get_manifest(pull.with_digest(digest))
+        found = self.clients(pull).get_manifest(pull.with_digest(digest))
         if not isinstance(found, Manifest):
             raise BaseImageError(f"{pull}@{digest} is an index, not an image manifest")
         return found
 
-    def config(self, pull: Reference, manifest: Manifest) -> ImageConfig:
-        return ImageConfig.parse(self.client(pull).fetch_blob_bytes(pull, manifest.config))
-
     def layers(self, pull: Reference, descriptors: Sequence[Descriptor]) -> tuple[BlobSource, ...]:
-        client = self.client(pull)
-        origin = f"{pull.registry}/{pull.repository}"
-        return tuple(
-            BlobSource(
-                desc,
-                self.blobs.ensure(desc, lambda d, dest: client.fetch_blob(pull, d, dest)),
-                origin,
-            )
-            for desc in descriptors
-        )
-
-    def platform_image(
-        self, pull: Reference, top: Manifest | Index, platform: Platform, *, layers: bool = True
-    ) -> _Pulled:
-        if isinstance(top, Index):
-            child = top.find(platform)
-            if child is None:
-                available = ", ".join(str(p) for p in top.platforms()) or "none"
-                raise BaseImageError(
-                    f"{pull} has no {platform} image (it has: {available})",
-                    hint="rebase onto a base that has every platform of the image",
-                )
-            manifest = self.manifest(pull, child.digest)
-        else:
-            manifest = top
-        config = self.config(pull, manifest)
-        if not isinstance(top, Index) and config.platform.architecture != platform.architecture:
-            raise BaseImageError(f"{pull} is a {config.platform} image, not {platform}")
-        blobs = self.layers(pull, manifest.layers) if layers else ()
-        return _Pulled(pull, manifest, config, blobs)
+        return pull_layers(self.clients(pull), pull, descriptors, self.blobs)
 
 
-def _children(puller: _Puller, pull: Reference, top: Manifest | Index) -> list[_Pulled]:
-    """The image's platform manifests (attestations and other artifacts skipped)."""
-    if isinstance(top, Manifest):
-        return [_Pulled(pull, top, puller.config(pull, top), ())]
-    out = []
-    for desc in top.manifests:
-        if desc.platform is None or desc.platform.os == "unknown" or desc.artifact_type:
-            continue
-        manifest = puller.manifest(pull, desc.digest)
-        out.append(_Pulled(pull, manifest, puller.config(pull, manifest), ()))
-    return out
+def _children(reader: _Reader, pull: Reference, top: Manifest | Index) -> tuple[PlatformImage, ...]:
+    """The image's platform images, manifests and configs only (attestations and other
+    artifacts skipped)."""
+    return read_image_set(reader.clients(pull), pull, top, None).images
 
 
 def _recorded_base(image: Reference, manifest: Manifest) -> tuple[Reference, Digest]:
@@ -214,18 +178,21 @@ def rebase(
     target: str | None = None,
 ) -> RebaseResult:
     """The images of ``image`` moved onto ``new_base``, verified; nothing is pushed."""
-    puller = _Puller(client_for, CacheLayout(cache_dir).blobs, mirrors or Mirrors({}))
+    clients = _Clients(client_for)
+    reader = _Reader(clients, mirrors or Mirrors({}), CacheLayout(cache_dir).blobs)
     try:
-        pull, top = puller.top(image)
-        children = _children(puller, pull, top)
+        pull, top = reader.top(image)
+        children = _children(reader, pull, top)
         chosen = target or _inferred_target(top, children)
-        new_pull, new_top = puller.top(new_base)
+        new_pull, new_top = reader.top(new_base)
         rebased = tuple(
-            _rebase_platform(puller, image, child, new_base, new_pull, new_top, cache_dir, allow)
+            _rebase_platform(
+                reader, (image, pull), child, (new_base, new_pull), new_top, cache_dir, allow
+            )
             for child in children
         )
     finally:
-        puller.close()
+        clients.close()
     index = None
     if isinstance(top, Index):
         family = family_of(rebased[0].image.manifest.media_type)
@@ -240,7 +207,7 @@ def rebase(
     return RebaseResult(image_set, rebased, chosen)
 
 
-def _inferred_target(top: Manifest | Index, children: Sequence[_Pulled]) -> str | None:
+def _inferred_target(top: Manifest | Index, children: Sequence[PlatformImage]) -> str | None:
     """Lambda images (single manifests on a base that sets LAMBDA_TASK_ROOT) keep Lambda's
     rules; others have no target-specific output rules to re-check."""
     if isinstance(top, Manifest) and all(_LAMBDA_MARKER in c.config.env for c in children):
@@ -249,19 +216,21 @@ def _inferred_target(top: Manifest | Index, children: Sequence[_Pulled]) -> str 
 
 
 def _rebase_platform(  # noqa: PLR0917 - private; one call site
-    puller: _Puller,
-    image: Reference,
-    child: _Pulled,
-    new_base: Reference,
-    new_pull: Reference,
+    reader: _Reader,
+    images: tuple[Reference, Reference],
+    child: PlatformImage,
+    new_bases: tuple[Reference, Reference],
     new_top: Manifest | Index,
     cache_dir: Path,
     allow: Sequence[str],
 ) -> RebasedPlatform:
+    """``child`` (of ``images``: the image as named and as read, mirrors applied) moved onto
+    ``new_top`` (of ``new_bases``, likewise)."""
+    (image, pull), (new_base, new_pull) = images, new_bases
     platform = child.config.platform
     old_base_ref, old_base_digest = _recorded_base(image, child.manifest)
-    old_pull = puller.mirrors.apply(old_base_ref)
-    old_base = puller.manifest(old_pull, old_base_digest)
+    old_pull = reader.mirrors.apply(old_base_ref)
+    old_base = reader.manifest(old_pull, old_base_digest)
     count = len(old_base.layers)
     if [d.digest for d in child.manifest.layers[:count]] != [d.digest for d in old_base.layers]:
         raise BaseImageError(
@@ -269,12 +238,20 @@ def _rebase_platform(  # noqa: PLR0917 - private; one call site
             f"base {old_base_ref}@{old_base_digest}; nothing was changed",
             hint="the image was not built on the base its annotations name",
         )
-    old_base_config = puller.config(old_pull, old_base)
-    new = puller.platform_image(new_pull, new_top, platform)
+    old_base_config = pull_config(reader.clients(old_pull), old_pull, old_base)
+    new = pull_platform_image(
+        reader.clients(new_pull),
+        new_pull,
+        new_top,
+        platform,
+        reader.blobs,
+        name=str(new_pull),
+        hint="rebase onto a base that has every platform of the image",
+    )
     own_descriptors = child.manifest.layers[count:]
-    own = puller.layers(child.reference, own_descriptors)
+    own = reader.layers(pull, own_descriptors)
     old_profile = _profile(
-        cache_dir, old_base, old_base_config, puller.layers(old_pull, old_base.layers)
+        cache_dir, old_base, old_base_config, reader.layers(old_pull, old_base.layers)
     )
     new_profile = _profile(cache_dir, new.manifest, new.config, new.layers)
     if new_profile.python != old_profile.python:
@@ -299,7 +276,9 @@ def _rebase_platform(  # noqa: PLR0917 - private; one call site
             for b in own
         ),
     )
-    report = _verify(cache_dir, new, new_profile, config, layer_sources, platform, allow, image)
+    report = _verify(
+        cache_dir, new, new_profile, config, layer_sources, platform, allow, image, base=new_pull
+    )
     annotations = dict(child.manifest.annotations)
     annotations[BASE_NAME] = str(new_base)
     annotations[BASE_DIGEST] = str(new.manifest.digest)
@@ -309,7 +288,9 @@ def _rebase_platform(  # noqa: PLR0917 - private; one call site
         [b.descriptor for b in layer_sources],
         annotations=annotations,
     )
-    sbom = _carried_sbom(puller, child, manifest, platform, config, new, new_base, cache_dir)
+    sbom = _carried_sbom(
+        reader.clients(pull), pull, child, manifest, config, new, new_base, cache_dir
+    )
     image_out = PlatformImage(
         platform, manifest, config, layer_sources, (sbom,) if sbom is not None else ()
     )
@@ -384,14 +365,17 @@ def _rebased_config(
 
 def _verify(  # noqa: PLR0917 - private; one call site
     cache_dir: Path,
-    new: _Pulled,
+    new: PlatformImage,
     profile: BaseProfile,
     config: ImageConfig,
     layers: Sequence[BlobSource],
     platform: Platform,
     allow: Sequence[str],
     image: Reference,
+    *,
+    base: Reference,
 ) -> PlatformReport:
+    """Verify ``new`` (the new base, read from ``base``) and the rebased image on it."""
     # The base verified once per digest, platform and allow rules (as the native backend does).
     verified = CacheLayout(cache_dir).records("base-verified", version=1)
     marker = _base_key(new.manifest.digest, platform, allow)
@@ -403,14 +387,13 @@ def _verify(  # noqa: PLR0917 - private; one call site
             profile=profile,
             allow=allow,
             declared_platform=platform,
-            image_name=f"base {new.reference} ({platform})",
+            image_name=f"base {base} ({platform})",
             startup=False,  # the image replaces the base's command
             cache_dir=cache_dir,
         )
         if not base_report.passed:
             raise VerificationError(
-                f"the new base {new.reference} for {platform} failed verification; nothing "
-                "was rebased",
+                f"the new base {base} for {platform} failed verification; nothing was rebased",
                 report=base_report,
                 hint="pick another base, or --allow PATTERN for a known exception in the base",
             )
@@ -429,7 +412,7 @@ def _verify(  # noqa: PLR0917 - private; one call site
     required = report.glibc.required
     if required is not None and _version(required) > profile.glibc:
         raise BaseImageError(
-            f"{new.reference} has glibc {profile.glibc_version} for {platform}, older than "
+            f"{base} has glibc {profile.glibc_version} for {platform}, older than "
             f"the glibc {required} that {report.glibc.required_by} in {image} needs; nothing "
             "was rebased",
             hint="rebase onto a base with a newer glibc, or rebuild the service on this base "
@@ -437,8 +420,7 @@ def _verify(  # noqa: PLR0917 - private; one call site
         )
     if not report.passed:
         raise VerificationError(
-            f"{image} rebased onto {new.reference} failed verification for {platform}; "
-            "nothing was pushed",
+            f"{image} rebased onto {base} failed verification for {platform}; nothing was pushed",
             report=report,
             hint="see the failures above; --allow PATTERN accepts a known exception",
         )
@@ -456,24 +438,25 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def _carried_sbom(  # noqa: PLR0917 - private; one call site
-    puller: _Puller,
-    child: _Pulled,
+    client: RegistryClient,
+    pull: Reference,
+    child: PlatformImage,
     manifest: Manifest,
-    platform: Platform,
     config: ImageConfig,
-    new: _Pulled,
+    new: PlatformImage,
     new_base: Reference,
     cache_dir: Path,
 ) -> Referrer | None:
-    """The old image's SBOM with the new base's OS packages (None when it had none)."""
-    client = puller.client(child.reference)
-    found = list_referrers(client, child.reference, child.manifest.digest, SBOM_ARTIFACT_TYPE)
+    """The old image's SBOM (``child``, read from ``pull``) with the new base's OS packages
+    (None when it had none)."""
+    platform = new.platform
+    found = list_referrers(client, pull, child.manifest.digest, SBOM_ARTIFACT_TYPE)
     if not found:
         return None
-    artifact = client.get_manifest(child.reference.with_digest(found[-1].digest))
+    artifact = client.get_manifest(pull.with_digest(found[-1].digest))
     if not isinstance(artifact, Manifest) or not artifact.layers:
         return None
-    old_document = client.fetch_blob_bytes(child.reference, artifact.layers[-1])
+    old_document = client.fetch_blob_bytes(pull, artifact.layers[-1])
     created = str(config.data.get("created") or "1970-01-01T00:00:00Z")
     document = sbom_document(
         image_name=str(json.loads(old_document)["metadata"]["component"]["name"]),
@@ -531,27 +514,28 @@ def check_bases(
 ) -> list[BaseCheck]:
     """For each platform of each image: has the tag of its recorded base moved?"""
     # No layer is pulled: the blob cache is never written.
-    puller = _Puller(client_for, BlobCache(Path("/nonexistent")), mirrors or Mirrors({}))
+    clients = _Clients(client_for)
+    reader = _Reader(clients, mirrors or Mirrors({}), BlobCache(Path("/nonexistent")))
     checks: list[BaseCheck] = []
     try:
         for image in images:
-            pull, top = puller.top(image)
+            pull, top = reader.top(image)
             checks.extend(
-                _check_one(puller, image, child) for child in _children(puller, pull, top)
+                _check_one(reader, image, child) for child in _children(reader, pull, top)
             )
     finally:
-        puller.close()
+        clients.close()
     return checks
 
 
-def _check_one(puller: _Puller, image: Reference, child: _Pulled) -> BaseCheck:
+def _check_one(reader: _Reader, image: Reference, child: PlatformImage) -> BaseCheck:
     platform = child.config.platform
     name = child.manifest.annotations.get(BASE_NAME)
     recorded = child.manifest.annotations.get(BASE_DIGEST)
     if not name or not recorded:
         return BaseCheck(str(image), str(platform), name, recorded, None, None)
     try:
-        _, base_top = puller.top(Reference.parse(name))
+        _, base_top = reader.top(Reference.parse(name))
     except NotFoundError:
         return BaseCheck(str(image), str(platform), name, recorded, None, None)
     if isinstance(base_top, Index):

@@ -30,7 +30,7 @@ from crossdock.registry.client import RegistryClient
 from crossdock.registry.ecr import EcrRegistry
 from crossdock.registry.reference import Reference
 from crossdock.registry.responses import ImmutableTagError
-from crossdock.sources.layout_set import load_layout_image_set
+from crossdock.sources.oci_layout import read_oci_build
 from tests.support.prerequisites import needs_tools, require_module
 
 pytestmark = [
@@ -292,7 +292,7 @@ def test_ecr_repository_check_and_immutable_tags(dev_release, monkeypatch, tmp_p
     try:
         ecr = EcrRegistry(account, region, f"http://127.0.0.1:{port}")
         _, layout = dev_release
-        images = load_layout_image_set(layout)
+        images = read_oci_build(layout)
         name = f"ecr-{RUN_ID}/api"
         request = ReleaseRequest(Reference.parse(f"{REGISTRY}/{name}"), None, tag="v1")
         plan = plan_release(images, request)

@@ -27,7 +27,7 @@ import pytest
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.rootfs.baseprofile import read_base_profile
 from crossdock.rootfs.fsview import LayerFS
-from crossdock.sources.images import open_images
+from crossdock.sources import open_images
 from crossdock.verify import Check, verify_image
 from tests.integration.test_native_build import (
     ARCHES,
@@ -223,20 +223,22 @@ def test_the_glibc_rule_on_both_bases(platform: Platform, tmp_path: Path) -> Non
         with open_images(
             f"{REGISTRY}/{base.name.removeprefix('docker.io/')}", cache_dir=cache
         ) as loaded:
-            images[base.python] = next(i for i in loaded if i.platform == platform)
+            images[base.python] = next(
+                i for found in loaded for i in found.images if i.platform == platform
+            )
     trixie = images[TRIXIE.python]
-    dash = LayerFS(trixie.layer_paths).read_file("/usr/bin/dash")
+    dash = LayerFS([b.path for b in trixie.layers]).read_file("/usr/bin/dash")
     assert dash is not None
     layer = write_layer(tmp_path / "tool.tar.gz", [("app/bin/dash", "file", dash)])
     for base in (TRIXIE, BOOKWORM):
         image = images[base.python]
-        profile = read_base_profile(image.config, image.layer_paths)
+        profile = read_base_profile(image.config, [b.path for b in image.layers])
         assert profile.glibc_version == base.glibc
         report = verify_image(
             image.config,
-            [*image.layer_paths, layer],
+            [*(b.path for b in image.layers), layer],
             profile=profile,
-            first_layer=len(image.layer_paths),
+            first_layer=len(image.layers),
         )
         glibc = [f for f in report.failures if f.check is Check.GLIBC]
         if base is TRIXIE:

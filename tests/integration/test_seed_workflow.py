@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from crossdock.platform import AMD64, ARM64, Platform
-from crossdock.sources.images import load_docker_archive
+from crossdock.sources.docker_archive import read_docker_archive
 from crossdock.verify import verify_image
 from tests.support.prerequisites import missing, needs_tools
 
@@ -103,11 +103,11 @@ def verify_local(tag: str, platform: Platform, tmp_path: Path) -> dict[str, int]
     """Verify what docker holds under ``tag`` by its binaries; return the scan counts."""
     archive = tmp_path / f"{uuid.uuid4().hex}.tar"
     subprocess.run(["docker", "save", "-o", str(archive), tag], check=True)
-    (image,) = load_docker_archive(archive, tmp_path / f"layers-{uuid.uuid4().hex}")
+    (image,) = read_docker_archive(archive, tmp_path / f"layers-{uuid.uuid4().hex}").images
     report = verify_image(
         image.config,
-        image.layer_paths,
-        layer_digests=image.layer_digests,
+        [blob.path for blob in image.layers],
+        layer_digests=[blob.descriptor.digest for blob in image.layers],
         declared_platform=platform,
         image_name=tag,
     )

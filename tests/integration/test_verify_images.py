@@ -19,15 +19,13 @@ import pytest
 from uv import find_uv_bin
 
 from crossdock.errors import ConfigError, NotFoundError, UnsafeContentError
+from crossdock.image.artifact import PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.rootfs.baseprofile import read_base_profile
-from crossdock.sources.images import (
-    LoadedImage,
-    load_docker_archive,
-    load_oci_layout,
-    open_images,
-)
+from crossdock.sources import open_images
+from crossdock.sources.docker_archive import read_docker_archive
+from crossdock.sources.oci_layout import read_oci_layout
 from crossdock.verify import Check, verify_image
 from tests.support.layertar import other_python_pyc, write_layer
 from tests.support.prerequisites import missing
@@ -47,10 +45,14 @@ def stage_ref() -> str:
 
 
 @pytest.fixture(scope="module")
-def bases(stage_ref, tmp_path_factory) -> dict[Platform, LoadedImage]:
+def bases(stage_ref, tmp_path_factory) -> dict[Platform, PlatformImage]:
     cache = Path(os.environ.get("CROSSDOCK_CACHE_DIR") or tmp_path_factory.mktemp("cache"))
-    with open_images(stage_ref, cache_dir=cache) as images:
-        return {image.platform: image for image in images}
+    with open_images(stage_ref, cache_dir=cache) as image_sets:
+        return {image.platform: image for found in image_sets for image in found.images}
+
+
+def _paths(image: PlatformImage) -> list[Path]:
+    return [blob.path for blob in image.layers]
 
 
 def _uv_target(tmp: Path, python_platform: str, python_version: str, *packages: str) -> Path:
@@ -92,14 +94,16 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("wheels")
 
 
-def _image(base: LoadedImage, *layers: Path, config: ImageConfig | None = None):
-    return (config or base.config), [*base.layer_paths, *layers]
+def _image(base: PlatformImage, *layers: Path, config: ImageConfig | None = None):
+    return (config or base.config), [*_paths(base), *layers]
 
 
 @pytest.mark.parametrize("platform", [AMD64, ARM64], ids=str)
 def test_stage_base_profile(bases, platform):
     base = bases[platform]
-    profile = read_base_profile(base.config, base.layer_paths, base.layer_digests)
+    profile = read_base_profile(
+        base.config, _paths(base), [blob.descriptor.digest for blob in base.layers]
+    )
     assert profile.platform.architecture == platform.architecture
     assert profile.python_version == "3.13"
     assert profile.python_path == "/usr/bin/python3.13"
@@ -116,13 +120,13 @@ def test_stage_base_profile(bases, platform):
 def test_a_correct_image_passes(bases, wheels, tmp_path, platform, uv_platform):
     tree = _uv_target(wheels, uv_platform, "3.13", NUMPY)
     config, layers = _image(bases[platform], _tree_layer(tree, SITE, tmp_path / "deps.tar.gz"))
-    base_layers = len(bases[platform].layer_paths)
+    base_layers = len(_paths(bases[platform]))
     report = verify_image(config, layers, declared_platform=platform)
     assert report.passed, report.failures
     assert report.counts["extension"] > 47  # numpy's own modules were checked
     assert report.counts["wheel"] >= 4
     # The build's way: the base is trusted, only new layers are read (with the base's profile).
-    profile = read_base_profile(bases[platform].config, bases[platform].layer_paths)
+    profile = read_base_profile(bases[platform].config, _paths(bases[platform]))
     fast = verify_image(config, layers, profile=profile, first_layer=base_layers)
     assert fast.passed, fast.failures
     assert 0 < fast.counts["elf"] < report.counts["elf"]
@@ -142,7 +146,7 @@ def test_amd64_binaries_in_an_arm64_image(bases, wheels, tmp_path):
 def test_image_labelled_arm64_whose_binaries_are_amd64(bases):
     # What a mislabelled buildx result looks like: amd64 layers under an arm64 config.
     arm_config = bases[ARM64].config
-    report = verify_image(arm_config, bases[AMD64].layer_paths)
+    report = verify_image(arm_config, _paths(bases[AMD64]))
     entry = [f for f in report.failures if f.check is Check.ENTRYPOINT]
     assert len(entry) == 1
     assert entry[0].file.path == "/usr/bin/python3.13"
@@ -153,11 +157,9 @@ def test_image_labelled_arm64_whose_binaries_are_amd64(bases):
 def test_wheel_needing_newer_glibc_than_the_base(bases, wheels, tmp_path):
     tree = _uv_target(wheels, "aarch64-manylinux_2_28", "3.13", NUMPY)
     config, layers = _image(bases[ARM64], _tree_layer(tree, SITE, tmp_path / "deps.tar.gz"))
-    real = read_base_profile(bases[ARM64].config, bases[ARM64].layer_paths)
+    real = read_base_profile(bases[ARM64].config, _paths(bases[ARM64]))
     old_base = replace(real, glibc_version="2.17")  # a CentOS 7-era base
-    report = verify_image(
-        config, layers, profile=old_base, first_layer=len(bases[ARM64].layer_paths)
-    )
+    report = verify_image(config, layers, profile=old_base, first_layer=len(_paths(bases[ARM64])))
     glibc = [f for f in report.failures if f.check is Check.GLIBC]
     assert glibc, report.failures
     assert report.glibc.required_by in {f.file.path for f in glibc}
@@ -211,19 +213,19 @@ def test_oci_layout_source_verifies_digests(stage_ref, skopeo, tmp_path):
         ],
         check=True,
     )
-    images = load_oci_layout(layout)
+    images = [image for found in read_oci_layout(layout) for image in found.images]
     assert sorted(str(i.platform) for i in images) == ["linux/amd64", "linux/arm64/v8"]
-    arm = load_oci_layout(layout, platforms=[ARM64])
+    arm = [i for found in read_oci_layout(layout, platforms=[ARM64]) for i in found.images]
     assert len(arm) == 1
-    report = verify_image(arm[0].config, arm[0].layer_paths, declared_platform=ARM64)
+    report = verify_image(arm[0].config, _paths(arm[0]), declared_platform=ARM64)
     assert report.passed and report.python_version == "3.13"
     # One flipped byte in a layer blob is refused before anything is read from it.
-    blob = arm[0].layer_paths[-1]
+    blob = _paths(arm[0])[-1]
     data = bytearray(blob.read_bytes())
     data[-1] ^= 0xFF
     blob.write_bytes(bytes(data))
     with pytest.raises(UnsafeContentError, match="does not match"):
-        load_oci_layout(layout, platforms=[ARM64])
+        read_oci_layout(layout, platforms=[ARM64])
 
 
 def test_docker_save_tarball_source(stage_ref, skopeo, tmp_path):
@@ -241,9 +243,9 @@ def test_docker_save_tarball_source(stage_ref, skopeo, tmp_path):
         ],
         check=True,
     )
-    images = load_docker_archive(archive, tmp_path / "work")
+    images = read_docker_archive(archive, tmp_path / "work").images
     assert len(images) == 1
-    report = verify_image(images[0].config, images[0].layer_paths)
+    report = verify_image(images[0].config, _paths(images[0]))
     assert report.passed, report.failures
     assert report.platform.startswith("linux/arm64")
     with (

@@ -8,14 +8,14 @@ from dataclasses import replace
 import pytest
 
 from crossdock.errors import BaseImageError
-from crossdock.image.artifact import BlobSource
+from crossdock.image.artifact import BlobSource, PlatformImage
 from crossdock.image.config import HistoryEntry, ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import sha256_of
 from crossdock.image.manifest import Manifest
 from crossdock.image.mediatypes import MediaType
 from crossdock.platform import AMD64
-from crossdock.rebase import _Pulled, _rebased_config, _verify
+from crossdock.rebase import _rebased_config, _verify
 from crossdock.registry.reference import Reference
 from crossdock.rootfs.baseprofile import read_base_profile
 from tests.support.layertar import fixture_bytes, write_layer
@@ -78,8 +78,9 @@ def test_a_base_with_an_older_glibc_than_the_images_binaries_need_is_refused(tmp
     manifest = Manifest.build(
         MediaType.OCI_MANIFEST, Descriptor(MediaType.OCI_CONFIG, base_config.digest, 1), []
     )
-    new = _Pulled(
-        Reference.parse("127.0.0.1:5555/old/glibc:1"),
+    base = Reference.parse("127.0.0.1:5555/old/glibc:1")
+    new = PlatformImage(
+        AMD64,
         manifest,
         base_config,
         (
@@ -95,13 +96,15 @@ def test_a_base_with_an_older_glibc_than_the_images_binaries_need_is_refused(tmp
     ]
     image = Reference.parse("127.0.0.1:5555/svc:1")
     # With the base's real glibc (2.36 on Debian 12) the module fits.
-    report = _verify(tmp_path / "cache", new, real, base_config, layers, AMD64, (), image)
+    report = _verify(
+        tmp_path / "cache", new, real, base_config, layers, AMD64, (), image, base=base
+    )
     assert report.glibc.required is not None
     # A base whose libc defines only GLIBC_2.1 is refused, naming the file and both versions
     # (the base itself counts as verified: its pass is recorded by digest in this cache).
     old = replace(real, glibc_version="2.1")
     with pytest.raises(BaseImageError) as refused:
-        _verify(tmp_path / "cache", new, old, base_config, layers, AMD64, (), image)
+        _verify(tmp_path / "cache", new, old, base_config, layers, AMD64, (), image, base=base)
     message = str(refused.value)
     assert "glibc 2.1" in message
     assert f"glibc {report.glibc.required}" in message

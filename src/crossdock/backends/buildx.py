@@ -45,14 +45,16 @@ from crossdock.errors import ConfigError, ToolError, VerificationError
 from crossdock.image.artifact import ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
-from crossdock.image.manifest import Index, Manifest
 from crossdock.image.mutate import index_of
 from crossdock.plan import BuildPlan
 from crossdock.platform import Platform
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.sinks.registry import push_image_set
-from crossdock.sources.images import load_docker_archive, pull_platform_image
+from crossdock.sources import image_label
+from crossdock.sources.docker_archive import read_docker_archive
+from crossdock.sources.registry import pull_platform_image
+from crossdock.transports import DockerArchive
 from crossdock.verify import PlatformReport, verify_image
 
 __all__ = ["BuildxBackend", "BuildxResult", "BuiltImage", "buildx_image_set"]
@@ -272,10 +274,20 @@ class BuildxBackend:
             cache = CacheLayout(plan.cache_dir).blobs
             verified: list[PlatformImage] = []
             for platform, pushed, seconds in built:
-                manifest = self._pushed_manifest(client, Reference.parse(pushed), platform)
-                ref = f"{target_ref.registry}/{target_ref.repository}@{manifest.digest}"
-                # The manifest read above, its config and layers: the one image model.
-                image = pull_platform_image(client, target_ref, manifest, platform, cache)
+                # What buildx pushed (a builder that adds attestations wraps the image in an
+                # index): its manifest, config and layers, the one image model.
+                pushed_ref = Reference.parse(pushed)
+                image = pull_platform_image(
+                    client,
+                    pushed_ref,
+                    client.get_manifest(pushed_ref),
+                    platform,
+                    cache,
+                    name=pushed,
+                    hint="check the builder's output (docker buildx imagetools inspect)",
+                    error=VerificationError,
+                )
+                ref = f"{target_ref.registry}/{target_ref.repository}@{image.digest}"
                 report = self._verify(
                     image.config,
                     [blob.path for blob in image.layers],
@@ -307,30 +319,16 @@ class BuildxBackend:
                 push_image_set(client, complete, target_ref, {final_tag: verified[0].digest})
         return BuildxResult(tuple(images), index, tuple(notes), tuple(commands))
 
-    def _pushed_manifest(
-        self, client: RegistryClient, ref: Reference, platform: Platform
-    ) -> Manifest:
-        found = client.get_manifest(ref)
-        if isinstance(found, Index):
-            # A builder that adds attestations wraps the image in an index: take the image.
-            child = found.find(platform)
-            if child is None:
-                raise VerificationError(f"{ref} has no manifest for {platform}")
-            found = client.get_manifest(ref.with_digest(child.digest))
-            if isinstance(found, Index):
-                raise VerificationError(f"{ref}: nested index for {platform}")
-        return found
-
     def _verify_loaded(self, local_tag: str, platform: Platform) -> PlatformReport:
         with scratch.temporary_directory(prefix="crossdock-save-") as tmp:
             archive = Path(tmp) / "image.tar"
             self._run(["save", "-o", str(archive), local_tag])
-            (image,) = load_docker_archive(archive, Path(tmp) / "layers")
+            (image,) = read_docker_archive(archive, Path(tmp) / "layers").images
             return self._verify(
                 image.config,
-                image.layer_paths,
-                image.layer_digests,
-                name=image.name,
+                [blob.path for blob in image.layers],
+                [blob.descriptor.digest for blob in image.layers],
+                name=image_label(DockerArchive(archive), image),
                 platform=platform,
             )
 

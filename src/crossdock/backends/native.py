@@ -29,7 +29,7 @@ from crossdock._version import __version__
 from crossdock.backends import lastbuild
 from crossdock.backends.base import BuildOutcome, BuildReport, LayerInfo, Progress, WheelInfo
 from crossdock.cache import BlobCache, CacheLayout
-from crossdock.errors import BaseImageError, VerificationError
+from crossdock.errors import VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import HistoryEntry, ImageConfig
 from crossdock.image.digest import Digest
@@ -259,40 +259,19 @@ class NativeBackend:
         cache: BlobCache,
         pulling: Step,
     ) -> PlatformImage:
-        from crossdock.sources.images import pull_config, pull_layers
+        from crossdock.sources.registry import pull_platform_image
 
-        if isinstance(top, Index):
-            child = top.find(platform)
-            if child is None:
-                available = ", ".join(str(p) for p in top.platforms()) or "none"
-                raise BaseImageError(
-                    f"base image {plan.base} has no {platform} image (it has: {available})",
-                    hint="pick a multi-arch base that includes this platform, or drop the "
-                    "platform from --platform",
-                )
-            manifest_any = self._client.get_manifest(plan.base_pull.with_digest(child.digest))
-            if not isinstance(manifest_any, Manifest):
-                raise BaseImageError(f"base {plan.base}: the {platform} entry is not an image")
-            manifest = manifest_any
-        else:
-            manifest = top
-        config = pull_config(self._client, plan.base_pull, manifest)
-        if not isinstance(top, Index) and not platform.matches(
-            config.platform.os, config.platform.architecture, config.platform.variant
-        ):
-            raise BaseImageError(
-                f"base image {plan.base} is a single-platform {config.platform} image, "
-                f"not {platform}",
-                hint="use a multi-arch base (an image index) to build several platforms",
-            )
-        missing = [desc for desc in manifest.layers if not cache.has(desc)]
-        pulling.add_total(sum(desc.size for desc in missing))
-        layers = pull_layers(
-            self._client, plan.base_pull, manifest, cache, on_bytes=pulling.advance
+        return pull_platform_image(
+            self._client,
+            plan.base_pull,
+            top,
+            platform,
+            cache,
+            name=f"base image {plan.base}",
+            hint="pick a multi-arch base that includes this platform, or drop the platform "
+            "from --platform",
+            pulling=pulling,
         )
-        if not missing:
-            pulling.describe(f"{len(manifest.layers)} layers cached")
-        return PlatformImage(platform, manifest, config, layers)
 
     def _profile(self, plan: BuildPlan, base: PlatformImage) -> BaseProfile:
         from crossdock.rootfs.baseprofile import BaseProfile, read_base_profile

@@ -191,16 +191,15 @@ def push(
 def _layout_image_set(source: str, select: str | None, work: Path) -> ImageSet:
     """The exact built images (manifest and index bytes) from an OCI layout or a tar of one;
     a registry or docker image has no such bytes to push again."""
-    from crossdock.sources.images import extract_oci_archive
-    from crossdock.sources.layout_set import load_layout_image_set
+    from crossdock.sources.oci_layout import extract_oci_archive, read_oci_build
     from crossdock.transports import OciArchive, OciLayout, parse_image_name
 
     named = parse_image_name(source)
     if isinstance(named, OciLayout):
-        return load_layout_image_set(named.path, tag=select or named.tag)
+        return read_oci_build(named.path, tag=select or named.tag)
     if isinstance(named, OciArchive):
         root = extract_oci_archive(named.path, work / "layout")
-        return load_layout_image_set(root, tag=select or named.tag)
+        return read_oci_build(root, tag=select or named.tag)
     raise ConfigError(
         f"{source!r}: crossdock push reads an OCI layout (oci:DIR or oci-archive:FILE)",
         hint="write one with `crossdock build --oci-layout oci:DIR`; to copy between "

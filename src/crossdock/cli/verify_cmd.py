@@ -22,7 +22,8 @@ from crossdock.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from crossdock.sources.images import LoadedImage
+    from crossdock.image.artifact import ImageSet, PlatformImage
+    from crossdock.transports import ImageName
     from crossdock.verify import PlatformReport
 
 
@@ -51,26 +52,31 @@ def verify(
     from crossdock.config import machine_settings
     from crossdock.platform import parse_platforms
     from crossdock.progress import step
-    from crossdock.sources.images import open_images
+    from crossdock.sources import open_images
     from crossdock.targets import target_spec
+    from crossdock.transports import parse_image_name
     from crossdock.verify import render_reports, reports_to_json
 
     preflight = target is not None and target_spec(target).lambda_preflight
     platforms = parse_platforms(",".join(platform)) if platform else ()
     settings = machine_settings()
     cache_dir, mirrors = settings.cache_dir, settings.registry_mirrors
+    name = parse_image_name(image)
     reports = []
     with (
         progress.shown(quiet=quiet),
         open_images(
-            image, platforms=platforms, cache_dir=cache_dir, mirrors=mirrors, progress=progress
-        ) as images,
+            name, platforms=platforms, cache_dir=cache_dir, mirrors=mirrors, progress=progress
+        ) as image_sets,
     ):
-        for loaded in images:
-            with step(progress, loaded.platform, "verify") as verifying:
-                report = _verify_one(loaded, allow or [], cache_dir, preflight=preflight)
-                verifying.describe(_outcome(report))
-            reports.append(report)
+        for image_set in image_sets:
+            for one in image_set.images:
+                with step(progress, one.platform, "verify") as verifying:
+                    report = _verify_one(
+                        name, image_set, one, allow or [], cache_dir, preflight=preflight
+                    )
+                    verifying.describe(_outcome(report))
+                reports.append(report)
     if json_output:
         out_console.print_json(json.dumps(reports_to_json(reports)))
     else:
@@ -87,30 +93,46 @@ def _outcome(report: PlatformReport) -> str:
 
 
 def _verify_one(
-    loaded: LoadedImage, allow: list[str], cache_dir: Path, *, preflight: bool
+    name: ImageName,
+    image_set: ImageSet,
+    image: PlatformImage,
+    allow: list[str],
+    cache_dir: Path,
+    *,
+    preflight: bool,
 ) -> PlatformReport:
+    from crossdock.sources import image_label
     from crossdock.verify import verify_image
 
+    label = image_label(name, image)
     report = verify_image(
-        loaded.config,
-        loaded.layer_paths,
-        layer_digests=loaded.layer_digests,
+        image.config,
+        [blob.path for blob in image.layers],
+        layer_digests=[blob.descriptor.digest for blob in image.layers],
         allow=tuple(allow or ()),
-        declared_platform=loaded.declared_platform,
-        image_name=loaded.name,
+        # What the index (or the layout's index.json) that lists the image says it is.
+        declared_platform=image.listed.platform if image.listed else None,
+        image_name=label,
         # Layer indexes and file facts cached by layer digest: a second verify of
         # the same layers reads no layer bytes (the checks themselves always run).
         cache_dir=cache_dir,
     )
     if preflight:
-        report = _with_lambda_preflight(loaded, report, allow, cache_dir)
+        report = _with_lambda_preflight(name, label, image_set, image, report, allow, cache_dir)
     return report
 
 
 def _with_lambda_preflight(
-    loaded: LoadedImage, report: PlatformReport, allow: list[str], cache_dir: Path
+    name: ImageName,
+    label: str,
+    image_set: ImageSet,
+    image: PlatformImage,
+    report: PlatformReport,
+    allow: list[str],
+    cache_dir: Path,
 ) -> PlatformReport:
     from crossdock.errors import ConfigError
+    from crossdock.transports import DockerArchive, DockerDaemon
     from crossdock.verify.lambda_preflight import (
         PreflightImage,
         PreflightLayer,
@@ -118,24 +140,25 @@ def _with_lambda_preflight(
         lambda_preflight,
     )
 
-    manifest = loaded.manifest
-    if manifest is None:
+    if isinstance(name, DockerArchive | DockerDaemon):
         raise ConfigError(
-            f"{loaded.name}: a docker save tarball keeps neither the manifest nor the layers' "
+            f"{label}: a docker save tarball keeps neither the manifest nor the layers' "
             "compression that Lambda would see",
             hint="check the pushed image (a registry reference) or an OCI layout "
             "(skopeo copy docker-daemon:IMAGE oci:DIR)",
         )
+    manifest = image.manifest
     findings, notes = lambda_preflight(
         PreflightImage(
             manifest_media_type=manifest.media_type,
             config_media_type=manifest.config.media_type,
-            config=loaded.config,
+            config=image.config,
             layers=tuple(
-                PreflightLayer(desc.media_type, desc.digest, path)
-                for desc, path in zip(manifest.layers, loaded.layer_paths, strict=True)
+                PreflightLayer(blob.descriptor.media_type, blob.descriptor.digest, blob.path)
+                for blob in image.layers
             ),
-            behind_index=loaded.behind_index,
+            # The reference (or layout entry) names an index above the manifest.
+            behind_index=image_set.index is not None,
         ),
         index_cache=cache_dir,
     )

@@ -45,6 +45,11 @@ class PlatformImage:
     # Artifacts whose subject is this image (its SBOM): pushed and written beside it, never
     # inside an index.
     referrers: tuple[Referrer, ...] = ()
+    # How a source reached this image (go-containerregistry's partial.Describable): the entry of
+    # the index, or of an OCI layout's index.json, or of a docker save tarball, that lists it.
+    # Its platform is what that entry claims (checked against the config by verify); None for a
+    # built image or one a reference names directly.
+    listed: Descriptor | None = None
 
     @property
     def digest(self) -> Digest:

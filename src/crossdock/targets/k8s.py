@@ -22,7 +22,7 @@ from crossdock.image.artifact import ImageSet
 from crossdock.image.manifest import Index
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Reference
-from crossdock.sources.images import pull_config
+from crossdock.sources.registry import pull_config
 
 __all__ = [
     "ARCH_LABEL",

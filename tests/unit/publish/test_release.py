@@ -37,7 +37,7 @@ from crossdock.publish.release import (
 )
 from crossdock.registry.reference import Reference
 from crossdock.sinks import write_oci_layout
-from crossdock.sources.layout_set import load_layout_image_set
+from crossdock.sources.oci_layout import read_oci_build
 from tests.support.prerequisites import needs_tools
 
 needs_git = needs_tools("git")
@@ -255,7 +255,7 @@ def test_dirty_tree_is_noted_and_refused_when_configured(repo, tmp_path):
 def test_layout_round_trip_keeps_every_digest(tmp_path):
     images = image_set(tmp_path / "blobs")
     write_oci_layout(images, tmp_path / "layout", tag="v1")
-    loaded = load_layout_image_set(tmp_path / "layout")
+    loaded = read_oci_build(tmp_path / "layout")
     assert loaded.index is not None and images.index is not None
     assert loaded.index.raw == images.index.raw
     assert [(i.platform, i.digest, i.config.raw) for i in loaded.images] == [
@@ -267,12 +267,12 @@ def test_layout_round_trip_keeps_every_digest(tmp_path):
 def test_lambda_layout_has_no_index_and_tags_select_images(tmp_path):
     images = image_set(tmp_path / "blobs", with_index=False)
     write_oci_layout(images, tmp_path / "layout", tag="v1")
-    loaded = load_layout_image_set(tmp_path / "layout")
+    loaded = read_oci_build(tmp_path / "layout")
     assert loaded.index is None
     assert {i.digest for i in loaded.images} == {i.digest for i in images.images}
-    assert len(load_layout_image_set(tmp_path / "layout", tag="v1").images) == 2
+    assert len(read_oci_build(tmp_path / "layout", tag="v1").images) == 2
     with pytest.raises(ConfigError, match="no image tagged 'v2'"):
-        load_layout_image_set(tmp_path / "layout", tag="v2")
+        read_oci_build(tmp_path / "layout", tag="v2")
 
 
 def test_a_changed_layer_in_the_layout_is_refused(tmp_path):
@@ -284,12 +284,12 @@ def test_a_changed_layer_in_the_layout_is_refused(tmp_path):
     damaged[0] ^= 1  # same size, different bytes: only the digest can tell
     path.write_bytes(bytes(damaged))
     with pytest.raises(UnsafeContentError, match="does not match"):
-        load_layout_image_set(layout)
+        read_oci_build(layout)
 
 
 def test_a_folder_that_is_not_a_layout_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="not an OCI image layout"):
-        load_layout_image_set(tmp_path)
+        read_oci_build(tmp_path)
 
 
 # -- the CLI: dry runs print the plan and push nothing (the network is off here) --------------

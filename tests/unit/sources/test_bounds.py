@@ -8,7 +8,7 @@ import pytest
 from crossdock.errors import UnsafeContentError
 from crossdock.image.document import MAX_MANIFESTS
 from crossdock.platform import AMD64
-from crossdock.sources.images import load_oci_layout
+from crossdock.sources.oci_layout import read_oci_layout
 from tests.hostile import (
     config_bytes,
     distinct_manifests_layout,
@@ -24,14 +24,13 @@ def test_an_index_fanning_out_to_one_manifest_is_walked_once_per_digest(tmp_path
     # 60 ways, 4 levels: 13 million paths to one manifest; each digest is read once.
     layout = fanout_layout(tmp_path / "fan", image, width=60, depth=4)
     assert len((layout / "index.json").read_bytes()) < 10_000
-    images = load_oci_layout(layout)
+    images = [image for found in read_oci_layout(layout) for image in found.images]
     assert len(images) == 1
-    assert images[0].layer_paths[0].read_bytes() == layer
+    assert images[0].layers[0].path.read_bytes() == layer
 
 
 def test_a_layout_with_too_many_distinct_manifests_is_refused(tmp_path):
-    assert len(load_oci_layout(distinct_manifests_layout(tmp_path / "ok", MAX_MANIFESTS))) == (
-        MAX_MANIFESTS
-    )
+    (found,) = read_oci_layout(distinct_manifests_layout(tmp_path / "ok", MAX_MANIFESTS))
+    assert len(found.images) == MAX_MANIFESTS
     with pytest.raises(UnsafeContentError, match=f"more than {MAX_MANIFESTS} distinct manifests"):
-        load_oci_layout(distinct_manifests_layout(tmp_path / "many", MAX_MANIFESTS + 1))
+        read_oci_layout(distinct_manifests_layout(tmp_path / "many", MAX_MANIFESTS + 1))

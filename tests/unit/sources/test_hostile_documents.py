@@ -25,8 +25,8 @@ from crossdock.image.descriptor import Descriptor
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
 from crossdock.rootfs.fsview import LayerFS
 from crossdock.rootfs.layerindex import read_members
-from crossdock.sources.images import load_docker_archive, load_oci_layout
-from crossdock.sources.layout_set import load_layout_image_set
+from crossdock.sources.docker_archive import read_docker_archive
+from crossdock.sources.oci_layout import read_oci_build, read_oci_layout
 from tests.hostile import sha256
 
 # CI runs a fixed sequence of examples (a red CI is then reproducible); a developer's run
@@ -184,8 +184,8 @@ def test_oci_layouts_raise_only_crossdock_errors(index, manifest, config):
             index = json.dumps(top).encode()
         (root / "index.json").write_bytes(index)
         assert layer
-        _only_crossdock_errors(lambda: load_oci_layout(root))
-        _only_crossdock_errors(lambda: load_layout_image_set(root))
+        _only_crossdock_errors(lambda: read_oci_layout(root))
+        _only_crossdock_errors(lambda: read_oci_build(root))
 
 
 def _header(name: bytes, fields: dict[str, bytes]) -> bytes:
@@ -246,9 +246,9 @@ def test_docker_archives_raise_only_crossdock_errors(document, header):
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
         archive.write_bytes(header + buffer.getvalue())
-        _only_crossdock_errors(lambda: load_docker_archive(archive, Path(tmp) / "work"))
+        _only_crossdock_errors(lambda: read_docker_archive(archive, Path(tmp) / "work"))
         archive.write_bytes(buffer.getvalue())
-        _only_crossdock_errors(lambda: load_docker_archive(archive, Path(tmp) / "work"))
+        _only_crossdock_errors(lambda: read_docker_archive(archive, Path(tmp) / "work"))
 
 
 TOML_VALUES = st.sampled_from(

@@ -22,7 +22,7 @@ from crossdock.image.mediatypes import MediaType
 from crossdock.layers import LayerEntry, write_layer
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.sinks import write_oci_layout
-from crossdock.sources.images import load_oci_layout
+from crossdock.sources.oci_layout import read_oci_layout
 from crossdock.verify import Check
 from crossdock.verify.lambda_preflight import (
     LAMBDA_ERRORS,
@@ -89,18 +89,18 @@ def _good_layer(tmp_path: Path, entries: list[LayerEntry] | None = None) -> Path
 
 
 def _preflight(layout: Path, **kwargs: int) -> tuple[list[tuple[Check, str]], list[str]]:
-    (loaded,) = load_oci_layout(layout)
-    assert loaded.manifest is not None
+    (image_set,) = read_oci_layout(layout)
+    (loaded,) = image_set.images
     findings, notes = lambda_preflight(
         PreflightImage(
             manifest_media_type=loaded.manifest.media_type,
             config_media_type=loaded.manifest.config.media_type,
             config=loaded.config,
             layers=tuple(
-                PreflightLayer(d.media_type, d.digest, p)
-                for d, p in zip(loaded.manifest.layers, loaded.layer_paths, strict=True)
+                PreflightLayer(b.descriptor.media_type, b.descriptor.digest, b.path)
+                for b in loaded.layers
             ),
-            behind_index=loaded.behind_index,
+            behind_index=image_set.index is not None,
         ),
         **kwargs,  # type: ignore[arg-type]
     )
