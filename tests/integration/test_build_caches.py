@@ -13,7 +13,9 @@ import pytest
 from tests.integration.test_native_build import (
     EXAMPLE,
     MIRRORS,
+    REPO_ROOT,
     Built,
+    Run,
     build_json,
     crossdock,
     layout_index_digest,
@@ -93,3 +95,59 @@ def test_the_last_build_record_never_changes_a_digest(host_python: str, tmp_path
     rebuilt = build("rebuilt")
     assert FROM_RECORD not in rebuilt.run.stderr
     assert rebuilt.index_digest == first.index_digest
+
+
+def test_warm_caches_skip_no_check_and_change_no_digest(host_python: str, tmp_path: Path) -> None:
+    """A code-only change takes the dependency layer's verification verdicts, the lock's recorded
+    export and cached bytecode from the caches: a wrong-architecture library in the new code is
+    still refused, and with the last-build records removed (every other cache warm) both
+    platforms build to the cold build's index digest."""
+    env = {
+        **os.environ,
+        "UV_PYTHON": host_python,
+        "UV_PYTHON_DOWNLOADS": "never",
+        "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS,
+        "CROSSDOCK_CACHE_DIR": str(tmp_path / "cache"),
+        "SOURCE_DATE_EPOCH": "1700000000",
+    }
+    project = tmp_path / "example"
+    shutil.copytree(
+        EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
+    )
+    uv_lock(project / "backend" / "api", env)
+    app = project / "backend" / "api" / "app"
+
+    def build(name: str, platforms: str = "linux/arm64,linux/amd64") -> Run:
+        return crossdock(
+            env,
+            "build",
+            "-C",
+            str(project),
+            "--service",
+            "api",
+            "--platform",
+            platforms,
+            "--oci-layout",
+            str(tmp_path / name),
+            "--json",
+        )
+
+    cold = build_json(build("cold"))["index"]
+    verdicts = tmp_path / "cache" / "records" / "layer-verdicts"
+    assert list(verdicts.glob("*.rec"))  # the dependency layers' verdicts were recorded
+
+    # A code change that brings an x86_64 library into the arm64 image's app folder.
+    native = app / "_speedups.cpython-313-aarch64-linux-gnu.so"
+    native.write_bytes((REPO_ROOT / "tests" / "data" / "verify" / "x86_64-puts.so").read_bytes())
+    refused = build("refused", "linux/arm64")
+    assert refused.returncode == 6, refused.output  # VerificationError
+    assert "_speedups.cpython-313-aarch64-linux-gnu.so" in refused.output
+    assert "elf-platform" in refused.output
+    assert not (tmp_path / "refused" / "index.json").exists()
+
+    # Undone, and with no record of a last build: built in full from every other cache.
+    native.unlink()
+    shutil.rmtree(tmp_path / "cache" / "records" / "last-build")
+    warm = build("warm")
+    assert FROM_RECORD not in warm.stderr
+    assert build_json(warm)["index"] == cold

@@ -6,9 +6,12 @@ Only files whose first bytes are ELF, Mach-O or PE magic, or whose names are ``*
 checks need from them (libc, libstdc++, the entrypoint).
 
 With ``cache_dir``, both costly reads are cached by layer digest: each layer's member index
-(``layerindex``) and what was observed in each member's bytes (``verify.observe``). The checks
-themselves always run in full, over the whole view, against this verification's platform,
-Python, glibc and allow rules; only the reading of bytes already read is skipped.
+(``layerindex``) and what was observed in each member's bytes (``verify.observe``); and so are
+the per-file checks' verdicts on a layer's files, for this platform and Python, as long as the
+view shows them under the same names (``verify.judged``): a code-only rebuild judges the files of
+its new layer only. The image-wide checks always run in full, over the whole view, against this
+verification's platform, Python, glibc and allow rules; only work on bytes already judged in the
+same context is skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import posixpath
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from crossdock.image.artifact import ImageSet
@@ -33,6 +36,7 @@ from crossdock.rootfs.baseprofile import (
 from crossdock.rootfs.elf import ElfFacts, ElfIdentity, elf_identity_for
 from crossdock.rootfs.fsview import DEFAULT_READ_LIMIT, EntryKind, FsEntry, LayerFS
 from crossdock.verify import checks
+from crossdock.verify.judged import JudgedLayers, LayerVerdict, visible_files
 from crossdock.verify.magic import BinaryKind, describe_macho
 from crossdock.verify.observe import Observation, ObservationCache, observe
 from crossdock.verify.pyabi import parse_extension_suffix, parse_wheel_tags
@@ -91,6 +95,7 @@ def verify_image(
         observations=(
             ObservationCache(cache_dir, limit=DEFAULT_READ_LIMIT) if cache_dir is not None else None
         ),
+        verdicts=cache_dir,
     )
 
 
@@ -144,6 +149,41 @@ class _Scan:
     def count(self, kind: str) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
 
+    def for_one_layer(self) -> _Scan:
+        """An empty scan in the same context, to collect one layer's verdict."""
+        return replace(
+            self,
+            counts={},
+            findings=[],
+            notes=[],
+            ran=[],
+            elves=[],
+            facts_by_path={},
+            heads_by_path={},
+            wheels=[],
+        )
+
+    def verdict(self) -> LayerVerdict:
+        """What the per-file checks collected (see ``for_one_layer``)."""
+        return LayerVerdict(
+            self.counts,
+            self.findings,
+            self.elves,
+            self.wheels,
+            self.facts_by_path,
+            self.heads_by_path,
+        )
+
+    def merge(self, verdict: LayerVerdict) -> None:
+        """Add one layer's verdict, as if its files had been judged here, in this order."""
+        for kind, count in verdict.counts.items():
+            self.counts[kind] = self.counts.get(kind, 0) + count
+        self.findings.extend(verdict.findings)
+        self.elves.extend(verdict.elves)
+        self.wheels.extend(verdict.wheels)
+        self.facts_by_path.update(verdict.facts_by_path)
+        self.heads_by_path.update(verdict.heads_by_path)
+
 
 def verify_fs(
     config: ImageConfig,
@@ -156,8 +196,12 @@ def verify_fs(
     image_name: str | None = None,
     observations: ObservationCache | None = None,
     startup: bool = True,
+    verdicts: Path | None = None,
 ) -> PlatformReport:
-    """Verify an image whose filesystem view is already built (see ``verify_image``)."""
+    """Verify an image whose filesystem view is already built (see ``verify_image``).
+    ``verdicts``: crossdock's cache folder, to keep and reuse layers' verdicts
+    (``verify.judged``); only with layer digests computed from, or checked against, the
+    layers' bytes, as for ``observations``."""
     started = time.perf_counter()
     platform = config.platform
     path_env = config.env.get("PATH") or DEFAULT_PATH
@@ -173,13 +217,18 @@ def verify_fs(
     cxx_path = libstdcxx_path_in(fs, libc_path, platform) if libc_path else None
     command, entrypoint_path = _entrypoint(config, fs, path_env)
     always = {fs.resolve(p) or p for p in (libc_path, cxx_path, entrypoint_path) if p}
-    groups, observed = _observe_files(
+    judged = (
+        JudgedLayers(verdicts, context=[platform, scan.identity, scan.python, DEFAULT_READ_LIMIT])
+        if verdicts is not None
+        else None
+    )
+    _judge_files(
         fs,
         lambda e: e.size >= 4 and (e.layer.index >= first_layer or e.path in always),
+        scan,
         observations,
+        judged,
     )
-    for content, entries in groups.items():
-        _judge_file(entries, observed[content], scan)
 
     glibc_available = profile.glibc if profile else None
     glibcxx_available = profile.glibcxx if profile else None
@@ -286,14 +335,61 @@ def _check_anomalies(fs: LayerFS, scan: _Scan) -> None:
             )
 
 
+def _judge_files(
+    fs: LayerFS,
+    predicate: Callable[[FsEntry], bool],
+    scan: _Scan,
+    observations: ObservationCache | None,
+    judged: JudgedLayers | None,
+) -> None:
+    """Judge every file ``predicate`` accepts, layer by layer (bottom first, as one pass would):
+    a layer in scope whose files were judged before in this context, visible under the same
+    names, takes its recorded verdict; the others are observed and judged (and recorded)."""
+    by_layer: dict[int, dict[tuple[int, int], list[FsEntry]]] = {}
+    for content, entries in fs.file_groups(predicate).items():
+        by_layer.setdefault(content[0], {})[content] = entries
+    verdicts: dict[int, LayerVerdict] = {}
+    fingerprints: dict[int, str] = {}
+    to_observe: dict[tuple[int, int], list[FsEntry]] = {}
+    for layer_index, groups in by_layer.items():
+        if judged is not None and layer_index >= scan.first_layer:
+            fingerprints[layer_index] = visible_files(groups)
+            verdict = judged.load(fs.layers[layer_index], fingerprints[layer_index])
+            if verdict is not None:
+                verdicts[layer_index] = verdict
+                continue
+        to_observe.update(groups)
+    observed = _observe_groups(fs, to_observe, predicate, observations)
+    for layer_index, groups in by_layer.items():
+        verdict = verdicts.get(layer_index)
+        if verdict is None:
+            one_layer = scan.for_one_layer()
+            for content, entries in groups.items():
+                _judge_file(entries, observed[content], one_layer)
+            verdict = one_layer.verdict()
+            if judged is not None and layer_index in fingerprints:
+                judged.store(fs.layers[layer_index], fingerprints[layer_index], verdict)
+        scan.merge(verdict)
+
+
 def _observe_files(
     fs: LayerFS,
     predicate: Callable[[FsEntry], bool],
     cache: ObservationCache | None,
 ) -> tuple[dict[tuple[int, int], list[FsEntry]], dict[tuple[int, int], Observation]]:
-    """The files ``predicate`` accepts, grouped by their bytes, and what their bytes are: from
-    ``cache`` where a layer's member was observed before, else read in one pass per layer."""
+    """The files ``predicate`` accepts, grouped by their bytes, and what their bytes are."""
     groups = fs.file_groups(predicate)
+    return groups, _observe_groups(fs, groups, predicate, cache)
+
+
+def _observe_groups(
+    fs: LayerFS,
+    groups: dict[tuple[int, int], list[FsEntry]],
+    predicate: Callable[[FsEntry], bool],
+    cache: ObservationCache | None,
+) -> dict[tuple[int, int], Observation]:
+    """What the bytes of ``groups`` (files ``predicate`` accepts) are: from ``cache`` where a
+    layer's member was observed before, else read in one pass per layer."""
     observed: dict[tuple[int, int], Observation] = {}
     missing: set[tuple[int, int]] = set()
     for content, entries in groups.items():
@@ -315,7 +411,7 @@ def _observe_files(
         if cache is not None:
             for layer_index, by_ordinal in new.items():
                 cache.add(fs.layers[layer_index], by_ordinal)
-    return groups, observed
+    return observed
 
 
 def _judge_file(entries: Sequence[FsEntry], observation: Observation, scan: _Scan) -> None:

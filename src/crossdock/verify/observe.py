@@ -28,7 +28,7 @@ from crossdock.rootfs.elf import ElfFacts, ElfParseError, parse_elf
 from crossdock.rootfs.fsview import Layer, LazyBuffer
 from crossdock.verify.magic import HEAD_SIZE, BinaryKind, classify
 
-__all__ = ["Observation", "ObservationCache", "observe"]
+__all__ = ["Observation", "ObservationCache", "facts_from_json", "facts_to_json", "observe"]
 
 _PE_HEAD = 4096  # a DOS stub's e_lfanew points within the first few hundred bytes
 _WHEEL_LIMIT = 64 * 1024  # WHEEL metadata is a few lines
@@ -63,20 +63,7 @@ class Observation:
             "w": self.wants_wheel,
             "h": base64.b64encode(self.head).decode(),
             "s": base64.b64encode(self.shebang).decode() if self.shebang is not None else None,
-            "f": (
-                [
-                    facts.machine,
-                    facts.elf_class,
-                    facts.little_endian,
-                    facts.elf_type,
-                    facts.soname,
-                    list(facts.needed),
-                    [list(pair) for pair in facts.version_needs],
-                    list(facts.version_defs),
-                ]
-                if facts is not None
-                else None
-            ),
+            "f": facts_to_json(facts) if facts is not None else None,
             "e": self.elf_error,
             "t": self.wheel_text,
         }
@@ -86,19 +73,7 @@ class Observation:
         if isinstance(data, int):
             return _PLAIN[(bool(data & 1), bool(data & 2))]
         f = data["f"]
-        facts = None
-        if f is not None:
-            machine, elf_class, little, elf_type, soname, needed, needs, defs = f
-            facts = ElfFacts(
-                machine=str(machine),
-                elf_class=int(elf_class),
-                little_endian=bool(little),
-                elf_type=str(elf_type),
-                soname=None if soname is None else str(soname),
-                needed=tuple(str(n) for n in needed),
-                version_needs=tuple((str(a), str(b)) for a, b in needs),
-                version_defs=tuple(str(d) for d in defs),
-            )
+        facts = facts_from_json(f) if f is not None else None
         shebang = data["s"]
         return cls(
             kind=BinaryKind(data["k"]),
@@ -110,6 +85,33 @@ class Observation:
             elf_error=None if data["e"] is None else str(data["e"]),
             wheel_text=None if data["t"] is None else str(data["t"]),
         )
+
+
+def facts_to_json(facts: ElfFacts) -> list[object]:
+    return [
+        facts.machine,
+        facts.elf_class,
+        facts.little_endian,
+        facts.elf_type,
+        facts.soname,
+        list(facts.needed),
+        [list(pair) for pair in facts.version_needs],
+        list(facts.version_defs),
+    ]
+
+
+def facts_from_json(row: Any) -> ElfFacts:  # noqa: ANN401 - parsed JSON, checked here
+    machine, elf_class, little, elf_type, soname, needed, needs, defs = row
+    return ElfFacts(
+        machine=str(machine),
+        elf_class=int(elf_class),
+        little_endian=bool(little),
+        elf_type=str(elf_type),
+        soname=None if soname is None else str(soname),
+        needed=tuple(str(n) for n in needed),
+        version_needs=tuple((str(a), str(b)) for a, b in needs),
+        version_defs=tuple(str(d) for d in defs),
+    )
 
 
 _PLAIN = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def test_a_warm_cache_gives_the_same_report_without_reading_any_layer(tmp_path):
 
 def test_a_warm_cache_is_judged_anew_for_another_platform_and_other_allow_rules(tmp_path):
     # The same layers, cached while verified as arm64, now labelled amd64: every arm64 ELF in
-    # scope must fail, because only observations are cached, never verdicts.
+    # scope must fail, because observations are cached as facts about bytes, and verdicts only
+    # for the platform (and Python) they were judged for (verify.judged).
     tree: list[Entry] = [
         (
             f"{SITE}/ok/_ok.cpython-313-aarch64-linux-gnu.so",
@@ -152,6 +154,8 @@ def test_a_damaged_observation_file_is_ignored_and_rebuilt(tmp_path):
     for path in folder.iterdir():
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
+    # Without the layers' verdicts (verify.judged), the observations are needed again.
+    shutil.rmtree(tmp_path / "records" / "layer-verdicts")
     again = verify_image(config, layers, layer_digests=digests, first_layer=1, cache_dir=tmp_path)
     assert _comparable(again) == expected
     for path in folder.iterdir():
