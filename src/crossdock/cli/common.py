@@ -34,6 +34,7 @@ __all__ = [
     "VerboseOpt",
     "err_console",
     "load",
+    "option_overrides",
     "out_console",
     "print_error",
     "progress",
@@ -181,6 +182,19 @@ def print_error(err: CrossdockError) -> None:
         err_console.print(f"  hint: {literal(err.hint)}", highlight=False)
 
 
+def option_overrides(
+    platform: list[str] | None, target: str | None, base: str | None, **extra: Any
+) -> dict[str, Any]:
+    """The options every project command takes, as config overrides (None: not given, so a
+    lower layer decides)."""
+    return {
+        "platforms": ",".join(platform) if platform else None,
+        "target": target,
+        "base": base,
+        **extra,
+    }
+
+
 def load(
     project: Path,
     service: str | None,
@@ -189,12 +203,7 @@ def load(
     base: str | None,
     **extra: Any,
 ) -> Config:
-    overrides: dict[str, Any] = {
-        "platforms": ",".join(platform) if platform else None,
-        "target": target,
-        "base": base,
-        **extra,
-    }
     from crossdock.config import load_config
 
+    overrides = option_overrides(platform, target, base, **extra)
     return load_config(project_dir=project, service=service, overrides=overrides)

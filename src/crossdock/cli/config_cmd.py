@@ -14,6 +14,7 @@ from crossdock.cli.common import (
     ProjectOpt,
     ServiceOpt,
     TargetOpt,
+    option_overrides,
     out_console,
 )
 from crossdock.cli.root import app
@@ -33,13 +34,8 @@ def config(
     variables, or an option (later wins)."""
     from crossdock.config import load_config_with_sources
 
-    overrides: dict[str, Any] = {
-        "platforms": ",".join(platform) if platform else None,
-        "target": target,
-        "base": base,
-    }
     resolved, sources = load_config_with_sources(
-        project_dir=project, service=service, overrides=overrides
+        project_dir=project, service=service, overrides=option_overrides(platform, target, base)
     )
     # The discovered project (layout, folders) is derived, not a setting.
     dumped = resolved.model_dump(mode="json", by_alias=True, exclude={"project"})
