@@ -783,6 +783,38 @@ def test_x86_64_extension_in_service_code_fails_verification_for_arm64(
     assert_nothing_pushed(repository)
 
 
+def test_a_base_that_fails_verification_stops_the_build_and_pushes_nothing(
+    stage_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The base's own files are checked on a side thread while the dependencies install: its
+    failure still stops the build, names the base and the file, and nothing is pushed."""
+    service = make_service(tmp_path / "made", PROJECTS / "wheels-only", lock_env=stage_env)
+    (service / "app").mkdir()
+    shutil.copy(VERIFY_DATA / "x86_64-puts.so", service / "app" / "_speedups.so")
+    # An arm64 image with an x86-64 library, allowed while it is made: the base of the next.
+    foreign_base = f"{REGISTRY}/tests-{RUN_ID}/foreign-base:latest"
+    made = crossdock(
+        stage_env,
+        *("build", "-C", str(tmp_path / "made"), "--service", "api"),
+        *("--platform", "linux/arm64", "--allow", "elf-platform:*/_speedups.so"),
+        # (the project runs uvicorn without depending on it: no matter for a base)
+        *("--allow", "startup:*", "--push", foreign_base),
+    )
+    assert made.returncode == 0, made.output
+    make_service(tmp_path / "project", PROJECTS / "wheels-only", lock_env=stage_env)
+    repository = f"tests-{RUN_ID}/on-foreign-base"
+    run = crossdock(
+        stage_env,
+        *("build", "-C", str(tmp_path / "project"), "--service", "api"),
+        *("--platform", "linux/arm64", "--base", foreign_base),
+        *("--push", f"{REGISTRY}/{repository}:latest"),
+    )
+    assert run.returncode == 6, run.output
+    assert "failed verification; nothing was built on it" in run.stderr
+    assert "_speedups.so" in run.output
+    assert_nothing_pushed(repository)
+
+
 # -- 6. bytecode for the image's Python -------------------------------------------------------
 
 

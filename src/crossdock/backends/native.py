@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,8 +110,6 @@ class NativeBackend:
         cache: BlobCache,
         progress: Progress,
     ) -> tuple[PlatformImage, BuildReport]:
-        from crossdock.verify import verify_image
-
         timings: dict[str, float] = {}
         started = time.perf_counter()
         with step(progress, platform, "pull base", total=0) as pulling:
@@ -121,6 +119,28 @@ class NativeBackend:
             profile = self._profile(plan, base)
             timings["profile"] = time.perf_counter() - mark
             pulling.describe(f"python {profile.python_version}, glibc {profile.glibc_version}")
+        # The base's own files are checked while the dependencies install and compile (work
+        # done mostly by child processes, so this thread would wait anyway); the verify step
+        # waits for the answer. On an error the side thread is waited for, never left behind.
+        with ThreadPoolExecutor(1, thread_name_prefix=f"verify-base-{platform}") as side:
+            base_verified = side.submit(self._verify_base, plan, base, platform, profile)
+            return self._build_on_base(
+                plan, platform, base, profile, cache, progress, base_verified, timings, started
+            )
+
+    def _build_on_base(  # noqa: PLR0917 - the one continuation of _build_platform
+        self,
+        plan: BuildPlan,
+        platform: Platform,
+        base: PlatformImage,
+        profile: BaseProfile,
+        cache: BlobCache,
+        progress: Progress,
+        base_verified: Future[None],
+        timings: dict[str, float],
+        started: float,
+    ) -> tuple[PlatformImage, BuildReport]:
+        from crossdock.verify import verify_image
 
         mark = time.perf_counter()
         bytecode_python = self._bytecode_python(plan, platform, profile, progress)
@@ -173,7 +193,7 @@ class NativeBackend:
 
         mark = time.perf_counter()
         with step(progress, platform, "verify") as verifying:
-            self._verify_base(plan, base, platform, profile)
+            base_verified.result()  # raises the base's VerificationError, if any
             # The base's own files were verified above (once per base digest); here every file
             # the build adds is checked, against the whole filesystem view (whiteouts included).
             report = verify_image(
@@ -281,7 +301,14 @@ class NativeBackend:
         cached = records.load(key, BaseProfile.from_json)
         if cached is not None:
             return cached
-        profile = read_base_profile(base.config, [b.path for b in base.layers])
+        # The base's layer indexes are kept by digest (verified on pull): verifying the base
+        # reads the same layers and takes their indexes from there instead of a second pass.
+        profile = read_base_profile(
+            base.config,
+            [b.path for b in base.layers],
+            [b.descriptor.digest for b in base.layers],
+            index_cache=plan.cache_dir,
+        )
         records.store(key, profile.to_json())
         return profile
 

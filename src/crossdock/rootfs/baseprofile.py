@@ -147,9 +147,15 @@ def read_base_profile(
     image_config: ImageConfig,
     layer_paths: Sequence[Path],
     layer_digests: Sequence[Digest | None] | None = None,
+    *,
+    index_cache: Path | None = None,
 ) -> BaseProfile:
-    """Read the profile of a single-platform base image from its config and layers."""
-    return profile_from_fs(image_config, LayerFS(layer_paths, layer_digests))
+    """Read the profile of a single-platform base image from its config and layers.
+    ``index_cache``: crossdock's cache folder, which keeps each layer's member index by its
+    digest (see ``LayerFS``: only with ``layer_digests`` checked against the blobs' bytes)."""
+    return profile_from_fs(
+        image_config, LayerFS(layer_paths, layer_digests, index_cache=index_cache)
+    )
 
 
 def profile_from_fs(image_config: ImageConfig, fs: LayerFS) -> BaseProfile:
