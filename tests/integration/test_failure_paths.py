@@ -32,7 +32,8 @@ from crossdock.registry import (
 )
 from crossdock.sinks import push_image_set
 from tests.integration.test_native_build import PROJECTS, crossdock, make_service, stage_env
-from tests.integration.test_registry_push import build_image_set, six_tags
+from tests.support.images import app_files, six_tags
+from tests.support.images import image_set as make_image_set
 from tests.support.prerequisites import require_module
 from tests.support.registry import Canned, InProcessRegistry, Quirks, Seen, TokenServer, bearer_gate
 
@@ -72,7 +73,7 @@ def tags_in(registry: InProcessRegistry) -> dict[str, str]:
 def push(
     registry: InProcessRegistry, folder: Path, environ: dict[str, str] | None = None
 ) -> tuple[dict[str, Digest], object]:
-    image_set = build_image_set(folder)
+    image_set = make_image_set(folder, shared=app_files())
     tags = six_tags(image_set)
     with client_for(registry, environ) as client:
         report = push_image_set(
@@ -262,10 +263,10 @@ from crossdock.registry import (
 )
 from crossdock.sinks import push_image_set
 from tests.integration.test_native_build import PROJECTS, crossdock, make_service, stage_env
-from tests.integration.test_registry_push import build_image_set, six_tags
+from tests.support.images import app_files, image_set as make_image_set, six_tags
 
 host, folder = sys.argv[1], Path(sys.argv[2])
-image_set = build_image_set(folder, random_bytes=32 * 1024 * 1024)
+image_set = make_image_set(folder, shared=app_files(32 * 1024 * 1024))
 print("built", flush=True)
 with RegistryClient(host, environ={}) as client:
     push_image_set(client, image_set, Reference.parse(f"{host}/fault/app"), six_tags(image_set))
@@ -321,7 +322,7 @@ def bytes_read(registry: InProcessRegistry, request: Seen) -> int:
 def pushed(tmp_path):
     """A registry holding the small image set under REPOSITORY, and that set."""
     with InProcessRegistry() as registry:
-        image_set = build_image_set(tmp_path / "blobs")
+        image_set = make_image_set(tmp_path / "blobs", shared=app_files())
         with client_for(registry) as client:
             push_image_set(
                 client,
@@ -411,7 +412,7 @@ def test_a_failure_while_manifests_are_written_leaves_no_tag(tmp_path):
 
 
 def test_a_failure_while_tags_are_written_says_which_tags_were_set(tmp_path):
-    image_set = build_image_set(tmp_path)
+    image_set = make_image_set(tmp_path, shared=app_files())
     tags = six_tags(image_set)
     documents = len(image_set.images) + 1  # platform manifests and the index, by digest
     with (
@@ -524,7 +525,7 @@ def test_ecr_without_usable_aws_credentials_is_an_auth_error_before_any_upload(a
     code = "NoCredentialsError" if case == "missing" else "ExpiredTokenException"
     with pytest.raises(RegistryError, match=f"cannot check ECR repository .*: {code}"):
         ensure_repository(ecr, "backend/api")
-    image_set = build_image_set(tmp_path / "blobs")
+    image_set = make_image_set(tmp_path / "blobs", shared=app_files())
     with InProcessRegistry(intercept=basic_gate) as registry:
         environ = {"DOCKER_CONFIG": str(tmp_path / "no-docker-config")}
         with (

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import gzip
 import hashlib
-import io
 import json
 import logging
 import os
@@ -19,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -30,19 +27,14 @@ import pytest
 
 from crossdock.errors import AuthError, NotFoundError, RegistryError
 from crossdock.image import (
-    BlobSource,
-    Descriptor,
-    ImageConfig,
     ImageSet,
     Index,
     Manifest,
     MediaType,
-    PlatformImage,
     sha256_of,
 )
 from crossdock.image.digest import Digest
 from crossdock.platform import AMD64, ARM64
-from crossdock.publish.tags import plan_tags, tag_digests
 from crossdock.registry import (
     BlobCache,
     EcrRegistry,
@@ -52,6 +44,7 @@ from crossdock.registry import (
     ensure_repository,
 )
 from crossdock.sinks import PushEvent, push_image_set
+from tests.support import images
 from tests.support.prerequisites import missing, needs_tools, require_module
 
 pytestmark = [
@@ -181,70 +174,9 @@ def no_ambient_credentials(tmp_path, monkeypatch):
             monkeypatch.delenv(key)
 
 
-# -- a small real image set ------------------------------------------------------------------
-
-
-def gzip_layer(folder: Path, files: dict[str, bytes]) -> tuple[BlobSource, Digest]:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 0
-            tar.addfile(info, io.BytesIO(data))
-    tar_bytes = raw.getvalue()
-    compressed = gzip.compress(tar_bytes, mtime=0)
-    digest = sha256_of(compressed)
-    path = folder / digest.hex
-    path.write_bytes(compressed)
-    descriptor = Descriptor(MediaType.OCI_LAYER_GZIP, digest, len(compressed))
-    return BlobSource(descriptor, path), sha256_of(tar_bytes)
-
-
-def build_image_set(
-    folder: Path, platforms=(ARM64, AMD64), *, with_index=True, random_bytes=5000
-) -> ImageSet:
-    folder.mkdir(parents=True, exist_ok=True)
-    # Big enough to need several chunks when the chunk size is small.
-    shared = gzip_layer(
-        folder, {"app/main.py": b"print('hello')\n" * 50, "app/rand": os.urandom(random_bytes)}
-    )
-    images = []
-    for platform in platforms:
-        own = gzip_layer(folder, {"lib/arch.txt": f"{platform}\n".encode()})
-        layers = (shared[0], own[0])
-        config = ImageConfig.from_data(
-            {
-                "architecture": platform.architecture,
-                "os": platform.os,
-                **({"variant": platform.variant} if platform.variant else {}),
-                "config": {"Cmd": ["python", "/app/main.py"]},
-                "rootfs": {"type": "layers", "diff_ids": [str(shared[1]), str(own[1])]},
-                "history": [{"created_by": "crossdock test"}, {"created_by": "crossdock test"}],
-            }
-        )
-        config_descriptor = Descriptor(MediaType.OCI_CONFIG, config.digest, len(config.raw))
-        manifest = Manifest.build(
-            MediaType.OCI_MANIFEST, config_descriptor, [blob.descriptor for blob in layers]
-        )
-        images.append(PlatformImage(platform, manifest, config, layers))
-    index = None
-    if with_index:
-        index = Index.build(
-            MediaType.OCI_INDEX, [img.manifest.descriptor(img.platform) for img in images]
-        )
-    return ImageSet(tuple(images), index)
-
-
 def the_index(image_set: ImageSet) -> Index:
     assert image_set.index is not None
     return image_set.index
-
-
-def six_tags(image_set: ImageSet, *, single_manifests: bool = False) -> dict[str, Digest]:
-    platforms = [image.platform for image in image_set.images]
-    plan = plan_tags("dev", TIMESTAMP, SHA, platforms, ARM64, single_manifests=single_manifests)
-    return tag_digests(plan, image_set)
 
 
 def skopeo_digest(host: str, repository: str, tag: str, creds: str | None = None) -> Digest | None:
@@ -284,9 +216,9 @@ def assert_tags_as_seed_says(host, repository, image_set, creds=None):
 def test_push_to_plain_registry_sets_the_six_tags_and_repush_uploads_nothing(
     plain_registry, tmp_path, no_ambient_credentials
 ):
-    image_set = build_image_set(tmp_path / "blobs")
+    image_set = images.image_set(tmp_path / "blobs", shared=images.app_files())
     repository = Reference.parse(f"{plain_registry.host}/team/service")
-    tags = six_tags(image_set)
+    tags = images.six_tags(image_set)
     events: list[PushEvent] = []
     with RegistryClient(plain_registry.host) as client:
         report = push_image_set(client, image_set, repository, tags, on_progress=events.append)
@@ -312,10 +244,12 @@ def test_push_to_plain_registry_sets_the_six_tags_and_repush_uploads_nothing(
 def test_lambda_style_push_points_every_tag_at_a_single_manifest(
     plain_registry, tmp_path, no_ambient_credentials
 ):
-    image_set = build_image_set(tmp_path / "blobs", with_index=False)
+    image_set = images.image_set(tmp_path / "blobs", with_index=False, shared=images.app_files())
     repository = Reference.parse(f"{plain_registry.host}/lambda-fn")
     with RegistryClient(plain_registry.host) as client:
-        push_image_set(client, image_set, repository, six_tags(image_set, single_manifests=True))
+        push_image_set(
+            client, image_set, repository, images.six_tags(image_set, single_manifests=True)
+        )
     assert_tags_as_seed_says(plain_registry.host, "lambda-fn", image_set)
     raw = subprocess.run(
         [
@@ -332,7 +266,7 @@ def test_chunked_upload_and_cross_repository_mount(
     plain_registry, tmp_path, no_ambient_credentials, caplog
 ):
     caplog.set_level(logging.DEBUG, logger="crossdock")
-    image_set = build_image_set(tmp_path / "blobs")
+    image_set = images.image_set(tmp_path / "blobs", shared=images.app_files())
     first = Reference.parse(f"{plain_registry.host}/base/python")
     second = Reference.parse(f"{plain_registry.host}/apps/web")
     with RegistryClient(
@@ -362,7 +296,7 @@ def test_chunked_upload_and_cross_repository_mount(
 
 
 def test_pull_side_verifies_and_caches(plain_registry, tmp_path, no_ambient_credentials):
-    image_set = build_image_set(tmp_path / "blobs")
+    image_set = images.image_set(tmp_path / "blobs", shared=images.app_files())
     repository = Reference.parse(f"{plain_registry.host}/pull/me")
     with RegistryClient(plain_registry.host) as client:
         push_image_set(client, image_set, repository, {"1": the_index(image_set).digest})
@@ -413,12 +347,12 @@ def test_a_damaged_local_blob_fails_the_push_with_no_tag(
     plain_registry, tmp_path, no_ambient_credentials, damage, message
 ):
     """(A push interrupted mid-upload: test_failure_paths.py, the process killed.)"""
-    image_set = build_image_set(tmp_path / "blobs")
+    image_set = images.image_set(tmp_path / "blobs", shared=images.app_files())
     victim = image_set.image_for(AMD64).layers[1].path
     data = victim.read_bytes()
     victim.write_bytes(bytes(b ^ 0xFF for b in data) if damage == "corrupt" else data[:-10])
     repository = Reference.parse(f"{plain_registry.host}/broken/push")
-    tags = six_tags(image_set)
+    tags = images.six_tags(image_set)
     with (
         RegistryClient(plain_registry.host) as client,
         pytest.raises(RegistryError, match=message),
@@ -433,10 +367,10 @@ def test_push_with_htpasswd_basic_auth(
 ):
     monkeypatch.setenv("CROSSDOCK_REGISTRY_USERNAME", USER)
     monkeypatch.setenv("CROSSDOCK_REGISTRY_PASSWORD", CANARY)
-    image_set = build_image_set(tmp_path / "blobs")
+    image_set = images.image_set(tmp_path / "blobs", shared=images.app_files())
     repository = Reference.parse(f"{basic_registry.host}/secure/app")
     with RegistryClient(basic_registry.host) as client:
-        push_image_set(client, image_set, repository, six_tags(image_set))
+        push_image_set(client, image_set, repository, images.six_tags(image_set))
     assert_tags_as_seed_says(basic_registry.host, "secure/app", image_set, f"{USER}:{CANARY}")
 
 
@@ -450,12 +384,12 @@ def test_push_with_bearer_tokens_from_docker_config(
         json.dumps({"auths": {f"http://{token_registry.host}": {"auth": auth}}})
     )
     monkeypatch.setenv("DOCKER_CONFIG", str(config_dir))
-    image_set = build_image_set(tmp_path / "blobs")
+    image_set = images.image_set(tmp_path / "blobs", shared=images.app_files())
     repository = Reference.parse(f"{token_registry.host}/tokens/app")
     with RegistryClient(token_registry.host) as client:
-        report = push_image_set(client, image_set, repository, six_tags(image_set))
+        report = push_image_set(client, image_set, repository, images.six_tags(image_set))
         assert report.blobs_uploaded == 5
-        again = push_image_set(client, image_set, repository, six_tags(image_set))
+        again = push_image_set(client, image_set, repository, images.six_tags(image_set))
         assert again.blobs_uploaded == 0
     assert_tags_as_seed_says(token_registry.host, "tokens/app", image_set, f"{USER}:{CANARY}")
 
@@ -467,15 +401,15 @@ def test_canary_secret_never_shows_even_when_refused(  # noqa: PLR0917 - pytest 
     registry = request.getfixturevalue(which)
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
     wrong = CANARY + "-wrong"
-    image_set = build_image_set(tmp_path / "blobs")
+    image_set = images.image_set(tmp_path / "blobs", shared=images.app_files())
     repository = Reference.parse(f"{registry.host}/canary/app")
     monkeypatch.setenv("CROSSDOCK_REGISTRY_USERNAME", USER)
     monkeypatch.setenv("CROSSDOCK_REGISTRY_PASSWORD", wrong)
     with RegistryClient(registry.host) as client, pytest.raises(AuthError) as refused:
-        push_image_set(client, image_set, repository, six_tags(image_set))
+        push_image_set(client, image_set, repository, images.six_tags(image_set))
     monkeypatch.setenv("CROSSDOCK_REGISTRY_PASSWORD", CANARY)
     with RegistryClient(registry.host) as client:
-        push_image_set(client, image_set, repository, six_tags(image_set))
+        push_image_set(client, image_set, repository, images.six_tags(image_set))
         client_repr = repr(client.transport.auth.credentials())
     captured = capsys.readouterr()
     texts = [
@@ -523,9 +457,11 @@ def test_ecr_flow_against_moto_and_a_basic_auth_registry(
         assert ensure_repository(ecr, "backend/api") is False
 
         caplog.set_level(logging.DEBUG, logger="crossdock")
-        image_set = build_image_set(tmp_path / "blobs", with_index=False)
+        image_set = images.image_set(
+            tmp_path / "blobs", with_index=False, shared=images.app_files()
+        )
         repository = Reference.parse(f"{registry.host}/backend/api")
-        tags = six_tags(image_set, single_manifests=True)
+        tags = images.six_tags(image_set, single_manifests=True)
         with RegistryClient(registry.host, ecr=ecr, chunk_size=1024) as client:
             report = push_image_set(client, image_set, repository, tags)
             assert report.blobs_uploaded == 5

@@ -19,6 +19,13 @@ Entry = tuple[str, str, bytes | str | None]
 
 
 def write_layer(path: Path, entries: Iterable[Entry], *, gzipped: bool = True) -> Path:
+    raw = tar_bytes(entries)
+    path.write_bytes(gzip.compress(raw, compresslevel=1, mtime=0) if gzipped else raw)
+    return path
+
+
+def tar_bytes(entries: Iterable[Entry]) -> bytes:
+    """A PAX tar of ``entries``, in their order, every mtime 0 (the same bytes every time)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, kind, payload in entries:
@@ -47,9 +54,7 @@ def write_layer(path: Path, entries: Iterable[Entry], *, gzipped: bool = True) -
             else:
                 raise ValueError(kind)
             tar.addfile(info)
-    raw = buffer.getvalue()
-    path.write_bytes(gzip.compress(raw, compresslevel=1, mtime=0) if gzipped else raw)
-    return path
+    return buffer.getvalue()
 
 
 def fixture_bytes(name: str) -> bytes:

@@ -6,23 +6,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from crossdock.backends.buildx import buildx_image_set
 from crossdock.image import (
-    BlobSource,
-    Descriptor,
-    ImageConfig,
     ImageSet,
-    Manifest,
     MediaType,
     PlatformImage,
-    sha256_of,
 )
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.publish.git import GitState
 from crossdock.publish.release import ReleaseRequest, plan_release
 from crossdock.registry.reference import Reference
+from tests.support.images import DOCKER, platform_image, unwritten_layer
 
 REPO = Reference.parse("127.0.0.1:5555/team/api")
 STAMP = "20250102-030405"
@@ -31,18 +25,8 @@ GIT = GitState("abc1234", dirty=False)
 
 def pushed(platform: Platform, media_type: str = MediaType.DOCKER_MANIFEST) -> PlatformImage:
     """A platform image as dockerd pushes it (Docker media types), its layer distinct per arch."""
-    layer_bytes = f"layer for {platform}".encode()
-    layer = Descriptor(MediaType.DOCKER_LAYER_GZIP, sha256_of(layer_bytes), len(layer_bytes))
-    config = ImageConfig.from_data(
-        {
-            "architecture": platform.architecture,
-            "os": platform.os,
-            "rootfs": {"type": "layers", "diff_ids": [str(sha256_of(layer_bytes))]},
-        }
-    )
-    config_desc = Descriptor(MediaType.DOCKER_CONFIG, config.digest, len(config.raw))
-    manifest = Manifest.build(media_type, config_desc, [layer])
-    return PlatformImage(platform, manifest, config, (BlobSource(layer, Path("/unused")),))
+    layer = unwritten_layer(f"layer for {platform}", media_type=MediaType.DOCKER_LAYER_GZIP)
+    return platform_image(platform, [layer], family=DOCKER._replace(manifest=media_type))
 
 
 def release(image_set: ImageSet, env: str, *, single_manifests: bool) -> dict[str, str]:

@@ -15,7 +15,7 @@ from crossdock.build import make_plan
 from crossdock.config import load_config
 from crossdock.image import sha256_of
 from crossdock.plan import BuildPlan
-from tests.unit.publish.test_release import image_set
+from tests.support.images import image_set
 
 BASE = sha256_of(b"base index")
 

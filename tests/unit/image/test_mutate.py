@@ -9,39 +9,24 @@ from crossdock.image import (
     BlobSource,
     Descriptor,
     HistoryEntry,
-    ImageConfig,
-    Manifest,
     MediaType,
     PlatformImage,
     sha256_of,
 )
 from crossdock.image.mutate import Addendum, append_layers, index_of, with_annotations, with_config
 from crossdock.platform import AMD64, ARM64, Platform
-
-DOCKER = (MediaType.DOCKER_MANIFEST, MediaType.DOCKER_CONFIG, MediaType.DOCKER_LAYER_GZIP)
-OCI = (MediaType.OCI_MANIFEST, MediaType.OCI_CONFIG, MediaType.OCI_LAYER_GZIP)
+from tests.support.images import DOCKER, OCI, Family, platform_image, unwritten_layer
 
 
-def base(platform: Platform, family: tuple[MediaType, MediaType, MediaType]) -> PlatformImage:
-    manifest_type, config_type, layer_type = family
-    layer_bytes = f"base layer for {platform}".encode()
-    layer = Descriptor(layer_type, sha256_of(layer_bytes), len(layer_bytes))
-    config = ImageConfig.from_data(
-        {
-            "architecture": platform.architecture,
-            "os": platform.os,
-            "config": {"Env": ["PATH=/usr/bin"]},
-            "rootfs": {"type": "layers", "diff_ids": [str(sha256_of(b"tar " + layer_bytes))]},
-            "history": [{"created_by": "base"}],
-        }
-    )
-    manifest = Manifest.build(
-        manifest_type,
-        Descriptor(config_type, config.digest, len(config.raw)),
-        [layer],
+def base(platform: Platform, family: Family) -> PlatformImage:
+    return platform_image(
+        platform,
+        [unwritten_layer("base", media_type=family.layer)],
+        family=family,
+        config={"Env": ["PATH=/usr/bin"]},
+        history=[{"created_by": "base"}],
         annotations={"org.example.base": "yes"},
     )
-    return PlatformImage(platform, manifest, config, (BlobSource(layer, Path("/base")),))
 
 
 def addendum(name: str) -> Addendum:

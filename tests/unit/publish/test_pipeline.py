@@ -10,7 +10,7 @@ from crossdock.errors import ConfigError, TargetError
 from crossdock.publish.pipeline import Publishing, prepare_release, release
 from crossdock.publish.release import ReleaseRequest
 from crossdock.registry.reference import Reference
-from tests.unit.publish.test_release import image_set
+from tests.support.images import image_set
 
 
 def test_no_destination_is_no_release_and_a_dry_run_without_one_is_refused() -> None:

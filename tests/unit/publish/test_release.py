@@ -4,11 +4,8 @@ conftest fails any network connection, so a dry run that touched the registry wo
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -17,15 +14,7 @@ from typer.testing import CliRunner
 from crossdock.cli import _register_commands, app
 from crossdock.errors import ConfigError, UnsafeContentError
 from crossdock.image import (
-    BlobSource,
-    Descriptor,
-    ImageConfig,
     ImageSet,
-    Index,
-    Manifest,
-    MediaType,
-    PlatformImage,
-    sha256_of,
 )
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.publish.git import GitState
@@ -38,54 +27,13 @@ from crossdock.publish.release import (
 from crossdock.registry.reference import Reference
 from crossdock.sinks import write_oci_layout
 from crossdock.sources.oci_layout import read_oci_build
+from tests.support.images import image_set
 from tests.support.prerequisites import needs_tools
 
 needs_git = needs_tools("git")
 REPO = Reference.parse("127.0.0.1:5555/team/api:ignored")
 STAMP = "20250102-030405"
 GIT = GitState("abc1234", dirty=False)
-
-
-# -- a small real image set: gzip tar layers on disk, manifests as exact bytes ----------------
-
-
-def image_set(folder: Path, platforms=(ARM64, AMD64), *, with_index=True) -> ImageSet:
-    folder.mkdir(parents=True, exist_ok=True)
-    images = []
-    for platform in platforms:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            data = f"built for {platform}\n".encode()
-            info = tarfile.TarInfo("app/arch.txt")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        compressed = gzip.compress(buffer.getvalue(), mtime=0)
-        digest = sha256_of(compressed)
-        (folder / digest.hex).write_bytes(compressed)
-        layer = BlobSource(
-            Descriptor(MediaType.OCI_LAYER_GZIP, digest, len(compressed)), folder / digest.hex
-        )
-        config = ImageConfig.from_data(
-            {
-                "architecture": platform.architecture,
-                "os": platform.os,
-                **({"variant": platform.variant} if platform.variant else {}),
-                "rootfs": {"type": "layers", "diff_ids": [str(sha256_of(buffer.getvalue()))]},
-                "history": [{"created_by": "test"}],
-            }
-        )
-        manifest = Manifest.build(
-            MediaType.OCI_MANIFEST,
-            Descriptor(MediaType.OCI_CONFIG, config.digest, len(config.raw)),
-            [layer.descriptor],
-        )
-        images.append(PlatformImage(platform, manifest, config, (layer,)))
-    index = (
-        Index.build(MediaType.OCI_INDEX, [i.manifest.descriptor(i.platform) for i in images])
-        if with_index
-        else None
-    )
-    return ImageSet(tuple(images), index)
 
 
 def digest_of(images: ImageSet, platform: Platform) -> str:

@@ -3,10 +3,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from crossdock.errors import ConfigError
-from crossdock.image import Descriptor, ImageConfig, ImageSet, Index, Manifest, MediaType
-from crossdock.image.artifact import PlatformImage
+from crossdock.image import ImageSet
 from crossdock.platform import AMD64, ARM64
 from crossdock.publish.tags import TagAssignment, format_timestamp, plan_tags, tag_digests
+from tests.support.images import index_over, platform_image
 
 TS = datetime(2025, 6, 7, 8, 9, 10, tzinfo=UTC)
 
@@ -82,22 +82,12 @@ def test_timestamps_are_utc():
 
 
 def image(platform, marker):
-    config = ImageConfig.from_data(
-        {"architecture": platform.architecture, "os": "linux", "m": marker}
-    )
-    manifest = Manifest.build(
-        MediaType.OCI_MANIFEST,
-        Descriptor(MediaType.OCI_CONFIG, config.digest, len(config.raw)),
-        [],
-    )
-    return PlatformImage(platform, manifest, config, ())
+    return platform_image(platform, config={"Labels": {"marker": marker}})
 
 
 def test_tag_digests_resolve_index_and_platforms():
     arm, amd = image(ARM64, "a"), image(AMD64, "b")
-    index = Index.build(
-        MediaType.OCI_INDEX, [arm.manifest.descriptor(ARM64), amd.manifest.descriptor(AMD64)]
-    )
+    index = index_over([arm, amd])
     image_set = ImageSet((arm, amd), index)
     plan = plan_tags("dev", TS, "abc1234", [ARM64, AMD64], single_manifests=False)
     digests = tag_digests(plan, image_set)

@@ -10,7 +10,7 @@ from crossdock import cache as cache_module
 from crossdock.cache import BlobCache
 from crossdock.errors import UnsafeContentError
 from crossdock.sinks import write_oci_layout
-from tests.unit.publish.test_release import image_set
+from tests.support.images import image_set
 
 
 @pytest.fixture

@@ -3,15 +3,13 @@ import pytest
 from crossdock.build import make_plan
 from crossdock.config import load_config
 from crossdock.errors import TargetError
-from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
-from crossdock.image.config import HistoryEntry, ImageConfig
-from crossdock.image.descriptor import Descriptor
-from crossdock.image.manifest import Index, Manifest
+from crossdock.image.artifact import ImageSet
+from crossdock.image.config import HistoryEntry
 from crossdock.image.mediatypes import MediaType
-from crossdock.layers import LayerEntry, write_layer
 from crossdock.plan import PYTHON_PLACEHOLDER
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.targets import TARGETS, target_spec
+from tests.support.images import index_over, layer, platform_image
 
 LAMBDA_BASE_ENV = {"LAMBDA_TASK_ROOT": "/var/task", "PATH": "/var/lang/bin:/usr/bin"}
 PLAIN_BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin", "LANG": "C.UTF-8"}
@@ -112,34 +110,14 @@ def test_a_platform_the_target_cannot_run_is_refused():
 
 
 def _image(tmp_path, platform, *, layer_type=MediaType.OCI_LAYER_GZIP, history_entries=2):
-    layers = []
-    diff_ids = []
-    for n in range(2):
-        # Real layers: the Lambda preflight reads their entries.
-        entry = LayerEntry(f"opt/{platform.architecture}/layer{n}.txt", data=b"x")
-        blob = write_layer([entry], tmp_path / f"{platform.architecture}-{n}.tar.gz")
-        layers.append(BlobSource(blob.descriptor(layer_type), blob.path))
-        diff_ids.append(str(blob.diff_id))
-    config = ImageConfig.from_data(
-        {
-            "architecture": platform.architecture,
-            "os": platform.os,
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            "history": [HistoryEntry(f"step {n}").to_json() for n in range(history_entries)]
-            + [HistoryEntry("ENV X=1", empty_layer=True).to_json()],
-        }
-    )
-    manifest = Manifest.build(
-        MediaType.OCI_MANIFEST,
-        Descriptor(MediaType.OCI_CONFIG, config.digest, len(config.raw)),
-        [layer.descriptor for layer in layers],
-    )
-    return PlatformImage(platform, manifest, config, tuple(layers))
-
-
-def _index(images):
-    return Index.build(
-        MediaType.OCI_INDEX, [image.manifest.descriptor(image.platform) for image in images]
+    # Real layers: the Lambda preflight reads their entries.
+    layers = [
+        layer(tmp_path, {f"opt/{platform.architecture}/layer{n}.txt": b"x"}, media_type=layer_type)
+        for n in range(2)
+    ]
+    history = [HistoryEntry(f"step {n}").to_json() for n in range(history_entries)]
+    return platform_image(
+        platform, layers, history=[*history, HistoryEntry("ENV X=1", empty_layer=True).to_json()]
     )
 
 
@@ -151,7 +129,7 @@ def test_single_manifests_with_gzip_layers_and_history_are_fine_for_lambda(tmp_p
 
 def test_an_index_is_refused_for_lambda_and_fine_for_eks(tmp_path):
     images = (_image(tmp_path, ARM64), _image(tmp_path, AMD64))
-    image_set = ImageSet(images, _index(images))
+    image_set = ImageSet(images, index_over(images))
     with pytest.raises(TargetError, match="accepts only single-architecture manifests"):
         target_spec("lambda").check_output(image_set)
     target_spec("eks").check_output(image_set)

@@ -3,7 +3,6 @@ image model and crossdock's layer writer) and read back the way `crossdock verif
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from collections.abc import Sequence
@@ -13,11 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crossdock.cli import _register_commands, app
-from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
-from crossdock.image.config import HistoryEntry, ImageConfig
-from crossdock.image.descriptor import Descriptor
-from crossdock.image.digest import Digest, sha256_of
-from crossdock.image.manifest import Index, Manifest
+from crossdock.image.artifact import ImageSet
+from crossdock.image.config import HistoryEntry
 from crossdock.image.mediatypes import MediaType
 from crossdock.layers import LayerEntry, write_layer
 from crossdock.platform import AMD64, ARM64, Platform
@@ -30,6 +26,7 @@ from crossdock.verify.lambda_preflight import (
     PreflightLayer,
     lambda_preflight,
 )
+from tests.support.images import OCI, index_over, layer_file, platform_image
 from tests.support.layertar import write_layer as write_raw_layer
 
 HANDLER = b"def handler(event, context):\n    return {'ok': True}\n"
@@ -37,26 +34,6 @@ GOOD_ENTRIES = [
     LayerEntry("var/task/app/__init__.py", data=b""),
     LayerEntry("var/task/app/main.py", data=HANDLER),
 ]
-
-
-def _config(platform: Platform, layers: list[tuple[Digest, str]], cmd: str) -> ImageConfig:
-    base = ImageConfig.from_data(
-        {
-            "config": {"Env": ["LAMBDA_TASK_ROOT=/var/task"], "Cmd": [cmd]},
-            "rootfs": {"type": "layers", "diff_ids": []},
-        }
-    )
-    return base.with_changes(
-        platform=platform,
-        append_layers=[(diff_id, HistoryEntry(why)) for diff_id, why in layers],
-    )
-
-
-def _diff_id(path: Path) -> Digest:
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return sha256_of(data)
 
 
 def _layout(
@@ -69,18 +46,14 @@ def _layout(
     manifest_type: str = MediaType.OCI_MANIFEST,
 ) -> Path:
     """An OCI layout of one image built from (layer file, media type) pairs."""
-    sources = tuple(
-        BlobSource(Descriptor(media_type, sha256_of(p.read_bytes()), p.stat().st_size), p)
-        for p, media_type in layers
+    image = platform_image(
+        platform,
+        [layer_file(path, media_type) for path, media_type in layers],
+        family=OCI._replace(manifest=manifest_type),
+        config={"Env": ["LAMBDA_TASK_ROOT=/var/task"], "Cmd": [cmd]},
+        history=[HistoryEntry(path.name).to_json() for path, _ in layers],
     )
-    config = _config(platform, [(_diff_id(p), p.name) for p, _ in layers], cmd)
-    manifest = Manifest.build(
-        manifest_type,
-        Descriptor(MediaType.OCI_CONFIG, config.digest, len(config.raw)),
-        [s.descriptor for s in sources],
-    )
-    image = PlatformImage(platform, manifest, config, sources)
-    top = Index.build(MediaType.OCI_INDEX, [manifest.descriptor(platform)]) if index else None
+    top = index_over([image]) if index else None
     return write_oci_layout(ImageSet((image,), top), tmp_path / "layout")
 
 
