@@ -101,14 +101,20 @@ with gone as finished:  # a block that ended normally is forgotten: nothing to r
 handle, partial = scratch.mkstemp(prefix=".partial-", dir=where)
 os.write(handle, b"half a blob")
 
+lines = threading.Lock()  # print writes a line and its newline apart: one line at a time
+
+def say(path):
+    with lines:
+        print(path, flush=True)
+
 def transfer():  # a worker in the middle of a download, with its own scratch folder
     with scratch.temporary_directory(dir=where, prefix="worker-") as folder:
         (folder / "layer.tar.gz.partial").write_bytes(b"x" * 1024)
-        print(folder, flush=True)
+        say(folder)
         time.sleep(60)
 
 threading.Thread(target=transfer).start()
-print(partial, flush=True)
+say(partial)
 time.sleep(60)
 """
 
@@ -122,10 +128,15 @@ def test_sigint_removes_the_temporary_files_still_in_use(tmp_path):
         text=True,
     )
     assert proc.stdout is not None
-    made = {Path(proc.stdout.readline().strip()), Path(proc.stdout.readline().strip())}
-    assert all(path.exists() for path in made), made
-    assert len(list(tmp_path.iterdir())) == 2  # the finished folder is already gone
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=20)
+    try:
+        made = {Path(proc.stdout.readline().strip()), Path(proc.stdout.readline().strip())}
+        assert all(path.exists() for path in made), made
+        assert len(list(tmp_path.iterdir())) == 2  # the finished folder is already gone
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=20)
+    finally:  # a failed check leaves no process running into the next test
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, stderr
     assert list(tmp_path.iterdir()) == []
