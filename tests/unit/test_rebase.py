@@ -8,16 +8,13 @@ from dataclasses import replace
 import pytest
 
 from crossdock.errors import BaseImageError
-from crossdock.image.artifact import BlobSource, PlatformImage
 from crossdock.image.config import HistoryEntry, ImageConfig
-from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import sha256_of
-from crossdock.image.manifest import Manifest
-from crossdock.image.mediatypes import MediaType
 from crossdock.platform import AMD64
 from crossdock.rebase import _rebased_config, _verify
 from crossdock.registry.reference import Reference
 from crossdock.rootfs.baseprofile import read_base_profile
+from tests.support.images import layer_file, platform_image
 from tests.support.layertar import fixture_bytes, write_layer
 from tests.support.miniimage import base_entries, config_for
 
@@ -75,25 +72,9 @@ def test_a_base_with_an_older_glibc_than_the_images_binaries_need_is_refused(tmp
     )
     base_config = config_for(AMD64)
     real = read_base_profile(base_config, [base_layer])
-    manifest = Manifest.build(
-        MediaType.OCI_MANIFEST, Descriptor(MediaType.OCI_CONFIG, base_config.digest, 1), []
-    )
     base = Reference.parse("127.0.0.1:5555/old/glibc:1")
-    new = PlatformImage(
-        AMD64,
-        manifest,
-        base_config,
-        (
-            BlobSource(
-                Descriptor(MediaType.OCI_LAYER_GZIP, sha256_of(base_layer.read_bytes()), 1),
-                base_layer,
-            ),
-        ),
-    )
-    layers = [
-        *new.layers,
-        BlobSource(Descriptor(MediaType.OCI_LAYER_GZIP, sha256_of(own.read_bytes()), 1), own),
-    ]
+    new = platform_image(AMD64, [layer_file(base_layer)], config=base_config.data["config"])
+    layers = [*new.layers, layer_file(own).blob]
     image = Reference.parse("127.0.0.1:5555/svc:1")
     # With the base's real glibc (2.36 on Debian 12) the module fits.
     report = _verify(
