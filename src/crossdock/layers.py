@@ -17,7 +17,7 @@ import io
 import os
 import stat
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -31,6 +31,7 @@ from crossdock.image.digest import Digest
 __all__ = [
     "LayerBlob",
     "LayerEntry",
+    "compress_layer",
     "entries_from_tree",
     "source_date_epoch",
     "write_layer",
@@ -155,6 +156,29 @@ def write_layer(
 ) -> LayerBlob:
     """Write a gzip-compressed tar layer to ``dest`` (atomically) and return its digests."""
     fixed_mtime = source_date_epoch() if mtime is None else mtime
+
+    def write_tar(uncompressed: _HashingWriter) -> None:
+        with tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            for entry in _with_parents(entries):
+                _add(tar, entry, fixed_mtime)
+
+    return _gzipped(dest, write_tar)
+
+
+def compress_layer(tar: Path, dest: Path) -> LayerBlob:
+    """Gzip an uncompressed tar layer someone else wrote (``docker save`` holds them so) to
+    ``dest`` (atomically), as ``write_layer`` compresses its own: the same level, no mtime."""
+
+    def copy_tar(uncompressed: _HashingWriter) -> None:
+        with tar.open("rb") as source:
+            while chunk := source.read(_COPY_CHUNK):
+                uncompressed.write(chunk)
+
+    return _gzipped(dest, copy_tar)
+
+
+def _gzipped(dest: Path, write_tar: Callable[[_HashingWriter], None]) -> LayerBlob:
+    """``dest``: the gzip of what ``write_tar`` writes, both streams hashed on the way."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
     with scratch.tracked(partial):  # removed on every exit path, an interrupt's too
@@ -164,11 +188,7 @@ def write_layer(
                 filename="", mode="wb", compresslevel=_GZIP_LEVEL, fileobj=compressed, mtime=0
             ) as gz:
                 uncompressed = _HashingWriter(gz)
-                with tarfile.open(
-                    fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT
-                ) as tar:  # type: ignore[call-overload]
-                    for entry in _with_parents(entries):
-                        _add(tar, entry, fixed_mtime)
+                write_tar(uncompressed)
         partial.replace(dest)
     return LayerBlob(
         path=dest,

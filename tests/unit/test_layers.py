@@ -5,7 +5,7 @@ import tarfile
 import pytest
 
 from crossdock.image import sha256_of
-from crossdock.layers import LayerEntry, entries_from_tree, write_layer
+from crossdock.layers import LayerEntry, compress_layer, entries_from_tree, write_layer
 
 
 def _tree(root):
@@ -79,3 +79,17 @@ def test_long_paths_round_trip(tmp_path):
         handle = tar.extractfile(member)
         assert handle is not None
         assert handle.read() == b"ok"
+
+
+def test_compress_layer_gzips_a_saved_tar_as_write_layer_would(tmp_path):
+    """A tar someone else wrote (docker save's layers): the blob is its gzip, byte for byte
+    what write_layer makes of the same tar stream, and its diff_id is the tar's own digest."""
+    written = write_layer([LayerEntry("srv/a.txt", data=b"hello\n")], tmp_path / "w.tar.gz")
+    plain = tmp_path / "layer.tar"
+    plain.write_bytes(gzip.decompress((tmp_path / "w.tar.gz").read_bytes()))
+    blob = compress_layer(plain, tmp_path / "c.tar.gz")
+    assert blob.diff_id == sha256_of(plain.read_bytes()) == written.diff_id
+    assert blob.digest == written.digest
+    data = (tmp_path / "c.tar.gz").read_bytes()
+    assert sha256_of(data) == blob.digest and blob.size == len(data)
+    assert gzip.decompress(data) == plain.read_bytes()

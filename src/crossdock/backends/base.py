@@ -37,10 +37,13 @@ class LayerInfo:
 @dataclass(frozen=True)
 class BuildReport:
     """What the build of one platform made and from what; its ``verification`` is that image's
-    ``crossdock.verify.PlatformReport`` (or, for a build recalled by ``lastbuild``, its record)."""
+    ``crossdock.verify.PlatformReport`` (or, for a build recalled by ``lastbuild``, its record).
+
+    The buildx backend knows less than the native one: no base digest (the Dockerfile pulls its
+    base), no wheel list; its Python and glibc are what the verifier read in the image."""
 
     platform: Platform
-    base_digest: Digest
+    base_digest: Digest | None
     image_digest: Digest
     python_version: str
     glibc_version: str
@@ -51,12 +54,16 @@ class BuildReport:
     timings: dict[str, float] = field(default_factory=dict)
     # The service's own packages, built on the host into pure wheels (in the code's layer).
     local_packages: tuple[WheelInfo, ...] = ()
+    # Where the backend left the image besides the cache (buildx: the docker tag it loaded, or
+    # the pushed REPOSITORY@DIGEST it read back); None for the native backend, which writes
+    # nothing but the cache until the outputs are written.
+    location: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         verification = self.verification
         return {
             "platform": str(self.platform),
-            "base_digest": str(self.base_digest),
+            "base_digest": str(self.base_digest) if self.base_digest else None,
             "image_digest": str(self.image_digest),
             "python_version": self.python_version,
             "glibc_version": self.glibc_version,
@@ -93,6 +100,8 @@ class BuildReport:
 class BuildOutcome:
     image_set: ImageSet
     reports: tuple[BuildReport, ...]
+    # What the backend wants its user to know about how it built (already said to progress).
+    notes: tuple[str, ...] = ()
 
     @property
     def digest(self) -> Digest:

@@ -1,5 +1,7 @@
 """The buildx backend: the seed's Dockerfiles, built by ``docker buildx build``, then checked by
-crossdock's verifier (which reads the binaries, not the labels).
+crossdock's verifier (which reads the binaries, not the labels). It implements ``Backend`` as the
+native backend does: a plan in, an ``ImageSet`` and a report per platform out; the release (tags)
+is ``crossdock.publish``'s, the same for both backends.
 
 For people who keep Dockerfiles. It is slower than the native backend (the builder stage runs the
 target's CPU, so arm64 on an x86_64 host runs under QEMU) and needs a Docker daemon, but it builds
@@ -10,16 +12,27 @@ Per build:
   map those bases through registry-mirrors and pass the mirrored names as build arguments
   per platform, or all at once when the builder can export several platforms:
       docker buildx build --platform P --build-arg SERVICE_FOLDER=S ... --load | --push
-  with several platforms on a ``docker`` driver builder: each platform is pushed as TAG-ARCH and
-  the index is assembled from the pushed manifests (the docker driver cannot export a
-  multi-platform result: neither ``--load`` nor ``--push``)
-  verify every built image (from the registry, or from ``docker save`` for local loads)
+  read each built image back and verify it; the ``ImageSet`` is what was read.
 
-For a release (``--env``), ``stage=True``: each platform is pushed under a temporary tag
-(``crossdock-staging-TOKEN-ARCH``; the docker driver cannot push by digest alone), verified, and
-returned as an ``ImageSet`` whose blobs are the verified copies in the blob cache. No other tag
-is written here: the release code tags that set as it tags a native build (tags last). Registries
-cannot delete a tag without its manifest, so the staging tag stays behind.
+buildx hands its result to docker or to a registry, never to crossdock directly, so where it goes
+is the backend's setting (``output``), from which it reads the result back:
+
+* ``DockerStore`` (a local build): ``--load`` each platform as ``crossdock/SERVICE:TAG-ARCH`` (the
+  native backend's ``docker load`` names; docker's image store holds one platform per tag), read
+  back with ``docker save``; its layers, uncompressed there, are gzipped into the blob cache as
+  ``docker push`` would send them (a Docker manifest per platform).
+* ``StagingRepository`` (a release): ``--push`` under a temporary tag
+  (``crossdock-staging-TOKEN-ARCH``; the docker driver cannot push by digest alone), read back
+  from the registry. No other tag is written here: the release tags the verified manifests, tags
+  last. Registries cannot delete a tag without its manifest, so the staging tag stays behind.
+
+From Python, a release of a Dockerfile build is the native one's with another backend::
+
+    config, publishing = prepare_release(config, env="dev")
+    backend = BuildxBackend(dockerfile, mirrors=Mirrors(config.registry_mirrors),
+                            output=StagingRepository(publishing.request.repository))
+    outcome = build(make_plan(config), backend, progress)
+    release(publishing, outcome.image_set, checked=True)
 
 The Dockerfile is read by ``backends.dockerfile`` and the arguments rendered by
 ``backends.buildx_args`` (both pure, so tests check them); docker runs through
@@ -31,76 +44,75 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from crossdock import scratch
-from crossdock.backends.base import Progress
+from crossdock.backends.base import BuildOutcome, BuildReport, LayerInfo, Progress
 from crossdock.backends.buildx_args import BuildxInvocation, builder_driver, render_buildx_args
 from crossdock.backends.dockerfile import mirrored_base_args, read_dockerfile
-from crossdock.cache import CacheLayout
+from crossdock.cache import BlobCache, CacheLayout
 from crossdock.dockercli import Docker, find_docker
 from crossdock.errors import ConfigError, ToolError, VerificationError
-from crossdock.image.artifact import ImageSet, PlatformImage
-from crossdock.image.config import ImageConfig
-from crossdock.image.digest import Digest
+from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
+from crossdock.image.descriptor import Descriptor
+from crossdock.image.manifest import Manifest
+from crossdock.image.mediatypes import MediaType
 from crossdock.image.mutate import index_of
+from crossdock.layers import compress_layer
 from crossdock.plan import BuildPlan
 from crossdock.platform import Platform
 from crossdock.registry.client import RegistryClient
-from crossdock.registry.reference import Mirrors, Reference
-from crossdock.sinks.registry import push_image_set
+from crossdock.registry.reference import Mirrors, Reference, check_tag
 from crossdock.sources import image_label
 from crossdock.sources.docker_archive import read_docker_archive
 from crossdock.sources.registry import pull_platform_image
 from crossdock.transports import DockerArchive
 from crossdock.verify import PlatformReport, verify_image
 
-__all__ = ["BuildxBackend", "BuildxResult", "BuiltImage", "buildx_image_set"]
+__all__ = [
+    "BuildxBackend",
+    "BuildxOutput",
+    "DockerStore",
+    "StagingRepository",
+    "buildx_image_set",
+]
 
 
 @dataclass(frozen=True)
-class BuiltImage:
+class DockerStore:
+    """buildx loads each platform into docker as ``crossdock/SERVICE:TAG-ARCH``."""
+
+    tag: str = "latest"
+
+    def __post_init__(self) -> None:
+        check_tag(self.tag)
+
+    def name(self, service: str, platform: Platform) -> str:
+        return f"crossdock/{service}:{platform.tag(self.tag)}"
+
+
+@dataclass(frozen=True)
+class StagingRepository:
+    """buildx pushes to ``repository`` under a staging tag; the release writes the real tags."""
+
+    repository: Reference
+
+
+BuildxOutput = DockerStore | StagingRepository
+
+
+@dataclass(frozen=True)
+class _Built:
+    """One platform as buildx left it: where (a docker tag or a pushed tag) and how long."""
+
     platform: Platform
-    # Where the image can be found: a local docker tag, or a pushed reference by digest.
-    reference: str
-    verification: PlatformReport
+    where: str
     seconds: float
 
 
-@dataclass(frozen=True)
-class BuildxResult:
-    images: tuple[BuiltImage, ...]
-    index: str | None = None
-    notes: tuple[str, ...] = ()
-    commands: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
-    # With ``stage=True``: the verified images (pushed under a staging tag), not yet tagged.
-    staged: ImageSet | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "backend": "buildx",
-            "images": [
-                {
-                    "platform": str(i.platform),
-                    "reference": i.reference,
-                    "seconds": round(i.seconds, 1),
-                    "verification": i.verification.to_json(),
-                }
-                for i in self.images
-            ],
-            "index": self.index,
-            "notes": list(self.notes),
-        }
-
-
 class BuildxBackend:
-    """Build a plan's service with a Dockerfile through ``docker buildx build``.
-
-    ``push`` is ``REGISTRY/REPO:TAG``; without it, images are loaded into the daemon as
-    ``crossdock/SERVICE:TAG-ARCH`` (the native backend's ``docker load`` names).
-    """
+    """Build a plan's service with a Dockerfile through ``docker buildx build``."""
 
     name = "buildx"
 
@@ -109,6 +121,7 @@ class BuildxBackend:
         dockerfile: Path,
         *,
         mirrors: Mirrors,
+        output: BuildxOutput | None = None,
         docker: str = "docker",
         builder: str | None = None,
         allow: tuple[str, ...] = (),
@@ -116,21 +129,14 @@ class BuildxBackend:
     ) -> None:
         self.dockerfile = dockerfile
         self.mirrors = mirrors
+        self.output = output or DockerStore()
         self.docker = docker
         self.builder = builder
         self.allow = allow
         self._environ = environ
         self._driver: Docker | None = None
 
-    def build(
-        self,
-        plan: BuildPlan,
-        progress: Progress,
-        *,
-        push: str | None = None,
-        tag: str = "latest",
-        stage: bool = False,
-    ) -> BuildxResult:
+    def build(self, plan: BuildPlan, progress: Progress) -> BuildOutcome:
         if plan.project.layout != "seed":
             # The seed's Dockerfiles take backend/ as their context and SERVICE_FOLDER under it.
             raise ConfigError(
@@ -155,28 +161,25 @@ class BuildxBackend:
         base_args = mirrored_base_args(facts, self.mirrors)
         driver = builder_driver(self._run(["buildx", "inspect", *self._builder_opt()]))
         lambda_target = plan.single_manifests
-        target_ref = Reference.parse(push, default_tag=tag) if push else None
-        if stage:
-            if target_ref is None:
-                raise ConfigError("staging a buildx release needs the repository to push to")
-            target_ref = target_ref.with_tag(f"crossdock-staging-{secrets.token_hex(4)}")
+        staging = (
+            self.output.repository.with_tag(f"crossdock-staging-{secrets.token_hex(4)}")
+            if isinstance(self.output, StagingRepository)
+            else None
+        )
         # One build per platform unless the builder exports multi-platform results (not the
         # docker driver) and one index is what we want (not Lambda: it refuses indexes).
         together = (
             len(plan.platforms) > 1
             and driver not in (None, "docker")
-            and target_ref is not None
+            and staging is not None
             and not lambda_target
-            # A staged release needs each platform's own manifest; its index is crossdock's.
-            and not stage
         )
         notes: list[str] = []
         if len(plan.platforms) > 1 and not together:
-            notes.append(_one_platform_at_a_time_note(driver, target_ref, lambda_target))
+            notes.append(_one_platform_at_a_time_note(driver, staging, lambda_target))
             progress(None, notes[-1])
         groups = [plan.platforms] if together else [(p,) for p in plan.platforms]
-        commands: list[tuple[str, ...]] = []
-        built: list[tuple[Platform, str, float]] = []
+        built: list[_Built] = []
         for group in groups:
             args = {"SERVICE_FOLDER": plan.service, **base_args}
             if len(group) == 1 and facts.declares_targetplatform:
@@ -184,38 +187,38 @@ class BuildxBackend:
                 # Dockerfile redeclares it with `ARG TARGETPLATFORM` (as the seed's do); passing
                 # the value explicitly is what newer BuildKit does implicitly.
                 args["TARGETPLATFORM"] = group[0].short
-            tags = self._buildx_tags(plan, group, target_ref, tag, together=together)
+            where = self._buildx_tag(plan, group, staging, together=together)
             invocation = BuildxInvocation(
                 context=context,
                 dockerfile=self.dockerfile,
                 platforms=group,
                 build_args=args,
-                tags=tags,
-                output="push" if target_ref else "load",
+                tags=(where,),
+                output="push" if staging else "load",
                 attestations=False,
                 builder=self.builder,
             )
-            command = (docker, *render_buildx_args(invocation))
-            commands.append(command)
-            where = ", ".join(p.short for p in group)
-            progress(group[0] if len(group) == 1 else None, f"docker buildx build ({where})")
+            shown = ", ".join(p.short for p in group)
+            progress(group[0] if len(group) == 1 else None, f"docker buildx build ({shown})")
             started = time.monotonic()
-            self._run(command[1:], stream=True)
+            self._run(render_buildx_args(invocation), stream=True)
             seconds = time.monotonic() - started
             progress(group[0] if len(group) == 1 else None, f"built in {seconds:.1f}s")
-            built.extend((p, tags[0], seconds) for p in group)
-        return self._verify_all(
-            plan,
-            built=built,
-            target_ref=target_ref,
-            tag=tag,
-            together=together,
-            lambda_target=lambda_target,
-            stage=stage,
-            notes=notes,
-            commands=commands,
-            progress=progress,
+            built.extend(_Built(p, where, seconds) for p in group)
+        blobs = CacheLayout(plan.cache_dir).blobs
+        if staging is None:
+            read = [self._read_loaded(b, blobs) for b in built]
+        else:
+            read = self._read_pushed(staging, built, blobs)
+        _check_verified(read, progress)
+        image_set = buildx_image_set(
+            [image for image, _, _ in read], single_manifests=lambda_target
         )
+        reports = tuple(
+            _build_report(image, verification, where, one.seconds)
+            for (image, verification, where), one in zip(read, built, strict=True)
+        )
+        return BuildOutcome(image_set, reports, tuple(notes))
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -229,124 +232,94 @@ class BuildxBackend:
                 hint=f"run `uv lock --project {plan.service_dir}` (and commit the lock)",
             )
 
-    def _buildx_tags(
+    def _buildx_tag(
         self,
         plan: BuildPlan,
         group: tuple[Platform, ...],
-        target_ref: Reference | None,
-        tag: str,
+        staging: Reference | None,
         *,
         together: bool,
-    ) -> tuple[str, ...]:
-        """What ``--tag`` names: the platform's TAG-ARCH (in docker as ``crossdock/SERVICE``,
-        as the native backend's archives name it), or TAG when buildx pushes all together."""
-        if target_ref is None:
-            return (f"crossdock/{plan.service}:{group[0].tag(tag)}",)
-        base = f"{target_ref.registry}/{target_ref.repository}"
-        tag = target_ref.tag or tag
-        if together:
-            return (f"{base}:{tag}",)
-        return (f"{base}:{group[0].tag(tag)}",)
+    ) -> str:
+        """What ``--tag`` names: the platform's TAG-ARCH in docker (``crossdock/SERVICE``, as
+        the native backend's archives name it), or the staging tag (-ARCH unless together)."""
+        if staging is None:
+            store = self.output if isinstance(self.output, DockerStore) else DockerStore()
+            return store.name(plan.service, group[0])
+        tag = staging.tag or "crossdock-staging"
+        base = f"{staging.registry}/{staging.repository}"
+        return f"{base}:{tag}" if together else f"{base}:{group[0].tag(tag)}"
 
-    def _verify_all(
-        self,
-        plan: BuildPlan,
-        *,
-        built: Sequence[tuple[Platform, str, float]],
-        target_ref: Reference | None,
-        tag: str,
-        together: bool,
-        lambda_target: bool,
-        stage: bool,
-        notes: list[str],
-        commands: list[tuple[str, ...]],
-        progress: Progress,
-    ) -> BuildxResult:
-        images: list[BuiltImage] = []
-        index: str | None = None
-        if target_ref is None:
-            for platform, local_tag, seconds in built:
-                report = self._verify_loaded(local_tag, platform)
-                images.append(BuiltImage(platform, local_tag, report, seconds))
-            _check_verified(images, progress)
-            return BuildxResult(tuple(images), None, tuple(notes), tuple(commands))
-        with RegistryClient(target_ref.registry, environ=self._environ) as client:
-            cache = CacheLayout(plan.cache_dir).blobs
-            verified: list[PlatformImage] = []
-            for platform, pushed, seconds in built:
+    def _read_pushed(
+        self, staging: Reference, built: Sequence[_Built], blobs: BlobCache
+    ) -> list[tuple[PlatformImage, PlatformReport, str]]:
+        """Each pushed platform image, read back from the registry (the one image model) and
+        verified; the third item names it as ``REPOSITORY@DIGEST``."""
+        out = []
+        with RegistryClient(staging.registry, environ=self._environ) as client:
+            for one in built:
                 # What buildx pushed (a builder that adds attestations wraps the image in an
-                # index): its manifest, config and layers, the one image model.
-                pushed_ref = Reference.parse(pushed)
+                # index): its manifest, config and layers.
+                pushed = Reference.parse(one.where)
                 image = pull_platform_image(
                     client,
-                    pushed_ref,
-                    client.get_manifest(pushed_ref),
-                    platform,
-                    cache,
-                    name=pushed,
+                    pushed,
+                    client.get_manifest(pushed),
+                    one.platform,
+                    blobs,
+                    name=one.where,
                     hint="check the builder's output (docker buildx imagetools inspect)",
                     error=VerificationError,
                 )
-                ref = f"{target_ref.registry}/{target_ref.repository}@{image.digest}"
+                ref = f"{staging.registry}/{staging.repository}@{image.digest}"
                 report = self._verify(
-                    image.config,
-                    [blob.path for blob in image.layers],
-                    [blob.descriptor.digest for blob in image.layers],
-                    name=ref,
-                    platform=platform,
+                    image, [blob.path for blob in image.layers], name=ref, platform=one.platform
                 )
-                images.append(BuiltImage(platform, ref, report, seconds))
-                verified.append(image)
-            # buildx has already written TAG-ARCH (or TAG, pushing together); TAG is written
-            # by crossdock only once every platform passed.
-            _check_verified(images, progress)
-            if stage:
-                staged = buildx_image_set(verified, single_manifests=lambda_target)
-                return BuildxResult(tuple(images), None, tuple(notes), tuple(commands), staged)
-            final_tag = target_ref.tag or tag
-            if not together and not lambda_target and len(verified) > 1:
-                assembled = index_of(verified)
-                where = f"{target_ref.registry}/{target_ref.repository}"
-                index = f"{where}:{final_tag}@{assembled.digest}"
-                notes.append(f"index {index} assembled from the pushed manifests")
-                progress(None, notes[-1])
-                # Blobs and manifests are there (HEADed, not sent): the index by digest, TAG last.
-                complete = ImageSet(tuple(verified), assembled)
-                push_image_set(client, complete, target_ref, {final_tag: assembled.digest})
-            elif not together and len(verified) == 1:
-                # One platform: TAG names its manifest too, as a one-platform build would.
-                complete = ImageSet(tuple(verified), None)
-                push_image_set(client, complete, target_ref, {final_tag: verified[0].digest})
-        return BuildxResult(tuple(images), index, tuple(notes), tuple(commands))
+                out.append((image, report, ref))
+        return out
 
-    def _verify_loaded(self, local_tag: str, platform: Platform) -> PlatformReport:
+    def _read_loaded(
+        self, built: _Built, blobs: BlobCache
+    ) -> tuple[PlatformImage, PlatformReport, str]:
+        """The image docker holds under ``built.where`` (``docker save``), verified, as the
+        one image model: its config as docker has it, each layer gzipped into the blob cache as
+        ``docker push`` would send it (a Docker manifest)."""
         with scratch.temporary_directory(prefix="crossdock-save-") as tmp:
             archive = Path(tmp) / "image.tar"
-            self._run(["save", "-o", str(archive), local_tag])
-            (image,) = read_docker_archive(archive, Path(tmp) / "layers").images
-            return self._verify(
-                image.config,
-                [blob.path for blob in image.layers],
-                [blob.descriptor.digest for blob in image.layers],
-                name=image_label(DockerArchive(archive), image),
-                platform=platform,
+            self._run(["save", "-o", str(archive), built.where])
+            (saved,) = read_docker_archive(archive, Path(tmp) / "layers").images
+            # Verified on the layers docker saved (uncompressed, known by their diff_ids).
+            report = self._verify(
+                saved,
+                [blob.path for blob in saved.layers],
+                name=image_label(DockerArchive(archive), saved),
+                platform=built.platform,
             )
+            layers = []
+            for number, (saved_layer, diff_id) in enumerate(
+                zip(saved.layers, saved.config.diff_ids, strict=True)
+            ):
+                blob = compress_layer(saved_layer.path, Path(tmp) / f"{number}.tar.gz")
+                if blob.diff_id != diff_id:  # unreachable: read_docker_archive checked them
+                    raise VerificationError(f"{built.where}: layer {number} is not its diff_id")
+                descriptor = blob.descriptor(MediaType.DOCKER_LAYER_GZIP)
+                layers.append(BlobSource(descriptor, blobs.adopt(blob.path, blob.digest)))
+        config = saved.config
+        manifest = Manifest.build(
+            MediaType.DOCKER_MANIFEST,
+            Descriptor(MediaType.DOCKER_CONFIG, config.digest, len(config.raw)),
+            [layer.descriptor for layer in layers],
+        )
+        return PlatformImage(built.platform, manifest, config, tuple(layers)), report, built.where
 
     def _verify(
-        self,
-        config: ImageConfig,
-        layer_paths: Sequence[Path],
-        layer_digests: Sequence[Digest | None],
-        *,
-        name: str,
-        platform: Platform,
+        self, image: PlatformImage, layer_paths: Sequence[Path], *, name: str, platform: Platform
     ) -> PlatformReport:
         # The platform we asked buildx for is checked against the config and every binary.
         return verify_image(
-            config,
+            image.config,
             layer_paths,
             allow=self.allow,
-            layer_digests=layer_digests,
+            layer_digests=[blob.descriptor.digest for blob in image.layers],
             declared_platform=platform,
             image_name=name,
         )
@@ -375,28 +348,54 @@ def buildx_image_set(images: Sequence[PlatformImage], *, single_manifests: bool)
     return ImageSet(tuple(images), index_of(images))
 
 
-def _check_verified(images: Sequence[BuiltImage], progress: Progress) -> None:
-    for image in images:
-        state = "passed" if image.verification.passed else "FAILED"
-        progress(image.platform, f"verification {state}: {image.reference}")
-    failed = [i for i in images if not i.verification.passed]
+def _check_verified(
+    read: Sequence[tuple[PlatformImage, PlatformReport, str]], progress: Progress
+) -> None:
+    for image, verification, where in read:
+        state = "passed" if verification.passed else "FAILED"
+        progress(image.platform, f"verification {state}: {where}")
+    failed = [(image, report, where) for image, report, where in read if not report.passed]
     if failed:
         raise VerificationError(
             "buildx built image(s) that fail verification: "
-            + ", ".join(f"{i.platform} ({i.reference})" for i in failed),
-            report=failed[0].verification,
+            + ", ".join(f"{image.platform} ({where})" for image, _, where in failed),
+            report=failed[0][1],
         )
 
 
+def _build_report(
+    image: PlatformImage, verification: PlatformReport, where: str, seconds: float
+) -> BuildReport:
+    """What is known of a buildx build: the image read back, what the verifier read in it, and
+    how long buildx took (one figure for the platforms it built together)."""
+    layers = tuple(
+        LayerInfo("dockerfile", blob.descriptor.digest, diff_id, blob.descriptor.size)
+        for blob, diff_id in zip(image.layers, image.config.diff_ids, strict=True)
+    )
+    return BuildReport(
+        platform=image.platform,
+        base_digest=None,
+        image_digest=image.digest,
+        python_version=verification.python_version or "",
+        glibc_version=verification.glibc.available or "",
+        python_platform="",
+        wheels=(),
+        layers=layers,
+        verification=verification,
+        timings={"total": seconds},
+        location=where,
+    )
+
+
 def _one_platform_at_a_time_note(
-    driver: str | None, target_ref: Reference | None, lambda_target: bool
+    driver: str | None, staging: Reference | None, lambda_target: bool
 ) -> str:
     if lambda_target:
         return (
             "building one platform at a time: Lambda refuses image indexes, so each platform "
             "gets its own single-architecture manifest (tag TAG-ARCH)"
         )
-    if target_ref is None:
+    if staging is None:
         return (
             "building one platform at a time: the docker image store holds one platform per tag, "
             "so each is loaded as TAG-ARCH"

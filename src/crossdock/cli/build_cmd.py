@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -34,7 +33,7 @@ from crossdock.cli.push_cmd import (
 )
 
 if TYPE_CHECKING:
-    from crossdock.backends.base import BuildOutcome
+    from crossdock.backends.base import Backend, BuildOutcome
     from crossdock.publish.release import ReleaseResult
     from crossdock.transports import ImageName
 
@@ -121,17 +120,34 @@ def build(
     verbose: VerboseOpt = False,
 ) -> None:
     """Build the service's image for each platform, verify it, and write or push it."""
+    from contextlib import nullcontext
+
+    from crossdock.build import OutputSpec, make_plan
+    from crossdock.build import build as run_build
+    from crossdock.publish.git import head_revision
+    from crossdock.publish.pipeline import prepare_release
     from crossdock.transports import DockerArchive, OciLayout, destination, registry_destination
 
     layout = destination(oci_layout, OciLayout) if oci_layout else None
     archive = destination(docker_archive, DockerArchive) if docker_archive else None
     push = registry_destination(push) if push else None
+    buildx = backend_name != "native" or dockerfile is not None
+    if buildx:
+        from crossdock.backends.dockerfile import target_for_dockerfile
+        from crossdock.cli.buildx_cmd import buildx_dockerfile
+
+        local_outputs = layout is not None or archive is not None
+        path = buildx_dockerfile(
+            project, backend_name, dockerfile, local_outputs=local_outputs, smoke=smoke
+        )
+        # Dockerfile.lambda builds for Lambda: the file's name says the target unless --target does.
+        config = load(project, service, platform, target or target_for_dockerfile(path), base)
+    else:
+        config = load(project, service, platform, target, base, bytecode=bytecode)
     # Resolved before building (by either backend): a bad destination or a refused dirty tree
     # fails fast, and prod narrows the platforms to the production architecture.
-    from crossdock.publish.pipeline import prepare_release
-
-    resolve_publishing = partial(
-        prepare_release,
+    narrowed, publishing = prepare_release(
+        config,
         env=env,
         to=push,
         tag=tag,
@@ -140,58 +156,40 @@ def build(
         create_repository=create_repository,
         progress=progress,
     )
-    if backend_name != "native" or dockerfile is not None:
-        from crossdock.cli.buildx_cmd import build_with_buildx, buildx_dockerfile
-        from crossdock.errors import ConfigError
-
-        if smoke:
-            raise ConfigError(
-                "--smoke is for the native backend",
-                hint="docker buildx already ran the build steps inside the image; run the "
-                "image with `crossdock run` to try it",
-            )
-        from crossdock.backends.dockerfile import target_for_dockerfile
-
-        local_outputs = layout is not None or archive is not None
-        path = buildx_dockerfile(project, backend_name, dockerfile, local_outputs=local_outputs)
-
-        # Dockerfile.lambda builds for Lambda: the file's name says the target unless --target does.
-        config = load(project, service, platform, target or target_for_dockerfile(path), base)
-        publishing = None
-        if env or dry_run:  # a release; a bare --push is buildx's own push
-            narrowed, publishing = resolve_publishing(config)
-            config = narrowed or config
-        build_with_buildx(
-            config,
-            path,
-            publishing=publishing,
-            push=push,
-            tag=tag,
-            allow=tuple(allow or ()),
-            json_output=json_output,
-        )
-        return
-    from crossdock.backends.native import NativeBackend
-    from crossdock.build import OutputSpec, make_plan
-    from crossdock.build import build as run_build
-    from crossdock.publish.git import head_revision
-
-    config = load(project, service, platform, target, base, bytecode=bytecode)
-    narrowed, publishing = resolve_publishing(config)
     config = narrowed or config
     build_plan = make_plan(config, revision=head_revision(config.service_dir))
-    backend = NativeBackend(allow=tuple(allow or ()))
-    output = OutputSpec(
-        oci_layout=layout.path if layout else None,
-        docker_archive=archive.path if archive else None,
-        tag=_local_tag(layout, archive, tag),
-        archive_repository=_archive_repository(archive),
-    )
-    with progress.shown(quiet=quiet):
+    backend: Backend
+    if buildx:
+        from crossdock.cli.buildx_cmd import buildx_backend
+
+        backend = buildx_backend(config, path, publishing, tag=tag, allow=tuple(allow or ()))
+        output = None
+    else:
+        from crossdock.backends.native import NativeBackend
+
+        backend = NativeBackend(allow=tuple(allow or ()))
+        output = OutputSpec(
+            oci_layout=layout.path if layout else None,
+            docker_archive=archive.path if archive else None,
+            tag=_local_tag(layout, archive, tag),
+            archive_repository=_archive_repository(archive),
+        )
+    # buildx streams docker's own output to the terminal: no live view over it.
+    with nullcontext() if buildx else progress.shown(quiet=quiet):
         outcome = run_build(build_plan, backend, progress, output, smoke=smoke)
         # build() refused what the target cannot run before writing; the release is that set.
-        release = publish(publishing, outcome.image_set, checked=True) if publishing else None
-    _report(outcome, json_output, release, verbose=verbose)
+        # A buildx dry run built into docker: the digests a push would give are not known.
+        release = None
+        if publishing is not None and not (buildx and publishing.dry_run):
+            release = publish(publishing, outcome.image_set, checked=True)
+    if buildx:
+        from crossdock.cli.buildx_cmd import render_buildx
+
+        render_buildx(
+            outcome, publishing, release, platforms=build_plan.platforms, json_output=json_output
+        )
+    else:
+        _report(outcome, json_output, release, verbose=verbose)
 
 
 def _local_tag(layout: ImageName | None, archive: ImageName | None, tag: str) -> str:

@@ -1,39 +1,52 @@
-"""``crossdock build --backend buildx --dockerfile PATH``: the Dockerfile route of ``build``.
+"""``crossdock build --backend buildx --dockerfile PATH``: the options only the Dockerfile route
+of ``build`` reads, and how its result is shown. The build itself is ``build``'s own path
+(``crossdock.build.build`` with a ``BuildxBackend``, then ``publish.pipeline.release``).
 
-Kept out of build_cmd.py so that the native route stays as it is; ``build`` dispatches here.
-
-``--env`` publishes with the same release code as a native build: buildx pushes each platform
-under a staging tag, crossdock verifies it, then the release tags the verified manifests (and the
-index crossdock assembles) exactly as it tags a native build, tags last. ``--dry-run`` builds
-into docker (``--load``) and verifies, pushes nothing, and prints the tags: their digests are
-unknown, because a registry digest exists only once buildx pushes.
+A release (``--env``, ``--push``) has buildx push each platform under a staging tag, crossdock
+verify it, then the release tag the verified manifests (and the index crossdock assembles)
+exactly as it tags a native build, tags last. ``--dry-run`` builds into docker (``--load``) and
+verifies, pushes nothing, and prints the tags: their digests are unknown, because a registry
+digest exists only once buildx pushes.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from crossdock.backends.buildx import BuildxBackend, BuildxResult
-from crossdock.cli.common import err_console, out_console, progress
-from crossdock.cli.push_cmd import publish, render_release
-from crossdock.config import Config
+from crossdock.cli.common import err_console, out_console
+from crossdock.cli.push_cmd import render_release
 from crossdock.errors import ConfigError
-from crossdock.plan import BuildPlan
-from crossdock.publish.git import head_revision
-from crossdock.publish.pipeline import Publishing
-from crossdock.publish.release import ReleaseResult
-from crossdock.registry.reference import Mirrors
 from crossdock.text import literal
 
-__all__ = ["build_with_buildx", "buildx_dockerfile"]
+if TYPE_CHECKING:
+    from crossdock.backends.base import BuildOutcome
+    from crossdock.backends.buildx import BuildxBackend
+    from crossdock.config import Config
+    from crossdock.platform import Platform
+    from crossdock.publish.pipeline import Publishing
+    from crossdock.publish.release import ReleaseResult
+
+__all__ = ["buildx_backend", "buildx_dockerfile", "render_buildx"]
 
 
 def buildx_dockerfile(
-    project: Path, backend_name: str, dockerfile: Path | None, *, local_outputs: bool
+    project: Path,
+    backend_name: str,
+    dockerfile: Path | None,
+    *,
+    local_outputs: bool,
+    smoke: bool,
 ) -> Path:
     """The Dockerfile ``--backend buildx --dockerfile PATH`` builds (relative to the project);
     refuses the options only the native backend takes."""
+    if smoke:
+        raise ConfigError(
+            "--smoke is for the native backend",
+            hint="docker buildx already ran the build steps inside the image; run the "
+            "image with `crossdock run` to try it",
+        )
     if backend_name != "buildx":
         raise ConfigError(
             f"unknown backend {backend_name!r}"
@@ -54,60 +67,95 @@ def buildx_dockerfile(
     return dockerfile if dockerfile.is_absolute() else project / dockerfile
 
 
-def build_with_buildx(
+def buildx_backend(
     config: Config,
     dockerfile: Path,
-    *,
     publishing: Publishing | None,
-    push: str | None,
+    *,
     tag: str,
     allow: tuple[str, ...],
+) -> BuildxBackend:
+    """The backend for these options: a release stages its pushes in the release's repository;
+    anything else (a dry run too) loads into docker as ``crossdock/SERVICE:TAG-ARCH``."""
+    from crossdock.backends.buildx import BuildxBackend, DockerStore, StagingRepository
+    from crossdock.registry.reference import Mirrors
+
+    releasing = publishing is not None and not publishing.dry_run
+    output = (
+        StagingRepository(publishing.request.repository)
+        if publishing is not None and releasing
+        else DockerStore(tag)
+    )
+    return BuildxBackend(
+        dockerfile, mirrors=Mirrors(config.registry_mirrors), output=output, allow=allow
+    )
+
+
+def render_buildx(
+    outcome: BuildOutcome,
+    publishing: Publishing | None,
+    release: ReleaseResult | None,
+    *,
+    platforms: tuple[Platform, ...],
     json_output: bool,
 ) -> None:
-    """Build with buildx; with ``publishing`` (``--env``/``--dry-run``) release the verified
-    images through the same release as a native build."""
-    from crossdock.build import make_plan
-
-    plan = make_plan(config, revision=head_revision(config.service_dir))
-    backend = BuildxBackend(dockerfile, mirrors=Mirrors(config.registry_mirrors), allow=allow)
-    if publishing is None:
-        _report(backend.build(plan, progress, push=push, tag=tag), json_output)
-    elif publishing.dry_run:
-        _report(backend.build(plan, progress, tag=tag), json_output)
-        _report_dry_run(publishing, plan, json_output)
-    else:
-        repository = publishing.request.repository
-        result = backend.build(plan, progress, push=str(repository), stage=True)
-        if result.staged is None:  # unreachable: stage=True with a repository stages a set
-            raise ConfigError("the buildx backend returned no staged images to release")
-        _report(result, json_output, publish(publishing, result.staged))
-
-
-def _report(result: BuildxResult, json_output: bool, release: ReleaseResult | None = None) -> None:
+    """Each platform where buildx left it and its verdict, the index the release pushed, the
+    backend's notes, then the release (or, for a dry run, the tags it would write)."""
+    index = _released_index(outcome, publishing, release)
     if json_output:
-        out = result.to_json()
+        out: dict[str, Any] = {
+            "backend": "buildx",
+            "images": [
+                {
+                    "platform": str(report.platform),
+                    "reference": report.location,
+                    "seconds": round(report.timings.get("total", 0.0), 1),
+                    "verification": report.verification.to_json(),
+                }
+                for report in outcome.reports
+            ],
+            "index": index,
+            "notes": list(outcome.notes),
+        }
         if release is not None:
             out["push"] = release.to_json()
         out_console.print_json(json.dumps(out))
-        return
-    for image in result.images:
-        out_console.print(
-            f"{image.platform}  {literal(image.reference)}  built in {image.seconds:.1f}s, "
-            f"verification {'passed' if image.verification.passed else 'FAILED'}",
-            highlight=False,
-        )
-    if result.index:
-        out_console.print(f"index {result.index}", highlight=False)
-    for note in result.notes:
-        err_console.print(f"note: {literal(note)}", highlight=False)
-    if release is not None:
-        render_release(release)
+    else:
+        for report in outcome.reports:
+            passed = "passed" if report.verification.passed else "FAILED"
+            out_console.print(
+                f"{report.platform}  {literal(report.location or '')}  built in "
+                f"{report.timings.get('total', 0.0):.1f}s, verification {passed}",
+                highlight=False,
+            )
+        if index:
+            out_console.print(f"index {index}", highlight=False)
+        for note in outcome.notes:
+            err_console.print(f"note: {literal(note)}", highlight=False)
+        if release is not None:
+            render_release(release)
+    if publishing is not None and publishing.dry_run:
+        _render_dry_run(publishing, platforms, json_output)
 
 
-def _report_dry_run(publishing: Publishing, plan: BuildPlan, json_output: bool) -> None:
+def _released_index(
+    outcome: BuildOutcome, publishing: Publishing | None, release: ReleaseResult | None
+) -> str | None:
+    """``REPOSITORY[:TAG]@DIGEST`` of the index the release pushed (None: no index pushed)."""
+    index = outcome.image_set.index
+    if publishing is None or release is None or release.report is None or index is None:
+        return None
+    request = publishing.request
+    tag = f":{request.tag}" if request.env is None else ""
+    return f"{publishing.where}{tag}@{index.digest}"
+
+
+def _render_dry_run(
+    publishing: Publishing, platforms: tuple[Platform, ...], json_output: bool
+) -> None:
     """The tags a release would write (same scheme as a native release), without digests."""
     notes: list[str] = []
-    assignments = publishing.planned_tags(plan.platforms, notes=notes)
+    assignments = publishing.planned_tags(platforms, notes=notes)
     where = publishing.where
     if json_output:
         tags = [{"tag": a.tag, "digest": None, "points_to": str(a.points_to)} for a in assignments]
