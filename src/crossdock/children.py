@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, overload
 
-__all__ = ["run_child"]
+__all__ = ["run_child", "start_child"]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -78,3 +78,14 @@ def run_child(
     if _DIE_WITH_PARENT is not None:
         kwargs.setdefault("preexec_fn", functools.partial(_DIE_WITH_PARENT, os.getpid()))
     return subprocess.run(args, text=text, check=check, **kwargs)
+
+
+def start_child(
+    args: Sequence[str | os.PathLike[str]],
+    **kwargs: Any,  # noqa: ANN401 - subprocess.Popen's own keywords, passed through as they are
+) -> subprocess.Popen[str]:
+    """``subprocess.Popen(args, text=True, ...)`` whose child dies with crossdock (on Linux),
+    for a child that is talked to while it runs."""
+    if _DIE_WITH_PARENT is not None:
+        kwargs.setdefault("preexec_fn", functools.partial(_DIE_WITH_PARENT, os.getpid()))
+    return subprocess.Popen(args, text=True, **kwargs)

@@ -144,6 +144,11 @@ class NativeBackend:
 
         mark = time.perf_counter()
         bytecode_python = self._bytecode_python(plan, platform, profile, progress)
+        if bytecode_python is not None:
+            from crossdock.resolve import prepare_compiler
+
+            # Its interpreter starts while the dependencies are checked and packed.
+            prepare_compiler(bytecode_python)
         resolution, deps_blob, deps_cached = self._dependencies_layer(
             plan, platform, profile, cache, bytecode_python, progress=progress
         )

@@ -14,6 +14,7 @@ from crossdock.resolve.bytecode import (
     bytecode_python,
     compile_bytecode,
     find_host_python,
+    prepare_compiler,
 )
 from crossdock.resolve.cache import install_dependencies
 from crossdock.resolve.localprojects import install_local_projects
@@ -34,6 +35,7 @@ __all__ = [
     "install",
     "install_dependencies",
     "install_local_projects",
+    "prepare_compiler",
     "resolve",
     "rewrite_shebangs",
 ]

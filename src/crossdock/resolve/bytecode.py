@@ -23,6 +23,7 @@ here.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import importlib.util
@@ -38,11 +39,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossdock import scratch
-from crossdock.children import run_child
+from crossdock.children import run_child, start_child
 from crossdock.errors import ToolError
 from crossdock.resolve.uv import Uv
 
-__all__ = ["BytecodePython", "bytecode_python", "compile_bytecode", "find_host_python"]
+__all__ = [
+    "BytecodePython",
+    "bytecode_python",
+    "compile_bytecode",
+    "find_host_python",
+    "prepare_compiler",
+]
 
 
 def _is_running_interpreter(python: str) -> bool:
@@ -307,8 +314,70 @@ def _image_folder(image_dir: str, rel_dir: Path) -> str:
     return image_dir if rel_dir == Path() else posixpath.join(image_dir, rel_dir.as_posix())
 
 
+def prepare_compiler(python: str) -> None:
+    """Start a compiler child of ``python`` now, for the next compile with it to use: its
+    interpreter starts and imports while the build does other work, then waits for its list of
+    files on stdin (a code-only rebuild's one file then waits for no interpreter to start). It
+    is the command, environment and input a child started at the compile gets, so the same
+    bytes; one not used is ended when crossdock exits."""
+    env = _compile_env()
+    with _READY_LOCK:
+        if python in _READY:
+            return
+        try:
+            process = start_child(
+                [python, "-c", _DRIVER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+        except OSError:
+            return  # the compile starts its own child and reports what is wrong
+        if not _READY_CLEANUP:
+            atexit.register(_dismiss_ready)
+            _READY_CLEANUP.append(True)
+        _READY[python] = (process, env)
+
+
+# Compiler children started ahead of need, by interpreter, with the environment they got.
+_READY: dict[str, tuple[subprocess.Popen[str], dict[str, str]]] = {}
+_READY_LOCK = threading.Lock()
+_READY_CLEANUP: list[bool] = []
+
+
+def _take_ready(python: str, env: dict[str, str]) -> subprocess.Popen[str] | None:
+    """The compiler child started for ``python``, if one waits and got ``env``."""
+    with _READY_LOCK:
+        ready = _READY.pop(python, None)
+    if ready is None:
+        return None
+    process, started_with = ready
+    if started_with != env or process.poll() is not None:
+        _dismiss(process)
+        return None
+    return process
+
+
+def _dismiss(process: subprocess.Popen[str]) -> None:
+    process.kill()
+    process.communicate()
+
+
+def _dismiss_ready() -> None:
+    with _READY_LOCK:
+        ready = list(_READY.values())
+        _READY.clear()
+    for process, _ in ready:
+        _dismiss(process)
+
+
+def _compile_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "0"}
+
+
 def _compile(tree: Path, python: str, image_dir: str, files: list[Path]) -> None:
-    env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "0"}
+    env = _compile_env()
     spec = {
         "exclude": _EXCLUDE,
         "files": [str(f) for f in files],
@@ -317,22 +386,28 @@ def _compile(tree: Path, python: str, image_dir: str, files: list[Path]) -> None
         # than it takes to start a pool of workers.
         "workers": (os.cpu_count() or 1) if len(files) >= _POOL_THRESHOLD else 1,
     }
-    completed = run_child(
-        [python, "-c", _DRIVER],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    ready = _take_ready(python, env)
+    if ready is not None:
+        _, stderr = ready.communicate(json.dumps(spec))
+        returncode = ready.returncode
+    else:
+        completed = run_child(
+            [python, "-c", _DRIVER],
+            input=json.dumps(spec),
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        stderr, returncode = completed.stderr, completed.returncode
     # Exit 1 when some file does not compile (a Python 2 leftover in a package's test folder,
     # say): that file simply has no pyc, exactly as pip would leave it. Anything else (the
     # interpreter missing, a crash, an exit 1 that compiled nothing) is a failure.
-    compiled_nothing = completed.returncode == 1 and not any(tree.rglob("*.pyc"))
-    if completed.returncode not in (0, 1) or compiled_nothing:
+    compiled_nothing = returncode == 1 and not any(tree.rglob("*.pyc"))
+    if returncode not in (0, 1) or compiled_nothing:
         raise ToolError(
-            f"compiling bytecode with {python} failed (exit {completed.returncode}):\n"
-            f"{completed.stderr.strip()[-2000:]}",
+            f"compiling bytecode with {python} failed (exit {returncode}):\n"
+            f"{stderr.strip()[-2000:]}",
             hint="set CROSSDOCK_BYTECODE_PYTHON to a working interpreter of the image's "
             "Python version, or build with --no-bytecode",
         )

@@ -4,8 +4,8 @@ the child processes every platform waited for).
 
 A record is keyed by everything uv reads to give that answer:
 
-- the uv binary (its path, and the file's size, inode, device, modification and change times:
-  an upgraded or replaced uv is another key) and the export's arguments;
+- the uv binary (its path, and the file's size, inode, device and modification time: an
+  upgraded or replaced uv is another key) and the export's arguments;
 - the bytes of every ``uv.lock``, ``pyproject.toml``, ``uv.toml`` and ``.python-version`` from
   the project's folder up to the root (where uv looks for the workspace and its settings), and
   of uv's user and system ``uv.toml``;
@@ -170,8 +170,11 @@ def _file_line(path: Path) -> str:
 
 
 def _identity(path: Path) -> str | None:
+    """A file's size, inode, device and modification time: a rewritten or replaced file is
+    another identity. Not its change time: uv installs its own binary into environments by hard
+    link from a shared cache, and every new link changes the inode's change time."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return f"{st.st_size} {st.st_ino} {st.st_dev} {st.st_mtime_ns} {st.st_ctime_ns}"
+    return f"{st.st_size} {st.st_ino} {st.st_dev} {st.st_mtime_ns}"

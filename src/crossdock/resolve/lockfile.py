@@ -7,6 +7,7 @@ target's wheel tags (:class:`~crossdock.wheeltags.WheelTarget`) that is enough t
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -138,6 +139,13 @@ def _package(entry: Mapping[str, Any], lock_path: Path) -> LockedPackage:
 
 def parse_lock(text: str, lock_path: Path) -> dict[tuple[NormalizedName, str], LockedPackage]:
     """Parse uv.lock text into packages keyed by (normalized name, version)."""
+    return dict(_parse_lock(text, lock_path))
+
+
+# A build reads its lock once per platform to export it and once more for each SBOM: the same
+# text is parsed once (keyed by the text itself, so an edited lock is parsed again).
+@functools.lru_cache(maxsize=4)
+def _parse_lock(text: str, lock_path: Path) -> dict[tuple[NormalizedName, str], LockedPackage]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

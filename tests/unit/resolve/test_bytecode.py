@@ -247,3 +247,59 @@ def test_the_running_interpreter_is_asked_nothing_in_a_child_and_answers_the_sam
     assert started == [str(link), str(link)]
     assert here == child
     assert here[1] == HOST_VERSION
+
+
+# -- a compiler child started ahead of need (prepare_compiler) ---------------------------------
+
+
+def _children_started(monkeypatch) -> list[list[str]]:
+    from crossdock.children import run_child as real_run_child
+
+    started: list[list[str]] = []
+
+    def spy(args, **kwargs):
+        started.append([str(a) for a in args])
+        return real_run_child(args, **kwargs)
+
+    monkeypatch.setattr(bytecode, "run_child", spy)
+    return started
+
+
+def test_a_prepared_compiler_is_used_and_writes_compilealls_bytes(tmp_path, monkeypatch):
+    reference = _deep_tree(tmp_path / "reference")
+    _compileall(reference, "/opt/packages")
+    started = _children_started(monkeypatch)
+    bytecode.prepare_compiler(sys.executable)
+    tree = _deep_tree(tmp_path / "tree")
+    compile_bytecode(tree, sys.executable, image_dir="/opt/packages")
+    assert started == []  # the prepared child compiled: none was started at the compile
+    assert sys.executable not in bytecode._READY  # and it was used up
+    assert _pycs(tree) == _pycs(reference)
+    assert len(_pycs(reference)) == 3
+    # The next compile starts its own child again.
+    compile_bytecode(_deep_tree(tmp_path / "again"), sys.executable, image_dir="/opt/packages")
+    assert len(started) == 1
+
+
+def test_a_prepared_compiler_is_not_used_after_the_environment_changed(tmp_path, monkeypatch):
+    started = _children_started(monkeypatch)
+    bytecode.prepare_compiler(sys.executable)
+    [(waiting, _)] = bytecode._READY.values()
+    monkeypatch.setenv("CROSSDOCK_TEST_CHANGED", "1")
+    compile_bytecode(_tree(tmp_path / "t"), sys.executable, image_dir="/x")
+    assert len(started) == 1  # a fresh child, with the environment of now
+    assert waiting.returncode is not None  # the stale one was ended
+
+
+def test_an_unused_prepared_compiler_is_ended_and_a_broken_one_still_reports(tmp_path):
+    bytecode.prepare_compiler(sys.executable)
+    [(waiting, _)] = bytecode._READY.values()
+    bytecode._dismiss_ready()  # what runs when crossdock exits
+    assert waiting.returncode is not None
+    assert not bytecode._READY
+    # A prepared child of a broken interpreter changes nothing: the compile says what is wrong.
+    bytecode.prepare_compiler("/bin/false")
+    with pytest.raises(ToolError, match="compiling bytecode"):
+        compile_bytecode(_tree(tmp_path / "t"), "/bin/false", image_dir="/x")
+    bytecode._dismiss_ready()
+    assert not bytecode._READY
