@@ -3,12 +3,11 @@ referrers tag schema) or in an OCI layout (index.json lists them beside the imag
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from crossdock.errors import ConfigError, NotFoundError
-from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
@@ -17,7 +16,8 @@ from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.registry.referrers import list_referrers
 from crossdock.sbom.document import SBOM_ARTIFACT_TYPE
-from crossdock.sources.oci_layout import REF_NAME, read_bounded, read_layout_blob
+from crossdock.sources.oci_layout import read_bounded, read_layout_blob, read_oci_layout
+from crossdock.sources.registry import read_image_set
 from crossdock.transports import OciLayout, Registry, parse_image_name
 
 __all__ = ["FoundSbom", "find_sboms"]
@@ -50,14 +50,6 @@ def find_sboms(
             )
 
 
-def _wanted(platform: Platform, platforms: Sequence[Platform]) -> bool:
-    if platform.os == "unknown":
-        return False
-    return not platforms or any(
-        p.matches(platform.os, platform.architecture, platform.variant) for p in platforms
-    )
-
-
 # -- registry ---------------------------------------------------------------------------------
 
 
@@ -65,9 +57,9 @@ def _from_registry(ref: Reference, platforms: Sequence[Platform]) -> list[FoundS
     found: list[FoundSbom] = []
     with RegistryClient(ref.registry) as client:
         top = client.get_manifest(ref)
-        for manifest, platform in _registry_images(client, ref, top):
-            if not _wanted(platform, platforms):
-                continue
+        # Manifests and configs: the images' layers are not needed to find their SBOMs.
+        for image in read_image_set(client, ref, top, None, platforms=platforms).images:
+            manifest, platform = image.manifest, image.platform
             artifacts = list_referrers(client, ref, manifest.digest, SBOM_ARTIFACT_TYPE)
             if not artifacts:
                 continue
@@ -83,21 +75,6 @@ def _from_registry(ref: Reference, platforms: Sequence[Platform]) -> list[FoundS
                 )
             )
     return found
-
-
-def _registry_images(
-    client: RegistryClient, ref: Reference, top: Manifest | Index
-) -> Iterator[tuple[Manifest, Platform]]:
-    if isinstance(top, Manifest):
-        config = ImageConfig.parse(client.fetch_blob_bytes(ref, top.config))
-        yield top, config.platform
-        return
-    for desc in top.manifests:
-        if desc.platform is None:
-            continue
-        child = client.get_manifest(ref.with_digest(desc.digest))
-        if isinstance(child, Manifest):
-            yield child, desc.platform
 
 
 def _newest(artifacts: Sequence[Descriptor]) -> Descriptor:
@@ -117,26 +94,23 @@ def _check_size(layer: Descriptor) -> None:
 
 
 def _from_layout(root: Path, tag: str | None, platforms: Sequence[Platform]) -> list[FoundSbom]:
-    index_path = root / "index.json"
-    if not index_path.is_file():
-        raise ConfigError(f"{root} is not an OCI image layout (no index.json)")
-    listed = Index.parse(read_bounded(index_path)).manifests
+    # Manifests and configs: the images' layers are not needed to find their SBOMs.
+    images = [
+        image
+        for found in read_oci_layout(root, tag=tag, platforms=platforms, layers=False)
+        for image in found.images
+    ]
     artifacts: dict[Digest, list[Descriptor]] = {}
-    for desc in listed:
+    for desc in Index.parse(read_bounded(root / "index.json")).manifests:
         if desc.artifact_type != SBOM_ARTIFACT_TYPE:
             continue
         document = parse_manifest_or_index(read_layout_blob(root, desc), desc.media_type)
         if isinstance(document, Manifest) and document.subject is not None:
             artifacts.setdefault(document.subject.digest, []).append(desc)
-    images = [
-        d
-        for d in listed
-        if d.artifact_type is None and (tag is None or d.annotations.get(REF_NAME) == tag)
-    ]
     found: list[FoundSbom] = []
-    for manifest, platform in _layout_images(root, images):
-        candidates = artifacts.get(manifest.digest)
-        if not candidates or not _wanted(platform, platforms):
+    for image in images:
+        candidates = artifacts.get(image.digest)
+        if not candidates:
             continue
         chosen = _newest(candidates)
         artifact = parse_manifest_or_index(read_layout_blob(root, chosen), chosen.media_type)
@@ -144,19 +118,5 @@ def _from_layout(root: Path, tag: str | None, platforms: Sequence[Platform]) -> 
             continue
         _check_size(artifact.layers[-1])
         content = read_layout_blob(root, artifact.layers[-1])
-        found.append(FoundSbom(platform, manifest.digest, chosen.digest, content))
+        found.append(FoundSbom(image.platform, image.digest, chosen.digest, content))
     return found
-
-
-def _layout_images(
-    root: Path, entries: Sequence[Descriptor]
-) -> Iterator[tuple[Manifest, Platform]]:
-    for desc in entries:
-        document = parse_manifest_or_index(read_layout_blob(root, desc), desc.media_type)
-        if isinstance(document, Index):
-            yield from _layout_images(root, [d for d in document.manifests if d.platform])
-        elif document.artifact_type is None:
-            platform = (
-                desc.platform or ImageConfig.parse(read_layout_blob(root, document.config)).platform
-            )
-            yield document, platform

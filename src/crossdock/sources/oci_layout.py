@@ -102,12 +102,17 @@ def verified_layout_file(root: Path, descriptor: Descriptor) -> Path:
 
 
 def read_oci_layout(
-    root: Path, *, tag: str | None = None, platforms: Sequence[Platform] = ()
+    root: Path,
+    *,
+    tag: str | None = None,
+    platforms: Sequence[Platform] = (),
+    layers: bool = True,
 ) -> tuple[ImageSet, ...]:
     """The images of the layout ``root`` (or only those of ``platforms`` and ``tag``): one
     ``ImageSet`` per index holding images (the index and the images it lists), and one without
     an index for the manifests ``index.json`` lists directly. ``index.json`` is the layout's
-    table of contents, not an image index: only a nested index is an index above an image."""
+    table of contents, not an image index: only a nested index is an index above an image.
+    Without ``layers``, manifests and configs only (no layer blob is read)."""
     index_path = root / "index.json"
     if not root.is_dir():
         raise NotFoundError(f"oci:{root}: no such folder")
@@ -128,7 +133,7 @@ def read_oci_layout(
                     hint=f"its tags: {', '.join(names)}",
                 )
             entries = selected
-        walk = _Walk(root, platforms)
+        walk = _Walk(root, platforms, layers=layers)
         direct = walk.images(entries, None, depth=0)
         sets = [ImageSet(direct, None)] if direct else []
         return (*sets, *walk.sets)
@@ -140,9 +145,10 @@ class _Walk:
     each manifest or index digest is read once, and a layout with more than MAX_MANIFESTS of
     them is refused."""
 
-    def __init__(self, root: Path, platforms: Sequence[Platform]) -> None:
+    def __init__(self, root: Path, platforms: Sequence[Platform], *, layers: bool) -> None:
         self.root = root
         self.platforms = platforms
+        self.layers = layers
         self.seen: set[Digest] = set()
         self.sets: list[ImageSet] = []  # one per index that lists images, in walk order
 
@@ -178,7 +184,16 @@ class _Walk:
             listed_as = Descriptor(
                 desc.media_type, desc.digest, desc.size, platform, desc.annotations
             )
-            found.append(_image(self.root, platform or config.platform, listed_as, child, config))
+            found.append(
+                _image(
+                    self.root,
+                    platform or config.platform,
+                    listed_as,
+                    child,
+                    config,
+                    layers=self.layers,
+                )
+            )
         return tuple(found)
 
 
@@ -286,12 +301,16 @@ def _image(  # noqa: PLR0917 - private
     manifest: Manifest,
     config: ImageConfig,
     referrers: tuple[Referrer, ...] = (),
+    *,
+    layers: bool = True,
 ) -> PlatformImage:
-    """``manifest`` as the one image model, its layer blobs verified."""
-    layers = tuple(
-        BlobSource(layer, verified_layout_file(root, layer)) for layer in manifest.layers
+    """``manifest`` as the one image model, its layer blobs verified (none read without
+    ``layers``)."""
+    blobs = tuple(
+        BlobSource(layer, verified_layout_file(root, layer))
+        for layer in (manifest.layers if layers else ())
     )
-    return PlatformImage(platform, manifest, config, layers, referrers, listed=listed)
+    return PlatformImage(platform, manifest, config, blobs, referrers, listed=listed)
 
 
 # ----- oci-archive -----
