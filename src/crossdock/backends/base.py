@@ -11,10 +11,20 @@ from crossdock.plan import BuildPlan
 from crossdock.platform import Platform
 from crossdock.progress import Progress as _Progress
 
-__all__ = ["Backend", "BuildOutcome", "BuildReport", "Progress", "WheelInfo"]
+__all__ = ["Backend", "BuildOutcome", "BuildReport", "Progress", "Verification", "WheelInfo"]
 
 # Notes and steps of a build (crossdock.progress): the CLI shows them, tests pass NO_PROGRESS.
 Progress = _Progress
+
+
+class Verification(Protocol):
+    """A platform's verification as a build report holds it: ``crossdock.verify``'s
+    ``PlatformReport``, or ``lastbuild``'s record of one."""
+
+    @property
+    def passed(self) -> bool: ...
+
+    def to_json(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,7 @@ class BuildReport:
     python_platform: str
     wheels: tuple[WheelInfo, ...]
     layers: tuple[LayerInfo, ...]
-    verification: Any = None
+    verification: Verification | None = None
     timings: dict[str, float] = field(default_factory=dict)
     # The service's own packages, built on the host into pure wheels (in the code's layer).
     local_packages: tuple[WheelInfo, ...] = ()
@@ -91,7 +101,7 @@ class BuildReport:
                 }
                 for la in self.layers
             ],
-            "verification": verification.to_json() if hasattr(verification, "to_json") else None,
+            "verification": verification.to_json() if verification is not None else None,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
 

@@ -110,7 +110,9 @@ def render_buildx(
                     "platform": str(report.platform),
                     "reference": report.location,
                     "seconds": round(report.timings.get("total", 0.0), 1),
-                    "verification": report.verification.to_json(),
+                    "verification": (
+                        report.verification.to_json() if report.verification is not None else None
+                    ),
                 }
                 for report in outcome.reports
             ],
@@ -122,7 +124,8 @@ def render_buildx(
         out_console.print_json(json.dumps(out))
     else:
         for report in outcome.reports:
-            passed = "passed" if report.verification.passed else "FAILED"
+            verified = report.verification is not None and report.verification.passed
+            passed = "passed" if verified else "FAILED"
             out_console.print(
                 f"{report.platform}  {literal(report.location or '')}  built in "
                 f"{report.timings.get('total', 0.0):.1f}s, verification {passed}",
