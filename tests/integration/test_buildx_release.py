@@ -18,8 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from crossdock import AMD64, load_config, make_plan, prepare_release, release
+from crossdock.backends.buildx import BuildxBackend, DockerStore
+from crossdock.build import build
+from crossdock.image.mediatypes import MediaType
+from crossdock.progress import NO_PROGRESS
+from crossdock.registry.client import RegistryClient
+from crossdock.registry.reference import Mirrors, Reference
 from tests.integration.test_seed_workflow import CROSSDOCK, EXAMPLE, MIRRORS, registry
 from tests.support.prerequisites import needs_tools
+from tests.support.registry import InProcessRegistry
 
 __all__ = ["registry"]  # the stage fixture (skips without the stage or dockerd)
 
@@ -111,3 +119,58 @@ def test_buildx_env_dev_amd64_tags_the_verified_manifest(registry: str, tmp_path
         assert config["architecture"] == "amd64"
     assert {t["tag"] for t in result["push"]["tags"]} == released
     assert result["push"]["pushed"]["blobs_uploaded"] == 0  # buildx pushed them; only tags moved
+
+
+def test_buildx_backend_from_python_released_like_a_native_build(
+    registry: str, tmp_path: Path
+) -> None:
+    """The buildx backend is a ``Backend``: built into docker, read back as the one image model
+    (its config the very one docker holds, its layers gzipped as ``docker push`` sends them),
+    then released by ``publish.pipeline.release`` as a native build is, from Python."""
+    project = example_copy(tmp_path, f"{registry}/unused")
+    config = load_config(
+        project_dir=project,
+        service="api",
+        overrides={"platforms": "linux/amd64", "target": "eks"},
+        environ={"CROSSDOCK_REGISTRY_MIRRORS": MIRRORS},
+    )
+    local_tag = f"t{uuid.uuid4().hex[:8]}"
+    backend = BuildxBackend(
+        project / "backend" / "Dockerfile.eks",
+        mirrors=Mirrors(config.registry_mirrors),
+        output=DockerStore(local_tag),
+    )
+    with InProcessRegistry() as target:
+        config, publishing = prepare_release(config, to=f"{target.host}/team/api:1.0")
+        assert publishing is not None
+        try:
+            outcome = build(make_plan(config), backend, NO_PROGRESS)
+            (report,) = outcome.reports
+            assert report.location == f"crossdock/api:{local_tag}-amd64"
+            assert report.verification is not None and report.verification.passed
+            image = outcome.image_set.image_for(AMD64)
+            docker_id = subprocess.run(
+                ["docker", "image", "inspect", "--format", "{{.Id}}", report.location],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            assert docker_id == str(image.config.digest)
+        finally:
+            subprocess.run(["docker", "rmi", f"crossdock/api:{local_tag}-amd64"], check=False)
+        assert outcome.image_set.index is None  # one platform: the tags name its manifest
+        assert {blob.descriptor.media_type for blob in image.layers} == {
+            MediaType.DOCKER_LAYER_GZIP
+        }
+
+        result = release(publishing, outcome.image_set, checked=True)
+
+        assert {t.tag: t.digest for t in result.plan.tags} == {
+            "1.0": image.digest,
+            "1.0-amd64": image.digest,
+        }
+        with RegistryClient(target.host) as client:
+            served = client.get_manifest(Reference.parse(f"{target.host}/team/api:1.0"))
+            assert served.raw == image.manifest.raw
+        for blob in outcome.image_set.blobs():
+            assert str(blob.descriptor.digest) in target.blobs
