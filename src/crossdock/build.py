@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crossdock.backends.base import Backend, BuildOutcome, Progress
 from crossdock.cache import CacheLayout
-from crossdock.config.model import Config
 from crossdock.layers import source_date_epoch
 from crossdock.plan import BuildPlan
 from crossdock.registry.reference import Mirrors, Reference, check_tag
 from crossdock.sinks import check_writable, write_docker_archive, write_oci_layout
 from crossdock.targets import target_spec
 
-__all__ = ["OutputSpec", "build", "make_plan"]
+if TYPE_CHECKING:
+    from crossdock.config.model import Config
+
+__all__ = ["OutputSpec", "PlanOutputs", "build", "check_outputs", "deliver", "make_plan"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,15 @@ class OutputSpec:
     docker_archive: Path | None = None
     tag: str = "latest"
     archive_repository: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanOutputs:
+    """The fields of a plan that ``deliver`` reads, for a build answered without a plan."""
+
+    target: str
+    cache_dir: Path
+    service: str
 
 
 def make_plan(
@@ -80,13 +92,32 @@ def build(
     """
     for warning in plan.warnings:
         progress(None, f"warning: {warning}")
+    check_outputs(output)
+    outcome = backend.build(plan, progress)
+    deliver(outcome, plan, progress, output, smoke=smoke)
+    return outcome
+
+
+def check_outputs(output: OutputSpec | None) -> None:
+    """Refuse, before any work, a tag or an output path that cannot be written."""
     if output is not None:
         check_tag(output.tag)
     if output is not None and output.oci_layout is not None:
         check_writable(output.oci_layout, "OCI layout", folder=True)
     if output is not None and output.docker_archive is not None:
         check_writable(output.docker_archive, "docker archive", folder=False)
-    outcome = backend.build(plan, progress)
+
+
+def deliver(
+    outcome: BuildOutcome,
+    plan: BuildPlan | PlanOutputs,
+    progress: Progress,
+    output: OutputSpec | None = None,
+    *,
+    smoke: bool = False,
+) -> None:
+    """What follows a build, whether it ran or was answered from its record: the target's
+    refusals, the smoke test, then the local outputs."""
     # Before anything is written: refuse what the target cannot run (an index for Lambda, ...).
     # The verify cache's layer indexes: the Lambda preflight reads no layer the build's
     # verification already indexed.
@@ -118,4 +149,3 @@ def build(
                 tag=output.tag,
             )
             progress(None, f"docker archive written to {output.docker_archive} ({', '.join(tags)})")
-    return outcome

@@ -4,8 +4,14 @@ again, and a damaged record is detected and the build runs in full, to the same 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,7 +19,9 @@ import pytest
 from tests.integration.test_native_build import (
     EXAMPLE,
     MIRRORS,
+    REGISTRY,
     REPO_ROOT,
+    STAGE_BASE,
     Built,
     Run,
     build_json,
@@ -151,3 +159,161 @@ def test_warm_caches_skip_no_check_and_change_no_digest(host_python: str, tmp_pa
     warm = build("warm")
     assert FROM_RECORD not in warm.stderr
     assert build_json(warm)["index"] == cold
+
+
+# -- the same command line answered before the build's stacks are imported ---------------------
+
+# Runs `crossdock ARGS...` through the console script's entry point and reports, on stderr, the
+# modules the process imported (cli/build_shortcut.py answers without typer and pydantic).
+_PROBE = """
+import atexit, json, sys
+atexit.register(lambda: sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n"))
+sys.argv = ["crossdock", *sys.argv[1:]]
+from crossdock.cli import main
+main()
+"""
+_GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    run: Run
+    index_digest: str
+    shortcut: bool  # answered before typer and pydantic were imported
+
+
+@dataclass(frozen=True)
+class Builds:
+    """One command line of `crossdock build`, run again and again."""
+
+    env: dict[str, str]
+    args: list[str]
+    layout: Path
+
+    def build(self, *extra: str, environ: dict[str, str] | None = None) -> Answer:
+        completed = subprocess.run(
+            [sys.executable, "-c", _PROBE, "build", *self.args, *extra],
+            capture_output=True,
+            text=True,
+            env=environ or self.env,
+            timeout=900,
+            check=False,
+        )
+        stderr, _, modules = completed.stderr.rpartition("MODULES ")
+        run = Run(completed.returncode, completed.stdout, stderr, 0.0)
+        digest = build_json(run)["index"]
+        assert layout_index_digest(self.layout) == digest  # the layout holds what was reported
+        loaded = set(json.loads(modules))
+        shortcut = not {"typer", "pydantic"} & loaded
+        if shortcut:
+            assert FROM_RECORD in stderr
+            assert not {"crossdock.resolve", "crossdock.verify", "crossdock.config.model"} & loaded
+        return Answer(run, digest, shortcut)
+
+    def changed(
+        self, what: str, first: Answer, *, new_digest: bool, environ: dict[str, str] | None = None
+    ) -> None:
+        """After a change of ``what``: the full command runs (to a new digest or the same one),
+        and the next identical command line is answered early again."""
+        answer = self.build(environ=environ)
+        assert not answer.shortcut, f"{what}: answered from the record of the unchanged inputs"
+        assert (answer.index_digest != first.index_digest) is new_digest, what
+        assert self.build(environ=environ).shortcut, f"{what}: not remembered"
+
+
+def test_an_unchanged_command_line_is_answered_early_and_every_input_is_checked_again(
+    host_python: str, tmp_path: Path
+) -> None:
+    base = f"{REGISTRY}/tests-{uuid.uuid4().hex[:10]}/base:3.13"
+    _copy_image(STAGE_BASE, base)
+    env = {
+        **os.environ,
+        "UV_PYTHON": host_python,
+        "UV_PYTHON_DOWNLOADS": "never",
+        "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS,
+        "CROSSDOCK_CACHE_DIR": str(tmp_path / "cache"),
+        "SOURCE_DATE_EPOCH": "1700000000",
+    }
+    project = tmp_path / "example"
+    shutil.copytree(
+        EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
+    )
+    service = project / "backend" / "api"
+    uv_lock(service, env)
+    for command in (["init", "--quiet"], ["add", "-A"], ["commit", "--quiet", "-m", "example"]):
+        subprocess.run([*_GIT, *command], cwd=project, check=True)
+    layout = tmp_path / "layout"
+    args = ["-C", str(project), "--service", "api", "--platform", "linux/arm64"]
+    builds = Builds(env, [*args, "--base", base, "--oci-layout", str(layout), "--json"], layout)
+
+    first = builds.build()
+    assert not first.shortcut
+    assert FROM_RECORD not in first.run.stderr
+    again = builds.build()
+    assert again.shortcut
+    assert again.index_digest == first.index_digest
+    # Answered as the full command answers from the record: the same report, the same notes.
+    # (`--tag latest` is the default: another command line, so the full command runs.)
+    full = builds.build("--tag", "latest")
+    assert not full.shortcut
+    assert FROM_RECORD in full.run.stderr
+    assert again.run.stdout == full.run.stdout
+    assert again.run.stderr == full.run.stderr
+
+    main = service / "app" / "main.py"
+    original = main.read_text()
+    main.write_text(original + "\n# edited\n")
+    builds.changed("a service file", first, new_digest=True)
+    main.write_text(original)
+    assert builds.build().index_digest == first.index_digest  # the edit undone: the first result
+
+    _edit_and_restore(
+        service / "uv.lock", lambda: builds.changed("uv.lock", first, new_digest=True)
+    )
+    _edit_and_restore(
+        project / "crossdock.toml",
+        lambda: builds.changed("crossdock.toml", first, new_digest=False),
+        "refuse-dirty = true",
+    )
+    for variable, value, new_digest in (
+        ("CROSSDOCK_PRODUCTION_ARCH", "amd64", False),
+        ("SOURCE_DATE_EPOCH", "1700000001", True),
+    ):
+        builds.changed(variable, first, new_digest=new_digest, environ={**env, variable: value})
+    # One command line remembers its last build: back to the first settings, the full command
+    # answers from the first build's record, and the command line is remembered again.
+    back = builds.build()
+    assert not back.shortcut
+    assert back.index_digest == first.index_digest
+    assert FROM_RECORD in back.run.stderr
+    assert builds.build().shortcut
+
+    subprocess.run(
+        [*_GIT, "commit", "--quiet", "--allow-empty", "-m", "next"], cwd=project, check=True
+    )
+    builds.changed("the git revision", first, new_digest=True)
+
+    # The base's tag moved (the same layers under Docker media types): resolved again, built on.
+    _copy_image(STAGE_BASE, base, docker_format=True)
+    builds.changed("the base's tag", first, new_digest=True)
+
+
+def _edit_and_restore(path: Path, check: Callable[[], None], line: str = "# edited") -> None:
+    text = path.read_text()
+    path.write_text(f"{line}\n{text}")  # first: above any table
+    try:
+        check()
+    finally:
+        path.write_text(text)
+
+
+def _copy_image(source: str, destination: str, *, docker_format: bool = False) -> None:
+    command = ["skopeo", "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false"]
+    if docker_format:
+        command += ["--format", "v2s2"]
+    subprocess.run(
+        [*command, f"docker://{source}", f"docker://{destination}"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )

@@ -43,7 +43,14 @@ from crossdock.layers import entries_from_tree
 from crossdock.plan import BuildPlan
 from crossdock.platform import Platform
 
-__all__ = ["RecordedVerification", "inputs_key", "load_outcome", "store_outcome"]
+__all__ = [
+    "RecordInputs",
+    "RecordedVerification",
+    "crossdock_identity",
+    "inputs_key",
+    "load_outcome",
+    "store_outcome",
+]
 
 # Bump when what a record holds, or what its key covers, changes.
 _RECORD_VERSION = 4  # 2: source_dirs, local_packages; 3: crossdock.cache records; 4: referrers
@@ -66,39 +73,90 @@ class RecordedVerification:
         return self.data
 
 
+@dataclass(frozen=True)
+class RecordInputs:
+    """What a record's key is made of besides the base's digest, which is resolved at each
+    build: the plan (its ``repr``), the folders the image takes files from and the allow rules.
+    Kept as data so that a build answered before its configuration is validated
+    (``crossdock.cli.build_shortcut``) computes the same key as ``inputs_key``."""
+
+    plan: str
+    folders: tuple[Path, ...]
+    service_dir: Path
+    exclude: tuple[str, ...]
+    allow: tuple[str, ...]
+
+    @classmethod
+    def of(cls, plan: BuildPlan, allow: tuple[str, ...]) -> RecordInputs:
+        return cls(
+            plan=repr(plan),
+            folders=tuple(plan.project.source_dirs or (plan.service_dir,)),
+            service_dir=plan.service_dir,
+            exclude=tuple(plan.exclude),
+            allow=tuple(allow),
+        )
+
+    def key(self, base_digest: Digest) -> str:
+        """The hash of everything a native build's result depends on (see the module's doc);
+        the service's and lock files are read now."""
+        h = hashlib.sha256()
+        for part in (
+            crossdock_identity(),
+            self.plan,
+            str(base_digest),
+            json.dumps(list(self.allow)),
+        ):
+            h.update(part.encode())
+            h.update(b"\0")
+        for line in self._service_lines():
+            h.update(line)
+            h.update(b"\0")
+        return h.hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan,
+            "folders": [str(f) for f in self.folders],
+            "service_dir": str(self.service_dir),
+            "exclude": list(self.exclude),
+            "allow": list(self.allow),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RecordInputs:
+        return cls(
+            plan=str(data["plan"]),
+            folders=tuple(Path(f) for f in data["folders"]),
+            service_dir=Path(data["service_dir"]),
+            exclude=tuple(str(p) for p in data["exclude"]),
+            allow=tuple(str(a) for a in data["allow"]),
+        )
+
+    def _service_lines(self) -> Iterator[bytes]:
+        for folder in self.folders:
+            yield f"D {folder}".encode()
+            for entry in entries_from_tree(folder, "", exclude=self.exclude):
+                if entry.symlink is not None:
+                    yield f"L {entry.path} {entry.symlink}".encode()
+                elif entry.source is not None:
+                    digest = _file_hash(entry.source)
+                    yield f"F {entry.path} {int(entry.executable)} {digest}".encode()
+        for folder in (self.service_dir.resolve(), *self.service_dir.resolve().parents):
+            for name in _LOCK_FILES:
+                path = folder / name
+                if path.is_file():
+                    yield f"P {path} {_file_hash(path)}".encode()
+
+
 def inputs_key(plan: BuildPlan, base_digest: Digest, allow: tuple[str, ...]) -> str:
     """The hash of everything a native build's result depends on (see the module's doc)."""
-    h = hashlib.sha256()
-    for part in (
-        _FORMAT,
-        __version__,
-        _crossdock_source_hash(),
-        _uv_identity(),
-        repr(plan),
-        str(base_digest),
-        json.dumps(list(allow)),
-    ):
-        h.update(part.encode())
-        h.update(b"\0")
-    for line in _service_lines(plan):
-        h.update(line)
-        h.update(b"\0")
-    return h.hexdigest()
+    return RecordInputs.of(plan, allow).key(base_digest)
 
 
-def _service_lines(plan: BuildPlan) -> Iterator[bytes]:
-    for folder in plan.project.source_dirs or (plan.service_dir,):
-        yield f"D {folder}".encode()
-        for entry in entries_from_tree(folder, "", exclude=plan.exclude):
-            if entry.symlink is not None:
-                yield f"L {entry.path} {entry.symlink}".encode()
-            elif entry.source is not None:
-                yield f"F {entry.path} {int(entry.executable)} {_file_hash(entry.source)}".encode()
-    for folder in (plan.service_dir.resolve(), *plan.service_dir.resolve().parents):
-        for name in _LOCK_FILES:
-            path = folder / name
-            if path.is_file():
-                yield f"P {path} {_file_hash(path)}".encode()
+def crossdock_identity() -> str:
+    """The record format, crossdock's version, a hash of its own files and the uv it installs
+    with: a change to any of them is a change to every record key."""
+    return "\0".join((_FORMAT, __version__, _crossdock_source_hash(), _uv_identity()))
 
 
 def _file_hash(path: Path) -> str:

@@ -145,17 +145,18 @@ def main() -> None:
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from crossdock.errors import CrossdockError, VerificationError
 
-    command = _command_named(sys.argv[1:])
-    if command in COMMAND_INDEX:
-        _register_commands([command])
-    elif command is not None:
-        # Not a command: every one registered, so that the error can suggest the nearest.
-        _register_commands()
-    from crossdock.cli.root import app
-
     install_interrupt_handlers()
-
     try:
+        if sys.argv[1:2] == ["build"] and _build_answered_from_record(sys.argv[2:]):
+            return
+        command = _command_named(sys.argv[1:])
+        if command in COMMAND_INDEX:
+            _register_commands([command])
+        elif command is not None:
+            # Not a command: every one registered, so that the error can suggest the nearest.
+            _register_commands()
+        from crossdock.cli.root import app
+
         app()
     except VerificationError as err:
         from crossdock.cli.common import err_console
@@ -173,6 +174,16 @@ def main() -> None:
         where = f" {err.filename}" if err.filename else ""
         _print_error(CrossdockError(f"{err.strerror or err}:{where}"))
         sys.exit(CrossdockError.exit_code)
+
+
+def _build_answered_from_record(arguments: list[str]) -> bool:
+    """``crossdock build`` when nothing changed since the same command's last build: answered
+    before typer and the build's stacks are imported (``crossdock.cli.build_shortcut``); else
+    the full build remembers this command line for next time."""
+    from crossdock.cli import build_shortcut
+
+    build_shortcut.command_line = arguments
+    return build_shortcut.answer_from_record(arguments)
 
 
 def install_interrupt_handlers() -> None:

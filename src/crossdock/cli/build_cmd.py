@@ -20,6 +20,7 @@ from crossdock.cli.common import (
     TargetOpt,
     VerboseOpt,
     load,
+    load_arguments,
     out_console,
     progress,
 )
@@ -29,12 +30,10 @@ from crossdock.cli.push_cmd import (
     EnvOpt,
     GitShaOpt,
     publish,
-    render_release,
 )
 
 if TYPE_CHECKING:
-    from crossdock.backends.base import Backend, BuildOutcome
-    from crossdock.publish.release import ReleaseResult
+    from crossdock.backends.base import Backend
     from crossdock.transports import ImageName
 
 
@@ -188,8 +187,24 @@ def build(
         render_buildx(
             outcome, publishing, release, platforms=build_plan.platforms, json_output=json_output
         )
-    else:
-        _report(outcome, json_output, release, verbose=verbose)
+        return
+    if publishing is None and not smoke and output is not None:
+        # The next identical command line may be answered before any of this is imported.
+        from crossdock.cli.build_shortcut import remember
+
+        remember(
+            build_plan,
+            outcome,
+            load=load_arguments(project, service, platform, target, base, bytecode=bytecode),
+            allow=tuple(allow or ()),
+            output=output,
+            json_output=json_output,
+            quiet=quiet,
+            verbose=verbose,
+        )
+    from crossdock.cli.build_report import report_build
+
+    report_build(outcome, json_output, release, verbose=verbose)
 
 
 def _local_tag(layout: ImageName | None, archive: ImageName | None, tag: str) -> str:
@@ -215,27 +230,3 @@ def _docker_name(reference: str) -> tuple[str, str | None]:
     """``repo:tag`` -> (repo, tag); a colon before the last slash is a registry port."""
     name, colon, tag = reference.rpartition(":")
     return (name, tag) if colon and "/" not in tag else (reference, None)
-
-
-def _report(
-    outcome: BuildOutcome, json_output: bool, release: ReleaseResult | None, *, verbose: bool
-) -> None:
-    if json_output:
-        out_console.print_json(
-            json.dumps(
-                {
-                    "digest": str(outcome.digest),
-                    "index": str(outcome.image_set.index.digest)
-                    if outcome.image_set.index
-                    else None,
-                    "platforms": [r.to_json() for r in outcome.reports],
-                    "push": release.to_json() if release else None,
-                }
-            )
-        )
-        return
-    from crossdock.cli.build_report import render_build
-
-    render_build(outcome, out_console, verbose=verbose)
-    if release is not None:
-        render_release(release)

@@ -6,8 +6,10 @@ Digests stay whole (they are copied into other commands); the wheel list is summ
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
+from crossdock.cli.console import out_console
 from crossdock.cli.progress_view import human_bytes
 from crossdock.text import literal
 
@@ -15,10 +17,36 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from crossdock.backends.base import BuildOutcome, BuildReport
+    from crossdock.publish.release import ReleaseResult
 
-__all__ = ["render_build"]
+__all__ = ["render_build", "report_build"]
 
 _INDENT = "  "
+
+
+def report_build(
+    outcome: BuildOutcome, json_output: bool, release: ReleaseResult | None, *, verbose: bool
+) -> None:
+    """A build's result on stdout: JSON (``--json``), or the report for people."""
+    if json_output:
+        out_console.print_json(
+            json.dumps(
+                {
+                    "digest": str(outcome.digest),
+                    "index": str(outcome.image_set.index.digest)
+                    if outcome.image_set.index
+                    else None,
+                    "platforms": [r.to_json() for r in outcome.reports],
+                    "push": release.to_json() if release else None,
+                }
+            )
+        )
+        return
+    render_build(outcome, out_console, verbose=verbose)
+    if release is not None:
+        from crossdock.cli.push_cmd import render_release
+
+        render_release(release)
 
 
 def render_build(outcome: BuildOutcome, console: Console, *, verbose: bool = False) -> None:

@@ -20,6 +20,7 @@ the file that holds them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tomllib
@@ -27,14 +28,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from crossdock.config.model import Config
 from crossdock.errors import ConfigError
 from crossdock.project import PROJECT_FILE, discover_service, find_project_root
 from crossdock.registry.reference import Mirrors
+
+if TYPE_CHECKING:
+    from crossdock.config.model import Config
+
+# pydantic (the Config model) is imported where the settings are validated: a build answered
+# from the record of the last one compares the settings' fingerprint instead (issue 14).
 
 __all__ = [
     "ENV_VARIABLES",
@@ -45,6 +49,7 @@ __all__ = [
     "load_config",
     "load_config_with_sources",
     "machine_settings",
+    "settings_fingerprint",
 ]
 
 # Settings that depend on the project's layout, between crossdock's defaults and the project's
@@ -195,6 +200,49 @@ def load_config_with_sources(
     environ: Mapping[str, str] | None = None,
 ) -> tuple[Config, ConfigSources]:
     """``load_config``, and where every value came from (``crossdock config``)."""
+    from pydantic import ValidationError
+
+    from crossdock.config.model import Config
+
+    merged, sources = _cascade(
+        project_dir=project_dir, service=service, overrides=overrides, environ=environ
+    )
+    project = merged["project"]
+    try:
+        return Config.model_validate(merged), sources
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(
+            f"invalid configuration for service {project.name!r}: {problems}"
+        ) from err
+
+
+def settings_fingerprint(
+    *,
+    project_dir: Path | None = None,
+    service: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """A hash of everything ``load_config`` would validate for these arguments (every layer of
+    the cascade, read now: defaults, the project's files, the environment, the options), without
+    validating it: equal fingerprints mean an equal ``Config``, with crossdock's code unchanged."""
+    merged, _ = _cascade(
+        project_dir=project_dir, service=service, overrides=overrides, environ=environ
+    )
+    return hashlib.sha256(repr(sorted(merged.items())).encode()).hexdigest()
+
+
+def _cascade(
+    *,
+    project_dir: Path | None,
+    service: str | None,
+    overrides: Mapping[str, Any] | None,
+    environ: Mapping[str, str] | None,
+) -> tuple[dict[str, Any], ConfigSources]:
+    """The merged layers of the cascade, not yet validated, and the source of every value."""
     env = os.environ if environ is None else environ
     start = (project_dir or Path.cwd()).resolve()
     cli_layer = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -257,15 +305,7 @@ def load_config_with_sources(
     if not merged.get("cache-dir"):
         merged["cache-dir"] = default_cache_dir()
         sources["cache-dir"] = "default ($XDG_CACHE_HOME or ~/.cache)/crossdock"
-    try:
-        return Config.model_validate(merged), sources
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-        )
-        raise ConfigError(
-            f"invalid configuration for service {project.name!r}: {problems}"
-        ) from err
+    return merged, sources
 
 
 def _record_overrides(

@@ -25,8 +25,6 @@ import fnmatch
 from collections.abc import Iterable
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
-
 from crossdock.errors import ConfigError
 from crossdock.project.model import Layout, ServiceProject
 from crossdock.project.pyproject import PYPROJECT, PyProject, read_pyproject
@@ -88,6 +86,10 @@ def workspace_members(root: PyProject) -> dict[Path, PyProject]:
 
 
 def _single_service(project: PyProject, service: str | None) -> ServiceProject:
+    # packaging is imported where names are compared: the seed's layout compares none, and a
+    # build answered from its record discovers the project before anything else (issue 14).
+    from packaging.utils import canonicalize_name
+
     name = project.name or project.folder.name
     if service is not None and canonicalize_name(service) not in {
         canonicalize_name(name),
@@ -124,6 +126,8 @@ def _seed_service(
 
 
 def _workspace_service(root: PyProject, start: Path, service: str | None) -> ServiceProject:
+    from packaging.utils import canonicalize_name
+
     members = workspace_members(root)
     names = ", ".join(sorted(str(p.name) for p in members.values())) or "none"
     chosen: PyProject | None

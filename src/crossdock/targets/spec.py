@@ -14,14 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from crossdock.config.model import Config
 from crossdock.errors import ConfigError, TargetError
 from crossdock.image.artifact import ImageSet, PlatformImage
 from crossdock.image.mediatypes import MediaType
 from crossdock.plan import PYTHON_PLACEHOLDER, BaseDependentRuntime, RuntimeSettings
 from crossdock.platform import Platform
 from crossdock.project import Command, ServedApp, choose_entrypoint
+
+if TYPE_CHECKING:
+    from crossdock.config.model import Config
 
 __all__ = ["LAMBDA_BASE_MARKER", "RUNTIME_INTERFACE_CLIENT", "TARGETS", "TargetSpec", "target_spec"]
 

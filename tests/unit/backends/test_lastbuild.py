@@ -193,3 +193,18 @@ def test_recorded_report_keeps_the_local_packages(project: Path, tmp_path: Path)
     recorded = lastbuild.load_outcome(plan.cache_dir, key)
     assert recorded is not None
     assert [r.local_packages for r in recorded.reports] == [local, local]
+
+
+def test_the_record_inputs_kept_as_data_give_the_key_of_the_plan(project):
+    # A build answered from its command line's shortcut (cli/build_shortcut.py) keeps these as
+    # JSON and computes the key the full build computes, files read at that moment.
+    plan = plan_for(project)
+    inputs = lastbuild.RecordInputs.from_json(lastbuild.RecordInputs.of(plan, ("*.so",)).to_json())
+    assert inputs.key(BASE) == lastbuild.inputs_key(plan, BASE, ("*.so",))
+    assert inputs.key(BASE) != lastbuild.inputs_key(plan, BASE, ())
+    assert inputs.key(sha256_of(b"moved")) != inputs.key(BASE)
+    main = project / "backend" / "api" / "app" / "main.py"
+    before = inputs.key(BASE)
+    main.write_text("print('edited')\n")
+    assert inputs.key(BASE) != before
+    assert inputs.key(BASE) == lastbuild.inputs_key(plan, BASE, ("*.so",))

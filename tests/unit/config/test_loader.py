@@ -1,7 +1,15 @@
+import subprocess
+import sys
+
 import pytest
 
 from crossdock.build import make_plan
-from crossdock.config import default_cache_dir, load_config, machine_settings
+from crossdock.config import (
+    default_cache_dir,
+    load_config,
+    machine_settings,
+    settings_fingerprint,
+)
 from crossdock.errors import ConfigError, TargetError
 from crossdock.platform import AMD64, ARM64
 
@@ -204,3 +212,48 @@ def test_config_command_prints_values_and_sources(project):
     assert text.exit_code == 0, text.output
     assert 'target = "eks"  # option --target' in text.stdout
     assert "port = 9000  # backend/api/pyproject.toml [tool.crossdock]" in text.stdout
+
+
+def test_the_settings_fingerprint_changes_with_every_layer_of_the_cascade(
+    project, tmp_path, monkeypatch
+):
+    def fingerprint(environ=None, **overrides):
+        return settings_fingerprint(
+            project_dir=project, service="api", overrides=overrides, environ=environ or {}
+        )
+
+    first = fingerprint()
+    assert fingerprint() == first  # read again: the same
+    changes = {"an option": fingerprint(target="lambda")}
+    changes["a variable"] = fingerprint({"CROSSDOCK_PRODUCTION_ARCH": "amd64"})
+    changes["mirrors"] = fingerprint({"CROSSDOCK_REGISTRY_MIRRORS": "docker.io=m.example"})
+    with monkeypatch.context() as patch:  # the default cache folder's (read from the process)
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        changes["XDG_CACHE_HOME"] = fingerprint()
+    settings = project / "crossdock.toml"
+    text = settings.read_text()
+    settings.write_text("refuse-dirty = true\n" + text)
+    changes["crossdock.toml"] = fingerprint()
+    settings.write_text(text)
+    service = project / "backend" / "api" / "pyproject.toml"
+    service_text = service.read_text()
+    service.write_text(service_text.replace("port = 9000", "port = 9001"))
+    changes["[tool.crossdock]"] = fingerprint()
+    service.write_text(service_text)
+    assert fingerprint() == first  # every change undone
+    assert len({first, *changes.values()}) == len(changes) + 1, changes
+
+
+def test_the_settings_fingerprint_is_read_without_pydantic(project):
+    # It is what a build answered from its record checks before anything heavy is imported.
+    probe = (
+        "import sys\n"
+        "from crossdock.config import settings_fingerprint\n"
+        f"settings_fingerprint(project_dir=__import__('pathlib').Path({str(project)!r}),"
+        " service='api')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'typer')))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert completed.stdout.strip() == "[]"

@@ -1,0 +1,250 @@
+"""``crossdock build`` answered before typer, pydantic and the build's stacks are imported, when
+nothing has changed since the last build run with the same command line (issue 14).
+
+The full build (``build_cmd``) leaves, under a key of its command line (the arguments, the folder
+it ran in, the one variable its options read, crossdock's identity), what it took from that
+command line and what its result was keyed by: the arguments it loaded the configuration with
+and the cascade's fingerprint (``crossdock.config.settings_fingerprint``), SOURCE_DATE_EPOCH,
+the git revision, the base's pull reference, and the inputs of its record's key
+(``lastbuild.RecordInputs``: the plan, the service's folders, the allow rules).
+
+Answering checks every one of them again, now: the cascade is read again (every file and
+variable it reads, the project's discovery included), the revision and the epoch are read
+again, the base's tag is resolved at its registry (a moved base is a change), and the service's
+files, lock and pyproject files are hashed into the key the full build computes; the record
+under that key is then loaded and checked as the full build loads it (``lastbuild.load_outcome``:
+checksum, every layer blob still in the cache and unchanged), and delivered as the full build
+delivers it (``crossdock.build.deliver``: the target's refusals, then the outputs). Anything
+different, missing or failing before the outputs are written falls through to the full build,
+which reports what is wrong. Only a native build to local outputs is answered here; a push, a
+release, ``--smoke`` or the buildx backend always runs the full command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crossdock.backends import lastbuild
+from crossdock.build import OutputSpec, PlanOutputs, check_outputs, deliver
+from crossdock.cache import CacheLayout, Records
+from crossdock.config import machine_settings, settings_fingerprint
+from crossdock.errors import CrossdockError
+from crossdock.image.digest import Digest
+from crossdock.layers import source_date_epoch
+from crossdock.publish.git import head_revision
+from crossdock.registry.reference import Reference
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from crossdock.backends.base import BuildOutcome
+    from crossdock.plan import BuildPlan
+
+__all__ = ["Shortcut", "answer_from_record", "remember"]
+
+_VERSION = 1
+# The variables the options of ``crossdock build`` read (typer's ``envvar``): the command line
+# means what it meant only if they are the same. tests/unit/cli/test_build_shortcut.py checks
+# this against the command's options.
+OPTION_VARIABLES = ("SERVICE_FOLDER",)
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """What a full build took from its command line, and what its result was keyed by."""
+
+    load: dict[str, Any]  # load_config's arguments: project_dir, service and overrides
+    settings: str  # settings_fingerprint of those
+    mtime: int
+    revision: str | None
+    base_pull: Reference
+    inputs: lastbuild.RecordInputs
+    plan: PlanOutputs
+    warnings: tuple[str, ...]
+    output: OutputSpec
+    json_output: bool
+    quiet: bool
+    verbose: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "load": {**self.load, "project_dir": str(self.load["project_dir"])},
+            "settings": self.settings,
+            "mtime": self.mtime,
+            "revision": self.revision,
+            "base_pull": {
+                "registry": self.base_pull.registry,
+                "repository": self.base_pull.repository,
+                "tag": self.base_pull.tag,
+                "digest": None if self.base_pull.digest is None else str(self.base_pull.digest),
+            },
+            "inputs": self.inputs.to_json(),
+            "plan": {
+                "target": self.plan.target,
+                "cache_dir": str(self.plan.cache_dir),
+                "service": self.plan.service,
+            },
+            "warnings": list(self.warnings),
+            "output": {
+                "oci_layout": _text(self.output.oci_layout),
+                "docker_archive": _text(self.output.docker_archive),
+                "tag": self.output.tag,
+                "archive_repository": self.output.archive_repository,
+            },
+            "report": {"json": self.json_output, "quiet": self.quiet, "verbose": self.verbose},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Shortcut:
+        base = data["base_pull"]
+        output = data["output"]
+        plan = data["plan"]
+        return cls(
+            load={**data["load"], "project_dir": Path(data["load"]["project_dir"])},
+            settings=str(data["settings"]),
+            mtime=int(data["mtime"]),
+            revision=data["revision"],
+            base_pull=Reference(
+                registry=str(base["registry"]),
+                repository=str(base["repository"]),
+                tag=base["tag"],
+                digest=None if base["digest"] is None else Digest(base["digest"]),
+            ),
+            inputs=lastbuild.RecordInputs.from_json(data["inputs"]),
+            plan=PlanOutputs(
+                target=str(plan["target"]),
+                cache_dir=Path(plan["cache_dir"]),
+                service=str(plan["service"]),
+            ),
+            warnings=tuple(str(w) for w in data["warnings"]),
+            output=OutputSpec(
+                oci_layout=_path(output["oci_layout"]),
+                docker_archive=_path(output["docker_archive"]),
+                tag=str(output["tag"]),
+                archive_repository=output["archive_repository"],
+            ),
+            json_output=bool(data["report"]["json"]),
+            quiet=bool(data["report"]["quiet"]),
+            verbose=bool(data["report"]["verbose"]),
+        )
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _path(text: str | None) -> Path | None:
+    return None if text is None else Path(text)
+
+
+# The command line of this process (``crossdock build ...``: the arguments after ``build``), set
+# by ``crossdock.cli.main``; None when the command runs otherwise (a test's CliRunner), and
+# then nothing is remembered.
+command_line: list[str] | None = None
+
+
+def command_line_key(arguments: Sequence[str], environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    h = hashlib.sha256()
+    for part in (
+        f"build-shortcut/{_VERSION}",
+        lastbuild.crossdock_identity(),
+        json.dumps(list(arguments)),
+        str(Path.cwd().resolve()),
+        json.dumps({name: env.get(name) for name in OPTION_VARIABLES}),
+    ):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _shortcuts() -> Any:
+    # The machine's cache folder (config's rule): found before the project's settings are read.
+    return CacheLayout(machine_settings().cache_dir).records("build-shortcut", version=_VERSION)
+
+
+def remember(
+    plan: BuildPlan,
+    outcome: BuildOutcome,
+    *,
+    load: dict[str, Any],
+    allow: tuple[str, ...],
+    output: OutputSpec,
+    json_output: bool,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """After a full native build to local outputs: what the next identical command line checks
+    to answer from the record (nothing when this process was not run as ``crossdock build``)."""
+    if command_line is None or not all(
+        getattr(r.verification, "passed", False) for r in outcome.reports
+    ):
+        return
+    shortcut = Shortcut(
+        load=load,
+        settings=settings_fingerprint(**load),
+        mtime=plan.mtime,
+        revision=_revision_annotation(plan),
+        base_pull=plan.base_pull,
+        inputs=lastbuild.RecordInputs.of(plan, allow),
+        plan=PlanOutputs(target=plan.target, cache_dir=plan.cache_dir, service=plan.service),
+        warnings=tuple(plan.warnings),
+        output=output,
+        json_output=json_output,
+        quiet=quiet,
+        verbose=verbose,
+    )
+    _shortcuts().store(command_line_key(command_line), shortcut.to_json())
+
+
+def _revision_annotation(plan: BuildPlan) -> str | None:
+    return plan.annotations.get("org.opencontainers.image.revision")
+
+
+def answer_from_record(arguments: Sequence[str]) -> bool:
+    """Answer ``crossdock build ARGUMENTS`` from the record of the last build when nothing it
+    depends on has changed (see the module's doc); False: run the full build."""
+    shortcut = _shortcuts().load(command_line_key(arguments), Shortcut.from_json)
+    if shortcut is None:
+        return False
+    outcome = _recorded_outcome(shortcut)
+    if outcome is None:
+        return False
+    from crossdock.cli.build_report import report_build
+    from crossdock.cli.console import progress
+
+    with progress.shown(quiet=shortcut.quiet):
+        for warning in shortcut.warnings:
+            progress(None, f"warning: {warning}")
+        check_outputs(shortcut.output)
+        progress(None, "nothing changed since the last build: its verified result reused")
+        deliver(outcome, shortcut.plan, progress, shortcut.output)
+    report_build(outcome, shortcut.json_output, None, verbose=shortcut.verbose)
+    return True
+
+
+def _recorded_outcome(shortcut: Shortcut) -> BuildOutcome | None:
+    """The recorded outcome when every input is as it was, read now; else None."""
+    try:
+        if settings_fingerprint(**shortcut.load) != shortcut.settings:
+            return None
+        if source_date_epoch() != shortcut.mtime:
+            return None
+        if head_revision(shortcut.inputs.service_dir) != shortcut.revision:
+            return None
+        from crossdock.registry.client import RegistryClient
+
+        client = RegistryClient(shortcut.base_pull.registry)
+        try:
+            base_digest = client.get_manifest(shortcut.base_pull).digest
+        finally:
+            client.close()
+        key = shortcut.inputs.key(base_digest)
+    except (CrossdockError, OSError):
+        return None  # the full build meets it again, and says what is wrong
+    return lastbuild.load_outcome(shortcut.plan.cache_dir, key)

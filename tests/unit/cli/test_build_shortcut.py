@@ -1,0 +1,95 @@
+"""The early answer of an unchanged ``crossdock build`` command line (issue 14): what keys it,
+and what it keeps. The answer itself, and every input it checks again, are tested end to end
+on the stage (tests/integration/test_build_caches.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer.main
+
+from crossdock.backends.lastbuild import RecordInputs
+from crossdock.build import OutputSpec, PlanOutputs
+from crossdock.cli import _register_commands, app, build_shortcut
+from crossdock.image import sha256_of
+from tests.unit.backends.test_lastbuild import plan_for, project  # noqa: F401 - the fixture
+
+ARGS = ["-C", "example", "--service", "api", "--oci-layout", "out"]
+
+
+def test_the_variables_the_build_options_read_are_in_the_key():
+    _register_commands(["build"])
+    command = typer.main.get_command(app).commands["build"]  # type: ignore[attr-defined]
+    variables: set[str] = set()
+    for param in command.params:
+        envvar = getattr(param, "envvar", None)
+        variables.update([envvar] if isinstance(envvar, str) else envvar or [])
+    assert variables == set(build_shortcut.OPTION_VARIABLES)
+
+
+def test_the_key_is_the_command_line_where_it_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    key = build_shortcut.command_line_key(ARGS, {})
+    assert build_shortcut.command_line_key(list(ARGS), {}) == key
+    others = {
+        build_shortcut.command_line_key([*ARGS, "--tag", "latest"], {}),
+        build_shortcut.command_line_key(ARGS, {"SERVICE_FOLDER": "api"}),
+    }
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a relative -C names another folder
+    others.add(build_shortcut.command_line_key(ARGS, {}))
+    assert len(others | {key}) == 4
+
+
+def test_what_a_build_remembers_reads_back_the_same(project, tmp_path):  # noqa: F811
+    plan = plan_for(project)
+    shortcut = build_shortcut.Shortcut(
+        load={"project_dir": project, "service": "api", "overrides": {"platforms": None}},
+        settings="f" * 64,
+        mtime=plan.mtime,
+        revision="abc1234",
+        base_pull=plan.base_pull,
+        inputs=RecordInputs.of(plan, ("*.so",)),
+        plan=PlanOutputs(target=plan.target, cache_dir=plan.cache_dir, service=plan.service),
+        warnings=("a warning",),
+        output=OutputSpec(oci_layout=tmp_path / "out", tag="v1"),
+        json_output=True,
+        quiet=False,
+        verbose=True,
+    )
+    again = build_shortcut.Shortcut.from_json(shortcut.to_json())
+    assert again == shortcut
+    assert again.inputs.key(sha256_of(b"base")) == shortcut.inputs.key(sha256_of(b"base"))
+
+
+def test_nothing_is_remembered_for_a_build_not_run_as_the_command(project, tmp_path, monkeypatch):  # noqa: F811
+    # A library caller or a test's CliRunner has no command line to answer next time.
+    monkeypatch.setenv("CROSSDOCK_CACHE_DIR", str(tmp_path / "machine-cache"))
+    monkeypatch.setattr(build_shortcut, "command_line", None)
+    plan = plan_for(project)
+    from tests.unit.backends.test_lastbuild import outcome_for
+
+    build_shortcut.remember(
+        plan,
+        outcome_for(tmp_path),
+        load={"project_dir": Path(project), "service": "api", "overrides": {}},
+        allow=(),
+        output=OutputSpec(),
+        json_output=False,
+        quiet=False,
+        verbose=False,
+    )
+    assert not (tmp_path / "machine-cache").exists()
+    monkeypatch.setattr(build_shortcut, "command_line", ARGS)
+    build_shortcut.remember(
+        plan,
+        outcome_for(tmp_path),
+        load={"project_dir": Path(project), "service": "api", "overrides": {}},
+        allow=(),
+        output=OutputSpec(),
+        json_output=False,
+        quiet=False,
+        verbose=False,
+    )
+    [entry] = (tmp_path / "machine-cache" / "records" / "build-shortcut").iterdir()
+    assert entry.name == f"{build_shortcut.command_line_key(ARGS)}.rec"
