@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from crossdock.backends import lastbuild
 from crossdock.build import OutputSpec, PlanOutputs, check_outputs, deliver
-from crossdock.cache import CacheLayout, Records
+from crossdock.cache import CacheLayout
 from crossdock.config import machine_settings, settings_fingerprint
 from crossdock.errors import CrossdockError
 from crossdock.image.digest import Digest
