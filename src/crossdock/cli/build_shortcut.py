@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from crossdock.backends import lastbuild
 from crossdock.build import OutputSpec, PlanOutputs, check_outputs, deliver
-from crossdock.cache import CacheLayout
+from crossdock.cache import CacheLayout, Records
 from crossdock.config import machine_settings, settings_fingerprint
 from crossdock.errors import CrossdockError
 from crossdock.image.digest import Digest
@@ -163,7 +163,7 @@ def command_line_key(arguments: Sequence[str], environ: Mapping[str, str] | None
     return h.hexdigest()
 
 
-def _shortcuts() -> Any:
+def _shortcuts() -> Records:
     # The machine's cache folder (config's rule): found before the project's settings are read.
     return CacheLayout(machine_settings().cache_dir).records("build-shortcut", version=_VERSION)
 
