@@ -46,6 +46,7 @@ from crossdock.rootfs.baseprofile import BaseProfile, read_base_profile
 from crossdock.sbom import SBOM_ARTIFACT_TYPE, SBOM_PLATFORM_ANNOTATION, base_os_packages
 from crossdock.sbom.document import python_packages_of, sbom_document
 from crossdock.sources.registry import (
+    Registries,
     pull_config,
     pull_layers,
     pull_platform_image,
@@ -106,50 +107,27 @@ class RebaseResult:
         }
 
 
-class _Clients:
-    """One registry client per registry host, made on demand and closed together."""
-
-    def __init__(self, client_for: ClientFor) -> None:
-        self._client_for = client_for
-        self._clients: dict[str, RegistryClient] = {}
-
-    def __call__(self, ref: Reference) -> RegistryClient:
-        if ref.registry not in self._clients:
-            self._clients[ref.registry] = self._client_for(ref.registry)
-        return self._clients[ref.registry]
-
-    def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-
-
 @dataclass(frozen=True)
 class _Reader:
-    """The registries rebase reads from: clients, mirrors and the blob cache."""
+    """What rebase reads from: the registries (clients, mirrors) and the blob cache."""
 
-    clients: _Clients
-    mirrors: Mirrors
+    registries: Registries
     blobs: BlobCache
 
-    def top(self, ref: Reference) -> tuple[Reference, Manifest | Index]:
-        """What ``ref`` names (mirrors applied), and the reference it was read from."""
-        pull = self.mirrors.apply(ref)
-        return pull, self.clients(pull).get_manifest(pull)
-
     def manifest(self, pull: Reference, digest: Digest) -> Manifest:
-        found = self.clients(pull).get_manifest(pull.with_digest(digest))
+        found = self.registries.client(pull).get_manifest(pull.with_digest(digest))
         if not isinstance(found, Manifest):
             raise BaseImageError(f"{pull}@{digest} is an index, not an image manifest")
         return found
 
     def layers(self, pull: Reference, descriptors: Sequence[Descriptor]) -> tuple[BlobSource, ...]:
-        return pull_layers(self.clients(pull), pull, descriptors, self.blobs)
+        return pull_layers(self.registries.client(pull), pull, descriptors, self.blobs)
 
 
 def _children(reader: _Reader, pull: Reference, top: Manifest | Index) -> tuple[PlatformImage, ...]:
     """The image's platform images, manifests and configs only (attestations and other
     artifacts skipped)."""
-    return read_image_set(reader.clients(pull), pull, top, None).images
+    return read_image_set(reader.registries.client(pull), pull, top, None).images
 
 
 def _recorded_base(image: Reference, manifest: Manifest) -> tuple[Reference, Digest]:
@@ -178,21 +156,18 @@ def rebase(
     target: str | None = None,
 ) -> RebaseResult:
     """The images of ``image`` moved onto ``new_base``, verified; nothing is pushed."""
-    clients = _Clients(client_for)
-    reader = _Reader(clients, mirrors or Mirrors({}), CacheLayout(cache_dir).blobs)
-    try:
-        pull, top = reader.top(image)
+    with Registries(client_for, mirrors) as registries:
+        reader = _Reader(registries, CacheLayout(cache_dir).blobs)
+        pull, top = registries.top(image)
         children = _children(reader, pull, top)
         chosen = target or _inferred_target(top, children)
-        new_pull, new_top = reader.top(new_base)
+        new_pull, new_top = registries.top(new_base)
         rebased = tuple(
             _rebase_platform(
                 reader, (image, pull), child, (new_base, new_pull), new_top, cache_dir, allow
             )
             for child in children
         )
-    finally:
-        clients.close()
     index = None
     if isinstance(top, Index):
         family = family_of(rebased[0].image.manifest.media_type)
@@ -229,7 +204,7 @@ def _rebase_platform(  # noqa: PLR0917 - private; one call site
     (image, pull), (new_base, new_pull) = images, new_bases
     platform = child.config.platform
     old_base_ref, old_base_digest = _recorded_base(image, child.manifest)
-    old_pull = reader.mirrors.apply(old_base_ref)
+    old_pull = reader.registries.mirrors.apply(old_base_ref)
     old_base = reader.manifest(old_pull, old_base_digest)
     count = len(old_base.layers)
     if [d.digest for d in child.manifest.layers[:count]] != [d.digest for d in old_base.layers]:
@@ -238,9 +213,9 @@ def _rebase_platform(  # noqa: PLR0917 - private; one call site
             f"base {old_base_ref}@{old_base_digest}; nothing was changed",
             hint="the image was not built on the base its annotations name",
         )
-    old_base_config = pull_config(reader.clients(old_pull), old_pull, old_base)
+    old_base_config = pull_config(reader.registries.client(old_pull), old_pull, old_base)
     new = pull_platform_image(
-        reader.clients(new_pull),
+        reader.registries.client(new_pull),
         new_pull,
         new_top,
         platform,
@@ -289,7 +264,7 @@ def _rebase_platform(  # noqa: PLR0917 - private; one call site
         annotations=annotations,
     )
     sbom = _carried_sbom(
-        reader.clients(pull), pull, child, manifest, config, new, new_base, cache_dir
+        reader.registries.client(pull), pull, child, manifest, config, new, new_base, cache_dir
     )
     image_out = PlatformImage(
         platform, manifest, config, layer_sources, (sbom,) if sbom is not None else ()
@@ -514,17 +489,14 @@ def check_bases(
 ) -> list[BaseCheck]:
     """For each platform of each image: has the tag of its recorded base moved?"""
     # No layer is pulled: the blob cache is never written.
-    clients = _Clients(client_for)
-    reader = _Reader(clients, mirrors or Mirrors({}), BlobCache(Path("/nonexistent")))
+    reader = _Reader(Registries(client_for, mirrors), BlobCache(Path("/nonexistent")))
     checks: list[BaseCheck] = []
-    try:
+    with reader.registries:
         for image in images:
-            pull, top = reader.top(image)
+            pull, top = reader.registries.top(image)
             checks.extend(
                 _check_one(reader, image, child) for child in _children(reader, pull, top)
             )
-    finally:
-        clients.close()
     return checks
 
 
@@ -535,7 +507,7 @@ def _check_one(reader: _Reader, image: Reference, child: PlatformImage) -> BaseC
     if not name or not recorded:
         return BaseCheck(str(image), str(platform), name, recorded, None, None)
     try:
-        _, base_top = reader.top(Reference.parse(name))
+        _, base_top = reader.registries.top(Reference.parse(name))
     except NotFoundError:
         return BaseCheck(str(image), str(platform), name, recorded, None, None)
     if isinstance(base_top, Index):

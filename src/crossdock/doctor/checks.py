@@ -35,6 +35,7 @@ from crossdock.platform import Platform
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.credentials import find_credentials
 from crossdock.registry.reference import Mirrors, Reference, api_host, is_loopback_registry
+from crossdock.sources.registry import Registries
 from crossdock.tls import system_ssl_context
 
 __all__ = ["DoctorInput", "check_binfmt", "check_docker", "check_host", "run_doctor"]
@@ -258,9 +259,8 @@ def _check_bases(
     what: DoctorInput, client_for: Callable[[str], RegistryClient]
 ) -> list[DoctorFinding]:
     out: list[DoctorFinding] = []
-    clients: dict[str, RegistryClient] = {}
     seen: set[str] = set()
-    try:
+    with Registries(client_for, what.mirrors) as registries:
         for target, base in sorted(what.bases.items()):
             ref = Reference.parse(base)
             pull = what.mirrors.apply(ref)
@@ -269,8 +269,7 @@ def _check_bases(
             seen.add(str(pull))
             via = f" (via mirror {pull})" if pull != ref else ""
             try:
-                client = clients.setdefault(pull.registry, client_for(pull.registry))
-                found = client.get_manifest(pull)
+                _, found = registries.top(ref)
             except (CrossdockError, httpx.HTTPError) as err:
                 out.append(
                     DoctorFinding(
@@ -315,9 +314,6 @@ def _check_bases(
                 )
             else:
                 out.append(DoctorFinding("base", Status.OK, summary))
-    finally:
-        for client in clients.values():
-            client.close()
     return out
 
 

@@ -27,6 +27,7 @@ from crossdock.registry.reference import Mirrors, Reference
 from crossdock.sources.select import wanted
 
 __all__ = [
+    "Registries",
     "platform_manifest",
     "pull_config",
     "pull_image_set",
@@ -34,6 +35,44 @@ __all__ = [
     "pull_platform_image",
     "read_image_set",
 ]
+
+
+class Registries:
+    """The registries a command reads from: one client per registry host, made on demand (by
+    ``client_for``, so tests and callers can give their own) and closed together, and the
+    registry mirrors applied to every reference read."""
+
+    def __init__(
+        self,
+        client_for: Callable[[str], RegistryClient] = RegistryClient,
+        mirrors: Mirrors | None = None,
+    ) -> None:
+        self._client_for = client_for
+        self._clients: dict[str, RegistryClient] = {}
+        self.mirrors = mirrors or Mirrors({})
+
+    def client(self, ref: Reference) -> RegistryClient:
+        """The client of ``ref``'s registry (``ref`` as read: mirrors already applied)."""
+        if ref.registry not in self._clients:
+            self._clients[ref.registry] = self._client_for(ref.registry)
+        return self._clients[ref.registry]
+
+    def top(self, ref: Reference) -> tuple[Reference, Manifest | Index]:
+        """What ``ref`` names (a manifest or an index), and the reference it was read from
+        (``ref`` through its mirror, if one is configured)."""
+        pull = self.mirrors.apply(ref)
+        return pull, self.client(pull).get_manifest(pull)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def __enter__(self) -> Registries:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def pull_image_set(
