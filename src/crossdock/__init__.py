@@ -11,6 +11,9 @@ The public API, for use as a library (the ``crossdock`` command is built on it):
     outcome = build(make_plan(config), NativeBackend(), progress=lambda p, m: print(p, m))
     result = release(publishing, outcome.image_set, checked=True)
 
+A Dockerfile build releases the same way with ``BuildxBackend(dockerfile, mirrors=...,
+output=StagingRepository(publishing.request.repository))`` (``DockerStore(TAG)``: into docker).
+
 Names are loaded on first use (PEP 562), so ``import crossdock`` stays cheap and modules inside
 the package can import ``crossdock.__version__`` without import cycles. ``build`` is imported
 from ``crossdock.build``: a package attribute of that name is the submodule once it is loaded.
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from crossdock._version import __version__
 
 if TYPE_CHECKING:
+    from crossdock.backends.buildx import BuildxBackend, DockerStore, StagingRepository
     from crossdock.backends.native import NativeBackend
     from crossdock.build import OutputSpec, make_plan
     from crossdock.config import Config, load_config
@@ -36,13 +40,16 @@ if TYPE_CHECKING:
 __all__ = [
     "AMD64",
     "ARM64",
+    "BuildxBackend",
     "Config",
     "CrossdockError",
+    "DockerStore",
     "ImageSet",
     "NativeBackend",
     "OutputSpec",
     "Platform",
     "Publishing",
+    "StagingRepository",
     "__version__",
     "load_config",
     "make_plan",
@@ -60,6 +67,9 @@ _WHERE = {
     "CrossdockError": "crossdock.errors",
     "ImageSet": "crossdock.image.artifact",
     "NativeBackend": "crossdock.backends.native",
+    "BuildxBackend": "crossdock.backends.buildx",
+    "DockerStore": "crossdock.backends.buildx",
+    "StagingRepository": "crossdock.backends.buildx",
     "OutputSpec": "crossdock.build",
     "make_plan": "crossdock.build",
     "Publishing": "crossdock.publish.pipeline",

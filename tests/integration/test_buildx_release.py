@@ -18,8 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from crossdock import AMD64, load_config, make_plan, prepare_release, release
-from crossdock.backends.buildx import BuildxBackend, DockerStore
+from crossdock import (
+    AMD64,
+    BuildxBackend,
+    DockerStore,
+    load_config,
+    make_plan,
+    prepare_release,
+    release,
+)
 from crossdock.build import build
 from crossdock.image.mediatypes import MediaType
 from crossdock.progress import NO_PROGRESS
