@@ -40,7 +40,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from crossdock.image.artifact import ImageSet
 
 __all__ = ["Canned", "InProcessRegistry", "Quirks", "Seen", "TokenServer", "bearer_gate"]
 
@@ -156,6 +160,27 @@ class InProcessRegistry:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def put_image_set(self, repository: str, image_set: ImageSet, tag: str) -> None:
+        """Store ``image_set`` in ``repository`` as a finished push leaves it: its blobs, its
+        manifests and index by digest, ``tag`` naming the index (or, without one, the first
+        manifest). Written straight into storage, not through the API: a test of pulling does
+        not depend on crossdock's push."""
+        with self._lock:
+            for image in image_set.images:
+                config = image.manifest.config.digest
+                self.blobs[str(config)] = image.config.raw
+                self.links.add((repository, str(config)))
+                for blob in image.layers:
+                    self.blobs[str(blob.descriptor.digest)] = blob.path.read_bytes()
+                    self.links.add((repository, str(blob.descriptor.digest)))
+                stored = (image.manifest.raw, image.manifest.media_type)
+                self.manifests[(repository, str(image.manifest.digest))] = stored
+            top = image_set.index or image_set.images[0].manifest
+            if image_set.index is not None:
+                stored = (image_set.index.raw, image_set.index.media_type)
+                self.manifests[(repository, str(image_set.index.digest))] = stored
+            self.manifests[(repository, tag)] = (top.raw, top.media_type)
 
     def methods(self, kind: str) -> list[str]:
         """``METHOD path`` of the requests whose path contains ``kind`` (e.g. "/uploads/")."""
