@@ -49,7 +49,7 @@ from crossdock.errors import CrossdockError
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 
-__all__ = ["BlobCache", "CacheLayout", "Records", "atomic_write"]
+__all__ = ["BlobCache", "CacheLayout", "Records", "atomic_write", "file_digest"]
 
 T = TypeVar("T")
 
@@ -164,7 +164,9 @@ def _identity(path: Path) -> list[int] | None:
     return [st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def _file_digest(path: Path, algorithm: str) -> tuple[str, int]:
+def file_digest(path: Path, algorithm: str) -> tuple[str, int]:
+    """The hex digest (``algorithm``) and size of a file's bytes, read in a stream (never whole
+    in memory): how a blob on disk, cached or in an OCI layout, is checked."""
     hasher = hashlib.new(algorithm)
     size = 0
     with path.open("rb") as stream:
@@ -201,7 +203,7 @@ class BlobCache:
         key = f"{digest.algorithm}-{digest.hex}"
         if self._stamps.load(key, list) == identity:
             return path
-        actual, actual_size = _file_digest(path, digest.algorithm)
+        actual, actual_size = file_digest(path, digest.algorithm)
         if actual != digest.hex or (size is not None and actual_size != size):
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -19,11 +19,11 @@ is TAG, or TAG-ARCH for a single-platform manifest (the names crossdock writes f
 
 from __future__ import annotations
 
-import hashlib
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from crossdock.cache import file_digest
 from crossdock.errors import ConfigError, NotFoundError, UnsafeContentError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
@@ -83,13 +83,8 @@ def verified_layout_file(root: Path, descriptor: Descriptor) -> Path:
     path = layout_blob_path(root, descriptor.digest)
     if not path.is_file():
         raise NotFoundError(f"{root}: layer {descriptor.digest} is missing from the layout")
-    hasher = hashlib.new(descriptor.digest.algorithm)
-    size = 0
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            hasher.update(chunk)
-            size += len(chunk)
-    if size != descriptor.size or hasher.hexdigest() != descriptor.digest.hex:
+    actual, size = file_digest(path, descriptor.digest.algorithm)
+    if size != descriptor.size or actual != descriptor.digest.hex:
         raise UnsafeContentError(
             f"layer {path} does not match its descriptor ({descriptor.digest}, "
             f"{descriptor.size} bytes)",

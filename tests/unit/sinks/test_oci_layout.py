@@ -26,13 +26,13 @@ def test_layers_are_linked_and_the_cache_is_not_hashed_again(cached, tmp_path, m
     blobs, images = cached
     layout = write_oci_layout(images, tmp_path / "layout", blobs=blobs)
     hashed = []
-    real = cache_module._file_digest
+    real = cache_module.file_digest
 
     def spy(path, algorithm):
         hashed.append(path)
         return real(path, algorithm)
 
-    monkeypatch.setattr(cache_module, "_file_digest", spy)
+    monkeypatch.setattr(cache_module, "file_digest", spy)
     for blob in images.blobs():
         written = layout / "blobs" / "sha256" / blob.descriptor.digest.hex
         assert written.stat().st_ino == blob.path.stat().st_ino  # a link, not a copy
