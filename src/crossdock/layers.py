@@ -18,7 +18,7 @@ import os
 import stat
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -27,6 +27,7 @@ from isal import igzip
 from crossdock import scratch
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
+from crossdock.rootfs.layerindex import Member, MemberType, normalize
 
 __all__ = [
     "LayerBlob",
@@ -70,6 +71,9 @@ class LayerBlob:
     digest: Digest
     diff_id: Digest
     size: int
+    # The member index of a layer written here, taken while writing it: the rows reading the
+    # blob back gives (rootfs.layerindex.read_members), without decompressing it again.
+    members: tuple[Member, ...] | None = field(default=None, compare=False, repr=False)
 
     def descriptor(self, media_type: str) -> Descriptor:
         return Descriptor(media_type, self.digest, self.size)
@@ -157,10 +161,13 @@ def write_layer(
     """Write a gzip-compressed tar layer to ``dest`` (atomically) and return its digests."""
     fixed_mtime = source_date_epoch() if mtime is None else mtime
 
-    def write_tar(uncompressed: _HashingWriter) -> None:
+    def write_tar(uncompressed: _HashingWriter) -> tuple[Member, ...]:
+        members: list[Member] = []
         with tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
             for entry in _with_parents(entries):
-                _add(tar, entry, fixed_mtime)
+                info = _add(tar, entry, fixed_mtime)
+                members.append(_written_member(len(members), info, tar.offset))
+        return tuple(members)
 
     return _gzipped(dest, write_tar)
 
@@ -173,11 +180,14 @@ def compress_layer(tar: Path, dest: Path) -> LayerBlob:
         with tar.open("rb") as source:
             while chunk := source.read(_COPY_CHUNK):
                 uncompressed.write(chunk)
+        # (a tar written elsewhere: its index is read from it when needed)
 
     return _gzipped(dest, copy_tar)
 
 
-def _gzipped(dest: Path, write_tar: Callable[[_HashingWriter], None]) -> LayerBlob:
+def _gzipped(
+    dest: Path, write_tar: Callable[[_HashingWriter], tuple[Member, ...] | None]
+) -> LayerBlob:
     """``dest``: the gzip of what ``write_tar`` writes, both streams hashed on the way."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
@@ -188,17 +198,36 @@ def _gzipped(dest: Path, write_tar: Callable[[_HashingWriter], None]) -> LayerBl
                 filename="", mode="wb", compresslevel=_GZIP_LEVEL, fileobj=compressed, mtime=0
             ) as gz:
                 uncompressed = _HashingWriter(gz)
-                write_tar(uncompressed)
+                members = write_tar(uncompressed)
         partial.replace(dest)
     return LayerBlob(
         path=dest,
         digest=Digest("sha256:" + compressed.sha256.hexdigest()),
         diff_id=Digest("sha256:" + uncompressed.sha256.hexdigest()),
         size=compressed.size,
+        members=members,
     )
 
 
-def _add(tar: tarfile.TarFile, entry: LayerEntry, mtime: int) -> None:
+def _written_member(ordinal: int, info: tarfile.TarInfo, end: int) -> Member:
+    """The index row of the member just written, ending at ``end`` in the tar stream: its data
+    (padded to whole 512-byte blocks) is the last thing before ``end``, after its headers."""
+    data = -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    kind = {tarfile.DIRTYPE: MemberType.DIRECTORY, tarfile.SYMTYPE: MemberType.SYMLINK}
+    return Member(
+        ordinal,
+        info.name,
+        normalize(info.name),
+        kind.get(info.type, MemberType.FILE),
+        info.mode,
+        info.size,
+        info.linkname,
+        end - data,
+    )
+
+
+def _add(tar: tarfile.TarFile, entry: LayerEntry, mtime: int) -> tarfile.TarInfo:
+    """Write ``entry``; returns the header written (its name, type, mode, size, link)."""
     info = _tarinfo(entry, mtime)
     if info.type != tarfile.REGTYPE:
         tar.addfile(info)
@@ -210,6 +239,7 @@ def _add(tar: tarfile.TarFile, entry: LayerEntry, mtime: int) -> None:
             raise ValueError(f"layer entry {entry.path!r} has no content")
         with source.open("rb") as handle:
             tar.addfile(info, handle)
+    return info
 
 
 _ALWAYS_EXCLUDED = frozenset(

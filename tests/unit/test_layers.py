@@ -6,6 +6,7 @@ import pytest
 
 from crossdock.image import sha256_of
 from crossdock.layers import LayerEntry, compress_layer, entries_from_tree, write_layer
+from crossdock.rootfs.layerindex import read_members
 
 
 def _tree(root):
@@ -93,3 +94,40 @@ def test_compress_layer_gzips_a_saved_tar_as_write_layer_would(tmp_path):
     data = (tmp_path / "c.tar.gz").read_bytes()
     assert sha256_of(data) == blob.digest and blob.size == len(data)
     assert gzip.decompress(data) == plain.read_bytes()
+
+
+def test_the_index_taken_while_writing_equals_the_index_read_back(tmp_path):
+    """What the verify step takes instead of decompressing a layer it just wrote: every row
+    (name, path, type, mode, size, link, data offset) as reading the blob gives it, through
+    directories, symlinks, executables, empty files, sizes at block boundaries, a PAX long
+    name, inline data and a non-ASCII name."""
+    src = _tree(tmp_path)
+    deep = src / ("d" * 90) / ("e" * 90)
+    deep.mkdir(parents=True)
+    (deep / "long-name.py").write_text("y = 2\n")
+    for size in (0, 1, 511, 512, 513, 1024, 70_000):
+        (src / f"size-{size}.bin").write_bytes(
+            bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        )
+    (src / "café.txt").write_text("crème\n")
+    entries = [
+        *entries_from_tree(src, "/srv", keep_bytecode=True),
+        LayerEntry("etc/inline.conf", data=b"inline\n"),
+        LayerEntry("srv/bin/tool", data=b"#!/bin/sh\n", executable=True),
+        LayerEntry("srv/current", symlink="/srv/pkg"),
+    ]
+    blob = write_layer(entries, tmp_path / "layer.tar.gz")
+    assert blob.members is not None
+    read_back = read_members(blob.path)
+    assert list(blob.members) == read_back
+    assert {m.type for m in read_back} == {"f", "d", "l"}
+    assert any(len(m.name) > 100 for m in read_back)  # a PAX header before it
+
+
+def test_a_compressed_foreign_tar_has_no_written_index(tmp_path):
+    tar_path = tmp_path / "layer.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        info = tarfile.TarInfo("a.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"a"))
+    assert compress_layer(tar_path, tmp_path / "layer.tar.gz").members is None

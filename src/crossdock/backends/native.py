@@ -381,8 +381,6 @@ class NativeBackend:
     ) -> tuple[Resolution, LayerBlob, bool]:
         from crossdock.resolve import install_dependencies
 
-        work = CacheLayout(plan.cache_dir).work
-        work.mkdir(parents=True, exist_ok=True)
         resolution = install_dependencies(
             project_dir=plan.project.lock_dir,
             package=plan.project.package,
@@ -414,8 +412,7 @@ class NativeBackend:
             blob = self._write_layer_into_cache(
                 entries_from_tree(resolution.target_dir, plan.deps_dir, keep_bytecode=True),
                 cache,
-                plan.mtime,
-                work,
+                plan,
             )
             packing.describe(f"{_size(blob.size)} compressed")
         records.store(key, _blob_meta(blob))
@@ -438,7 +435,7 @@ class NativeBackend:
         work.mkdir(parents=True, exist_ok=True)
         if bytecode_python is None and not resolution.local_projects:
             entries = entries_from_tree(plan.service_dir, plan.app_dir, exclude=plan.exclude)
-            return self._write_layer_into_cache(entries, cache, plan.mtime, work), ()
+            return self._write_layer_into_cache(entries, cache, plan), ()
         with scratch.temporary_directory(dir=work) as tmp:
             layer_entries: list[LayerEntry] = []
             if not plan.project.packaged:
@@ -481,17 +478,24 @@ class NativeBackend:
                         cache_dir=CacheLayout(plan.cache_dir).bytecode,
                     )
                 layer_entries += entries_from_tree(packages, plan.deps_dir, keep_bytecode=True)
-            blob = self._write_layer_into_cache(layer_entries, cache, plan.mtime, work)
+            blob = self._write_layer_into_cache(layer_entries, cache, plan)
             return blob, local
 
     @staticmethod
     def _write_layer_into_cache(
-        entries: Iterable[LayerEntry], cache: BlobCache, mtime: int, work: Path
+        entries: Iterable[LayerEntry], cache: BlobCache, plan: BuildPlan
     ) -> LayerBlob:
+        from crossdock.rootfs.layerindex import IndexCache
+
+        work = CacheLayout(plan.cache_dir).work
         work.mkdir(parents=True, exist_ok=True)
         with scratch.temporary_directory(dir=work) as tmp:
-            blob = write_layer(entries, Path(tmp) / "layer.tar.gz", mtime=mtime)
+            blob = write_layer(entries, Path(tmp) / "layer.tar.gz", mtime=plan.mtime)
             final = cache.adopt(blob.path, blob.digest)
+        if blob.members is not None:
+            # Kept by the digest of the bytes just written (hashed on the way out), so the
+            # verify step reads this layer once, for its files, instead of twice.
+            IndexCache(plan.cache_dir).store(blob.digest, blob.members)
         return LayerBlob(final, blob.digest, blob.diff_id, blob.size)
 
 
