@@ -4,6 +4,7 @@ again, and a damaged record is detected and the build runs in full, to the same 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -182,6 +183,27 @@ class Answer:
     shortcut: bool  # answered before typer and pydantic were imported
 
 
+def _build_probed(args: list[str], env: dict[str, str]) -> Answer:
+    """`crossdock build ARGS`, and whether it was answered before typer and pydantic."""
+    completed = subprocess.run(
+        [sys.executable, "-c", _PROBE, "build", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    stderr, _, modules = completed.stderr.rpartition("MODULES ")
+    run = Run(completed.returncode, completed.stdout, stderr, 0.0)
+    digest = build_json(run)["index"]
+    loaded = set(json.loads(modules))
+    shortcut = not {"typer", "pydantic"} & loaded
+    if shortcut:
+        assert FROM_RECORD in stderr
+        assert not {"crossdock.resolve", "crossdock.verify", "crossdock.config.model"} & loaded
+    return Answer(run, digest, shortcut)
+
+
 @dataclass(frozen=True)
 class Builds:
     """One command line of `crossdock build`, run again and again."""
@@ -191,24 +213,10 @@ class Builds:
     layout: Path
 
     def build(self, *extra: str, environ: dict[str, str] | None = None) -> Answer:
-        completed = subprocess.run(
-            [sys.executable, "-c", _PROBE, "build", *self.args, *extra],
-            capture_output=True,
-            text=True,
-            env=environ or self.env,
-            timeout=900,
-            check=False,
-        )
-        stderr, _, modules = completed.stderr.rpartition("MODULES ")
-        run = Run(completed.returncode, completed.stdout, stderr, 0.0)
-        digest = build_json(run)["index"]
-        assert layout_index_digest(self.layout) == digest  # the layout holds what was reported
-        loaded = set(json.loads(modules))
-        shortcut = not {"typer", "pydantic"} & loaded
-        if shortcut:
-            assert FROM_RECORD in stderr
-            assert not {"crossdock.resolve", "crossdock.verify", "crossdock.config.model"} & loaded
-        return Answer(run, digest, shortcut)
+        answer = _build_probed([*self.args, *extra], environ or self.env)
+        # The layout holds what was reported.
+        assert layout_index_digest(self.layout) == answer.index_digest
+        return answer
 
     def changed(
         self, what: str, first: Answer, *, new_digest: bool, environ: dict[str, str] | None = None
@@ -296,6 +304,57 @@ def test_an_unchanged_command_line_is_answered_early_and_every_input_is_checked_
     # The base's tag moved (the same layers under Docker media types): resolved again, built on.
     _copy_image(STAGE_BASE, base, docker_format=True)
     builds.changed("the base's tag", first, new_digest=True)
+
+
+def test_a_plain_push_is_answered_early_and_the_registry_is_still_checked(
+    host_python: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "UV_PYTHON": host_python,
+        "UV_PYTHON_DOWNLOADS": "never",
+        "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS,
+        "CROSSDOCK_CACHE_DIR": str(tmp_path / "cache"),
+        "SOURCE_DATE_EPOCH": "1700000000",
+    }
+    project = tmp_path / "example"
+    shutil.copytree(
+        EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
+    )
+    uv_lock(project / "backend" / "api", env)
+    for command in (["init", "--quiet"], ["add", "-A"], ["commit", "--quiet", "-m", "example"]):
+        subprocess.run([*_GIT, *command], cwd=project, check=True)
+    reference = f"{REGISTRY}/tests-{uuid.uuid4().hex[:10]}/pushed:latest"
+    args = ["-C", str(project), "--service", "api", "--platform", "linux/arm64"]
+    args += ["--push", reference, "--json"]
+
+    def pushed(answer: Answer) -> dict[str, int]:
+        counts: dict[str, int] = json.loads(answer.run.stdout)["push"]["pushed"]
+        return counts
+
+    first = _build_probed(args, env)
+    assert not first.shortcut
+    assert pushed(first)["blobs_uploaded"] > 0
+    again = _build_probed(args, env)
+    assert again.shortcut
+    assert again.index_digest == first.index_digest
+    assert pushed(again)["blobs_uploaded"] == 0
+    assert pushed(again)["tags_set"] == 0
+    # The tag moved in the registry (nothing crossdock reads changed): the answer from the record
+    # still releases, checking the registry, and points the tag back at the build.
+    _copy_image(STAGE_BASE, reference)
+    moved = _build_probed(args, env)
+    assert moved.shortcut
+    assert pushed(moved)["tags_set"] >= 1
+    expected = json.loads(first.run.stdout)["push"]["tags"]
+    tagged = {t["tag"]: t["digest"] for t in expected}
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{reference}"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert f"sha256:{hashlib.sha256(raw).hexdigest()}" == tagged["latest"]
 
 
 def _edit_and_restore(path: Path, check: Callable[[], None], line: str = "# edited") -> None:

@@ -188,9 +188,12 @@ def build(
             outcome, publishing, release, platforms=build_plan.platforms, json_output=json_output
         )
         return
-    if publishing is None and not smoke and output is not None:
+    # A plain --push is answered from the record too (its registry checked by the release); an
+    # --env release (timestamped tags), a dry run and --smoke always run the whole command.
+    if not smoke and output is not None and env is None and not dry_run:
         # The next identical command line may be answered before any of this is imported.
-        from crossdock.cli.build_shortcut import remember
+        from crossdock.cli.build_shortcut import RememberedRelease, remember
+        from crossdock.publish.pipeline import ReleaseSettings
 
         remember(
             build_plan,
@@ -198,6 +201,15 @@ def build(
             load=load_arguments(project, service, platform, target, base, bytecode=bytecode),
             allow=tuple(allow or ()),
             output=output,
+            release=None
+            if publishing is None
+            else RememberedRelease(
+                settings=ReleaseSettings.of(config),
+                repository=publishing.request.repository,
+                tag=publishing.request.tag,
+                git_sha=git_sha,
+                create_repository=publishing.create_repository,
+            ),
             json_output=json_output,
             quiet=quiet,
             verbose=verbose,

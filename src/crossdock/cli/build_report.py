@@ -44,7 +44,7 @@ def report_build(
         return
     render_build(outcome, out_console, verbose=verbose)
     if release is not None:
-        from crossdock.cli.push_cmd import render_release
+        from crossdock.cli.release_report import render_release
 
         render_release(release)
 

@@ -14,10 +14,12 @@ again, the base's tag is resolved at its registry (a moved base is a change), an
 files, lock and pyproject files are hashed into the key the full build computes; the record
 under that key is then loaded and checked as the full build loads it (``lastbuild.load_outcome``:
 checksum, every layer blob still in the cache and unchanged), and delivered as the full build
-delivers it (``crossdock.build.deliver``: the target's refusals, then the outputs). Anything
-different, missing or failing before the outputs are written falls through to the full build,
-which reports what is wrong. Only a native build to local outputs is answered here; a push, a
-release, ``--smoke`` or the buildx backend always runs the full command.
+delivers it (``crossdock.build.deliver``: the target's refusals, then the outputs; with
+``--push``, the release, which checks the registry for every blob, manifest and tag, with the
+git state read again). Anything different, missing or failing before the outputs are written
+falls through to the full build, which reports what is wrong. Only the native backend is
+answered here, to local outputs or a plain ``--push``; an ``--env`` release (its tags are
+timestamped), ``--dry-run``, ``--smoke`` or the buildx backend always runs the full command.
 """
 
 from __future__ import annotations
@@ -44,14 +46,58 @@ if TYPE_CHECKING:
 
     from crossdock.backends.base import BuildOutcome
     from crossdock.plan import BuildPlan
+    from crossdock.publish.pipeline import Publishing, ReleaseSettings
 
-__all__ = ["Shortcut", "answer_from_record", "remember"]
+__all__ = ["RememberedRelease", "Shortcut", "answer_from_record", "remember"]
 
 _VERSION = 1
 # The variables the options of ``crossdock build`` read (typer's ``envvar``): the command line
 # means what it meant only if they are the same. tests/unit/cli/test_build_shortcut.py checks
 # this against the command's options.
 OPTION_VARIABLES = ("SERVICE_FOLDER",)
+
+
+@dataclass(frozen=True)
+class RememberedRelease:
+    """A plain ``--push``: what its release took from the options and the configuration (the
+    git state is read again at each answer)."""
+
+    settings: ReleaseSettings
+    repository: Reference
+    tag: str
+    git_sha: str | None
+    create_repository: bool
+
+    def publishing(self) -> Publishing:
+        return self.settings.publishing(
+            self.repository,
+            env=None,
+            tag=self.tag,
+            git_sha=self.git_sha,
+            dry_run=False,
+            create_repository=self.create_repository,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "settings": self.settings.to_json(),
+            "repository": _reference_json(self.repository),
+            "tag": self.tag,
+            "git_sha": self.git_sha,
+            "create_repository": self.create_repository,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RememberedRelease:
+        from crossdock.publish.pipeline import ReleaseSettings
+
+        return cls(
+            settings=ReleaseSettings.from_json(data["settings"]),
+            repository=_reference(data["repository"]),
+            tag=str(data["tag"]),
+            git_sha=data["git_sha"],
+            create_repository=bool(data["create_repository"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -67,6 +113,7 @@ class Shortcut:
     plan: PlanOutputs
     warnings: tuple[str, ...]
     output: OutputSpec
+    release: RememberedRelease | None
     json_output: bool
     quiet: bool
     verbose: bool
@@ -77,12 +124,7 @@ class Shortcut:
             "settings": self.settings,
             "mtime": self.mtime,
             "revision": self.revision,
-            "base_pull": {
-                "registry": self.base_pull.registry,
-                "repository": self.base_pull.repository,
-                "tag": self.base_pull.tag,
-                "digest": None if self.base_pull.digest is None else str(self.base_pull.digest),
-            },
+            "base_pull": _reference_json(self.base_pull),
             "inputs": self.inputs.to_json(),
             "plan": {
                 "target": self.plan.target,
@@ -96,12 +138,12 @@ class Shortcut:
                 "tag": self.output.tag,
                 "archive_repository": self.output.archive_repository,
             },
+            "release": None if self.release is None else self.release.to_json(),
             "report": {"json": self.json_output, "quiet": self.quiet, "verbose": self.verbose},
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Shortcut:
-        base = data["base_pull"]
         output = data["output"]
         plan = data["plan"]
         return cls(
@@ -109,12 +151,7 @@ class Shortcut:
             settings=str(data["settings"]),
             mtime=int(data["mtime"]),
             revision=data["revision"],
-            base_pull=Reference(
-                registry=str(base["registry"]),
-                repository=str(base["repository"]),
-                tag=base["tag"],
-                digest=None if base["digest"] is None else Digest(base["digest"]),
-            ),
+            base_pull=_reference(data["base_pull"]),
             inputs=lastbuild.RecordInputs.from_json(data["inputs"]),
             plan=PlanOutputs(
                 target=str(plan["target"]),
@@ -128,10 +165,31 @@ class Shortcut:
                 tag=str(output["tag"]),
                 archive_repository=output["archive_repository"],
             ),
+            release=None
+            if data["release"] is None
+            else RememberedRelease.from_json(data["release"]),
             json_output=bool(data["report"]["json"]),
             quiet=bool(data["report"]["quiet"]),
             verbose=bool(data["report"]["verbose"]),
         )
+
+
+def _reference_json(reference: Reference) -> dict[str, Any]:
+    return {
+        "registry": reference.registry,
+        "repository": reference.repository,
+        "tag": reference.tag,
+        "digest": None if reference.digest is None else str(reference.digest),
+    }
+
+
+def _reference(data: dict[str, Any]) -> Reference:
+    return Reference(
+        registry=str(data["registry"]),
+        repository=str(data["repository"]),
+        tag=data["tag"],
+        digest=None if data["digest"] is None else Digest(data["digest"]),
+    )
 
 
 def _text(path: Path | None) -> str | None:
@@ -175,12 +233,14 @@ def remember(
     load: dict[str, Any],
     allow: tuple[str, ...],
     output: OutputSpec,
+    release: RememberedRelease | None,
     json_output: bool,
     quiet: bool,
     verbose: bool,
 ) -> None:
-    """After a full native build to local outputs: what the next identical command line checks
-    to answer from the record (nothing when this process was not run as ``crossdock build``)."""
+    """After a full native build (to local outputs, or pushed with a plain ``--push``): what the
+    next identical command line checks to answer from the record (nothing when this process
+    was not run as ``crossdock build``)."""
     if command_line is None or not all(
         getattr(r.verification, "passed", False) for r in outcome.reports
     ):
@@ -195,6 +255,7 @@ def remember(
         plan=PlanOutputs(target=plan.target, cache_dir=plan.cache_dir, service=plan.service),
         warnings=tuple(plan.warnings),
         output=output,
+        release=release,
         json_output=json_output,
         quiet=quiet,
         verbose=verbose,
@@ -215,6 +276,14 @@ def answer_from_record(arguments: Sequence[str]) -> bool:
     outcome = _recorded_outcome(shortcut)
     if outcome is None:
         return False
+    publishing = None
+    if shortcut.release is not None:
+        # Before anything is printed, as the full build asks git before building: a refused
+        # dirty tree (or any other problem) is the full build's to report.
+        try:
+            publishing = shortcut.release.publishing()
+        except (CrossdockError, OSError):
+            return False
     from crossdock.cli.build_report import report_build
     from crossdock.cli.console import progress
 
@@ -224,7 +293,12 @@ def answer_from_record(arguments: Sequence[str]) -> bool:
         check_outputs(shortcut.output)
         progress(None, "nothing changed since the last build: its verified result reused")
         deliver(outcome, shortcut.plan, progress, shortcut.output)
-    report_build(outcome, shortcut.json_output, None, verbose=shortcut.verbose)
+        release = None
+        if publishing is not None:
+            from crossdock.cli.release_report import publish
+
+            release = publish(publishing, outcome.image_set, checked=True)
+    report_build(outcome, shortcut.json_output, release, verbose=shortcut.verbose)
     return True
 
 

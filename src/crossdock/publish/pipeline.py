@@ -20,10 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from crossdock.backends.base import Progress
-from crossdock.config import Config
 from crossdock.errors import ConfigError
 from crossdock.image.artifact import ImageSet
 from crossdock.platform import ARM64, Platform
@@ -44,7 +43,10 @@ from crossdock.sinks.registry import PushEvent
 from crossdock.targets import target_spec
 from crossdock.transports import registry_destination
 
-__all__ = ["Publishing", "prepare_release", "release"]
+if TYPE_CHECKING:
+    from crossdock.config import Config
+
+__all__ = ["Publishing", "ReleaseSettings", "prepare_release", "release"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class Publishing:
 
 
 # A release without a project (``crossdock push --to REPO``) has no config to narrow.
-MaybeConfig = TypeVar("MaybeConfig", bound=Config | None)
+MaybeConfig = TypeVar("MaybeConfig", bound="Config | None")
 
 
 def prepare_release(
@@ -117,6 +119,81 @@ def prepare_release(
     return config, publishing
 
 
+@dataclass(frozen=True)
+class ReleaseSettings:
+    """What a release takes from the configuration (none: a release without a project, under
+    ``target``'s rules). Kept as data by a build answered from its record
+    (``crossdock.cli.build_shortcut``), which validates no configuration."""
+
+    target: str | None
+    refuse_dirty: bool = False
+    project_root: Path = Path()
+    production_arch: Platform = ARM64
+    templates: tuple[str, ...] = DEFAULT_TEMPLATES
+
+    @classmethod
+    def of(cls, config: Config | None, target: str | None = None) -> ReleaseSettings:
+        if config is None:
+            return cls(target=target)
+        return cls(
+            target=config.target,
+            refuse_dirty=config.refuse_dirty,
+            project_root=config.project_root,
+            production_arch=Platform.parse(config.production_arch),
+            templates=config.tag_templates or DEFAULT_TEMPLATES,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "refuse_dirty": self.refuse_dirty,
+            "project_root": str(self.project_root),
+            "production_arch": str(self.production_arch),
+            "templates": list(self.templates),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReleaseSettings:
+        return cls(
+            target=data["target"],
+            refuse_dirty=bool(data["refuse_dirty"]),
+            project_root=Path(data["project_root"]),
+            production_arch=Platform.parse(data["production_arch"]),
+            templates=tuple(str(t) for t in data["templates"]),
+        )
+
+    def publishing(
+        self,
+        repository: Reference,
+        *,
+        env: str | None,
+        tag: str,
+        git_sha: str | None,
+        dry_run: bool,
+        create_repository: bool,
+    ) -> Publishing:
+        """The release's settings; git is asked here, so a refused dirty tree fails first."""
+        git = release_git_state(
+            self.project_root, env=env, sha_override=git_sha, refuse_dirty=self.refuse_dirty
+        )
+        request = ReleaseRequest(
+            repository=repository,
+            env=env,
+            tag=tag,
+            production_arch=self.production_arch,
+            single_manifests=target_spec(self.target).single_manifests if self.target else False,
+            git=git,
+            refuse_dirty=self.refuse_dirty,
+            templates=self.templates,
+        )
+        return Publishing(
+            request=request,
+            create_repository=create_repository,
+            dry_run=dry_run,
+            target=self.target,
+        )
+
+
 def _publishing(
     config: Config | None,
     repository: Reference,
@@ -128,30 +205,13 @@ def _publishing(
     create_repository: bool,
     target: str | None,
 ) -> Publishing:
-    """The release's settings; git is asked here, so a refused dirty tree fails first."""
-    target = config.target if config else target
-    refuse_dirty = config.refuse_dirty if config else False
-    git = release_git_state(
-        config.project_root if config else Path(),
-        env=env,
-        sha_override=git_sha,
-        refuse_dirty=refuse_dirty,
-    )
-    request = ReleaseRequest(
-        repository=repository,
+    return ReleaseSettings.of(config, target).publishing(
+        repository,
         env=env,
         tag=tag,
-        production_arch=Platform.parse(config.production_arch) if config else ARM64,
-        single_manifests=target_spec(target).single_manifests if target else False,
-        git=git,
-        refuse_dirty=refuse_dirty,
-        templates=(config.tag_templates if config else None) or DEFAULT_TEMPLATES,
-    )
-    return Publishing(
-        request=request,
-        create_repository=create_repository,
+        git_sha=git_sha,
         dry_run=dry_run,
-        target=target,
+        create_repository=create_repository,
     )
 
 

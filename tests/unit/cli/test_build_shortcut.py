@@ -12,6 +12,9 @@ from crossdock.backends.lastbuild import RecordInputs
 from crossdock.build import OutputSpec, PlanOutputs
 from crossdock.cli import _register_commands, app, build_shortcut
 from crossdock.image import sha256_of
+from crossdock.platform import AMD64
+from crossdock.publish.pipeline import ReleaseSettings
+from crossdock.registry.reference import Reference
 from tests.unit.backends.test_lastbuild import plan_for, project  # noqa: F401 - the fixture
 
 ARGS = ["-C", "example", "--service", "api", "--oci-layout", "out"]
@@ -53,6 +56,19 @@ def test_what_a_build_remembers_reads_back_the_same(project, tmp_path):  # noqa:
         plan=PlanOutputs(target=plan.target, cache_dir=plan.cache_dir, service=plan.service),
         warnings=("a warning",),
         output=OutputSpec(oci_layout=tmp_path / "out", tag="v1"),
+        release=build_shortcut.RememberedRelease(
+            settings=ReleaseSettings(
+                target="lambda",
+                refuse_dirty=True,
+                project_root=project,
+                production_arch=AMD64,
+                templates=("{env}-latest",),
+            ),
+            repository=Reference("127.0.0.1:5555", "team/api"),
+            tag="v1",
+            git_sha="abc1234",
+            create_repository=True,
+        ),
         json_output=True,
         quiet=False,
         verbose=True,
@@ -75,6 +91,7 @@ def test_nothing_is_remembered_for_a_build_not_run_as_the_command(project, tmp_p
         load={"project_dir": Path(project), "service": "api", "overrides": {}},
         allow=(),
         output=OutputSpec(),
+        release=None,
         json_output=False,
         quiet=False,
         verbose=False,
@@ -87,6 +104,7 @@ def test_nothing_is_remembered_for_a_build_not_run_as_the_command(project, tmp_p
         load={"project_dir": Path(project), "service": "api", "overrides": {}},
         allow=(),
         output=OutputSpec(),
+        release=None,
         json_output=False,
         quiet=False,
         verbose=False,
