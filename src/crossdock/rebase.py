@@ -53,7 +53,7 @@ from crossdock.sources.registry import (
     read_image_set,
 )
 from crossdock.targets import target_spec
-from crossdock.verify import PlatformReport, verify_image
+from crossdock.verify import PlatformReport, verify_image, verify_platform_image
 
 __all__ = ["BASE_DIGEST", "BASE_NAME", "BaseCheck", "RebaseResult", "check_bases", "rebase"]
 
@@ -355,10 +355,8 @@ def _verify(  # noqa: PLR0917 - private; one call site
     verified = CacheLayout(cache_dir).records("base-verified", version=1)
     marker = _base_key(new.manifest.digest, platform, allow)
     if not verified.load(marker, bool):
-        base_report = verify_image(
-            new.config,
-            [b.path for b in new.layers],
-            layer_digests=[b.descriptor.digest for b in new.layers],
+        base_report = verify_platform_image(
+            new,
             profile=profile,
             allow=allow,
             declared_platform=platform,

@@ -102,13 +102,11 @@ def _verify_one(
     preflight: bool,
 ) -> PlatformReport:
     from crossdock.sources import image_label
-    from crossdock.verify import verify_image
+    from crossdock.verify import verify_platform_image
 
     label = image_label(name, image)
-    report = verify_image(
-        image.config,
-        [blob.path for blob in image.layers],
-        layer_digests=[blob.descriptor.digest for blob in image.layers],
+    report = verify_platform_image(
+        image,
         allow=tuple(allow or ()),
         # What the index (or the layout's index.json) that lists the image says it is.
         declared_platform=image.listed.platform if image.listed else None,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from crossdock.image.artifact import ImageSet
+from crossdock.image.artifact import ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
 from crossdock.platform import Platform
@@ -52,7 +52,7 @@ from crossdock.verify.report import (
 from crossdock.verify.startup import check_startup
 from crossdock.wheeltags import WheelTarget
 
-__all__ = ["verify_fs", "verify_image", "verify_image_set"]
+__all__ = ["verify_fs", "verify_image", "verify_image_set", "verify_platform_image"]
 
 
 def verify_image(
@@ -99,6 +99,33 @@ def verify_image(
     )
 
 
+def verify_platform_image(
+    image: PlatformImage,
+    *,
+    declared_platform: Platform | None,
+    profile: BaseProfile | None = None,
+    allow: Iterable[str | AllowRule] = (),
+    first_layer: int = 0,
+    image_name: str | None = None,
+    cache_dir: Path | None = None,
+    startup: bool = True,
+) -> PlatformReport:
+    """``verify_image`` for the one image model: its config and layer blobs, each known by its
+    descriptor's digest (which every source and build checked against the bytes)."""
+    return verify_image(
+        image.config,
+        [blob.path for blob in image.layers],
+        layer_digests=[blob.descriptor.digest for blob in image.layers],
+        profile=profile,
+        allow=allow,
+        first_layer=first_layer,
+        declared_platform=declared_platform,
+        image_name=image_name,
+        cache_dir=cache_dir,
+        startup=startup,
+    )
+
+
 def verify_image_set(
     image_set: ImageSet,
     *,
@@ -110,10 +137,8 @@ def verify_image_set(
     """Verify every platform image of a build (what ``crossdock build`` does before pushing)."""
     rules = [_rule(a) for a in allow]
     return tuple(
-        verify_image(
-            image.config,
-            [blob.path for blob in image.layers],
-            layer_digests=[blob.descriptor.digest for blob in image.layers],
+        verify_platform_image(
+            image,
             profile=(profiles or {}).get(image.platform),
             allow=rules,
             first_layer=first_layer,
