@@ -221,7 +221,8 @@ class NativeBackend:
                 )
             verifying.describe(_verified(report.counts, len(report.allowed)))
 
-        # The SBOM of what was installed (imported here: a recorded build needs none of it).
+        # The SBOM of what was installed (imported here: a recorded build needs none of it, and
+        # one whose dependencies did not change does not write it again).
         from crossdock.resolve.lockfile import read_lock
         from crossdock.sbom import base_os_packages, sbom_referrer
 
@@ -243,6 +244,9 @@ class NativeBackend:
             ),
             base_name=str(plan.base),
             base_digest=base.manifest.digest,
+            # A code-only change has the last document with its own digest filled in.
+            templates=CacheLayout(plan.cache_dir).records("sbom-templates", version=1),
+            tree_key=resolution.cache_key,
         )
         image = replace(image, referrers=(sbom,))
         timings["sbom"] = time.perf_counter() - mark

@@ -6,15 +6,36 @@ and each METADATA's license; the base's OS packages from dpkg's status or the rp
 is the outputs' job (``image.referrer``, ``registry.referrers``, the OCI layout writer).
 """
 
-from crossdock.sbom.attach import SBOM_PLATFORM_ANNOTATION, base_os_packages, sbom_referrer
-from crossdock.sbom.document import SBOM_ARTIFACT_TYPE, sbom_document
-from crossdock.sbom.inventory import (
-    OsInventory,
-    OsPackage,
-    PythonPackage,
-    python_packages,
-)
-from crossdock.sbom.ospackages import read_os_packages
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crossdock.sbom.attach import SBOM_PLATFORM_ANNOTATION, base_os_packages, sbom_referrer
+    from crossdock.sbom.document import SBOM_ARTIFACT_TYPE, sbom_document
+    from crossdock.sbom.inventory import (
+        OsInventory,
+        OsPackage,
+        PythonPackage,
+        python_packages,
+    )
+    from crossdock.sbom.ospackages import read_os_packages
+
+# Each name is imported from its module when first used: writing a document needs the CycloneDX
+# library (a tenth of a second to import), and a build whose SBOM is reused needs none of it.
+_MODULES = {
+    "SBOM_ARTIFACT_TYPE": "document",
+    "SBOM_PLATFORM_ANNOTATION": "attach",
+    "OsInventory": "inventory",
+    "OsPackage": "inventory",
+    "PythonPackage": "inventory",
+    "base_os_packages": "attach",
+    "python_packages": "inventory",
+    "read_os_packages": "ospackages",
+    "sbom_document": "document",
+    "sbom_referrer": "attach",
+}
 
 __all__ = [
     "SBOM_ARTIFACT_TYPE",
@@ -28,3 +49,10 @@ __all__ = [
     "sbom_document",
     "sbom_referrer",
 ]
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401 - whatever the named module defines
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -304,3 +304,90 @@ def test_documents_written_from_parallel_threads_are_identical():
     (document,) = documents
     expressions = [c["licenses"][0] for c in python_components_of(document)]
     assert {"expression": "MPL-2.0 AND (Apache-2.0 OR MIT)"} in expressions
+
+
+# -- the document's template: a code-only change gets the last document with its digest -------
+
+
+def _referrer(tmp_path, manifest_digest_seed: bytes, templates, **changes):
+    from crossdock.cache import CacheLayout  # noqa: F401 - the records' home, for the reader
+    from crossdock.image.descriptor import Descriptor
+    from crossdock.image.manifest import Manifest
+    from crossdock.sbom import sbom_referrer
+
+    tree, dists = _installed(tmp_path)
+    subject = sha256_of(manifest_digest_seed)
+    manifest = Manifest.parse(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": MediaType.OCI_MANIFEST,
+                "config": Descriptor(MediaType.OCI_CONFIG, subject, 2).to_json(),
+                "layers": [],
+            }
+        ).encode()
+    )
+    inputs = {
+        "image_name": "api",
+        "manifest": manifest,
+        "platform": ARM64,
+        "created": "2026-01-01T00:00:00Z",
+        "tree": tree,
+        "distributions": dists,
+        "lock": parse_lock(LOCK, tmp_path / "uv.lock"),
+        "os_packages": OsInventory(
+            "dpkg", tuple(parse_dpkg_status(STATUS)), "/var/lib/dpkg/status", "debian-13"
+        ),
+        "base_name": "docker.io/library/python:3.13-slim",
+        "base_digest": sha256_of(b"base"),
+        **changes,
+    }
+    referrer = sbom_referrer(**inputs, templates=templates, tree_key="tree-1")
+    direct = sbom_document(
+        image_name=inputs["image_name"],
+        manifest_digest=manifest.digest,
+        platform=inputs["platform"],
+        created=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+        python=python_packages(tree, dists, inputs["lock"]),
+        os_packages=inputs["os_packages"],
+        base_name=inputs["base_name"],
+        base_digest=inputs["base_digest"],
+    )
+    [(_, document)] = [
+        (d, data) for d, data in referrer.blobs if d.media_type != MediaType.OCI_EMPTY
+    ]
+    return document, direct
+
+
+def test_a_reused_template_gives_the_bytes_the_library_writes_for_each_image(tmp_path):
+    from crossdock.cache import CacheLayout
+
+    templates = CacheLayout(tmp_path / "cache").records("sbom-templates", version=1)
+    first, first_direct = _referrer(tmp_path / "a", b"image one", templates)
+    assert first == first_direct
+    [record] = list(templates.folder.glob("*.rec"))
+    # A code-only change: another image digest, the template reused.
+    for seed in (b"image two", b"image three"):
+        stamp = record.stat().st_mtime_ns
+        document, direct = _referrer(tmp_path / seed.decode().replace(" ", "-"), seed, templates)
+        assert document == direct  # byte for byte what the library writes for this digest
+        assert document != first
+        assert record.stat().st_mtime_ns == stamp  # reused, not written again
+    assert b"sha256:" + b"0" * 64 not in first  # no stand-in is left in a document
+
+
+def test_a_template_is_not_reused_for_other_inputs_and_a_damaged_one_is_ignored(tmp_path):
+    from crossdock.cache import CacheLayout
+
+    templates = CacheLayout(tmp_path / "cache").records("sbom-templates", version=1)
+    _referrer(tmp_path / "a", b"one", templates)
+    # Another base: another document (and another template).
+    document, direct = _referrer(tmp_path / "b", b"one", templates, base_digest=sha256_of(b"x"))
+    assert document == direct
+    assert len(list(templates.folder.glob("*.rec"))) == 2
+    # A damaged template (a package's version changed in it): ignored, written afresh.
+    for record in templates.folder.glob("*.rec"):
+        record.write_bytes(record.read_bytes().replace(b"2.41-12", b"9.99-99"))
+    document, direct = _referrer(tmp_path / "c", b"two", templates)
+    assert document == direct
+    assert b"9.99-99" not in document
