@@ -22,7 +22,6 @@ Per platform (the image's manifest records its base: ``org.opencontainers.image.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from crossdock.platform import Platform
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.registry.referrers import list_referrers
-from crossdock.rootfs.baseprofile import BaseProfile, read_base_profile
+from crossdock.rootfs.baseprofile import BaseProfile, cached_base_profile
 from crossdock.sbom import SBOM_ARTIFACT_TYPE, SBOM_PLATFORM_ANNOTATION, base_os_packages
 from crossdock.sbom.document import python_packages_of, sbom_document
 from crossdock.sources.registry import (
@@ -53,7 +52,7 @@ from crossdock.sources.registry import (
     read_image_set,
 )
 from crossdock.targets import target_spec
-from crossdock.verify import PlatformReport, verify_image, verify_platform_image
+from crossdock.verify import PlatformReport, verify_base, verify_image
 
 __all__ = ["BASE_DIGEST", "BASE_NAME", "BaseCheck", "RebaseResult", "check_bases", "rebase"]
 
@@ -225,10 +224,13 @@ def _rebase_platform(  # noqa: PLR0917 - private; one call site
     )
     own_descriptors = child.manifest.layers[count:]
     own = reader.layers(pull, own_descriptors)
-    old_profile = _profile(
-        cache_dir, old_base, old_base_config, reader.layers(old_pull, old_base.layers)
+    old_profile = cached_base_profile(
+        PlatformImage(
+            platform, old_base, old_base_config, reader.layers(old_pull, old_base.layers)
+        ),
+        cache_dir,
     )
-    new_profile = _profile(cache_dir, new.manifest, new.config, new.layers)
+    new_profile = cached_base_profile(new, cache_dir)
     if new_profile.python != old_profile.python:
         raise BaseImageError(
             f"{new_base} has Python {new_profile.python_version} for {platform}, but "
@@ -287,20 +289,6 @@ def _digest_key(digest: Digest) -> str:
     return f"{digest.algorithm}-{digest.hex}"
 
 
-def _profile(
-    cache_dir: Path, manifest: Manifest, config: ImageConfig, layers: Sequence[BlobSource]
-) -> BaseProfile:
-    """A base's profile, in the records the native backend keeps them in (by manifest digest)."""
-    records = CacheLayout(cache_dir).records("base-profile", version=1)
-    key = _digest_key(manifest.digest)
-    cached = records.load(key, BaseProfile.from_json)
-    if cached is not None:
-        return cached
-    profile = read_base_profile(config, [b.path for b in layers])
-    records.store(key, profile.to_json())
-    return profile
-
-
 def _rebased_config(
     image: ImageConfig, old_base: ImageConfig, new_base: ImageConfig
 ) -> ImageConfig:
@@ -352,25 +340,20 @@ def _verify(  # noqa: PLR0917 - private; one call site
 ) -> PlatformReport:
     """Verify ``new`` (the new base, read from ``base``) and the rebased image on it."""
     # The base verified once per digest, platform and allow rules (as the native backend does).
-    verified = CacheLayout(cache_dir).records("base-verified", version=1)
-    marker = _base_key(new.manifest.digest, platform, allow)
-    if not verified.load(marker, bool):
-        base_report = verify_platform_image(
-            new,
-            profile=profile,
-            allow=allow,
-            declared_platform=platform,
-            image_name=f"base {base} ({platform})",
-            startup=False,  # the image replaces the base's command
-            cache_dir=cache_dir,
+    failed = verify_base(
+        new,
+        profile=profile,
+        platform=platform,
+        allow=allow,
+        image_name=f"base {base} ({platform})",
+        cache_dir=cache_dir,
+    )
+    if failed is not None:
+        raise VerificationError(
+            f"the new base {base} for {platform} failed verification; nothing was rebased",
+            report=failed,
+            hint="pick another base, or --allow PATTERN for a known exception in the base",
         )
-        if not base_report.passed:
-            raise VerificationError(
-                f"the new base {base} for {platform} failed verification; nothing was rebased",
-                report=base_report,
-                hint="pick another base, or --allow PATTERN for a known exception in the base",
-            )
-        verified.store(marker, value=True)
     report = verify_image(
         config,
         [b.path for b in layers],
@@ -398,12 +381,6 @@ def _verify(  # noqa: PLR0917 - private; one call site
             hint="see the failures above; --allow PATTERN accepts a known exception",
         )
     return report
-
-
-def _base_key(digest: Digest, platform: Platform, allow: Sequence[str]) -> str:
-    """The native backend's key for a base verified with these allow rules."""
-    text = "\0".join([str(digest), str(platform), *allow])
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _version(text: str) -> tuple[int, ...]:

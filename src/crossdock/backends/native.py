@@ -303,55 +303,32 @@ class NativeBackend:
         )
 
     def _profile(self, plan: BuildPlan, base: PlatformImage) -> BaseProfile:
-        from crossdock.rootfs.baseprofile import BaseProfile, read_base_profile
+        from crossdock.rootfs.baseprofile import cached_base_profile
 
-        records = CacheLayout(plan.cache_dir).records("base-profile", version=1)
-        key = _digest_key(base.manifest.digest)
-        cached = records.load(key, BaseProfile.from_json)
-        if cached is not None:
-            return cached
-        # The base's layer indexes are kept by digest (verified on pull): verifying the base
-        # reads the same layers and takes their indexes from there instead of a second pass.
-        profile = read_base_profile(
-            base.config,
-            [b.path for b in base.layers],
-            [b.descriptor.digest for b in base.layers],
-            index_cache=plan.cache_dir,
-        )
-        records.store(key, profile.to_json())
-        return profile
+        return cached_base_profile(base, plan.cache_dir)
 
     def _verify_base(
         self, plan: BuildPlan, base: PlatformImage, platform: Platform, profile: BaseProfile
     ) -> None:
         """Verify the base image's own files once per base manifest digest, platform and allow
         rules: a base is immutable, so a pass recorded for them holds for every later build."""
-        from crossdock.verify import verify_image
+        from crossdock.verify import verify_base
 
-        records = CacheLayout(plan.cache_dir).records("base-verified", version=1)
-        key = _key(str(base.manifest.digest), str(platform), *self._allow)
-        if records.load(key, bool):
-            return
-        report = verify_image(
-            base.config,
-            [b.path for b in base.layers],
-            layer_digests=[b.descriptor.digest for b in base.layers],
+        failed = verify_base(
+            base,
             profile=profile,
+            platform=platform,
             allow=self._allow,
-            declared_platform=platform,
             image_name=f"base {plan.base} ({platform})",
             cache_dir=plan.cache_dir,
-            # The base's own command is replaced by the build's, which is checked on the image.
-            startup=False,
         )
-        if not report.passed:
+        if failed is not None:
             raise VerificationError(
                 f"the base image {plan.base} for {platform} failed verification; "
                 "nothing was built on it",
-                report=report,
+                report=failed,
                 hint="pick another base, or --allow PATTERN for a known exception in the base",
             )
-        records.store(key, value=True)
 
     @staticmethod
     def _bytecode_python(

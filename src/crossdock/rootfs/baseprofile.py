@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crossdock.cache import CacheLayout
 from crossdock.errors import BaseImageError
+from crossdock.image.artifact import PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
 from crossdock.platform import Platform
@@ -31,6 +33,7 @@ __all__ = [
     "DEFAULT_PATH",
     "BaseProfile",
     "PythonFound",
+    "cached_base_profile",
     "find_glibc",
     "find_python",
     "libc_path_in",
@@ -141,6 +144,26 @@ class GlibcFound:
     version: str
     libc_path: str
     glibcxx_version: str | None
+
+
+def cached_base_profile(base: PlatformImage, cache_dir: Path) -> BaseProfile:
+    """The profile of the base image ``base``, kept in crossdock's cache folder by its manifest
+    digest (a base is immutable): what the native backend builds on and rebase moves onto. Its
+    layers' member indexes are kept by digest too (the blobs were verified when pulled), so
+    verifying the base afterwards takes them from there instead of a second pass."""
+    records = CacheLayout(cache_dir).records("base-profile", version=1)
+    key = f"{base.digest.algorithm}-{base.digest.hex}"
+    cached = records.load(key, BaseProfile.from_json)
+    if cached is not None:
+        return cached
+    profile = read_base_profile(
+        base.config,
+        [blob.path for blob in base.layers],
+        [blob.descriptor.digest for blob in base.layers],
+        index_cache=cache_dir,
+    )
+    records.store(key, profile.to_json())
+    return profile
 
 
 def read_base_profile(

@@ -8,6 +8,7 @@ registry, an OCI layout, a ``docker save`` tarball or the docker daemon.
 """
 
 from crossdock.verify.engine import (
+    verify_base,
     verify_fs,
     verify_image,
     verify_image_set,
@@ -33,6 +34,7 @@ __all__ = [
     "Requirement",
     "render_reports",
     "reports_to_json",
+    "verify_base",
     "verify_fs",
     "verify_image",
     "verify_image_set",

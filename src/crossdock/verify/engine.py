@@ -16,12 +16,14 @@ same context is skipped.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from crossdock.cache import CacheLayout
 from crossdock.image.artifact import ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
@@ -52,7 +54,13 @@ from crossdock.verify.report import (
 from crossdock.verify.startup import check_startup
 from crossdock.wheeltags import WheelTarget
 
-__all__ = ["verify_fs", "verify_image", "verify_image_set", "verify_platform_image"]
+__all__ = [
+    "verify_base",
+    "verify_fs",
+    "verify_image",
+    "verify_image_set",
+    "verify_platform_image",
+]
 
 
 def verify_image(
@@ -124,6 +132,40 @@ def verify_platform_image(
         cache_dir=cache_dir,
         startup=startup,
     )
+
+
+def verify_base(
+    base: PlatformImage,
+    *,
+    profile: BaseProfile,
+    platform: Platform,
+    allow: Sequence[str],
+    image_name: str,
+    cache_dir: Path,
+) -> PlatformReport | None:
+    """Verify a base image's own files once per base manifest digest, platform and allow rules:
+    a base is immutable, so a pass recorded in crossdock's cache folder holds for every later
+    build (the native backend) and rebase onto it. Returns the report when it fails, None when
+    it passes (now or before). What the base's config runs is not checked: an image built on
+    it replaces the command, and that is checked on the image."""
+    records = CacheLayout(cache_dir).records("base-verified", version=1)
+    text = "\0".join([str(base.digest), str(platform), *allow])
+    key = hashlib.sha256(text.encode()).hexdigest()[:32]
+    if records.load(key, bool):
+        return None
+    report = verify_platform_image(
+        base,
+        declared_platform=platform,
+        profile=profile,
+        allow=allow,
+        image_name=image_name,
+        cache_dir=cache_dir,
+        startup=False,
+    )
+    if not report.passed:
+        return report
+    records.store(key, value=True)
+    return None
 
 
 def verify_image_set(
