@@ -39,7 +39,11 @@ __all__ = [
 ]
 
 # isal level 2 is its default: about ten times faster than zlib at a slightly larger size.
-# Changing it changes every layer digest, so it is a constant, not an option.
+# Changing it changes every layer digest, so it is a constant, not an option. So does how the
+# tar stream is cut into writes to the compressor: isal's output depends on it (the example's
+# dependency tar written in tarfile's 10 KiB records, in 16 KiB or in 1 MiB pieces gives three
+# different gzip streams), so nothing may buffer, split or join what tarfile writes on its way
+# to the compressor (a faster writer that re-chunks changes every digest).
 _GZIP_LEVEL = 2
 _COPY_CHUNK = 1 << 20
 _FILE_MODE = 0o644

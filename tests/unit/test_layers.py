@@ -3,6 +3,7 @@ import io
 import tarfile
 
 import pytest
+from isal import igzip
 
 from crossdock.image import sha256_of
 from crossdock.layers import LayerEntry, compress_layer, entries_from_tree, write_layer
@@ -131,3 +132,25 @@ def test_a_compressed_foreign_tar_has_no_written_index(tmp_path):
         info.size = 1
         tar.addfile(info, io.BytesIO(b"a"))
     assert compress_layer(tar_path, tmp_path / "layer.tar.gz").members is None
+
+
+def test_the_compressor_sees_tarfiles_records_as_written(tmp_path):
+    """isal's output depends on how its input is cut into writes, so a layer is exactly the gzip
+    of its tar fed in tarfile's 10 KiB records: a writer that buffered or split them would
+    change every digest (and does: fed in 1 MiB pieces, the same tar compresses otherwise)."""
+    words = [f"{n:x}-{n * n % 977}".encode() for n in range(400)]
+    entries = [
+        LayerEntry(f"srv/f{i}.txt", data=b" ".join(words[(i * 7) % 50 :] * 40)) for i in range(40)
+    ]
+    blob = write_layer(entries, tmp_path / "layer.tar.gz", mtime=0)
+    tar = gzip.decompress((tmp_path / "layer.tar.gz").read_bytes())
+
+    def gzipped(piece: int) -> bytes:
+        out = io.BytesIO()
+        with igzip.GzipFile(filename="", mode="wb", compresslevel=2, fileobj=out, mtime=0) as gz:
+            for start in range(0, len(tar), piece):
+                gz.write(tar[start : start + piece])
+        return out.getvalue()
+
+    assert sha256_of(gzipped(tarfile.RECORDSIZE)) == blob.digest
+    assert sha256_of(gzipped(1 << 20)) != blob.digest
