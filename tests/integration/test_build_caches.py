@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,17 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_native_build import (
+from tests.support.stage import (
     EXAMPLE,
-    MIRRORS,
     REGISTRY,
     REPO_ROOT,
     STAGE_BASE,
     Built,
     Run,
+    build_into,
     build_json,
-    crossdock,
+    build_service,
     layout_index_digest,
+    stage_environment,
     uv_lock,
 )
 
@@ -37,14 +37,7 @@ FROM_RECORD = "nothing changed since the last build"
 
 
 def test_the_last_build_record_never_changes_a_digest(host_python: str, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "UV_PYTHON": host_python,
-        "UV_PYTHON_DOWNLOADS": "never",
-        "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS,
-        "CROSSDOCK_CACHE_DIR": str(tmp_path / "cache"),
-    }
-    env.pop("SOURCE_DATE_EPOCH", None)
+    env = stage_environment(host_python, CROSSDOCK_CACHE_DIR=str(tmp_path / "cache"))
     project = tmp_path / "example"
     shutil.copytree(
         EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
@@ -54,24 +47,7 @@ def test_the_last_build_record_never_changes_a_digest(host_python: str, tmp_path
     original = main.read_text()
 
     def build(name: str) -> Built:
-        layout = tmp_path / name
-        run = crossdock(
-            env,
-            "build",
-            "-C",
-            str(project),
-            "--service",
-            "api",
-            "--platform",
-            "linux/arm64",
-            "--oci-layout",
-            str(layout),
-            "--json",
-        )
-        built = Built(run, build_json(run), None, layout)
-        # What the layout holds is what the build reported.
-        assert layout_index_digest(layout) == built.index_digest
-        return built
+        return build_into(env, project, "linux/arm64", tmp_path / name)
 
     first = build("first")
     assert FROM_RECORD not in first.run.stderr
@@ -111,14 +87,9 @@ def test_warm_caches_skip_no_check_and_change_no_digest(host_python: str, tmp_pa
     export and cached bytecode from the caches: a wrong-architecture library in the new code is
     still refused, and with the last-build records removed (every other cache warm) both
     platforms build to the cold build's index digest."""
-    env = {
-        **os.environ,
-        "UV_PYTHON": host_python,
-        "UV_PYTHON_DOWNLOADS": "never",
-        "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS,
-        "CROSSDOCK_CACHE_DIR": str(tmp_path / "cache"),
-        "SOURCE_DATE_EPOCH": "1700000000",
-    }
+    env = stage_environment(
+        host_python, CROSSDOCK_CACHE_DIR=str(tmp_path / "cache"), SOURCE_DATE_EPOCH="1700000000"
+    )
     project = tmp_path / "example"
     shutil.copytree(
         EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
@@ -127,14 +98,9 @@ def test_warm_caches_skip_no_check_and_change_no_digest(host_python: str, tmp_pa
     app = project / "backend" / "api" / "app"
 
     def build(name: str, platforms: str = "linux/arm64,linux/amd64") -> Run:
-        return crossdock(
+        return build_service(
             env,
-            "build",
-            "-C",
-            str(project),
-            "--service",
-            "api",
-            "--platform",
+            project,
             platforms,
             "--oci-layout",
             str(tmp_path / name),
@@ -234,14 +200,9 @@ def test_an_unchanged_command_line_is_answered_early_and_every_input_is_checked_
 ) -> None:
     base = f"{REGISTRY}/tests-{uuid.uuid4().hex[:10]}/base:3.13"
     _copy_image(STAGE_BASE, base)
-    env = {
-        **os.environ,
-        "UV_PYTHON": host_python,
-        "UV_PYTHON_DOWNLOADS": "never",
-        "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS,
-        "CROSSDOCK_CACHE_DIR": str(tmp_path / "cache"),
-        "SOURCE_DATE_EPOCH": "1700000000",
-    }
+    env = stage_environment(
+        host_python, CROSSDOCK_CACHE_DIR=str(tmp_path / "cache"), SOURCE_DATE_EPOCH="1700000000"
+    )
     project = tmp_path / "example"
     shutil.copytree(
         EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
@@ -309,14 +270,9 @@ def test_an_unchanged_command_line_is_answered_early_and_every_input_is_checked_
 def test_a_plain_push_is_answered_early_and_the_registry_is_still_checked(
     host_python: str, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "UV_PYTHON": host_python,
-        "UV_PYTHON_DOWNLOADS": "never",
-        "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS,
-        "CROSSDOCK_CACHE_DIR": str(tmp_path / "cache"),
-        "SOURCE_DATE_EPOCH": "1700000000",
-    }
+    env = stage_environment(
+        host_python, CROSSDOCK_CACHE_DIR=str(tmp_path / "cache"), SOURCE_DATE_EPOCH="1700000000"
+    )
     project = tmp_path / "example"
     shutil.copytree(
         EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")

@@ -31,15 +31,18 @@ from crossdock.registry import (
     ensure_repository,
 )
 from crossdock.sinks import push_image_set
-from tests.integration.test_native_build import PROJECTS, crossdock, make_service, stage_env
 from tests.support.images import app_files, six_tags
 from tests.support.images import image_set as make_image_set
 from tests.support.prerequisites import require_module
 from tests.support.registry import Canned, InProcessRegistry, Quirks, Seen, TokenServer, bearer_gate
+from tests.support.stage import (
+    PROJECTS,
+    crossdock,
+    make_service,
+)
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["stage_env"]  # the fixture, shared with test_native_build
 
 REPOSITORY = "fault/app"
 ROOT = Path(__file__).parents[2]
@@ -255,14 +258,8 @@ def test_a_push_whose_uploads_keep_being_cut_fails_with_no_tag(tmp_path):
 PUSHER = """
 import sys
 from pathlib import Path
-from crossdock.registry import (
-    EcrRegistry,
-    Reference,
-    RegistryClient,
-    ensure_repository,
-)
+from crossdock.registry import Reference, RegistryClient
 from crossdock.sinks import push_image_set
-from tests.integration.test_native_build import PROJECTS, crossdock, make_service, stage_env
 from tests.support.images import app_files, image_set as make_image_set, six_tags
 
 host, folder = sys.argv[1], Path(sys.argv[2])

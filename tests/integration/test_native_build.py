@@ -11,56 +11,59 @@ Needs `stage/stage.sh up` and, for the tests marked docker, `stage/stage.sh dock
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
-import socket
 import subprocess
-import sys
 import tarfile
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from crossdock.image.mediatypes import MediaType
+from tests.support.stage import (
+    ARCHES,
+    BOTH,
+    DEPS_DIR,
+    MACHINE,
+    PROJECTS,
+    REGISTRY,
+    REPO_ROOT,
+    STAGE_BASE,
+    START_TIMEOUT_S,
+    Built,
+    assert_nothing_pushed,
+    build_arm64_and_push,
+    build_into,
+    build_json,
+    build_service,
+    crossdock,
+    detached_container,
+    http_json,
+    layer_files,
+    layout_images,
+    layout_index_digest,
+    make_service,
+    skopeo_raw,
+    wait_for_health,
+)
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO_ROOT / "example"
-PROJECTS = REPO_ROOT / "tests" / "data" / "projects"
 VERIFY_DATA = REPO_ROOT / "tests" / "data" / "verify"
-REGISTRY = os.environ.get("CROSSDOCK_STAGE_REGISTRY", "127.0.0.1:5555")
-MIRRORS = f"docker.io={REGISTRY},public.ecr.aws={REGISTRY}"
-# The crossdock of this environment (what `uv run crossdock` runs), without uv's start-up cost.
-CROSSDOCK = str(Path(sys.executable).parent / "crossdock")
 RUN_ID = uuid.uuid4().hex[:10]
-BOTH = "linux/arm64,linux/amd64"
 BASE_NAME = "docker.io/library/python:3.13-slim"
-STAGE_BASE = f"{REGISTRY}/library/python:3.13-slim"
-ARCHES = ("amd64", "arm64")
-MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}
 # (os, architecture, variant) of each child of a both-platform index.
 EXPECTED_PLATFORMS = {("linux", "amd64", None), ("linux", "arm64", "v8")}
 GZIP_LAYER_TYPES = {MediaType.OCI_LAYER_GZIP, MediaType.DOCKER_LAYER_GZIP}
 # The base's Python (the stage stand-in is Debian trixie's python3.13): bytecode must be for it.
 IMAGE_PYTHON = "/usr/bin/python3.13"
 PYC_MAGIC_313 = (3571).to_bytes(2, "little") + b"\r\n"  # importlib.util.MAGIC_NUMBER of 3.13
-DEPS_DIR = "opt/crossdock/packages"  # the apprunner target's deps_dir, without the leading /
 APP_DIR = "app"
-# Seconds a container may take to answer: arm64 runs under QEMU on a 2-core machine.
-START_TIMEOUT_S = {"amd64": 90.0, "arm64": 300.0}
 # Every native dependency of the example, each exercised (not just imported) so that its
 # extension module is loaded; prints the results and the CPU as one JSON line.
 IMPORT_CHECK = """
@@ -84,244 +87,6 @@ SHA256_CROSSDOCK_PREFIX = hashlib.sha256(b"crossdock").hexdigest()[:16]
 # -- helpers --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def crossdock(env: dict[str, str], *args: str, timeout: float = 900) -> Run:
-    started = time.perf_counter()
-    completed = subprocess.run(
-        [CROSSDOCK, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
-    )
-    return Run(
-        completed.returncode, completed.stdout, completed.stderr, time.perf_counter() - started
-    )
-
-
-def build_json(run: Run) -> dict[str, Any]:
-    assert run.returncode == 0, run.output
-    result: dict[str, Any] = json.loads(run.stdout)
-    return result
-
-
-def skopeo_raw(ref: str, *, config: bool = False) -> dict[str, Any]:
-    args = ["skopeo", "inspect", "--raw", "--tls-verify=false"]
-    if config:
-        args.append("--config")
-    completed = subprocess.run(
-        [*args, f"docker://{ref}"], capture_output=True, text=True, check=True, timeout=60
-    )
-    result: dict[str, Any] = json.loads(completed.stdout)
-    return result
-
-
-def assert_nothing_pushed(repository: str) -> None:
-    """No tag and no repository at all: not even blobs were uploaded."""
-    completed = subprocess.run(
-        ["skopeo", "list-tags", "--tls-verify=false", f"docker://{REGISTRY}/{repository}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert completed.returncode != 0, completed.stdout
-    assert "404" in completed.stderr or "NAME_UNKNOWN" in completed.stderr, completed.stderr
-    assert repository not in registry_catalog()
-
-
-def registry_catalog() -> list[str]:
-    """Every repository of the stage registry (the catalog API, page by page)."""
-    repositories: list[str] = []
-    url: str | None = f"http://{REGISTRY}/v2/_catalog?n=1000"
-    while url is not None:
-        with urllib.request.urlopen(url, timeout=30) as answer:
-            repositories.extend(json.load(answer)["repositories"])
-            link = answer.headers.get("Link")
-        # Link: </v2/_catalog?last=...&n=1000>; rel="next"
-        url = f"http://{REGISTRY}{link.split(';')[0].strip('<> ')}" if link else None
-    return repositories
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def make_service(root: Path, source: Path, *, lock_env: dict[str, str] | None) -> Path:
-    """``source`` copied as the service ``api`` of a project at ``root`` (the seed's layout);
-    locked with uv when ``lock_env`` is given. Returns the service folder."""
-    service = root / "backend" / "api"
-    shutil.copytree(
-        source, service, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
-    )
-    if lock_env is not None:
-        uv_lock(service, lock_env)
-    return service
-
-
-def uv_lock(service: Path, env: dict[str, str]) -> None:
-    subprocess.run(["uv", "lock", "--quiet"], cwd=service, env=env, check=True, timeout=300)
-
-
-def blob_path(layout: Path, digest: str) -> Path:
-    algorithm, hex_digest = digest.split(":")
-    return layout / "blobs" / algorithm / hex_digest
-
-
-def read_blob_json(layout: Path, digest: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(blob_path(layout, digest).read_bytes())
-    return result
-
-
-@dataclass(frozen=True)
-class LayoutImage:
-    """One platform's image in an OCI layout folder: manifest, config, layer blob paths."""
-
-    platform: dict[str, Any]
-    digest: str
-    manifest: dict[str, Any]
-    config: dict[str, Any]
-    layers: tuple[Path, ...]
-
-
-def layout_entries(layout: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """index.json's one image entry, and its artifact entries (crossdock writes one SBOM per
-    platform image beside the index; tests/integration/test_sbom.py checks them)."""
-    listed = json.loads((layout / "index.json").read_text())["manifests"]
-    (entry,) = [e for e in listed if "artifactType" not in e]
-    return entry, [e for e in listed if "artifactType" in e]
-
-
-def layout_images(layout: Path) -> dict[str, LayoutImage]:
-    """The images of the (only) index in ``layout``, by architecture."""
-    entry, _ = layout_entries(layout)
-    index = read_blob_json(layout, entry["digest"])
-    images = {}
-    for child in index["manifests"]:
-        manifest = read_blob_json(layout, child["digest"])
-        images[child["platform"]["architecture"]] = LayoutImage(
-            platform=child["platform"],
-            digest=child["digest"],
-            manifest=manifest,
-            config=read_blob_json(layout, manifest["config"]["digest"]),
-            layers=tuple(blob_path(layout, layer["digest"]) for layer in manifest["layers"]),
-        )
-    return images
-
-
-def layout_index_digest(layout: Path) -> str:
-    entry, _ = layout_entries(layout)
-    digest: str = entry["digest"]
-    return digest
-
-
-def layer_files(layer: Path) -> dict[str, tuple[tarfile.TarInfo, bytes | None]]:
-    """Every member of a gzip layer: name -> (header, bytes of regular files)."""
-    members: dict[str, tuple[tarfile.TarInfo, bytes | None]] = {}
-    with tarfile.open(layer, "r:gz") as tar:
-        for member in tar:
-            handle = tar.extractfile(member) if member.isfile() else None
-            members[member.name.removeprefix("./")] = (
-                member,
-                handle.read() if handle is not None else None,
-            )
-    return members
-
-
-@dataclass(frozen=True)
-class Built:
-    """A CLI build: its JSON report, the pushed reference (if any), its OCI layout folder."""
-
-    run: Run
-    report: dict[str, Any]
-    repository: str | None
-    layout: Path
-
-    @property
-    def index_digest(self) -> str:
-        digest: str = self.report["index"]
-        return digest
-
-    def platform_report(self, arch: str) -> dict[str, Any]:
-        found: list[dict[str, Any]] = [
-            p for p in self.report["platforms"] if p["platform"].split("/")[1] == arch
-        ]
-        assert len(found) == 1, found
-        return found[0]
-
-
-def build_arm64_and_push(stage_env: dict[str, str], project: Path, repository: str) -> Run:
-    """`crossdock build` of a project's api service for linux/arm64, pushed to the stage."""
-    return crossdock(
-        stage_env,
-        "build",
-        "-C",
-        str(project),
-        "--service",
-        "api",
-        "--platform",
-        "linux/arm64",
-        "--push",
-        f"{REGISTRY}/{repository}:latest",
-    )
-
-
-# -- fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def stage_env(host_python: str) -> dict[str, str]:
-    """The environment the CLI runs with: stage mirrors and a host Python 3.13 for uv (locks of
-    the >=3.13 services, and the bytecode compiler for the image's Python 3.13)."""
-    env = {
-        **os.environ,
-        "UV_PYTHON": host_python,
-        "UV_PYTHON_DOWNLOADS": "never",
-        "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS,
-    }
-    env.pop("SOURCE_DATE_EPOCH", None)
-    # Fails clearly when the stage is down, rather than deep inside a build.
-    skopeo_raw(STAGE_BASE)
-    return env
-
-
-@pytest.fixture(scope="module")
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory, stage_env: dict[str, str], port: int) -> Path:
-    """A copy of the example project in a git repository of its own, its api service locked,
-    listening on a free port (the image's CMD carries the configured port)."""
-    root = tmp_path_factory.mktemp("example") / "example"
-    shutil.copytree(
-        EXAMPLE,
-        root,
-        ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__", "out"),
-    )
-    pyproject = root / "backend" / "api" / "pyproject.toml"
-    text = pyproject.read_text()
-    assert "port = 8080" in text
-    pyproject.write_text(text.replace("port = 8080", f"port = {port}"))
-    uv_lock(root / "backend" / "api", stage_env)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-    subprocess.run([*git, "init", "--quiet"], cwd=root, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "--quiet", "-m", "example"], cwd=root, check=True)
-    return root
-
-
 @pytest.fixture(scope="module")
 def example_build(
     example: Path, stage_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
@@ -330,22 +95,7 @@ def example_build(
     OCI layout (the shared cache: warm after the first run on this machine)."""
     repository = f"tests-{RUN_ID}/api"
     layout = tmp_path_factory.mktemp("example-layout") / "oci"
-    run = crossdock(
-        stage_env,
-        "build",
-        "-C",
-        str(example),
-        "--service",
-        "api",
-        "--platform",
-        BOTH,
-        "--push",
-        f"{REGISTRY}/{repository}:latest",
-        "--oci-layout",
-        str(layout),
-        "--json",
-    )
-    return Built(run, build_json(run), repository, layout)
+    return build_into(stage_env, example, BOTH, layout, push=repository)
 
 
 @pytest.fixture(scope="module")
@@ -479,66 +229,6 @@ def test_report_names_each_platforms_own_wheels(example_build: Built, arch: str)
 # -- 2. the images run on their CPU and serve HTTP -------------------------------------------
 
 
-def _http_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - http on loopback
-        return json.load(answer)
-
-
-def _container_running(name: str) -> bool:
-    completed = subprocess.run(
-        ["docker", "inspect", "-f", "{{.State.Running}}", name],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return completed.stdout.strip() == "true"
-
-
-def _wait_for_health(name: str, url: str, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    last_error = ""
-    while time.monotonic() < deadline:
-        if not _container_running(name):
-            logs = subprocess.run(
-                ["docker", "logs", name], capture_output=True, text=True, check=False
-            )
-            pytest.fail(f"container {name} exited:\n{logs.stdout}{logs.stderr}")
-        try:
-            return _http_json(url)
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
-            last_error = str(error)
-        time.sleep(1)
-    logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=False)
-    pytest.fail(f"{url} did not answer in {timeout:.0f} s ({last_error}):\n{logs.stderr}")
-
-
-@contextlib.contextmanager
-def detached_container(image: str, arch: str, name: str) -> Iterator[str]:
-    """``image`` running its default command as container ``name`` on the host network,
-    removed afterwards."""
-    try:
-        subprocess.run(
-            [
-                "docker",
-                "run",
-                "--detach",
-                "--name",
-                name,
-                "--network",
-                "host",
-                "--platform",
-                f"linux/{arch}",
-                image,
-            ],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        yield name
-    finally:
-        subprocess.run(["docker", "rm", "--force", name], capture_output=True, check=False)
-
-
 @pytest.fixture
 def running(
     request: pytest.FixtureRequest, example_build: Built, port: int
@@ -558,8 +248,8 @@ def test_image_serves_http_and_imports_every_native_dependency(
 ) -> None:
     arch, name = running
     base = f"http://127.0.0.1:{port}"
-    assert _wait_for_health(name, f"{base}/health", START_TIMEOUT_S[arch]) == {"status": "ok"}
-    assert _http_json(f"{base}/compute?n=7") == {
+    assert wait_for_health(name, f"{base}/health", START_TIMEOUT_S[arch]) == {"status": "ok"}
+    assert http_json(f"{base}/compute?n=7") == {
         "n": 7,
         "sum_of_squares": 91,
         "machine": MACHINE[arch],
@@ -595,22 +285,7 @@ def _layout_build(
         env["CROSSDOCK_CACHE_DIR"] = str(cache)
     if epoch is not None:
         env["SOURCE_DATE_EPOCH"] = epoch
-    run = crossdock(
-        env,
-        "build",
-        "-C",
-        str(example),
-        "--service",
-        "api",
-        "--platform",
-        BOTH,
-        "--oci-layout",
-        str(layout),
-        "--json",
-    )
-    built = Built(run, build_json(run), None, layout)
-    assert layout_index_digest(layout) == built.index_digest
-    return built
+    return build_into(env, example, BOTH, layout)
 
 
 def _dependency_layers_cached(built: Built) -> set[bool]:
@@ -704,14 +379,9 @@ def test_native_sdist_only_dependency_fails_clearly_and_pushes_nothing(
 ) -> None:
     make_service(tmp_path / "project", PROJECTS / "native-sdist", lock_env=stage_env)
     repository = f"tests-{RUN_ID}/native-sdist"
-    run = crossdock(
+    run = build_service(
         stage_env,
-        "build",
-        "-C",
-        str(tmp_path / "project"),
-        "--service",
-        "api",
-        "--platform",
+        tmp_path / "project",
         BOTH,
         "--push",
         f"{REGISTRY}/{repository}:latest",
@@ -859,14 +529,9 @@ def test_bytecode_is_for_the_images_python(example_build: Built, arch: str) -> N
 def test_no_bytecode_gives_an_image_without_pyc(
     example: Path, stage_env: dict[str, str], tmp_path: Path
 ) -> None:
-    run = crossdock(
+    run = build_service(
         stage_env,
-        "build",
-        "-C",
-        str(example),
-        "--service",
-        "api",
-        "--platform",
+        example,
         "linux/amd64",
         "--no-bytecode",
         "--oci-layout",

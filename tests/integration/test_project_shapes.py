@@ -33,7 +33,7 @@ from crossdock.dockercli import Docker
 from crossdock.localrun.docker_run import default_start_timeout
 from crossdock.localrun.health import wait_for_health
 from crossdock.platform import parse_platforms
-from tests.integration.test_native_build import (
+from tests.support.stage import (
     ARCHES,
     BOTH,
     CROSSDOCK,

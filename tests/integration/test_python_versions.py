@@ -29,29 +29,25 @@ from crossdock.rootfs.baseprofile import read_base_profile
 from crossdock.rootfs.fsview import LayerFS
 from crossdock.sources import open_images
 from crossdock.verify import Check, verify_image
-from tests.integration.test_native_build import (
+from tests.support.layertar import write_layer
+from tests.support.stage import (
     ARCHES,
     BOTH,
     MACHINE,
     PROJECTS,
     REGISTRY,
     START_TIMEOUT_S,
-    Run,
-    _wait_for_health,
-    build_json,
+    Built,
+    build_into,
     crossdock,
     detached_container,
-    free_port,
     layout_images,
     skopeo_raw,
-    stage_env,
     uv_lock,
+    wait_for_health,
 )
-from tests.support.layertar import write_layer
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["stage_env"]  # the fixture, shared with test_native_build
 
 
 @dataclass(frozen=True)
@@ -70,26 +66,6 @@ TRIXIE = BaseCase("docker.io/library/python:3.13-slim", "3.13", "2.41", "manylin
 WHEEL_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
-@dataclass(frozen=True)
-class Built:
-    run: Run
-    report: dict[str, Any]
-    repository: str
-    layout: Path
-
-    def platform(self, arch: str) -> dict[str, Any]:
-        found: list[dict[str, Any]] = [
-            p for p in self.report["platforms"] if p["platform"].split("/")[1] == arch
-        ]
-        assert len(found) == 1, found
-        return found[0]
-
-
-@pytest.fixture(scope="module")
-def port() -> int:
-    return free_port()
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, stage_env: dict[str, str], port: int) -> Path:
     """The numpy service as the seed's backend/api, listening on a free port, locked."""
@@ -105,24 +81,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, stage_env: dict[str, str],
 def _build(project: Path, env: dict[str, str], base: BaseCase, layout: Path) -> Built:
     skopeo_raw(f"{REGISTRY}/{base.name.removeprefix('docker.io/')}")  # the stage has this base
     repository = f"tests-{uuid.uuid4().hex[:10]}/py{base.python.replace('.', '')}"
-    run = crossdock(
-        env,
-        "build",
-        "-C",
-        str(project),
-        "--service",
-        "api",
-        "--base",
-        base.name,
-        "--platform",
-        BOTH,
-        "--push",
-        f"{REGISTRY}/{repository}:latest",
-        "--oci-layout",
-        str(layout),
-        "--json",
-    )
-    return Built(run, build_json(run), repository, layout)
+    return build_into(env, project, BOTH, layout, "--base", base.name, push=repository)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +109,7 @@ def test_wheels_glibc_level_and_bytecode_follow_the_base(
     builds: dict[str, Built], base: BaseCase, arch: str
 ) -> None:
     built = builds[base.python]
-    report = built.platform(arch)
+    report = built.platform_report(arch)
     assert report["python_version"] == base.python
     assert report["glibc_version"] == base.glibc
     assert report["python_platform"] == f"{WHEEL_ARCH[arch]}-{base.manylinux}"
@@ -191,7 +150,7 @@ def bookworm_container(
 ) -> Iterator[tuple[str, str]]:
     arch: str = request.param
     built = builds[BOOKWORM.python]
-    reference = f"{REGISTRY}/{built.repository}@{built.platform(arch)['image_digest']}"
+    reference = f"{REGISTRY}/{built.repository}@{built.platform_report(arch)['image_digest']}"
     name = f"crossdock-it-py311-{uuid.uuid4().hex[:8]}-{arch}"
     with detached_container(reference, arch, name):
         yield arch, name
@@ -203,7 +162,7 @@ def test_bookworm_image_answers_on_both_architectures(
     bookworm_container: tuple[str, str], port: int
 ) -> None:
     arch, name = bookworm_container
-    answer = _wait_for_health(name, f"http://127.0.0.1:{port}/", START_TIMEOUT_S[arch])
+    answer = wait_for_health(name, f"http://127.0.0.1:{port}/", START_TIMEOUT_S[arch])
     assert answer == {
         "machine": MACHINE[arch],
         "python": "3.11",

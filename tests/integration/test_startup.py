@@ -14,23 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_native_build import (
+from tests.support.stage import (
     BOTH,
     PROJECTS,
     REGISTRY,
     assert_nothing_pushed,
     build_arm64_and_push,
-    crossdock,
-    example,
+    build_service,
     make_service,
-    port,
     skopeo_raw,
-    stage_env,
 )
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["example", "port", "stage_env"]  # fixtures shared with test_native_build
 
 
 def test_command_naming_a_missing_module_is_refused_before_push(
@@ -58,14 +53,9 @@ def test_smoke_imports_the_example_s_entry_modules_on_both_platforms(
     example: Path, stage_env: dict[str, str]
 ) -> None:
     repository = f"tests-{uuid.uuid4().hex[:10]}/smoke"
-    run = crossdock(
+    run = build_service(
         stage_env,
-        "build",
-        "-C",
-        str(example),
-        "--service",
-        "api",
-        "--platform",
+        example,
         BOTH,
         "--smoke",
         "--push",
@@ -89,14 +79,9 @@ def test_smoke_refuses_an_entry_module_that_fails_to_import(
     service = make_service(project, PROJECTS / "numpy-any-python", lock_env=stage_env)
     (service / "app" / "main.py").write_text("import a_module_no_image_has\napp = None\n")
     repository = f"tests-{uuid.uuid4().hex[:10]}/smoke-fails"
-    run = crossdock(
+    run = build_service(
         stage_env,
-        "build",
-        "-C",
-        str(project),
-        "--service",
-        "api",
-        "--platform",
+        project,
         "linux/amd64",
         "--smoke",
         "--push",
