@@ -96,9 +96,9 @@ class RecordInputs:
             allow=tuple(allow),
         )
 
-    def key(self, base_digest: Digest) -> str:
+    def key(self, base_digest: Digest, service_lines: list[bytes] | None = None) -> str:
         """The hash of everything a native build's result depends on (see the module's doc);
-        the service's and lock files are read now."""
+        the service's and lock files are read now, unless ``service_lines`` were just read."""
         h = hashlib.sha256()
         for part in (
             crossdock_identity(),
@@ -108,10 +108,15 @@ class RecordInputs:
         ):
             h.update(part.encode())
             h.update(b"\0")
-        for line in self._service_lines():
+        for line in self.service_lines() if service_lines is None else service_lines:
             h.update(line)
             h.update(b"\0")
         return h.hexdigest()
+
+    def service_lines(self) -> list[bytes]:
+        """One line per file the image takes from the service's folders (path, mode, hash)
+        and per lock or pyproject file up the tree (path, hash), read now."""
+        return list(self._service_lines())
 
     def to_json(self) -> dict[str, Any]:
         return {

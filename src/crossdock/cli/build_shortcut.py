@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RememberedRelease", "Shortcut", "answer_from_record", "remember"]
 
-_VERSION = 1
+_VERSION = 2  # 2: the files' digest
 # The variables the options of ``crossdock build`` read (typer's ``envvar``): the command line
 # means what it meant only if they are the same. tests/unit/cli/test_build_shortcut.py checks
 # this against the command's options.
@@ -107,6 +107,7 @@ class Shortcut:
     load: dict[str, Any]  # load_config's arguments: project_dir, service and overrides
     settings: str  # settings_fingerprint of those
     mtime: int
+    files: str  # the service's and lock files as they were (a hash of their lines)
     revision: str | None
     base_pull: Reference
     inputs: lastbuild.RecordInputs
@@ -123,6 +124,7 @@ class Shortcut:
             "load": {**self.load, "project_dir": str(self.load["project_dir"])},
             "settings": self.settings,
             "mtime": self.mtime,
+            "files": self.files,
             "revision": self.revision,
             "base_pull": _reference_json(self.base_pull),
             "inputs": self.inputs.to_json(),
@@ -150,6 +152,7 @@ class Shortcut:
             load={**data["load"], "project_dir": Path(data["load"]["project_dir"])},
             settings=str(data["settings"]),
             mtime=int(data["mtime"]),
+            files=str(data["files"]),
             revision=data["revision"],
             base_pull=_reference(data["base_pull"]),
             inputs=lastbuild.RecordInputs.from_json(data["inputs"]),
@@ -245,13 +248,15 @@ def remember(
         getattr(r.verification, "passed", False) for r in outcome.reports
     ):
         return
+    inputs = lastbuild.RecordInputs.of(plan, allow)
     shortcut = Shortcut(
         load=load,
         settings=settings_fingerprint(**load),
         mtime=plan.mtime,
+        files=_lines_digest(inputs.service_lines()),
         revision=_revision_annotation(plan),
         base_pull=plan.base_pull,
-        inputs=lastbuild.RecordInputs.of(plan, allow),
+        inputs=inputs,
         plan=PlanOutputs(target=plan.target, cache_dir=plan.cache_dir, service=plan.service),
         warnings=tuple(plan.warnings),
         output=output,
@@ -303,11 +308,16 @@ def answer_from_record(arguments: Sequence[str]) -> bool:
 
 
 def _recorded_outcome(shortcut: Shortcut) -> BuildOutcome | None:
-    """The recorded outcome when every input is as it was, read now; else None."""
+    """The recorded outcome when every input is as it was, read now; else None. The local
+    inputs are compared first: a changed file (a code edit) falls through to the full build
+    before git or the registry are asked."""
     try:
         if settings_fingerprint(**shortcut.load) != shortcut.settings:
             return None
         if source_date_epoch() != shortcut.mtime:
+            return None
+        service_lines = shortcut.inputs.service_lines()
+        if _lines_digest(service_lines) != shortcut.files:
             return None
         if head_revision(shortcut.inputs.service_dir) != shortcut.revision:
             return None
@@ -318,7 +328,11 @@ def _recorded_outcome(shortcut: Shortcut) -> BuildOutcome | None:
             base_digest = client.get_manifest(shortcut.base_pull).digest
         finally:
             client.close()
-        key = shortcut.inputs.key(base_digest)
+        key = shortcut.inputs.key(base_digest, service_lines)
     except (CrossdockError, OSError):
         return None  # the full build meets it again, and says what is wrong
     return lastbuild.load_outcome(shortcut.plan.cache_dir, key)
+
+
+def _lines_digest(lines: list[bytes]) -> str:
+    return hashlib.sha256(b"\0".join(lines)).hexdigest()

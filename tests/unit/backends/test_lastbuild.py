@@ -201,6 +201,7 @@ def test_the_record_inputs_kept_as_data_give_the_key_of_the_plan(project):
     plan = plan_for(project)
     inputs = lastbuild.RecordInputs.from_json(lastbuild.RecordInputs.of(plan, ("*.so",)).to_json())
     assert inputs.key(BASE) == lastbuild.inputs_key(plan, BASE, ("*.so",))
+    assert inputs.key(BASE, inputs.service_lines()) == inputs.key(BASE)  # lines read once
     assert inputs.key(BASE) != lastbuild.inputs_key(plan, BASE, ())
     assert inputs.key(sha256_of(b"moved")) != inputs.key(BASE)
     main = project / "backend" / "api" / "app" / "main.py"

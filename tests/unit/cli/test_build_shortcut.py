@@ -50,6 +50,7 @@ def test_what_a_build_remembers_reads_back_the_same(project, tmp_path):  # noqa:
         load={"project_dir": project, "service": "api", "overrides": {"platforms": None}},
         settings="f" * 64,
         mtime=plan.mtime,
+        files="e" * 64,
         revision="abc1234",
         base_pull=plan.base_pull,
         inputs=RecordInputs.of(plan, ("*.so",)),
