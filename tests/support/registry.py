@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
@@ -110,7 +110,39 @@ class Seen:
     headers: Mapping[str, str]
 
 
-class InProcessRegistry:
+class _LoopbackServer:
+    """An HTTP server on ``127.0.0.1`` (a free port), served from a background thread until
+    closed (or the ``with`` block ends)."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class InProcessRegistry(_LoopbackServer):
     """Serves on ``127.0.0.1`` (a free port) in a background thread until closed."""
 
     def __init__(
@@ -135,31 +167,7 @@ class InProcessRegistry:
         self.holding, self.release = threading.Event(), threading.Event()
         self.held: Seen | None = None  # the upload request hold_upload_over held
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self.host = f"127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
-
-    def __enter__(self) -> InProcessRegistry:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        self._serve(_handler_for(self))
 
     def put_image_set(self, repository: str, image_set: ImageSet, tag: str) -> None:
         """Store ``image_set`` in ``repository`` as a finished push leaves it: its blobs, its
@@ -487,7 +495,7 @@ def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class TokenServer:
+class TokenServer(_LoopbackServer):
     """A bearer-token realm on ``127.0.0.1`` (a free port): ``GET /token`` answers
     ``{"token": ..., "expires_in": ...}``, or what ``mode`` says: "error" (503), "not-json"
     (an HTML page with 200). Tokens are live until ``expire_all`` or ``revoke``; after
@@ -517,11 +525,8 @@ class TokenServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.realm = f"http://127.0.0.1:{self._server.server_address[1]}/token"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._serve(Handler)
+        self.realm = f"{self.url}/token"
 
     def _answer(self) -> tuple[int, bytes, str]:
         if self.mode == "error":
@@ -545,22 +550,6 @@ class TokenServer:
         with self._lock:
             self.live.clear()
             self.revoked = True
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
-
-    def __enter__(self) -> TokenServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def bearer_gate(
