@@ -23,7 +23,7 @@ import io
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -512,16 +512,19 @@ class LayerFS:
         predicate: Callable[[FsEntry], bool] | None = None,
         *,
         limit: int = DEFAULT_READ_LIMIT,
+        groups: Mapping[tuple[int, int], Sequence[FsEntry]] | None = None,
     ) -> Iterator[FileContent]:
-        """Stream the bytes of every winning regular file that ``predicate`` accepts.
+        """Stream the bytes of every winning regular file that ``predicate`` accepts, or of
+        ``groups`` (some of what ``file_groups`` returned: no second walk of the view).
 
         Only layers holding a wanted file are read, each only as far as its last wanted member.
         Each ``FileContent`` is valid until the iterator advances (its bytes come from the open
         layer stream).
         """
+        chosen = self.file_groups(predicate) if groups is None else groups
         by_layer: dict[int, dict[int, list[FsEntry]]] = {}
-        for (layer_index, ordinal), entries in self.file_groups(predicate).items():
-            by_layer.setdefault(layer_index, {})[ordinal] = entries
+        for (layer_index, ordinal), entries in sorted(chosen.items()):
+            by_layer.setdefault(layer_index, {})[ordinal] = list(entries)
         for layer_index, ordinals in by_layer.items():
             members = self._members[layer_index]
             if any(members[o].type == MemberType.SPARSE for o in ordinals):

@@ -426,7 +426,7 @@ def _judge_files(
                 verdicts[layer_index] = verdict
                 continue
         to_observe.update(groups)
-    observed = _observe_groups(fs, to_observe, predicate, observations)
+    observed = _observe_groups(fs, to_observe, observations)
     for layer_index, groups in by_layer.items():
         verdict = verdicts.get(layer_index)
         if verdict is None:
@@ -446,16 +446,15 @@ def _observe_files(
 ) -> tuple[dict[tuple[int, int], list[FsEntry]], dict[tuple[int, int], Observation]]:
     """The files ``predicate`` accepts, grouped by their bytes, and what their bytes are."""
     groups = fs.file_groups(predicate)
-    return groups, _observe_groups(fs, groups, predicate, cache)
+    return groups, _observe_groups(fs, groups, cache)
 
 
 def _observe_groups(
     fs: LayerFS,
     groups: dict[tuple[int, int], list[FsEntry]],
-    predicate: Callable[[FsEntry], bool],
     cache: ObservationCache | None,
 ) -> dict[tuple[int, int], Observation]:
-    """What the bytes of ``groups`` (files ``predicate`` accepts) are: from ``cache`` where a
+    """What the bytes of ``groups`` (as ``file_groups`` made them) are: from ``cache`` where a
     layer's member was observed before, else read in one pass per layer."""
     observed: dict[tuple[int, int], Observation] = {}
     missing: set[tuple[int, int]] = set()
@@ -467,8 +466,8 @@ def _observe_groups(
             missing.add(content)
     if missing:
         new: dict[int, dict[int, Observation]] = {}
-        # The same predicate, so that each group (and its first name) is the same as above.
-        for file in fs.iter_files(lambda e: e.content in missing and predicate(e)):
+        # These groups as they are (each group's first name is the one judged).
+        for file in fs.iter_files(groups={content: groups[content] for content in missing}):
             where = file.entry.content
             if where is None:  # pragma: no cover - iter_files yields files with bytes only
                 continue

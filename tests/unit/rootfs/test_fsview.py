@@ -133,6 +133,12 @@ def test_iter_files_streams_only_wanted_files_and_layers(tmp_path):
     )
     seen = {c.entry.path: c.data.read() for c in fs.iter_files(lambda e: e.path.endswith(".pyc"))}
     assert seen == {"/a/x.pyc": b"upper pyc", "/a/z.pyc": b"z"}
+    # Or given some of file_groups' groups (no second walk): just those, with their bytes.
+    groups = fs.file_groups(lambda e: e.path.endswith(".pyc"))
+    wanted = {
+        content: entries for content, entries in groups.items() if entries[0].path == "/a/z.pyc"
+    }
+    assert {c.entry.path: c.data.read() for c in fs.iter_files(groups=wanted)} == {"/a/z.pyc": b"z"}
 
 
 def test_lazy_buffer_is_seekable_and_bounded(tmp_path):
