@@ -374,6 +374,7 @@ class NativeBackend:
             image_dir=plan.deps_dir,
             bytecode_cache=CacheLayout(plan.cache_dir).bytecode,
             export_records=CacheLayout(plan.cache_dir).records("uv-export", version=1),
+            tree_records=CacheLayout(plan.cache_dir).records("installed-trees", version=1),
             progress=progress,
         )
         key = _key(

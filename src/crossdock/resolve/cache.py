@@ -12,14 +12,19 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
 
 from crossdock import scratch as scratch_paths
 from crossdock.cache import Records
 from crossdock.platform import Platform
 from crossdock.progress import NO_PROGRESS, Progress, step
 from crossdock.resolve.bytecode import compile_bytecode
-from crossdock.resolve.resolution import Resolution
+from crossdock.resolve.resolution import InstalledDistribution, Resolution, read_installed
 from crossdock.resolve.uv import LockedExport, Uv, export_locked, install
 from crossdock.wheeltags import wheel_target
 
@@ -48,6 +53,7 @@ def install_dependencies(
     package: str | None = None,
     bytecode_cache: Path | None = None,
     export_records: Records | None = None,
+    tree_records: Records | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> Resolution:
     """Check the lock and return the tree of its dependencies for ``platform``, from the cache
@@ -56,8 +62,9 @@ def install_dependencies(
     holds bytecode, compiled as if it lived at ``image_dir`` (each file's pyc reused from
     ``bytecode_cache`` when the same source was compiled before). ``package``: the workspace
     member whose dependencies these are (None: the project at ``project_dir``).
-    ``export_records``: uv's answers about unchanged locks (``export_locked``). The install and
-    the bytecode are steps of ``progress``."""
+    ``export_records``: uv's answers about unchanged locks (``export_locked``);
+    ``tree_records``: what each cached tree's dist-info folders said when it was installed. The
+    install and the bytecode are steps of ``progress``."""
     uv = uv or Uv()
     target = wheel_target(platform, glibc_version, python_version)
     with step(progress, platform, "install wheels") as installing:
@@ -72,7 +79,7 @@ def install_dependencies(
         key = _tree_key(locked, python_path, bytecode_python is not None)
         tree = cache_dir / key
         if tree.is_dir():
-            resolution = locked.installed_at(tree, key)
+            resolution = locked.installed_at(tree, key, _reader(tree_records, key))
             installing.describe(f"{_summary(resolution)} (cached)")
             return resolution
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +111,38 @@ def install_dependencies(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         scratch_paths.forget(scratch)
-    return locked.installed_at(tree, key)
+    return locked.installed_at(tree, key, _reader(tree_records, key))
+
+
+def _reader(
+    records: Records | None, key: str
+) -> Callable[[Path, frozenset[str]], tuple[InstalledDistribution, ...]]:
+    """``read_installed``, answered from ``records`` for the tree under ``key``: a tree is
+    renamed into place whole and never changed, so what its dist-info folders said when first
+    read (name, version, wheel tags, purity) is what they say now."""
+
+    def read(tree: Path, built: frozenset[str]) -> tuple[InstalledDistribution, ...]:
+        recorded = records.load(key, _distributions) if records is not None else None
+        if recorded is None:
+            recorded = read_installed(tree, frozenset())
+            if records is not None:
+                records.store(key, [[d.name, d.version, list(d.tags), d.pure] for d in recorded])
+        return tuple(replace(d, built_from_sdist=d.name in built) for d in recorded)
+
+    return read
+
+
+def _distributions(rows: list[list[Any]]) -> tuple[InstalledDistribution, ...]:
+    return tuple(
+        InstalledDistribution(
+            canonicalize_name(str(name)),
+            str(version),
+            tuple(str(t) for t in tags),
+            pure=bool(pure),
+            built_from_sdist=False,
+        )
+        for name, version, tags, pure in rows
+    )
 
 
 def _summary(resolution: Resolution) -> str:

@@ -44,7 +44,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -71,7 +71,7 @@ from crossdock.resolve.requirements import (
     marker_environment,
     parse_export,
 )
-from crossdock.resolve.resolution import Resolution, read_installed
+from crossdock.resolve.resolution import InstalledDistribution, Resolution, read_installed
 from crossdock.resolve.sdists import build_pure_wheel
 from crossdock.resolve.shebangs import rewrite_shebangs
 from crossdock.wheeltags import WheelTarget, wheel_target
@@ -173,14 +173,19 @@ class LockedExport:
         encoded = json.dumps(material, sort_keys=True).encode()
         return hashlib.sha256(encoded).hexdigest()
 
-    def installed_at(self, tree: Path, cache_key: str) -> Resolution:
-        """This export as installed in ``tree`` (its dist-info folders, read); ``cache_key``
-        names the tree."""
+    def installed_at(
+        self,
+        tree: Path,
+        cache_key: str,
+        read: Callable[[Path, frozenset[str]], tuple[InstalledDistribution, ...]] = read_installed,
+    ) -> Resolution:
+        """This export as installed in ``tree`` (its dist-info folders, read by ``read``);
+        ``cache_key`` names the tree."""
         built = frozenset(package.name for package in self.sdist_packages)
         return Resolution(
             target=self.target,
             target_dir=tree,
-            distributions=read_installed(tree, built),
+            distributions=read(tree, built),
             cache_key=cache_key,
             uv_version=self.uv_version,
             requirements=self.requirements_text,
