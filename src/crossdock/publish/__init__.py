@@ -1,4 +1,6 @@
-"""Publishing: the seed's tag scheme and what git says about the commit being pushed."""
+"""Publishing: the release as a library call (``pipeline``: ``prepare_release``, then
+``release``), its plan and push (``release``), the seed's tag scheme (``tags``) and what git
+says about the commit being pushed (``git``)."""
 
 from crossdock.publish.git import GitState, git_state
 from crossdock.publish.tags import (
