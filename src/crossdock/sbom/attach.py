@@ -95,27 +95,11 @@ def sbom_referrer(
             base_name=base_name,
             base_digest=base_digest,
         )
-    template = templates.load(key, _text) if templates is not None and key is not None else None
-    if template is None:
-        template = _document(
+
+    def document_for(subject: Digest) -> bytes:
+        return _document(
             image_name,
-            _STAND_IN,
-            platform,
-            created,
-            tree,
-            distributions,
-            lock,
-            os_packages,
-            base_name,
-            base_digest,
-        ).decode()
-        if templates is not None and key is not None:
-            templates.store(key, template)
-    document = _filled(template, manifest.digest)
-    if document is None:  # a stand-in not found once each: written for this digest instead
-        document = _document(
-            image_name,
-            manifest.digest,
+            subject,
             platform,
             created,
             tree,
@@ -125,6 +109,15 @@ def sbom_referrer(
             base_name,
             base_digest,
         )
+
+    template = templates.load(key, _text) if templates is not None and key is not None else None
+    if template is None:
+        template = document_for(_STAND_IN).decode()
+        if templates is not None and key is not None:
+            templates.store(key, template)
+    document = _filled(template, manifest.digest)
+    if document is None:  # a stand-in not found once each: written for this digest instead
+        document = document_for(manifest.digest)
     return make_referrer(
         manifest.descriptor(),
         MediaType.CYCLONEDX_JSON,
