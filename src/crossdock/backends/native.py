@@ -418,7 +418,7 @@ class NativeBackend:
         """The layer of the service's own code: its files as they are (a project that is not a
         package), and the wheels of its own packages (the project when it is one, the workspace
         members it needs) installed beside the dependencies."""
-        from crossdock.resolve import compile_bytecode, install_local_projects
+        from crossdock.resolve import install_local_projects
 
         work = CacheLayout(plan.cache_dir).work
         work.mkdir(parents=True, exist_ok=True)
@@ -439,14 +439,7 @@ class NativeBackend:
                     elif entry.source is not None:
                         shutil.copy2(entry.source, target)
                 copy.mkdir(exist_ok=True)
-                if bytecode_python is not None:
-                    compile_bytecode(
-                        copy,
-                        bytecode_python,
-                        image_dir=plan.app_dir,
-                        cache_dir=CacheLayout(plan.cache_dir).bytecode,
-                    )
-                layer_entries += entries_from_tree(copy, plan.app_dir, keep_bytecode=True)
+                layer_entries += _compiled_entries(plan, copy, plan.app_dir, bytecode_python)
             local: tuple[InstalledDistribution, ...] = ()
             if resolution.local_projects:
                 packages = Path(tmp) / "packages"
@@ -459,14 +452,7 @@ class NativeBackend:
                     image_python=profile.python_path,
                     source_date_epoch=plan.mtime,
                 )
-                if bytecode_python is not None:
-                    compile_bytecode(
-                        packages,
-                        bytecode_python,
-                        image_dir=plan.deps_dir,
-                        cache_dir=CacheLayout(plan.cache_dir).bytecode,
-                    )
-                layer_entries += entries_from_tree(packages, plan.deps_dir, keep_bytecode=True)
+                layer_entries += _compiled_entries(plan, packages, plan.deps_dir, bytecode_python)
             blob = self._write_layer_into_cache(layer_entries, cache, plan)
             return blob, local
 
@@ -486,6 +472,23 @@ class NativeBackend:
             # verify step reads this layer once, for its files, instead of twice.
             IndexCache(plan.cache_dir).store(blob.digest, blob.members)
         return LayerBlob(final, blob.digest, blob.diff_id, blob.size)
+
+
+def _compiled_entries(
+    plan: BuildPlan, tree: Path, image_dir: str, bytecode_python: str | None
+) -> list[LayerEntry]:
+    """The layer entries of ``tree`` (to stand at ``image_dir`` in the image), with its bytecode
+    compiled first when the build writes bytecode."""
+    from crossdock.resolve import compile_bytecode
+
+    if bytecode_python is not None:
+        compile_bytecode(
+            tree,
+            bytecode_python,
+            image_dir=image_dir,
+            cache_dir=CacheLayout(plan.cache_dir).bytecode,
+        )
+    return list(entries_from_tree(tree, image_dir, keep_bytecode=True))
 
 
 def _image_config(

@@ -86,29 +86,22 @@ def test_nothing_is_remembered_for_a_build_not_run_as_the_command(project, tmp_p
     plan = plan_for(project)
     from tests.unit.backends.test_lastbuild import outcome_for
 
-    build_shortcut.remember(
-        plan,
-        outcome_for(tmp_path),
-        load={"project_dir": Path(project), "service": "api", "overrides": {}},
-        allow=(),
-        output=OutputSpec(),
-        release=None,
-        json_output=False,
-        quiet=False,
-        verbose=False,
-    )
+    def remember() -> None:
+        build_shortcut.remember(
+            plan,
+            outcome_for(tmp_path),
+            load={"project_dir": Path(project), "service": "api", "overrides": {}},
+            allow=(),
+            output=OutputSpec(),
+            release=None,
+            json_output=False,
+            quiet=False,
+            verbose=False,
+        )
+
+    remember()
     assert not (tmp_path / "machine-cache").exists()
     monkeypatch.setattr(build_shortcut, "command_line", ARGS)
-    build_shortcut.remember(
-        plan,
-        outcome_for(tmp_path),
-        load={"project_dir": Path(project), "service": "api", "overrides": {}},
-        allow=(),
-        output=OutputSpec(),
-        release=None,
-        json_output=False,
-        quiet=False,
-        verbose=False,
-    )
+    remember()
     [entry] = (tmp_path / "machine-cache" / "records" / "build-shortcut").iterdir()
     assert entry.name == f"{build_shortcut.command_line_key(ARGS)}.rec"
