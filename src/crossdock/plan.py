@@ -16,11 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from crossdock.errors import TargetError
+from crossdock.image.digest import Digest
 from crossdock.platform import Platform
 from crossdock.project import ServiceProject
 from crossdock.registry.reference import Reference
 
-__all__ = ["PYTHON_PLACEHOLDER", "BaseDependentRuntime", "BuildPlan", "RuntimeSettings"]
+__all__ = [
+    "PYTHON_PLACEHOLDER",
+    "BaseDependentRuntime",
+    "BuildPlan",
+    "RuntimeSettings",
+    "pairs",
+    "reference_from_record",
+    "reference_record",
+]
 
 PYTHON_PLACEHOLDER = "{python}"
 
@@ -56,6 +65,29 @@ class RuntimeSettings:
             self.path_prepend,
         )
 
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "entrypoint": _list_or_none(self.entrypoint),
+            "cmd": _list_or_none(self.cmd),
+            "env": pairs(self.env),
+            "working_dir": self.working_dir,
+            "user": self.user,
+            "exposed_ports": list(self.exposed_ports),
+            "path_prepend": list(self.path_prepend),
+        }
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> RuntimeSettings:
+        return cls(
+            entrypoint=_tuple_or_none(data["entrypoint"]),
+            cmd=_tuple_or_none(data["cmd"]),
+            env=dict(data["env"]),  # [key, value] pairs: in their order
+            working_dir=data["working_dir"],
+            user=data["user"],
+            exposed_ports=tuple(int(p) for p in data["exposed_ports"]),
+            path_prepend=tuple(str(p) for p in data["path_prepend"]),
+        )
+
 
 @dataclass(frozen=True)
 class BaseDependentRuntime:
@@ -89,6 +121,58 @@ class BaseDependentRuntime:
                 hint=self.otherwise_hint,
             )
         return self.otherwise
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "marker_env": self.marker_env,
+            "when_marked": self.when_marked.to_record(),
+            "otherwise": self.otherwise.to_record(),
+            "otherwise_requires": list(self.otherwise_requires),
+            "otherwise_hint": self.otherwise_hint,
+        }
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> BaseDependentRuntime:
+        return cls(
+            marker_env=str(data["marker_env"]),
+            when_marked=RuntimeSettings.from_record(data["when_marked"]),
+            otherwise=RuntimeSettings.from_record(data["otherwise"]),
+            otherwise_requires=tuple(str(n) for n in data["otherwise_requires"]),
+            otherwise_hint=str(data["otherwise_hint"]),
+        )
+
+
+def pairs(mapping: Mapping[str, Any]) -> list[list[Any]]:
+    """A mapping as [key, value] pairs: a record keeps them in their order (an image config's
+    env, say, is written in it), where a JSON object's keys may come back sorted."""
+    return [[key, value] for key, value in mapping.items()]
+
+
+def _list_or_none(args: tuple[str, ...] | None) -> list[str] | None:
+    return None if args is None else list(args)
+
+
+def _tuple_or_none(args: list[str] | None) -> tuple[str, ...] | None:
+    return None if args is None else tuple(str(a) for a in args)
+
+
+def reference_record(reference: Reference) -> dict[str, Any]:
+    """A reference as JSON, every field as it is (no parsing or defaults on the way back)."""
+    return {
+        "registry": reference.registry,
+        "repository": reference.repository,
+        "tag": reference.tag,
+        "digest": None if reference.digest is None else str(reference.digest),
+    }
+
+
+def reference_from_record(data: Mapping[str, Any]) -> Reference:
+    return Reference(
+        registry=str(data["registry"]),
+        repository=str(data["repository"]),
+        tag=data["tag"],
+        digest=None if data["digest"] is None else Digest(data["digest"]),
+    )
 
 
 def _normalize(name: str) -> str:
@@ -159,9 +243,65 @@ class BuildPlan:
             "exposed_ports": list(self.runtime.exposed_ports),
             "single_manifests": self.single_manifests,
             "exclude": list(self.exclude),
-            "annotations": dict(self.annotations),
+            "annotations": pairs(self.annotations),
             "cache_dir": str(self.cache_dir),
             "mtime": self.mtime,
             "bytecode": self.bytecode,
             "warnings": list(self.warnings),
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field as JSON, for ``from_record`` to make the same plan again without the
+        configuration (``crossdock.cli.build_shortcut``: a rebuild with the settings unchanged).
+        ``to_json`` is what people read; this is what a record needs."""
+        return {
+            "service": self.service,
+            "project": self.project.to_record(),
+            "base": reference_record(self.base),
+            "base_pull": reference_record(self.base_pull),
+            "platforms": [[p.os, p.architecture, p.variant] for p in self.platforms],
+            "target": self.target,
+            "app_dir": self.app_dir,
+            "deps_dir": self.deps_dir,
+            "runtime": self.runtime.to_record(),
+            "single_manifests": self.single_manifests,
+            "exclude": list(self.exclude),
+            "annotations": pairs(self.annotations),
+            "cache_dir": str(self.cache_dir),
+            "mtime": self.mtime,
+            "bytecode": self.bytecode,
+            "bytecode_python": self.bytecode_python,
+            "warnings": list(self.warnings),
+            "base_dependent_runtime": None
+            if self.base_dependent_runtime is None
+            else self.base_dependent_runtime.to_record(),
+        }
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> BuildPlan:
+        """The plan ``to_record`` wrote. A value JSON does not keep as it was (a TOML date in
+        the project's settings) comes back otherwise: compare ``repr`` with the original's
+        before trusting it as the same plan."""
+        dependent = data["base_dependent_runtime"]
+        return cls(
+            service=str(data["service"]),
+            project=ServiceProject.from_record(data["project"]),
+            base=reference_from_record(data["base"]),
+            base_pull=reference_from_record(data["base_pull"]),
+            platforms=tuple(Platform(os, arch, variant) for os, arch, variant in data["platforms"]),
+            target=str(data["target"]),
+            app_dir=str(data["app_dir"]),
+            deps_dir=str(data["deps_dir"]),
+            runtime=RuntimeSettings.from_record(data["runtime"]),
+            single_manifests=bool(data["single_manifests"]),
+            exclude=tuple(str(p) for p in data["exclude"]),
+            annotations=dict(data["annotations"]),
+            cache_dir=Path(data["cache_dir"]),
+            mtime=int(data["mtime"]),
+            bytecode=bool(data["bytecode"]),
+            bytecode_python=data["bytecode_python"],
+            warnings=tuple(str(w) for w in data["warnings"]),
+            base_dependent_runtime=None
+            if dependent is None
+            else BaseDependentRuntime.from_record(dependent),
+        )

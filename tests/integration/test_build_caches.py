@@ -146,11 +146,17 @@ _GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
 class Answer:
     run: Run
     index_digest: str
-    shortcut: bool  # answered before typer and pydantic were imported
+    # "answered": from the record, before typer and pydantic were imported; "rebuilt": built on
+    # the recorded plan, before typer and pydantic were imported; "full": the whole command.
+    how: str
+
+    @property
+    def shortcut(self) -> bool:
+        return self.how == "answered"
 
 
-def _build_probed(args: list[str], env: dict[str, str]) -> Answer:
-    """`crossdock build ARGS`, and whether it was answered before typer and pydantic."""
+def _probed(args: list[str], env: dict[str, str]) -> tuple[Run, set[str]]:
+    """`crossdock build ARGS`, and the modules the process imported."""
     completed = subprocess.run(
         [sys.executable, "-c", _PROBE, "build", *args],
         capture_output=True,
@@ -160,14 +166,20 @@ def _build_probed(args: list[str], env: dict[str, str]) -> Answer:
         check=False,
     )
     stderr, _, modules = completed.stderr.rpartition("MODULES ")
-    run = Run(completed.returncode, completed.stdout, stderr, 0.0)
+    return Run(completed.returncode, completed.stdout, stderr, 0.0), set(json.loads(modules))
+
+
+def _build_probed(args: list[str], env: dict[str, str]) -> Answer:
+    """`crossdock build ARGS`, and how it was answered (see ``Answer.how``)."""
+    run, loaded = _probed(args, env)
     digest = build_json(run)["index"]
-    loaded = set(json.loads(modules))
-    shortcut = not {"typer", "pydantic"} & loaded
-    if shortcut:
-        assert FROM_RECORD in stderr
-        assert not {"crossdock.resolve", "crossdock.verify", "crossdock.config.model"} & loaded
-    return Answer(run, digest, shortcut)
+    stderr = run.stderr
+    how = "full"
+    if not {"typer", "pydantic", "crossdock.config.model"} & loaded:
+        built = {"crossdock.resolve", "crossdock.verify"} <= loaded
+        assert built or FROM_RECORD in stderr
+        how = "rebuilt" if built else "answered"
+    return Answer(run, digest, how)
 
 
 @dataclass(frozen=True)
@@ -185,12 +197,20 @@ class Builds:
         return answer
 
     def changed(
-        self, what: str, first: Answer, *, new_digest: bool, environ: dict[str, str] | None = None
+        self,
+        what: str,
+        first: Answer,
+        *,
+        new_digest: bool,
+        environ: dict[str, str] | None = None,
+        plan_changed: bool = True,
     ) -> None:
-        """After a change of ``what``: the full command runs (to a new digest or the same one),
-        and the next identical command line is answered early again."""
+        """After a change of ``what``: the full command runs (``plan_changed``: a setting, the
+        epoch, the revision), or the native build runs on the recorded plan (a file the image
+        is built from, the base's tag), to a new digest or the same one; and the next identical
+        command line is answered early again."""
         answer = self.build(environ=environ)
-        assert not answer.shortcut, f"{what}: answered from the record of the unchanged inputs"
+        assert answer.how == ("full" if plan_changed else "rebuilt"), what
         assert (answer.index_digest != first.index_digest) is new_digest, what
         assert self.build(environ=environ).shortcut, f"{what}: not remembered"
 
@@ -232,12 +252,13 @@ def test_an_unchanged_command_line_is_answered_early_and_every_input_is_checked_
     main = service / "app" / "main.py"
     original = main.read_text()
     main.write_text(original + "\n# edited\n")
-    builds.changed("a service file", first, new_digest=True)
+    builds.changed("a service file", first, new_digest=True, plan_changed=False)
     main.write_text(original)
     assert builds.build().index_digest == first.index_digest  # the edit undone: the first result
 
     _edit_and_restore(
-        service / "uv.lock", lambda: builds.changed("uv.lock", first, new_digest=True)
+        service / "uv.lock",
+        lambda: builds.changed("uv.lock", first, new_digest=True, plan_changed=False),
     )
     _edit_and_restore(
         project / "crossdock.toml",
@@ -264,7 +285,7 @@ def test_an_unchanged_command_line_is_answered_early_and_every_input_is_checked_
 
     # The base's tag moved (the same layers under Docker media types): resolved again, built on.
     _copy_image(STAGE_BASE, base, docker_format=True)
-    builds.changed("the base's tag", first, new_digest=True)
+    builds.changed("the base's tag", first, new_digest=True, plan_changed=False)
 
 
 def test_a_plain_push_is_answered_early_and_the_registry_is_still_checked(
@@ -332,3 +353,59 @@ def _copy_image(source: str, destination: str, *, docker_format: bool = False) -
         capture_output=True,
         timeout=300,
     )
+
+
+def test_a_code_edit_is_rebuilt_early_to_the_digests_of_a_cold_build(
+    host_python: str, tmp_path: Path
+) -> None:
+    """A code-only change is rebuilt on the recorded plan before typer and pydantic are imported
+    (issue 14), written to another folder by the same command line: the dependency layers come
+    from the cache, every manifest digest is the one a cold build of the same edited source
+    gives, and every check still runs: a wrong-architecture library brought in by the edit is
+    refused on that path too."""
+    env = stage_environment(
+        host_python, CROSSDOCK_CACHE_DIR=str(tmp_path / "cache"), SOURCE_DATE_EPOCH="1700000000"
+    )
+    project = tmp_path / "example"
+    shutil.copytree(
+        EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
+    )
+    uv_lock(project / "backend" / "api", env)
+    app = project / "backend" / "api" / "app"
+    main = app / "main.py"
+
+    def manifests(layout: Path) -> list[str]:
+        index = json.loads((layout / "index.json").read_text())
+        return [m["digest"] for m in index["manifests"]]
+
+    for number, platforms in enumerate(("linux/arm64,linux/amd64", "linux/amd64")):
+        args = ["-C", str(project), "--service", "api", "--platform", platforms, "--json"]
+
+        def into(name: str, args: list[str] = args, number: int = number) -> list[str]:
+            return [*args, "--oci-layout", str(tmp_path / f"{name}-{number}")]
+
+        assert _build_probed(into("first"), env).how == "full"
+        main.write_text(main.read_text() + f"\n# edited for {platforms}\n")
+        edited = _build_probed(into("edited"), env)
+        assert edited.how == "rebuilt"
+        assert FROM_RECORD not in edited.run.stderr
+        for report in json.loads(edited.run.stdout)["platforms"]:
+            assert {la["role"]: la["cached"] for la in report["layers"]}["dependencies"] is True
+        cold = _build_probed(
+            into("cold"), {**env, "CROSSDOCK_CACHE_DIR": str(tmp_path / f"cold-cache-{number}")}
+        )
+        assert cold.how == "full"
+        assert cold.index_digest == edited.index_digest
+        assert manifests(tmp_path / f"cold-{number}") == manifests(tmp_path / f"edited-{number}")
+
+    args = ["-C", str(project), "--service", "api", "--platform", "linux/arm64", "--json"]
+    assert _build_probed([*args, "--oci-layout", str(tmp_path / "arm64")], env).how == "full"
+    native = app / "_speedups.cpython-313-aarch64-linux-gnu.so"
+    native.write_bytes((REPO_ROOT / "tests" / "data" / "verify" / "x86_64-puts.so").read_bytes())
+    refused, loaded = _probed([*args, "--oci-layout", str(tmp_path / "refused")], env)
+    # Built on the recorded plan (no configuration loaded; printing the error imports typer).
+    assert "crossdock.config.model" not in loaded
+    assert "crossdock.verify" in loaded
+    assert refused.returncode == 6, refused.output  # VerificationError
+    assert "_speedups.cpython-313-aarch64-linux-gnu.so" in refused.output
+    assert not (tmp_path / "refused" / "index.json").exists()

@@ -20,6 +20,13 @@ git state read again). Anything different, missing or failing before the outputs
 falls through to the full build, which reports what is wrong. Only the native backend is
 answered here, to local outputs or a plain ``--push``; an ``--env`` release (its tags are
 timestamped), ``--dry-run``, ``--smoke`` or the buildx backend always runs the full command.
+
+When the plan is still the one recorded (the cascade's fingerprint, the epoch and the revision
+as they were: an equal ``Config`` makes an equal plan) but the result is not (a code edit, a new
+lock, a moved base), the native build runs here on the recorded plan (``BuildPlan.to_record``,
+trusted only when its ``repr`` is the recorded one), without typer and without validating the
+configuration again: the same backend, the same checks, the same outputs and the same bytes as
+the full command (issue 14: a code-only rebuild).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +43,8 @@ from crossdock.build import OutputSpec, PlanOutputs, check_outputs, deliver
 from crossdock.cache import CacheLayout, Records
 from crossdock.config import machine_settings, settings_fingerprint
 from crossdock.errors import CrossdockError
-from crossdock.image.digest import Digest
 from crossdock.layers import source_date_epoch
+from crossdock.plan import BuildPlan, reference_from_record, reference_record
 from crossdock.publish.git import head_revision
 from crossdock.registry.reference import Reference
 
@@ -45,12 +52,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from crossdock.backends.base import BuildOutcome
-    from crossdock.plan import BuildPlan
     from crossdock.publish.pipeline import Publishing, ReleaseSettings
 
 __all__ = ["RememberedRelease", "Shortcut", "answer_from_record", "remember"]
 
-_VERSION = 2  # 2: the files' digest
+_VERSION = 3  # 2: the files' digest; 3: the plan
 # The variables the options of ``crossdock build`` read (typer's ``envvar``): the command line
 # means what it meant only if they are the same. tests/unit/cli/test_build_shortcut.py checks
 # this against the command's options.
@@ -81,7 +87,7 @@ class RememberedRelease:
     def to_json(self) -> dict[str, Any]:
         return {
             "settings": self.settings.to_json(),
-            "repository": _reference_json(self.repository),
+            "repository": reference_record(self.repository),
             "tag": self.tag,
             "git_sha": self.git_sha,
             "create_repository": self.create_repository,
@@ -93,7 +99,7 @@ class RememberedRelease:
 
         return cls(
             settings=ReleaseSettings.from_json(data["settings"]),
-            repository=_reference(data["repository"]),
+            repository=reference_from_record(data["repository"]),
             tag=str(data["tag"]),
             git_sha=data["git_sha"],
             create_repository=bool(data["create_repository"]),
@@ -112,6 +118,8 @@ class Shortcut:
     base_pull: Reference
     inputs: lastbuild.RecordInputs
     plan: PlanOutputs
+    # The whole plan (BuildPlan.to_record): rebuilt from when the files changed.
+    build_plan: dict[str, Any]
     warnings: tuple[str, ...]
     output: OutputSpec
     release: RememberedRelease | None
@@ -126,13 +134,14 @@ class Shortcut:
             "mtime": self.mtime,
             "files": self.files,
             "revision": self.revision,
-            "base_pull": _reference_json(self.base_pull),
+            "base_pull": reference_record(self.base_pull),
             "inputs": self.inputs.to_json(),
             "plan": {
                 "target": self.plan.target,
                 "cache_dir": str(self.plan.cache_dir),
                 "service": self.plan.service,
             },
+            "build_plan": self.build_plan,
             "warnings": list(self.warnings),
             "output": {
                 "oci_layout": _text(self.output.oci_layout),
@@ -154,13 +163,14 @@ class Shortcut:
             mtime=int(data["mtime"]),
             files=str(data["files"]),
             revision=data["revision"],
-            base_pull=_reference(data["base_pull"]),
+            base_pull=reference_from_record(data["base_pull"]),
             inputs=lastbuild.RecordInputs.from_json(data["inputs"]),
             plan=PlanOutputs(
                 target=str(plan["target"]),
                 cache_dir=Path(plan["cache_dir"]),
                 service=str(plan["service"]),
             ),
+            build_plan=dict(data["build_plan"]),
             warnings=tuple(str(w) for w in data["warnings"]),
             output=OutputSpec(
                 oci_layout=_path(output["oci_layout"]),
@@ -177,24 +187,6 @@ class Shortcut:
         )
 
 
-def _reference_json(reference: Reference) -> dict[str, Any]:
-    return {
-        "registry": reference.registry,
-        "repository": reference.repository,
-        "tag": reference.tag,
-        "digest": None if reference.digest is None else str(reference.digest),
-    }
-
-
-def _reference(data: dict[str, Any]) -> Reference:
-    return Reference(
-        registry=str(data["registry"]),
-        repository=str(data["repository"]),
-        tag=data["tag"],
-        digest=None if data["digest"] is None else Digest(data["digest"]),
-    )
-
-
 def _text(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
@@ -209,7 +201,31 @@ def _path(text: str | None) -> Path | None:
 command_line: list[str] | None = None
 
 
+# The option whose folder is not part of the key: the same build written to another OCI layout
+# folder (a new folder per build, as scripts and the benchmark do) is the same build.
+_LAYOUT_OPTION = "--oci-layout"
+_ANY_FOLDER = "\0FOLDER"
+
+
+def layout_folder(arguments: Sequence[str]) -> tuple[list[str], str | None]:
+    """``arguments`` with the folder of their one ``--oci-layout FOLDER`` (two words, a bare
+    path: no transport, no option-like name) replaced by a stand-in, and that folder; the
+    arguments as they are and None otherwise. ``remember`` checks that typer read the folder
+    from the same place, or keeps nothing."""
+    places = [i for i, word in enumerate(arguments) if word == _LAYOUT_OPTION]
+    if len(places) != 1 or places[0] + 1 >= len(arguments):
+        return list(arguments), None
+    at = places[0] + 1
+    folder = arguments[at]
+    if not folder or folder.startswith("-") or ":" in folder:
+        return list(arguments), None
+    return [*arguments[:at], _ANY_FOLDER, *arguments[at + 1 :]], folder
+
+
 def command_line_key(arguments: Sequence[str], environ: Mapping[str, str] | None = None) -> str:
+    """The key of a command line: its arguments (an OCI layout's folder left out, see
+    ``layout_folder``), where it runs, the variables its options read and crossdock itself."""
+    arguments, _ = layout_folder(arguments)
     env = os.environ if environ is None else environ
     h = hashlib.sha256()
     for part in (
@@ -258,6 +274,7 @@ def remember(
         base_pull=plan.base_pull,
         inputs=inputs,
         plan=PlanOutputs(target=plan.target, cache_dir=plan.cache_dir, service=plan.service),
+        build_plan=plan.to_record(),
         warnings=tuple(plan.warnings),
         output=output,
         release=release,
@@ -265,6 +282,9 @@ def remember(
         quiet=quiet,
         verbose=verbose,
     )
+    _, folder = layout_folder(command_line)
+    if folder is not None and output.oci_layout != Path(folder):
+        return  # typer read the command line otherwise than layout_folder: keep nothing
     _shortcuts().store(command_line_key(command_line), shortcut.to_json())
 
 
@@ -274,12 +294,17 @@ def _revision_annotation(plan: BuildPlan) -> str | None:
 
 def answer_from_record(arguments: Sequence[str]) -> bool:
     """Answer ``crossdock build ARGUMENTS`` from the record of the last build when nothing it
-    depends on has changed (see the module's doc); False: run the full build."""
+    depends on has changed, or rebuild on the recorded plan when only what the plan is built
+    from has (see the module's doc); False: run the full build."""
     shortcut = _shortcuts().load(command_line_key(arguments), Shortcut.from_json)
     if shortcut is None:
         return False
-    outcome = _recorded_outcome(shortcut)
-    if outcome is None:
+    _, folder = layout_folder(arguments)
+    if folder is not None:
+        # The same command line but for the folder: the same build, written there.
+        shortcut = replace(shortcut, output=replace(shortcut.output, oci_layout=Path(folder)))
+    service_lines = _lines_if_plan_unchanged(shortcut)
+    if service_lines is None:
         return False
     publishing = None
     if shortcut.release is not None:
@@ -289,6 +314,11 @@ def answer_from_record(arguments: Sequence[str]) -> bool:
             publishing = shortcut.release.publishing()
         except (CrossdockError, OSError):
             return False
+    outcome = None
+    if _lines_digest(service_lines) == shortcut.files:
+        outcome = _recorded_outcome(shortcut, service_lines)
+    if outcome is None:
+        return _rebuild(shortcut, publishing)
     from crossdock.cli.build_report import report_build
     from crossdock.cli.console import progress
 
@@ -307,20 +337,26 @@ def answer_from_record(arguments: Sequence[str]) -> bool:
     return True
 
 
-def _recorded_outcome(shortcut: Shortcut) -> BuildOutcome | None:
-    """The recorded outcome when every input is as it was, read now; else None. The local
-    inputs are compared first: a changed file (a code edit) falls through to the full build
-    before git or the registry are asked."""
+def _lines_if_plan_unchanged(shortcut: Shortcut) -> list[bytes] | None:
+    """The service's and lock files' lines, read now, when the plan a full build would make
+    now is the recorded one: the cascade's fingerprint (an equal ``Config``), the epoch and the
+    git revision as they were; else None."""
     try:
         if settings_fingerprint(**shortcut.load) != shortcut.settings:
             return None
         if source_date_epoch() != shortcut.mtime:
             return None
-        service_lines = shortcut.inputs.service_lines()
-        if _lines_digest(service_lines) != shortcut.files:
-            return None
         if head_revision(shortcut.inputs.service_dir) != shortcut.revision:
             return None
+        return shortcut.inputs.service_lines()
+    except (CrossdockError, OSError):
+        return None  # the full build meets it again, and says what is wrong
+
+
+def _recorded_outcome(shortcut: Shortcut, service_lines: list[bytes]) -> BuildOutcome | None:
+    """The recorded outcome when the base's tag still resolves to the recorded digest (the
+    files were compared first: a code edit is rebuilt without this registry round trip)."""
+    try:
         from crossdock.registry.client import RegistryClient
 
         client = RegistryClient(shortcut.base_pull.registry)
@@ -332,6 +368,48 @@ def _recorded_outcome(shortcut: Shortcut) -> BuildOutcome | None:
     except (CrossdockError, OSError):
         return None  # the full build meets it again, and says what is wrong
     return lastbuild.load_outcome(shortcut.plan.cache_dir, key)
+
+
+def _recorded_plan(shortcut: Shortcut) -> BuildPlan | None:
+    """The recorded plan, when it is exactly the one the full build made (its ``repr``)."""
+    try:
+        plan = BuildPlan.from_record(shortcut.build_plan)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return plan if repr(plan) == shortcut.inputs.plan else None
+
+
+def _rebuild(shortcut: Shortcut, publishing: Publishing | None) -> bool:
+    """The native build of the recorded plan, delivered, released and remembered as the full
+    command does it (crossdock.cli.build_cmd); False when the plan cannot be trusted."""
+    plan = _recorded_plan(shortcut)
+    if plan is None:
+        return False
+    from crossdock.backends.native import NativeBackend
+    from crossdock.build import build
+    from crossdock.cli.build_report import report_build
+    from crossdock.cli.console import progress
+
+    with progress.shown(quiet=shortcut.quiet):
+        outcome = build(plan, NativeBackend(allow=shortcut.inputs.allow), progress, shortcut.output)
+        release = None
+        if publishing is not None:
+            from crossdock.cli.release_report import publish
+
+            release = publish(publishing, outcome.image_set, checked=True)
+    remember(
+        plan,
+        outcome,
+        load=shortcut.load,
+        allow=shortcut.inputs.allow,
+        output=shortcut.output,
+        release=shortcut.release,
+        json_output=shortcut.json_output,
+        quiet=shortcut.quiet,
+        verbose=shortcut.verbose,
+    )
+    report_build(outcome, shortcut.json_output, release, verbose=shortcut.verbose)
+    return True
 
 
 def _lines_digest(lines: list[bytes]) -> str:

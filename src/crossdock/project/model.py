@@ -51,3 +51,29 @@ class ServiceProject:
             "scripts": dict(self.scripts),
             "source_dirs": [str(folder) for folder in self.source_dirs],
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field, as JSON (``to_json`` leaves the settings out); see ``from_record``."""
+        # [key, value] pairs, in their order (a record's JSON objects may come back sorted).
+        return {
+            **self.to_json(),
+            "scripts": [[k, v] for k, v in self.scripts.items()],
+            "settings": [[k, v] for k, v in self.settings.items()],
+        }
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> ServiceProject:
+        """The project ``to_record`` wrote. TOML values JSON cannot hold (dates) come back
+        otherwise: callers compare the ``repr`` with the original's (``BuildPlan``)."""
+        return cls(
+            layout=data["layout"],
+            root=Path(data["root"]),
+            name=str(data["name"]),
+            service_dir=Path(data["service_dir"]),
+            lock_dir=Path(data["lock_dir"]),
+            package=data["package"],
+            packaged=bool(data["packaged"]),
+            scripts=dict(data["scripts"]),
+            settings=dict(data["settings"]),
+            source_dirs=tuple(Path(folder) for folder in data["source_dirs"]),
+        )

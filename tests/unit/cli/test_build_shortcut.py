@@ -44,6 +44,23 @@ def test_the_key_is_the_command_line_where_it_runs(tmp_path, monkeypatch):
     assert len(others | {key}) == 4
 
 
+def test_an_oci_layout_folder_is_not_part_of_the_key(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    key = build_shortcut.command_line_key(ARGS, {})
+    elsewhere = ["-C", "example", "--service", "api", "--oci-layout", "builds/another"]
+    assert build_shortcut.command_line_key(elsewhere, {}) == key
+    assert build_shortcut.layout_folder(elsewhere)[1] == "builds/another"
+    # Written otherwise, the folder is part of the key, as any other argument.
+    for args in (
+        [*ARGS[:-2], "--oci-layout", "oci:out:v1"],  # a transport name: it names a tag too
+        [*ARGS[:-2], "--oci-layout=out"],
+        [*ARGS, "--oci-layout", "again"],  # twice
+        [*ARGS[:-1], "--quiet"],  # the next word is an option
+    ):
+        assert build_shortcut.layout_folder(args) == (args, None)
+        assert build_shortcut.command_line_key(args, {}) != key
+
+
 def test_what_a_build_remembers_reads_back_the_same(project, tmp_path):  # noqa: F811
     plan = plan_for(project)
     shortcut = build_shortcut.Shortcut(
@@ -55,6 +72,7 @@ def test_what_a_build_remembers_reads_back_the_same(project, tmp_path):  # noqa:
         base_pull=plan.base_pull,
         inputs=RecordInputs.of(plan, ("*.so",)),
         plan=PlanOutputs(target=plan.target, cache_dir=plan.cache_dir, service=plan.service),
+        build_plan=plan.to_record(),
         warnings=("a warning",),
         output=OutputSpec(oci_layout=tmp_path / "out", tag="v1"),
         release=build_shortcut.RememberedRelease(
@@ -101,7 +119,12 @@ def test_nothing_is_remembered_for_a_build_not_run_as_the_command(project, tmp_p
 
     remember()
     assert not (tmp_path / "machine-cache").exists()
+    # Typer read the layout's folder elsewhere than layout_folder does (here: none): nothing
+    # is kept, so that no other command line is answered with this output.
     monkeypatch.setattr(build_shortcut, "command_line", ARGS)
     remember()
+    assert not (tmp_path / "machine-cache").exists()
+    monkeypatch.setattr(build_shortcut, "command_line", ARGS[:-2])
+    remember()
     [entry] = (tmp_path / "machine-cache" / "records" / "build-shortcut").iterdir()
-    assert entry.name == f"{build_shortcut.command_line_key(ARGS)}.rec"
+    assert entry.name == f"{build_shortcut.command_line_key(ARGS[:-2])}.rec"
