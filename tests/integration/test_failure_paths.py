@@ -464,7 +464,14 @@ def test_a_base_index_without_the_requested_platform_is_a_base_image_error(stage
         "(it has: linux/arm64/v8)" in run.stderr
     )
     assert "Traceback" not in run.output
-    assert not any("/blobs/" in request for request in asked)  # nothing pulled, nothing pushed
+    # Nothing pulled, nothing pushed: the only blob requests are the destination's check
+    # before the build (an upload session opened and cancelled).
+    checked = (f"POST /v2/{REPOSITORY}/blobs/uploads/", f"DELETE /v2/{REPOSITORY}/blobs/uploads/")
+    assert [request for request in asked if "/blobs/" in request] == [
+        request for request in asked if request.startswith(checked)
+    ]
+    assert registry.blobs == {}
+    assert registry.uploads == {}
     assert registry.manifests.keys() == {("base/python", "arm-only")}
 
 

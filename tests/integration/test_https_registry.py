@@ -198,33 +198,166 @@ def test_anonymous_push_is_refused_and_the_user_may_push(trust_stage_ca, no_cred
         assert client.upload_blob_bytes(repository, data) == "present"
 
 
-def test_build_pulls_its_base_from_the_https_registry_and_pushes_there(
-    host_python, tmp_path, storage_log
-):
-    """`crossdock build` end to end on the real path: the base through a mirror mapping to the
-    HTTPS registry, the image pushed there with the push user, then verified from there."""
-    project = tmp_path / "example"
+# The variables that hold the push user's credentials for the HTTPS registry.
+LOGIN_VARIABLE = "CROSSDOCK_REGISTRY_REGISTRY_CROSSDOCK_TEST_5556"
+
+
+@pytest.fixture(scope="module")
+def https_example(host_python: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the example project, its `api` service locked."""
+    project = tmp_path_factory.mktemp("https") / "example"
     shutil.copytree(
         REPO_ROOT / "example",
         project,
         ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__", "out"),
     )
-    variable = "CROSSDOCK_REGISTRY_REGISTRY_CROSSDOCK_TEST_5556"
+    env = {**os.environ, "UV_PYTHON": host_python, "UV_PYTHON_DOWNLOADS": "never"}
+    subprocess.run(
+        ["uv", "lock", "--quiet"], cwd=project / "backend" / "api", env=env, check=True, timeout=300
+    )
+    return project
+
+
+def cli_env(host_python: str, cache: Path, **extra: str) -> dict[str, str]:
+    """The CLI's environment: the HTTPS registry's CA trusted, its own cache, no docker
+    credentials; ``extra`` on top."""
     env = {
         **os.environ,
         "UV_PYTHON": host_python,
         "UV_PYTHON_DOWNLOADS": "never",
         "SSL_CERT_FILE": BUNDLE,
-        "CROSSDOCK_REGISTRY_MIRRORS": f"docker.io={REGISTRY},public.ecr.aws={REGISTRY}",
-        f"{variable}_USERNAME": USER,
-        f"{variable}_PASSWORD": password(),
-        # The shared layer-facts cache would let verify skip reading the pushed layers.
-        "CROSSDOCK_CACHE_DIR": str(tmp_path / "cache"),
+        "DOCKER_CONFIG": str(cache.parent / "no-docker-config"),
+        "CROSSDOCK_CACHE_DIR": str(cache),
         "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv")),
+        **extra,
     }
     env.pop("SOURCE_DATE_EPOCH", None)
-    subprocess.run(
-        ["uv", "lock", "--quiet"], cwd=project / "backend" / "api", env=env, check=True, timeout=300
+    return env
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file()] if folder.exists() else []
+
+
+# What each refusal of the destination says (the start of its one line), and its exit code.
+REFUSALS = {
+    "untrusted certificate": (
+        RegistryError.exit_code,
+        (
+            f"cannot reach registry {REGISTRY} (GET https://{REGISTRY}/v2/): its TLS certificate "
+            "is not trusted"
+        ),
+    ),
+    "wrong password": (
+        AuthError.exit_code,
+        (
+            f"the token server of {REGISTRY} refused credentials from environment "
+            f"({LOGIN_VARIABLE}_USERNAME) (401) for repository:"
+        ),
+    ),
+    "no credentials": (
+        AuthError.exit_code,
+        f"registry {REGISTRY} requires credentials and none are configured for it",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_a_destination_that_would_refuse_the_push_fails_before_the_build(
+    host_python, https_example, tmp_path, case
+):
+    """`crossdock build --push` asks the destination first: each refusal is one line with its
+    exit code, and the build never starts (nothing pulled, installed or written to its cache).
+    The base comes from the plain registry, so the HTTPS registry is only the destination."""
+    cache = tmp_path / "cache"
+    extra = {
+        "CROSSDOCK_REGISTRY_MIRRORS": os.environ.get(
+            "CROSSDOCK_REGISTRY_MIRRORS", "docker.io=127.0.0.1:5555,public.ecr.aws=127.0.0.1:5555"
+        )
+    }
+    if case != "no credentials":
+        extra |= {f"{LOGIN_VARIABLE}_USERNAME": USER, f"{LOGIN_VARIABLE}_PASSWORD": password()}
+    if case == "wrong password":
+        extra[f"{LOGIN_VARIABLE}_PASSWORD"] = "not-the-password-Qx7"
+    env = cli_env(host_python, cache, **extra)
+    if case == "untrusted certificate":
+        env.pop("SSL_CERT_FILE")
+        env.pop("SSL_CERT_DIR", None)
+    target = f"{REGISTRY}/tests-{uuid.uuid4().hex[:10]}/api:latest"
+    run = subprocess.run(
+        [
+            *(CROSSDOCK, "build", "-C", str(https_example), "--service", "api"),
+            *("--platform", "linux/arm64", "--push", target),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    exit_code, message = REFUSALS[case]
+    assert run.returncode == exit_code, run.stdout + run.stderr
+    error = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1, run.stderr
+    assert error[0].startswith(f"error: {message}"), run.stderr
+    assert "Traceback" not in run.stderr
+    assert password() not in run.stdout + run.stderr
+    assert "not-the-password-Qx7" not in run.stdout + run.stderr
+    assert run.stdout == ""  # no build report: nothing was built
+    # Nothing of the build happened: no base pulled, no tree installed, no layer written.
+    assert files_under(cache) == []
+
+
+@pytest.mark.parametrize("backend", ["native", "buildx"])
+def test_the_seed_push_script_asks_the_destination_before_building(
+    host_python, https_example, tmp_path, backend
+):
+    """scripts/docker-push.sh (`crossdock build --env dev`, either backend) to a repository on
+    the HTTPS registry without credentials: refused before docker or uv runs."""
+    project = tmp_path / "example"
+    shutil.copytree(https_example, project)
+    settings = project / "crossdock.toml"
+    settings.write_text(
+        settings.read_text().replace(
+            'repository = "127.0.0.1:5555/myapp"',
+            f'repository = "{REGISTRY}/tests-{uuid.uuid4().hex[:10]}/myapp"',
+            1,
+        )
+    )
+    git = ["git", "-c", "user.name=crossdock-test", "-c", "user.email=test@invalid"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "example"]):
+        subprocess.run([*git, *command], cwd=project, check=True)  # the SHA tags need a commit
+    cache = tmp_path / "cache"
+    env = cli_env(host_python, cache, CROSSDOCK=CROSSDOCK, BACKEND=backend)
+    run = subprocess.run(
+        [str(project / "scripts" / "docker-push.sh"), "dev", "api", "Dockerfile.eks"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == AuthError.exit_code, run.stdout + run.stderr
+    assert run.stderr.startswith(
+        f"error: registry {REGISTRY} requires credentials and none are configured for it\n"
+    ), run.stderr
+    assert "buildx build" not in run.stdout + run.stderr
+    assert files_under(cache) == []
+
+
+def test_build_pulls_its_base_from_the_https_registry_and_pushes_there(
+    host_python, https_example, tmp_path, storage_log
+):
+    """`crossdock build` end to end on the real path: the base through a mirror mapping to the
+    HTTPS registry, the image pushed there with the push user (its access asked before the
+    build), then verified from there."""
+    project = https_example
+    # The shared layer-facts cache would let verify skip reading the pushed layers.
+    env = cli_env(
+        host_python,
+        tmp_path / "cache",
+        CROSSDOCK_REGISTRY_MIRRORS=f"docker.io={REGISTRY},public.ecr.aws={REGISTRY}",
+        **{f"{LOGIN_VARIABLE}_USERNAME": USER, f"{LOGIN_VARIABLE}_PASSWORD": password()},
     )
     target = f"{REGISTRY}/tests-{uuid.uuid4().hex[:10]}/api:latest"
     built = subprocess.run(

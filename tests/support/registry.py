@@ -15,7 +15,8 @@ registry) cannot be made to show on demand. Usage::
 What it serves (no auth): ``GET /v2/``; manifests GET/HEAD/PUT by tag or digest; blobs GET
 (with ``Range``)/HEAD; uploads: ``POST`` (with ``?mount=&from=`` and ``?digest=`` for a
 monolithic POST), ``PATCH`` (streamed or with ``Content-Range``), ``PUT ?digest=``, and
-``GET`` of an upload's location (its ``Range``, for resuming). Digests and sizes are checked.
+``GET`` of an upload's location (its ``Range``, for resuming), ``DELETE`` of it (cancelled).
+Digests and sizes are checked.
 
 Switches (``Quirks``, all off by default) for the places where registries differ and for faults
 (cut uploads, short or altered bodies, manifests rewritten); ``intercept`` answers any request
@@ -491,6 +492,12 @@ def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
             with registry._lock:
                 registry.uploads.pop(id, None)
             self._store(name, self.query.get("digest", ""), session)
+
+        def _upload_delete(self, name: str, id: str) -> None:  # noqa: ARG002 - the route's
+            if self._session(id) is not None:
+                with registry._lock:
+                    registry.uploads.pop(id, None)
+                self._answer(204)
 
     return Handler
 

@@ -143,8 +143,9 @@ def build(
         config = load(project, service, platform, target or target_for_dockerfile(path), base)
     else:
         config = load(project, service, platform, target, base, bytecode=bytecode)
-    # Resolved before building (by either backend): a bad destination or a refused dirty tree
-    # fails fast, and prod narrows the platforms to the production architecture.
+    # Resolved before building (by either backend): a bad destination, one that would refuse
+    # the push (TLS, credentials) or a refused dirty tree fails fast, and prod narrows the
+    # platforms to the production architecture.
     narrowed, publishing = prepare_release(
         config,
         env=env,

@@ -11,7 +11,8 @@ the CLI only parses options and renders the result. From Python::
 
 Where a release goes: an environment from config (``env``: its repository, the tag templates)
 or an explicit ``REPO[:TAG]`` (``to``: TAG and TAG-ARCH, or the environment's tags when ``env``
-is given too). Git is asked in ``prepare_release``, so a refused dirty tree fails before the
+is given too). Git and the destination are asked in ``prepare_release``, so a refused dirty
+tree, an unreachable or untrusted registry and missing or refused credentials fail before the
 build starts, and prod narrows the config's platforms to the production architecture.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from crossdock.backends.base import Progress
-from crossdock.errors import ConfigError
+from crossdock.errors import ConfigError, NotFoundError
 from crossdock.image.artifact import ImageSet
 from crossdock.platform import ARM64, Platform
 from crossdock.progress import NO_PROGRESS, step
@@ -46,7 +47,7 @@ from crossdock.transports import registry_destination
 if TYPE_CHECKING:
     from crossdock.config import Config
 
-__all__ = ["Publishing", "ReleaseSettings", "prepare_release", "release"]
+__all__ = ["Publishing", "ReleaseSettings", "check_destination", "prepare_release", "release"]
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,14 @@ def prepare_release(
     create_repository: bool = False,
     progress: Progress | None = None,
     target: str | None = None,
+    check_access: bool = True,
 ) -> tuple[MaybeConfig, Publishing | None]:
     """Resolve the destination (None: not publishing) and, for prod, narrow the config's
     platforms to the production architecture. ``to`` is ``REGISTRY/REPO[:TAG]`` or
     ``docker://REF``. ``target``: whose rules apply to a release without a config (with one,
-    the config's target)."""
+    the config's target). With ``check_access`` (unless a dry run) the destination is asked
+    whether it would take the push (``check_destination``), so an unreachable or untrusted
+    registry and missing or refused credentials fail before anything is built."""
     if env is None and to is None:
         if dry_run:
             raise ConfigError("--dry-run needs somewhere to push", hint="add --env or --push")
@@ -116,7 +120,26 @@ def prepare_release(
         create_repository=create_repository,
         target=target,
     )
+    if check_access and not dry_run:
+        check_destination(publishing)
     return config, publishing
+
+
+def check_destination(publishing: Publishing, *, client: RegistryClient | None = None) -> None:
+    """Ask the destination what a push would meet first, before the build it waits for: the
+    registry's ``/v2/`` (name, network, TLS) and whether the credentials a push sends may push
+    to the repository (``RegistryClient.check_push_access``; nothing is written). A missing
+    ECR repository is left to the release when it may create one (``--create-repository``)."""
+    repository = publishing.request.repository
+    active = client or RegistryClient(repository.registry)
+    try:
+        active.check_push_access(repository)
+    except NotFoundError:
+        if not (publishing.create_repository and active.ecr is not None):
+            raise
+    finally:
+        if client is None:
+            active.close()
 
 
 @dataclass(frozen=True)

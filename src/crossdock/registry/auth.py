@@ -165,6 +165,12 @@ class Authenticator:
                     )
             return self._credentials
 
+    @property
+    def found_none(self) -> bool:
+        """Credentials were looked up (the registry asked for them) and none were found."""
+        with self._lock:
+            return self._looked_up and self._credentials is None
+
     def describe_credentials(self) -> str:
         """For error messages: where the credentials came from (never what they are)."""
         creds = self.credentials()
@@ -174,7 +180,7 @@ class Authenticator:
         if challenge.scheme == "basic":
             creds = self.credentials()
             if creds is None:
-                raise self._missing_credentials()
+                raise self.missing_credentials()
             return creds.basic_header()
         return "Bearer " + self._token(challenge, scopes)
 
@@ -217,7 +223,7 @@ class Authenticator:
             ) from err
         if response.status_code in (401, 403):
             if creds is None:
-                raise self._missing_credentials()
+                raise self.missing_credentials()
             raise AuthError(
                 f"the token server of {self.registry} refused {self.describe_credentials()} "
                 f"({response.status_code}) for {' '.join(scopes)}",
@@ -238,7 +244,8 @@ class Authenticator:
             raise AuthError(f"the token server of {self.registry} sent an empty token")
         return token, lifetime
 
-    def _missing_credentials(self) -> AuthError:
+    def missing_credentials(self) -> AuthError:
+        """The error for a registry that wants credentials when none are configured for it."""
         return AuthError(
             f"registry {self.registry} requires credentials and none are configured for it",
             hint=f"run `docker login {self.registry}`, configure a credential helper, or set "

@@ -24,7 +24,7 @@ import httpx
 import stamina
 
 from crossdock import scratch
-from crossdock.errors import ConfigError, MalformedError, RegistryError
+from crossdock.errors import AuthError, ConfigError, MalformedError, RegistryError
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest, sha256_of
 from crossdock.image.document import MAX_DOCUMENT_BYTES
@@ -355,6 +355,34 @@ class RegistryClient:
                     digest, len(data), data
                 )
         return "uploaded"
+
+    def check_push_access(self, repository: Reference) -> None:
+        """Raise what a push to ``repository`` would meet first, before there is anything to
+        push: a host that does not resolve, answer or answer as a registry, a certificate that
+        is not trusted (``GET /v2/``), and credentials that are missing or refused for
+        ``pull,push`` on the repository (the token exchange, where the registry challenges).
+
+        A token alone proves nothing: token servers give anonymous or read-only accounts a
+        token with the actions they may take (pull), not a refusal. So an upload session is
+        opened, as a push's first blob opens it, and cancelled at once: nothing is written.
+        """
+        name = self._repository(repository)
+        try:
+            # /v2/ with what a push sends: the token for pull,push where the registry challenges.
+            answer = self.transport.request("GET", "/v2/", scopes=[push_scope(name)])
+            if answer.status_code != 200:
+                raise self._error(answer, name, "check access")
+            # Retried like an upload: a passing fault must not fail the build it precedes.
+            for attempt in stamina.retry_context(
+                on=_is_transient, attempts=self.transport.attempts, timeout=None
+            ):
+                with attempt:
+                    session = start_upload(self.transport, name, ecr=self.ecr is not None)
+        except AuthError as err:
+            if self.transport.auth.found_none:
+                raise self.transport.auth.missing_credentials() from err
+            raise
+        session.cancel()
 
     def _upload(
         self,

@@ -149,6 +149,21 @@ class UploadSession:
                 _log.debug("resuming blob %s at byte %d (%s)", digest, offset, failure.message)
         self._finish(location, digest, 0, b"")
 
+    def cancel(self) -> bool:
+        """End the session without a blob (``DELETE <location>``, the spec's "canceling an
+        upload"); whether the registry did. Registries that cannot cancel (405, or no answer)
+        drop stale sessions themselves, so a refusal is not an error."""
+        if self.location is None:
+            return False
+        try:
+            response = self.transport.request(
+                "DELETE", self.location, scopes=[push_scope(self.repository)], retry=False
+            )
+        except RegistryError as err:
+            _log.debug("the upload session on %s was not cancelled: %s", self.repository, err)
+            return False
+        return response.status_code in (200, 202, 204)
+
     def _patch(
         self,
         location: str,

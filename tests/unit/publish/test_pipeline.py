@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from crossdock.errors import ConfigError, TargetError
+from crossdock.errors import AuthError, ConfigError, TargetError
 from crossdock.publish.pipeline import Publishing, prepare_release, release
 from crossdock.publish.release import ReleaseRequest
 from crossdock.registry.reference import Reference
 from tests.support.images import image_set
+from tests.support.registry import Canned, Seen
 
 
 def test_no_destination_is_no_release_and_a_dry_run_without_one_is_refused() -> None:
@@ -20,12 +21,15 @@ def test_no_destination_is_no_release_and_a_dry_run_without_one_is_refused() -> 
 
 
 def test_an_explicit_destination_names_repository_and_tag() -> None:
-    _, publishing = prepare_release(None, to="docker://127.0.0.1:5555/team/api:1.0")
+    # Naming only: the destination is not asked (tests below ask an in-process registry).
+    _, publishing = prepare_release(
+        None, to="docker://127.0.0.1:5555/team/api:1.0", check_access=False
+    )
     assert publishing is not None
     assert publishing.request.repository == Reference("127.0.0.1:5555", "team/api")
     assert publishing.request.tag == "1.0"
     assert publishing.where == "127.0.0.1:5555/team/api"
-    _, default = prepare_release(None, to="127.0.0.1:5555/team/api", tag="2.0")
+    _, default = prepare_release(None, to="127.0.0.1:5555/team/api", tag="2.0", check_access=False)
     assert default is not None and default.request.tag == "2.0"
     with pytest.raises(ConfigError, match="not to a digest"):
         prepare_release(None, to="127.0.0.1:5555/team/api@sha256:" + "0" * 64)
@@ -64,11 +68,39 @@ def test_a_target_without_a_config_still_applies(tmp_path: Path) -> None:
     """`crossdock push LAYOUT --target lambda --to REPO` (no project): Lambda's rules apply, so an
     index is refused before anything is pushed (it was pushed, exit 0, when only a config's
     target counted)."""
-    _, publishing = prepare_release(None, to="127.0.0.1:5555/team/api:1.0", target="lambda")
+    _, publishing = prepare_release(
+        None, to="127.0.0.1:5555/team/api:1.0", target="lambda", check_access=False
+    )
     assert publishing is not None
     assert publishing.target == "lambda"
     assert publishing.request.single_manifests
     with pytest.raises(TargetError, match="accepts only single-architecture manifests"):
         release(publishing, image_set(tmp_path))
-    _, untargeted = prepare_release(None, to="127.0.0.1:5555/team/api:1.0")
+    _, untargeted = prepare_release(None, to="127.0.0.1:5555/team/api:1.0", check_access=False)
     assert untargeted is not None and untargeted.target is None
+
+
+def test_a_destination_that_refuses_the_push_fails_before_the_build(registry, tmp_path) -> None:
+    """prepare_release asks the destination (the build comes after it): credentials the
+    registry refuses are the error, and nothing is left there; a dry run asks nothing."""
+
+    def refuse_everyone(_seen: Seen) -> Canned:
+        return Canned(401, b"", {"WWW-Authenticate": 'Basic realm="registry"'})
+
+    registry.intercept = refuse_everyone
+    with pytest.raises(AuthError, match=f"registry {registry.host} requires credentials"):
+        prepare_release(None, to=f"{registry.host}/team/api:1.0")
+    assert [(r.method, r.path) for r in registry.requests] == [("GET", "/v2/")] * 2
+    registry.requests.clear()
+    _, planned = prepare_release(None, to=f"{registry.host}/team/api:1.0", dry_run=True)
+    assert planned is not None
+    assert registry.requests == []
+
+
+def test_a_destination_that_takes_the_push_is_released_to(registry, tmp_path) -> None:
+    _, publishing = prepare_release(None, to=f"{registry.host}/team/api:1.0")
+    assert publishing is not None
+    assert registry.uploads == {}  # the probe's session was cancelled
+    result = release(publishing, image_set(tmp_path))
+    assert result.report is not None
+    assert {tag for (_, tag) in registry.manifests} >= {"1.0", "1.0-arm64", "1.0-amd64"}
