@@ -3,10 +3,13 @@
 The same files give the same bytes on any machine and any day, by construction:
 entries sorted by path, parents before children, uid/gid 0 with empty owner names, one fixed
 mtime (SOURCE_DATE_EPOCH or 0), fixed modes (0644, or 0755 when executable), a gzip header
-with no file name and mtime 0, and one pinned compressor (python-isal, single-threaded).
+with no file name and mtime 0, and one pinned compressor (python-isal, one stream, not its
+multi-threaded mode, whose output differs).
 
 Layers are streamed to disk: the uncompressed digest (the ``diff_id``) and the compressed digest
-are computed on the way through, so a layer is never held in memory.
+are computed on the way through, so a layer is never held in memory. The tar is made on the
+calling thread and hashed, compressed and written on another (hashlib and isal release the
+GIL), the two overlapping on two cores; the compressor gets exactly tarfile's writes, in order.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import fnmatch
 import hashlib
 import io
 import os
+import queue
 import stat
 import tarfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from isal import igzip
 
@@ -42,10 +47,14 @@ __all__ = [
 # Changing it changes every layer digest, so it is a constant, not an option. So does how the
 # tar stream is cut into writes to the compressor: isal's output depends on it (the example's
 # dependency tar written in tarfile's 10 KiB records, in 16 KiB or in 1 MiB pieces gives three
-# different gzip streams), so nothing may buffer, split or join what tarfile writes on its way
-# to the compressor (a faster writer that re-chunks changes every digest).
+# different gzip streams), so the compressor is handed the tar stream in tarfile's records, one
+# write each, in order (_TarStream cuts it so; a writer that re-chunks changes every digest).
 _GZIP_LEVEL = 2
 _COPY_CHUNK = 1 << 20
+# Tarfile's writes are handed to the compressing thread in batches of about this many bytes (one
+# hand-over per 10 KiB record costs more than it saves), at most _BATCHES_AHEAD batches ahead.
+_BATCH_BYTES = 1 << 20
+_BATCHES_AHEAD = 8
 _FILE_MODE = 0o644
 _EXEC_MODE = 0o755
 _DIR_MODE = 0o755
@@ -115,6 +124,77 @@ class _HashingWriter:
             self._sink.flush()
 
 
+class _HashingHandover:
+    """A write-only file object that hashes and counts what is written to it and passes it on,
+    write for write and in order, to ``sink`` on another thread: the writer makes the next tar
+    records while the sink compresses the last ones. The hashing is done there too, one batch
+    at a time (one GIL hand-off per batch, not per record). A sink's error is raised on the
+    next write, or by ``close``."""
+
+    def __init__(self, sink: _Sink) -> None:
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self._sink = sink
+        self._batch: list[bytes | None] = []  # None: flush the sink here
+        self._batch_bytes = 0
+        self._queue: queue.Queue[list[bytes | None] | None] = queue.Queue(_BATCHES_AHEAD)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="layer-compress", daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes) -> int:
+        # tarfile writes bytes; a reused buffer (bytearray, memoryview) would change under us.
+        self._batch.append(data if type(data) is bytes else bytes(data))
+        self._batch_bytes += len(data)
+        if self._batch_bytes >= _BATCH_BYTES:
+            self._hand_over()
+        return len(data)
+
+    def flush(self) -> None:
+        self._batch.append(None)
+
+    def close(self) -> None:
+        """Hand over the rest and wait until the sink has taken every write."""
+        self._hand_over()
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abandon(self) -> None:
+        """Stop the sink's thread without handing over the rest (the writer failed)."""
+        self._error = self._error or _AbandonedError()
+        self._queue.put(None)
+        self._thread.join()
+
+    def _hand_over(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._batch:
+            self._queue.put(self._batch)
+        self._batch, self._batch_bytes = [], 0
+
+    def _drain(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep taking batches, so that the writer is never blocked
+            try:
+                data = [d for d in batch if d is not None]
+                self.sha256.update(b"".join(data))
+                self.size += sum(map(len, data))
+                for piece in batch:
+                    if piece is None:
+                        self._sink.flush()
+                    else:
+                        self._sink.write(piece)
+            except BaseException as err:  # noqa: BLE001 - raised on the writer's thread
+                self._error = err
+
+
+class _AbandonedError(Exception):
+    """The writer failed: what was handed over is not written on."""
+
+
 def _normalize(path: str) -> str:
     """A clean relative POSIX path; refuses anything that would escape the image root."""
     pure = PurePosixPath(path.lstrip("/"))
@@ -129,12 +209,17 @@ def _with_parents(entries: Iterable[LayerEntry]) -> list[LayerEntry]:
     for entry in entries:
         path = _normalize(entry.path)
         by_path[path] = LayerEntry(path, entry.source, entry.data, entry.symlink, entry.executable)
-        for parent in PurePosixPath(path).parents:
-            key = parent.as_posix()
-            if key != "." and key not in by_path:
-                by_path[key] = LayerEntry(key)
-    # Sorting by path parts (not by the string) keeps "a/b" before "a-b/...", a stable order.
-    return [by_path[p] for p in sorted(by_path, key=lambda p: PurePosixPath(p).parts)]
+        # A clean path's parents are its prefixes up to each "/"; once one is known, so are
+        # all of its own parents (each path is added with them).
+        parent = path
+        while (cut := parent.rfind("/")) > 0:
+            parent = parent[:cut]
+            if parent in by_path:
+                break
+            by_path[parent] = LayerEntry(parent)
+    # Sorting by path parts (not by the string) keeps "a/b" before "a-b/...", a stable order;
+    # a clean path's parts are its names between "/" (PurePosixPath(p).parts, without the cost).
+    return [by_path[p] for p in sorted(by_path, key=lambda p: p.split("/"))]
 
 
 def _tarinfo(entry: LayerEntry, mtime: int) -> tarfile.TarInfo:
@@ -165,12 +250,13 @@ def write_layer(
     """Write a gzip-compressed tar layer to ``dest`` (atomically) and return its digests."""
     fixed_mtime = source_date_epoch() if mtime is None else mtime
 
-    def write_tar(uncompressed: _HashingWriter) -> tuple[Member, ...]:
+    def write_tar(uncompressed: _Sink) -> tuple[Member, ...]:
+        tar = _TarStream(uncompressed)
         members: list[Member] = []
-        with tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-            for entry in _with_parents(entries):
-                info = _add(tar, entry, fixed_mtime)
-                members.append(_written_member(len(members), info, tar.offset))
+        for entry in _with_parents(entries):
+            info = _add(tar, entry, fixed_mtime)
+            members.append(_written_member(len(members), info, tar.offset))
+        tar.close()
         return tuple(members)
 
     return _gzipped(dest, write_tar)
@@ -180,7 +266,7 @@ def compress_layer(tar: Path, dest: Path) -> LayerBlob:
     """Gzip an uncompressed tar layer someone else wrote (``docker save`` holds them so) to
     ``dest`` (atomically), as ``write_layer`` compresses its own: the same level, no mtime."""
 
-    def copy_tar(uncompressed: _HashingWriter) -> None:
+    def copy_tar(uncompressed: _Sink) -> None:
         with tar.open("rb") as source:
             while chunk := source.read(_COPY_CHUNK):
                 uncompressed.write(chunk)
@@ -189,9 +275,7 @@ def compress_layer(tar: Path, dest: Path) -> LayerBlob:
     return _gzipped(dest, copy_tar)
 
 
-def _gzipped(
-    dest: Path, write_tar: Callable[[_HashingWriter], tuple[Member, ...] | None]
-) -> LayerBlob:
+def _gzipped(dest: Path, write_tar: Callable[[_Sink], tuple[Member, ...] | None]) -> LayerBlob:
     """``dest``: the gzip of what ``write_tar`` writes, both streams hashed on the way."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
@@ -201,8 +285,13 @@ def _gzipped(
             with igzip.GzipFile(  # type: ignore[no-untyped-call]
                 filename="", mode="wb", compresslevel=_GZIP_LEVEL, fileobj=compressed, mtime=0
             ) as gz:
-                uncompressed = _HashingWriter(gz)
-                members = write_tar(uncompressed)
+                uncompressed = _HashingHandover(gz)
+                try:
+                    members = write_tar(uncompressed)
+                except BaseException:
+                    uncompressed.abandon()
+                    raise
+                uncompressed.close()
         partial.replace(dest)
     return LayerBlob(
         path=dest,
@@ -230,19 +319,73 @@ def _written_member(ordinal: int, info: tarfile.TarInfo, end: int) -> Member:
     )
 
 
-def _add(tar: tarfile.TarFile, entry: LayerEntry, mtime: int) -> tarfile.TarInfo:
+class _TarStream:
+    """The tar stream ``tarfile.open(mode="w|", format=PAX_FORMAT)`` writes, byte for byte and
+    cut the same way (into whole 10 KiB records), with the headers made by tarfile itself
+    (``TarInfo.tobuf``) and the files' bytes read in large pieces (tarfile copies them 16 KiB at
+    a time through a stream buffer that copies every byte twice more)."""
+
+    def __init__(self, sink: _Sink) -> None:
+        self._sink = sink
+        self._pending = bytearray()  # the start of the next record
+        self.offset = 0  # bytes written, as TarFile.offset counts them
+
+    def add(self, info: tarfile.TarInfo, data: BinaryIO | None = None) -> None:
+        """``TarFile.addfile(info, data)``: the header, then ``info.size`` bytes of ``data``
+        padded to whole blocks (a file shorter than its header says is an error, as there)."""
+        self._write(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+        if data is None or info.size == 0:
+            return
+        remaining = info.size
+        while remaining:
+            piece = data.read(min(remaining, _COPY_CHUNK))
+            if not piece:
+                raise OSError(f"unexpected end of data: {info.name} shrank while it was written")
+            self._write(piece)
+            remaining -= len(piece)
+        if tail := info.size % tarfile.BLOCKSIZE:
+            self._write(tarfile.NUL * (tarfile.BLOCKSIZE - tail))
+
+    def close(self) -> None:
+        """The end of the archive (two zero blocks), padded to a whole record, as
+        ``TarFile.close`` writes it."""
+        self._write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
+        if tail := self.offset % tarfile.RECORDSIZE:
+            self._write(tarfile.NUL * (tarfile.RECORDSIZE - tail))
+        if self._pending:
+            self._sink.write(bytes(self._pending))
+            self._pending.clear()
+
+    def _write(self, data: bytes) -> None:
+        self.offset += len(data)
+        view = memoryview(data)
+        if self._pending:
+            take = tarfile.RECORDSIZE - len(self._pending)
+            self._pending += view[:take]
+            view = view[take:]
+            if len(self._pending) < tarfile.RECORDSIZE:
+                return
+            self._sink.write(bytes(self._pending))
+            self._pending.clear()
+        whole = len(view) - len(view) % tarfile.RECORDSIZE
+        for start in range(0, whole, tarfile.RECORDSIZE):
+            self._sink.write(view[start : start + tarfile.RECORDSIZE].tobytes())
+        self._pending += view[whole:]
+
+
+def _add(tar: _TarStream, entry: LayerEntry, mtime: int) -> tarfile.TarInfo:
     """Write ``entry``; returns the header written (its name, type, mode, size, link)."""
     info = _tarinfo(entry, mtime)
     if info.type != tarfile.REGTYPE:
-        tar.addfile(info)
+        tar.add(info)
     elif entry.data is not None:
-        tar.addfile(info, io.BytesIO(entry.data))
+        tar.add(info, io.BytesIO(entry.data))
     else:
         source = entry.source
         if source is None:  # _tarinfo made a regular file only for data or source entries
             raise ValueError(f"layer entry {entry.path!r} has no content")
         with source.open("rb") as handle:
-            tar.addfile(info, handle)
+            tar.add(info, handle)
     return info
 
 

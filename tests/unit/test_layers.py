@@ -1,6 +1,7 @@
 import gzip
 import io
 import tarfile
+import threading
 
 import pytest
 from isal import igzip
@@ -154,3 +155,82 @@ def test_the_compressor_sees_tarfiles_records_as_written(tmp_path):
 
     assert sha256_of(gzipped(tarfile.RECORDSIZE)) == blob.digest
     assert sha256_of(gzipped(1 << 20)) != blob.digest
+
+
+def test_the_tar_stream_is_what_tarfile_writes_for_the_same_headers(tmp_path):
+    """write_layer makes the tar stream itself (tarfile's headers, the files read in large
+    pieces): byte for byte the stream tarfile.open(mode="w|", format=PAX_FORMAT) writes for the
+    same members, through empty files, block and record boundaries, a file larger than one read
+    piece, PAX long and non-ASCII names, symlinks and directories."""
+    src = tmp_path / "src"
+    src.mkdir()
+    sizes = (0, 1, 511, 512, 513, 10_239, 10_240, 10_241, (1 << 20) + 7, 3 * (1 << 20))
+    for size in sizes:
+        (src / f"size-{size}.bin").write_bytes((bytes(range(251)) * (size // 251 + 1))[:size])
+    deep = src / ("d" * 90) / ("e" * 90)
+    deep.mkdir(parents=True)
+    (deep / "long-name.py").write_text("y = 2\n")
+    (src / "café.txt").write_text("crème\n")
+    (src / "run.sh").write_text("#!/bin/sh\n")
+    (src / "run.sh").chmod(0o755)
+    (src / "link").symlink_to("run.sh")
+    blob = write_layer(entries_from_tree(src, "/srv"), tmp_path / "l.tar.gz", mtime=1234)
+
+    expected = io.BytesIO()
+    with tarfile.open(fileobj=expected, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for member in read_members(blob.path):
+            info = tarfile.TarInfo(member.name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 1234, 0, 0, "", ""
+            info.mode = member.mode
+            if member.type == "d":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif member.type == "l":
+                info.type, info.linkname = tarfile.SYMTYPE, member.linkname
+                tar.addfile(info)
+            else:
+                source = src / member.name.removeprefix("srv/")
+                info.size = source.stat().st_size
+                with source.open("rb") as handle:
+                    tar.addfile(info, handle)
+    written = gzip.decompress(blob.path.read_bytes())
+    assert written == expected.getvalue()
+    assert len(written) % tarfile.RECORDSIZE == 0
+    assert sha256_of(written) == blob.diff_id
+
+
+def test_a_compressor_failure_is_raised_and_leaves_no_thread_behind(tmp_path):
+    """The tar is made on the calling thread and compressed on another: an error there (a full
+    disk, say) is raised to the caller, nothing is left behind, and the thread has ended."""
+    from crossdock.layers import _HashingHandover
+
+    class FailingSink:
+        def __init__(self) -> None:
+            self.writes = 0
+
+        def write(self, data: bytes) -> int:
+            self.writes += 1
+            if self.writes == 3:
+                raise OSError(28, "No space left on device")
+            return len(data)
+
+        def flush(self) -> None:
+            pass
+
+    sink = FailingSink()
+    handover = _HashingHandover(sink)
+    with pytest.raises(OSError, match="No space left"):
+        for _ in range(400):  # 4 MiB: several batches, so the error is seen on a write
+            handover.write(b"x" * 10_240)
+        handover.close()
+    handover.abandon()
+    assert not any(t.name == "layer-compress" and t.is_alive() for t in threading.enumerate())
+    assert sink.writes == 3  # nothing was written after the failure
+
+
+def test_a_failed_layer_leaves_no_file_and_no_thread(tmp_path):
+    entries = [LayerEntry("srv/a.txt", data=b"a"), LayerEntry("srv/../../escape", data=b"x")]
+    with pytest.raises(ValueError, match="escapes"):
+        write_layer(entries, tmp_path / "l.tar.gz")
+    assert list(tmp_path.iterdir()) == []
+    assert not any(t.name == "layer-compress" and t.is_alive() for t in threading.enumerate())
