@@ -15,6 +15,7 @@ GIL), the two overlapping on two cores; the compressor gets exactly tarfile's wr
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import io
 import os
@@ -32,11 +33,13 @@ from isal import igzip
 from crossdock import scratch
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
+from crossdock.rootfs.fsview import LazyBuffer
 from crossdock.rootfs.layerindex import Member, MemberType, normalize
 
 __all__ = [
     "LayerBlob",
     "LayerEntry",
+    "MemberObserver",
     "compress_layer",
     "entries_from_tree",
     "source_date_epoch",
@@ -244,17 +247,31 @@ def _tarinfo(entry: LayerEntry, mtime: int) -> tarfile.TarInfo:
     return info
 
 
+# Called with each regular file's ordinal in the layer, its name and its bytes as they are
+# written (see write_layer).
+MemberObserver = Callable[[int, str, LazyBuffer], None]
+
+
 def write_layer(
-    entries: Iterable[LayerEntry], dest: Path, *, mtime: int | None = None
+    entries: Iterable[LayerEntry],
+    dest: Path,
+    *,
+    mtime: int | None = None,
+    observe: MemberObserver | None = None,
 ) -> LayerBlob:
-    """Write a gzip-compressed tar layer to ``dest`` (atomically) and return its digests."""
+    """Write a gzip-compressed tar layer to ``dest`` (atomically) and return its digests.
+
+    ``observe``: called for every regular file with its member ordinal, its name and a buffer of
+    its bytes, before they are written; whatever it reads of them is what the layer holds (the
+    file is read once: what the observer read is kept and written, then the rest follows), so
+    what it learns describes the members of the blob whose digest is returned."""
     fixed_mtime = source_date_epoch() if mtime is None else mtime
 
     def write_tar(uncompressed: _Sink) -> tuple[Member, ...]:
         tar = _TarStream(uncompressed)
         members: list[Member] = []
         for entry in _with_parents(entries):
-            info = _add(tar, entry, fixed_mtime)
+            info = _add(tar, entry, fixed_mtime, len(members), observe)
             members.append(_written_member(len(members), info, tar.offset))
         tar.close()
         return tuple(members)
@@ -330,19 +347,21 @@ class _TarStream:
         self._pending = bytearray()  # the start of the next record
         self.offset = 0  # bytes written, as TarFile.offset counts them
 
-    def add(self, info: tarfile.TarInfo, data: BinaryIO | None = None) -> None:
-        """``TarFile.addfile(info, data)``: the header, then ``info.size`` bytes of ``data``
+    def add(self, info: tarfile.TarInfo, data: Iterable[bytes] = ()) -> None:
+        """``TarFile.addfile``: the header, then ``info.size`` bytes from the pieces of ``data``
         padded to whole blocks (a file shorter than its header says is an error, as there)."""
         self._write(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
-        if data is None or info.size == 0:
+        if info.size == 0:
             return
         remaining = info.size
-        while remaining:
-            piece = data.read(min(remaining, _COPY_CHUNK))
-            if not piece:
-                raise OSError(f"unexpected end of data: {info.name} shrank while it was written")
-            self._write(piece)
-            remaining -= len(piece)
+        for piece in data:
+            kept = piece[:remaining]  # a file that grew since: the size its header says
+            self._write(kept)
+            remaining -= len(kept)
+            if not remaining:
+                break
+        if remaining:
+            raise OSError(f"unexpected end of data: {info.name} shrank while it was written")
         if tail := info.size % tarfile.BLOCKSIZE:
             self._write(tarfile.NUL * (tarfile.BLOCKSIZE - tail))
 
@@ -373,19 +392,32 @@ class _TarStream:
         self._pending += view[whole:]
 
 
-def _add(tar: _TarStream, entry: LayerEntry, mtime: int) -> tarfile.TarInfo:
-    """Write ``entry``; returns the header written (its name, type, mode, size, link)."""
+def _add(
+    tar: _TarStream,
+    entry: LayerEntry,
+    mtime: int,
+    ordinal: int,
+    observe: MemberObserver | None,
+) -> tarfile.TarInfo:
+    """Write ``entry`` (shown to ``observe`` first, when it is a file); returns the header
+    written (its name, type, mode, size, link)."""
     info = _tarinfo(entry, mtime)
     if info.type != tarfile.REGTYPE:
         tar.add(info)
-    elif entry.data is not None:
-        tar.add(info, io.BytesIO(entry.data))
-    else:
-        source = entry.source
-        if source is None:  # _tarinfo made a regular file only for data or source entries
-            raise ValueError(f"layer entry {entry.path!r} has no content")
-        with source.open("rb") as handle:
-            tar.add(info, handle)
+        return info
+    if entry.data is not None:
+        handle: BinaryIO = io.BytesIO(entry.data)
+    elif entry.source is not None:
+        handle = entry.source.open("rb")
+    else:  # _tarinfo made a regular file only for data or source entries
+        raise ValueError(f"layer entry {entry.path!r} has no content")
+    with handle:
+        if observe is None:
+            tar.add(info, iter(functools.partial(handle.read, _COPY_CHUNK), b""))
+        else:
+            with LazyBuffer(handle, info.size) as seen:
+                observe(ordinal, info.name, seen)
+                tar.add(info, seen.pieces(_COPY_CHUNK))
     return info
 
 

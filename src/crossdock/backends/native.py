@@ -45,6 +45,7 @@ from crossdock.registry.client import RegistryClient
 if TYPE_CHECKING:
     from crossdock.resolve import InstalledDistribution, Resolution
     from crossdock.rootfs.baseprofile import BaseProfile
+    from crossdock.rootfs.fsview import LazyBuffer
 
 # Installing, compiling, profiling and verifying (crossdock.resolve, .baseprofile, .verify) are
 # imported where they run: a build answered from the record of the last one needs none of them.
@@ -460,17 +461,29 @@ class NativeBackend:
     def _write_layer_into_cache(
         entries: Iterable[LayerEntry], cache: BlobCache, plan: BuildPlan
     ) -> LayerBlob:
+        from crossdock.rootfs.fsview import DEFAULT_READ_LIMIT
         from crossdock.rootfs.layerindex import IndexCache
+        from crossdock.verify.observe import Observation, ObservationCache, observe
 
         work = CacheLayout(plan.cache_dir).work
         work.mkdir(parents=True, exist_ok=True)
+        # What the verify step needs to know of each file's bytes, learnt from the bytes as
+        # they are written (the files are read once), so it does not decompress the layer.
+        observed: dict[int, Observation] = {}
+
+        def observe_member(ordinal: int, name: str, data: LazyBuffer) -> None:
+            observed[ordinal] = observe(data, name)
+
         with scratch.temporary_directory(dir=work) as tmp:
-            blob = write_layer(entries, Path(tmp) / "layer.tar.gz", mtime=plan.mtime)
+            blob = write_layer(
+                entries, Path(tmp) / "layer.tar.gz", mtime=plan.mtime, observe=observe_member
+            )
             final = cache.adopt(blob.path, blob.digest)
+        # Both kept by the digest of the bytes just written (hashed on the way out), so the
+        # verify step reads neither this layer's index nor its files' bytes again.
         if blob.members is not None:
-            # Kept by the digest of the bytes just written (hashed on the way out), so the
-            # verify step reads this layer once, for its files, instead of twice.
             IndexCache(plan.cache_dir).store(blob.digest, blob.members)
+        ObservationCache(plan.cache_dir, limit=DEFAULT_READ_LIMIT).add_for(blob.digest, observed)
         return LayerBlob(final, blob.digest, blob.diff_id, blob.size)
 
 

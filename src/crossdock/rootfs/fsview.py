@@ -197,6 +197,23 @@ class LazyBuffer(io.RawIOBase):
         self._spool.seek(0)
         return self._spool.read(min(size, self._filled))
 
+    def pieces(self, chunk: int) -> Iterator[bytes]:
+        """Every byte of the stream from its start, up to its size, in pieces of at most
+        ``chunk``: what was read so far (kept), then the rest of the source (not kept). A
+        writer that lets a check read a file first then writes exactly the bytes it read."""
+        self._spool.seek(0)
+        done = 0
+        while done < self._filled:
+            piece = self._spool.read(min(chunk, self._filled - done))
+            done += len(piece)
+            yield piece
+        while done < self._size:
+            piece = self._source.read(min(chunk, self._size - done))
+            if not piece:
+                return
+            done += len(piece)
+            yield piece
+
     def close(self) -> None:
         self._spool.close()
         super().close()

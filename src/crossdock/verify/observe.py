@@ -195,15 +195,22 @@ class ObservationCache:
             return None  # damaged in a way the checksum could not see: observed again
 
     def add(self, layer: Layer, new: dict[int, Observation]) -> None:
-        if layer.digest is None or not new:
+        if layer.digest is not None:
+            self.add_for(layer.digest, new)
+
+    def add_for(self, digest: Digest, new: dict[int, Observation]) -> None:
+        """Keep what was observed in the members (by ordinal) of the layer whose blob has
+        ``digest``: only for observations made from those members' bytes (read from the blob,
+        or by the writer that wrote them into it, as crossdock.layers.write_layer shows them)."""
+        if not new:
             return
         merged = {
-            **self._read(layer.digest),
-            **self._loaded.get(layer.digest, {}),
+            **self._read(digest),
+            **self._loaded.get(digest, {}),
             **{str(ordinal): obs.to_json() for ordinal, obs in new.items()},
         }
-        self._loaded[layer.digest] = merged
-        self._records.store(self._key(layer.digest), merged)
+        self._loaded[digest] = merged
+        self._records.store(self._key(digest), merged)
 
     def _key(self, digest: Digest) -> str:
         return f"{digest.algorithm}-{digest.hex}-{self.limit}"

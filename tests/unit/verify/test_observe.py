@@ -11,8 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from crossdock.image.digest import Digest
+from crossdock.layers import LayerBlob, LayerEntry, write_layer
 from crossdock.platform import AMD64, ARM64
-from crossdock.rootfs.fsview import DEFAULT_READ_LIMIT, Layer, LazyBuffer
+from crossdock.rootfs.fsview import DEFAULT_READ_LIMIT, Layer, LayerFS, LazyBuffer
+from crossdock.rootfs.layerindex import IndexCache
 from crossdock.verify import Check, verify_image
 from crossdock.verify.observe import Observation, ObservationCache, observe
 from tests.support.layertar import Entry, fixture_bytes, other_python_pyc
@@ -178,3 +180,76 @@ def test_an_observation_made_for_another_name_is_not_used(tmp_path):
     as_elf = observe(LazyBuffer(io.BytesIO(elf), len(elf)), "/x.so")
     assert as_elf.facts is not None
     assert Observation.from_json(as_elf.to_json()) == as_elf
+
+
+def _written_with_observations(tmp_path: Path) -> tuple[LayerBlob, dict[int, Observation]]:
+    """The problem files of ``_problem_image`` and a large ELF (past the 8 MiB a buffer keeps in
+    memory) as a layer written by crossdock.layers.write_layer, observed while it was written."""
+    tree = tmp_path / "tree"
+    files = {
+        "ok/_ok.cpython-313-aarch64-linux-gnu.so": fixture_bytes("aarch64-puts.so"),
+        "bad/_bad.cpython-313-aarch64-linux-gnu.so": fixture_bytes("x86_64-puts.so"),
+        "big/_big.cpython-313-aarch64-linux-gnu.so": fixture_bytes("aarch64-puts.so")
+        + b"\0" * (9 << 20),
+        "pc-2.0.dist-info/WHEEL": b"Tag: cp312-cp312-manylinux_2_17_x86_64\n",
+        "mac/_m.cpython-313-darwin.so": fixture_bytes("macos-arm64-head.bin"),
+        "app/__pycache__/m.cpython-311.pyc": other_python_pyc(tmp_path),
+        "app/broken.so": b"\x7fELF\x02\x01\x01" + b"\0" * 9,
+        "bin/tool": b"#!/usr/bin/python3.11\nprint()\n",
+    }
+    for name, data in files.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_bytes(data)
+    observed: dict[int, Observation] = {}
+
+    def keep(ordinal: int, name: str, data: LazyBuffer) -> None:
+        observed[ordinal] = observe(data, name)
+
+    entries = [LayerEntry(f"{SITE}/{name}", source=tree / name) for name in files]
+    return write_layer(entries, tmp_path / "deps.tar.gz", mtime=0, observe=keep), observed
+
+
+def test_what_the_layer_writer_observes_is_what_reading_the_blob_back_observes(tmp_path):
+    """The native backend keeps what it observed of each file while writing the layer (the
+    files are read once, and what the observer read is exactly what was written), so the
+    verify step does not decompress the layer: each observation equals the one made from the
+    member's bytes read back from the blob, large ELF files (kept on disk) included."""
+    blob, observed = _written_with_observations(tmp_path)
+    fs = LayerFS([blob.path], [blob.digest])
+    read_back = {
+        file.entry.content[1]: observe(file.data, file.entry.path)
+        for file in fs.iter_files(groups=fs.file_groups(lambda _: True))
+        if file.entry.content is not None
+    }
+    assert observed == read_back
+    assert len(observed) == 8
+    assert sum(o.facts is not None for o in observed.values()) == 3  # the readable ELF files
+
+
+def test_a_layer_observed_while_written_fails_verification_as_one_read_back(tmp_path):
+    """Observations made by the writer are facts about the blob's bytes, kept under its digest:
+    verifying the image from them reports every failure a verification that reads the blob
+    finds (a foreign ELF, a damaged one, Mach-O, a host .pyc, a wrong wheel tag)."""
+    blob, observed = _written_with_observations(tmp_path)
+    (tmp_path / "img").mkdir()
+    layers = [*image(tmp_path / "img", ARM64), blob.path]
+    digests: list[Digest | None] = [_digest(layers[0]), blob.digest]
+    config = config_for(ARM64)
+    read = verify_image(config, layers, layer_digests=digests, first_layer=1)
+    # As the native backend keeps them: the index and the observations taken while writing.
+    cache = tmp_path / "cache"
+    assert blob.members is not None
+    IndexCache(cache).store(blob.digest, blob.members)
+    ObservationCache(cache, limit=DEFAULT_READ_LIMIT).add_for(blob.digest, observed)
+    layers[1].write_bytes(b"")  # the checks get nothing from the blob itself now
+    from_writer = verify_image(
+        config, layers, layer_digests=digests, first_layer=1, cache_dir=cache
+    )
+    assert _comparable(from_writer) == _comparable(read)
+    assert {str(f.check) for f in read.failures} >= {
+        Check.ELF_PLATFORM,
+        Check.ELF_READABLE,
+        Check.FOREIGN_BINARY,
+        Check.PYC_MAGIC,
+        Check.WHEEL_PYTHON,
+    }
