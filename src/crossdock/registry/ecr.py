@@ -51,7 +51,12 @@ class EcrRegistry:
                 hint="install crossdock[ecr] (pip install 'crossdock[ecr]'), or configure "
                 "docker-credential-ecr-login in your docker config.json",
             ) from err
-        return boto3.client("ecr", region_name=self.region, endpoint_url=self.endpoint_url)
+        # A session of its own, not boto3's module-wide default one: that session keeps the
+        # first credentials it resolves for the life of the process, so a library user whose
+        # AWS credentials were rotated, expired or removed would go on signing with the old ones
+        # (and a later check would not see that there are none).
+        session = boto3.session.Session(region_name=self.region)
+        return session.client("ecr", endpoint_url=self.endpoint_url)
 
 
 def parse_ecr_host(host: str, environ: Mapping[str, str] | None = None) -> EcrRegistry | None:
