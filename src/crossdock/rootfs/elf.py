@@ -11,14 +11,13 @@ reach the end of a 100 MB ``.so`` to learn what it needs.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
-
-from elftools.elf.enums import ENUM_E_MACHINE, ENUM_E_TYPE
 
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.wheeltags import wheel_arch
@@ -143,9 +142,19 @@ _MAX_PROGRAM_HEADERS = 4096
 _MAX_DYNAMIC_ENTRIES = 8192
 _MAX_STRING = 4096
 
-# Names from pyelftools' tables, so the spellings match the ELF specification's.
-_MACHINE_NAMES = {number: name for name, number in ENUM_E_MACHINE.items() if name != "_default_"}
-_TYPE_NAMES = {number: name for name, number in ENUM_E_TYPE.items() if name != "_default_"}
+
+@functools.cache
+def _names() -> tuple[dict[int, str], dict[int, str]]:
+    """e_machine and e_type names from pyelftools' tables, so the spellings match the ELF
+    specification's. Imported when an ELF file is first parsed: pyelftools brings its construct
+    library (and pdb) along, ~20 ms, which a build whose ELF facts are all cached never needs."""
+    from elftools.elf.enums import ENUM_E_MACHINE, ENUM_E_TYPE
+
+    machines = {number: name for name, number in ENUM_E_MACHINE.items() if name != "_default_"}
+    types = {number: name for name, number in ENUM_E_TYPE.items() if name != "_default_"}
+    return machines, types
+
+
 _PT_LOAD, _PT_DYNAMIC = 1, 2
 _DT_NULL, _DT_NEEDED, _DT_STRTAB, _DT_SONAME = 0, 1, 5, 14
 _DT_VERDEF, _DT_VERDEFNUM, _DT_VERNEED, _DT_VERNEEDNUM = (
@@ -221,10 +230,10 @@ class _Reader:
 
         soname = string_at(tags[_DT_SONAME]) if _DT_SONAME in tags else None
         return ElfFacts(
-            machine=_MACHINE_NAMES.get(e_machine, f"EM_{e_machine}"),
+            machine=_names()[0].get(e_machine, f"EM_{e_machine}"),
             elf_class=self.elf_class,
             little_endian=self.little,
-            elf_type=_TYPE_NAMES.get(e_type, f"ET_{e_type}"),
+            elf_type=_names()[1].get(e_type, f"ET_{e_type}"),
             soname=soname,
             needed=tuple(string_at(o) for o in needed_offsets),
             version_needs=tuple(self._needs(loads, tags, string_at)),

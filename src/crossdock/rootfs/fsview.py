@@ -24,7 +24,7 @@ import posixpath
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO
@@ -89,7 +89,7 @@ class EntryKind(StrEnum):
     OTHER = "other"  # devices, fifos
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FsEntry:
     path: str
     kind: EntryKind
@@ -109,10 +109,13 @@ class Anomaly:
     reason: str
 
 
-@dataclass
 class _Node:
-    entry: FsEntry | None  # None for a directory implied by a child but not in any tar
-    children: dict[str, _Node] = field(default_factory=dict)
+    # A plain class with slots: an image's view makes one per path (thousands, on every build).
+    __slots__ = ("children", "entry")
+
+    def __init__(self, entry: FsEntry | None) -> None:
+        self.entry = entry  # None for a directory implied by a child but not in any tar
+        self.children: dict[str, _Node] = {}
 
     @property
     def is_dir(self) -> bool:
