@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crossdock.backends.basepass import base_profile
 from crossdock.cache import BlobCache, CacheLayout
 from crossdock.errors import BaseImageError, ConfigError, NotFoundError, VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
@@ -230,7 +231,8 @@ def _rebase_platform(  # noqa: PLR0917 - private; one call site
         ),
         cache_dir,
     )
-    new_profile = cached_base_profile(new, cache_dir)
+    # Read once for its profile, its verification and its OS packages (backends.basepass).
+    new_profile = base_profile(new, cache_dir)
     if new_profile.python != old_profile.python:
         raise BaseImageError(
             f"{new_base} has Python {new_profile.python_version} for {platform}, but "
@@ -283,10 +285,6 @@ def _rebase_platform(  # noqa: PLR0917 - private; one call site
         report=report,
         sbom_carried=sbom is not None,
     )
-
-
-def _digest_key(digest: Digest) -> str:
-    return f"{digest.algorithm}-{digest.hex}"
 
 
 def _rebased_config(
@@ -414,13 +412,7 @@ def _carried_sbom(  # noqa: PLR0917 - private; one call site
         platform=platform,
         created=datetime.datetime.fromisoformat(created.replace("Z", "+00:00")),
         python=python_packages_of(old_document),
-        os_packages=base_os_packages(
-            [b.path for b in new.layers],
-            [b.descriptor.digest for b in new.layers],
-            records=CacheLayout(cache_dir).records("base-os-packages", version=1),
-            record_key=_digest_key(new.manifest.digest),
-            index_cache=cache_dir,
-        ),
+        os_packages=base_os_packages(new, cache_dir),
         base_name=str(new_base),
         base_digest=new.manifest.digest,
     )

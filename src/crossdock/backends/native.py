@@ -243,13 +243,8 @@ class NativeBackend:
             tree=resolution.target_dir,
             distributions=resolution.distributions,
             lock=read_lock(plan.project.lock_dir),
-            os_packages=base_os_packages(
-                [b.path for b in base.layers],
-                [b.descriptor.digest for b in base.layers],
-                records=CacheLayout(plan.cache_dir).records("base-os-packages", version=1),
-                record_key=_digest_key(base.manifest.digest),
-                index_cache=plan.cache_dir,
-            ),
+            # Read with the profile (basepass), unless that was cached and this is not.
+            os_packages=base_os_packages(base, plan.cache_dir),
             base_name=str(plan.base),
             base_digest=base.manifest.digest,
             # A code-only change has the last document with its own digest filled in.
@@ -311,9 +306,10 @@ class NativeBackend:
         )
 
     def _profile(self, plan: BuildPlan, base: PlatformImage) -> BaseProfile:
-        from crossdock.rootfs.baseprofile import cached_base_profile
+        # Read once for the profile, the base's verification and its OS packages (basepass).
+        from crossdock.backends.basepass import base_profile
 
-        return cached_base_profile(base, plan.cache_dir)
+        return base_profile(base, plan.cache_dir)
 
     def _verify_base(
         self, plan: BuildPlan, base: PlatformImage, platform: Platform, profile: BaseProfile
@@ -558,7 +554,3 @@ def _blob_from_meta(meta: dict[str, object], cache: BlobCache) -> LayerBlob | No
     if path is None:
         return None
     return LayerBlob(path, digest, Digest(str(meta["diff_id"])), size)
-
-
-def _digest_key(digest: Digest) -> str:
-    return f"{digest.algorithm}-{digest.hex}"

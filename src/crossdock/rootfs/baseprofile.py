@@ -15,7 +15,7 @@ import io
 import json
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,13 @@ from crossdock.image.artifact import PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
 from crossdock.platform import Platform
-from crossdock.rootfs.elf import ElfParseError, elf_identity_for, parse_elf
-from crossdock.rootfs.fsview import EntryKind, LayerFS
+from crossdock.rootfs.elf import ElfFacts, ElfParseError, elf_identity_for, parse_elf
+from crossdock.rootfs.fsview import EntryKind, FsEntry, LayerFS
 
 __all__ = [
     "DEFAULT_PATH",
     "BaseProfile",
+    "ElfFactsOf",
     "PythonFound",
     "cached_base_profile",
     "find_glibc",
@@ -52,6 +53,10 @@ _PYTHON_NAME = re.compile(r"python(3)\.(\d+)")
 # libc.so.6 is 2-3 MB; libstdc++ about 2.5 MB. The bound only stops a hostile file.
 _LIBRARY_READ_LIMIT = 64 * 1024 * 1024
 _JSON_SCHEMA = 1
+
+# The ELF facts of a file of the view already read from its bytes (e.g. while its layer was
+# indexed), or None when they are not known (the file is then read).
+ElfFactsOf = Callable[[FsEntry], ElfFacts | None]
 
 
 @dataclass(frozen=True)
@@ -146,22 +151,31 @@ class GlibcFound:
     glibcxx_version: str | None
 
 
-def cached_base_profile(base: PlatformImage, cache_dir: Path) -> BaseProfile:
+def cached_base_profile(
+    base: PlatformImage,
+    cache_dir: Path,
+    *,
+    read: Callable[[], BaseProfile] | None = None,
+) -> BaseProfile:
     """The profile of the base image ``base``, kept in crossdock's cache folder by its manifest
     digest (a base is immutable): what the native backend builds on and rebase moves onto. Its
     layers' member indexes are kept by digest too (the blobs were verified when pulled), so
-    verifying the base afterwards takes them from there instead of a second pass."""
+    verifying the base afterwards takes them from there instead of a second pass. ``read``: how
+    to read it when it is not cached (by default ``read_base_profile`` of its layers)."""
     records = CacheLayout(cache_dir).records("base-profile", version=1)
     key = f"{base.digest.algorithm}-{base.digest.hex}"
     cached = records.load(key, BaseProfile.from_json)
     if cached is not None:
         return cached
-    profile = read_base_profile(
-        base.config,
-        [blob.path for blob in base.layers],
-        [blob.descriptor.digest for blob in base.layers],
-        index_cache=cache_dir,
-    )
+    if read is None:
+        profile = read_base_profile(
+            base.config,
+            [blob.path for blob in base.layers],
+            [blob.descriptor.digest for blob in base.layers],
+            index_cache=cache_dir,
+        )
+    else:
+        profile = read()
     records.store(key, profile.to_json())
     return profile
 
@@ -181,7 +195,11 @@ def read_base_profile(
     )
 
 
-def profile_from_fs(image_config: ImageConfig, fs: LayerFS) -> BaseProfile:
+def profile_from_fs(
+    image_config: ImageConfig, fs: LayerFS, *, elf_facts: ElfFactsOf | None = None
+) -> BaseProfile:
+    """The profile of the image ``fs`` views; ``elf_facts``: libc's and libstdc++'s facts when
+    already read (see ``ElfFactsOf``)."""
     platform = image_config.platform
     env = image_config.env
     python = find_python(fs, env.get("PATH") or DEFAULT_PATH)
@@ -192,7 +210,7 @@ def profile_from_fs(image_config: ImageConfig, fs: LayerFS) -> BaseProfile:
             f"(searched python3.N in {searched})",
             hint="choose a base image with CPython 3 (e.g. python:3.13-slim or a Lambda base)",
         )
-    glibc = find_glibc(fs, platform)
+    glibc = find_glibc(fs, platform, elf_facts=elf_facts)
     if glibc is None:
         raise BaseImageError(
             f"no glibc found in the {platform} base image "
@@ -303,30 +321,45 @@ def libstdcxx_path_in(fs: LayerFS, libc_path: str, platform: Platform) -> str | 
     return next((c for c in _libstdcxx_candidates(libc_path, platform) if fs.is_file(c)), None)
 
 
-def find_glibc(fs: LayerFS, platform: Platform) -> GlibcFound | None:
-    """glibc's version (and libstdc++'s GLIBCXX) from their version definitions."""
+def find_glibc(
+    fs: LayerFS, platform: Platform, *, elf_facts: ElfFactsOf | None = None
+) -> GlibcFound | None:
+    """glibc's version (and libstdc++'s GLIBCXX) from their version definitions: from
+    ``elf_facts`` where it knows them, else read from the files."""
     libc_path = libc_path_in(fs, platform)
     if libc_path is None:
         return None
     cxx_path = libstdcxx_path_in(fs, libc_path, platform)
     wanted = [libc_path] + ([cxx_path] if cxx_path else [])
-    contents = fs.read_files(wanted, limit=_LIBRARY_READ_LIMIT)
-    glibc = _defined(contents.get(libc_path), "GLIBC")
+    facts: dict[str, ElfFacts | None] = {}
+    for path in wanted:
+        entry = fs.get(path)
+        known = elf_facts(entry) if elf_facts is not None and entry is not None else None
+        if known is not None:
+            facts[path] = known
+    unknown = [path for path in wanted if path not in facts]
+    if unknown:
+        contents = fs.read_files(unknown, limit=_LIBRARY_READ_LIMIT)
+        facts.update({path: _parsed(contents.get(path)) for path in unknown})
+    glibc = _defined(facts.get(libc_path), "GLIBC")
     if glibc is None:
         return None
-    glibcxx = _defined(contents.get(cxx_path), "GLIBCXX") if cxx_path else None
+    glibcxx = _defined(facts.get(cxx_path), "GLIBCXX") if cxx_path else None
     resolved = fs.resolve(libc_path) or libc_path
     return GlibcFound(glibc, resolved, glibcxx)
 
 
-def _defined(data: bytes | None, prefix: str) -> str | None:
+def _parsed(data: bytes | None) -> ElfFacts | None:
     if not data:
         return None
     try:
-        facts = parse_elf(io.BytesIO(data))
+        return parse_elf(io.BytesIO(data))
     except ElfParseError:
         return None
-    version = facts.defined(prefix)
+
+
+def _defined(facts: ElfFacts | None, prefix: str) -> str | None:
+    version = facts.defined(prefix) if facts is not None else None
     return ".".join(str(part) for part in version) if version else None
 
 

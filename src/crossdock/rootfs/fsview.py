@@ -11,6 +11,11 @@ its directory. Nothing is extracted to disk and no layer is held in memory:
   member's data offset and hands its bytes to the caller as a lazily filled, bounded, seekable
   buffer (pass 2).
 
+A layer whose index is not cached is decompressed for pass 1 anyway, so whoever will need its
+files' bytes can take them in that pass instead of a second one: ``on_file`` sees every regular
+file as it is indexed, and the small files ``keep`` names are held (``iter_files`` serves them
+from memory).
+
 Paths are normalised to absolute POSIX form (``/usr/lib/x.so``). Symlinks are resolved as inside a
 chroot: an absolute target starts again at the image root and ``..`` never climbs above it. A tar
 member whose own name climbs out of the root is not part of the view; it is recorded in
@@ -32,6 +37,7 @@ from typing import IO
 from crossdock.errors import UnsafeContentError
 from crossdock.image.digest import Digest
 from crossdock.rootfs.layerindex import (
+    FileVisitor,
     IndexCache,
     Member,
     MemberType,
@@ -48,6 +54,7 @@ __all__ = [
     "FsEntry",
     "Layer",
     "LayerFS",
+    "LayerFileVisitor",
     "LazyBuffer",
     "normalize",
     "open_layer_stream",
@@ -65,6 +72,9 @@ DEFAULT_READ_LIMIT = 4 * 1024 * 1024 * 1024
 # jumps to section headers at a file's end, so a whole .so may have to be read; spilling keeps
 # memory flat whatever the size of the dependencies.
 _IN_MEMORY = 8 * 1024 * 1024
+# The largest file ``keep`` holds in memory while indexing (a dpkg status file is a few MB, an
+# rpm database tens of MB): a larger one is read again when asked for.
+MAX_KEPT = 16 * 1024 * 1024
 
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
@@ -259,6 +269,14 @@ class _Section(io.RawIOBase):
         return data
 
 
+def _from_memory(entries: list[FsEntry], data: bytes, limit: int) -> Iterator[FileContent]:
+    buffer = LazyBuffer(io.BytesIO(data), len(data), limit)
+    try:
+        yield FileContent(entries[0], tuple(entries[1:]), buffer)
+    finally:
+        buffer.close()
+
+
 def _skip(stream: IO[bytes], count: int) -> None:
     while count > 0:
         chunk = stream.read(min(count, _SKIP_CHUNK))
@@ -281,6 +299,10 @@ def _unsafe_member(member: Member, parent: str) -> str | None:
     return None
 
 
+# Sees each regular file of a layer being indexed, with its bytes (see ``FileVisitor``).
+LayerFileVisitor = Callable[[Layer, Member, IO[bytes]], None]
+
+
 class LayerFS:
     """The merged filesystem of a list of layers (bottom first)."""
 
@@ -290,10 +312,16 @@ class LayerFS:
         digests: Sequence[Digest | None] | None = None,
         *,
         index_cache: Path | None = None,
+        on_file: LayerFileVisitor | None = None,
+        keep: Callable[[str], bool] | None = None,
     ) -> None:
         """``digests`` must be the verified digests of the blobs at ``layer_paths`` (or None):
         with ``index_cache`` (crossdock's cache folder), a layer's member index is taken from and
-        kept in it under its digest, so a wrong digest would give a wrong view."""
+        kept in it under its digest, so a wrong digest would give a wrong view.
+
+        For each layer read to index it (its index not cached), ``on_file`` sees every regular
+        file's bytes, and the files whose paths ``keep`` accepts (up to ``MAX_KEPT`` bytes each)
+        are held, so that reading them later decompresses nothing."""
         if digests is not None and len(digests) != len(layer_paths):
             raise ValueError("one digest (or None) per layer")
         self.layers = tuple(
@@ -304,10 +332,32 @@ class LayerFS:
         self._count = 0
         cache = IndexCache(index_cache) if index_cache is not None else None
         self._members: list[list[Member]] = []
+        self._kept: dict[tuple[int, int], bytes] = {}
         for layer in self.layers:
-            members = layer_members(layer.path, layer.digest, cache)
+            visitor = self._visitor(layer, on_file, keep)
+            members = layer_members(layer.path, layer.digest, cache, visitor)
             self._members.append(members)
             self._apply(layer, members)
+
+    def _visitor(
+        self,
+        layer: Layer,
+        on_file: LayerFileVisitor | None,
+        keep: Callable[[str], bool] | None,
+    ) -> FileVisitor | None:
+        if on_file is None and keep is None:
+            return None
+
+        def visit(member: Member, data: IO[bytes]) -> None:
+            path = member.path
+            if keep is not None and path is not None and member.size <= MAX_KEPT and keep(path):
+                kept = data.read(member.size)
+                self._kept[layer.index, member.ordinal] = kept
+                data = io.BytesIO(kept)
+            if on_file is not None:
+                on_file(layer, member, data)
+
+        return visit
 
     # ----- pass 1: the index -----
 
@@ -544,6 +594,10 @@ class LayerFS:
         chosen = self.file_groups(predicate) if groups is None else groups
         by_layer: dict[int, dict[int, list[FsEntry]]] = {}
         for (layer_index, ordinal), entries in sorted(chosen.items()):
+            kept = self._kept.get((layer_index, ordinal))
+            if kept is not None:  # held while indexing: no need to open its layer
+                yield from _from_memory(list(entries), kept, limit)
+                continue
             by_layer.setdefault(layer_index, {})[ordinal] = list(entries)
         for layer_index, ordinals in by_layer.items():
             members = self._members[layer_index]

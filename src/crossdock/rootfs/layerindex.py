@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, NamedTuple
@@ -26,6 +26,7 @@ from crossdock.errors import UnsafeContentError
 from crossdock.image.digest import Digest
 
 __all__ = [
+    "FileVisitor",
     "IndexCache",
     "Member",
     "MemberType",
@@ -203,8 +204,14 @@ def _type_of(member: tarfile.TarInfo) -> str:
     return MemberType.OTHER
 
 
-def read_members(path: Path) -> list[Member]:
-    """Every member of a layer, in tar order (one decompressing pass, no data kept)."""
+# Called with each regular file member and its bytes (a forward-only stream, valid during the
+# call only) while a layer is indexed: whoever needs the files' bytes reads them in the same pass.
+FileVisitor = Callable[["Member", IO[bytes]], None]
+
+
+def read_members(path: Path, on_file: FileVisitor | None = None) -> list[Member]:
+    """Every member of a layer, in tar order (one decompressing pass, no data kept).
+    ``on_file`` sees every regular (not sparse) file's bytes in the same pass."""
     members: list[Member] = []
     with open_layer_stream(path) as tar:
         while (info := tar.next()) is not None:
@@ -215,18 +222,21 @@ def read_members(path: Path) -> list[Member]:
                 )
             # Stream mode keeps every TarInfo in tar.members; drop them to keep memory flat.
             tar.members.clear()  # type: ignore[attr-defined]  # typeshed omits it
-            members.append(
-                Member(
-                    len(members),
-                    info.name,
-                    normalize(info.name),
-                    _type_of(info),
-                    info.mode,
-                    info.size,
-                    info.linkname,
-                    info.offset_data,
-                )
+            member = Member(
+                len(members),
+                info.name,
+                normalize(info.name),
+                _type_of(info),
+                info.mode,
+                info.size,
+                info.linkname,
+                info.offset_data,
             )
+            members.append(member)
+            if on_file is not None and member.type == MemberType.FILE:
+                data = tar.extractfile(info)
+                if data is not None:  # pragma: no branch - regular members always have data
+                    on_file(member, data)
     return members
 
 
@@ -253,12 +263,18 @@ def _key(digest: Digest) -> str:
     return f"{digest.algorithm}-{digest.hex}"
 
 
-def layer_members(path: Path, digest: Digest | None, cache: IndexCache | None) -> list[Member]:
-    """The index of one layer: from ``cache`` when its digest is known, else read (and cached)."""
+def layer_members(
+    path: Path,
+    digest: Digest | None,
+    cache: IndexCache | None,
+    on_file: FileVisitor | None = None,
+) -> list[Member]:
+    """The index of one layer: from ``cache`` when its digest is known, else read (and cached).
+    ``on_file`` sees the files' bytes only when the layer is read (not for a cached index)."""
     if cache is None or digest is None:
-        return read_members(path)
+        return read_members(path, on_file)
     members = cache.load(digest)
     if members is None:
-        members = read_members(path)
+        members = read_members(path, on_file)
         cache.store(digest, members)
     return members

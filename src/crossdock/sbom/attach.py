@@ -21,7 +21,8 @@ from pathlib import Path
 from packaging.utils import NormalizedName
 
 from crossdock._version import __version__
-from crossdock.cache import Records
+from crossdock.cache import CacheLayout, Records
+from crossdock.image.artifact import PlatformImage
 from crossdock.image.digest import Digest
 from crossdock.image.manifest import Manifest
 from crossdock.image.mediatypes import MediaType
@@ -45,22 +46,24 @@ _TEMPLATE_VERSION = 1
 
 
 def base_os_packages(
-    layer_paths: Sequence[Path],
-    layer_digests: Sequence[Digest],
-    *,
-    records: Records | None = None,
-    record_key: str | None = None,
-    index_cache: Path | None = None,
+    base: PlatformImage, cache_dir: Path, *, fs: LayerFS | None = None
 ) -> OsInventory:
-    """The OS packages of a base image, kept in ``records`` under ``record_key`` (a base is
-    immutable: key it by its manifest digest). ``index_cache``: crossdock's cache folder."""
-    if records is not None and record_key is not None:
-        cached = records.load(record_key, OsInventory.from_json)
-        if cached is not None:
-            return cached
-    inventory = read_os_packages(LayerFS(layer_paths, layer_digests, index_cache=index_cache))
-    if records is not None and record_key is not None:
-        records.store(record_key, inventory.to_json())
+    """The OS packages of a base image, kept in crossdock's cache folder ``cache_dir`` by its
+    manifest digest (a base is immutable). ``fs``: the view of its layers when the caller has
+    one (the package files it kept while indexing are read from memory)."""
+    records = CacheLayout(cache_dir).records("base-os-packages", version=1)
+    key = f"{base.digest.algorithm}-{base.digest.hex}"
+    cached = records.load(key, OsInventory.from_json)
+    if cached is not None:
+        return cached
+    if fs is None:
+        fs = LayerFS(
+            [blob.path for blob in base.layers],
+            [blob.descriptor.digest for blob in base.layers],
+            index_cache=cache_dir,
+        )
+    inventory = read_os_packages(fs)
+    records.store(key, inventory.to_json())
     return inventory
 
 

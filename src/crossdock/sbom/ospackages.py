@@ -23,7 +23,7 @@ from crossdock import scratch
 from crossdock.rootfs.fsview import LayerFS
 from crossdock.sbom.inventory import OsInventory, OsPackage
 
-__all__ = ["parse_dpkg_status", "parse_rpm_header", "read_os_packages"]
+__all__ = ["is_package_file", "parse_dpkg_status", "parse_rpm_header", "read_os_packages"]
 
 _DPKG_STATUS = "/var/lib/dpkg/status"
 _DPKG_STATUS_D = "/var/lib/dpkg/status.d"
@@ -46,6 +46,17 @@ _RPM_INT32 = 4
 _RPM_STRING = 6
 _ENTRY = struct.Struct(">iiii")  # tag, type, offset, count
 _PREAMBLE = struct.Struct(">ii")  # index entries, data length
+
+
+def is_package_file(path: str) -> bool:
+    """Whether ``read_os_packages`` reads the file at ``path`` (a view can keep such files while
+    it indexes the layers, ``LayerFS(keep=...)``, so that reading them decompresses nothing)."""
+    return (
+        path in _OS_RELEASE
+        or path == _DPKG_STATUS
+        or path.startswith(_DPKG_STATUS_D + "/")
+        or path in _RPM_SQLITE
+    )
 
 
 def read_os_packages(fs: LayerFS) -> OsInventory:

@@ -19,20 +19,30 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from crossdock.cache import CacheLayout
 from crossdock.errors import UnsafeContentError
 from crossdock.image.digest import Digest
 from crossdock.rootfs.elf import ElfFacts, ElfParseError, parse_elf
-from crossdock.rootfs.fsview import Layer, LazyBuffer
+from crossdock.rootfs.fsview import FsEntry, Layer, LazyBuffer
+from crossdock.rootfs.layerindex import Member
 from crossdock.verify.magic import HEAD_SIZE, BinaryKind, classify
 
-__all__ = ["Observation", "ObservationCache", "facts_from_json", "facts_to_json", "observe"]
+__all__ = [
+    "LayerObserver",
+    "Observation",
+    "ObservationCache",
+    "facts_from_json",
+    "facts_to_json",
+    "observe",
+]
 
 _PE_HEAD = 4096  # a DOS stub's e_lfanew points within the first few hundred bytes
 _WHEEL_LIMIT = 64 * 1024  # WHEEL metadata is a few lines
 SHEBANG_LIMIT = 512
+# Files this small are never read by the checks (verify.engine judges files of 4 bytes or more).
+_MIN_OBSERVED = 4
 # Bump when what an observation records, or how, changes: old records are then ignored.
 _KIND = "observations"
 _VERSION = 2
@@ -224,3 +234,38 @@ def _as_dict(payload: Any) -> dict[str, Any]:  # noqa: ANN401 - parsed JSON, che
     if not isinstance(payload, dict):
         raise TypeError("observations are a JSON object")
     return payload
+
+
+class LayerObserver:
+    """Observes every file of the layers a ``LayerFS`` reads to index them, in that same pass
+    (``LayerFS(on_file=...)``), so that verifying them later decompresses nothing: ``save``
+    adds what was observed to the cache, keyed by each layer's digest (layers without one are
+    not kept), exactly as verifying would have observed it."""
+
+    def __init__(self, cache: ObservationCache) -> None:
+        self._cache = cache
+        self._seen: dict[int, dict[int, Observation]] = {}
+        self._layers: dict[int, Layer] = {}
+
+    def __call__(self, layer: Layer, member: Member, data: IO[bytes]) -> None:
+        if member.path is None or member.size < _MIN_OBSERVED:
+            return
+        buffer = LazyBuffer(data, member.size, self._cache.limit)
+        try:
+            observation = observe(buffer, member.path)
+        finally:
+            buffer.close()
+        self._layers[layer.index] = layer
+        self._seen.setdefault(layer.index, {})[member.ordinal] = observation
+
+    def facts(self, entry: FsEntry) -> ElfFacts | None:
+        """The ELF facts of a view's file observed here, or None (not observed, or not ELF)."""
+        if entry.content is None:
+            return None
+        layer_index, ordinal = entry.content
+        observation = self._seen.get(layer_index, {}).get(ordinal)
+        return observation.facts if observation is not None else None
+
+    def save(self) -> None:
+        for layer_index, by_ordinal in self._seen.items():
+            self._cache.add(self._layers[layer_index], by_ordinal)

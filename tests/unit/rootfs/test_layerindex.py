@@ -202,3 +202,56 @@ def test_sparse_members_are_read_through_tarfile(tmp_path):
     assert data["/sparse.bin"][:4] == b"head"
     assert data["/sparse.bin"][-4:] == b"tail"
     assert len(data["/sparse.bin"]) == (4 << 20) + 4
+
+
+def test_on_file_sees_each_file_of_a_layer_read_to_index_it_once(tmp_path):
+    paths = _tricky_layers(tmp_path)
+    digests = [_digest(p) for p in paths]
+    cache = tmp_path / "index"
+    seen: list[tuple[int, str | None, bytes]] = []
+
+    def visit(layer, member, data):
+        seen.append((layer.index, member.path, data.read()))
+
+    visited = LayerFS(paths, digests, index_cache=cache, on_file=visit)
+    # Every regular file member, in tar order, with its own bytes (hidden ones too: the visitor
+    # sees layers, not the view); links, directories and whiteouts have no bytes of their own.
+    files = [
+        (layer, m.path)
+        for layer in (0, 1)
+        for m in read_members(paths[layer])
+        if m.type == MemberType.FILE
+    ]
+    assert [(layer, path) for layer, path, _ in seen] == files
+    by_name = {(layer, path): data for layer, path, data in seen}
+    assert by_name[0, "/usr/bin/tool"] == b"#!/bin/sh\necho tool\n"
+    assert by_name[1, "/usr/bin/tool"] == b"#!/bin/sh\necho new tool\n"
+    assert (0, None, b"outside") in seen  # a name that climbs out still has bytes
+    assert _view(visited) == _view(LayerFS(paths, digests))
+    # A cached index is not read, so nothing is seen.
+    seen.clear()
+    LayerFS(paths, digests, index_cache=cache, on_file=visit)
+    assert seen == []
+
+
+def test_kept_files_are_read_from_memory_and_the_view_is_the_same(tmp_path, monkeypatch):
+    paths = _tricky_layers(tmp_path)
+    digests = [_digest(p) for p in paths]
+    expected = _view(LayerFS(paths, digests))
+    wanted = {"/etc/keep", "/usr/bin/tool", "/opt/old/new.txt"}
+    # Files larger than the bound are not held (read again when asked for).
+    monkeypatch.setattr("crossdock.rootfs.fsview.MAX_KEPT", len(b"#!/bin/sh\necho tool\n"))
+    fs = LayerFS(paths, digests, keep=wanted.__contains__)
+    assert _view(fs) == expected
+    # With the blobs emptied, only the kept files can still be read.
+    for path in paths:
+        path.write_bytes(b"")
+    assert fs.read_files(["/etc/keep", "/usr/bin/lower-link", "/opt/old/new.txt"]) == {
+        "/etc/keep": b"kept",
+        "/usr/bin/lower-link": b"kept",  # a hardlink to a kept file
+        "/opt/old/new.txt": b"new",
+    }
+    with pytest.raises(UnsafeContentError):
+        fs.read_file("/usr/bin/tool")  # kept below the bound in layer 0 only; layer 1's is longer
+    with pytest.raises(UnsafeContentError):
+        fs.read_file("/srv/www/index.html")  # never asked to be kept
