@@ -28,7 +28,7 @@ from crossdock import scratch
 from crossdock._version import __version__
 from crossdock.backends import lastbuild
 from crossdock.backends.base import BuildOutcome, BuildReport, LayerInfo, Progress, WheelInfo
-from crossdock.cache import BlobCache, CacheLayout
+from crossdock.cache import BlobCache, CacheLayout, Records
 from crossdock.errors import VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import HistoryEntry, ImageConfig
@@ -242,7 +242,7 @@ class NativeBackend:
             created=str(config.data.get("created")),
             tree=resolution.target_dir,
             distributions=resolution.distributions,
-            lock=read_lock(plan.project.lock_dir),
+            lock=read_lock(plan.project.lock_dir, _lock_records(plan)),
             # Read with the profile (basepass), unless that was cached and this is not.
             os_packages=base_os_packages(base, plan.cache_dir),
             base_name=str(plan.base),
@@ -379,6 +379,7 @@ class NativeBackend:
             bytecode_cache=CacheLayout(plan.cache_dir).bytecode,
             export_records=CacheLayout(plan.cache_dir).records("uv-export", version=1),
             tree_records=CacheLayout(plan.cache_dir).records("installed-trees", version=1),
+            lock_records=_lock_records(plan),
             progress=progress,
         )
         key = _key(
@@ -554,3 +555,8 @@ def _blob_from_meta(meta: dict[str, object], cache: BlobCache) -> LayerBlob | No
     if path is None:
         return None
     return LayerBlob(path, digest, Digest(str(meta["diff_id"])), size)
+
+
+def _lock_records(plan: BuildPlan) -> Records:
+    """The lock's packages, kept by its text (``read_lock``)."""
+    return CacheLayout(plan.cache_dir).records("parsed-locks", version=1)

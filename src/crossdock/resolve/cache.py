@@ -54,6 +54,7 @@ def install_dependencies(
     bytecode_cache: Path | None = None,
     export_records: Records | None = None,
     tree_records: Records | None = None,
+    lock_records: Records | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> Resolution:
     """Check the lock and return the tree of its dependencies for ``platform``, from the cache
@@ -63,8 +64,9 @@ def install_dependencies(
     ``bytecode_cache`` when the same source was compiled before). ``package``: the workspace
     member whose dependencies these are (None: the project at ``project_dir``).
     ``export_records``: uv's answers about unchanged locks (``export_locked``);
-    ``tree_records``: what each cached tree's dist-info folders said when it was installed. The
-    install and the bytecode are steps of ``progress``."""
+    ``tree_records``: what each cached tree's dist-info folders said when it was installed;
+    ``lock_records``: the lock's packages by its text (``read_lock``). The install and the
+    bytecode are steps of ``progress``."""
     uv = uv or Uv()
     target = wheel_target(platform, glibc_version, python_version)
     with step(progress, platform, "install wheels") as installing:
@@ -75,6 +77,7 @@ def install_dependencies(
             host_python=host_python,
             package=package,
             records=export_records,
+            lock_records=lock_records,
         )
         key = _tree_key(locked, python_path, bytecode_python is not None)
         tree = cache_dir / key

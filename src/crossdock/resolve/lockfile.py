@@ -8,6 +8,7 @@ target's wheel tags (:class:`~crossdock.wheeltags.WheelTarget`) that is enough t
 from __future__ import annotations
 
 import functools
+import hashlib
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from crossdock.cache import Records
 from crossdock.errors import LockError, ResolveError
 from crossdock.wheeltags import WheelTarget
 
@@ -163,8 +165,13 @@ def _parse_lock(text: str, lock_path: Path) -> dict[tuple[NormalizedName, str], 
     return packages
 
 
-def read_lock(project_dir: Path) -> dict[tuple[NormalizedName, str], LockedPackage]:
-    """Read ``project_dir/uv.lock``; a missing lock is a :class:`LockError` that says what to do."""
+def read_lock(
+    project_dir: Path, records: Records | None = None
+) -> dict[tuple[NormalizedName, str], LockedPackage]:
+    """Read ``project_dir/uv.lock``; a missing lock is a :class:`LockError` that says what to do.
+    ``records``: where a lock's packages are kept by the hash of its text, so that an unchanged
+    lock is not parsed again (TOML in pure Python: ~20 ms for the example's 120 KB lock, JSON
+    a tenth of it); a damaged record is parsed again."""
     lock_path = project_dir / LOCK_FILE
     try:
         text = lock_path.read_text(encoding="utf-8")
@@ -173,7 +180,44 @@ def read_lock(project_dir: Path) -> dict[tuple[NormalizedName, str], LockedPacka
             f"{lock_path} does not exist: crossdock installs exactly what the lock says",
             hint=f"run `uv lock` in {project_dir}",
         ) from err
-    return parse_lock(text, lock_path)
+    if records is None:
+        return parse_lock(text, lock_path)
+    key = hashlib.sha256(text.encode()).hexdigest()
+    recorded = records.load(key, _packages_from_record)
+    if recorded is not None:
+        return recorded
+    packages = parse_lock(text, lock_path)
+    records.store(key, [_package_record(package) for package in packages.values()])
+    return packages
+
+
+def _package_record(package: LockedPackage) -> list[Any]:
+    sdist = package.sdist
+    return [
+        package.name,
+        package.version,
+        package.source_kind,
+        None if sdist is None else [sdist.url, sdist.path, sdist.sha256, sdist.size],
+        list(package.wheels),
+        [[wheel, digest] for wheel, digest in package.wheel_sha256.items()],  # in their order
+        package.source_path,
+    ]
+
+
+def _packages_from_record(rows: list[Any]) -> dict[tuple[NormalizedName, str], LockedPackage]:
+    packages: dict[tuple[NormalizedName, str], LockedPackage] = {}
+    for name, version, source_kind, sdist, wheels, wheel_sha256, source_path in rows:
+        package = LockedPackage(
+            name=canonicalize_name(str(name)),
+            version=str(version),
+            source_kind=str(source_kind),
+            sdist=None if sdist is None else LockedSdist(*sdist),
+            wheels=tuple(str(wheel) for wheel in wheels),
+            wheel_sha256={str(wheel): str(digest) for wheel, digest in wheel_sha256},
+            source_path=source_path,
+        )
+        packages[package.name, package.version] = package
+    return packages
 
 
 def wheel_tags(filename: str) -> frozenset[Tag]:

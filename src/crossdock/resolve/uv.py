@@ -212,11 +212,13 @@ def export_locked(
     host_python: str | None = None,
     package: str | None = None,
     records: Records | None = None,
+    lock_records: Records | None = None,
 ) -> LockedExport:
     """Check ``project_dir``'s lock and decide how each dependency gets installed for ``target``;
     ``package``: the workspace member to export (None: the project at ``project_dir``).
     ``records``: where uv's answers are kept by everything it read (``lockcheck``), so that an
-    unchanged lock is not exported again."""
+    unchanged lock is not exported again; ``lock_records``: the lock's packages by its text
+    (``read_lock``)."""
     uv = uv or Uv()
     project_dir = project_dir.resolve()
     if not (project_dir / "pyproject.toml").is_file():
@@ -224,7 +226,8 @@ def export_locked(
             f"{project_dir} has no pyproject.toml",
             hint="point crossdock at a uv project (a folder with pyproject.toml and uv.lock)",
         )
-    packages = read_lock(project_dir)  # a missing lock is reported before uv says anything
+    # A missing lock is reported before uv says anything.
+    packages = read_lock(project_dir, lock_records)
     args = [
         "export",
         "--quiet",  # errors only: they become our messages

@@ -155,3 +155,27 @@ def test_lookup_refuses_an_export_the_lock_does_not_know(packages):
     )
     with pytest.raises(LockError, match="no entry for pure==9"):
         lookup(packages, [(canonicalize_name("pure"), "9")], Path("uv.lock"))
+
+
+def test_a_recorded_lock_reads_back_as_parsed_and_a_changed_or_damaged_one_is_parsed(tmp_path):
+    from crossdock.cache import CacheLayout
+
+    records = CacheLayout(tmp_path / "cache").records("parsed-locks", version=1)
+    (tmp_path / "uv.lock").write_text(LOCK)
+    parsed = parse_lock(LOCK, tmp_path / "uv.lock")
+    assert read_lock(tmp_path, records) == parsed  # parsed, and recorded
+    [record] = list((tmp_path / "cache" / "records" / "parsed-locks").iterdir())
+    again = read_lock(tmp_path, records)  # from the record
+    assert again == parsed
+    assert list(again) == list(parsed)  # in the lock's order, each package's wheels too
+    for key, package in again.items():
+        assert list(package.wheel_sha256.items()) == list(parsed[key].wheel_sha256.items())
+    # A changed lock is another key: parsed, not answered from the first record.
+    edited = LOCK.replace('version = "2.5.5"', 'version = "2.5.6"')
+    assert edited != LOCK
+    (tmp_path / "uv.lock").write_text(edited)
+    assert read_lock(tmp_path, records) == parse_lock(edited, tmp_path / "uv.lock")
+    # A damaged record is ignored: the lock is parsed again.
+    (tmp_path / "uv.lock").write_text(LOCK)
+    record.write_bytes(record.read_bytes().replace(b'"docopt"', b'"docoxt"'))
+    assert read_lock(tmp_path, records) == parsed
