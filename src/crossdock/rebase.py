@@ -45,6 +45,7 @@ from crossdock.registry.referrers import list_referrers
 from crossdock.rootfs.baseprofile import BaseProfile, cached_base_profile
 from crossdock.sbom import SBOM_ARTIFACT_TYPE, SBOM_PLATFORM_ANNOTATION, base_os_packages
 from crossdock.sbom.document import python_packages_of, sbom_document
+from crossdock.sbom.fetch import fetch_sbom
 from crossdock.sources.registry import (
     Registries,
     pull_config,
@@ -404,7 +405,7 @@ def _carried_sbom(  # noqa: PLR0917 - private; one call site
     artifact = client.get_manifest(pull.with_digest(found[-1].digest))
     if not isinstance(artifact, Manifest) or not artifact.layers:
         return None
-    old_document = client.fetch_blob_bytes(pull, artifact.layers[-1])
+    old_document = fetch_sbom(client, pull, artifact.layers[-1], platform)
     created = str(config.data.get("created") or "1970-01-01T00:00:00Z")
     document = sbom_document(
         image_name=str(json.loads(old_document)["metadata"]["component"]["name"]),

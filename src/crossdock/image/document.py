@@ -17,6 +17,7 @@ from crossdock.errors import MalformedError
 from crossdock.image.digest import Digest
 
 __all__ = [
+    "MAX_ARTIFACT_BYTES",
     "MAX_DOCUMENT_BYTES",
     "MAX_MANIFESTS",
     "digest_value",
@@ -34,6 +35,10 @@ T = TypeVar("T")
 # archive). Manifests, indexes and configs are small: registries refuse manifests over 4 MiB
 # (distribution's limit), and the bound stops a hostile document from filling memory.
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+# An artifact attached to an image (a referrer's content: an SBOM), read into memory whole. No
+# registry limit applies (it is a blob, not a manifest), and a large image's SBOM may pass 4 MiB
+# (crossdock's are ~100 KB a platform for the example): this bounds a hostile one instead.
+MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
 # Real multi-arch images list a handful of manifests (platforms + attestations).
 MAX_MANIFESTS = 256
 

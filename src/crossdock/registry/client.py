@@ -24,7 +24,13 @@ import httpx
 import stamina
 
 from crossdock import scratch
-from crossdock.errors import AuthError, ConfigError, MalformedError, RegistryError
+from crossdock.errors import (
+    AuthError,
+    ConfigError,
+    MalformedError,
+    RegistryError,
+    UnsafeContentError,
+)
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest, sha256_of
 from crossdock.image.document import MAX_DOCUMENT_BYTES
@@ -303,15 +309,19 @@ class RegistryClient:
                 if on_bytes is not None:
                     on_bytes(len(chunk))
 
-    def fetch_blob_bytes(self, repository: Reference, descriptor: Descriptor) -> bytes:
-        """A JSON document blob (an image config) in memory, verified against its descriptor;
-        bounded like every document crossdock reads (``MAX_DOCUMENT_BYTES``)."""
+    def fetch_blob_bytes(
+        self, repository: Reference, descriptor: Descriptor, *, limit: int = MAX_DOCUMENT_BYTES
+    ) -> bytes:
+        """A document blob (an image config; with ``limit=MAX_ARTIFACT_BYTES``, an artifact's
+        content such as an SBOM) in memory, verified against its descriptor and bounded by
+        ``limit`` (``crossdock.image.document``'s limits)."""
         name = self._repository(repository)
-        if descriptor.size > MAX_DOCUMENT_BYTES:
-            raise RegistryError(
+        if descriptor.size > limit:
+            raise UnsafeContentError(
                 f"blob {descriptor.digest} in {self.registry}/{name} is {descriptor.size} bytes, "
-                "too large for an image config",
-                hint="use fetch_blob to download it to a file",
+                f"more than the {limit} bytes crossdock reads of such a document",
+                hint="it is not an image config or an artifact crossdock wrote; inspect it with "
+                "skopeo or oras",
             )
         with self._blob_response(name, descriptor) as response:
             data = _read_bounded(response, descriptor.size, f"blob {descriptor.digest}")

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossdock.errors import ConfigError, NotFoundError
+from crossdock.errors import ConfigError, UnsafeContentError
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
+from crossdock.image.document import MAX_ARTIFACT_BYTES
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
 from crossdock.platform import Platform
 from crossdock.registry.client import RegistryClient
@@ -20,10 +21,7 @@ from crossdock.sources.oci_layout import read_bounded, read_layout_blob, read_oc
 from crossdock.sources.registry import read_image_set
 from crossdock.transports import OciLayout, Registry, parse_image_name
 
-__all__ = ["FoundSbom", "find_sboms"]
-
-# An SBOM larger than this is not one crossdock wrote (the example's is ~100 KB).
-_MAX_SBOM = 64 * 1024 * 1024
+__all__ = ["FoundSbom", "fetch_sbom", "find_sboms"]
 
 
 @dataclass(frozen=True)
@@ -67,14 +65,18 @@ def _from_registry(ref: Reference, platforms: Sequence[Platform]) -> list[FoundS
             artifact = client.get_manifest(ref.with_digest(chosen.digest))
             if not isinstance(artifact, Manifest) or not artifact.layers:
                 continue
-            layer = artifact.layers[-1]
-            _check_size(layer)
-            found.append(
-                FoundSbom(
-                    platform, manifest.digest, chosen.digest, client.fetch_blob_bytes(ref, layer)
-                )
-            )
+            document = fetch_sbom(client, ref, artifact.layers[-1], platform)
+            found.append(FoundSbom(platform, manifest.digest, chosen.digest, document))
     return found
+
+
+def fetch_sbom(
+    client: RegistryClient, ref: Reference, layer: Descriptor, platform: Platform
+) -> bytes:
+    """The SBOM document ``layer`` of an artifact in ``ref``'s repository: refused before it
+    is fetched when it announces more than crossdock reads of an artifact, verified after."""
+    _check_size(layer, platform, where=str(ref))
+    return client.fetch_blob_bytes(ref, layer, limit=MAX_ARTIFACT_BYTES)
 
 
 def _newest(artifacts: Sequence[Descriptor]) -> Descriptor:
@@ -85,9 +87,15 @@ def _newest(artifacts: Sequence[Descriptor]) -> Descriptor:
     )[1]
 
 
-def _check_size(layer: Descriptor) -> None:
-    if layer.size > _MAX_SBOM:
-        raise NotFoundError(f"the SBOM blob {layer.digest} is {layer.size} bytes; not ours")
+def _check_size(layer: Descriptor, platform: Platform, *, where: str) -> None:
+    """One bound for every SBOM read (``MAX_ARTIFACT_BYTES``, the readers' own bound too)."""
+    if layer.size > MAX_ARTIFACT_BYTES:
+        raise UnsafeContentError(
+            f"the SBOM of {platform} in {where} ({layer.digest}) is {layer.size} bytes, more "
+            f"than the {MAX_ARTIFACT_BYTES // (1024 * 1024)} MiB crossdock reads of an SBOM",
+            hint="crossdock did not write it (its SBOMs are a few hundred KB); read it with "
+            "another tool (oras, skopeo)",
+        )
 
 
 # -- OCI layout -------------------------------------------------------------------------------
@@ -116,7 +124,7 @@ def _from_layout(root: Path, tag: str | None, platforms: Sequence[Platform]) -> 
         artifact = parse_manifest_or_index(read_layout_blob(root, chosen), chosen.media_type)
         if not isinstance(artifact, Manifest) or not artifact.layers:
             continue
-        _check_size(artifact.layers[-1])
-        content = read_layout_blob(root, artifact.layers[-1])
+        _check_size(artifact.layers[-1], image.platform, where=f"oci:{root}")
+        content = read_layout_blob(root, artifact.layers[-1], MAX_ARTIFACT_BYTES)
         found.append(FoundSbom(image.platform, image.digest, chosen.digest, content))
     return found

@@ -29,7 +29,12 @@ from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
-from crossdock.image.document import MAX_DOCUMENT_BYTES, MAX_MANIFESTS, reading
+from crossdock.image.document import (
+    MAX_ARTIFACT_BYTES,
+    MAX_DOCUMENT_BYTES,
+    MAX_MANIFESTS,
+    reading,
+)
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
 from crossdock.image.referrer import Referrer
 from crossdock.platform import Platform
@@ -55,21 +60,24 @@ def layout_blob_path(root: Path, digest: Digest) -> Path:
     return root / "blobs" / digest.algorithm / digest.hex
 
 
-def read_bounded(path: Path) -> bytes:
-    """A small JSON document (index.json, a manifest, a config), refusing anything huge."""
-    if path.stat().st_size > MAX_DOCUMENT_BYTES:
+def read_bounded(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """A small document (index.json, a manifest, a config; with ``limit=MAX_ARTIFACT_BYTES``
+    an artifact's content such as an SBOM), refusing anything over ``limit``."""
+    if path.stat().st_size > limit:
         raise UnsafeContentError(
-            f"{path} is larger than {MAX_DOCUMENT_BYTES} bytes; not a manifest"
+            f"{path} is larger than the {limit} bytes crossdock reads of such a document",
+            hint="the layout holds a blob no image tool wrote as a manifest, config or SBOM",
         )
     return path.read_bytes()
 
 
-def read_layout_blob(root: Path, descriptor: Descriptor) -> bytes:
-    """The bytes of a small blob (manifest, index, config), checked against ``descriptor``."""
+def read_layout_blob(root: Path, descriptor: Descriptor, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The bytes of a small blob (manifest, index, config; an artifact's content with
+    ``limit=MAX_ARTIFACT_BYTES``), checked against ``descriptor``."""
     path = layout_blob_path(root, descriptor.digest)
     if not path.is_file():
         raise NotFoundError(f"{root}: blob {descriptor.digest} is missing from the layout")
-    data = read_bounded(path)
+    data = read_bounded(path, limit)
     if len(data) != descriptor.size or not descriptor.digest.matches(data):
         raise UnsafeContentError(
             f"{path} does not match its digest {descriptor.digest}",
@@ -275,7 +283,8 @@ def _referrers(root: Path, subject: Manifest, artifacts: list[Descriptor]) -> tu
         if document.subject.digest != subject.digest:
             continue
         blobs = tuple(
-            (blob, read_layout_blob(root, blob)) for blob in (document.config, *document.layers)
+            (blob, read_layout_blob(root, blob, MAX_ARTIFACT_BYTES))
+            for blob in (document.config, *document.layers)
         )
         found.append(Referrer(document, blobs))
     return tuple(found)
