@@ -244,6 +244,16 @@ class BlobCache:
         self._stamp(digest, path)
         return path
 
+    def keep_bytes(self, data: bytes, digest: Digest) -> Path:
+        """Keep ``data``, a small document whose bytes were checked against ``digest`` (a
+        manifest or config read from a registry), as the blob of ``digest``."""
+        if not digest.matches(data):
+            raise ValueError(f"bytes that are not {digest}")
+        path = self.path_for(digest)
+        atomic_write(path, data)
+        self._stamp(digest, path)
+        return path
+
     def link_to(self, digest: Digest, dest: Path) -> bool:
         """Hard-link the cached blob of ``digest`` at ``dest`` (an output on the same file
         system), checked first; False when it is not cached or cannot be linked (copy it). A

@@ -9,8 +9,10 @@ backend (a base image's platform), ``crossdock rebase`` (the image, its old and 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from crossdock.cache import BlobCache
 from crossdock.errors import BaseImageError, CrossdockError, UnsafeContentError
@@ -19,7 +21,7 @@ from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 from crossdock.image.document import MAX_MANIFESTS, reading
-from crossdock.image.manifest import Index, Manifest
+from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
 from crossdock.platform import Platform
 from crossdock.progress import NO_PROGRESS, Progress, Step, step
 from crossdock.registry.client import RegistryClient
@@ -156,18 +158,25 @@ def platform_manifest(
     name: str,
     hint: str,
     error: type[CrossdockError] = BaseImageError,
+    blobs: BlobCache | None = None,
 ) -> tuple[Manifest, Descriptor | None]:
     """The manifest of ``platform`` under ``top`` (read from ``repository``) and the index entry
     that lists it; ``top`` itself when it is a manifest (its config then says its platform).
     ``name`` is how errors call the image, ``hint`` what to do when the platform is missing,
-    ``error`` what is raised (a base image's problem, by default)."""
+    ``error`` what is raised (a base image's problem, by default). ``blobs``: where a manifest
+    read by its digest is kept, and read again from (``_document_by_digest``)."""
     if not isinstance(top, Index):
         return top, None
     listed = top.find(platform)
     if listed is None:
         available = ", ".join(str(p) for p in top.platforms()) or "none"
         raise error(f"{name} has no {platform} image (it has: {available})", hint=hint)
-    found = client.get_manifest(repository.with_digest(listed.digest))
+    found = _document_by_digest(
+        blobs,
+        listed,
+        lambda: client.get_manifest(repository.with_digest(listed.digest)),
+        lambda raw: parse_manifest_or_index(raw, listed.media_type),
+    )
     if not isinstance(found, Manifest):
         raise error(f"{name}: the {platform} entry is not an image")
     return found, listed
@@ -190,9 +199,9 @@ def pull_platform_image(
     ``platform``'s): manifest, config and, unless ``layers`` is false, its layers verified and
     cached. ``pulling`` hears of the layer bytes to download and downloaded."""
     manifest, listed = platform_manifest(
-        client, repository, top, platform, name=name, hint=hint, error=error
+        client, repository, top, platform, name=name, hint=hint, error=error, blobs=blobs
     )
-    config = pull_config(client, repository, manifest)
+    config = pull_config(client, repository, manifest, blobs)
     if listed is None and not platform.matches(
         config.platform.os, config.platform.architecture, config.platform.variant
     ):
@@ -208,10 +217,51 @@ def pull_platform_image(
     return PlatformImage(platform, manifest, config, pulled, listed=listed)
 
 
-def pull_config(client: RegistryClient, repository: Reference, manifest: Manifest) -> ImageConfig:
-    """The config ``manifest`` names, from ``repository`` (digest and size verified)."""
+def pull_config(
+    client: RegistryClient,
+    repository: Reference,
+    manifest: Manifest,
+    blobs: BlobCache | None = None,
+) -> ImageConfig:
+    """The config ``manifest`` names, from ``repository`` (digest and size verified); with
+    ``blobs``, kept there and read again from there (``_document_by_digest``)."""
     with reading(f"{repository}: config {manifest.config.digest}"):
-        return ImageConfig.parse(client.fetch_blob_bytes(repository, manifest.config))
+        return _document_by_digest(
+            blobs,
+            manifest.config,
+            lambda: ImageConfig.parse(client.fetch_blob_bytes(repository, manifest.config)),
+            ImageConfig.parse,
+        )
+
+
+class _Document(Protocol):
+    @property
+    def raw(self) -> bytes: ...
+
+
+_D = TypeVar("_D", bound=_Document)
+
+
+def _document_by_digest(
+    blobs: BlobCache | None,
+    descriptor: Descriptor,
+    fetch: Callable[[], _D],
+    parse: Callable[[bytes], _D],
+) -> _D:
+    """A manifest or config named by its digest: immutable, so kept in the blob cache once read
+    (a warm build's base then costs its registry one request, its tag, instead of one more per
+    platform manifest and config); a cached copy is checked like every cached blob (hashed
+    again when its file changed), and one that does not read is fetched again."""
+    if blobs is not None:
+        path = blobs.verified(descriptor.digest, descriptor.size)
+        if path is not None:
+            with contextlib.suppress(CrossdockError, OSError):
+                return parse(path.read_bytes())
+    found = fetch()
+    if blobs is not None:
+        with contextlib.suppress(OSError):  # a read-only or full cache costs speed only
+            blobs.keep_bytes(found.raw, descriptor.digest)
+    return found
 
 
 def pull_layers(

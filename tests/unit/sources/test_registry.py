@@ -1,7 +1,7 @@
 """crossdock.sources.registry against the in-process registry (real HTTP on loopback, no
 mocks): a pushed image set reads back with the same digests, each image knowing the index entry
-that lists it; layers are pulled once into the blob cache, and a later read of one platform (the
-native backend's base pull) downloads no layer again."""
+that lists it; layers, platform manifests and configs are pulled once into the blob cache, and a
+later read of one platform (the native backend's base pull) asks the registry for the tag only."""
 
 from __future__ import annotations
 
@@ -36,20 +36,40 @@ def test_a_pushed_image_set_reads_back_and_its_layers_are_pulled_once(registry, 
         assert image.listed is not None and image.listed.platform == image.platform
         assert all(blobs.has(b.descriptor) for b in image.layers)
         assert all(b.origin == f"{registry.host}/team/api" for b in image.layers)
+
+    # The build's read of one platform: no layer downloaded again; and read again, the tag's
+    # index only: the platform's manifest (named by its digest) and config were kept in the
+    # blob cache by the first read.
+    def read_amd64() -> PlatformImage:
+        with Registries() as registries:
+            pull, top = registries.top(ref)
+            return pull_platform_image(
+                registries.client(pull), pull, top, AMD64, blobs, name="base", hint="-"
+            )
+
     pulled = len(registry.methods("/blobs/"))
-    # The build's read of one platform: manifests and config again, no layer downloaded.
-    with Registries() as registries:
-        pull, top = registries.top(ref)
-        again = pull_platform_image(
-            registries.client(pull), pull, top, AMD64, blobs, name="base", hint="-"
-        )
-    assert again.digest == built.image_for(AMD64).digest
+    first = read_amd64()
+    assert first.digest == built.image_for(AMD64).digest
     layer_gets = [
         m
         for m in registry.methods("/blobs/")[pulled:]
-        if m.startswith("GET") and any(str(b.descriptor.digest) in m for b in again.layers)
+        if m.startswith("GET") and any(str(b.descriptor.digest) in m for b in first.layers)
     ]
     assert layer_gets == []
+    asked = len(registry.requests)
+    again = read_amd64()
+    assert again.digest == built.image_for(AMD64).digest
+    assert again.config.raw == built.image_for(AMD64).config.raw
+    gets = [f"{r.method} {r.path}" for r in registry.requests[asked:] if r.method == "GET"]
+    assert gets == ["GET /v2/", "GET /v2/team/api/manifests/v1"]  # the ping, the tag
+    # A cached config that no longer holds its bytes is fetched again.
+    config = blobs.path_for(again.config.digest)
+    config.write_bytes(config.read_bytes().replace(b"amd64", b"arm64"))
+    asked = len(registry.requests)
+    assert read_amd64().config.raw == built.image_for(AMD64).config.raw
+    assert f"GET /v2/team/api/blobs/{again.config.digest}" in [
+        f"{r.method} {r.path}" for r in registry.requests[asked:]
+    ]
     with Registries() as registries, pytest.raises(BaseImageError) as missing:
         pull, top = registries.top(ref)
         pull_platform_image(
