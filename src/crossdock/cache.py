@@ -39,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,12 +60,16 @@ _HASH_CHUNK = 1 << 20
 _DAMAGED = (ValueError, TypeError, KeyError, IndexError, AttributeError, CrossdockError)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a whole file or nothing: readers see the old file or the new one, never a part."""
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write a whole file or nothing: readers see the old file or the new one, never a part.
+    The file is a new one (its own inode, ``mode`` or 0600): a hard link to the old one keeps
+    the old bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = scratch.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             handle.write(data)
         tmp.replace(path)
     except BaseException:
@@ -72,6 +77,13 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
     finally:
         scratch.forget(tmp)
+
+
+def rewrite_file(path: Path, data: bytes) -> None:
+    """Give an existing file new bytes as a new file with its mode (``atomic_write``), never by
+    writing into it: an installed dependency tree shares its files' inodes with uv's cache
+    (crossdock.resolve.uv links them), whose bytes must not change."""
+    atomic_write(path, data, mode=stat.S_IMODE(path.stat().st_mode))
 
 
 @dataclass(frozen=True)

@@ -245,6 +245,8 @@ def compile_bytecode(
                 missing.append((source, target, key))
             else:
                 target.parent.mkdir(exist_ok=True)
+                # A new file: one a wheel shipped is a hard link into uv's cache (resolve.uv).
+                target.unlink(missing_ok=True)
                 target.write_bytes(cached)
         if missing:
             _compile(tree, python, image_dir, [source for source, _, _ in missing])

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from crossdock.cache import rewrite_file
+
 __all__ = ["PROVENANCE_FILES", "remove_install_provenance"]
 
 PROVENANCE_FILES = ("direct_url.json", "uv_cache.json")
@@ -40,4 +42,4 @@ def remove_install_provenance(target_dir: Path, names: Collection[str]) -> None:
             rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
             out = io.StringIO()
             csv.writer(out, lineterminator="\n").writerows(r for r in rows if r[0] not in removed)
-            record.write_text(out.getvalue(), encoding="utf-8")
+            rewrite_file(record, out.getvalue().encode())

@@ -18,6 +18,8 @@ import io
 import re
 from pathlib import Path
 
+from crossdock.cache import rewrite_file
+
 __all__ = ["rewrite_shebangs"]
 
 # A first line naming a Python: `#!/x/python`, `#!/x/python3.13`, `#!/usr/bin/env python3`.
@@ -63,7 +65,7 @@ def rewrite_shebangs(bin_dir: Path, python_path: str) -> tuple[Path, ...]:
         content = path.read_bytes()
         new_content = _rewritten(content, shebang)
         if new_content is not None and new_content != content:
-            path.write_bytes(new_content)  # write_bytes keeps the existing mode
+            rewrite_file(path, new_content)
             changed.append(path)
     if changed:
         _update_records(bin_dir.parent, changed)
@@ -90,4 +92,4 @@ def _update_records(root: Path, changed: list[Path]) -> None:
         if touched:
             out = io.StringIO()
             csv.writer(out, lineterminator="\n").writerows(rows)
-            record.write_text(out.getvalue(), encoding="utf-8")
+            rewrite_file(record, out.getvalue().encode())

@@ -22,12 +22,17 @@ Choices, and why:
   local files, after their sdist was checked against the lock's hash (see ``sdists``).
 - No bytecode (``--no-compile``): uv would compile with the host's Python, whose ``.pyc`` files
   the image's Python (maybe another version) would ignore or reject.
-- ``--link-mode copy``: the target folder becomes a layer; hard links into uv's cache would tie
-  its files to the cache and break if the cache is cleaned while building.
+- ``--link-mode hardlink``: the target folder's files are hard links to the unpacked wheels in
+  uv's cache, not copies (on the example, uv's install took 1.8 s copying and 0.45 s linking,
+  0.5 s of system time less). A link is the same file as the cache's: cleaning uv's cache
+  leaves it whole, and crossdock never writes into an installed file (shebangs and RECORD
+  files are replaced by new files, ``crossdock.cache.rewrite_file``; compileall writes new
+  ``.pyc`` files), so uv's cache is never changed. uv writes its own files (RECORD, scripts) as
+  new files, and copies where it cannot link (another filesystem).
 - uv's configuration is honoured (no ``--no-config``): the project's ``[tool.uv]`` indexes and
   sources made the lock, and ``uv export --locked`` would call the lock stale without them; user
   settings like a corporate index URL are needed to download anything. The flags that decide
-  correctness (binary-only, platform, Python version, no bytecode, copy) are given explicitly,
+  correctness (binary-only, platform, Python version, no bytecode, links) are given explicitly,
   and explicit flags win over configuration.
 - TLS: uv trusts ``SSL_CERT_FILE`` (and ``UV_NATIVE_TLS`` / ``--native-tls`` when the user sets
   them); we do not force ``--native-tls``, so uv behaves as it does for the user's own ``uv lock``.
@@ -337,7 +342,7 @@ def install_args(target: WheelTarget, target_dir: Path) -> list[str]:
         ":all:",  # never build for the host what is meant for the target (astral-sh/uv#16019)
         "--no-deps",  # the export is the complete, locked set
         "--link-mode",
-        "copy",
+        "hardlink",
         "--no-compile",
     ]
 

@@ -303,3 +303,22 @@ def test_an_unused_prepared_compiler_is_ended_and_a_broken_one_still_reports(tmp
         compile_bytecode(_tree(tmp_path / "t"), "/bin/false", image_dir="/x")
     bytecode._dismiss_ready()
     assert not bytecode._READY
+
+
+def test_a_pyc_a_wheel_shipped_linked_to_uvs_cache_is_replaced_not_written_into(tmp_path):
+    """A wheel's own .pyc is a hard link into uv's cache (resolve.uv installs links): whether
+    compiled or taken from the pyc cache, the tree gets a new file and uv's stays as it was."""
+    cache = tmp_path / "pyc-cache"
+    compile_bytecode(_tree(tmp_path / "one"), sys.executable, image_dir="/a", cache_dir=cache)
+    expected = _pycs(tmp_path / "one")
+    uv_cache = tmp_path / "uv-cache"
+    uv_cache.mkdir()
+    (uv_cache / "shipped.pyc").write_bytes(b"the wheel's own pyc")
+    for name, cached in (("two", cache), ("three", None)):  # from the pyc cache, compiled
+        tree = _tree(tmp_path / name)
+        pyc = tree / "pkg" / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc"
+        pyc.parent.mkdir()
+        os.link(uv_cache / "shipped.pyc", pyc)
+        compile_bytecode(tree, sys.executable, image_dir="/a", cache_dir=cached)
+        assert _pycs(tree) == expected
+        assert (uv_cache / "shipped.pyc").read_bytes() == b"the wheel's own pyc"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import stat
 
 import pytest
@@ -88,3 +89,25 @@ def test_record_describes_the_rewritten_scripts_whatever_the_host_path(tmp_path)
     assert rows[0] == ["bin/uvicorn", "sha256=" + expected.decode(), str(len(installed))]
     assert rows[1] == ["uvicorn/__init__.py", "sha256=abc", "1"]  # other rows untouched
     assert rows[2] == ["uvicorn-1.0.dist-info/RECORD", "", ""]
+
+
+def test_a_script_linked_to_uvs_cache_is_replaced_not_written_into(bin_dir, tmp_path):
+    """uv installs hard links into its cache: rewriting a script gives the tree a new file (the
+    same mode) and leaves the cache's file, and its RECORD's other links, as they were."""
+    cache = tmp_path / "uv-cache"
+    cache.mkdir()
+    original = (bin_dir / "uvicorn").read_bytes()
+    (bin_dir / "uvicorn").rename(cache / "uvicorn")
+    os.link(cache / "uvicorn", bin_dir / "uvicorn")
+    dist_info = tmp_path / "uvicorn-1.0.dist-info"
+    dist_info.mkdir()
+    record = "bin/uvicorn,sha256=old,10\nuvicorn-1.0.dist-info/RECORD,,\n"
+    (cache / "RECORD").write_text(record)
+    os.link(cache / "RECORD", dist_info / "RECORD")
+    rewrite_shebangs(bin_dir, "/usr/bin/python3.13")
+    assert (bin_dir / "uvicorn").read_text() == "#!/usr/bin/python3.13\n" + BODY
+    assert stat.S_IMODE((bin_dir / "uvicorn").stat().st_mode) == 0o755
+    assert (cache / "uvicorn").read_bytes() == original
+    assert not (bin_dir / "uvicorn").samefile(cache / "uvicorn")
+    assert "sha256=old" not in (dist_info / "RECORD").read_text()
+    assert (cache / "RECORD").read_text() == record
