@@ -151,6 +151,10 @@ _PYC_CACHE_SCHEMA = "1"
 # every core each, so the second reuses every pyc the first wrote (pure-Python files, and the
 # .py files of native wheels, are the same bytes on every architecture).
 _COMPILE_LOCK = threading.Lock()
+# The pycs the last compile stored in a cache (that cache, and its pycs by key): the next tree
+# with that cache (the other platform's) takes them from here, not from the cache's files (read
+# and checked again).
+_LAST_COMPILED: tuple[Path | None, dict[str, bytes]] = (None, {})
 
 # Run by the image's Python version (3.7 or later): compile the listed files as
 # ``compileall -d IMAGE_DIR TREE`` does, each with the folder it has in the image as its ``ddir``
@@ -230,17 +234,24 @@ def compile_bytecode(
     pyc), and anything else is compiled afresh: the cache changes no byte of the image.
     """
     interpreter = _interpreter(python)
-    sources = _sources(tree)
+    # Each source's key is made before waiting for another tree's compile (its workers are other
+    # processes: this thread reads and hashes meanwhile).
+    planned: list[tuple[Path, Path, str, bytes]] = []
+    for source in _sources(tree):
+        rel = source.relative_to(tree)
+        target = source.parent / "__pycache__" / f"{source.name[:-3]}.{interpreter.cache_tag}.pyc"
+        text = source.read_bytes()
+        key = _pyc_key(interpreter, posixpath.join(image_dir, rel.as_posix()), text)
+        planned.append((source, target, key, text))
+    global _LAST_COMPILED  # noqa: PLW0603 - replaced whole, under _COMPILE_LOCK
     with _COMPILE_LOCK:
+        last_cache, last_compiled = _LAST_COMPILED
+        recent = last_compiled if cache_dir is not None and cache_dir == last_cache else {}
         missing: list[tuple[Path, Path, str]] = []
-        for source in sources:
-            rel = source.relative_to(tree)
-            target = (
-                source.parent / "__pycache__" / f"{source.name[:-3]}.{interpreter.cache_tag}.pyc"
-            )
-            text = source.read_bytes()
-            key = _pyc_key(interpreter, posixpath.join(image_dir, rel.as_posix()), text)
-            cached = _load_pyc(cache_dir, key, interpreter, text) if cache_dir else None
+        for source, target, key, text in planned:
+            cached = None
+            if cache_dir is not None:
+                cached = recent.get(key) or _load_pyc(cache_dir, key, interpreter, text)
             if cached is None:
                 missing.append((source, target, key))
             else:
@@ -251,9 +262,12 @@ def compile_bytecode(
         if missing:
             _compile(tree, python, image_dir, [source for source, _, _ in missing])
         if cache_dir is not None:
+            compiled: dict[str, bytes] = {}
             for _, target, key in missing:
                 if target.is_file():  # a file that does not compile has no pyc
-                    _store_pyc(cache_dir, key, target.read_bytes())
+                    compiled[key] = target.read_bytes()
+                    _store_pyc(cache_dir, key, compiled[key])
+            _LAST_COMPILED = (cache_dir, compiled)
 
 
 def _sources(tree: Path) -> list[Path]:
