@@ -1,14 +1,25 @@
 """Talking to OCI registries: references, credentials, auth and the client (reading an image is
-``crossdock.sources``'s job, pushing one ``crossdock.sinks``')."""
+``crossdock.sources``'s job, pushing one ``crossdock.sinks``').
 
-from crossdock.cache import BlobCache
-from crossdock.registry.client import RegistryClient, UploadOutcome
-from crossdock.registry.credentials import Credentials, find_credentials
-from crossdock.registry.ecr import EcrRegistry, ensure_repository, parse_ecr_host
-from crossdock.registry.reference import DOCKER_HUB, Mirrors, Reference, is_loopback_registry
-from crossdock.registry.responses import ImmutableTagError
-from crossdock.registry.transport import TransientRegistryError
-from crossdock.registry.upload import UploadMode
+Names are loaded on first use (PEP 562, as in ``crossdock``): a module that needs a reference
+(``crossdock.registry.reference``, imported by the plan) does not import the HTTP client, whose
+stack (httpx, stamina) is a third of a no-op build's start-up (issue 14).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crossdock.cache import BlobCache
+    from crossdock.registry.client import RegistryClient, UploadOutcome
+    from crossdock.registry.credentials import Credentials, find_credentials
+    from crossdock.registry.ecr import EcrRegistry, ensure_repository, parse_ecr_host
+    from crossdock.registry.reference import DOCKER_HUB, Mirrors, Reference, is_loopback_registry
+    from crossdock.registry.responses import ImmutableTagError
+    from crossdock.registry.transport import TransientRegistryError
+    from crossdock.registry.upload import UploadMode
 
 __all__ = [
     "DOCKER_HUB",
@@ -27,3 +38,28 @@ __all__ = [
     "is_loopback_registry",
     "parse_ecr_host",
 ]
+
+_WHERE = {
+    "DOCKER_HUB": "crossdock.registry.reference",
+    "BlobCache": "crossdock.cache",
+    "Credentials": "crossdock.registry.credentials",
+    "EcrRegistry": "crossdock.registry.ecr",
+    "ImmutableTagError": "crossdock.registry.responses",
+    "Mirrors": "crossdock.registry.reference",
+    "Reference": "crossdock.registry.reference",
+    "RegistryClient": "crossdock.registry.client",
+    "TransientRegistryError": "crossdock.registry.transport",
+    "UploadMode": "crossdock.registry.upload",
+    "UploadOutcome": "crossdock.registry.client",
+    "ensure_repository": "crossdock.registry.ecr",
+    "find_credentials": "crossdock.registry.credentials",
+    "is_loopback_registry": "crossdock.registry.reference",
+    "parse_ecr_host": "crossdock.registry.ecr",
+}
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401 - the attribute's own type, known to mypy above
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'crossdock.registry' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
