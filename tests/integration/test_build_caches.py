@@ -149,6 +149,7 @@ class Answer:
     # "answered": from the record, before typer and pydantic were imported; "rebuilt": built on
     # the recorded plan, before typer and pydantic were imported; "full": the whole command.
     how: str
+    modules: frozenset[str]  # what the process imported
 
     @property
     def shortcut(self) -> bool:
@@ -179,7 +180,7 @@ def _build_probed(args: list[str], env: dict[str, str]) -> Answer:
         built = {"crossdock.resolve", "crossdock.verify"} <= loaded
         assert built or FROM_RECORD in stderr
         how = "rebuilt" if built else "answered"
-    return Answer(run, digest, how)
+    return Answer(run, digest, how, frozenset(loaded))
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,8 @@ def test_an_unchanged_command_line_is_answered_early_and_every_input_is_checked_
     again = builds.build()
     assert again.shortcut
     assert again.index_digest == first.index_digest
+    # The base's tag was read through the light client (crossdock.registry.light).
+    assert not {"httpx", "stamina"} & again.modules
     # Answered as the full command answers from the record: the same report, the same notes.
     # (`--tag latest` is the default: another command line, so the full command runs.)
     full = builds.build("--tag", "latest")
@@ -317,12 +320,21 @@ def test_a_plain_push_is_answered_early_and_the_registry_is_still_checked(
     assert again.index_digest == first.index_digest
     assert pushed(again)["blobs_uploaded"] == 0
     assert pushed(again)["tags_set"] == 0
+    # Every blob, manifest, referrer and tag was found in place through the light client.
+    assert not {"httpx", "stamina"} & again.modules
+    release, first_release = (json.loads(a.run.stdout)["push"] for a in (again, first))
+    assert {t["tag"]: t["status"] for t in release["tags"]} == {
+        t["tag"]: "unchanged" for t in first_release["tags"]
+    }
+    for key in ("repository", "index", "manifests", "blobs", "bytes"):
+        assert release[key] == first_release[key], key
     # The tag moved in the registry (nothing crossdock reads changed): the answer from the record
     # still releases, checking the registry, and points the tag back at the build.
     _copy_image(STAGE_BASE, reference)
     moved = _build_probed(args, env)
     assert moved.shortcut
     assert pushed(moved)["tags_set"] >= 1
+    assert "httpx" in moved.modules  # the light client found a tag to write: the full release
     expected = json.loads(first.run.stdout)["push"]["tags"]
     tagged = {t["tag"]: t["digest"] for t in expected}
     raw = subprocess.run(

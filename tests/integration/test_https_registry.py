@@ -27,6 +27,7 @@ from crossdock.errors import AuthError, RegistryError
 from crossdock.image.manifest import Index, Manifest
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.credentials import Credentials
+from crossdock.registry.light import DeclinedError, LightClient
 from crossdock.registry.reference import Reference
 from crossdock.tls import system_ssl_context
 from tests.support.prerequisites import needs
@@ -182,6 +183,34 @@ def test_the_storage_origin_refuses_a_request_that_carries_authorization(
         (path, True, 400),
         (path, False, 200),
     ]
+
+
+def test_the_light_client_reads_through_the_realm_on_another_host_as_the_full_client(
+    trust_stage_ca, no_credentials
+):
+    # What a build answered from its record asks: the base's tag, over HTTPS with the stage's
+    # CA (SSL_CERT_FILE), a token from the realm on another host, anonymously and as the user.
+    with RegistryClient(REGISTRY, environ=no_credentials) as full:
+        expected = full.get_manifest(Reference.parse(BASE)).digest
+    as_user = {
+        **no_credentials,
+        "CROSSDOCK_REGISTRY_USERNAME": USER,
+        "CROSSDOCK_REGISTRY_PASSWORD": password(),
+    }
+    for environ in (no_credentials, as_user):
+        with LightClient(REGISTRY, environ=environ) as light:
+            assert light.get_manifest(Reference.parse(BASE)).digest == expected
+            assert light.auth.header_for([]) is not None  # a token was needed, and given
+
+
+def test_the_light_client_declines_an_untrusted_certificate(monkeypatch, no_credentials):
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with (
+        LightClient(REGISTRY, environ=no_credentials) as light,
+        pytest.raises(DeclinedError, match="SSLCertVerificationError"),
+    ):
+        light.get_manifest(Reference.parse(BASE))
 
 
 def test_anonymous_push_is_refused_and_the_user_may_push(trust_stage_ca, no_credentials):
@@ -397,3 +426,33 @@ def test_build_pulls_its_base_from_the_https_registry_and_pushes_there(
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert verified.stdout.count("PASS linux/") == 2
+    # The same command again: answered from the record before the HTTP stack is imported, the
+    # base's tag and the pushed image read through the light client (HTTPS, the stage's CA,
+    # the realm on another host, the user's credentials from the environment).
+    again = subprocess.run(
+        [sys.executable, "-c", _PROBE, "build", *built.args[2:]],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    stderr, _, modules = again.stderr.rpartition("MODULES ")
+    assert again.returncode == 0, again.stdout + stderr
+    assert "nothing changed since the last build" in stderr
+    assert not {"httpx", "stamina", "typer", "pydantic"} & set(json.loads(modules))
+    answered = json.loads(again.stdout)
+    assert answered["index"] == report["index"]
+    assert answered["push"]["pushed"]["blobs_uploaded"] == 0
+    assert answered["push"]["pushed"]["tags_set"] == 0
+    assert password() not in again.stdout + stderr
+
+
+# `crossdock ARGS...` through the console script's entry point; the modules it imported on stderr.
+_PROBE = """
+import atexit, json, sys
+atexit.register(lambda: sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n"))
+sys.argv = ["crossdock", *sys.argv[1:]]
+from crossdock.cli import main
+main()
+"""

@@ -332,7 +332,7 @@ def answer_from_record(arguments: Sequence[str]) -> bool:
         if publishing is not None:
             from crossdock.cli.release_report import publish
 
-            release = publish(publishing, outcome.image_set, checked=True)
+            release = publish(publishing, outcome.image_set, checked=True, read_first=True)
     report_build(outcome, shortcut.json_output, release, verbose=shortcut.verbose)
     return True
 
@@ -357,13 +357,12 @@ def _recorded_outcome(shortcut: Shortcut, service_lines: list[bytes]) -> BuildOu
     """The recorded outcome when the base's tag still resolves to the recorded digest (the
     files were compared first: a code edit is rebuilt without this registry round trip)."""
     try:
-        from crossdock.registry.client import RegistryClient
+        # The standard library's HTTP (crossdock.registry.light): anything it declines, the
+        # full build does again with the full client.
+        from crossdock.registry.light import LightClient
 
-        client = RegistryClient(shortcut.base_pull.registry)
-        try:
+        with LightClient(shortcut.base_pull.registry) as client:
             base_digest = client.get_manifest(shortcut.base_pull).digest
-        finally:
-            client.close()
         key = shortcut.inputs.key(base_digest, service_lines)
     except (CrossdockError, OSError):
         return None  # the full build meets it again, and says what is wrong

@@ -16,13 +16,23 @@ if TYPE_CHECKING:
 __all__ = ["publish", "render_release"]
 
 
-def publish(publishing: Publishing, image_set: ImageSet, *, checked: bool = False) -> ReleaseResult:
-    """``publish.pipeline.release`` with the CLI's notes and upload progress."""
-    from crossdock.publish.pipeline import release
+def publish(
+    publishing: Publishing, image_set: ImageSet, *, checked: bool = False, read_first: bool = False
+) -> ReleaseResult:
+    """``publish.pipeline.release`` with the CLI's notes and upload progress. ``read_first``:
+    first ask, without the HTTP stack, whether the registry holds it all already
+    (``release_if_present``; a build answered from its record)."""
+    from crossdock.publish.pipeline import release, release_if_present
 
     def on_note(note: str) -> None:
         err_console.print(f"[yellow]note:[/] {literal(note)}", highlight=False)
 
+    if read_first:
+        present = release_if_present(
+            publishing, image_set, checked=checked, progress=progress, on_note=on_note
+        )
+        if present is not None:
+            return present
     # The upload is a step of ``progress`` (bytes and rate), drawn by the command's view.
     return release(publishing, image_set, checked=checked, progress=progress, on_note=on_note)
 

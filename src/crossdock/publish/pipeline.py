@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from crossdock.backends.base import Progress
-from crossdock.errors import ConfigError, NotFoundError
+from crossdock.errors import ConfigError, CrossdockError, NotFoundError
 from crossdock.image.artifact import ImageSet
 from crossdock.platform import ARM64, Platform
 from crossdock.progress import NO_PROGRESS, step
 from crossdock.publish.release import (
+    ReleasePlan,
     ReleaseRequest,
     ReleaseResult,
     environment_platforms,
@@ -38,16 +39,24 @@ from crossdock.publish.release import (
     run_release,
 )
 from crossdock.publish.tags import DEFAULT_TEMPLATES, TagAssignment
-from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Reference, check_tag
-from crossdock.sinks.registry import PushEvent
+from crossdock.sinks.registry import PushEvent, PushReport
 from crossdock.targets import target_spec
 from crossdock.transports import registry_destination
 
 if TYPE_CHECKING:
     from crossdock.config import Config
+    from crossdock.registry.access import RegistryAccess
+    from crossdock.registry.client import RegistryClient
 
-__all__ = ["Publishing", "ReleaseSettings", "check_destination", "prepare_release", "release"]
+__all__ = [
+    "Publishing",
+    "ReleaseSettings",
+    "check_destination",
+    "prepare_release",
+    "release",
+    "release_if_present",
+]
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,8 @@ def check_destination(publishing: Publishing, *, client: RegistryClient | None =
     registry's ``/v2/`` (name, network, TLS) and whether the credentials a push sends may push
     to the repository (``RegistryClient.check_push_access``; nothing is written). A missing
     ECR repository is left to the release when it may create one (``--create-repository``)."""
+    from crossdock.registry.client import RegistryClient  # not loaded by the light release
+
     repository = publishing.request.repository
     active = client or RegistryClient(repository.registry)
     try:
@@ -274,7 +285,7 @@ def release(
     progress: Progress | None = None,
     on_note: Callable[[str], None] | None = None,
     on_push_event: Callable[[PushEvent], None] | None = None,
-    client: RegistryClient | None = None,
+    client: RegistryAccess | None = None,
 ) -> ReleaseResult:
     """Plan the release, check it against the target, and push it (unless a dry run): blobs,
     manifests by digest, the index, tags last.
@@ -283,10 +294,7 @@ def release(
     before writing anything; a release publishes that set or a part of it), so it is not read
     again. ``client`` pushes through an open client (tests, a registry crossdock cannot name).
     """
-    plan = plan_release(image_set, publishing.request)
-    if publishing.target is not None and not checked:
-        # What the target cannot run is refused before anything leaves the machine.
-        target_spec(publishing.target).check_output(plan.image_set)
+    plan = _checked_plan(publishing, image_set, checked=checked)
     for note in plan.notes:
         if on_note is not None:
             on_note(note)
@@ -316,7 +324,55 @@ def release(
         )
         report = result.report
         if report is not None:
-            moved = len(report.tags) - len(report.tags_unchanged)
-            # Mounted and present blobs are in the release report; the line fits 80 columns.
-            pushing.describe(f"{report.blobs_uploaded} blobs pushed, {moved} tags")
+            pushing.describe(_pushed(report))
     return result
+
+
+def release_if_present(
+    publishing: Publishing,
+    image_set: ImageSet,
+    *,
+    checked: bool = False,
+    progress: Progress | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> ReleaseResult | None:
+    """The release of ``image_set`` when its registry already holds all of it, reported as
+    ``release`` reports a push; None when anything would be written, or the light client
+    declines (then ``release`` pushes). Read by ``push_image_set`` itself through the light
+    client (``crossdock.registry.light``, no HTTP stack), which refuses every write: every
+    blob, manifest, referrer and tag is checked as a push checks it (issue 14)."""
+    from crossdock.registry.light import LightClient
+
+    if publishing.dry_run:
+        return None
+    plan = _checked_plan(publishing, image_set, checked=checked)
+    try:
+        with LightClient(plan.repository.registry) as client:
+            result = run_release(
+                plan, create_repository=publishing.create_repository, client=client
+            )
+    except CrossdockError:
+        return None  # something to write, or to handle: the full release does it
+    for note in plan.notes:
+        if on_note is not None:
+            on_note(note)
+    report = result.report
+    with step(progress or NO_PROGRESS, None, "push") as pushing:
+        if report is not None:
+            pushing.describe(_pushed(report))
+    return result
+
+
+def _checked_plan(publishing: Publishing, image_set: ImageSet, *, checked: bool) -> ReleasePlan:
+    plan = plan_release(image_set, publishing.request)
+    if publishing.target is not None and not checked:
+        # What the target cannot run is refused before anything leaves the machine.
+        target_spec(publishing.target).check_output(plan.image_set)
+    return plan
+
+
+def _pushed(report: PushReport) -> str:
+    """The push step's line: mounted and present blobs are in the release report; it fits 80
+    columns."""
+    moved = len(report.tags) - len(report.tags_unchanged)
+    return f"{report.blobs_uploaded} blobs pushed, {moved} tags"

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from crossdock.errors import ConfigError
 from crossdock.image.artifact import ImageSet
@@ -37,11 +37,13 @@ from crossdock.publish.tags import (
     plan_tags,
     tag_digests,
 )
-from crossdock.registry.client import RegistryClient
 from crossdock.registry.ecr import EcrRegistry, ensure_repository, parse_ecr_host
 from crossdock.registry.reference import Reference
 from crossdock.registry.responses import ImmutableTagError
 from crossdock.sinks.registry import PushEvent, PushReport, push_image_set
+
+if TYPE_CHECKING:
+    from crossdock.registry.access import RegistryAccess
 
 __all__ = [
     "PRODUCTION_ENV",
@@ -271,7 +273,7 @@ def run_release(
     plan: ReleasePlan,
     *,
     create_repository: bool = False,
-    client: RegistryClient | None = None,
+    client: RegistryAccess | None = None,
     ecr: EcrRegistry | None = None,
     on_progress: Callable[[PushEvent], None] | None = None,
 ) -> ReleaseResult:
@@ -285,7 +287,7 @@ def run_release(
     if ecr is not None:
         immutable = ensure_repository(ecr, plan.repository.repository, create=create_repository)
     owned = client is None
-    active = client or RegistryClient(plan.repository.registry, ecr=ecr)
+    active = client if client is not None else _full_client(plan.repository.registry, ecr)
     events: list[PushEvent] = []
 
     def progress(event: PushEvent) -> None:
@@ -306,7 +308,15 @@ def run_release(
     return ReleaseResult(plan, report, immutable, tuple(events))
 
 
-def _refuse_moving_tags(client: RegistryClient, plan: ReleasePlan) -> None:
+def _full_client(registry: str, ecr: EcrRegistry | None) -> RegistryAccess:
+    # Imported when used: a release read through the light client (a build answered from its
+    # record, crossdock.registry.light) does not load the HTTP stack.
+    from crossdock.registry.client import RegistryClient
+
+    return RegistryClient(registry, ecr=ecr)
+
+
+def _refuse_moving_tags(client: RegistryAccess, plan: ReleasePlan) -> None:
     """On an immutable repository, a tag that exists at another digest cannot be written:
     say so for all of them before anything is pushed."""
     moving = []

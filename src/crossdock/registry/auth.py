@@ -12,10 +12,15 @@ the registry's scheme is remembered, so later requests carry credentials from th
 request with a large body is then never sent twice just to learn that it needs a token.
 
 Credentials are sent only over HTTPS, or to a loopback address (where HTTP is allowed).
+
+Nothing here sends a request: the token realm is asked through a ``TokenGet`` that the caller's
+HTTP stack provides (httpx in ``transport``, the standard library in ``light``), so both clients
+answer challenges with this one piece.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -24,8 +29,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx
-
 from crossdock.errors import AuthError
 from crossdock.registry.credentials import Credentials
 from crossdock.registry.reference import is_loopback_registry
@@ -33,14 +36,13 @@ from crossdock.registry.reference import is_loopback_registry
 __all__ = [
     "Authenticator",
     "Challenge",
+    "TokenGet",
+    "TokenServerUnreachable",
     "parse_www_authenticate",
     "pull_scope",
     "push_scope",
     "redact_url",
 ]
-
-# A token server answers a small JSON document: a silent one fails fast, not after minutes.
-_TOKEN_TIMEOUT = httpx.Timeout(connect=10.0, read=20.0, write=20.0, pool=30.0)
 
 _log = logging.getLogger(__name__)
 
@@ -59,6 +61,15 @@ def pull_scope(repository: str) -> str:
 
 def push_scope(repository: str) -> str:
     return f"repository:{repository}:pull,push"
+
+
+class TokenServerUnreachable(Exception):  # noqa: N818 - a fact, not a failure of its own
+    """Raised by a ``TokenGet`` when no answer came (the HTTP stack's error, by name)."""
+
+
+TokenGet = Callable[[str, Sequence[tuple[str, str]], Mapping[str, str]], tuple[int, bytes]]
+"""``GET url?params`` with ``headers`` from a token realm: its status and body. Raises
+``TokenServerUnreachable`` when the server cannot be reached."""
 
 
 @dataclass(frozen=True)
@@ -115,11 +126,11 @@ class Authenticator:
         self,
         registry: str,
         credentials: Callable[[], Credentials | None],
-        http: httpx.Client,
+        get_token: TokenGet,
     ) -> None:
         self.registry = registry
         self._lookup = credentials
-        self._http = http
+        self._get = get_token
         self._lock = threading.Lock()
         self._credentials: Credentials | None = None
         self._looked_up = False
@@ -134,12 +145,13 @@ class Authenticator:
             return None
         return self._answer(challenge, scopes)
 
-    def answer_challenge(self, response: httpx.Response, scopes: Sequence[str]) -> str:
-        """The ``Authorization`` value that answers the 401 ``response``, for ``scopes``."""
-        challenge = parse_www_authenticate(response.headers.get("www-authenticate", ""))
+    def answer_challenge(self, status: int, www_authenticate: str, scopes: Sequence[str]) -> str:
+        """The ``Authorization`` value that answers a 401 (``status``) carrying the
+        ``WWW-Authenticate`` header ``www_authenticate``, for ``scopes``."""
+        challenge = parse_www_authenticate(www_authenticate)
         if challenge is None or challenge.scheme not in ("basic", "bearer"):
             raise AuthError(
-                f"registry {self.registry} refused the request ({response.status_code}) "
+                f"registry {self.registry} refused the request ({status}) "
                 "without a usable WWW-Authenticate challenge",
                 hint="the registry needs an auth scheme crossdock does not speak (basic, bearer)",
             )
@@ -207,35 +219,35 @@ class Authenticator:
                 "over plain HTTP; crossdock sends secrets only over HTTPS",
                 hint="fix the registry's token realm to use https://",
             )
-        params: list[tuple[str, str | int | float | bool | None]] = []
+        params: list[tuple[str, str]] = []
         if challenge.service:
             params.append(("service", challenge.service))
         params.extend(("scope", scope) for scope in scopes)
         headers = {"Authorization": creds.basic_header()} if creds is not None else {}
         _log.debug("requesting a token from %s for %s", redact_url(realm), " ".join(scopes))
         try:
-            response = self._http.get(realm, params=params, headers=headers, timeout=_TOKEN_TIMEOUT)
-        except httpx.TransportError as err:
+            status, content = self._get(realm, params, headers)
+        except TokenServerUnreachable as err:
             raise AuthError(
                 f"cannot reach the token server {redact_url(realm)} of registry "
-                f"{self.registry}: {type(err).__name__}",
+                f"{self.registry}: {err}",
                 hint="check the network path to the token server",
             ) from err
-        if response.status_code in (401, 403):
+        if status in (401, 403):
             if creds is None:
                 raise self.missing_credentials()
             raise AuthError(
                 f"the token server of {self.registry} refused {self.describe_credentials()} "
-                f"({response.status_code}) for {' '.join(scopes)}",
+                f"({status}) for {' '.join(scopes)}",
                 hint="log in again (docker login), or check that the account may push there",
             )
-        if response.status_code != 200:
+        if status != 200:
             raise AuthError(
-                f"the token server of {self.registry} answered {response.status_code}",
+                f"the token server of {self.registry} answered {status}",
                 hint="retry later, or check the registry's status",
             )
         try:
-            body = response.json()
+            body = json.loads(content)
             token = str(body.get("token") or body.get("access_token") or "")
             lifetime = float(body.get("expires_in") or _DEFAULT_TOKEN_SECONDS)
         except (ValueError, AttributeError) as err:

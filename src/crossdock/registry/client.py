@@ -18,7 +18,6 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Literal
 
 import httpx
 import stamina
@@ -36,6 +35,7 @@ from crossdock.image.digest import Digest, sha256_of
 from crossdock.image.document import MAX_DOCUMENT_BYTES
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
 from crossdock.image.mediatypes import MediaType
+from crossdock.registry.access import MANIFEST_ACCEPT, MANIFEST_CONTENT_TYPES, UploadOutcome
 from crossdock.registry.auth import Authenticator, pull_scope, push_scope
 from crossdock.registry.credentials import Credentials, find_credentials
 from crossdock.registry.ecr import EcrRegistry, ecr_credentials, parse_ecr_host
@@ -48,27 +48,9 @@ __all__ = ["MANIFEST_ACCEPT", "RegistryClient", "UploadOutcome"]
 
 _log = logging.getLogger(__name__)
 
-_MANIFEST_TYPES_ASKED = (
-    MediaType.OCI_INDEX,
-    MediaType.OCI_MANIFEST,
-    MediaType.DOCKER_MANIFEST_LIST,
-    MediaType.DOCKER_MANIFEST,
-)
-MANIFEST_ACCEPT = ", ".join(_MANIFEST_TYPES_ASKED)
-# What a registry may answer a manifest request with: the types asked for, and Docker's schema 1
-# (refused later, with its own message). Anything else is not a manifest.
-_MANIFEST_CONTENT_TYPES = frozenset(
-    {
-        *_MANIFEST_TYPES_ASKED,
-        "application/vnd.docker.distribution.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    }
-)
 # Above this size, non-ECR uploads go in chunks (proxies often cap request bodies).
 _DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 _DOWNLOAD_ATTEMPTS = 3
-
-UploadOutcome = Literal["present", "mounted", "uploaded"]
 
 
 class RegistryClient:
@@ -108,7 +90,7 @@ class RegistryClient:
                 found = ecr_credentials(self.ecr)
             return found
 
-        authenticator = Authenticator(registry, lookup, self._http)
+        authenticator = Authenticator(registry, lookup, Transport.token_get(self._http))
         self.transport = Transport(self.api_host, authenticator, self._http, attempts=attempts)
 
     def close(self) -> None:
@@ -433,7 +415,7 @@ class RegistryClient:
     def _manifest_content_type(self, response: httpx.Response) -> str:
         """The manifest media type of a 200 answer; anything else is not a registry's answer."""
         content_type = str(response.headers.get("content-type", "")).split(";")[0].strip()
-        if content_type not in _MANIFEST_CONTENT_TYPES:
+        if content_type not in MANIFEST_CONTENT_TYPES:
             raise not_a_registry(
                 self.api_host,
                 f"{response.request.method} {response.request.url.copy_with(query=None)} gave "

@@ -20,6 +20,7 @@ __all__ = [
     "DOCKER_HUB_API",
     "Mirrors",
     "Reference",
+    "api_base_url",
     "api_host",
     "check_tag",
     "is_loopback_registry",
@@ -37,6 +38,11 @@ _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", DOCKER_HUB_API})
 def api_host(registry: str) -> str:
     """The host that serves the registry API for ``registry`` (a reference's registry)."""
     return DOCKER_HUB_API if registry in _HUB_ALIASES else registry
+
+
+def api_base_url(host: str) -> str:
+    """``https://HOST``, or ``http://HOST`` for a loopback registry (as Docker allows)."""
+    return f"{'http' if is_loopback_registry(host) else 'https'}://{host}"
 
 
 _DIGEST_START = re.compile(r"^sha(256|512):")

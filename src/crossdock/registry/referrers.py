@@ -9,7 +9,7 @@ back. Readers try the API first and fall back to that tag, as oras, cosign and s
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from crossdock.errors import NotFoundError
 from crossdock.image.descriptor import Descriptor
@@ -17,8 +17,10 @@ from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index
 from crossdock.image.mediatypes import MediaType
 from crossdock.image.referrer import Referrer, fallback_tag
-from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Reference
+
+if TYPE_CHECKING:
+    from crossdock.registry.access import RegistryAccess
 
 __all__ = ["attach_referrer", "list_referrers"]
 
@@ -26,7 +28,7 @@ AttachedVia = Literal["api", "tag"]
 
 
 def attach_referrer(
-    client: RegistryClient, repository: Reference, referrer: Referrer
+    client: RegistryAccess, repository: Reference, referrer: Referrer
 ) -> AttachedVia:
     """Push ``referrer`` (blobs, then its manifest by digest) next to its subject, which must
     already be in ``repository``; keep the fallback tag's index up to date when the registry
@@ -50,7 +52,7 @@ def attach_referrer(
 
 
 def list_referrers(
-    client: RegistryClient,
+    client: RegistryAccess,
     repository: Reference,
     subject: Digest,
     artifact_type: str | None = None,
@@ -63,7 +65,7 @@ def list_referrers(
 
 
 def _fallback_index(
-    client: RegistryClient, repository: Reference, subject: Digest
+    client: RegistryAccess, repository: Reference, subject: Digest
 ) -> tuple[Descriptor, ...]:
     try:
         document = client.get_manifest(repository.with_tag(fallback_tag(subject)))

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from crossdock.errors import AuthError, NotFoundError, RegistryError
 
@@ -30,6 +29,11 @@ __all__ = [
     "not_a_registry",
     "problems_of",
 ]
+
+if TYPE_CHECKING:
+    # Only the full client's answers are read here; the error classes are imported by the
+    # release without it (a build answered from its record, crossdock.registry.light).
+    import httpx
 
 # Bodies of error responses are short JSON; a proxy's HTML error page is not worth more.
 _MAX_ERROR_BODY = 64 * 1024
@@ -99,6 +103,8 @@ class RegistryProblem:
 
 def problems_of(response: httpx.Response) -> tuple[RegistryProblem, ...]:
     """The ``errors`` a registry reported in ``response`` (empty when the body is not that)."""
+    import httpx  # loaded already: ``response`` is one of its answers
+
     try:
         body = json.loads(response.content[:_MAX_ERROR_BODY])
         return tuple(

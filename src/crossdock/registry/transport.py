@@ -34,8 +34,8 @@ import stamina
 
 from crossdock import retries
 from crossdock.errors import AuthError, RegistryError
-from crossdock.registry.auth import Authenticator, redact_url
-from crossdock.registry.reference import is_loopback_registry
+from crossdock.registry.auth import Authenticator, TokenGet, TokenServerUnreachable, redact_url
+from crossdock.registry.reference import api_base_url
 from crossdock.registry.responses import check_api_version, check_registry_answer
 from crossdock.tls import system_ssl_context
 
@@ -61,6 +61,8 @@ _TRANSFER_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=120.0, pool=60
 _SMALL_TIMEOUT = httpx.Timeout(connect=10.0, read=20.0, write=30.0, pool=30.0)
 _PING_TIMEOUT = httpx.Timeout(8.0)
 _TIMEOUT = _TRANSFER_TIMEOUT  # the client's default (redirects to storage follow a blob GET)
+# A token server answers a small JSON document: a silent one fails fast, not after minutes.
+_TOKEN_TIMEOUT = httpx.Timeout(connect=10.0, read=20.0, write=20.0, pool=30.0)
 
 
 class TransientRegistryError(RegistryError):
@@ -118,8 +120,7 @@ class Transport:
         attempts: int = _DEFAULT_ATTEMPTS,
     ) -> None:
         self.registry = registry
-        self.scheme = "http" if is_loopback_registry(registry) else "https"
-        self.base_url = f"{self.scheme}://{registry}"
+        self.base_url = api_base_url(registry)
         self.auth = authenticator
         self.http = http
         self.attempts = attempts
@@ -132,6 +133,24 @@ class Transport:
         # Authorization header when the origin changes. Certificates are checked against the
         # system trust store (crossdock.tls).
         return httpx.Client(timeout=_TIMEOUT, follow_redirects=True, verify=system_ssl_context())
+
+    @staticmethod
+    def token_get(http: httpx.Client) -> TokenGet:
+        """The authenticator's way to a token realm: a GET through ``http`` (redirects
+        followed, the system's certificates)."""
+
+        def get(
+            url: str, params: Sequence[tuple[str, str]], headers: Mapping[str, str]
+        ) -> tuple[int, bytes]:
+            try:
+                response = http.get(
+                    url, params=list(params), headers=dict(headers), timeout=_TOKEN_TIMEOUT
+                )
+            except httpx.TransportError as err:
+                raise TokenServerUnreachable(type(err).__name__) from err
+            return response.status_code, response.content
+
+        return get
 
     def url(self, path_or_url: str) -> str:
         """An absolute URL: paths are relative to the registry (``/v2/...``)."""
@@ -208,7 +227,9 @@ class Transport:
         response = self._send_once(call, authorization)
         if response.status_code == 401 and own_host:
             response.close()
-            authorization = self.auth.answer_challenge(response, call.scopes)
+            authorization = self.auth.answer_challenge(
+                response.status_code, response.headers.get("www-authenticate", ""), call.scopes
+            )
             response = self._send_once(call, authorization)
             if response.status_code == 401:
                 response.close()

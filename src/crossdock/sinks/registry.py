@@ -20,14 +20,16 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from crossdock.errors import ConfigError, RegistryError
 from crossdock.image.artifact import BlobSource, ImageSet
 from crossdock.image.digest import Digest, sha256_of
-from crossdock.registry.client import RegistryClient, UploadOutcome
 from crossdock.registry.reference import Reference
 from crossdock.registry.referrers import attach_referrer
+
+if TYPE_CHECKING:
+    from crossdock.registry.access import RegistryAccess, UploadOutcome
 
 __all__ = ["DEFAULT_CONCURRENCY", "PushEvent", "PushReport", "push_image_set"]
 
@@ -80,7 +82,7 @@ class PushReport:
 
 
 def push_image_set(
-    client: RegistryClient,
+    client: RegistryAccess,
     image_set: ImageSet,
     repository: Reference,
     tags: Mapping[str, Digest],
@@ -197,7 +199,7 @@ def _documents(image_set: ImageSet) -> dict[Digest, tuple[bytes, str]]:
 
 
 def _push_blobs(
-    client: RegistryClient,
+    client: RegistryAccess,
     image_set: ImageSet,
     target: Reference,
     progress: Callable[[PushEvent], None],
@@ -245,7 +247,7 @@ def _mount_source(blob: BlobSource, registry: str) -> str | None:
 
 
 def _push_by_digest(
-    client: RegistryClient, target: Reference, raw: bytes, media_type: str, digest: Digest
+    client: RegistryAccess, target: Reference, raw: bytes, media_type: str, digest: Digest
 ) -> EventOutcome:
     if client.head_manifest(target.with_digest(digest)) is not None:
         return "present"
