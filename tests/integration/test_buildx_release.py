@@ -68,32 +68,25 @@ def skopeo(*args: str) -> str:
     ).stdout
 
 
-def test_buildx_env_dev_amd64_tags_the_verified_manifest(registry: str, tmp_path: Path) -> None:
-    repository = f"{registry}/buildx-release-{uuid.uuid4().hex[:8]}"
-    project = example_copy(tmp_path, repository)
-    done = subprocess.run(
-        [
-            str(CROSSDOCK),
-            "build",
-            "-C",
-            str(project),
-            "-s",
-            "api",
-            "--backend",
-            "buildx",
-            "--dockerfile",
-            "backend/Dockerfile.lambda",
-            "--platform",
-            "linux/amd64",
-            "--env",
-            "dev",
-            "--json",
-        ],
+def buildx_build(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`crossdock build` of the example's api service with the buildx backend and ``args``."""
+    return subprocess.run(
+        [str(CROSSDOCK), "build", "-C", str(project), "-s", "api", "--backend", "buildx", *args],
         env={**os.environ, "CROSSDOCK_REGISTRY_MIRRORS": MIRRORS},
         capture_output=True,
         text=True,
         check=False,
         timeout=1800,
+    )
+
+
+def test_buildx_env_dev_amd64_tags_the_verified_manifest(registry: str, tmp_path: Path) -> None:
+    repository = f"{registry}/buildx-release-{uuid.uuid4().hex[:8]}"
+    project = example_copy(tmp_path, repository)
+    done = buildx_build(
+        project,
+        *("--dockerfile", "backend/Dockerfile.lambda", "--platform", "linux/amd64"),
+        *("--env", "dev", "--json"),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout)
@@ -111,6 +104,11 @@ def test_buildx_env_dev_amd64_tags_the_verified_manifest(registry: str, tmp_path
     tags = set(json.loads(skopeo("list-tags", f"docker://{repository}"))["Tags"])
     staging = {t for t in tags if t.startswith("crossdock-staging-")}
     assert len(staging) == 1, tags  # buildx's push, before verification: not a release tag
+    # The stage's registry (distribution 2.8) deletes manifests by digest only: asked to delete
+    # the staging tag alone, it refuses, and the tag stays (the release's tags name its manifest).
+    assert result["staging_tags"]["removed"] == []
+    assert result["staging_tags"]["left"] == sorted(staging)
+    assert "400 DIGEST_INVALID" in result["staging_tags"]["note"]
     released = tags - staging
     stamped = [t for t in released if t.startswith("dev-2")]
     assert len(stamped) == 1 and stamped[0].endswith("-amd64"), released
@@ -126,6 +124,31 @@ def test_buildx_env_dev_amd64_tags_the_verified_manifest(registry: str, tmp_path
         assert config["architecture"] == "amd64"
     assert {t["tag"] for t in result["push"]["tags"]} == released
     assert result["push"]["pushed"]["blobs_uploaded"] == 0  # buildx pushed them; only tags moved
+
+
+def test_buildx_plain_push_says_once_that_its_staging_tag_stays(
+    registry: str, tmp_path: Path
+) -> None:
+    """`--push REPO:TAG` with buildx: TAG and TAG-amd64 name the verified manifest; the staging
+    tag the stage's registry will not delete alone is left, and the output says so once."""
+    repository = f"{registry}/buildx-push-{uuid.uuid4().hex[:8]}"
+    project = example_copy(tmp_path, f"{registry}/unused")
+    done = buildx_build(
+        project,
+        *("--dockerfile", "backend/Dockerfile.eks", "--platform", "linux/amd64"),
+        *("--push", f"{repository}:v1"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    tags = set(json.loads(skopeo("list-tags", f"docker://{repository}"))["Tags"])
+    (staging,) = {t for t in tags if t.startswith("crossdock-staging-")}
+    assert tags == {"v1", "v1-amd64", staging}
+    notes = [line for line in done.stderr.splitlines() if "staging tag" in line]
+    refused = (
+        f"cannot delete tag {staging} on {repository}: 400 DIGEST_INVALID: provided digest did "
+        "not match uploaded content"
+    )
+    said = f"note: left the staging tag(s) {staging} in {repository}: {refused} "
+    assert notes == [said + "(remove them with the registry's own tools)"], done.stderr
 
 
 def test_buildx_backend_from_python_released_like_a_native_build(

@@ -12,7 +12,8 @@ registry) cannot be made to show on demand. Usage::
         registry.requests                             # every request: Seen(method, path, headers)
         registry.blobs[digest]                        # what was stored
 
-What it serves (no auth): ``GET /v2/``; manifests GET/HEAD/PUT by tag or digest; blobs GET
+What it serves (no auth): ``GET /v2/``; manifests GET/HEAD/PUT by tag or digest, DELETE by tag
+(``Quirks.tag_deletion``); blobs GET
 (with ``Range``)/HEAD; uploads: ``POST`` (with ``?mount=&from=`` and ``?digest=`` for a
 monolithic POST), ``PATCH`` (streamed or with ``Content-Range``), ``PUT ?digest=``, and
 ``GET`` of an upload's location (its ``Range``, for resuming), ``DELETE`` of it (cancelled).
@@ -93,6 +94,10 @@ class Quirks:
     alter_manifest_gets: bool = False
     # Manifests PUT are stored re-serialized (indented), under the digest of those bytes.
     rewrite_manifests: bool = False
+    # DELETE of a manifest by tag: "spec" removes the tag only (distribution-spec 1.1);
+    # "refused" answers 400 DIGEST_INVALID (distribution 2.8 takes a digest only); "manifest"
+    # removes the manifest the tag names with every tag on it (the non-compliant case).
+    tag_deletion: str = "spec"
 
 
 @dataclass(frozen=True)
@@ -322,6 +327,25 @@ def _handler_for(registry: InProcessRegistry) -> type[BaseHTTPRequestHandler]:
                 registry.manifests[(name, ref)] = (raw, media_type)
                 registry.manifests[(name, digest)] = (raw, media_type)
             self._answer(201, headers={"Docker-Content-Digest": digest, "Location": self.path})
+
+        def _manifest_delete(self, name: str, ref: str) -> None:
+            if ref.startswith("sha256:"):  # crossdock never deletes a manifest by digest
+                self._answer(405, _error("UNSUPPORTED", "deleting a manifest by digest"))
+                return
+            found = registry.manifests.get((name, ref))
+            mode = registry.quirks.tag_deletion
+            if mode == "refused" or found is None:
+                status = (400, "DIGEST_INVALID") if mode == "refused" else (404, "MANIFEST_UNKNOWN")
+                self._answer(status[0], _error(status[1], ref))
+                return
+            with registry._lock:
+                if mode == "manifest":
+                    same = [k for k, v in registry.manifests.items() if v[0] == found[0]]
+                    for key in same:
+                        del registry.manifests[key]
+                else:
+                    del registry.manifests[(name, ref)]
+            self._answer(202)
 
         # -- blobs -------------------------------------------------------------------------
 

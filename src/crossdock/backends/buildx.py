@@ -24,7 +24,9 @@ is the backend's setting (``output``), from which it reads the result back:
 * ``StagingRepository`` (a release): ``--push`` under a temporary tag
   (``crossdock-staging-TOKEN-ARCH``; the docker driver cannot push by digest alone), read back
   from the registry. No other tag is written here: the release tags the verified manifests, tags
-  last. Registries cannot delete a tag without its manifest, so the staging tag stays behind.
+  last. Then ``remove_staging_tags`` deletes the staging tags where the registry deletes a tag
+  alone (distribution-spec 1.1); many refuse (distribution 2.8 deletes by digest only, which
+  would take the release's manifests along), and the tags stay, said once.
 
 From Python, a release of a Dockerfile build is the native one's with another backend::
 
@@ -32,7 +34,8 @@ From Python, a release of a Dockerfile build is the native one's with another ba
     backend = BuildxBackend(dockerfile, mirrors=Mirrors(config.registry_mirrors),
                             output=StagingRepository(publishing.request.repository))
     outcome = build(make_plan(config), backend, progress)
-    release(publishing, outcome.image_set, checked=True)
+    result = release(publishing, outcome.image_set, checked=True)
+    backend.remove_staging_tags(result.plan.image_set, result.plan.tag_digests)
 
 The Dockerfile is read by ``backends.dockerfile`` and the arguments rendered by
 ``backends.buildx_args`` (both pure, so tests check them); docker runs through
@@ -53,9 +56,10 @@ from crossdock.backends.buildx_args import BuildxInvocation, builder_driver, ren
 from crossdock.backends.dockerfile import mirrored_base_args, read_dockerfile
 from crossdock.cache import BlobCache, CacheLayout
 from crossdock.dockercli import Docker, find_docker
-from crossdock.errors import ConfigError, ToolError, VerificationError
+from crossdock.errors import ConfigError, RegistryError, ToolError, VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.descriptor import Descriptor
+from crossdock.image.digest import Digest
 from crossdock.image.manifest import Manifest
 from crossdock.image.mediatypes import MediaType
 from crossdock.image.mutate import index_of
@@ -64,6 +68,7 @@ from crossdock.plan import BuildPlan
 from crossdock.platform import Platform
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference, check_tag
+from crossdock.sinks.registry import push_image_set
 from crossdock.sources import image_label
 from crossdock.sources.docker_archive import read_docker_archive
 from crossdock.sources.registry import pull_platform_image
@@ -74,8 +79,10 @@ __all__ = [
     "BuildxBackend",
     "BuildxOutput",
     "DockerStore",
+    "StagingCleanup",
     "StagingRepository",
     "buildx_image_set",
+    "remove_staging_tags",
 ]
 
 
@@ -100,6 +107,18 @@ class StagingRepository:
 
 
 BuildxOutput = DockerStore | StagingRepository
+
+
+@dataclass(frozen=True)
+class StagingCleanup:
+    """What became of the staging tags once the release's tags were written."""
+
+    removed: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()
+    note: str | None = None  # why they were left, or what had to be written again
+
+    def to_json(self) -> dict[str, object]:
+        return {"removed": list(self.removed), "left": list(self.left), "note": self.note}
 
 
 @dataclass(frozen=True)
@@ -135,6 +154,7 @@ class BuildxBackend:
         self.allow = allow
         self._environ = environ
         self._driver: Docker | None = None
+        self._staged: list[Reference] = []  # the staging tags buildx pushed
 
     def build(self, plan: BuildPlan, progress: Progress) -> BuildOutcome:
         if plan.project.layout != "seed":
@@ -201,6 +221,8 @@ class BuildxBackend:
             shown = ", ".join(p.short for p in group)
             progress(group[0] if len(group) == 1 else None, f"docker buildx build ({shown})")
             started = time.monotonic()
+            if staging is not None:
+                self._staged.append(Reference.parse(where))
             self._run(render_buildx_args(invocation), stream=True)
             seconds = time.monotonic() - started
             progress(group[0] if len(group) == 1 else None, f"built in {seconds:.1f}s")
@@ -219,6 +241,15 @@ class BuildxBackend:
             for (image, verification, where), one in zip(read, built, strict=True)
         )
         return BuildOutcome(image_set, reports, tuple(notes))
+
+    def remove_staging_tags(self, released: ImageSet, tags: Mapping[str, Digest]) -> StagingCleanup:
+        """Delete the staging tags of the last build (``remove_staging_tags``) once its release
+        wrote ``tags``."""
+        staged, self._staged = self._staged, []
+        if not staged:
+            return StagingCleanup()
+        with RegistryClient(staged[0].registry, environ=self._environ) as client:
+            return remove_staging_tags(client, staged, released, tags)
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -346,6 +377,49 @@ def buildx_image_set(images: Sequence[PlatformImage], *, single_manifests: bool)
     if single_manifests or len(images) < 2:
         return ImageSet(tuple(images), None)
     return ImageSet(tuple(images), index_of(images))
+
+
+def remove_staging_tags(
+    client: RegistryClient,
+    staged: Sequence[Reference],
+    released: ImageSet,
+    tags: Mapping[str, Digest],
+) -> StagingCleanup:
+    """Delete the tags buildx pushed to stage a build (``staged``, all in one repository) once
+    its release wrote ``tags`` (each to its digest in ``released``). Only tags are deleted,
+    never a manifest: the release's tags name the same manifests. At the first refusal the rest
+    are left too (the registry would refuse them alike), said in one note. A registry that
+    deletes the manifest with its tag (not what the spec says) took the release's tags along:
+    they are written again, and said so."""
+    if not staged:
+        return StagingCleanup()
+    repository = Reference(staged[0].registry, staged[0].repository)
+    where = f"{repository.registry}/{repository.repository}"
+    removed: list[str] = []
+    for number, ref in enumerate(staged):
+        try:
+            client.delete_tag(ref)
+        except RegistryError as refused:
+            left = tuple(str(each.tag) for each in staged[number:])
+            note = (
+                f"left the staging tag(s) {', '.join(left)} in {where}: {refused.message} "
+                "(remove them with the registry's own tools)"
+            )
+            return StagingCleanup(tuple(removed), left, note)
+        removed.append(str(ref.tag))
+    lost = [
+        tag
+        for tag, digest in tags.items()
+        if (now := client.head_manifest(repository.with_tag(tag))) is None or now.digest != digest
+    ]
+    if not lost:
+        return StagingCleanup(tuple(removed))
+    push_image_set(client, released, repository, tags)
+    note = (
+        f"{where} deleted the manifests with their staging tags; the release's tag(s) "
+        f"{', '.join(lost)} were written again"
+    )
+    return StagingCleanup(tuple(removed), (), note)
 
 
 def _check_verified(

@@ -183,10 +183,20 @@ def build(
         if publishing is not None and not (buildx and publishing.dry_run):
             release = publish(publishing, outcome.image_set, checked=True)
     if buildx:
+        from crossdock.backends.buildx import BuildxBackend
         from crossdock.cli.buildx_cmd import render_buildx
 
+        # The release's tags are written: buildx's staging tags go where the registry allows.
+        staging = None
+        if isinstance(backend, BuildxBackend) and release is not None and release.report:
+            staging = backend.remove_staging_tags(release.plan.image_set, release.plan.tag_digests)
         render_buildx(
-            outcome, publishing, release, platforms=build_plan.platforms, json_output=json_output
+            outcome,
+            publishing,
+            release,
+            platforms=build_plan.platforms,
+            json_output=json_output,
+            staging=staging,
         )
         return
     # A plain --push is answered from the record too (its registry checked by the release); an

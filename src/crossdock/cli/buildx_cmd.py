@@ -22,7 +22,7 @@ from crossdock.text import literal
 
 if TYPE_CHECKING:
     from crossdock.backends.base import BuildOutcome
-    from crossdock.backends.buildx import BuildxBackend
+    from crossdock.backends.buildx import BuildxBackend, StagingCleanup
     from crossdock.config import Config
     from crossdock.platform import Platform
     from crossdock.publish.pipeline import Publishing
@@ -98,9 +98,11 @@ def render_buildx(
     *,
     platforms: tuple[Platform, ...],
     json_output: bool,
+    staging: StagingCleanup | None = None,
 ) -> None:
     """Each platform where buildx left it and its verdict, the index the release pushed, the
-    backend's notes, then the release (or, for a dry run, the tags it would write)."""
+    backend's notes, then the release (or, for a dry run, the tags it would write) and what
+    became of the staging tags (a note, once, when they stay)."""
     index = _released_index(outcome, publishing, release)
     if json_output:
         out: dict[str, Any] = {
@@ -121,6 +123,8 @@ def render_buildx(
         }
         if release is not None:
             out["push"] = release.to_json()
+        if staging is not None:
+            out["staging_tags"] = staging.to_json()
         out_console.print_json(json.dumps(out))
     else:
         for report in outcome.reports:
@@ -137,6 +141,8 @@ def render_buildx(
             err_console.print(f"note: {literal(note)}", highlight=False)
         if release is not None:
             render_release(release)
+    if staging is not None and staging.note is not None:
+        err_console.print(f"note: {literal(staging.note)}", highlight=False)
     if publishing is not None and publishing.dry_run:
         _render_dry_run(publishing, platforms, json_output)
 

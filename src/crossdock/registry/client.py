@@ -185,6 +185,20 @@ class RegistryClient:
             )
         return digest
 
+    def delete_tag(self, ref: Reference) -> None:
+        """Remove the tag ``ref`` names, not the manifest it points at (distribution-spec 1.1:
+        ``DELETE /v2/<name>/manifests/<tag>``). Many registries refuse it (distribution 2.8
+        deletes by digest only, which would take every other tag's manifest along): that
+        refusal is raised, and nothing else is tried."""
+        if ref.tag is None or ref.digest is not None:
+            raise ConfigError(f"{ref}: only a tag is deleted, never a manifest by digest")
+        name = self._repository(ref)
+        response = self.transport.request(
+            "DELETE", f"/v2/{name}/manifests/{ref.tag}", scopes=[push_scope(name)]
+        )
+        if response.status_code not in (200, 202, 204):
+            raise self._error(response, name, f"delete tag {ref.tag}")
+
     def referrers(self, repository: Reference, subject: Digest) -> Index | None:
         """The referrers API's index of ``subject`` (distribution-spec 1.1), or None when the
         registry has no such API (distribution 2.8 answers 404): then the referrers tag schema

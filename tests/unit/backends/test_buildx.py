@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
-from crossdock.backends.buildx import buildx_image_set
+from pathlib import Path
+
+from crossdock.backends.buildx import StagingCleanup, buildx_image_set, remove_staging_tags
 from crossdock.image import (
+    Digest,
     ImageSet,
     MediaType,
     PlatformImage,
@@ -15,8 +18,11 @@ from crossdock.image import (
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.publish.git import GitState
 from crossdock.publish.release import ReleaseRequest, plan_release
+from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Reference
-from tests.support.images import DOCKER, platform_image, unwritten_layer
+from crossdock.sinks.registry import push_image_set
+from tests.support.images import DOCKER, image_set, platform_image, unwritten_layer
+from tests.support.registry import InProcessRegistry
 
 REPO = Reference.parse("127.0.0.1:5555/team/api")
 STAMP = "20250102-030405"
@@ -88,3 +94,78 @@ def test_prod_release_of_two_platforms_publishes_the_arm64_manifest_alone() -> N
         "abc1234-arm64",
         "abc1234",
     }
+
+
+# -- the staging tags, once the release's tags are written -------------------------------------
+
+
+def staged_release(
+    registry: InProcessRegistry, folder: Path
+) -> tuple[ImageSet, dict[str, Digest], list[Reference]]:
+    """What a staged buildx release leaves in the in-process registry: each platform's
+    manifest under its staging tag (buildx's push), then the release's tags (the release)."""
+    images = image_set(folder, (ARM64, AMD64))
+    assert images.index is not None
+    repository = Reference.parse(f"{registry.host}/team/api")
+    staged = [repository.with_tag(p.tag("crossdock-staging-1a2b3c4d")) for p in (ARM64, AMD64)]
+    tags = {"1.0": images.index.digest, **{i.platform.tag("1.0"): i.digest for i in images.images}}
+    with RegistryClient(registry.host) as client:
+        for ref, image in zip(staged, images.images, strict=True):
+            one = ImageSet((image,), None)
+            push_image_set(client, one, repository, {str(ref.tag): image.digest})
+        push_image_set(client, images, repository, tags)
+    return images, tags, staged
+
+
+def tags_in(registry: InProcessRegistry) -> set[str]:
+    return {ref for (_, ref) in registry.manifests if not ref.startswith("sha256:")}
+
+
+def test_the_staging_tags_are_deleted_where_the_registry_deletes_a_tag(registry, tmp_path):
+    images, tags, staged = staged_release(registry, tmp_path)
+    assert tags_in(registry) == {*tags, *(str(ref.tag) for ref in staged)}
+    with RegistryClient(registry.host) as client:
+        cleanup = remove_staging_tags(client, staged, images, tags)
+    assert cleanup == StagingCleanup(removed=tuple(str(ref.tag) for ref in staged))
+    assert tags_in(registry) == set(tags)
+    deletes = [f"{r.method} {r.path}" for r in registry.requests if r.method == "DELETE"]
+    assert deletes == [f"DELETE /v2/team/api/manifests/{ref.tag}" for ref in staged]
+    # Every manifest the release tagged is still there, by digest too.
+    for tag, digest in tags.items():
+        assert (
+            registry.manifests[("team/api", tag)] == registry.manifests[("team/api", str(digest))]
+        )
+
+
+def test_a_registry_that_refuses_is_asked_once_and_the_note_says_so(registry, tmp_path):
+    images, tags, staged = staged_release(registry, tmp_path)
+    registry.quirks.tag_deletion = "refused"  # distribution 2.8
+    with RegistryClient(registry.host) as client:
+        cleanup = remove_staging_tags(client, staged, images, tags)
+    assert cleanup.removed == ()
+    assert cleanup.left == tuple(str(ref.tag) for ref in staged)
+    assert cleanup.note is not None
+    assert cleanup.note.startswith(
+        f"left the staging tag(s) {', '.join(cleanup.left)} in {registry.host}/team/api: "
+        f"cannot delete tag {staged[0].tag} on {registry.host}/team/api: 400 DIGEST_INVALID"
+    )
+    assert "\n" not in cleanup.note
+    assert [r.method for r in registry.requests].count("DELETE") == 1
+    assert tags_in(registry) == {*tags, *cleanup.left}
+
+
+def test_a_registry_that_deletes_the_manifest_with_the_tag_gets_the_release_written_again(
+    registry, tmp_path
+):
+    images, tags, staged = staged_release(registry, tmp_path)
+    registry.quirks.tag_deletion = "manifest"  # takes every tag on that manifest along
+    with RegistryClient(registry.host) as client:
+        cleanup = remove_staging_tags(client, staged, images, tags)
+    assert cleanup.removed == tuple(str(ref.tag) for ref in staged)
+    assert cleanup.note is not None
+    assert "deleted the manifests with their staging tags" in cleanup.note
+    assert "1.0-arm64" in cleanup.note and "1.0-amd64" in cleanup.note
+    assert tags_in(registry) == set(tags)
+    for tag, digest in tags.items():
+        raw, _ = registry.manifests[("team/api", tag)]
+        assert digest.matches(raw)
