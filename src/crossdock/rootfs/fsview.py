@@ -655,18 +655,24 @@ class LayerFS:
 
         Keys are the paths as asked; paths that are not regular files are missing from the result.
         """
-        by_resolved: dict[str, list[str]] = {}
+        # The asked files grouped by where their bytes are (hardlinks share them): no walk of
+        # the whole view to find them.
+        groups: dict[tuple[int, int], dict[str, FsEntry]] = {}
+        asked: dict[tuple[int, int], list[str]] = {}
         for path in paths:
             entry = self.get(path)
-            if entry is not None and entry.kind is EntryKind.FILE:
-                by_resolved.setdefault(entry.path, []).append(path)
+            if entry is not None and entry.kind is EntryKind.FILE and entry.content is not None:
+                groups.setdefault(entry.content, {})[entry.path] = entry
+                asked.setdefault(entry.content, []).append(path)
         out: dict[str, bytes] = {}
-        targets = set(by_resolved)
-        for content in self.iter_files(lambda e: e.path in targets, limit=limit):
+        chosen = {content: list(entries.values()) for content, entries in groups.items()}
+        for content in self.iter_files(groups=chosen, limit=limit):
+            where = content.entry.content
+            if where is None:  # pragma: no cover - iter_files yields files with bytes only
+                continue
             data = content.data.read(limit)
-            for entry in (content.entry, *content.also):
-                for asked in by_resolved.get(entry.path, []):
-                    out[asked] = data
+            for path in asked[where]:
+                out[path] = data
         return out
 
     def read_file(self, path: str, *, limit: int = DEFAULT_READ_LIMIT) -> bytes | None:
