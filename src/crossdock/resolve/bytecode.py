@@ -151,10 +151,6 @@ _PYC_CACHE_SCHEMA = "1"
 # every core each, so the second reuses every pyc the first wrote (pure-Python files, and the
 # .py files of native wheels, are the same bytes on every architecture).
 _COMPILE_LOCK = threading.Lock()
-# The pycs the last compile stored in a cache (that cache, and its pycs by key): the next tree
-# with that cache (the other platform's) takes them from here, not from the cache's files (read
-# and checked again).
-_LAST_COMPILED: tuple[Path | None, dict[str, bytes]] = (None, {})
 
 # Run by the image's Python version (3.7 or later): compile the listed files as
 # ``compileall -d IMAGE_DIR TREE`` does, each with the folder it has in the image as its ``ddir``
@@ -234,24 +230,20 @@ def compile_bytecode(
     pyc), and anything else is compiled afresh: the cache changes no byte of the image.
     """
     interpreter = _interpreter(python)
-    # Each source's key is made before waiting for another tree's compile (its workers are other
-    # processes: this thread reads and hashes meanwhile).
-    planned: list[tuple[Path, Path, str, bytes]] = []
+    # Each source's key (and the hash its pyc's header must hold) is made before waiting for
+    # another tree's compile (its workers are other processes: this thread reads and hashes
+    # meanwhile); the sources' bytes are not kept (a large tree's would be tens of MiB).
+    planned: list[tuple[Path, Path, str, bytes | None]] = []
     for source in _sources(tree):
         rel = source.relative_to(tree)
         target = source.parent / "__pycache__" / f"{source.name[:-3]}.{interpreter.cache_tag}.pyc"
         text = source.read_bytes()
         key = _pyc_key(interpreter, posixpath.join(image_dir, rel.as_posix()), text)
-        planned.append((source, target, key, text))
-    global _LAST_COMPILED  # noqa: PLW0603 - replaced whole, under _COMPILE_LOCK
+        planned.append((source, target, key, _source_hash(interpreter, text)))
     with _COMPILE_LOCK:
-        last_cache, last_compiled = _LAST_COMPILED
-        recent = last_compiled if cache_dir is not None and cache_dir == last_cache else {}
         missing: list[tuple[Path, Path, str]] = []
-        for source, target, key, text in planned:
-            cached = None
-            if cache_dir is not None:
-                cached = recent.get(key) or _load_pyc(cache_dir, key, interpreter, text)
+        for source, target, key, source_hash in planned:
+            cached = _load_pyc(cache_dir, key, interpreter, source_hash) if cache_dir else None
             if cached is None:
                 missing.append((source, target, key))
             else:
@@ -262,12 +254,17 @@ def compile_bytecode(
         if missing:
             _compile(tree, python, image_dir, [source for source, _, _ in missing])
         if cache_dir is not None:
-            compiled: dict[str, bytes] = {}
             for _, target, key in missing:
                 if target.is_file():  # a file that does not compile has no pyc
-                    compiled[key] = target.read_bytes()
-                    _store_pyc(cache_dir, key, compiled[key])
-            _LAST_COMPILED = (cache_dir, compiled)
+                    _store_pyc(cache_dir, key, target.read_bytes())
+
+
+def _source_hash(interpreter: _Interpreter, source: bytes) -> bytes | None:
+    """The source hash a pyc of ``source`` holds in its header, when computable here (crossdock
+    runs on the image's Python version, as it usually does), else None."""
+    if interpreter.magic != importlib.util.MAGIC_NUMBER:
+        return None
+    return importlib.util.source_hash(source)
 
 
 def _sources(tree: Path) -> list[Path]:
@@ -294,7 +291,9 @@ def _entry(cache_dir: Path, key: str) -> Path:
     return cache_dir / key[:2] / f"{key}.pyc"
 
 
-def _load_pyc(cache_dir: Path, key: str, interpreter: _Interpreter, source: bytes) -> bytes | None:
+def _load_pyc(
+    cache_dir: Path, key: str, interpreter: _Interpreter, source_hash: bytes | None
+) -> bytes | None:
     try:
         data = _entry(cache_dir, key).read_bytes()
     except OSError:
@@ -304,11 +303,8 @@ def _load_pyc(cache_dir: Path, key: str, interpreter: _Interpreter, source: byte
     header_ok = pyc[:4] == interpreter.magic and pyc[4:8] == b"\x01\x00\x00\x00"
     if hashlib.sha256(pyc).digest() != checksum or not header_ok:
         return None
-    # The header's hash of the source must be this source's (computable here when crossdock
-    # runs on the image's Python version, as it usually does).
-    if interpreter.magic == importlib.util.MAGIC_NUMBER and pyc[8:16] != importlib.util.source_hash(
-        source
-    ):
+    # The header's hash of the source must be this source's (``_source_hash``).
+    if source_hash is not None and pyc[8:16] != source_hash:
         return None
     return pyc
 

@@ -186,12 +186,6 @@ def test_a_cached_pyc_is_reused_only_for_the_same_source_and_path(tmp_path, monk
     assert compiled[-1] == ["__init__.py", "broken.py"]
 
 
-def _as_a_later_process() -> None:
-    """Forget the pycs this process compiled last (kept for the other platform's tree), as a
-    later build's process would not have them: the cache's files are read."""
-    bytecode._LAST_COMPILED = (None, {})
-
-
 def test_a_poisoned_cache_entry_is_detected_and_compiled_afresh(tmp_path):
     cache = tmp_path / "cache"
     reference = _tree(tmp_path / "reference")
@@ -200,7 +194,6 @@ def test_a_poisoned_cache_entry_is_detected_and_compiled_afresh(tmp_path):
     data = bytearray(entry.read_bytes())
     data[-1] ^= 0xFF  # a flipped byte in the code object: the checksum no longer matches
     entry.write_bytes(bytes(data))
-    _as_a_later_process()
     again = _tree(tmp_path / "again")
     compile_bytecode(again, sys.executable, image_dir="/a", cache_dir=cache)
     assert _pycs(again) == _pycs(reference)
@@ -208,7 +201,6 @@ def test_a_poisoned_cache_entry_is_detected_and_compiled_afresh(tmp_path):
     pyc = (reference / "pkg" / "__pycache__" / f"__init__.{TAG}.pyc").read_bytes()
     foreign = b"\x00\x00\r\n" + pyc[4:]
     entry.write_bytes(hashlib.sha256(foreign).digest() + foreign)
-    _as_a_later_process()
     third = _tree(tmp_path / "third")
     compile_bytecode(third, sys.executable, image_dir="/a", cache_dir=cache)
     assert _pycs(third) == _pycs(reference)
@@ -227,7 +219,6 @@ def test_a_cache_entry_for_other_source_is_refused_even_with_a_valid_checksum(tm
     evil = (other / "pkg" / "__pycache__" / f"__init__.{TAG}.pyc").read_bytes()
     [entry] = list(cache.rglob("*.pyc"))
     entry.write_bytes(hashlib.sha256(evil).digest() + evil)
-    _as_a_later_process()
     again = _tree(tmp_path / "again")
     compile_bytecode(again, sys.executable, image_dir="/a", cache_dir=cache)
     assert _pycs(again) == _pycs(reference)
@@ -331,32 +322,3 @@ def test_a_pyc_a_wheel_shipped_linked_to_uvs_cache_is_replaced_not_written_into(
         compile_bytecode(tree, sys.executable, image_dir="/a", cache_dir=cached)
         assert _pycs(tree) == expected
         assert (uv_cache / "shipped.pyc").read_bytes() == b"the wheel's own pyc"
-
-
-def test_the_next_tree_takes_the_last_compiles_pycs_and_only_for_its_keys(tmp_path, monkeypatch):
-    """The other platform's tree takes the pycs the last compile wrote from memory (not the
-    cache's files, read and checked again): the same bytes compileall writes, and a source that
-    differs (or sits elsewhere in the image) is compiled, not served another file's pyc."""
-    cache = tmp_path / "cache"
-    compile_bytecode(_deep_tree(tmp_path / "one"), sys.executable, image_dir="/a", cache_dir=cache)
-    for entry in cache.rglob("*.pyc"):
-        entry.write_bytes(b"unreadable")  # only memory can serve the next tree
-    compiled: list[list[str]] = []
-    real = bytecode._compile
-
-    def spy(tree, python, image_dir, files):
-        compiled.append(sorted(f.name for f in files))
-        real(tree, python, image_dir, files)
-
-    monkeypatch.setattr(bytecode, "_compile", spy)
-    two = _deep_tree(tmp_path / "two")
-    (two / "top.py").write_text("def f():\n    raise KeyError\n")
-    compile_bytecode(two, sys.executable, image_dir="/a", cache_dir=cache)
-    assert compiled == [["broken.py", "top.py"]]
-    reference = _deep_tree(tmp_path / "reference")
-    (reference / "top.py").write_text("def f():\n    raise KeyError\n")
-    _compileall(reference, "/a")
-    assert _pycs(two) == _pycs(reference)
-    three = _deep_tree(tmp_path / "three")
-    compile_bytecode(three, sys.executable, image_dir="/b", cache_dir=cache)
-    assert compiled[-1] == ["__init__.py", "broken.py", "deep.py", "top.py"]
