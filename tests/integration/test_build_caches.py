@@ -400,6 +400,9 @@ def test_a_code_edit_is_rebuilt_early_to_the_digests_of_a_cold_build(
         main.write_text(main.read_text() + f"\n# edited for {platforms}\n")
         edited = _build_probed(into("edited"), env)
         assert edited.how == "rebuilt"
+        # The base's tag read over the standard library, its documents and layers from the
+        # cache, the trees cached: no HTTP stack imported.
+        assert not {"httpx", "stamina", "crossdock.registry.client"} & edited.modules
         assert FROM_RECORD not in edited.run.stderr
         for report in json.loads(edited.run.stdout)["platforms"]:
             assert {la["role"]: la["cached"] for la in report["layers"]}["dependencies"] is True

@@ -17,19 +17,20 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from crossdock import scratch
 from crossdock._version import __version__
 from crossdock.backends import lastbuild
 from crossdock.backends.base import BuildOutcome, BuildReport, LayerInfo, Progress, WheelInfo
 from crossdock.cache import BlobCache, CacheLayout, Records
-from crossdock.errors import VerificationError
+from crossdock.errors import CrossdockError, VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import HistoryEntry, ImageConfig
 from crossdock.image.digest import Digest
@@ -40,9 +41,9 @@ from crossdock.layers import LayerBlob, LayerEntry, entries_from_tree, write_lay
 from crossdock.plan import BuildPlan, RuntimeSettings
 from crossdock.platform import Platform
 from crossdock.progress import Step, step
-from crossdock.registry.client import RegistryClient
 
 if TYPE_CHECKING:
+    from crossdock.registry.client import RegistryClient
     from crossdock.resolve import InstalledDistribution, Resolution
     from crossdock.rootfs.baseprofile import BaseProfile
     from crossdock.rootfs.fsview import LazyBuffer
@@ -61,25 +62,46 @@ class NativeBackend:
 
     def __init__(
         self,
-        client_for: Callable[[str], RegistryClient] = RegistryClient,
+        client_for: Callable[[str], RegistryClient] | None = None,
         *,
         allow: tuple[str, ...] = (),
     ) -> None:
-        # One client per registry host; made on demand so tests can inject their own.
+        # The base registry's client, made at its first use. By default the full client, and
+        # the base's tag is read first over the standard library's HTTP (_base_top); a client
+        # given here (a test's) reads everything.
         self._client_for = client_for
         self._allow = allow
 
     def build(self, plan: BuildPlan, progress: Progress) -> BuildOutcome:
-        self._client = self._client_for(plan.base_pull.registry)
+        made = _ClientOnFirstUse(plan.base_pull.registry, self._client_for or _full_client)
+        # Typed as the client it stands for: it hands every use on to it.
+        self._client = cast("RegistryClient", made)
         try:
             return self._build(plan, progress)
         finally:
             # Its connections close with the build (a library caller builds many times).
-            self._client.close()
+            made.close()
+
+    def _base_top(self, plan: BuildPlan) -> Manifest | Index:
+        """The base's tag, resolved now (a moved tag is a change). With the default client,
+        over the standard library's HTTP first (crossdock.registry.light): a warm build, whose
+        base's platform manifests, configs and layers are all in the blob cache
+        (sources.registry), then makes no full client and imports no httpx (a code-only
+        rebuild, issue 14). Whatever the light client declines or fails at, the full client
+        does again, and says what is wrong."""
+        if self._client_for is None:
+            from crossdock.registry.light import LightClient
+
+            try:
+                with LightClient(plan.base_pull.registry) as light:
+                    return light.get_manifest(plan.base_pull)
+            except (CrossdockError, OSError):
+                pass
+        return self._client.get_manifest(plan.base_pull)
 
     def _build(self, plan: BuildPlan, progress: Progress) -> BuildOutcome:
         cache = CacheLayout(plan.cache_dir).blobs
-        base_top = self._client.get_manifest(plan.base_pull)
+        base_top = self._base_top(plan)
         # Nothing changed since the last build (lock, service files, base digest, config,
         # crossdock): answer from its record, checked (lastbuild.py).
         record_key = lastbuild.inputs_key(plan, base_top.digest, self._allow)
@@ -560,3 +582,34 @@ def _blob_from_meta(meta: dict[str, object], cache: BlobCache) -> LayerBlob | No
 def _lock_records(plan: BuildPlan) -> Records:
     """The lock's packages, kept by its text (``read_lock``)."""
     return CacheLayout(plan.cache_dir).records("parsed-locks", version=1)
+
+
+def _full_client(registry: str) -> RegistryClient:
+    from crossdock.registry.client import RegistryClient
+
+    return RegistryClient(registry)
+
+
+class _ClientOnFirstUse:
+    """A registry client made when it is first used (by either platform's thread), so that a
+    build that reads nothing through it imports no HTTP stack; every use is handed on to it."""
+
+    def __init__(self, registry: str, make: Callable[[str], RegistryClient]) -> None:
+        self._registry = registry
+        self._make = make
+        self._made: RegistryClient | None = None
+        self._lock = threading.Lock()
+
+    def _client(self) -> RegistryClient:
+        with self._lock:
+            if self._made is None:
+                self._made = self._make(self._registry)
+            return self._made
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - the client's own attributes
+        return getattr(self._client(), name)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._made is not None:
+                self._made.close()

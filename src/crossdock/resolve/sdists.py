@@ -13,16 +13,11 @@ import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import httpx
-import stamina
-
 from crossdock import retries
 from crossdock.errors import ResolveError, UnsafeContentError
 from crossdock.resolve.lockfile import LockedPackage, LockedSdist, options_hint, wheel_tags
 from crossdock.tls import system_ssl_context
 from crossdock.wheeltags import WheelTarget
-
-retries.install()  # each retry: one readable line (crossdock.retries)
 
 __all__ = [
     "build_pure_wheel",
@@ -44,6 +39,12 @@ UvRun = Callable[[Sequence[str], Path], tuple[int, str]]
 
 def _download(url: str, destination: Path, sdist: LockedSdist) -> str:
     """Stream ``url`` to ``destination``; return its sha256 (hex)."""
+    # Imported here: only a lock with an sdist-only package downloads anything, and a build
+    # whose trees are cached (a code-only rebuild) imports no HTTP stack.
+    import httpx
+    import stamina
+
+    retries.install()  # each retry: one readable line (crossdock.retries)
     # The system trust store (and SSL_CERT_FILE), so a proxy's CA is trusted.
     context = system_ssl_context()
     limit = sdist.size if sdist.size is not None else _MAX_SDIST_BYTES

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from crossdock.cache import BlobCache
 from crossdock.errors import BaseImageError, CrossdockError, UnsafeContentError
@@ -24,9 +24,11 @@ from crossdock.image.document import MAX_MANIFESTS, reading
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
 from crossdock.platform import Platform
 from crossdock.progress import NO_PROGRESS, Progress, Step, step
-from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference
 from crossdock.sources.select import wanted
+
+if TYPE_CHECKING:
+    from crossdock.registry.client import RegistryClient
 
 __all__ = [
     "Registries",
@@ -46,10 +48,10 @@ class Registries:
 
     def __init__(
         self,
-        client_for: Callable[[str], RegistryClient] = RegistryClient,
+        client_for: Callable[[str], RegistryClient] | None = None,
         mirrors: Mirrors | None = None,
     ) -> None:
-        self._client_for = client_for
+        self._client_for = client_for or _full_client
         self._clients: dict[str, RegistryClient] = {}
         self.mirrors = mirrors or Mirrors({})
 
@@ -88,7 +90,7 @@ def pull_image_set(
     """Every platform image of ``ref`` (or only ``platforms``), layers pulled: see
     ``read_image_set``."""
     pull = mirrors.apply(ref) if mirrors else ref
-    with RegistryClient(pull.registry) as client:
+    with _full_client(pull.registry) as client:
         top = client.get_manifest(pull)
         return read_image_set(
             client, pull, top, blobs, platforms=platforms, progress=progress, name=str(ref)
@@ -232,6 +234,14 @@ def pull_config(
             lambda: ImageConfig.parse(client.fetch_blob_bytes(repository, manifest.config)),
             ImageConfig.parse,
         )
+
+
+def _full_client(registry: str) -> RegistryClient:
+    """The full registry client (httpx), imported when a read needs it: a warm build reads its
+    base's documents and layers from the cache (``pull_platform_image``)."""
+    from crossdock.registry.client import RegistryClient
+
+    return RegistryClient(registry)
 
 
 class _Document(Protocol):
