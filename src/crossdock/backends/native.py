@@ -175,20 +175,32 @@ class NativeBackend:
 
             # Its interpreter starts while the dependencies are checked and packed.
             prepare_compiler(bytecode_python)
-        resolution, deps_blob, deps_cached = self._dependencies_layer(
-            plan, platform, profile, cache, bytecode_python, progress=progress
+        resolution = self._installed_dependencies(
+            plan, platform, profile, bytecode_python, progress=progress
         )
-        timings["dependencies"] = time.perf_counter() - mark
-        # Started only now, not while uv installs: measured on the data-science set (both
-        # platforms, cold), checking the base beside the two uv installs (about 100 MiB each)
-        # raised this process by some 30 MiB at the tree's peak (tree 290 -> 271 MiB deferred).
-        base_verified = verify_base_aside()
 
-        mark = time.perf_counter()
-        with step(progress, platform, "app layer") as packing:
-            app_blob, local = self._app_layer(plan, cache, bytecode_python, resolution, profile)
-            packing.describe(f"{_size(app_blob.size)} compressed")
-        timings["app_layer"] = time.perf_counter() - mark
+        def app_layer() -> tuple[LayerBlob, tuple[InstalledDistribution, ...], float]:
+            began = time.perf_counter()
+            with step(progress, platform, "app layer") as packing:
+                app = self._app_layer(plan, cache, bytecode_python, resolution, profile)
+                packing.describe(f"{_size(app[0].size)} compressed")
+            return (*app, time.perf_counter() - began)
+
+        # The app layer is made beside the dependency layer, not after it: its bytecode is
+        # compiled by another process while this thread packs the dependencies (both wait for
+        # each other on an error, never leaving one behind).
+        with ThreadPoolExecutor(1, thread_name_prefix=f"app-layer-{platform}") as beside:
+            app_made = beside.submit(app_layer)
+            deps_blob, deps_cached = self._dependencies_layer(
+                plan, platform, profile, cache, resolution, progress=progress
+            )
+            timings["dependencies"] = time.perf_counter() - mark
+            # Started only now, not while uv installs: measured on the data-science set (both
+            # platforms, cold), checking the base beside the two uv installs (about 100 MiB
+            # each) raised this process by some 30 MiB at the tree's peak (tree 290 -> 271 MiB
+            # deferred).
+            base_verified = verify_base_aside()
+            app_blob, local, timings["app_layer"] = app_made.result()
 
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(plan.mtime))
         new_layers = [
@@ -376,19 +388,18 @@ class NativeBackend:
             progress(platform, f"bytecode for Python {profile.python_version}: {python.how}")
         return python.executable
 
-    def _dependencies_layer(
-        self,
+    @staticmethod
+    def _installed_dependencies(
         plan: BuildPlan,
         platform: Platform,
         profile: BaseProfile,
-        cache: BlobCache,
         bytecode_python: str | None,
         *,
         progress: Progress,
-    ) -> tuple[Resolution, LayerBlob, bool]:
+    ) -> Resolution:
         from crossdock.resolve import install_dependencies
 
-        resolution = install_dependencies(
+        return install_dependencies(
             project_dir=plan.project.lock_dir,
             package=plan.project.package,
             platform=platform,
@@ -404,6 +415,17 @@ class NativeBackend:
             lock_records=_lock_records(plan),
             progress=progress,
         )
+
+    def _dependencies_layer(
+        self,
+        plan: BuildPlan,
+        platform: Platform,
+        profile: BaseProfile,
+        cache: BlobCache,
+        resolution: Resolution,
+        *,
+        progress: Progress,
+    ) -> tuple[LayerBlob, bool]:
         key = _key(
             _LAYOUT_VERSION,
             __version__,
@@ -417,7 +439,7 @@ class NativeBackend:
             blob = records.load(key, lambda meta: _blob_from_meta(meta, cache))
             if blob is not None:
                 packing.describe(f"{_size(blob.size)} (cached)")
-                return resolution, blob, True
+                return blob, True
             blob = self._write_layer_into_cache(
                 entries_from_tree(resolution.target_dir, plan.deps_dir, keep_bytecode=True),
                 cache,
@@ -425,7 +447,7 @@ class NativeBackend:
             )
             packing.describe(f"{_size(blob.size)} compressed")
         records.store(key, _blob_meta(blob))
-        return resolution, blob, False
+        return blob, False
 
     def _app_layer(
         self,
