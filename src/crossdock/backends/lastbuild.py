@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,14 +180,31 @@ def _crossdock_source_hash() -> str:
     """A hash of crossdock's own files (sources, defaults.toml): ~0.5 MB, read once."""
     global _source_hash  # noqa: PLW0603 - computed once per process
     if _source_hash is None:
-        root = Path(__file__).resolve().parent.parent
-        h = hashlib.sha256()
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                h.update(path.relative_to(root).as_posix().encode() + b"\0")
-                h.update(path.read_bytes())
-        _source_hash = h.hexdigest()
+        _source_hash = tree_hash(Path(__file__).resolve().parent.parent)
     return _source_hash
+
+
+def tree_hash(root: Path) -> str:
+    """A hash of every file under ``root`` but bytecode: each one's path relative to it and its
+    bytes, in the order of their paths' parts. Every ``crossdock build`` computes it for its
+    own ~350 files (its command line's key), so it walks with ``os.scandir``, not pathlib's
+    rglob (~4 ms against 11-24 ms), in the same order as ``sorted(root.rglob("*"))``."""
+    h = hashlib.sha256()
+    for parts, path in sorted(_source_files(str(root), ())):
+        h.update("/".join(parts).encode() + b"\0")
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()
+
+
+def _source_files(folder: str, parts: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(parts relative to the package, path) of every file under ``folder`` but bytecode."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                if entry.name != "__pycache__":
+                    yield from _source_files(entry.path, (*parts, entry.name))
+            elif entry.is_file():
+                yield (*parts, entry.name), entry.path
 
 
 def _uv_identity() -> str:

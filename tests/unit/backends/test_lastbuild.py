@@ -209,3 +209,31 @@ def test_the_record_inputs_kept_as_data_give_the_key_of_the_plan(project):
     main.write_text("print('edited')\n")
     assert inputs.key(BASE) != before
     assert inputs.key(BASE) == lastbuild.inputs_key(plan, BASE, ("*.so",))
+
+
+def test_the_tree_hash_is_pathlibs_walk_and_moves_with_every_file(tmp_path: Path) -> None:
+    import hashlib
+
+    def by_pathlib(root: Path) -> str:  # how crossdock's own files were hashed before
+        h = hashlib.sha256()
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                h.update(path.relative_to(root).as_posix().encode() + b"\0")
+                h.update(path.read_bytes())
+        return h.hexdigest()
+
+    # Names whose order by string and by parts differ ("a-b/x" < "a/x" as strings only).
+    for name in ("a/x.py", "a-b/x.py", "a.py", "a/b/c.toml", "z.py", "a/__pycache__/x.pyc"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(name.encode())
+    first = lastbuild.tree_hash(tmp_path)
+    assert first == by_pathlib(tmp_path)
+    (tmp_path / "a" / "__pycache__" / "x.pyc").write_bytes(b"bytecode is not hashed")
+    assert lastbuild.tree_hash(tmp_path) == first
+    (tmp_path / "a-b" / "x.py").write_bytes(b"edited")
+    assert lastbuild.tree_hash(tmp_path) != first
+    assert lastbuild.tree_hash(tmp_path) == by_pathlib(tmp_path)
+    edited = lastbuild.tree_hash(tmp_path)
+    (tmp_path / "a-b" / "x.py").rename(tmp_path / "a-b" / "y.py")
+    assert lastbuild.tree_hash(tmp_path) not in (first, edited)
+    assert lastbuild.tree_hash(tmp_path) == by_pathlib(tmp_path)
