@@ -147,10 +147,12 @@ _EXCLUDE = r"[/\\](tests?|test_.*)[/\\].*_py2\.py$"
 _POOL_THRESHOLD = 200
 # Bump when what a cached pyc depends on changes (flags, invalidation mode).
 _PYC_CACHE_SCHEMA = "1"
-# One compile at a time in this process: two platforms' trees compile one after the other with
-# every core each, so the second reuses every pyc the first wrote (pure-Python files, and the
-# .py files of native wheels, are the same bytes on every architecture).
-_COMPILE_LOCK = threading.Lock()
+# A compile waits for those running in this process that compile any of its pycs (by cache key):
+# two platforms' trees compile one after the other with every core each, so the second reuses
+# every pyc the first wrote (pure-Python files, and the .py files of native wheels, are the same
+# bytes on every architecture); a tree sharing none (the service's code) does not wait.
+_RUNNING: list[frozenset[str]] = []
+_RUNNING_CHANGED = threading.Condition()
 
 # Run by the image's Python version (3.7 or later): compile the listed files as
 # ``compileall -d IMAGE_DIR TREE`` does, each with the folder it has in the image as its ``ddir``
@@ -240,7 +242,11 @@ def compile_bytecode(
         text = source.read_bytes()
         key = _pyc_key(interpreter, posixpath.join(image_dir, rel.as_posix()), text)
         planned.append((source, target, key, _source_hash(interpreter, text)))
-    with _COMPILE_LOCK:
+    keys = frozenset(key for _, _, key, _ in planned)
+    with _RUNNING_CHANGED:
+        _RUNNING_CHANGED.wait_for(lambda: not any(keys & running for running in _RUNNING))
+        _RUNNING.append(keys)
+    try:
         missing: list[tuple[Path, Path, str]] = []
         for source, target, key, source_hash in planned:
             cached = _load_pyc(cache_dir, key, interpreter, source_hash) if cache_dir else None
@@ -257,6 +263,10 @@ def compile_bytecode(
             for _, target, key in missing:
                 if target.is_file():  # a file that does not compile has no pyc
                     _store_pyc(cache_dir, key, target.read_bytes())
+    finally:
+        with _RUNNING_CHANGED:
+            _RUNNING.remove(keys)
+            _RUNNING_CHANGED.notify_all()
 
 
 def _source_hash(interpreter: _Interpreter, source: bytes) -> bytes | None:

@@ -3,6 +3,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -322,3 +323,54 @@ def test_a_pyc_a_wheel_shipped_linked_to_uvs_cache_is_replaced_not_written_into(
         compile_bytecode(tree, sys.executable, image_dir="/a", cache_dir=cached)
         assert _pycs(tree) == expected
         assert (uv_cache / "shipped.pyc").read_bytes() == b"the wheel's own pyc"
+
+
+def test_a_compile_waits_for_a_running_one_only_when_they_share_pycs(tmp_path, monkeypatch):
+    """Two platforms' trees compile one after the other, so the second reuses the first's pycs;
+    a tree sharing none of them (the service's own code beside the dependencies) does not wait
+    for the dependencies' compile."""
+    cache = tmp_path / "cache"
+    release = threading.Event()
+    compiling = threading.Event()
+    compiled: list[list[str]] = []
+    real = bytecode._compile
+
+    def spy(tree, python, image_dir, files):
+        compiled.append(sorted(f.name for f in files))
+        if tree.name == "deps-arm64":
+            compiling.set()
+            assert release.wait(60)
+        real(tree, python, image_dir, files)
+
+    monkeypatch.setattr(bytecode, "_compile", spy)
+
+    def compile_in_thread(tree, image_dir="/deps"):
+        thread = threading.Thread(
+            target=compile_bytecode,
+            args=(tree, sys.executable),
+            kwargs={"image_dir": image_dir, "cache_dir": cache},
+            daemon=True,
+        )
+        thread.start()
+        return thread
+
+    try:
+        first = compile_in_thread(_deep_tree(tmp_path / "deps-arm64"))
+        assert compiling.wait(60)
+        second = compile_in_thread(_deep_tree(tmp_path / "deps-amd64"))
+        # The service's code shares no pyc with them: compiled now, while the first is held.
+        app = tmp_path / "app"
+        app.mkdir()
+        (app / "main.py").write_text("print('hi')\n")
+        app_compile = compile_in_thread(app, "/app")
+        app_compile.join(60)
+        assert not app_compile.is_alive()
+        assert _pycs(app) and compiled[-1] == ["main.py"]
+        assert len(compiled) == 2  # the other dependency tree waits for the held one
+    finally:
+        release.set()
+    first.join(60)
+    second.join(60)
+    # It reused every pyc the first wrote: only the file that does not compile was tried again.
+    assert compiled[2:] == [["broken.py"]]
+    assert _pycs(tmp_path / "deps-amd64") == _pycs(tmp_path / "deps-arm64")
