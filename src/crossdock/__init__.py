@@ -21,10 +21,10 @@ from ``crossdock.build``: a package attribute of that name is the submodule once
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from crossdock._version import __version__
+from crossdock.lazy import lazy_names
 
 if TYPE_CHECKING:
     from crossdock.backends.buildx import BuildxBackend, DockerStore, StagingRepository
@@ -79,8 +79,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:  # noqa: ANN401 - the attribute's own type, known to mypy above
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'crossdock' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.stage import (
-    EXAMPLE,
     REGISTRY,
     REPO_ROOT,
     STAGE_BASE,
@@ -26,9 +25,9 @@ from tests.support.stage import (
     build_into,
     build_json,
     build_service,
+    copy_example,
     layout_index_digest,
     stage_environment,
-    uv_lock,
 )
 
 pytestmark = pytest.mark.integration
@@ -38,11 +37,7 @@ FROM_RECORD = "nothing changed since the last build"
 
 def test_the_last_build_record_never_changes_a_digest(host_python: str, tmp_path: Path) -> None:
     env = stage_environment(host_python, CROSSDOCK_CACHE_DIR=str(tmp_path / "cache"))
-    project = tmp_path / "example"
-    shutil.copytree(
-        EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
-    )
-    uv_lock(project / "backend" / "api", env)
+    project = copy_example(tmp_path / "example", env)
     main = project / "backend" / "api" / "app" / "main.py"
     original = main.read_text()
 
@@ -90,11 +85,7 @@ def test_warm_caches_skip_no_check_and_change_no_digest(host_python: str, tmp_pa
     env = stage_environment(
         host_python, CROSSDOCK_CACHE_DIR=str(tmp_path / "cache"), SOURCE_DATE_EPOCH="1700000000"
     )
-    project = tmp_path / "example"
-    shutil.copytree(
-        EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
-    )
-    uv_lock(project / "backend" / "api", env)
+    project = copy_example(tmp_path / "example", env)
     app = project / "backend" / "api" / "app"
 
     def build(name: str, platforms: str = "linux/arm64,linux/amd64") -> Run:
@@ -224,12 +215,8 @@ def test_an_unchanged_command_line_is_answered_early_and_every_input_is_checked_
     env = stage_environment(
         host_python, CROSSDOCK_CACHE_DIR=str(tmp_path / "cache"), SOURCE_DATE_EPOCH="1700000000"
     )
-    project = tmp_path / "example"
-    shutil.copytree(
-        EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
-    )
+    project = copy_example(tmp_path / "example", env)
     service = project / "backend" / "api"
-    uv_lock(service, env)
     for command in (["init", "--quiet"], ["add", "-A"], ["commit", "--quiet", "-m", "example"]):
         subprocess.run([*_GIT, *command], cwd=project, check=True)
     layout = tmp_path / "layout"
@@ -297,11 +284,7 @@ def test_a_plain_push_is_answered_early_and_the_registry_is_still_checked(
     env = stage_environment(
         host_python, CROSSDOCK_CACHE_DIR=str(tmp_path / "cache"), SOURCE_DATE_EPOCH="1700000000"
     )
-    project = tmp_path / "example"
-    shutil.copytree(
-        EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
-    )
-    uv_lock(project / "backend" / "api", env)
+    project = copy_example(tmp_path / "example", env)
     for command in (["init", "--quiet"], ["add", "-A"], ["commit", "--quiet", "-m", "example"]):
         subprocess.run([*_GIT, *command], cwd=project, check=True)
     reference = f"{REGISTRY}/tests-{uuid.uuid4().hex[:10]}/pushed:latest"
@@ -378,11 +361,7 @@ def test_a_code_edit_is_rebuilt_early_to_the_digests_of_a_cold_build(
     env = stage_environment(
         host_python, CROSSDOCK_CACHE_DIR=str(tmp_path / "cache"), SOURCE_DATE_EPOCH="1700000000"
     )
-    project = tmp_path / "example"
-    shutil.copytree(
-        EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
-    )
-    uv_lock(project / "backend" / "api", env)
+    project = copy_example(tmp_path / "example", env)
     app = project / "backend" / "api" / "app"
     main = app / "main.py"
 

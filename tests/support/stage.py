@@ -131,6 +131,16 @@ def uv_lock(service: Path, env: dict[str, str]) -> None:
     subprocess.run(["uv", "lock", "--quiet"], cwd=service, env=env, check=True, timeout=300)
 
 
+def copy_example(destination: Path, env: dict[str, str]) -> Path:
+    """The example project copied to ``destination`` without its environments, locks and
+    bytecode, and its ``api`` service locked again with ``env``: a project a test may edit."""
+    shutil.copytree(
+        EXAMPLE, destination, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__")
+    )
+    uv_lock(destination / "backend" / "api", env)
+    return destination
+
+
 def blob_path(layout: Path, digest: str) -> Path:
     algorithm, hex_digest = digest.split(":")
     return layout / "blobs" / algorithm / hex_digest

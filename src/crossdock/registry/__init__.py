@@ -8,8 +8,9 @@ stack (httpx, stamina) is a third of a no-op build's start-up (issue 14).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from crossdock.lazy import lazy_names
 
 if TYPE_CHECKING:
     from crossdock.cache import BlobCache
@@ -58,8 +59,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:  # noqa: ANN401 - the attribute's own type, known to mypy above
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'crossdock.registry' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names(__name__, _WHERE)
