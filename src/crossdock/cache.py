@@ -161,6 +161,21 @@ class Records:
             return False
         return True
 
+    def load_or_store(
+        self,
+        key: str,
+        parse: Callable[[Any], T],
+        make: Callable[[], T],
+        dump: Callable[[T], object],
+    ) -> T:
+        """The record under ``key`` (``load``), else ``make()``, recorded as ``dump`` of it."""
+        cached = self.load(key, parse)
+        if cached is not None:
+            return cached
+        value = make()
+        self.store(key, dump(value))
+        return value
+
     def forget(self, key: str) -> None:
         with contextlib.suppress(OSError):
             self.path_for(key).unlink()
@@ -212,7 +227,7 @@ class BlobCache:
         identity = _identity(path)
         if identity is None or (size is not None and identity[0] != size):
             return None
-        key = f"{digest.algorithm}-{digest.hex}"
+        key = digest.dashed
         if self._stamps.load(key, list) == identity:
             return path
         actual, actual_size = file_digest(path, digest.algorithm)
@@ -284,4 +299,4 @@ class BlobCache:
     def _stamp(self, digest: Digest, path: Path) -> None:
         identity = _identity(path)
         if identity is not None:
-            self._stamps.store(f"{digest.algorithm}-{digest.hex}", identity)
+            self._stamps.store(digest.dashed, identity)

@@ -126,3 +126,29 @@ def test_adopting_a_blob_that_is_cached_keeps_the_cached_copy(tmp_path):
     again.write_bytes(b"layer")
     assert cache.adopt(again, desc.digest) == cache.path_for(desc.digest)
     assert not again.exists()
+
+
+def test_load_or_store_makes_once_and_makes_again_when_the_record_is_damaged(
+    tmp_path: Path,
+) -> None:
+    records = Records(tmp_path / "records", kind="facts", version=1)
+    made: list[int] = []
+
+    def parse(data: dict[str, int]) -> dict[str, int]:
+        return dict(data)
+
+    def make() -> dict[str, int]:
+        made.append(1)
+        return {"n": len(made)}
+
+    first = records.load_or_store("k", parse, make, parse)
+    second = records.load_or_store("k", parse, make, parse)
+    assert (first, second, len(made)) == ({"n": 1}, {"n": 1}, 1)
+    path = records.path_for("k")
+    path.write_bytes(path.read_bytes().replace(b'"n":1', b'"n":9'))  # checksum no longer matches
+    assert records.load_or_store("k", parse, make, parse) == {"n": 2}
+
+
+def test_a_digest_dashed_is_a_file_name_and_the_referrers_tag_schema() -> None:
+    digest = Digest("sha256:" + "ab" * 32)
+    assert digest.dashed == "sha256-" + "ab" * 32

@@ -29,6 +29,12 @@ class Digest:
     def hex(self) -> str:
         return self.value.split(":", 1)[1]
 
+    @property
+    def dashed(self) -> str:
+        """``sha256-<hex>``: the digest as a file or record name, and as the referrers tag
+        schema spells it (a colon is not allowed in either)."""
+        return f"{self.algorithm}-{self.hex}"
+
     def __str__(self) -> str:
         return self.value
 

@@ -72,4 +72,4 @@ def make_referrer(
 def fallback_tag(subject: Digest) -> str:
     """The referrers tag schema (distribution-spec 1.1): where a registry without the referrers
     API keeps the index of ``subject``'s referrers, e.g. ``sha256-0123...``."""
-    return f"{subject.algorithm}-{subject.hex}"
+    return subject.dashed

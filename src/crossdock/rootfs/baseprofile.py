@@ -162,22 +162,22 @@ def cached_base_profile(
     layers' member indexes are kept by digest too (the blobs were verified when pulled), so
     verifying the base afterwards takes them from there instead of a second pass. ``read``: how
     to read it when it is not cached (by default ``read_base_profile`` of its layers)."""
-    records = CacheLayout(cache_dir).records("base-profile", version=1)
-    key = f"{base.digest.algorithm}-{base.digest.hex}"
-    cached = records.load(key, BaseProfile.from_json)
-    if cached is not None:
-        return cached
-    if read is None:
-        profile = read_base_profile(
+
+    def read_layers() -> BaseProfile:
+        return read_base_profile(
             base.config,
             [blob.path for blob in base.layers],
             [blob.descriptor.digest for blob in base.layers],
             index_cache=cache_dir,
         )
-    else:
-        profile = read()
-    records.store(key, profile.to_json())
-    return profile
+
+    return (
+        CacheLayout(cache_dir)
+        .records("base-profile", version=1)
+        .load_or_store(
+            base.digest.dashed, BaseProfile.from_json, read or read_layers, BaseProfile.to_json
+        )
+    )
 
 
 def read_base_profile(

@@ -247,20 +247,16 @@ class IndexCache:
         self._records = CacheLayout(cache_root).records(_KIND, version=_VERSION)
 
     def path_for(self, digest: Digest) -> Path:
-        return self._records.path_for(_key(digest))
+        return self._records.path_for(digest.dashed)
 
     def load(self, digest: Digest) -> list[Member] | None:
         """The cached index of ``digest``, or None when absent, damaged or of another format."""
         return self._records.load(
-            _key(digest), lambda rows: [Member.from_json(i, row) for i, row in enumerate(rows)]
+            digest.dashed, lambda rows: [Member.from_json(i, row) for i, row in enumerate(rows)]
         )
 
     def store(self, digest: Digest, members: Sequence[Member]) -> None:
-        self._records.store(_key(digest), [m.to_json() for m in members])
-
-
-def _key(digest: Digest) -> str:
-    return f"{digest.algorithm}-{digest.hex}"
+        self._records.store(digest.dashed, [m.to_json() for m in members])
 
 
 def layer_members(

@@ -51,20 +51,20 @@ def base_os_packages(
     """The OS packages of a base image, kept in crossdock's cache folder ``cache_dir`` by its
     manifest digest (a base is immutable). ``fs``: the view of its layers when the caller has
     one (the package files it kept while indexing are read from memory)."""
-    records = CacheLayout(cache_dir).records("base-os-packages", version=1)
-    key = f"{base.digest.algorithm}-{base.digest.hex}"
-    cached = records.load(key, OsInventory.from_json)
-    if cached is not None:
-        return cached
-    if fs is None:
-        fs = LayerFS(
+
+    def read_layers() -> OsInventory:
+        view = fs or LayerFS(
             [blob.path for blob in base.layers],
             [blob.descriptor.digest for blob in base.layers],
             index_cache=cache_dir,
         )
-    inventory = read_os_packages(fs)
-    records.store(key, inventory.to_json())
-    return inventory
+        return read_os_packages(view)
+
+    return (
+        CacheLayout(cache_dir)
+        .records("base-os-packages", version=1)
+        .load_or_store(base.digest.dashed, OsInventory.from_json, read_layers, OsInventory.to_json)
+    )
 
 
 def sbom_referrer(

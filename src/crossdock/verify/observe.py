@@ -223,7 +223,7 @@ class ObservationCache:
         self._records.store(self._key(digest), merged)
 
     def _key(self, digest: Digest) -> str:
-        return f"{digest.algorithm}-{digest.hex}-{self.limit}"
+        return f"{digest.dashed}-{self.limit}"
 
     def _read(self, digest: Digest) -> dict[str, Any]:
         rows = self._records.load(self._key(digest), _as_dict)
