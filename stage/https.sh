@@ -83,27 +83,6 @@ ensure_stage_ca() {
 
 https_curl() { curl -sS --noproxy '*' -m 3 --cacert "$HTTPS_TLS/ca.pem" "$@"; }
 
-# start_daemon NAME MATCH CHECK COMMAND...: start COMMAND unless the function CHECK succeeds,
-# then wait until it does. MATCH is in the command line of the daemon this stage started (the
-# pidfile's process is stopped first only if it is that daemon).
-start_daemon() {
-  local name=$1 match=$2 check=$3 i
-  shift 3
-  "$check" && return 0
-  stop_pidfile "$name" "$match"
-  say "starting $name (log: $RUN/$name.log)"
-  # Not fd 9 (the lock): see ensure_registry.
-  setsid "$@" </dev/null >>"$RUN/$name.log" 2>&1 9>&- &
-  echo $! >"$RUN/$name.pid"
-  for ((i = 0; i < 100; i++)); do
-    "$check" && return 0
-    [[ -e /proc/$(<"$RUN/$name.pid") ]] || break
-    sleep 0.1
-  done
-  tail -n 20 "$RUN/$name.log" >&2 || true
-  die "$name did not come up"
-}
-
 token_server_answers() {
   https_curl -o /dev/null -w '%{http_code}' \
     "https://$HTTPS_AUTH_NAME:$HTTPS_AUTH_PORT/token?service=crossdock-test-registry" 2>/dev/null |

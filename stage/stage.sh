@@ -25,7 +25,7 @@ REGISTRY=127.0.0.1:$PORT
 UV_VERSION=0.13.9
 # libc6/libstdc++6-arm64-cross: real arm64 C libraries for the unit tests' small arm64 images.
 APT_PACKAGES=(docker-registry skopeo qemu-user-static binfmt-support mmdebstrap docker.io
-  apache2-utils iproute2 curl git libc6-arm64-cross libstdc++6-arm64-cross)
+  apache2-utils iproute2 procps curl git libc6-arm64-cross libstdc++6-arm64-cross)
 BINFMT_ENTRY=/proc/sys/fs/binfmt_misc/qemu-aarch64
 BUILDX_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-buildx
 # Debian 12's debian-archive-keyring 2023.3+deb12u2 carries trixie's archive key.
@@ -118,6 +118,42 @@ find_python() {
 # Daemons we start: pidfile in $RUN, log beside it. `down` stops only these.
 # ---------------------------------------------------------------------------------------------
 
+# start_daemon NAME MATCH CHECK COMMAND...: start COMMAND unless the function CHECK succeeds,
+# then wait until it does. MATCH is in the command line of the daemon this stage started (the
+# pidfile's process is stopped first only if it is that daemon).
+#
+# Whether the daemon still runs is judged by its pid existing, never by its command line while it
+# starts: between fork and exec the child's command line is still this script's, and on a busy
+# machine the first check can come before the exec (CI once gave up on a registry that was
+# listening a moment later). Only a daemon whose process is gone and whose MATCH no process runs
+# is given up on before the deadline.
+start_daemon() {
+  local name=$1 match=$2 check=$3 pid i
+  shift 3
+  "$check" && return 0
+  stop_pidfile "$name" "$match"
+  mkdir -p "$RUN"
+  say "starting $name (log: $RUN/$name.log)"
+  # setsid: the daemon outlives this script and its terminal; its output goes to the log and it
+  # must not inherit fd 9, the lock of with_lock (it would hold it for ever).
+  setsid "$@" </dev/null >>"$RUN/$name.log" 2>&1 9>&- &
+  pid=$!
+  echo "$pid" >"$RUN/$name.pid"
+  for ((i = 0; i < 300; i++)); do
+    if "$check"; then
+      # setsid forks when it leads a process group: then the daemon is its child.
+      [[ -e /proc/$pid ]] || pgrep -n -f -- "$match" >"$RUN/$name.pid" || true
+      return 0
+    fi
+    if [[ ! -e /proc/$pid ]] && ! pgrep -f -- "$match" >/dev/null; then
+      break
+    fi
+    sleep 0.1
+  done
+  tail -n 20 "$RUN/$name.log" >&2 || true
+  die "$name did not come up within 30s (log: $RUN/$name.log)"
+}
+
 # pid_alive NAME EXE: the pid in $RUN/NAME.pid runs EXE (pids are reused: check the command).
 pid_alive() {
   local pidfile=$RUN/$1.pid pid
@@ -175,20 +211,9 @@ storage:
 http:
   addr: $REGISTRY
 EOF
-  say "starting registry on $REGISTRY (log: $RUN/registry.log)"
-  # setsid: the registry outlives this script and its terminal; its output goes to the log
-  # and it must not inherit fd 9, the lock of with_lock (it would hold it for ever).
-  REGISTRY_HTTP_ADDR=$REGISTRY REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$CACHE/registry \
-    setsid docker-registry serve "$CACHE/registry.yml" </dev/null >>"$RUN/registry.log" 2>&1 9>&- &
-  echo $! >"$RUN/registry.pid"
-  local i
-  for ((i = 0; i < 100; i++)); do
-    registry_answers && return 0
-    pid_alive registry docker-registry || break
-    sleep 0.1
-  done
-  tail -n 20 "$RUN/registry.log" >&2 || true
-  die "registry did not come up on $REGISTRY"
+  start_daemon registry "$CACHE/registry.yml" registry_answers \
+    env REGISTRY_HTTP_ADDR="$REGISTRY" REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$CACHE/registry" \
+    docker-registry serve "$CACHE/registry.yml"
 }
 
 docker_ok() { docker info >/dev/null 2>&1; }
