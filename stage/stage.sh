@@ -226,6 +226,9 @@ ensure_dockerd() {
     say "our dockerd (pid $(<"$RUN/dockerd.pid")) runs but does not answer yet"
   else
     mkdir -p "$RUN"
+    # A pidfile left by a dockerd that was killed names a pid some other process may have now:
+    # dockerd would refuse to start ("pid file found, ensure docker is not running").
+    rm -f "$RUN/dockerd.pid"
     say "starting dockerd (log: $RUN/dockerd.log)"
     # Not fd 9 (the lock): see ensure_registry.
     setsid dockerd --pidfile "$RUN/dockerd.pid" </dev/null >>"$RUN/dockerd.log" 2>&1 9>&- &
