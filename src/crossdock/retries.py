@@ -9,7 +9,8 @@ message alone), for example::
     retrying in 1.4 s (retry 1): cannot reach registry 127.0.0.1:5555 (GET /v2/): ReadError
 
 Messages are built from crossdock's own error messages, which never carry credentials (URLs are
-redacted where they are made).
+redacted where they are made). When retrying gives up, the error's hint says how many attempts
+were made, in the words of ``gave_up_after``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from stamina.instrumentation import RetryDetails
 
-__all__ = ["install"]
+__all__ = ["gave_up_after", "install"]
 
 _log = logging.getLogger("crossdock.retry")
 _installed = False
@@ -41,6 +42,12 @@ def _on_retry(details: RetryDetails) -> None:
         details.retry_num,
         _reason(details.caused_by),
     )
+
+
+def gave_up_after(attempts: int) -> str:
+    """How a hint says that ``attempts`` attempts were made, all failed: the count made, not the
+    count allowed (stamina's testing mode, or an outer loop, changes the one, never the other)."""
+    return f"gave up after {attempts} attempt{'' if attempts == 1 else 's'}"
 
 
 def install() -> None:

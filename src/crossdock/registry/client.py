@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import httpx
-import stamina
 
 from crossdock import scratch
 from crossdock.errors import (
@@ -41,7 +40,7 @@ from crossdock.registry.credentials import Credentials, find_credentials
 from crossdock.registry.ecr import EcrRegistry, ecr_credentials, parse_ecr_host
 from crossdock.registry.reference import Reference, api_host
 from crossdock.registry.responses import error_for_response, not_a_registry
-from crossdock.registry.transport import TransientRegistryError, Transport
+from crossdock.registry.transport import TransientRegistryError, Transport, retrying
 from crossdock.registry.upload import UploadMode, file_body, start_upload
 
 __all__ = ["MANIFEST_ACCEPT", "RegistryClient", "UploadOutcome"]
@@ -252,12 +251,15 @@ class RegistryClient:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with _PartialBlob(dest, descriptor.digest.algorithm) as partial:
             # No wall-clock budget (stamina's default is 45 s): a large blob cut off after
-            # minutes is resumed like one cut off at once; attempts bound the retrying.
-            for attempt in stamina.retry_context(
-                on=httpx.TransportError, attempts=_DOWNLOAD_ATTEMPTS, timeout=None
-            ):
-                with attempt:
-                    self._download(name, descriptor, partial, on_bytes)
+            # minutes is resumed like one cut off at once; attempts bound the retrying. Only a
+            # cut is retried here: the transport has retried the request itself already.
+            retrying(
+                lambda: self._download(name, descriptor, partial, on_bytes),
+                attempts=_DOWNLOAD_ATTEMPTS,
+                on=_is_cut_off,
+                registry=self.transport.registry,
+                what=f"GET /v2/{name}/blobs/{descriptor.digest}",
+            )
             if partial.size != descriptor.size:
                 raise self._bad_blob(name, descriptor, f"has {partial.size} bytes, not the size")
             if partial.hexdigest() != descriptor.digest.hex:
@@ -340,12 +342,14 @@ class RegistryClient:
         name = self._repository(repository)
         if self.blob_exists(repository, descriptor.digest):
             return "present"
-        for attempt in stamina.retry_context(
-            on=_is_transient, attempts=self.transport.attempts, timeout=None
-        ):
-            with attempt:
-                return self._upload(name, descriptor, path, mount_from, on_bytes)
-        raise AssertionError("stamina ended without a result")  # pragma: no cover
+        # The session is retried as a whole (its requests are sent once each).
+        return retrying(
+            lambda: self._upload(name, descriptor, path, mount_from, on_bytes),
+            attempts=self.transport.attempts,
+            on=_is_transient,
+            registry=self.transport.registry,
+            what=f"upload blob {descriptor.digest} to {name}",
+        )
 
     def upload_blob_bytes(self, repository: Reference, data: bytes) -> UploadOutcome:
         """Upload a small blob held in memory (an image config), unless it is there already."""
@@ -353,13 +357,15 @@ class RegistryClient:
         digest = sha256_of(data)
         if self.blob_exists(repository, digest):
             return "present"
-        for attempt in stamina.retry_context(
-            on=_is_transient, attempts=self.transport.attempts, timeout=None
-        ):
-            with attempt:
-                start_upload(self.transport, name, ecr=self.ecr is not None).put_whole(
-                    digest, len(data), data
-                )
+        retrying(
+            lambda: start_upload(self.transport, name, ecr=self.ecr is not None).put_whole(
+                digest, len(data), data
+            ),
+            attempts=self.transport.attempts,
+            on=_is_transient,
+            registry=self.transport.registry,
+            what=f"upload blob {digest} to {name}",
+        )
         return "uploaded"
 
     def check_push_access(self, repository: Reference) -> None:
@@ -379,11 +385,13 @@ class RegistryClient:
             if answer.status_code != 200:
                 raise self._error(answer, name, "check access")
             # Retried like an upload: a passing fault must not fail the build it precedes.
-            for attempt in stamina.retry_context(
-                on=_is_transient, attempts=self.transport.attempts, timeout=None
-            ):
-                with attempt:
-                    session = start_upload(self.transport, name, ecr=self.ecr is not None)
+            session = retrying(
+                lambda: start_upload(self.transport, name, ecr=self.ecr is not None),
+                attempts=self.transport.attempts,
+                on=_is_transient,
+                registry=self.transport.registry,
+                what=f"start a blob upload to {name}",
+            )
         except AuthError as err:
             if self.transport.auth.found_none:
                 raise self.transport.auth.missing_credentials() from err
@@ -512,6 +520,11 @@ def _range_start(response: httpx.Response) -> int | None:
 
 def _is_transient(error: Exception) -> bool:
     return isinstance(error, TransientRegistryError | httpx.TransportError)
+
+
+def _is_cut_off(error: Exception) -> bool:
+    """A download broken off mid-body (the request itself was retried by the transport)."""
+    return isinstance(error, httpx.TransportError)
 
 
 def _check_size(path: Path, descriptor: Descriptor) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -41,9 +42,10 @@ from crossdock.tls import system_ssl_context
 
 retries.install()  # each retry: one readable line (crossdock.retries)
 
-__all__ = ["Body", "TransientRegistryError", "Transport"]
+__all__ = ["Body", "TransientRegistryError", "Transport", "retrying"]
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 Body = bytes | Callable[[], Iterable[bytes]] | None
 """Request content: bytes, or a factory returning a fresh iterator over the bytes."""
@@ -66,13 +68,70 @@ _TOKEN_TIMEOUT = httpx.Timeout(connect=10.0, read=20.0, write=20.0, pool=30.0)
 
 
 class TransientRegistryError(RegistryError):
-    """A fault worth retrying (connection error, 429, 5xx) that did not go away."""
+    """A fault worth retrying (connection error, 429, 5xx). Raised by one attempt; when the
+    retrying gives up on it (``retrying``), ``attempts`` counts the attempts really made, those
+    of every retry loop inside the one that gave up included, and the hint says that number."""
 
     def __init__(
         self, message: str, *, retry_after: float | None = None, hint: str | None = None
     ) -> None:
         super().__init__(message, hint=hint)
         self.retry_after = retry_after
+        self.advice = hint  # the hint without the count of attempts
+        self.attempts = 1
+
+    def gave_up_after(self, attempts: int) -> TransientRegistryError:
+        """This fault as the last of ``attempts`` failed attempts (the hint says so)."""
+        self.attempts = attempts
+        count = retries.gave_up_after(attempts)
+        self.hint = f"{self.advice}; {count}" if self.advice else count
+        return self
+
+
+def retrying(
+    action: Callable[[], _T],
+    *,
+    attempts: int,
+    on: Callable[[Exception], bool | float],
+    registry: str,
+    what: str,
+) -> _T:
+    """``action``, tried again with backoff while ``on`` says a fault is worth it, at most
+    ``attempts`` times (fewer under stamina's testing mode). A fault that remains is raised as a
+    ``TransientRegistryError`` that counts every attempt made: one per failed try of ``action``,
+    or as many as a retry loop inside it made (a request retried by the transport, inside a
+    blob download retried as a whole). A connection fault that no retry can fix (a host that
+    does not resolve, a certificate that is not trusted) is a ``RegistryError`` at once.
+    ``what`` names, in the messages, what was being done (``GET /v2/...``, redacted)."""
+    made = 0
+    try:
+        for attempt in stamina.retry_context(
+            on=on, attempts=attempts, timeout=None, wait_max=_MAX_RETRY_AFTER_SECONDS
+        ):
+            with attempt:
+                try:
+                    return action()
+                except TransientRegistryError as err:
+                    made += err.attempts
+                    raise
+                except httpx.TransportError:
+                    made += 1
+                    raise
+    except TransientRegistryError as err:
+        err.gave_up_after(made)
+        raise
+    except httpx.TransportError as err:
+        lasting = _lasting_fault(err)
+        if lasting is not None:
+            lasting_what, hint = lasting
+            raise RegistryError(
+                f"cannot reach registry {registry} ({what}): {lasting_what}", hint=hint
+            ) from err
+        raise TransientRegistryError(
+            f"cannot reach registry {registry} ({what}): {type(err).__name__}: {err}",
+            hint="check that the registry is up and reachable",
+        ).gave_up_after(made) from err
+    raise AssertionError("stamina ended without a result")  # pragma: no cover
 
 
 def _backoff(error: Exception) -> bool | float:
@@ -171,38 +230,28 @@ class Transport:
 
         With ``stream`` the response body is not read: close the response when done.
         With ``retry=False`` a transient fault raises TransientRegistryError at once (used
-        inside an upload session, which is retried as a whole by its caller).
+        inside an upload session, which is retried as a whole by its caller: its ``retrying``
+        counts this attempt among the upload's).
         """
         url = self.url(path_or_url)
-        try:
-            for attempt in stamina.retry_context(
-                on=_backoff,
-                attempts=self.attempts if retry else 1,
-                timeout=None,
-                wait_max=_MAX_RETRY_AFTER_SECONDS,
-            ):
-                with attempt:
-                    if attempt.num > 1:
-                        _log.debug("retry %d: %s %s", attempt.num, method, redact_url(url))
-                    self._check_api_once()
-                    return self._send_authorized(
-                        _Call(method, url, tuple(scopes), dict(headers or {}), body, stream)
-                    )
-        except httpx.TransportError as err:
-            lasting = _lasting_fault(err)
-            if lasting is not None:
-                what, hint = lasting
-                raise RegistryError(
-                    f"cannot reach registry {self.registry} ({method} {redact_url(url)}): {what}",
-                    hint=hint,
-                ) from err
-            raise TransientRegistryError(
-                f"cannot reach registry {self.registry} ({method} {redact_url(url)}): "
-                f"{type(err).__name__}: {err}",
-                hint="check that the registry is up and reachable; retried "
-                f"{self.attempts if retry else 1} time(s)",
-            ) from err
-        raise AssertionError("stamina ended without a result")  # pragma: no cover
+        call = _Call(method, url, tuple(scopes), dict(headers or {}), body, stream)
+        tries = 0
+
+        def send() -> httpx.Response:
+            nonlocal tries
+            tries += 1
+            if tries > 1:
+                _log.debug("retry %d: %s %s", tries - 1, method, redact_url(url))
+            self._check_api_once()
+            return self._send_authorized(call)
+
+        return retrying(
+            send,
+            attempts=self.attempts if retry else 1,
+            on=_backoff,
+            registry=self.registry,
+            what=f"{method} {redact_url(url)}",
+        )
 
     def _check_api_once(self) -> None:
         """``GET /v2/`` once per transport: refuse a host that is not a registry before any of

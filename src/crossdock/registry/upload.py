@@ -134,6 +134,7 @@ class UploadSession:
         location = self._location()
         offset = 0
         resumes = 0
+        failed = 0  # chunks sent and failed: what the error counts as this upload's attempts
         while offset < size:
             length = min(chunk_size, size - offset)
             try:
@@ -142,8 +143,10 @@ class UploadSession:
                 )
             except TransientRegistryError as failure:
                 resumes += 1
+                failed += failure.attempts
                 position = self._position(location) if resumes <= _MAX_RESUMES else None
                 if position is None:
+                    failure.gave_up_after(failed)
                     raise
                 location, offset = position
                 _log.debug("resuming blob %s at byte %d (%s)", digest, offset, failure.message)
