@@ -12,12 +12,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crossdock import retries
 from crossdock.errors import ResolveError, UnsafeContentError
 from crossdock.resolve.lockfile import LockedPackage, LockedSdist, options_hint, wheel_tags
 from crossdock.tls import system_ssl_context
 from crossdock.wheeltags import WheelTarget
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "build_pure_wheel",
@@ -48,32 +52,47 @@ def _download(url: str, destination: Path, sdist: LockedSdist) -> str:
     # The system trust store (and SSL_CERT_FILE), so a proxy's CA is trusted.
     context = system_ssl_context()
     limit = sdist.size if sdist.size is not None else _MAX_SDIST_BYTES
-    for attempt in stamina.retry_context(on=httpx.TransportError, attempts=_DOWNLOAD_ATTEMPTS):
-        with (
-            attempt,
-            httpx.Client(verify=context, follow_redirects=True, timeout=_TIMEOUT_SECONDS) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != httpx.codes.OK:
-                raise ResolveError(
-                    f"downloading {url} failed: HTTP {response.status_code}",
-                    hint="check that the index is reachable and run `uv lock` if the file moved",
-                )
-            digest = hashlib.sha256()
-            written = 0
-            with destination.open("wb") as out:
-                for chunk in response.iter_bytes():
-                    written += len(chunk)
-                    if written > limit:
-                        raise UnsafeContentError(
-                            f"{url} is larger than the {limit} bytes the lock records"
-                        )
-                    digest.update(chunk)
-                    out.write(chunk)
-            return digest.hexdigest()
+    made = 0
+    try:
+        for attempt in stamina.retry_context(on=httpx.TransportError, attempts=_DOWNLOAD_ATTEMPTS):
+            made = attempt.num
+            with (
+                attempt,
+                httpx.Client(
+                    verify=context, follow_redirects=True, timeout=_TIMEOUT_SECONDS
+                ) as client,
+                client.stream("GET", url) as response,
+            ):
+                return _save(response, url, destination, limit)
+    except httpx.TransportError as err:
+        raise ResolveError(
+            f"downloading {url} failed: {type(err).__name__}: {err}",
+            hint="check that the index is reachable (network, proxy, SSL_CERT_FILE); "
+            + retries.gave_up_after(made),
+        ) from err
     raise AssertionError(
         "unreachable: stamina re-raises after the last attempt"
     )  # pragma: no cover
+
+
+def _save(response: httpx.Response, url: str, destination: Path, limit: int) -> str:
+    """The body of ``response`` (a 200 answer, or the download fails) written to
+    ``destination``, at most ``limit`` bytes; its sha256 (hex)."""
+    if response.status_code != 200:
+        raise ResolveError(
+            f"downloading {url} failed: HTTP {response.status_code}",
+            hint="check that the index is reachable and run `uv lock` if the file moved",
+        )
+    digest = hashlib.sha256()
+    written = 0
+    with destination.open("wb") as out:
+        for chunk in response.iter_bytes():
+            written += len(chunk)
+            if written > limit:
+                raise UnsafeContentError(f"{url} is larger than the {limit} bytes the lock records")
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
 
 
 def fetch_sdist(package: LockedPackage, project_dir: Path, work_dir: Path) -> Path:
