@@ -31,6 +31,7 @@ from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Reference
 from crossdock.sinks.oci_layout import write_oci_layout
 from crossdock.sinks.registry import push_image_set
+from crossdock.sources.registry import Registries
 from crossdock.targets import target_spec
 from crossdock.targets.k8s import architectures_in_registry
 
@@ -304,8 +305,8 @@ def test_k8s_for_a_single_arch_image_allows_only_that_arch(
     project, stage_env, monkeypatch_module, tmp_path
 ):
     single = _build_and_push(project, stage_env, monkeypatch_module, "eks", "linux/arm64")
-    with RegistryClient(REGISTRY) as client:
-        _, arches = architectures_in_registry(client, Reference.parse(single.ref("single")))
+    with Registries() as registries:
+        _, arches = architectures_in_registry(registries, Reference.parse(single.ref("single")))
     assert arches == ("arm64",)
     out = tmp_path / "api.yaml"
     _crossdock(stage_env, "k8s", single.ref("single"), "-o", str(out))

@@ -213,8 +213,9 @@ def k8s(
     ] = None,
 ) -> None:
     """Write a Deployment + Service for IMAGE, scheduled only on the architectures it has."""
-    from crossdock.registry.client import RegistryClient
+    from crossdock.config import machine_settings
     from crossdock.registry.reference import Reference
+    from crossdock.sources.registry import Registries
     from crossdock.targets.k8s import (
         WorkloadSpec,
         architectures_in_registry,
@@ -224,8 +225,8 @@ def k8s(
 
     ref = Reference.parse(image)
     default_port, default_health = _served_at(project, service)
-    with RegistryClient(ref.registry) as client:
-        pinned, architectures = architectures_in_registry(client, ref)
+    with Registries(mirrors=machine_settings().registry_mirrors) as registries:
+        pinned, architectures = architectures_in_registry(registries, ref)
     workload = WorkloadSpec(
         name=name or ref.repository.rsplit("/", 1)[-1],
         port=port or default_port,

@@ -19,10 +19,8 @@ from typing import Any
 
 from crossdock.errors import ConfigError, TargetError
 from crossdock.image.artifact import ImageSet
-from crossdock.image.manifest import Index
-from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Reference
-from crossdock.sources.registry import pull_config
+from crossdock.sources.registry import Registries, read_image_set
 
 __all__ = [
     "ARCH_LABEL",
@@ -60,19 +58,32 @@ def architectures_in_image_set(image_set: ImageSet) -> tuple[str, ...]:
 
 
 def architectures_in_registry(
-    client: RegistryClient, ref: Reference
+    registries: Registries, ref: Reference
 ) -> tuple[Reference, tuple[str, ...]]:
     """``ref`` pinned by digest, and the architectures of the image or index it names.
 
-    Index entries that are not runnable images (attestations: ``unknown/unknown``) are skipped.
+    Read as every command reads a registry image (``crossdock.sources.registry``): through the
+    registry mirrors, each manifest and config checked against its digest and bounded in size,
+    an index's list of manifests bounded too. An architecture counts when its image is there
+    and its config says so; attestations (``unknown/unknown``) and other artifacts are skipped.
     """
-    top = client.get_manifest(ref)
+    pull, top = registries.top(ref)
     # The tag is dropped: a Deployment names what it runs by digest alone.
     pinned = Reference(ref.registry, ref.repository, None, top.digest)
-    if isinstance(top, Index):
-        found = {p.architecture for p in top.platforms() if p.os == "linux"}
-    else:
-        found = {pull_config(client, ref, top).platform.architecture}
+    images = read_image_set(registries.client(pull), pull, top, None, name=str(ref)).images
+    found: set[str] = set()
+    for image in images:
+        config = image.config.platform
+        listed = image.listed.platform if image.listed is not None else None
+        if listed is not None and listed.architecture != config.architecture:
+            # A node pulls the entry of its own architecture: this one would not run there.
+            raise TargetError(
+                f"{ref}: the index lists {image.manifest.digest} as {listed}, but its config "
+                f"says {config}",
+                hint="the image is inconsistent; rebuild it, or check it with crossdock verify",
+            )
+        if config.os == "linux":
+            found.add(config.architecture)
     architectures = tuple(sorted(found & _KNOWN_ARCHITECTURES))
     if not architectures:
         raise TargetError(
