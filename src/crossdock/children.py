@@ -10,7 +10,6 @@ when crossdock dies, however it dies, the child gets SIGKILL. Elsewhere :func:`r
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 import signal
@@ -31,7 +30,9 @@ def _parent_death_hook() -> Callable[[int], None] | None:
         return None
     try:
         # Resolved here, in the parent: the child only calls it (no imports or loading after fork).
-        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+        # From the symbols already loaded (CDLL(None): the C library Python itself runs on), not
+        # ctypes.util.find_library("c"), which runs `ldconfig -p` to find a file to load.
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]

@@ -11,9 +11,13 @@ as rich markup.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-__all__ = ["literal", "printable"]
+__all__ = ["escape_markup", "literal", "printable"]
+
+# What rich's markup parser takes for a tag (rich.markup.escape), with the backslashes before it.
+_MARKUP_TAG = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
 
 
 def _shown(char: str) -> str:
@@ -42,6 +46,14 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
 
 def literal(text: object, *, keep_newlines: bool = False) -> str:
     """``str(text)`` made safe to pass to a rich console as markup: printed as it is."""
-    from rich.markup import escape  # here: the CLI's start-up imports no rich module
+    return escape_markup(printable(str(text), keep_newlines=keep_newlines))
 
-    return escape(printable(str(text), keep_newlines=keep_newlines))
+
+def escape_markup(text: str) -> str:
+    """``text`` with everything rich would read as a tag escaped: ``rich.markup.escape``'s
+    rule, here so that a line printed without rich (``crossdock.cli.plain_console``) imports
+    none of it; tests/unit/test_text.py compares the two."""
+    escaped = _MARKUP_TAG.sub(lambda m: f"{m.group(1)}{m.group(1)}\\{m.group(2)}", text)
+    if escaped.endswith("\\") and not escaped.endswith("\\\\"):
+        return escaped + "\\"
+    return escaped

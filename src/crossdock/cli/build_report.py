@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from crossdock.cli.console import out_console
+from crossdock.cli.console import lines_console, out_console
 from crossdock.cli.progress_view import human_bytes
 from crossdock.text import literal
 
@@ -29,7 +29,7 @@ def report_build(
 ) -> None:
     """A build's result on stdout: JSON (``--json``), or the report for people."""
     if json_output:
-        out_console.print_json(
+        lines_console(out_console).print_json(
             json.dumps(
                 {
                     "digest": str(outcome.digest),

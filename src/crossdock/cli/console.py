@@ -33,7 +33,7 @@ class _ConsoleOnFirstUse:
     importing rich's console (~30 ms). Use ``err_console``/``out_console`` as consoles."""
 
     def __init__(self, **options: Any) -> None:
-        self._options = options
+        self.made_with = options
         self._console: Console | None = None
 
     def __getattr__(self, name: str) -> Any:
@@ -45,7 +45,7 @@ class _ConsoleOnFirstUse:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(**self._options)
+            self._console = Console(**self.made_with)
         return self._console
 
 
@@ -72,7 +72,7 @@ class _CommandProgress:
         if self._view is None:
             from crossdock.cli.progress_view import ProgressView
 
-            self._view = ProgressView(_made(err_console), live=False)
+            self._view = ProgressView(lines_console(err_console), live=False)
         return self._view
 
     def __call__(self, platform: Platform | None, message: str, /) -> None:
@@ -86,7 +86,9 @@ class _CommandProgress:
         from crossdock.cli.progress_view import ProgressView
 
         previous = self._view
-        view = ProgressView(_made(err_console), live=sys.stderr.isatty(), quiet=quiet)
+        live = sys.stderr.isatty()
+        console = _made(err_console) if live else lines_console(err_console)
+        view = ProgressView(console, live=live, quiet=quiet)
         self._view = view
         try:
             with view:
@@ -100,6 +102,22 @@ progress = _CommandProgress()
 
 def _made(console: Console) -> Console:
     return console.made() if isinstance(console, _ConsoleOnFirstUse) else console
+
+
+def lines_console(console: Console) -> Console:
+    """What prints plain lines (progress, ``--json``) on ``console`` (``err_console`` or
+    ``out_console``): off a terminal a ``PlainConsole``, which writes what rich would without
+    importing it (``crossdock.cli.plain_console``); rich's console otherwise, or when it is not
+    one of these two."""
+    if not isinstance(console, _ConsoleOnFirstUse):
+        return console
+    from crossdock.cli import plain_console
+
+    stream = plain_console.stderr if console.made_with.get("stderr") else plain_console.stdout
+    if plain_console.rich_sees_terminal(stream()):
+        return console.made()
+    # Typed as the console it stands in for: it has what the progress view and report use.
+    return cast("Console", plain_console.PlainConsole(stream, console.made))
 
 
 def print_error(err: CrossdockError) -> None:

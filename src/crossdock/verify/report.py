@@ -8,12 +8,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from crossdock.errors import ConfigError
 from crossdock.text import literal
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "AllowRule",
