@@ -10,7 +10,8 @@ first versions, which other tests pin by digest.
 
 Python 3.11 standard library only; reads the OCI layout make_bases.py wrote (``CACHE/oci``) and
 writes ``CACHE/oci-updates`` (blobs hard-linked, not copied), then pushes with skopeo what the
-registry does not already serve.
+registry does not already serve: the layout and the push are make_bases.py's own (``Layout``,
+``push_missing``), so both scripts write and publish the same way.
 
 Usage: base_updates.py --cache CACHE --registry HOST:PORT
 """
@@ -22,21 +23,23 @@ import gzip
 import hashlib
 import io
 import json
-import os
-import shlex
-import subprocess
 import sys
 import tarfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-REF_ANNOTATION = "org.opencontainers.image.ref.name"
+# The layout, the registry check and the push are make_bases.py's: run as a script, this
+# folder (stage/) is first on sys.path, so the stage's own Python finds it.
+from make_bases import (
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    REF_ANNOTATION,
+    Layout,
+    push_missing,
+)
+
 # make_bases.py's ref names -> the tag of each base's second version.
 UPDATES = {
     "python-slim": "library/python:3.13-slim-v2",
@@ -47,40 +50,6 @@ VERSION = "2"
 MTIME = 1767225600 + 86400
 CREATED = "2026-01-02T00:00:00Z"
 ISSUE = b"Debian GNU/Linux 13 \\n \\l (crossdock stage base, update 2)\n\n"
-
-
-def log(message: str) -> None:
-    sys.stderr.write(f"base_updates: {message}\n")
-
-
-class Layout:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.blobs = path / "blobs" / "sha256"
-
-    def blob(self, digest: str) -> Path:
-        return self.blobs / digest.removeprefix("sha256:")
-
-    def read_json(self, digest: str) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.blob(digest).read_bytes())
-        return data
-
-    def put(self, data: bytes, media_type: str) -> dict[str, Any]:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        path = self.blob(digest)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        return {"mediaType": media_type, "digest": digest, "size": len(data)}
-
-    def put_json(self, obj: dict[str, Any], media_type: str) -> dict[str, Any]:
-        return self.put(json.dumps(obj, separators=(",", ":"), sort_keys=True).encode(), media_type)
-
-    def link_from(self, source: Layout, digest: str) -> None:
-        target = self.blob(digest)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(source.blob(digest), target)
 
 
 def update_layer() -> tuple[bytes, str]:
@@ -108,7 +77,7 @@ def updated_manifest(source: Layout, dest: Layout, descriptor: dict[str, Any]) -
     for layer in manifest["layers"]:
         dest.link_from(source, layer["digest"])
     gz, diff_id = update_layer()
-    layer = dest.put(gz, OCI_LAYER_GZIP)
+    layer = dest.put(OCI_LAYER_GZIP, gz)
     config["rootfs"]["diff_ids"].append(diff_id)
     config["history"].append(
         {
@@ -120,31 +89,13 @@ def updated_manifest(source: Layout, dest: Layout, descriptor: dict[str, Any]) -
     new_manifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": dest.put_json(config, OCI_CONFIG),
+        "config": dest.put_json(OCI_CONFIG, config),
         "layers": [*manifest["layers"], layer],
     }
-    out = dest.put_json(new_manifest, OCI_MANIFEST)
+    out = dest.put_json(OCI_MANIFEST, new_manifest)
     if "platform" in descriptor:
         out["platform"] = descriptor["platform"]
     return out
-
-
-def registry_digest(registry: str, repo_tag: str) -> str | None:
-    repository, tag = repo_tag.rsplit(":", 1)
-    request = urllib.request.Request(
-        f"http://{registry}/v2/{repository}/manifests/{tag}",
-        method="HEAD",
-        headers={"Accept": f"{OCI_INDEX}, {OCI_MANIFEST}"},
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=10) as response:
-            digest = response.headers.get("Docker-Content-Digest")
-            return str(digest) if digest else None
-    except urllib.error.HTTPError as err:
-        if err.code == 404:
-            return None
-        raise
 
 
 def publish(cache: Path, registry: str) -> dict[str, str]:
@@ -152,36 +103,19 @@ def publish(cache: Path, registry: str) -> dict[str, str]:
     dest = Layout(cache / "oci-updates")
     top = json.loads((source.path / "index.json").read_text())
     refs = {m["annotations"][REF_ANNOTATION]: m for m in top["manifests"]}
-    entries = []
     published: dict[str, str] = {}
     for ref, repo_tag in UPDATES.items():
         index = source.read_json(refs[ref]["digest"])
         children = [updated_manifest(source, dest, child) for child in index["manifests"]]
         new_index = dest.put_json(
-            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}, OCI_INDEX
+            OCI_INDEX, {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}
         )
-        entries.append(dict(new_index, annotations={REF_ANNOTATION: f"{ref}-v{VERSION}"}))
+        dest.add_ref(f"{ref}-v{VERSION}", new_index)
         published[f"{registry}/{repo_tag}"] = new_index["digest"]
-    (dest.path / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (dest.path / "index.json").write_text(
-        json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}, indent=2)
+    dest.write_index()
+    push_missing(
+        dest, registry, [(f"{ref}-v{VERSION}", repo_tag, True) for ref, repo_tag in UPDATES.items()]
     )
-    for (ref, repo_tag), entry in zip(UPDATES.items(), entries, strict=True):
-        want = entry["digest"]
-        if registry_digest(registry, repo_tag) == want:
-            log(f"{registry}/{repo_tag}: up to date ({want[:19]})")
-            continue
-        argv = [
-            "skopeo", "copy", "--quiet", "--all", "--preserve-digests", "--dest-tls-verify=false",
-            f"oci:{dest.path}:{ref}-v{VERSION}", f"docker://{registry}/{repo_tag}",
-        ]  # fmt: skip
-        log(shlex.join(argv))
-        subprocess.run(argv, check=True)
-        if registry_digest(registry, repo_tag) != want:
-            raise SystemExit(
-                f"{registry}/{repo_tag}: pushed {want} but the registry serves another"
-            )
-        log(f"{registry}/{repo_tag}: pushed {want}")
     return published
 
 

@@ -60,8 +60,9 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 def log(msg: str) -> None:
-    # One write per line: the two platforms are built in threads.
-    sys.stderr.write(f"make_bases: {msg}\n")
+    # One write per line: the two platforms are built in threads. Prefixed with the script that
+    # runs (base_updates.py shares this module's layout and push).
+    sys.stderr.write(f"{Path(sys.argv[0]).stem}: {msg}\n")
     sys.stderr.flush()
 
 
@@ -462,13 +463,27 @@ class Layout:
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).exists()
 
-    def put_json(self, media_type: str, obj: object) -> dict[str, Any]:
-        data = json.dumps(obj, indent=None, separators=(",", ":"), sort_keys=True).encode()
+    def put(self, media_type: str, data: bytes) -> dict[str, Any]:
+        """Store ``data`` as a blob; its descriptor."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         path = self.blob_path(digest)
         if not path.exists():
             path.write_bytes(data)
         return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+    def put_json(self, media_type: str, obj: object) -> dict[str, Any]:
+        data = json.dumps(obj, indent=None, separators=(",", ":"), sort_keys=True).encode()
+        return self.put(media_type, data)
+
+    def read_json(self, digest: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.blob_path(digest).read_bytes())
+        return data
+
+    def link_from(self, source: Layout, digest: str) -> None:
+        """Make ``source``'s blob ``digest`` one of this layout's too (a hard link, no copy)."""
+        target = self.blob_path(digest)
+        if not target.exists():
+            os.link(source.blob_path(digest), target)
 
     def write_layer(
         self, members: Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]

@@ -8,6 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -55,3 +56,54 @@ def test_a_base_naming_an_unknown_rootfs_is_refused(make_bases: ModuleType, tmp_
     config.write_text(text)
     with pytest.raises(SystemExit, match="unknown rootfs variant sid"):
         make_bases.load_config(config)
+
+
+@pytest.fixture(scope="module")
+def base_updates(make_bases: ModuleType) -> ModuleType:
+    """stage/base_updates.py, which imports make_bases (found in sys.modules, as stage.sh's
+    Python finds it beside the script)."""
+    spec = importlib.util.spec_from_file_location("base_updates", STAGE / "base_updates.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_base_update_is_the_same_image_plus_one_layer_in_make_bases_layout(
+    make_bases: ModuleType, base_updates: ModuleType, tmp_path: Path
+) -> None:
+    """The second version of a base, written with make_bases.py's layout: the first version's
+    layers (hard-linked, not copied), then the update's layer, its diff_id and history entry."""
+    source = make_bases.Layout(tmp_path / "oci")
+    layer = source.put(make_bases.OCI_LAYER_GZIP, b"a base layer")
+    config: dict[str, Any] = {
+        "architecture": "arm64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "1" * 64]},
+        "history": [{"created_by": "base"}],
+    }
+    manifest = source.put_json(
+        make_bases.OCI_MANIFEST,
+        {
+            "schemaVersion": 2,
+            "mediaType": make_bases.OCI_MANIFEST,
+            "config": source.put_json(make_bases.OCI_CONFIG, config),
+            "layers": [layer],
+        },
+    )
+    platform = {"architecture": "arm64", "os": "linux"}
+    dest = make_bases.Layout(tmp_path / "oci-updates")
+    updated = base_updates.updated_manifest(source, dest, dict(manifest, platform=platform))
+    assert updated["platform"] == platform
+    new_manifest = dest.read_json(updated["digest"])
+    first, added = new_manifest["layers"]
+    assert first == layer
+    assert dest.blob_path(layer["digest"]).stat().st_ino == (
+        source.blob_path(layer["digest"]).stat().st_ino
+    )
+    gz, diff_id = base_updates.update_layer()
+    assert added == dest.put(make_bases.OCI_LAYER_GZIP, gz)
+    new_config = dest.read_json(new_manifest["config"]["digest"])
+    assert new_config["rootfs"]["diff_ids"] == [*config["rootfs"]["diff_ids"], diff_id]
+    assert len(new_config["history"]) == 2
+    assert new_config["history"][1]["comment"] == "stage/base_updates.py"
