@@ -35,6 +35,7 @@ from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
+from crossdock.image.document import reading
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.mediatypes import family_of
 from crossdock.image.referrer import Referrer, make_referrer
@@ -44,7 +45,7 @@ from crossdock.registry.reference import Mirrors, Reference
 from crossdock.registry.referrers import list_referrers
 from crossdock.rootfs.baseprofile import BaseProfile, cached_base_profile
 from crossdock.sbom import SBOM_ARTIFACT_TYPE, SBOM_PLATFORM_ANNOTATION, base_os_packages
-from crossdock.sbom.document import python_packages_of, sbom_document
+from crossdock.sbom.document import image_name_of, python_packages_of, sbom_document
 from crossdock.sbom.fetch import fetch_sbom
 from crossdock.sources.registry import (
     Registries,
@@ -407,12 +408,14 @@ def _carried_sbom(  # noqa: PLR0917 - private; one call site
         return None
     old_document = fetch_sbom(client, pull, artifact.layers[-1], platform)
     created = str(config.data.get("created") or "1970-01-01T00:00:00Z")
+    with reading(f"{pull}: the {platform} image's SBOM {artifact.layers[-1].digest}"):
+        image_name, python = image_name_of(old_document), python_packages_of(old_document)
     document = sbom_document(
-        image_name=str(json.loads(old_document)["metadata"]["component"]["name"]),
+        image_name=image_name,
         manifest_digest=manifest.digest,
         platform=platform,
         created=datetime.datetime.fromisoformat(created.replace("Z", "+00:00")),
-        python=python_packages_of(old_document),
+        python=python,
         os_packages=base_os_packages(new, cache_dir),
         base_name=str(new_base),
         base_digest=new.manifest.digest,

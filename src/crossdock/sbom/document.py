@@ -13,10 +13,9 @@ timestamp is the image's ``created`` (SOURCE_DATE_EPOCH), and components are sor
 from __future__ import annotations
 
 import datetime
-import json
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cyclonedx.contrib.license.factories import LicenseFactory
@@ -28,13 +27,16 @@ from packageurl import PackageURL
 from packaging.utils import canonicalize_name
 
 from crossdock._version import __version__
+from crossdock.errors import MalformedError
 from crossdock.image.digest import Digest
+from crossdock.image.document import load_object, optional, require
 from crossdock.image.mediatypes import MediaType
 from crossdock.platform import Platform
 from crossdock.sbom.inventory import OsInventory, OsPackage, PythonPackage
 
 __all__ = [
     "SBOM_ARTIFACT_TYPE",
+    "image_name_of",
     "os_components_of",
     "python_components_of",
     "python_packages_of",
@@ -146,9 +148,31 @@ def sbom_document(
         return JsonV1Dot6(bom).output_as_string(indent=None).encode()
 
 
+# How errors name a document read back (an image's SBOM is outside data: any tool may have
+# attached one of this artifact type); callers add where it came from (image.document.reading).
+_WHAT = "the SBOM"
+
+
 def _components(document: bytes) -> list[dict[str, Any]]:
-    data = json.loads(document)
-    return [c for c in data.get("components") or [] if isinstance(c, dict)]
+    return _objects(load_object(document, _WHAT), "components", _WHAT, strict=False)
+
+
+def _objects(
+    data: Mapping[str, Any], key: str, what: str, *, strict: bool = True
+) -> list[dict[str, Any]]:
+    """The optional list ``data[key]``: its JSON objects (``strict``: nothing else allowed)."""
+    items = optional(data, key, list, what) or []
+    objects = [item for item in items if isinstance(item, dict)]
+    if strict and len(objects) != len(items):
+        raise MalformedError(f"{what}: {key!r} must list objects only")
+    return objects
+
+
+def image_name_of(document: bytes) -> str:
+    """The name of the image a CycloneDX document describes (``metadata.component.name``)."""
+    metadata = require(load_object(document, _WHAT), "metadata", dict, _WHAT)
+    component = require(metadata, "component", dict, f"{_WHAT}: metadata")
+    return require(component, "name", str, f"{_WHAT}: metadata.component")
 
 
 def python_components_of(document: bytes) -> list[dict[str, Any]]:
@@ -170,18 +194,28 @@ def python_packages_of(document: bytes) -> tuple[PythonPackage, ...]:
     them over: the image's own layers do not change)."""
     out: list[PythonPackage] = []
     for component in python_components_of(document):
-        properties = {p["name"]: p["value"] for p in component.get("properties") or []}
-        licenses = component.get("licenses") or []
+        what = f"{_WHAT}: component {str(component.get('purl'))[:200]}"
+        properties = {
+            require(p, "name", str, what): require(p, "value", str, what)
+            for p in _objects(component, "properties", what)
+        }
+        licenses = _objects(component, "licenses", what)
         license_text = None
         if licenses:
-            entry = licenses[0].get("license") or {}
-            license_text = entry.get("id") or entry.get("name") or licenses[0].get("expression")
+            entry = optional(licenses[0], "license", dict, what) or {}
+            license_text = (
+                optional(entry, "id", str, what)
+                or optional(entry, "name", str, what)
+                or optional(licenses[0], "expression", str, what)
+            )
         out.append(
             PythonPackage(
-                name=canonicalize_name(str(component["name"])),
-                version=str(component["version"]),
+                name=canonicalize_name(require(component, "name", str, what)),
+                version=require(component, "version", str, what),
                 sha256=tuple(
-                    h["content"] for h in component.get("hashes") or [] if h["alg"] == "SHA-256"
+                    require(h, "content", str, what)
+                    for h in _objects(component, "hashes", what)
+                    if h.get("alg") == "SHA-256"
                 ),
                 license=license_text,
                 built_from_sdist=properties.get(f"{_PROPERTY}built-from-sdist") == "true",

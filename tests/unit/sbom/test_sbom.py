@@ -7,13 +7,16 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import re
 import sqlite3
 import struct
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 from packaging.utils import canonicalize_name
 
+from crossdock.errors import MalformedError
 from crossdock.image.digest import sha256_of
 from crossdock.image.mediatypes import MediaType
 from crossdock.layers import LayerEntry, write_layer
@@ -29,7 +32,12 @@ from crossdock.sbom import (
     read_os_packages,
     sbom_document,
 )
-from crossdock.sbom.document import os_components_of, python_components_of
+from crossdock.sbom.document import (
+    image_name_of,
+    os_components_of,
+    python_components_of,
+    python_packages_of,
+)
 from crossdock.sbom.inventory import license_of
 from crossdock.sbom.ospackages import parse_dpkg_status, parse_rpm_header
 
@@ -391,3 +399,55 @@ def test_a_template_is_not_reused_for_other_inputs_and_a_damaged_one_is_ignored(
     document, direct = _referrer(tmp_path / "c", b"two", templates)
     assert document == direct
     assert b"9.99-99" not in document
+
+
+def test_a_document_read_back_gives_what_was_written(tmp_path):
+    tree, dists = _installed(tmp_path)
+    python = python_packages(tree, dists, parse_lock(LOCK, tmp_path / "uv.lock"))
+    inventory = OsInventory("dpkg", (), "/var/lib/dpkg/status", "debian-13")
+    document = _document(inventory, python)
+    assert image_name_of(document) == json.loads(document)["metadata"]["component"]["name"]
+    assert {(p.name, p.version, p.sha256) for p in python_packages_of(document)} == {
+        (p.name, p.version, p.sha256) for p in python
+    }
+
+
+def _component(**fields: object) -> dict[str, object]:
+    return {"type": "library", "purl": "pkg:pypi/x@1", "name": "x", "version": "1", **fields}
+
+
+@pytest.mark.parametrize(
+    ("document", "words"),
+    [
+        (b"\x89PNG not json", "the SBOM is not valid JSON"),
+        (b"[1, 2]", "the SBOM is a JSON list, not an object"),
+        (b'{"bomFormat": "CycloneDX"}', "the SBOM has no 'metadata'"),
+        (b'{"metadata": {"component": {"name": 7}}}', "metadata.component: 'name' must be a str"),
+    ],
+    ids=["not-json", "a-list", "no-metadata", "name-not-a-string"],
+)
+def test_an_sboms_image_name_that_cannot_be_read_back_is_a_malformed_error(document, words):
+    with pytest.raises(MalformedError, match=re.escape(words)) as error:
+        image_name_of(document)
+    assert error.value.exit_code == MalformedError.exit_code
+    assert "\n" not in error.value.message
+
+
+@pytest.mark.parametrize(
+    ("component", "words"),
+    [
+        (_component(version=None), "has no 'version'"),
+        (_component(properties={"a": "b"}), "'properties' must be a list"),
+        (_component(properties=["crossdock:wheel-tags"]), "'properties' must list objects only"),
+        (_component(properties=[{"name": "n"}]), "has no 'value'"),
+        (_component(hashes=[{"alg": "SHA-256"}]), "has no 'content'"),
+        (_component(licenses=[{"license": "MIT"}]), "'license' must be an object"),
+    ],
+    ids=["no-version", "properties-object", "property-string", "no-value", "no-hash", "license"],
+)
+def test_python_packages_that_cannot_be_read_back_are_a_malformed_error(component, words):
+    if component.get("version") is None:
+        del component["version"]
+    document = json.dumps({"metadata": {}, "components": [component]}).encode()
+    with pytest.raises(MalformedError, match=re.escape(words)):
+        python_packages_of(document)
