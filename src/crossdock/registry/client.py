@@ -31,7 +31,7 @@ from crossdock.errors import (
 )
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest, sha256_of
-from crossdock.image.document import MAX_DOCUMENT_BYTES
+from crossdock.image.document import MAX_DOCUMENT_BYTES, reading
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
 from crossdock.image.mediatypes import MediaType
 from crossdock.registry.access import MANIFEST_ACCEPT, MANIFEST_CONTENT_TYPES, UploadOutcome
@@ -208,16 +208,18 @@ class RegistryClient:
             f"/v2/{name}/referrers/{subject}",
             scopes=[pull_scope(name)],
             headers={"Accept": MediaType.OCI_INDEX},
+            stream=True,
         )
-        content_type = response.headers.get("content-type", "").split(";")[0].strip()
-        if response.status_code != 200 or content_type != MediaType.OCI_INDEX:
-            return None
-        raw = response.content
-        if len(raw) > MAX_DOCUMENT_BYTES:
-            raise RegistryError(
-                f"the referrers of {subject} in {name} exceed {MAX_DOCUMENT_BYTES} bytes"
-            )
-        return Index.parse(raw, MediaType.OCI_INDEX)
+        with contextlib.closing(response):
+            content_type = response.headers.get("content-type", "").split(";")[0].strip()
+            if response.status_code != 200 or content_type != MediaType.OCI_INDEX:
+                response.read()  # an error's answer, read whole as every other one
+                return None
+            # Read no further than the bound: the answer is outside data of any announced size.
+            what = f"the referrers of {subject} in {self.registry}/{name}"
+            raw = _read_bounded(response, MAX_DOCUMENT_BYTES, what)
+        with reading(what):
+            return Index.parse(raw, MediaType.OCI_INDEX)
 
     # -- blobs -----------------------------------------------------------------------------
 

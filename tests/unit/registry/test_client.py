@@ -1,5 +1,5 @@
 """``RegistryClient.check_push_access``: what a push would meet first, asked before building,
-against the in-process registry (real HTTP on loopback)."""
+and the bound on a referrers answer, against the in-process registry (real HTTP on loopback)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 import stamina
 
 from crossdock.errors import AuthError, NotFoundError, RegistryError
+from crossdock.image.digest import sha256_of
+from crossdock.image.document import MAX_DOCUMENT_BYTES
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.credentials import Credentials
 from crossdock.registry.reference import Reference
@@ -127,3 +129,30 @@ def test_a_repository_the_registry_does_not_know_is_not_found(registry, tmp_path
         pytest.raises(NotFoundError, match=r"cannot start a blob upload on .*team/api: 404"),
     ):
         client.check_push_access(Reference.parse(f"{registry.host}/team/api"))
+
+
+def test_a_referrers_answer_is_read_no_further_than_the_document_bound(registry):
+    """The referrers API's answer announces ten gigabytes and sends one byte more than the
+    bound, then nothing: the client stops at the bound and says so, instead of waiting for
+    (or holding) the rest."""
+
+    def huge_referrers(seen: Seen) -> Canned | None:
+        if "/referrers/" not in seen.path:
+            return None
+        return Canned(
+            200,
+            b"{" + b" " * MAX_DOCUMENT_BYTES,
+            {
+                "Content-Type": "application/vnd.oci.image.index.v1+json",
+                "Content-Length": "1" + "0" * 10,
+            },
+        )
+
+    registry.intercept = huge_referrers
+    with (
+        RegistryClient(registry.host, environ={}) as client,
+        pytest.raises(RegistryError, match=f"larger than {MAX_DOCUMENT_BYTES} bytes") as error,
+    ):
+        client.referrers(Reference.parse(f"{registry.host}/team/api"), sha256_of(b"subject"))
+    assert "the referrers of sha256:" in error.value.message
+    assert len([r for r in registry.requests if "/referrers/" in r.path]) == 1  # no retry
