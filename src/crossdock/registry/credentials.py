@@ -49,6 +49,7 @@ _log = logging.getLogger(__name__)
 _HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
 # A credential helper that hangs (a locked keychain waiting for a prompt) must not hang a build.
 _HELPER_TIMEOUT_SECONDS = 30
+_FIX_CONFIG = "fix or remove the file, or set DOCKER_CONFIG to another folder"
 
 
 @dataclass(frozen=True)
@@ -119,18 +120,23 @@ def _from_docker_config(host: str, path: Path, env: Mapping[str, str]) -> Creden
     if not path.is_file():
         return None
     try:
-        config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        config: object = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise ConfigError(
             f"cannot read docker config {path}: {type(err).__name__}",
-            hint="fix or remove the file, or set DOCKER_CONFIG to another folder",
+            hint=_FIX_CONFIG,
         ) from err
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"docker config {path} is a JSON {type(config).__name__}, not an object",
+            hint=_FIX_CONFIG,
+        )
     keys = _config_keys(host)
-    helpers = config.get("credHelpers") or {}
+    helpers = _table(config, "credHelpers", path)
     for key in keys:
         if key in helpers:
             return run_credential_helper(str(helpers[key]), key, env)
-    auths: dict[str, Any] = {_strip_scheme(k): v for k, v in (config.get("auths") or {}).items()}
+    auths = {_strip_scheme(k): v for k, v in _table(config, "auths", path).items()}
     store = config.get("credsStore")
     if store:
         for key in keys:
@@ -142,6 +148,18 @@ def _from_docker_config(host: str, path: Path, env: Mapping[str, str]) -> Creden
         if isinstance(entry, dict) and entry.get("auth"):
             return _decode_auth(str(entry["auth"]), path, key)
     return None
+
+
+def _table(config: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """``config[key]`` (an object, or absent): docker's config.json maps hosts to entries.
+    Never echoes the value (an auths entry holds a secret)."""
+    value = config.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"docker config {path}: {key!r} is a JSON {type(value).__name__}, not an object",
+            hint=_FIX_CONFIG,
+        )
+    return value
 
 
 def _config_keys(host: str) -> tuple[str, ...]:

@@ -128,3 +128,19 @@ def test_secrets_are_redacted_everywhere(tmp_path, caplog):
         find_credentials("h", env)
     assert SECRET not in str(error.value)
     assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ([{"auths": {}}], "is a JSON list, not an object"),
+        ({"auths": ["h"]}, "'auths' is a JSON list, not an object"),
+        ({"credHelpers": "ecr-login"}, "'credHelpers' is a JSON str, not an object"),
+    ],
+    ids=["a-list", "auths-a-list", "cred-helpers-a-string"],
+)
+def test_a_docker_config_of_the_wrong_shape_is_a_config_error(tmp_path, config, words):
+    env = write_config(tmp_path / "d", config)
+    with pytest.raises(ConfigError, match=words) as error:
+        find_credentials("h", env)
+    assert str(tmp_path / "d" / "config.json") in error.value.message
