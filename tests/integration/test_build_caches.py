@@ -10,12 +10,15 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.support.distribution import Registry
+from tests.support.prerequisites import needs_tools
 from tests.support.stage import (
     REGISTRY,
     REPO_ROOT,
@@ -122,10 +125,21 @@ def test_warm_caches_skip_no_check_and_change_no_digest(host_python: str, tmp_pa
 # -- the same command line answered before the build's stacks are imported ---------------------
 
 # Runs `crossdock ARGS...` through the console script's entry point and reports, on stderr, the
-# modules the process imported (cli/build_shortcut.py answers without typer and pydantic).
+# request lines the standard library's HTTP sent (the light client's: httpx does not use it),
+# heard through the audit hook http.client raises for each send (nothing imported, nothing
+# replaced), and the modules the process imported (cli/build_shortcut.py answers without typer
+# and pydantic).
 _PROBE = """
-import atexit, json, sys
+import atexit, json, re, sys
+sent = []
+def heard(event, args):
+    if event == "http.client.send":
+        line = bytes(args[1]).split(b"\\r\\n", 1)[0].decode("latin-1")
+        if re.fullmatch(r"[A-Z]+ \\S+ HTTP/1\\.[01]", line):
+            sent.append(line.rsplit(" ", 1)[0])
+sys.addaudithook(heard)
 atexit.register(lambda: sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n"))
+atexit.register(lambda: sys.stderr.write("SENT " + json.dumps(sent) + "\\n"))
 sys.argv = ["crossdock", *sys.argv[1:]]
 from crossdock.cli import main
 main()
@@ -141,6 +155,7 @@ class Answer:
     # the recorded plan, before typer and pydantic were imported; "full": the whole command.
     how: str
     modules: frozenset[str]  # what the process imported
+    sent: tuple[str, ...] = ()  # "METHOD /path" of each request of the light client
 
     @property
     def shortcut(self) -> bool:
@@ -149,6 +164,13 @@ class Answer:
 
 def _probed(args: list[str], env: dict[str, str]) -> tuple[Run, set[str]]:
     """`crossdock build ARGS`, and the modules the process imported."""
+    run, loaded, _ = _probed_and_heard(args, env)
+    return run, loaded
+
+
+def _probed_and_heard(args: list[str], env: dict[str, str]) -> tuple[Run, set[str], list[str]]:
+    """`crossdock build ARGS`, the modules the process imported and the light client's
+    requests."""
     completed = subprocess.run(
         [sys.executable, "-c", _PROBE, "build", *args],
         capture_output=True,
@@ -157,13 +179,16 @@ def _probed(args: list[str], env: dict[str, str]) -> tuple[Run, set[str]]:
         timeout=900,
         check=False,
     )
-    stderr, _, modules = completed.stderr.rpartition("MODULES ")
-    return Run(completed.returncode, completed.stdout, stderr, 0.0), set(json.loads(modules))
+    # (atexit runs last what was registered first: SENT, then MODULES)
+    rest, _, modules = completed.stderr.rpartition("MODULES ")
+    stderr, _, sent = rest.rpartition("SENT ")
+    run = Run(completed.returncode, completed.stdout, stderr, 0.0)
+    return run, set(json.loads(modules)), json.loads(sent)
 
 
 def _build_probed(args: list[str], env: dict[str, str]) -> Answer:
     """`crossdock build ARGS`, and how it was answered (see ``Answer.how``)."""
-    run, loaded = _probed(args, env)
+    run, loaded, sent = _probed_and_heard(args, env)
     digest = build_json(run)["index"]
     stderr = run.stderr
     how = "full"
@@ -171,7 +196,7 @@ def _build_probed(args: list[str], env: dict[str, str]) -> Answer:
         built = {"crossdock.resolve", "crossdock.verify"} <= loaded
         assert built or FROM_RECORD in stderr
         how = "rebuilt" if built else "answered"
-    return Answer(run, digest, how, frozenset(loaded))
+    return Answer(run, digest, how, frozenset(loaded), tuple(sent))
 
 
 @dataclass(frozen=True)
@@ -327,6 +352,125 @@ def test_a_plain_push_is_answered_early_and_the_registry_is_still_checked(
         timeout=60,
     ).stdout
     assert f"sha256:{hashlib.sha256(raw).hexdigest()}" == tagged["latest"]
+
+
+@pytest.fixture
+def own_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A registry of this test's own (distribution, deletes enabled), to change beneath it."""
+    registry = Registry(tmp_path / "registry", delete=True)
+    yield registry
+    registry.stop()
+
+
+_ACCEPT = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+
+
+@dataclass(frozen=True)
+class _Pushed:
+    """A repository a build pushed to, read and changed over the registry's API."""
+
+    registry: Registry
+    repository: str
+
+    @property
+    def api(self) -> str:
+        return f"http://{self.registry.host}/v2/{self.repository}"
+
+    def digest(self, reference: str) -> str | None:
+        head = httpx.head(f"{self.api}/manifests/{reference}", headers={"Accept": _ACCEPT})
+        return head.headers.get("docker-content-digest") if head.status_code == 200 else None
+
+    def referrers(self, subject: str) -> list[str]:
+        """The fallback tag's index (distribution 2.8 has no referrers API)."""
+        fallback = f"{self.api}/manifests/{subject.replace(':', '-')}"
+        index = httpx.get(fallback, headers={"Accept": _ACCEPT})
+        return [m["digest"] for m in index.json()["manifests"]]
+
+    def delete(self, digest: str) -> None:
+        assert httpx.delete(f"{self.api}/manifests/{digest}").status_code == 202
+
+    def tag(self, tag: str, digest: str) -> None:
+        manifest = httpx.get(f"{self.api}/manifests/{digest}", headers={"Accept": _ACCEPT})
+        put = httpx.put(
+            f"{self.api}/manifests/{tag}",
+            content=manifest.content,
+            headers={"Content-Type": manifest.headers["content-type"]},
+        )
+        assert put.status_code == 201
+
+
+@needs_tools("docker-registry")
+def test_a_no_op_push_reads_each_tag_and_referrer_once_and_pushes_back_each_change(
+    host_python: str, tmp_path: Path, own_registry: Registry
+) -> None:
+    """A no-op to a registry that holds the release asks for the base's tag, then each tag, what
+    no tag names, the SBOM and where it is listed: no blob, no write (sinks/held.py). Each
+    change made at the registry beneath it is found by the next no-op, which pushes it back; the
+    one after that is answered with no write again."""
+    env = stage_environment(
+        host_python, CROSSDOCK_CACHE_DIR=str(tmp_path / "cache"), SOURCE_DATE_EPOCH="1700000000"
+    )
+    project = copy_example(tmp_path / "example", env)
+    pushed = _Pushed(own_registry, "tests/pushed")
+    args = ["-C", str(project), "--service", "api", "--platform", "linux/arm64"]
+    args += ["--push", f"{own_registry.host}/{pushed.repository}:latest", "--json"]
+    first = _build_probed(args, env)
+    assert first.how == "full"
+    release = json.loads(first.run.stdout)["push"]
+    tags = {t["tag"]: t["digest"] for t in release["tags"]}
+    assert sorted(tags) == ["latest", "latest-arm64"]
+    arm64 = tags["latest-arm64"]
+    (sbom,) = pushed.referrers(arm64)
+    # What no tag names (with one platform, the index) is asked for by its digest.
+    untagged = {release["index"], *release["manifests"].values()} - set(tags.values())
+    path = f"/v2/{pushed.repository}"
+    held = sorted(
+        [f"HEAD {path}/manifests/{tag}" for tag in tags]
+        + [f"HEAD {path}/manifests/{digest}" for digest in (*untagged, sbom)]
+        + [f"GET {path}/referrers/{arm64}", f"GET {path}/manifests/{arm64.replace(':', '-')}"]
+    )
+
+    def answered_without_a_write(what: str) -> None:
+        answer = _build_probed(args, env)
+        assert answer.shortcut, what
+        assert "httpx" not in answer.modules, what  # the light client only: nothing written
+        base, *rest = answer.sent
+        assert base.startswith("GET ") and "/manifests/" in base, what  # the base's tag
+        assert sorted(rest) == held, what
+
+    def pushed_back(what: str) -> None:
+        answer = _build_probed(args, env)
+        assert answer.shortcut, what  # answered from the record, the release pushed
+        assert "httpx" in answer.modules, what  # the full client wrote
+        assert answer.index_digest == first.index_digest, what
+        for tag, digest in tags.items():
+            assert pushed.digest(tag) == digest, (what, tag)
+        for digest in (arm64, sbom, release["index"]):
+            assert pushed.digest(digest) == digest, (what, digest)
+
+    answered_without_a_write("unchanged")
+    changes: list[tuple[str, Callable[[], None]]] = [
+        ("a tag deleted", lambda: own_registry.remove_tag(pushed.repository, "latest-arm64")),
+        (
+            "a tag moved to another manifest",
+            lambda: pushed.tag("latest", arm64 if tags["latest"] != arm64 else release["index"]),
+        ),
+        # (distribution deletes the tags on a manifest with it)
+        ("the platform's manifest deleted", lambda: pushed.delete(arm64)),
+        ("the index deleted", lambda: pushed.delete(release["index"])),
+        ("the SBOM deleted", lambda: pushed.delete(sbom)),
+    ]
+    for what, change in changes:
+        change()
+        pushed_back(what)
+        answered_without_a_write(f"after {what}")
 
 
 def _edit_and_restore(path: Path, check: Callable[[], None], line: str = "# edited") -> None:

@@ -14,15 +14,11 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
 from crossdock.errors import AuthError, NotFoundError, RegistryError
@@ -45,7 +41,9 @@ from crossdock.registry import (
 )
 from crossdock.sinks import PushEvent, push_image_set
 from tests.support import images
+from tests.support.distribution import Registry
 from tests.support.prerequisites import missing, needs_tools, require_module
+from tests.support.stage import free_port
 
 pytestmark = [
     pytest.mark.integration,
@@ -60,53 +58,6 @@ TOKEN_SERVER = Path(__file__).parents[2] / "stage" / "token_server.py"
 
 
 # -- servers ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(url: str, ok: tuple[int, ...] = (200, 401)) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code in ok:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-class Registry:
-    def __init__(self, folder: Path, auth: Mapping[str, object] | None = None) -> None:
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        folder.mkdir(parents=True, exist_ok=True)
-        config: dict[str, object] = {
-            "version": 0.1,
-            "log": {"level": "warn"},
-            "storage": {"filesystem": {"rootdirectory": str(folder / "data")}},
-            "http": {"addr": self.host},
-        }
-        if auth:
-            config["auth"] = auth
-        # JSON is YAML, and needs no YAML library here.
-        (folder / "config.yml").write_text(json.dumps(config))
-        self.log = (folder / "registry.log").open("wb")
-        self.process = subprocess.Popen(
-            ["docker-registry", "serve", str(folder / "config.yml")],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(f"http://{self.host}/v2/")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-        self.log.close()
 
 
 @pytest.fixture

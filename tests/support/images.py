@@ -14,7 +14,9 @@ mutations) that never read a layer's bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest, sha256_of
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.mediatypes import MediaType
+from crossdock.image.referrer import Referrer, make_referrer
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.publish.tags import plan_tags, tag_digests
 from tests.support.layertar import Entry, tar_bytes
@@ -45,6 +48,7 @@ __all__ = [
     "platform_image",
     "six_tags",
     "unwritten_layer",
+    "with_sboms",
 ]
 
 
@@ -181,6 +185,24 @@ def image_set(
         for platform in platforms
     )
     return ImageSet(images, index_over(images) if with_index else None)
+
+
+def with_sboms(image_set: ImageSet) -> ImageSet:
+    """``image_set`` with an SBOM referrer (a small CycloneDX document) beside each image."""
+
+    def sbom(image: PlatformImage) -> Referrer:
+        document = json.dumps({"bomFormat": "CycloneDX", "for": str(image.platform)}).encode()
+        return make_referrer(
+            image.manifest.descriptor(),
+            MediaType.CYCLONEDX_JSON,
+            MediaType.CYCLONEDX_JSON,
+            document,
+        )
+
+    return ImageSet(
+        tuple(dataclasses.replace(i, referrers=(sbom(i),)) for i in image_set.images),
+        image_set.index,
+    )
 
 
 # The dev release the seed's Makefile describes: its timestamp and git commit.

@@ -42,7 +42,6 @@ from crossdock.publish.tags import DEFAULT_TEMPLATES, TagAssignment
 from crossdock.registry.reference import Reference, check_tag
 from crossdock.sinks.registry import PushEvent, PushReport
 from crossdock.targets import target_spec
-from crossdock.transports import registry_destination
 
 if TYPE_CHECKING:
     from crossdock.config import Config
@@ -253,6 +252,9 @@ def _destination(
     config: Config | None, env: str | None, to: str | None, tag: str
 ) -> tuple[Reference, str]:
     """The repository (without tag) and the explicit tag: ``to`` wins over the environment's."""
+    # Imported here: a release answered from the record (release_if_present) needs no parser.
+    from crossdock.transports import registry_destination
+
     check_tag(tag)
     if to is not None:
         repository = Reference.parse(registry_destination(to), default_tag=None)
@@ -338,19 +340,21 @@ def release_if_present(
 ) -> ReleaseResult | None:
     """The release of ``image_set`` when its registry already holds all of it, reported as
     ``release`` reports a push; None when anything would be written, or the light client
-    declines (then ``release`` pushes). Read by ``push_image_set`` itself through the light
-    client (``crossdock.registry.light``, no HTTP stack), which refuses every write: every
-    blob, manifest, referrer and tag is checked as a push checks it (issue 14)."""
+    declines (then ``release`` pushes). Decided by ``push_image_set`` itself, over the light
+    client (``crossdock.registry.light``, no HTTP stack), which refuses every write, and the
+    reads that show the release held, made at once (``sinks.held.HeldReads``: each tag, each
+    manifest no tag names, each referrer and where it is listed; a held manifest's blobs are
+    held) (issue 14)."""
     from crossdock.registry.light import LightClient
+    from crossdock.sinks.held import HeldReads
 
     if publishing.dry_run:
         return None
     plan = _checked_plan(publishing, image_set, checked=checked)
     try:
         with LightClient(plan.repository.registry) as client:
-            result = run_release(
-                plan, create_repository=publishing.create_repository, client=client
-            )
+            held = HeldReads.read(client, plan.image_set, plan.repository, plan.tag_digests)
+            result = run_release(plan, create_repository=publishing.create_repository, client=held)
     except CrossdockError:
         return None  # something to write, or to handle: the full release does it
     for note in plan.notes:

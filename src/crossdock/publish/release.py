@@ -39,7 +39,6 @@ from crossdock.publish.tags import (
 )
 from crossdock.registry.ecr import EcrRegistry, ensure_repository, parse_ecr_host
 from crossdock.registry.reference import Reference
-from crossdock.registry.responses import ImmutableTagError
 from crossdock.sinks.registry import PushEvent, PushReport, push_image_set
 
 if TYPE_CHECKING:
@@ -319,6 +318,8 @@ def _full_client(registry: str, ecr: EcrRegistry | None) -> RegistryAccess:
 def _refuse_moving_tags(client: RegistryAccess, plan: ReleasePlan) -> None:
     """On an immutable repository, a tag that exists at another digest cannot be written:
     say so for all of them before anything is pushed."""
+    from crossdock.registry.responses import ImmutableTagError  # (ECR only: imported then)
+
     moving = []
     for planned in plan.tags:
         current = client.head_manifest(plan.repository.with_tag(planned.tag))

@@ -70,8 +70,8 @@ class _Answer:
 
 
 class LightClient:
-    """Reads ``registry`` (``host[:port]``) over the standard library; thread-safe (one request
-    at a time: what it reads are small documents and HEADs)."""
+    """Reads ``registry`` (``host[:port]``) over the standard library; thread-safe: requests
+    made at once go on connections of their own, each kept open for the next request."""
 
     def __init__(self, registry: str, *, environ: Mapping[str, str] | None = None) -> None:
         if parse_ecr_host(registry, environ) is not None:
@@ -79,9 +79,10 @@ class LightClient:
         self.registry = registry
         self.api_host = api_host(registry)
         self.base_url = api_base_url(self.api_host)
-        self._connections: dict[str, http.client.HTTPConnection] = {}
+        # Open connections not in use, by origin (scheme://host:port).
+        self._idle: dict[str, list[http.client.HTTPConnection]] = {}
         self._tls: ssl.SSLContext | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self.auth = Authenticator(
             registry, lambda: find_credentials(registry, environ), self._get_token
         )
@@ -92,9 +93,10 @@ class LightClient:
 
     def close(self) -> None:
         with self._lock:
-            for connection in self._connections.values():
-                connection.close()
-            self._connections.clear()
+            idle = [connection for pool in self._idle.values() for connection in pool]
+            self._idle.clear()
+        for connection in idle:
+            connection.close()
 
     def __enter__(self) -> LightClient:
         return self
@@ -253,39 +255,39 @@ class LightClient:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise self._declined(f"{parts.scheme}: URLs are not read here")
         target = parts.path + (f"?{parts.query}" if parts.query else "")
+        origin = f"{parts.scheme}://{parts.netloc}"
+        connection = self._take(parts.scheme, parts.netloc)
+        try:
+            connection.request(method, target, headers=headers)
+            response = connection.getresponse()
+            body = response.read(MAX_DOCUMENT_BYTES + 1)
+        except BaseException:
+            connection.close()
+            raise
+        if response.will_close or not response.isclosed():
+            connection.close()  # the server's last answer, or a body left unread
         with self._lock:
-            connection = self._connection(parts.scheme, parts.netloc)
-            try:
-                connection.request(method, target, headers=headers)
-                response = connection.getresponse()
-                body = response.read(MAX_DOCUMENT_BYTES + 1)
-            except BaseException:
-                connection.close()
-                raise
-            if response.will_close or not response.isclosed():
-                connection.close()  # the server's last answer, or a body left unread
+            # Closed or not: http.client opens a closed connection again at its next request.
+            self._idle.setdefault(origin, []).append(connection)
         if len(body) > MAX_DOCUMENT_BYTES:
             raise self._declined(f"{method} {parts.path}: more than {MAX_DOCUMENT_BYTES} bytes")
         return _Answer(
             response.status, {k.lower(): v for k, v in response.getheaders()}, bytes(body)
         )
 
-    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        key = f"{scheme}://{netloc}"
-        connection = self._connections.get(key)
-        if connection is None:
-            if scheme == "https":
-                if self._tls is None:
-                    from crossdock.tls import system_ssl_context
+    def _take(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+        """A connection to ``scheme://netloc`` that no other request is using."""
+        with self._lock:
+            idle = self._idle.get(f"{scheme}://{netloc}")
+            if idle:
+                return idle.pop()
+            if scheme != "https":
+                return http.client.HTTPConnection(netloc, timeout=_TIMEOUT)
+            if self._tls is None:
+                from crossdock.tls import system_ssl_context
 
-                    self._tls = system_ssl_context()
-                connection = http.client.HTTPSConnection(
-                    netloc, timeout=_TIMEOUT, context=self._tls
-                )
-            else:
-                connection = http.client.HTTPConnection(netloc, timeout=_TIMEOUT)
-            self._connections[key] = connection
-        return connection
+                self._tls = system_ssl_context()
+            return http.client.HTTPSConnection(netloc, timeout=_TIMEOUT, context=self._tls)
 
     # -- checks ----------------------------------------------------------------------------
 

@@ -8,10 +8,11 @@ answer, ECR). The HTTPS stage's CA and token realm: tests/integration/test_https
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import socket
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,6 @@ import pytest
 from crossdock.errors import AuthError, CrossdockError, NotFoundError
 from crossdock.image.artifact import ImageSet
 from crossdock.image.digest import sha256_of
-from crossdock.image.mediatypes import MediaType
-from crossdock.image.referrer import make_referrer
 from crossdock.platform import ARM64
 from crossdock.publish.pipeline import Publishing, release, release_if_present
 from crossdock.publish.release import ReleaseRequest
@@ -80,6 +79,32 @@ def test_anonymous_reads_are_the_full_clients_reads(registry, tmp_path):
     assert missing is None
     assert (present, absent) == (True, False)
     assert _authorizations(registry) == []
+
+
+def test_reads_made_at_once_go_on_connections_of_their_own(registry, tmp_path):
+    """Four HEADs that the registry answers only once all four arrived (one connection at a
+    time would never get there): each gets its own answer."""
+    image_set = _stored(registry, tmp_path)
+    assert image_set.index is not None
+    together = threading.Barrier(4, timeout=10)
+
+    def meet(seen: Seen) -> Canned | None:
+        if seen.method == "HEAD":
+            together.wait()
+        return None
+
+    registry.intercept = meet
+    refs = [_ref(registry), *(_ref(registry).with_digest(i.digest) for i in image_set.images)]
+    refs.append(_ref(registry, "nope"))
+    with (
+        LightClient(registry.host, environ=_no_credentials(tmp_path)) as light,
+        ThreadPoolExecutor(len(refs)) as pool,
+    ):
+        answers = list(pool.map(light.head_manifest, refs))
+        registry.intercept = None
+        assert light.head_manifest(_ref(registry)) is not None  # a kept connection, reused
+    expected = [image_set.index.digest, *(i.digest for i in image_set.images), None]
+    assert [a.digest if a else None for a in answers] == expected
 
 
 def test_a_bearer_realm_on_another_host_is_answered_as_the_full_client_answers_it(
@@ -224,22 +249,6 @@ def test_the_light_client_imports_no_http_stack():
 # -- a release that would write nothing, found by the push's own code -------------------------
 
 
-def _with_sboms(image_set: ImageSet) -> ImageSet:
-    def sbom(image):
-        document = json.dumps({"bomFormat": "CycloneDX", "for": str(image.platform)}).encode()
-        return make_referrer(
-            image.manifest.descriptor(),
-            MediaType.CYCLONEDX_JSON,
-            MediaType.CYCLONEDX_JSON,
-            document,
-        )
-
-    return ImageSet(
-        tuple(dataclasses.replace(i, referrers=(sbom(i),)) for i in image_set.images),
-        image_set.index,
-    )
-
-
 def _publishing(registry: InProcessRegistry) -> Publishing:
     request = ReleaseRequest(
         repository=Reference.parse(f"{registry.host}/{REPOSITORY}"), env=None, tag="v1"
@@ -251,7 +260,7 @@ def test_a_release_the_registry_holds_already_is_found_without_writing(
     registry, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
-    image_set = _with_sboms(images.image_set(tmp_path / "blobs", shared=images.app_files()))
+    image_set = images.with_sboms(images.image_set(tmp_path / "blobs", shared=images.app_files()))
     publishing = _publishing(registry)
     assert release_if_present(publishing, image_set) is None  # nothing there yet
     assert [seen for seen in registry.requests if seen.method in WRITES] == []
@@ -263,6 +272,8 @@ def test_a_release_the_registry_holds_already_is_found_without_writing(
     present = release_if_present(publishing, image_set)
     assert present is not None
     assert [seen for seen in registry.requests[read:] if seen.method in WRITES] == []
+    # Tags, referrers and listings only: a held manifest's blobs are held (sinks.held).
+    assert [seen for seen in registry.requests[read:] if "/blobs/" in seen.path] == []
     # What the full release reports for the same registry state.
     again = release(publishing, image_set)
     assert present.to_json() == again.to_json()
@@ -274,11 +285,10 @@ def test_a_release_the_registry_holds_already_is_found_without_writing(
     assert sorted(present.events, key=repr) == sorted(again.events, key=repr)
 
 
-def test_a_moved_tag_a_missing_blob_or_referrer_is_something_to_write(
-    registry, tmp_path, monkeypatch
-):
+def test_a_moved_tag_or_a_missing_referrer_is_something_to_write(registry, tmp_path, monkeypatch):
+    """(Each change at the registry that the push writes back: tests/unit/sinks/test_held.py.)"""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
-    image_set = _with_sboms(images.image_set(tmp_path / "blobs", shared=images.app_files()))
+    image_set = images.with_sboms(images.image_set(tmp_path / "blobs", shared=images.app_files()))
     publishing = _publishing(registry)
     release(publishing, image_set)
     assert release_if_present(publishing, image_set) is not None
@@ -287,14 +297,11 @@ def test_a_moved_tag_a_missing_blob_or_referrer_is_something_to_write(
     def tag_moved() -> None:
         registry.put_image_set(REPOSITORY, other, "v1")
 
-    def blob_gone() -> None:
-        registry.links.discard((REPOSITORY, str(image_set.images[1].config.digest)))
-
     def referrer_gone() -> None:
         referrer = image_set.images[0].referrers[0]
         del registry.manifests[(REPOSITORY, str(referrer.digest))]
 
-    for change in (tag_moved, blob_gone, referrer_gone):
+    for change in (tag_moved, referrer_gone):
         change()
         read = len(registry.requests)
         assert release_if_present(publishing, image_set) is None, change.__name__
