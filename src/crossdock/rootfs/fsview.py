@@ -24,6 +24,7 @@ member whose own name climbs out of the root is not part of the view; it is reco
 
 from __future__ import annotations
 
+import hashlib
 import io
 import posixpath
 import tarfile
@@ -32,8 +33,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, NamedTuple, cast
 
+from crossdock.cache import CacheLayout
 from crossdock.errors import UnsafeContentError
 from crossdock.image.digest import Digest
 from crossdock.rootfs.layerindex import (
@@ -99,8 +101,7 @@ class EntryKind(StrEnum):
     OTHER = "other"  # devices, fifos
 
 
-@dataclass(frozen=True, slots=True)
-class FsEntry:
+class FsEntry(NamedTuple):  # a tuple: a view makes one per path (thousands, on every build)
     path: str
     kind: EntryKind
     layer: Layer
@@ -330,14 +331,97 @@ class LayerFS:
         self.anomalies: list[Anomaly] = []
         self._root = _Node(None)
         self._count = 0
-        cache = IndexCache(index_cache) if index_cache is not None else None
-        self._members: list[list[Member]] = []
+        self._index_cache = IndexCache(index_cache) if index_cache is not None else None
+        # Each layer's members, loaded when first needed (a layer under a cached view's is
+        # only loaded when its files' bytes are read).
+        self._members: list[list[Member] | None] = [None] * len(self.layers)
         self._kept: dict[tuple[int, int], bytes] = {}
-        for layer in self.layers:
+        # The view of every layer but the top one, kept by their digests: a code-only rebuild
+        # applies its new app layer on the view of the unchanged ones (issue 14). Not with
+        # visitors: they are there to see the layers' bytes as they are read.
+        views = None
+        if index_cache is not None and on_file is None and keep is None:
+            views = _LowerViews.for_layers(index_cache, self.layers)
+        start = 0
+        if views is not None and views.restore(self):
+            start, views = len(self.layers) - 1, None
+        for layer in self.layers[start:]:
+            if views is not None and layer.index == len(self.layers) - 1:
+                views.store(self)  # the view of the layers below is complete
             visitor = self._visitor(layer, on_file, keep)
-            members = layer_members(layer.path, layer.digest, cache, visitor)
-            self._members.append(members)
+            members = layer_members(layer.path, layer.digest, self._index_cache, visitor)
+            self._members[layer.index] = members
             self._apply(layer, members)
+
+    def _layer_members(self, index: int) -> list[Member]:
+        members = self._members[index]
+        if members is None:
+            layer = self.layers[index]
+            members = layer_members(layer.path, layer.digest, self._index_cache)
+            self._members[index] = members
+        return members
+
+    # ----- the view of the lower layers, as a record -----
+
+    def _view_rows(self) -> list[list[object]]:
+        """Every node of the view, parents before children and children in the order they
+        were placed: ``[depth, name]`` and, when it has one, its entry's fields."""
+        rows: list[list[object]] = []
+        stack: list[tuple[int, str, _Node]] = [
+            (1, name, child) for name, child in reversed(self._root.children.items())
+        ]
+        while stack:
+            depth, name, node = stack.pop()
+            entry = node.entry
+            if entry is None:
+                rows.append([depth, name])
+            else:
+                content = None if entry.content is None else list(entry.content)
+                fields = [entry.kind.value, entry.layer.index, entry.size, entry.mode]
+                rows.append([depth, name, *fields, entry.link_target, content])
+            stack.extend((depth + 1, n, c) for n, c in reversed(node.children.items()))
+        return rows
+
+    def _restored_root(self, rows: list[object], below: int) -> _Node:
+        """The root of the view ``_view_rows`` describes, of the ``below`` lowest layers; a row
+        that does not fit them is a ValueError or TypeError (a damaged record)."""
+        root = _Node(None)
+        nodes: list[_Node] = [root]
+        paths: list[str] = [""]
+        layers = self.layers[:below]
+        kinds = _ENTRY_KINDS
+        for row in rows:
+            # The record is checksummed (Records): these checks keep a record of another
+            # shape from making a view that the code below would misread.
+            depth, name, *fields = cast("list[Any]", row)
+            if not 0 < depth <= len(nodes) or type(name) is not str or not _plain_name(name):
+                raise ValueError("a view row's depth or name")
+            del nodes[depth:], paths[depth:]
+            path = f"{paths[-1]}/{name}"
+            entry = None
+            if fields:
+                kind, layer, size, mode, link_target, content = fields
+                if type(size) is not int or type(mode) is not int or size < 0 or mode < 0:
+                    raise ValueError("a view row's size or mode")
+                if link_target is not None and type(link_target) is not str:
+                    raise TypeError("a view row's link target")
+                where = None
+                if content is not None:
+                    at, ordinal = content
+                    if not 0 <= at < below or type(ordinal) is not int or ordinal < 0:
+                        raise ValueError("a view row's content")
+                    where = (at, ordinal)
+                if not 0 <= layer < below:
+                    raise ValueError("a view row's layer is not below the top layer")
+                # Made as the tuple it is (thousands per view, on every build).
+                entry = tuple.__new__(
+                    FsEntry, (path, kinds[kind], layers[layer], size, mode, link_target, where)
+                )
+            node = _Node(entry)
+            nodes[-1].children[name] = node
+            nodes.append(node)
+            paths.append(path)
+        return root
 
     def _visitor(
         self,
@@ -600,7 +684,7 @@ class LayerFS:
                 continue
             by_layer.setdefault(layer_index, {})[ordinal] = list(entries)
         for layer_index, ordinals in by_layer.items():
-            members = self._members[layer_index]
+            members = self._layer_members(layer_index)
             if any(members[o].type == MemberType.SPARSE for o in ordinals):
                 yield from self._iter_with_tarfile(layer_index, ordinals, limit)
             else:
@@ -611,7 +695,7 @@ class LayerFS:
     ) -> Iterator[FileContent]:
         # The index knows where each member's data starts, so the stream is only inflated and
         # skipped up to it: no tar header is parsed again.
-        members = self._members[layer_index]
+        members = self._layer_members(layer_index)
         with open_decompressed(self.layers[layer_index].path) as stream:
             position = 0
             for ordinal in sorted(ordinals):
@@ -678,3 +762,81 @@ class LayerFS:
     def read_file(self, path: str, *, limit: int = DEFAULT_READ_LIMIT) -> bytes | None:
         """The bytes of one small file (e.g. libc.so.6), or None when it is not a file."""
         return self.read_files([path], limit=limit).get(path)
+
+
+_ENTRY_KINDS = {kind.value: kind for kind in EntryKind}
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and "/" not in name and name not in (".", "..")
+
+
+def _natural(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError("a view row's number")
+    return value
+
+
+def _index_below(value: object, below: int) -> int:
+    index = _natural(value)
+    if index >= below:
+        raise ValueError("a view row's layer is not below the top layer")
+    return index
+
+
+class _LowerViews:
+    """The view of an image's layers but the top one, one record per list of their digests
+    (digests the caller checked against the layers' bytes, as for the member indexes): the
+    nodes with their entries, the anomalies found and the count of paths, so that a view of
+    the same layers plus another top layer applies only that one. A record that is damaged,
+    foreign or does not fit the layers is ignored, and the view is built from the indexes."""
+
+    # Bump when what _apply makes of the layers, or the rows' format, changes.
+    _VERSION = 1
+
+    def __init__(self, cache_root: Path, digests: Sequence[Digest]) -> None:
+        self._records = CacheLayout(cache_root).records("layer-views", version=self._VERSION)
+        self._digests = [str(d) for d in digests]
+        self._key = hashlib.sha256("\0".join(self._digests).encode()).hexdigest()
+
+    @classmethod
+    def for_layers(cls, cache_root: Path, layers: Sequence[Layer]) -> _LowerViews | None:
+        """The record of ``layers`` but the top one; None when there is none below it, or a
+        digest is unknown."""
+        below = [layer.digest for layer in layers[:-1]]
+        if not below or any(d is None for d in below):
+            return None
+        return cls(cache_root, [d for d in below if d is not None])
+
+    def restore(self, fs: LayerFS) -> bool:
+        """Rebuild ``fs``'s view of the lower layers from the record; False when there is none
+        that fits (``fs`` is left as it was made: empty)."""
+        below = len(self._digests)
+
+        def parse(data: dict[str, object]) -> bool:
+            if data["digests"] != self._digests:
+                raise ValueError("another list of layers")
+            count = _natural(data["count"])
+            found, rows = data["anomalies"], data["rows"]
+            if not isinstance(found, list) or not isinstance(rows, list):
+                raise TypeError("anomalies and rows are lists")
+            anomalies = [
+                Anomaly(fs.layers[_index_below(i, below)], str(member), str(reason))
+                for i, member, reason in found
+            ]
+            # Nothing of ``fs`` changes until the whole record is read.
+            fs._root, fs._count, fs.anomalies = fs._restored_root(rows, below), count, anomalies
+            return True
+
+        return self._records.load(self._key, parse) is not None
+
+    def store(self, fs: LayerFS) -> None:
+        self._records.store(
+            self._key,
+            {
+                "digests": self._digests,
+                "count": fs._count,
+                "anomalies": [[a.layer.index, a.member, a.reason] for a in fs.anomalies],
+                "rows": fs._view_rows(),
+            },
+        )

@@ -102,6 +102,18 @@ class Member(NamedTuple):  # a tuple: an image has thousands, made on every buil
             name = path[1:]
         if type_ not in MemberType.ALL:
             raise ValueError(f"unknown member type {type_!r}")
+        if (
+            type(name) is str
+            and type(mode) is int
+            and type(size) is int
+            and type(linkname) is str
+            and type(offset) is int
+        ):
+            # What the index writes (to_json): nothing to convert, made as the tuple it is
+            # (an image's views load thousands of members on every build).
+            if size < 0 or offset < 0:
+                raise ValueError("negative size or offset")
+            return tuple.__new__(cls, (ordinal, name, path, type_, mode, size, linkname, offset))
         member = cls(
             ordinal,
             str(name),
