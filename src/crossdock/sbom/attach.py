@@ -11,11 +11,13 @@ importing or running it again.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
+import re
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 
 from packaging.utils import NormalizedName
@@ -210,7 +212,59 @@ def _template_key(
     return hashlib.sha256(encoded).hexdigest()
 
 
+@functools.cache  # the libraries do not change while crossdock runs
 def _version_of(distribution: str) -> str:
+    """``importlib.metadata.version(distribution)``, or "absent". Found here in the usual case
+    (a ``NAME-VERSION.dist-info`` folder in a folder of sys.path, the first that has one, as
+    importlib.metadata searches them): importlib.metadata indexes every distribution of every
+    folder first, ~30 ms of a code-only rebuild's SBOM (issue 14); anything else is asked of it."""
+    wanted = _normalized(distribution)
+    for entry in sys.path:
+        folder = Path(entry or ".")
+        if folder.is_file():  # a zip archive on sys.path: importlib.metadata reads those
+            return _version_from_importlib(distribution)
+        try:
+            names = [child.name for child in folder.iterdir()]
+        except OSError:
+            continue
+        found = [
+            name
+            for name in names
+            if name.lower().endswith((".dist-info", ".egg-info"))
+            and _normalized(name.lower().rpartition(".")[0].partition("-")[0]) == wanted
+        ]
+        if not found:
+            continue
+        version = None
+        if found[0].lower().endswith(".dist-info"):
+            version = _metadata_version(folder / found[0] / "METADATA")
+        return version or _version_from_importlib(distribution)
+    return "absent"
+
+
+def _normalized(name: str) -> str:
+    """A distribution's name as importlib.metadata compares them (its ``Prepared.normalize``)."""
+    return re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")
+
+
+def _metadata_version(path: Path) -> str | None:
+    """The ``Version`` header of a METADATA file (the headers end at the first empty line)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in text.splitlines():
+        if not line:
+            break
+        field, colon, value = line.partition(":")
+        if colon and field.strip().lower() == "version":
+            return value.strip() or None
+    return None
+
+
+def _version_from_importlib(distribution: str) -> str:
+    from importlib import metadata
+
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
