@@ -7,7 +7,8 @@ scope="repository:R:pull"``; the client asks the realm for a token for the scope
 ``Authorization: Bearer <token>``. A push needs ``repository:R:pull,push``; a cross-repository
 mount needs that plus ``repository:SOURCE:pull``.
 
-Tokens are cached per set of scopes until shortly before they expire. After the first challenge
+Tokens are cached per set of scopes until shortly before they expire; requests made at once
+that need the same scopes wait for one token rather than each asking. After the first challenge
 the registry's scheme is remembered, so later requests carry credentials from the start: a
 request with a large body is then never sent twice just to learn that it needs a token.
 
@@ -136,6 +137,9 @@ class Authenticator:
         self._looked_up = False
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
+        # One fetch per set of scopes at a time: requests made at once (a push's transfers,
+        # the light client's reads of a held release) wait for its token, not ask for theirs.
+        self._fetching: dict[tuple[str, ...], threading.Lock] = {}
 
     def header_for(self, scopes: Sequence[str]) -> str | None:
         """The ``Authorization`` value to send before any challenge, when the scheme is known."""
@@ -199,14 +203,17 @@ class Authenticator:
     def _token(self, challenge: Challenge, scopes: Sequence[str]) -> str:
         key = tuple(sorted(set(scopes)))
         with self._lock:
-            cached = self._tokens.get(key)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        token, lifetime = self._fetch_token(challenge, key)
-        with self._lock:
-            expiry = time.monotonic() + max(lifetime - _EXPIRY_MARGIN_SECONDS, 1)
-            self._tokens[key] = (token, expiry)
-        return token
+            fetching = self._fetching.setdefault(key, threading.Lock())
+        with fetching:
+            with self._lock:
+                cached = self._tokens.get(key)
+            if cached is not None and cached[1] > time.monotonic():
+                return cached[0]
+            token, lifetime = self._fetch_token(challenge, key)
+            with self._lock:
+                expiry = time.monotonic() + max(lifetime - _EXPIRY_MARGIN_SECONDS, 1)
+                self._tokens[key] = (token, expiry)
+            return token
 
     def _fetch_token(self, challenge: Challenge, scopes: Sequence[str]) -> tuple[str, float]:
         realm = challenge.realm

@@ -107,6 +107,38 @@ def test_reads_made_at_once_go_on_connections_of_their_own(registry, tmp_path):
     assert [a.digest if a else None for a in answers] == expected
 
 
+def test_reads_made_at_once_behind_a_bearer_challenge_share_one_token(registry, tmp_path):
+    """Four first reads, each refused until it carries a token, all refused at once: one token
+    is asked for, and every read carries it."""
+    image_set = _stored(registry, tmp_path)
+    assert image_set.index is not None
+    refused_together = threading.Barrier(4, timeout=10)
+    with TokenServer() as tokens:
+        gate = bearer_gate(tokens)
+
+        def refuse_four_at_once(seen: Seen) -> Canned | None:
+            canned = gate(seen)
+            if canned is not None and canned.status == 401 and not tokens.issued:
+                refused_together.wait()
+            return canned
+
+        registry.intercept = refuse_four_at_once
+        refs = [_ref(registry), *(_ref(registry).with_digest(i.digest) for i in image_set.images)]
+        refs.append(_ref(registry, "nope"))
+        with (
+            LightClient(registry.host, environ=_no_credentials(tmp_path)) as light,
+            ThreadPoolExecutor(len(refs)) as pool,
+        ):
+            answers = list(pool.map(light.head_manifest, refs))
+    assert [a.digest if a else None for a in answers] == [
+        image_set.index.digest,
+        *(i.digest for i in image_set.images),
+        None,
+    ]
+    assert len(tokens.issued) == 1
+    assert set(_authorizations(registry)) == {f"Bearer {tokens.issued[0]}"}
+
+
 def test_a_bearer_realm_on_another_host_is_answered_as_the_full_client_answers_it(
     registry, tmp_path
 ):
