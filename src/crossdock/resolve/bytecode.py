@@ -38,7 +38,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossdock import scratch
 from crossdock.children import run_child, start_child
 from crossdock.errors import ToolError
 from crossdock.resolve.uv import Uv
@@ -156,23 +155,43 @@ _RUNNING_CHANGED = threading.Condition()
 
 # Run by the image's Python version (3.7 or later): compile the listed files as
 # ``compileall -d IMAGE_DIR TREE`` does, each with the folder it has in the image as its ``ddir``
-# (so the code objects name the same files), with the same flags.
+# (so the code objects name the same files), with the same flags; then, where the spec names a
+# cache entry for a file, keep its pyc there as ``_store_pyc`` does (the sha256 of the pyc, then
+# the pyc; written aside and renamed into place), in the worker that compiled it: the stores run
+# on every core beside the compiles instead of one after another in crossdock once all are done.
 _DRIVER = """
-import compileall, json, py_compile, re, sys
+import compileall, hashlib, json, os, py_compile, re, sys
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 spec = json.load(sys.stdin)
-compile_one = partial(
-    compileall.compile_file,
-    rx=re.compile(spec["exclude"]),
-    quiet=2,
-    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-)
+rx = re.compile(spec["exclude"])
+mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
+def keep(pyc, entry):
+    try:
+        with open(pyc, "rb") as f:
+            data = f.read()
+        os.makedirs(os.path.dirname(entry), exist_ok=True)
+        folder, name = os.path.split(entry)
+        tmp = os.path.join(folder, ".%s.%d" % (name, os.getpid()))
+        try:
+            with open(tmp, "wb") as f:
+                f.write(hashlib.sha256(data).digest() + data)
+            os.replace(tmp, entry)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError:
+        pass
+def compile_one(source, ddir, pyc, entry):
+    ok = compileall.compile_file(source, ddir, rx=rx, quiet=2, invalidation_mode=mode)
+    if entry:
+        keep(pyc, entry)
+    return ok
+columns = (spec["files"], spec["ddirs"], spec["pycs"], spec["entries"])
 if spec["workers"] > 1:
     with ProcessPoolExecutor(spec["workers"]) as pool:
-        results = list(pool.map(compile_one, spec["files"], spec["ddirs"], chunksize=32))
+        results = list(pool.map(compile_one, *columns, chunksize=32))
 else:
-    results = [compile_one(f, d) for f, d in zip(spec["files"], spec["ddirs"])]
+    results = [compile_one(*row) for row in zip(*columns)]
 sys.exit(0 if all(results) else 1)
 """
 _IDENTITY = (
@@ -258,11 +277,17 @@ def compile_bytecode(
                 target.unlink(missing_ok=True)
                 target.write_bytes(cached)
         if missing:
-            _compile(tree, python, image_dir, [source for source, _, _ in missing])
-        if cache_dir is not None:
-            for _, target, key in missing:
-                if target.is_file():  # a file that does not compile has no pyc
-                    _store_pyc(cache_dir, key, target.read_bytes())
+            # The compile's workers keep each pyc they write in the cache (a file that does not
+            # compile has no pyc, and nothing is kept for it).
+            _compile(
+                tree,
+                python,
+                image_dir,
+                [
+                    (source, target, _entry(cache_dir, key) if cache_dir is not None else None)
+                    for source, target, key in missing
+                ],
+            )
     finally:
         with _RUNNING_CHANGED:
             _RUNNING.remove(keys)
@@ -317,19 +342,6 @@ def _load_pyc(
     if source_hash is not None and pyc[8:16] != source_hash:
         return None
     return pyc
-
-
-def _store_pyc(cache_dir: Path, key: str, pyc: bytes) -> None:
-    path = _entry(cache_dir, key)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with scratch.tracked(
-            path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        ) as tmp:
-            tmp.write_bytes(hashlib.sha256(pyc).digest() + pyc)
-            tmp.replace(path)
-    except OSError:
-        return  # a read-only or full cache costs speed, not correctness
 
 
 def _image_folder(image_dir: str, rel_dir: Path) -> str:
@@ -398,12 +410,17 @@ def _compile_env() -> dict[str, str]:
     return {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "0"}
 
 
-def _compile(tree: Path, python: str, image_dir: str, files: list[Path]) -> None:
+def _compile(
+    tree: Path, python: str, image_dir: str, files: list[tuple[Path, Path, Path | None]]
+) -> None:
+    """Compile each (source, its pyc, the pyc cache's entry for it or None) of ``files``."""
     env = _compile_env()
     spec = {
         "exclude": _EXCLUDE,
-        "files": [str(f) for f in files],
-        "ddirs": [_image_folder(image_dir, f.parent.relative_to(tree)) for f in files],
+        "files": [str(source) for source, _, _ in files],
+        "ddirs": [_image_folder(image_dir, s.parent.relative_to(tree)) for s, _, _ in files],
+        "pycs": [str(pyc) for _, pyc, _ in files],
+        "entries": [str(entry) if entry is not None else None for _, _, entry in files],
         # One worker per core for many files (CPU-bound); a few compile faster in one process
         # than it takes to start a pool of workers.
         "workers": (os.cpu_count() or 1) if len(files) >= _POOL_THRESHOLD else 1,

@@ -1,6 +1,7 @@
 import hashlib
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -165,7 +166,7 @@ def test_a_cached_pyc_is_reused_only_for_the_same_source_and_path(tmp_path, monk
     real = bytecode._compile
 
     def spy(tree, python, image_dir, files):
-        compiled.append(sorted(f.name for f in files))
+        compiled.append(sorted(source.name for source, _, _ in files))
         real(tree, python, image_dir, files)
 
     monkeypatch.setattr(bytecode, "_compile", spy)
@@ -185,6 +186,33 @@ def test_a_cached_pyc_is_reused_only_for_the_same_source_and_path(tmp_path, monk
     # The same source placed elsewhere in the image (tracebacks name the path): compiled.
     compile_bytecode(_tree(tmp_path / "four"), sys.executable, image_dir="/b", cache_dir=cache)
     assert compiled[-1] == ["__init__.py", "broken.py"]
+
+
+@pytest.mark.parametrize("files", [3, bytecode._POOL_THRESHOLD])
+def test_the_compiles_workers_keep_each_pyc_in_the_cache(tmp_path, monkeypatch, files):
+    """Each worker (one process, or a pool for many files) keeps the pycs it writes in the
+    cache, as checksum + pyc under the file's key, with nothing left beside them; the next tree
+    of the same sources compiles nothing."""
+    cache = tmp_path / "cache"
+    first = tmp_path / "first"
+    (first / "pkg").mkdir(parents=True)
+    for n in range(files):
+        (first / "pkg" / f"m{n:03}.py").write_text(f"VALUE = {n}\n")
+    compile_bytecode(first, sys.executable, image_dir="/a", cache_dir=cache)
+    interpreter = bytecode._interpreter(sys.executable)
+    for n in range(files):
+        source = first / "pkg" / f"m{n:03}.py"
+        key = bytecode._pyc_key(interpreter, f"/a/pkg/{source.name}", source.read_bytes())
+        pyc = (first / "pkg" / "__pycache__" / f"m{n:03}.{TAG}.pyc").read_bytes()
+        assert (cache / key[:2] / f"{key}.pyc").read_bytes() == hashlib.sha256(pyc).digest() + pyc
+    assert len(list(cache.rglob("*"))) == files + len({p.parent for p in cache.rglob("*.pyc")})
+    compiled: list[object] = []
+    monkeypatch.setattr(bytecode, "_compile", lambda *args: compiled.append(args))
+    second = tmp_path / "second"
+    shutil.copytree(first, second, ignore=shutil.ignore_patterns("__pycache__"))
+    compile_bytecode(second, sys.executable, image_dir="/a", cache_dir=cache)
+    assert compiled == []
+    assert _pycs(second) == _pycs(first)
 
 
 def test_a_poisoned_cache_entry_is_detected_and_compiled_afresh(tmp_path):
@@ -336,7 +364,7 @@ def test_a_compile_waits_for_a_running_one_only_when_they_share_pycs(tmp_path, m
     real = bytecode._compile
 
     def spy(tree, python, image_dir, files):
-        compiled.append(sorted(f.name for f in files))
+        compiled.append(sorted(source.name for source, _, _ in files))
         if tree.name == "deps-arm64":
             compiling.set()
             assert release.wait(60)
