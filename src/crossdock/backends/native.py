@@ -45,6 +45,7 @@ from crossdock.progress import Step, step
 if TYPE_CHECKING:
     from crossdock.registry.client import RegistryClient
     from crossdock.resolve import InstalledDistribution, Resolution
+    from crossdock.resolve.cache import OnInstalled
     from crossdock.rootfs.baseprofile import BaseProfile
     from crossdock.rootfs.fsview import LazyBuffer
 
@@ -142,13 +143,19 @@ class NativeBackend:
             profile = self._profile(plan, base)
             timings["profile"] = time.perf_counter() - mark
             pulling.describe(f"python {profile.python_version}, glibc {profile.glibc_version}")
-        # The base's own files are checked on a side thread once the dependency layer is written
-        # (beside the app layer), not during uv's installs; the verify step waits for the
-        # answer. On an error the side thread is waited for, never left behind.
+        # The base's own files are checked on a side thread once uv's install is done (beside
+        # the bytecode compile), not during uv's installs; the verify step waits for the answer.
+        # On an error the side thread is waited for, never left behind.
         with ThreadPoolExecutor(1, thread_name_prefix=f"verify-base-{platform}") as side:
 
-            def verify_base_aside() -> Future[None]:
-                return side.submit(self._verify_base, plan, base, platform, profile)
+            def verify_base_aside(installed_now: bool) -> Future[None]:
+                checked = side.submit(self._verify_base, plan, base, platform, profile)
+                if installed_now:
+                    # A new dependency tree has no SBOM template yet: the SBOM's document
+                    # writer is imported there then (cyclonedx, ~0.2 s), so that the SBOM
+                    # step, last on the path, does not wait for it.
+                    side.submit(_import_sbom_writer)
+                return checked
 
             return self._build_on_base(
                 plan, platform, base, profile, cache, progress, verify_base_aside, timings, started
@@ -162,7 +169,7 @@ class NativeBackend:
         profile: BaseProfile,
         cache: BlobCache,
         progress: Progress,
-        verify_base_aside: Callable[[], Future[None]],
+        verify_base_aside: Callable[[bool], Future[None]],
         timings: dict[str, float],
         started: float,
     ) -> tuple[PlatformImage, BuildReport]:
@@ -175,8 +182,20 @@ class NativeBackend:
 
             # Its interpreter starts while the dependencies are checked and packed.
             prepare_compiler(bytecode_python)
+        # Started once uv's install is done: the compile's work is done by other processes,
+        # and this process only waits for them. Not beside uv's installs: measured on the
+        # data-science set (both platforms, cold), checking the base beside the two uv
+        # installs (about 100 MiB each) raised this process by some 30 MiB at the tree's peak.
+        base_checks: list[Future[None]] = []
         resolution = self._installed_dependencies(
-            plan, platform, profile, bytecode_python, progress=progress
+            plan,
+            platform,
+            profile,
+            bytecode_python,
+            progress=progress,
+            on_installed=lambda *, installed_now: base_checks.append(
+                verify_base_aside(installed_now)
+            ),
         )
 
         def app_layer() -> tuple[LayerBlob, tuple[InstalledDistribution, ...], float]:
@@ -195,12 +214,8 @@ class NativeBackend:
                 plan, platform, profile, cache, resolution, progress=progress
             )
             timings["dependencies"] = time.perf_counter() - mark
-            # Started only now, not while uv installs: measured on the data-science set (both
-            # platforms, cold), checking the base beside the two uv installs (about 100 MiB
-            # each) raised this process by some 30 MiB at the tree's peak (tree 290 -> 271 MiB
-            # deferred).
-            base_verified = verify_base_aside()
             app_blob, local, timings["app_layer"] = app_made.result()
+        [base_verified] = base_checks
 
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(plan.mtime))
         new_layers = [
@@ -396,6 +411,7 @@ class NativeBackend:
         bytecode_python: str | None,
         *,
         progress: Progress,
+        on_installed: OnInstalled,
     ) -> Resolution:
         from crossdock.resolve import install_dependencies
 
@@ -414,6 +430,7 @@ class NativeBackend:
             tree_records=CacheLayout(plan.cache_dir).records("installed-trees", version=1),
             lock_records=_lock_records(plan),
             progress=progress,
+            on_installed=on_installed,
         )
 
     def _dependencies_layer(
@@ -543,6 +560,10 @@ def _compiled_entries(
             cache_dir=CacheLayout(plan.cache_dir).bytecode,
         )
     return list(entries_from_tree(tree, image_dir, keep_bytecode=True))
+
+
+def _import_sbom_writer() -> None:
+    import crossdock.sbom.document  # noqa: F401 - imported ahead of its use
 
 
 def _image_config(

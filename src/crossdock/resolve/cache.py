@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from packaging.utils import canonicalize_name
 
@@ -28,7 +28,13 @@ from crossdock.resolve.resolution import InstalledDistribution, Resolution, read
 from crossdock.resolve.uv import LockedExport, Uv, export_locked, install
 from crossdock.wheeltags import wheel_target
 
-__all__ = ["install_dependencies"]
+__all__ = ["OnInstalled", "install_dependencies"]
+
+
+class OnInstalled(Protocol):
+    """Told that a dependency tree is there, and whether it was installed now (or cached)."""
+
+    def __call__(self, *, installed_now: bool) -> object: ...
 
 
 def _tree_key(locked: LockedExport, python_path: str, bytecode: bool) -> str:
@@ -56,6 +62,7 @@ def install_dependencies(
     tree_records: Records | None = None,
     lock_records: Records | None = None,
     progress: Progress = NO_PROGRESS,
+    on_installed: OnInstalled | None = None,
 ) -> Resolution:
     """Check the lock and return the tree of its dependencies for ``platform``, from the cache
     when an identical tree exists. The lock is always checked, even on a cache hit.
@@ -66,7 +73,9 @@ def install_dependencies(
     ``export_records``: uv's answers about unchanged locks (``export_locked``);
     ``tree_records``: what each cached tree's dist-info folders said when it was installed;
     ``lock_records``: the lock's packages by its text (``read_lock``). The install and the
-    bytecode are steps of ``progress``."""
+    bytecode are steps of ``progress``. ``on_installed`` is told once the tree is installed or
+    found in the cache, before its bytecode is compiled: a caller starts there what can run
+    beside the compile, whose work is done by other processes."""
     uv = uv or Uv()
     target = wheel_target(platform, glibc_version, python_version)
     with step(progress, platform, "install wheels") as installing:
@@ -84,6 +93,8 @@ def install_dependencies(
         if tree.is_dir():
             resolution = locked.installed_at(tree, key, _reader(tree_records, key))
             installing.describe(f"{_summary(resolution)} (cached)")
+            if on_installed is not None:
+                on_installed(installed_now=False)
             return resolution
         cache_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=cache_dir))
@@ -97,6 +108,8 @@ def install_dependencies(
             shutil.rmtree(scratch, ignore_errors=True)
             raise
     try:
+        if on_installed is not None:
+            on_installed(installed_now=True)
         if bytecode_python is not None:
             with step(progress, platform, "bytecode") as compiling:
                 compile_bytecode(

@@ -25,7 +25,7 @@ from crossdock.backends.base import BuildOutcome
 from crossdock.backends.native import NativeBackend
 from crossdock.build import make_plan
 from crossdock.config import load_config
-from crossdock.errors import BaseImageError, CrossdockError
+from crossdock.errors import BaseImageError, CrossdockError, VerificationError
 from crossdock.image.artifact import ImageSet
 from crossdock.image.mediatypes import MediaType
 from crossdock.platform import AMD64, ARM64, Platform
@@ -152,6 +152,32 @@ def test_a_build_puts_its_two_layers_on_the_pulled_base_for_each_platform(
         code = image.layers[2].path
         assert any(name.endswith("app/main.py") for name in layer_names(code))
         assert image.referrers  # the SBOM of what was installed
+
+
+def test_a_base_that_fails_verification_is_refused_with_and_without_a_cached_tree(
+    registry, project, tmp_path
+):
+    """The base's own files are checked beside the bytecode compile (once uv's install is done,
+    or the installed tree is found in the cache): the check still runs, and still stops the
+    build, on both paths."""
+    entries = base_entries(ARM64)
+    foreign = (Path("/lib/x86_64-linux-gnu") / "libc.so.6").read_bytes()
+    entries.append(("usr/lib/aarch64-linux-gnu/libforeign.so", "file", foreign))
+    layer = write_layer(tmp_path / "foreign.tar.gz", entries)
+    arm64 = images.platform_image(
+        ARM64,
+        [images.layer_file(layer, images.OCI.layer)],
+        config={"Env": BASE_ENV, "Cmd": ["python3"]},
+    )
+    base = ImageSet((arm64,), images.index_over((arm64,)))
+    registry.put_image_set(BASE_REPOSITORY, base, "3.13-slim")
+    toml = project / "crossdock.toml"
+    toml.write_text(toml.read_text().replace('"linux/arm64", "linux/amd64"', '"linux/arm64"'))
+    trees = project / "cache" / "deps"
+    for _ in range(2):  # installed now, then found in the cache
+        with pytest.raises(VerificationError, match=r"the base image .* failed verification"):
+            build(project)
+        assert len([tree for tree in trees.iterdir() if not tree.name.startswith(".")]) == 1
 
 
 def test_a_rebuild_pulls_no_base_layer_again(registry, project, serve_base):
