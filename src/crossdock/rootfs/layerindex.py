@@ -40,6 +40,8 @@ __all__ = [
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _READ_BUFFER = 1 << 20
+# Inflated on another thread in blocks of this size (isal's queue holds two of them ahead).
+_AHEAD_BLOCK = 256 << 10
 # Bump when the index format or what is recorded changes; old records are then ignored.
 _KIND = "layer-index"
 _VERSION = 3
@@ -130,21 +132,31 @@ class Member(NamedTuple):  # a tuple: an image has thousands, made on every buil
 
 
 @contextmanager
-def open_decompressed(path: Path) -> Iterator[IO[bytes]]:
+def open_decompressed(path: Path, *, whole: bool = False) -> Iterator[IO[bytes]]:
     """A layer's uncompressed tar stream, choosing the codec by magic bytes.
 
     Gzip is inflated with python-isal (about 2x faster than zlib here; it reads multi-member gzip
-    like the standard library does).
+    like the standard library does). With ``whole`` (a reader that goes through the whole
+    layer, front to back), it is inflated on another thread, ahead of the reader (isal releases
+    the GIL), so that inflating and reading the tar overlap on two cores; a reader that takes a
+    few files and stops inflates no more than it reads.
     """
     with path.open("rb") as raw:
         magic = raw.read(4)
         raw.seek(0)
         if magic.startswith(_GZIP_MAGIC):
-            from isal import igzip, isal_zlib
+            from isal import igzip, igzip_threaded, isal_zlib
 
             # isal's stub types its ``error`` class as an instance; it is IsalError(Exception).
             isal_error: type[Exception] = isal_zlib.error  # type: ignore[assignment]
             try:
+                if whole:
+                    # At most a few blocks of _AHEAD_BLOCK bytes inflated ahead (flat memory).
+                    with igzip_threaded.open(  # type: ignore[no-untyped-call]
+                        raw, "rb", block_size=_AHEAD_BLOCK
+                    ) as ahead:
+                        yield ahead
+                    return
                 with igzip.open(raw, "rb") as inflated:  # type: ignore[no-untyped-call]
                     yield io.BufferedReader(inflated, _READ_BUFFER)
             except (EOFError, igzip.BadGzipFile, isal_error) as err:
@@ -192,11 +204,12 @@ class _BoundedTarInfo(tarfile.TarInfo):
 
 
 @contextmanager
-def open_layer_stream(path: Path) -> Iterator[tarfile.TarFile]:
-    """Open a layer (tar, tar+gzip) for one forward pass of ``tarfile``."""
+def open_layer_stream(path: Path, *, whole: bool = False) -> Iterator[tarfile.TarFile]:
+    """Open a layer (tar, tar+gzip) for one forward pass of ``tarfile``; ``whole``: the pass
+    reads the whole layer (``open_decompressed``)."""
     try:
         with (
-            open_decompressed(path) as stream,
+            open_decompressed(path, whole=whole) as stream,
             tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tar,
         ):
             yield tar
@@ -225,7 +238,7 @@ def read_members(path: Path, on_file: FileVisitor | None = None) -> list[Member]
     """Every member of a layer, in tar order (one decompressing pass, no data kept).
     ``on_file`` sees every regular (not sparse) file's bytes in the same pass."""
     members: list[Member] = []
-    with open_layer_stream(path) as tar:
+    with open_layer_stream(path, whole=True) as tar:
         while (info := tar.next()) is not None:
             if len(members) >= MAX_MEMBERS:
                 raise UnsafeContentError(

@@ -71,9 +71,9 @@ def _counting_decompressions(monkeypatch: pytest.MonkeyPatch):
     real = crossdock.rootfs.layerindex.open_decompressed
 
     @contextlib.contextmanager
-    def counted(path: Path):
+    def counted(path: Path, *, whole: bool = False):
         opened.append(path)
-        with real(path) as stream:
+        with real(path, whole=whole) as stream:
             yield stream
 
     monkeypatch.setattr(crossdock.rootfs.layerindex, "open_decompressed", counted)

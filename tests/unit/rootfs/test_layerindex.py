@@ -15,7 +15,13 @@ import pytest
 from crossdock.errors import UnsafeContentError
 from crossdock.image.digest import Digest
 from crossdock.rootfs.fsview import LayerFS
-from crossdock.rootfs.layerindex import IndexCache, MemberType, normalize, read_members
+from crossdock.rootfs.layerindex import (
+    IndexCache,
+    MemberType,
+    normalize,
+    open_decompressed,
+    read_members,
+)
 from tests.support.layertar import write_layer
 
 SITE = "usr/local/lib/python3.13/dist-packages"
@@ -173,6 +179,26 @@ def test_a_truncated_gzip_layer_is_refused_by_name(tmp_path):
     layer.write_bytes(layer.read_bytes()[:200])
     with pytest.raises(UnsafeContentError, match=r"l\.tar\.gz"):
         LayerFS([layer])
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_a_layer_inflated_ahead_on_another_thread_reads_the_same(tmp_path, whole):
+    """A pass over a whole layer inflates it on another thread: the same bytes (a multi-member
+    gzip stream too), and a stream damaged after its first blocks is refused by name."""
+    data = bytes(range(256)) * 8192 + b"tail"  # several of the blocks inflated ahead
+    layer = tmp_path / "l.tar.gz"
+    layer.write_bytes(gzip.compress(data[:1000], mtime=0) + gzip.compress(data[1000:], mtime=0))
+    with open_decompressed(layer, whole=whole) as stream:
+        assert stream.read() == data
+    damaged = bytearray(gzip.compress(data, mtime=0))
+    damaged[len(damaged) // 2 :] = b"\xff" * (len(damaged) - len(damaged) // 2)
+    layer.write_bytes(bytes(damaged))
+    with (
+        pytest.raises(UnsafeContentError, match=r"l\.tar\.gz"),
+        open_decompressed(layer, whole=whole) as stream,
+    ):
+        while stream.read(1 << 16):
+            pass
 
 
 def test_sparse_members_are_read_through_tarfile(tmp_path):
