@@ -14,8 +14,14 @@ stands in for that part (stage/https.sh runs it as a daemon):
   the registry's storage folder for URLs the front signed (HMAC, expiring). Like S3 with a
   presigned URL, it refuses a request that also carries an ``Authorization`` header (400), and
   it appends every request to ``--log`` as a JSON line (method, path, whether
-  ``Authorization`` came, status, user agent), so tests can prove that clients drop the
-  registry's credentials on the cross-origin redirect.
+  ``Authorization`` came, status, user agent, the Host asked for), so tests can prove that
+  clients drop the registry's credentials on the cross-origin redirect;
+* with ``--front-log`` the front appends every request to that file the same way (the kind of
+  ``Authorization`` only: ``Bearer``, ``Basic`` or none, never its value).
+
+Both listen on 127.0.0.1 unless ``--address`` / ``--storage-address`` say otherwise (the Docker
+Hub stand-in gives each host a loopback address of its own, on port 443); a storage URL names
+its port only when it is not HTTPS's 443.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -64,10 +70,18 @@ class Options:
     registry_root: Path  # distribution's filesystem rootdirectory
     tls: tuple[Path, Path]
     log: Path
+    front_log: Path | None = None
+    address: str = "127.0.0.1"
+    storage_address: str = "127.0.0.1"
 
 
 def _sign(secret: bytes, digest_hex: str, expires: int) -> str:
     return hmac.new(secret, f"{digest_hex}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def _append(log: Path, lock: threading.Lock, entry: Mapping[str, object]) -> None:
+    with lock, log.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(entry) + "\n")
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> Iterator[bytes]:
@@ -91,12 +105,32 @@ def _read_body(handler: BaseHTTPRequestHandler) -> Iterator[bytes]:
 
 def front_handler(options: Options, secret: bytes) -> type[BaseHTTPRequestHandler]:
     upstream_host, _, upstream_port = options.upstream.rpartition(":")
+    log_lock = threading.Lock()
+    storage_origin = (
+        options.storage_host
+        if options.storage_port == 443
+        else f"{options.storage_host}:{options.storage_port}"
+    )
 
     class Front(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: ARG002
             return
+
+        def send_response(self, code: int, message: str | None = None) -> None:
+            if options.front_log is not None:
+                authorization = self.headers.get("Authorization")
+                entry = {
+                    "method": self.command,
+                    "path": urlsplit(self.path).path,
+                    "host": self.headers.get("Host", ""),
+                    "authorization": authorization.split(" ", 1)[0] if authorization else None,
+                    "status": code,
+                    "user_agent": self.headers.get("User-Agent", ""),
+                }
+                _append(options.front_log, log_lock, entry)
+            super().send_response(code, message)
 
         def _handle(self) -> None:
             blob = _BLOB_PATH.match(urlsplit(self.path).path)
@@ -131,7 +165,7 @@ def front_handler(options: Options, secret: bytes) -> type[BaseHTTPRequestHandle
             expires = int(time.time()) + _URL_SECONDS
             signature = _sign(secret, digest_hex, expires)
             location = (
-                f"https://{options.storage_host}:{options.storage_port}/blobs/sha256/{digest_hex}"
+                f"https://{storage_origin}/blobs/sha256/{digest_hex}"
                 f"?expires={expires}&signature={signature}"
             )
             self.send_response(307)
@@ -198,9 +232,9 @@ def storage_handler(options: Options, secret: bytes) -> type[BaseHTTPRequestHand
                 "authorization": "Authorization" in self.headers,
                 "status": status,
                 "user_agent": self.headers.get("User-Agent", ""),
+                "host": self.headers.get("Host", ""),
             }
-            with log_lock, options.log.open("a", encoding="utf-8") as out:
-                out.write(json.dumps(entry) + "\n")
+            _append(options.log, log_lock, entry)
 
         def _refuse(self, status: int, code: str, message: str) -> None:
             self._record(status)
@@ -279,6 +313,9 @@ def main() -> None:
     parser.add_argument("--tls-cert", type=Path, required=True)
     parser.add_argument("--tls-key", type=Path, required=True)
     parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--front-log", type=Path)
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--storage-address", default="127.0.0.1")
     args = parser.parse_args()
     options = Options(
         args.front_port,
@@ -288,14 +325,19 @@ def main() -> None:
         args.registry_root,
         (args.tls_cert, args.tls_key),
         args.log,
+        front_log=args.front_log,
+        address=args.address,
+        storage_address=args.storage_address,
     )
     secret = secrets.token_bytes(32)  # new per start: URLs signed before a restart expire
     storage = TLSThreadingHTTPServer(
-        ("127.0.0.1", options.storage_port), storage_handler(options, secret), options.tls
+        (options.storage_address, options.storage_port),
+        storage_handler(options, secret),
+        options.tls,
     )
     threading.Thread(target=storage.serve_forever, daemon=True).start()
     front = TLSThreadingHTTPServer(
-        ("127.0.0.1", options.front_port), front_handler(options, secret), options.tls
+        (options.address, options.front_port), front_handler(options, secret), options.tls
     )
     print("ready", flush=True)  # noqa: T201 - the stage waits for this line
     front.serve_forever()

@@ -9,6 +9,7 @@
 # what is already there, so a second `up` takes seconds.
 #
 # Usage: stage/stage.sh up | docker [--reprobe] | env | status | down | binfmt on|off
+#        stage/stage.sh hub-run CMD...   (CMD where Docker Hub's names are the stage's)
 #
 # Environment:
 #   CROSSDOCK_STAGE_PORT  registry port on 127.0.0.1 (default 5555)
@@ -432,6 +433,10 @@ EOF
 # The real-registry path (HTTPS, token realm on another host, redirected blobs): stage/https.sh.
 # shellcheck source=stage/https.sh
 source "$STAGE_DIR/https.sh"
+# Docker Hub under its own names (registry-1.docker.io, auth.docker.io, its CDN host), on 443:
+# stage/dockerhub.sh.
+# shellcheck source=stage/dockerhub.sh
+source "$STAGE_DIR/dockerhub.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Subcommands
@@ -455,8 +460,9 @@ cmd_up() {
   ensure_registry
   "$py" "$STAGE_DIR/make_bases.py" publish --cache "$CACHE" --registry "$REGISTRY" --uv "$uv"
   ensure_https_stage "$py"
+  ensure_hub_stage "$py"
   publish_base_updates "$py"
-  say "up in $(since "$t0"): registry $REGISTRY, bases in $CACHE/published.json, https registry $HTTPS_REGISTRY"
+  say "up in $(since "$t0"): registry $REGISTRY, bases in $CACHE/published.json, https registry $HTTPS_REGISTRY, docker hub stand-in (stage.sh hub-run)"
 }
 
 cmd_docker() {
@@ -481,6 +487,7 @@ export CROSSDOCK_REGISTRY_MIRRORS='docker.io=$REGISTRY,public.ecr.aws=$REGISTRY'
 export CROSSDOCK_CACHE_DIR=$CACHE_ROOT
 EOF
   https_env
+  hub_env
 }
 
 cmd_status() {
@@ -513,10 +520,12 @@ cmd_status() {
   done
   [[ -s $CACHE/buildx-probe.txt ]] && sed 's/^/  /' "$CACHE/buildx-probe.txt"
   https_status
+  hub_status
   return 0
 }
 
 cmd_down() {
+  hub_down
   https_down
   stop_pidfile registry docker-registry
   stop_pidfile dockerd dockerd
@@ -542,6 +551,13 @@ main() {
   env) cmd_env ;;
   status) cmd_status ;;
   down) cmd_down ;;
+  hub-run)
+    (($#)) || die "usage: stage.sh hub-run CMD..."
+    # The stage's hosts file even when CMD runs with a cache folder of its own.
+    HUB_HOSTS=${CROSSDOCK_STAGE_HUB_HOSTS:-$HUB_HOSTS}
+    [[ -s $HUB_HOSTS ]] || die "no $HUB_HOSTS: run 'stage/stage.sh up' first"
+    hub_run "$@"
+    ;;
   binfmt)
     case ${1:-} in
     on) with_lock binfmt_on ;;

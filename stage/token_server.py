@@ -3,7 +3,8 @@
 Run as a program::
 
     python token_server.py --port P --folder DIR --user U --password-file F \
-        [--anonymous-pull] [--tls-cert C --tls-key K]
+        [--anonymous-pull] [--tls-cert C --tls-key K] [--address A] \
+        [--service S --issuer I] [--log FILE]
 
 It keeps a P-256 signing key and a self-signed certificate in DIR (``key.pem``, ``cert.pem``:
 the registry's ``rootcertbundle``; made once and reused, so a restarted token server still
@@ -13,7 +14,13 @@ The one user it knows (HTTP basic auth) gets every action asked for; with ``--an
 a request without credentials gets the ``pull`` actions only (as Docker Hub's auth.docker.io
 gives anonymous pull tokens); wrong credentials get 401. The JWT names its key with an ``x5c``
 header, which distribution 2.8 verifies against the root bundle. With ``--tls-cert`` it serves
-HTTPS (the stage's realm on a host of its own).
+HTTPS (the stage's realm on a host of its own); with ``--address`` it listens there instead of
+127.0.0.1 (the Docker Hub stand-in's realm, auth.docker.io, has a loopback address of its own).
+``--service`` and ``--issuer`` name the registry the tokens are for (Docker Hub's:
+``registry.docker.io`` and ``auth.docker.io``); a request for another service is refused (400).
+With ``--log`` every request is appended to FILE as a JSON line (the Host asked for, the
+service, the scopes asked and granted, whether credentials came and whether they were right,
+the status): what tests check a client asked for. Never the credentials themselves.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import base64
 import datetime as dt
 import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,7 +88,13 @@ def make_key_and_cert(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Ce
 
 
 def make_token(
-    key: ec.EllipticCurvePrivateKey, cert: x509.Certificate, subject: str, scopes: list[str]
+    key: ec.EllipticCurvePrivateKey,
+    cert: x509.Certificate,
+    subject: str,
+    scopes: list[str],
+    *,
+    service: str = SERVICE,
+    issuer: str = ISSUER,
 ) -> str:
     access = []
     for scope in scopes:
@@ -94,9 +108,9 @@ def make_token(
         "x5c": [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()],
     }
     claims = {
-        "iss": ISSUER,
+        "iss": issuer,
         "sub": subject,
-        "aud": SERVICE,
+        "aud": service,
         "exp": now + TOKEN_SECONDS,
         "nbf": now - 10,
         "iat": now,
@@ -130,32 +144,63 @@ class Options:
     password: str
     anonymous_pull: bool = False
     tls: tuple[Path, Path] | None = None
+    address: str = "127.0.0.1"
+    service: str = SERVICE
+    issuer: str = ISSUER
+    log: Path | None = None
 
 
 def serve(options: Options) -> None:
     key, cert = make_key_and_cert(options.folder)
     expected = "Basic " + base64.b64encode(f"{options.user}:{options.password}".encode()).decode()
+    log_lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        def _record(self, status: int, asked: list[str], given: list[str]) -> None:
+            if options.log is None:
+                return
+            authorization = self.headers.get("Authorization")
+            entry = {
+                "host": self.headers.get("Host", ""),
+                "path": urlsplit(self.path).path,
+                "service": parse_qs(urlsplit(self.path).query).get("service", []),
+                "scopes": asked,
+                "granted": given,
+                # The kind of credentials only ("Basic"), and whether they were the user's.
+                "authorization": authorization.split(" ", 1)[0] if authorization else None,
+                "authenticated": authorization == expected,
+                "status": status,
+                "user_agent": self.headers.get("User-Agent", ""),
+            }
+            with log_lock, options.log.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(entry) + "\n")
+
         def do_GET(self) -> None:
             url = urlsplit(self.path)
+            query = parse_qs(url.query)
+            asked = query.get("scope", [])
             if url.path != "/token":
+                self._record(404, asked, [])
                 self.send_error(404)
                 return
             authorization = self.headers.get("Authorization")
             anonymous = authorization is None and options.anonymous_pull
             if authorization != expected and not anonymous:
+                self._record(401, asked, [])
                 self.send_response(401)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            query = parse_qs(url.query)
-            if query.get("service") != [SERVICE]:
+            if query.get("service") != [options.service]:
+                self._record(400, asked, [])
                 self.send_error(400, "wrong service")
                 return
-            scopes = granted(query.get("scope", []), anonymous=anonymous)
+            scopes = granted(asked, anonymous=anonymous)
             subject = "" if anonymous else options.user
-            token = make_token(key, cert, subject, scopes)
+            token = make_token(
+                key, cert, subject, scopes, service=options.service, issuer=options.issuer
+            )
+            self._record(200, asked, scopes)
             body = json.dumps({"token": token, "expires_in": TOKEN_SECONDS}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -166,7 +211,7 @@ def serve(options: Options) -> None:
         def log_message(self, format: str, *args: object) -> None:  # noqa: ARG002
             return  # quiet: the test's output is what the test checks
 
-    address = ("127.0.0.1", options.port)
+    address = (options.address, options.port)
     server = (
         ThreadingHTTPServer(address, Handler)
         if options.tls is None
@@ -185,6 +230,10 @@ def main() -> None:
     parser.add_argument("--anonymous-pull", action="store_true")
     parser.add_argument("--tls-cert", type=Path)
     parser.add_argument("--tls-key", type=Path)
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--service", default=SERVICE)
+    parser.add_argument("--issuer", default=ISSUER)
+    parser.add_argument("--log", type=Path)
     args = parser.parse_args()
     tls = (args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
     options = Options(
@@ -194,6 +243,10 @@ def main() -> None:
         args.password_file.read_text().strip(),
         anonymous_pull=args.anonymous_pull,
         tls=tls,
+        address=args.address,
+        service=args.service,
+        issuer=args.issuer,
+        log=args.log,
     )
     serve(options)
 
