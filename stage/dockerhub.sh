@@ -59,33 +59,10 @@ hub_run() {
 }
 
 ensure_hub_ca() {
-  local tls=$HUB_TLS
-  mkdir -p "$tls"
-  if [[ ! -s $tls/ca.pem || ! -s $tls/ca.key ]]; then
-    say "making the Docker Hub stand-in's CA ($tls/ca.pem, constrained to docker.io, docker.com)"
-    (umask 077 && openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-      -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 3650 -subj "/CN=crossdock stage Docker Hub CA" \
-      -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
-      -addext "keyUsage=critical,keyCertSign,cRLSign" \
-      -addext "nameConstraints=critical,permitted;DNS:docker.io,permitted;DNS:docker.com" 2>/dev/null)
-    rm -f "$tls/server.pem"
-  fi
-  if [[ ! -s $tls/server.pem ]] || ! openssl x509 -checkend 86400 -noout -in "$tls/server.pem" >/dev/null; then
-    say "issuing the Docker Hub stand-in's server certificate"
-    (umask 077 && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-      -keyout "$tls/server.key" -out "$tls/server.csr" -subj "/CN=$HUB_REGISTRY_NAME" 2>/dev/null)
-    printf '%s\n' \
-      "subjectAltName=DNS:$HUB_REGISTRY_NAME,DNS:$HUB_AUTH_NAME,DNS:$HUB_CDN_NAME" \
-      "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
-      "extendedKeyUsage=serverAuth" >"$tls/server.ext"
-    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
-      -CAcreateserial -days 825 -sha256 -extfile "$tls/server.ext" -out "$tls/server.pem" 2>/dev/null
-  fi
-  cat /etc/ssl/certs/ca-certificates.crt "$tls/ca.pem" >"$tls/bundle.pem.tmp"
-  mv "$tls/bundle.pem.tmp" "$tls/bundle.pem"
-  if [[ ! -s $HUB_DIR/password ]]; then
-    (umask 077 && openssl rand -hex 16 >"$HUB_DIR/password")
-  fi
+  ensure_ca "$HUB_TLS" "crossdock stage Docker Hub CA" \
+    "permitted;DNS:docker.io,permitted;DNS:docker.com" \
+    "$HUB_REGISTRY_NAME" "$HUB_AUTH_NAME" "$HUB_CDN_NAME"
+  ensure_password "$HUB_DIR/password"
 }
 
 # hub_curl NAME ADDRESS ARGS...: curl to https://NAME on ADDRESS (no namespace needed).
@@ -198,14 +175,7 @@ EOF
 }
 
 hub_status() {
-  local name
-  for name in hub-token hub-registry hub-front; do
-    if [[ -s $RUN/$name.pid ]] && [[ -e /proc/$(<"$RUN/$name.pid") ]]; then
-      echo "$name: running (pid $(<"$RUN/$name.pid"))"
-    else
-      echo "$name: not running"
-    fi
-  done
+  daemons_status hub-token hub-registry hub-front
   echo "docker hub stand-in: https://$HUB_REGISTRY_NAME ($HUB_REGISTRY_ADDRESS)," \
     "realm https://$HUB_AUTH_NAME/token ($HUB_AUTH_ADDRESS), blobs from" \
     "https://$HUB_CDN_NAME ($HUB_CDN_ADDRESS), names only inside 'stage.sh hub-run'"

@@ -47,38 +47,50 @@ ensure_hosts_entries() {
   fi
 }
 
-ensure_stage_ca() {
-  local tls=$HTTPS_TLS
+# ensure_ca TLS_DIR CA_NAME NAME_CONSTRAINTS HOST...: a CA in TLS_DIR (ca.pem, ca.key) limited
+# by NAME_CONSTRAINTS (openssl's syntax), a server certificate it signs for every HOST
+# (server.pem, server.key; reissued a day before it expires), and bundle.pem: the system's CAs
+# (a proxy's CA included) plus this CA, what tests and tools trust through SSL_CERT_FILE.
+ensure_ca() {
+  local tls=$1 ca_name=$2 constraints=$3
+  shift 3
+  local sans
+  sans=$(printf 'DNS:%s,' "$@")
   mkdir -p "$tls"
   if [[ ! -s $tls/ca.pem || ! -s $tls/ca.key ]]; then
-    say "making the stage CA ($tls/ca.pem, constrained to $HTTPS_DOMAIN)"
+    say "making $ca_name ($tls/ca.pem, $constraints)"
     (umask 077 && openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-      -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 3650 -subj "/CN=crossdock stage CA" \
+      -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 3650 -subj "/CN=$ca_name" \
       -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
       -addext "keyUsage=critical,keyCertSign,cRLSign" \
-      -addext "nameConstraints=critical,permitted;DNS:$HTTPS_DOMAIN" 2>/dev/null)
+      -addext "nameConstraints=critical,$constraints" 2>/dev/null)
     rm -f "$tls/server.pem"
   fi
   if [[ ! -s $tls/server.pem ]] || ! openssl x509 -checkend 86400 -noout -in "$tls/server.pem" >/dev/null; then
-    say "issuing the stage's server certificate"
+    say "issuing the server certificate of $ca_name for $*"
     (umask 077 && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-      -keyout "$tls/server.key" -out "$tls/server.csr" -subj "/CN=$HTTPS_REGISTRY_NAME" 2>/dev/null)
-    printf '%s\n' \
-      "subjectAltName=DNS:$HTTPS_REGISTRY_NAME,DNS:$HTTPS_AUTH_NAME,DNS:$HTTPS_STORAGE_NAME" \
-      "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
-      "extendedKeyUsage=serverAuth" >"$tls/server.ext"
+      -keyout "$tls/server.key" -out "$tls/server.csr" -subj "/CN=$1" 2>/dev/null)
+    printf '%s\n' "subjectAltName=${sans%,}" "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$tls/server.ext"
     openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
       -CAcreateserial -days 825 -sha256 -extfile "$tls/server.ext" -out "$tls/server.pem" 2>/dev/null
   fi
-  # What tests and tools trust: the system's CAs (a proxy's CA included) plus the stage's.
   cat /etc/ssl/certs/ca-certificates.crt "$tls/ca.pem" >"$tls/bundle.pem.tmp"
   mv "$tls/bundle.pem.tmp" "$tls/bundle.pem"
+}
+
+# ensure_password FILE: a random password, made once.
+ensure_password() {
+  [[ -s $1 ]] || (umask 077 && openssl rand -hex 16 >"$1")
+}
+
+ensure_stage_ca() {
+  ensure_ca "$HTTPS_TLS" "crossdock stage CA" "permitted;DNS:$HTTPS_DOMAIN" \
+    "$HTTPS_REGISTRY_NAME" "$HTTPS_AUTH_NAME" "$HTTPS_STORAGE_NAME"
   # skopeo --cert-dir / docker certs.d layout.
-  mkdir -p "$tls/certs.d"
-  cp "$tls/ca.pem" "$tls/certs.d/ca.crt"
-  if [[ ! -s $HTTPS_DIR/password ]]; then
-    (umask 077 && openssl rand -hex 16 >"$HTTPS_DIR/password")
-  fi
+  mkdir -p "$HTTPS_TLS/certs.d"
+  cp "$HTTPS_TLS/ca.pem" "$HTTPS_TLS/certs.d/ca.crt"
+  ensure_password "$HTTPS_DIR/password"
 }
 
 https_curl() { curl -sS --noproxy '*' -m 3 --cacert "$HTTPS_TLS/ca.pem" "$@"; }
@@ -179,15 +191,20 @@ export CROSSDOCK_STAGE_STORAGE_LOG=$RUN/storage-requests.jsonl
 EOF
 }
 
-https_status() {
+# daemons_status NAME...: whether each daemon of $RUN/NAME.pid runs.
+daemons_status() {
   local name
-  for name in https-token https-registry https-front; do
+  for name in "$@"; do
     if [[ -s $RUN/$name.pid ]] && [[ -e /proc/$(<"$RUN/$name.pid") ]]; then
       echo "$name: running (pid $(<"$RUN/$name.pid"))"
     else
       echo "$name: not running"
     fi
   done
+}
+
+https_status() {
+  daemons_status https-token https-registry https-front
   echo "https registry: $HTTPS_REGISTRY (token realm https://$HTTPS_AUTH_NAME:$HTTPS_AUTH_PORT," \
     "blobs from https://$HTTPS_STORAGE_NAME:$HTTPS_STORAGE_PORT)"
 }
