@@ -153,7 +153,13 @@ class Records:
     def store(self, key: str, value: object) -> bool:
         """Record ``value`` (JSON-serialisable) under ``key``. A read-only or full cache costs
         speed, not correctness: failures to write are swallowed (False)."""
-        payload = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+        return self.store_json(
+            key, json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+        )
+
+    def store_json(self, key: str, payload: bytes) -> bool:
+        """Record ``payload``, a value already written as JSON (by pieces, say), under ``key``;
+        False when it could not be written, as ``store``."""
         header = f"{self._format} {key} {hashlib.sha256(payload).hexdigest()}".encode()
         try:
             atomic_write(self.path_for(key), header + b"\n" + payload)

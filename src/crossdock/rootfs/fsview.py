@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import posixpath
 import tarfile
 import tempfile
@@ -363,10 +364,9 @@ class LayerFS:
 
     # ----- the view of the lower layers, as a record -----
 
-    def _view_rows(self) -> list[list[object]]:
+    def _view_rows(self) -> Iterator[list[object]]:
         """Every node of the view, parents before children and children in the order they
         were placed: ``[depth, name]`` and, when it has one, its entry's fields."""
-        rows: list[list[object]] = []
         stack: list[tuple[int, str, _Node]] = [
             (1, name, child) for name, child in reversed(self._root.children.items())
         ]
@@ -374,13 +374,12 @@ class LayerFS:
             depth, name, node = stack.pop()
             entry = node.entry
             if entry is None:
-                rows.append([depth, name])
+                yield [depth, name]
             else:
                 content = None if entry.content is None else list(entry.content)
                 fields = [entry.kind.value, entry.layer.index, entry.size, entry.mode]
-                rows.append([depth, name, *fields, entry.link_target, content])
+                yield [depth, name, *fields, entry.link_target, content]
             stack.extend((depth + 1, n, c) for n, c in reversed(node.children.items()))
-        return rows
 
     def _restored_root(self, rows: list[object], below: int) -> _Node:
         """The root of the view ``_view_rows`` describes, of the ``below`` lowest layers; a row
@@ -831,12 +830,37 @@ class _LowerViews:
         return self._records.load(self._key, parse) is not None
 
     def store(self, fs: LayerFS) -> None:
-        self._records.store(
-            self._key,
-            {
-                "digests": self._digests,
-                "count": fs._count,
-                "anomalies": [[a.layer.index, a.member, a.reason] for a in fs.anomalies],
-                "rows": fs._view_rows(),
-            },
-        )
+        """Record ``fs``'s view, its rows written as JSON a chunk at a time: the record is a
+        few bytes per path, its rows as lists many times that (a build's peak memory)."""
+        head = {
+            "digests": self._digests,
+            "count": fs._count,
+            "anomalies": [[a.layer.index, a.member, a.reason] for a in fs.anomalies],
+        }
+        out = io.StringIO()
+        out.write(json.dumps(head)[:-1] + ', "rows": [')
+        chunk: list[list[object]] = []
+        written = False
+        for row in fs._view_rows():
+            chunk.append(row)
+            if len(chunk) == _ROWS_PER_CHUNK:
+                written = _write_rows(out, chunk, written)
+        _write_rows(out, chunk, written)
+        out.write("]}")
+        self._records.store_json(self._key, out.getvalue().encode())
+
+
+# Rows turned into JSON at once when a view is recorded (one json.dumps call per chunk).
+_ROWS_PER_CHUNK = 2000
+
+
+def _write_rows(out: io.StringIO, chunk: list[list[object]], written: bool) -> bool:
+    """Append ``chunk``'s rows to a JSON array being written to ``out`` (after a comma when
+    rows were ``written`` before it), and empty the chunk; whether any row is written now."""
+    if not chunk:
+        return written
+    if written:
+        out.write(",")
+    out.write(json.dumps(chunk, separators=(",", ":"))[1:-1])
+    chunk.clear()
+    return True

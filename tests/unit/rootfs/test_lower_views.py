@@ -137,3 +137,18 @@ def test_no_record_without_the_digests_or_with_visitors(tmp_path):
     LayerFS(paths, digests, index_cache=cache, on_file=lambda *_: None)
     LayerFS(paths[:1], digests[:1], index_cache=cache)  # nothing below its one layer
     assert _records(cache) == []
+
+
+def test_a_record_written_in_many_chunks_reads_back_whole(tmp_path, monkeypatch):
+    from crossdock.rootfs import fsview
+
+    monkeypatch.setattr(fsview, "_ROWS_PER_CHUNK", 2)
+    cache = tmp_path / "cache"
+    paths, digests = _layers(tmp_path, TOP)
+    LayerFS(paths, digests, index_cache=cache)
+    (record,) = _records(cache)
+    rows = json.loads(record.read_bytes().partition(b"\n")[2])["rows"]
+    assert len(rows) > 10  # many chunks of 2
+    again = LayerFS(paths, digests, index_cache=cache)
+    assert again._members[:2] == [None, None]  # made on the record
+    assert _view(again) == _view(LayerFS(paths, digests))
