@@ -8,7 +8,9 @@
 #                                            127.0.0.1:5560); blob GETs answer 307 to the CDN host
 #   https://auth.docker.io/token             (127.0.10.2:443) the token realm
 #                                            (stage/token_server.py), service registry.docker.io:
-#                                            anonymous pull tokens, push for one user
+#                                            anonymous pull tokens; a user pushes only under its
+#                                            own name: crossdocktest/..., and library/... for the
+#                                            stage's publisher (user "library")
 #   https://production.cloudflare.docker.com (127.0.10.3:443) the CDN host blobs are redirected to
 #                                            (signed URLs; refuses and records requests carrying
 #                                            Authorization)
@@ -36,6 +38,9 @@ HUB_NOWHERE_ADDRESS=127.0.10.9
 HUB_INTERNAL_PORT=5560
 HUB_SERVICE=registry.docker.io
 HUB_USER=crossdocktest
+# Who publishes the official images' stand-ins (library/...): a user of that name, as the token
+# server lets users push under their own name only.
+HUB_PUBLISHER=library
 HUB_HOSTS=$HUB_DIR/hosts
 HUB_BASES=(library/python:3.13-slim)
 APT_PACKAGES+=(util-linux mount)
@@ -63,6 +68,7 @@ ensure_hub_ca() {
     "permitted;DNS:docker.io,permitted;DNS:docker.com" \
     "$HUB_REGISTRY_NAME" "$HUB_AUTH_NAME" "$HUB_CDN_NAME"
   ensure_password "$HUB_DIR/password"
+  ensure_password "$HUB_DIR/publisher-password"
 }
 
 # hub_curl NAME ADDRESS ARGS...: curl to https://NAME on ADDRESS (no namespace needed).
@@ -117,6 +123,7 @@ ensure_hub_daemons() {
   start_daemon hub-token "$HUB_DIR/token" hub_token_answers \
     "$HTTPS_PYTHON" "$STAGE_DIR/token_server.py" --address "$HUB_AUTH_ADDRESS" --port 443 \
     --folder "$HUB_DIR/token" --user "$HUB_USER" --password-file "$HUB_DIR/password" \
+    --user "$HUB_PUBLISHER" --password-file "$HUB_DIR/publisher-password" --namespaced \
     --anonymous-pull --service "$HUB_SERVICE" --issuer "$HUB_AUTH_NAME" \
     --tls-cert "$HUB_TLS/server.pem" --tls-key "$HUB_TLS/server.key" \
     --log "$RUN/hub-token-requests.jsonl"
@@ -132,11 +139,11 @@ ensure_hub_daemons() {
 }
 
 # The stand-ins of HUB_BASES, copied from the plain registry with their digests (skopeo, as the
-# push user, through the hub's own names).
+# publisher, through the hub's own names).
 publish_hub_bases() {
   local py=$1 auth=$HUB_DIR/auth.json name digest have
   (umask 077 && printf '{"auths": {"docker.io": {"auth": "%s"}}}\n' \
-    "$(printf '%s:%s' "$HUB_USER" "$(<"$HUB_DIR/password")" | base64 -w0)" >"$auth")
+    "$(printf '%s:%s' "$HUB_PUBLISHER" "$(<"$HUB_DIR/publisher-password")" | base64 -w0)" >"$auth")
   for name in "${HUB_BASES[@]}"; do
     digest=$("$py" -c '
 import json, sys

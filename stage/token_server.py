@@ -2,20 +2,24 @@
 
 Run as a program::
 
-    python token_server.py --port P --folder DIR --user U --password-file F \
-        [--anonymous-pull] [--tls-cert C --tls-key K] [--address A] \
+    python token_server.py --port P --folder DIR --user U --password-file F [--user ...] \
+        [--anonymous-pull] [--namespaced] [--tls-cert C --tls-key K] [--address A] \
         [--service S --issuer I] [--log FILE]
 
 It keeps a P-256 signing key and a self-signed certificate in DIR (``key.pem``, ``cert.pem``:
 the registry's ``rootcertbundle``; made once and reused, so a restarted token server still
 matches a running registry), prints ``ready`` once listening on 127.0.0.1, and answers
 ``GET /token?service=..&scope=..`` with an ES256 JWT carrying the requested ``access`` claims.
-The one user it knows (HTTP basic auth) gets every action asked for; with ``--anonymous-pull``
-a request without credentials gets the ``pull`` actions only (as Docker Hub's auth.docker.io
-gives anonymous pull tokens); wrong credentials get 401. The JWT names its key with an ``x5c``
-header, which distribution 2.8 verifies against the root bundle. With ``--tls-cert`` it serves
-HTTPS (the stage's realm on a host of its own); with ``--address`` it listens there instead of
-127.0.0.1 (the Docker Hub stand-in's realm, auth.docker.io, has a loopback address of its own).
+The users it knows (HTTP basic auth; one ``--password-file`` per ``--user``) get every action
+asked for; with ``--namespaced`` a user gets more than ``pull`` only on repositories under its
+own name (``U/...``), as on Docker Hub, where pushing to another account's repository (or to
+``library/``, the official images') gets a token without ``push`` and the registry refuses the
+push. With ``--anonymous-pull`` a request without credentials gets the ``pull`` actions only (as
+Docker Hub's auth.docker.io gives anonymous pull tokens); wrong credentials get 401. The JWT
+names its key with an ``x5c`` header, which distribution 2.8 verifies against the root bundle.
+With ``--tls-cert`` it serves HTTPS (the stage's realm on a host of its own); with ``--address``
+it listens there instead of 127.0.0.1 (the Docker Hub stand-in's realm, auth.docker.io, has a
+loopback address of its own).
 ``--service`` and ``--issuer`` name the registry the tokens are for (Docker Hub's:
 ``registry.docker.io`` and ``auth.docker.io``); a request for another service is refused (400).
 With ``--log`` every request is appended to FILE as a JSON line (the Host asked for, the
@@ -32,6 +36,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -124,14 +129,16 @@ def make_token(
     return f"{signing_input}.{_b64url(signature)}"
 
 
-def granted(scopes: list[str], *, anonymous: bool) -> list[str]:
-    """The scopes to sign: as asked for the known user, pull actions only for anonymous."""
-    if not anonymous:
-        return scopes
+def granted(scopes: list[str], user: str | None, *, namespaced: bool = False) -> list[str]:
+    """The scopes to sign: as asked for a known user (with ``namespaced``, on repositories under
+    its name only), pull actions only for anonymous (``user`` None) and elsewhere."""
     out = []
     for scope in scopes:
         head, _, actions = scope.rpartition(":")
-        if "pull" in actions.split(","):
+        name = head.partition(":")[2]
+        if user is not None and (not namespaced or name.startswith(f"{user}/")):
+            out.append(scope)
+        elif "pull" in actions.split(","):
             out.append(f"{head}:pull")
     return out
 
@@ -140,9 +147,9 @@ def granted(scopes: list[str], *, anonymous: bool) -> list[str]:
 class Options:
     port: int
     folder: Path
-    user: str
-    password: str
+    logins: Mapping[str, str]  # user -> password
     anonymous_pull: bool = False
+    namespaced: bool = False
     tls: tuple[Path, Path] | None = None
     address: str = "127.0.0.1"
     service: str = SERVICE
@@ -152,7 +159,10 @@ class Options:
 
 def serve(options: Options) -> None:
     key, cert = make_key_and_cert(options.folder)
-    expected = "Basic " + base64.b64encode(f"{options.user}:{options.password}".encode()).decode()
+    users = {
+        "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(): user
+        for user, password in options.logins.items()
+    }
     log_lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -166,9 +176,9 @@ def serve(options: Options) -> None:
                 "service": parse_qs(urlsplit(self.path).query).get("service", []),
                 "scopes": asked,
                 "granted": given,
-                # The kind of credentials only ("Basic"), and whether they were the user's.
+                # The kind of credentials only ("Basic"), and whether they were a user's.
                 "authorization": authorization.split(" ", 1)[0] if authorization else None,
-                "authenticated": authorization == expected,
+                "authenticated": authorization in users,
                 "status": status,
                 "user_agent": self.headers.get("User-Agent", ""),
             }
@@ -185,7 +195,7 @@ def serve(options: Options) -> None:
                 return
             authorization = self.headers.get("Authorization")
             anonymous = authorization is None and options.anonymous_pull
-            if authorization != expected and not anonymous:
+            if authorization not in users and not anonymous:
                 self._record(401, asked, [])
                 self.send_response(401)
                 self.send_header("Content-Length", "0")
@@ -195,8 +205,9 @@ def serve(options: Options) -> None:
                 self._record(400, asked, [])
                 self.send_error(400, "wrong service")
                 return
-            scopes = granted(asked, anonymous=anonymous)
-            subject = "" if anonymous else options.user
+            user = None if authorization is None else users[authorization]
+            scopes = granted(asked, user, namespaced=options.namespaced)
+            subject = user or ""
             token = make_token(
                 key, cert, subject, scopes, service=options.service, issuer=options.issuer
             )
@@ -225,9 +236,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--folder", type=Path, required=True)
-    parser.add_argument("--user", required=True)
-    parser.add_argument("--password-file", type=Path, required=True)
+    parser.add_argument("--user", action="append", required=True)
+    parser.add_argument("--password-file", type=Path, action="append", required=True)
     parser.add_argument("--anonymous-pull", action="store_true")
+    parser.add_argument("--namespaced", action="store_true")
     parser.add_argument("--tls-cert", type=Path)
     parser.add_argument("--tls-key", type=Path)
     parser.add_argument("--address", default="127.0.0.1")
@@ -236,12 +248,15 @@ def main() -> None:
     parser.add_argument("--log", type=Path)
     args = parser.parse_args()
     tls = (args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
+    if len(args.user) != len(args.password_file):
+        parser.error("give one --password-file per --user")
+    passwords = [file.read_text().strip() for file in args.password_file]
     options = Options(
         args.port,
         args.folder,
-        args.user,
-        args.password_file.read_text().strip(),
+        dict(zip(args.user, passwords, strict=True)),
         anonymous_pull=args.anonymous_pull,
+        namespaced=args.namespaced,
         tls=tls,
         address=args.address,
         service=args.service,

@@ -272,8 +272,15 @@ def files_under(folder: Path) -> list[Path]:
     return [path for path in folder.rglob("*") if path.is_file()] if folder.exists() else []
 
 
-# What a user meets pushing to Docker Hub: each a one-line error with its exit code.
+# What a user meets pushing to Docker Hub: each a one-line error with its exit code. The token
+# realm lets the user push under its own name only (as Docker Hub does): `docker.io/NAME` is
+# library/NAME, the official images'.
+REFUSED_PUSH = (
+    f"registry {REGISTRY_HOST} refused credentials from docker config {{config}} for POST"
+)
 REFUSALS = {
+    "a one-part name": (AuthError.exit_code, REFUSED_PUSH),
+    "another account's repository": (AuthError.exit_code, REFUSED_PUSH),
     "no credentials": (
         AuthError.exit_code,
         "registry docker.io requires credentials and none are configured for it",
@@ -306,7 +313,11 @@ def test_a_push_to_docker_hub_that_would_be_refused_is_one_line(
     env = hub_env(host_python, login, cache)
     if case == "untrusted certificate":
         env["SSL_CERT_FILE"] = "/etc/ssl/certs/ca-certificates.crt"  # the system's CAs only
-    target = f"docker.io/{USER}/tests-{uuid.uuid4().hex[:10]}:latest"
+    name = f"tests-{uuid.uuid4().hex[:10]}"
+    target = {
+        "a one-part name": f"docker.io/{name}:latest",
+        "another account's repository": f"docker.io/someone-else/{name}:latest",
+    }.get(case, f"docker.io/{USER}/{name}:latest")
     run = build(env, project, "python:3.13-slim", "--push", target)
     exit_code, message = REFUSALS[case]
     assert run.returncode == exit_code, run.stdout + run.stderr
@@ -316,6 +327,10 @@ def test_a_push_to_docker_hub_that_would_be_refused_is_one_line(
         run.stderr
     )
     assert "Traceback" not in run.stderr
+    if case == "a one-part name":
+        assert "hint: Docker Hub takes pushes under your account's name only: push to " in (
+            run.stderr
+        )
     for secret in [*secrets_of(password()), *secrets_of(WRONG_PASSWORD)]:
         assert secret not in run.stdout + run.stderr
     # Refused before the build: nothing pulled, installed or written.

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from crossdock.errors import AuthError, NotFoundError, RegistryError
+from crossdock.registry.reference import DOCKER_HUB
 
 __all__ = [
     "API_VERSION_HEADER",
     "ImmutableTagError",
     "NotARegistryError",
     "RegistryProblem",
+    "access_refused_hint",
     "check_api_version",
     "check_registry_answer",
     "error_for_response",
@@ -31,6 +33,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     # Only the full client's answers are read here; the error classes are imported by the
     # release without it (a build answered from its record, crossdock.registry.light).
     import httpx
@@ -154,6 +158,24 @@ def error_for_response(  # noqa: PLR0911 - one return per kind of advice
             "corrupt; rebuild the image",
         )
     return RegistryError(text, hint="retry later; if it persists, check the registry's logs")
+
+
+def access_refused_hint(registry: str, scopes: Sequence[str]) -> str:
+    """What to do when ``registry`` (the name credentials are stored under, ``docker.io`` for
+    Docker Hub) refuses a request sent with a token for ``scopes``. Docker Hub takes pushes only
+    under the account's own name: a one-part name (``docker.io/myapp``) is ``library/myapp``,
+    Docker's official images, where nobody else may push."""
+    pushes = [scope.split(":")[1] for scope in scopes if "push" in scope.rsplit(":", 1)[-1]]
+    if registry == DOCKER_HUB and any(name.startswith("library/") for name in pushes):
+        return (
+            "Docker Hub takes pushes under your account's name only: push to "
+            "docker.io/<your user>/NAME (a name without '/' means library/NAME, Docker's "
+            "official images)"
+        )
+    return (
+        f"log in again (docker login {registry}) or check the account's permissions on this "
+        "repository"
+    )
 
 
 def _is_immutable_refusal(response: httpx.Response, problems: tuple[RegistryProblem, ...]) -> bool:

@@ -37,7 +37,11 @@ from crossdock import retries
 from crossdock.errors import AuthError, RegistryError
 from crossdock.registry.auth import Authenticator, TokenGet, TokenServerUnreachable, redact_url
 from crossdock.registry.reference import api_base_url
-from crossdock.registry.responses import check_api_version, check_registry_answer
+from crossdock.registry.responses import (
+    access_refused_hint,
+    check_api_version,
+    check_registry_answer,
+)
 from crossdock.tls import system_ssl_context
 
 retries.install()  # each retry: one readable line (crossdock.retries)
@@ -285,8 +289,7 @@ class Transport:
                 raise AuthError(
                     f"registry {self.registry} refused {self.auth.describe_credentials()} "
                     f"for {call.method} {redact_url(call.url)} (scopes: {' '.join(call.scopes)})",
-                    hint=f"log in again (docker login {self.registry}) or check the "
-                    "account's permissions on this repository",
+                    hint=access_refused_hint(self.auth.registry, call.scopes),
                 )
         if response.status_code == 429 or response.status_code >= 500:
             retry_after = _retry_after_seconds(response.headers.get("retry-after"))

@@ -9,12 +9,12 @@ import socket
 import httpx
 import pytest
 
-from crossdock.errors import RegistryError
+from crossdock.errors import AuthError, RegistryError
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import sha256_of
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Mirrors, Reference
-from crossdock.registry.responses import NotARegistryError
+from crossdock.registry.responses import NotARegistryError, access_refused_hint
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 INDEX = json.dumps(
@@ -169,3 +169,44 @@ def test_a_host_name_that_does_not_resolve_is_not_retried():
     assert len(calls) == 1
     assert "cannot reach registry registry-1.docker.io" in str(error.value)
     assert "does not resolve" in str(error.value)
+
+
+def hub_denying_pushes(request: httpx.Request) -> httpx.Response:
+    """Docker Hub answering a push to a repository the account does not own."""
+    if request.url.path == "/v2/":
+        return httpx.Response(200, headers=API_VERSION)
+    return httpx.Response(401, headers={**API_VERSION, "WWW-Authenticate": 'Basic realm="hub"'})
+
+
+def test_a_push_refused_under_library_on_docker_hub_says_where_pushes_go(tmp_path):
+    # `docker.io/myapp` is library/myapp: Docker's official images, no user may push there.
+    auth = base64.b64encode(f"hubuser:{SECRET}".encode()).decode()
+    config = {"auths": {"https://index.docker.io/v1/": {"auth": auth}}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    ref = Reference.parse("docker.io/myapp:1")
+    http = httpx.Client(transport=httpx.MockTransport(hub_denying_pushes))
+    with (
+        RegistryClient(ref.registry, http=http, environ={"DOCKER_CONFIG": str(tmp_path)}) as hub,
+        pytest.raises(AuthError) as refused,
+    ):
+        hub.check_push_access(ref)
+    assert refused.value.hint == (
+        "Docker Hub takes pushes under your account's name only: push to "
+        "docker.io/<your user>/NAME (a name without '/' means library/NAME, Docker's official "
+        "images)"
+    )
+    assert SECRET not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("registry", "repository"),
+    [("docker.io", "hubuser/app"), ("ghcr.io", "library/app"), ("127.0.0.1:5000", "library/x")],
+)
+def test_other_refused_pushes_say_to_log_in_under_the_name_credentials_are_stored(
+    registry, repository
+):
+    hint = access_refused_hint(registry, [f"repository:{repository}:pull,push"])
+    assert hint == (
+        f"log in again (docker login {registry}) or check the account's permissions on this "
+        "repository"
+    )
