@@ -641,7 +641,9 @@ class LayerFS:
             node = stack.pop()
             if node.entry is not None:
                 yield node.entry
-            stack.extend(node.children[name] for name in sorted(node.children, reverse=True))
+            children = node.children
+            if children:  # most nodes are files: nothing to sort or push
+                stack.extend([children[name] for name in sorted(children, reverse=True)])
 
     # ----- pass 2: contents -----
 
