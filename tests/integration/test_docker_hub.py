@@ -8,9 +8,12 @@ auth.docker.io and production.cloudflare.docker.com are the stage's TLS servers 
 under certificates of a CA trusted only through SSL_CERT_FILE. docker.io and index.docker.io map
 to an address where nothing listens: a client that asked them for the API would fail.
 
-The stage logs what each host was asked (stage/token_server.py, stage/blob_front.py): these
-tests check the hosts, the token service and scopes, that blob downloads followed the redirect to
-the CDN host without credentials, and that the user's password went only to the token realm.
+The user logs in with the docker CLI itself (`docker login -u USER`, Docker Hub being the
+default), which stores the login under "https://index.docker.io/v1/" in config.json: crossdock
+finds it there. The stage logs what each host was asked (stage/token_server.py,
+stage/blob_front.py): these tests check the hosts, the token service and scopes, that blob
+downloads followed the redirect to the CDN host without credentials, and that the user's
+password went only to the token realm.
 """
 
 from __future__ import annotations
@@ -63,8 +66,9 @@ def password() -> str:
     return PASSWORD_FILE.read_text().strip()
 
 
-def docker_login(folder: Path, secret: str) -> Path:
-    """A DOCKER_CONFIG folder as `docker login -u USER` leaves it (auths, base64 user:secret)."""
+def written_login(folder: Path, secret: str) -> Path:
+    """A DOCKER_CONFIG folder as `docker login -u USER` leaves it (auths, base64 user:secret),
+    written here: a login whose password has changed since is one docker would not write."""
     folder.mkdir(parents=True)
     auth = base64.b64encode(f"{USER}:{secret}".encode()).decode()
     (folder / "config.json").write_text(json.dumps({"auths": {DOCKER_LOGIN_KEY: {"auth": auth}}}))
@@ -138,17 +142,33 @@ def hub_env(host_python: str, docker_config: Path, cache: Path) -> dict[str, str
 
 
 def hub_run(
-    env: dict[str, str], *argv: str, timeout: float = 600
+    env: dict[str, str], *argv: str, stdin: str | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """ARGV where Docker Hub's names are the stage's."""
     return subprocess.run(
         ["bash", str(STAGE_SH), "hub-run", *argv],
+        input=stdin,
         capture_output=True,
         text=True,
         env=env,
         timeout=timeout,
         check=False,
     )
+
+
+def docker_login(env: dict[str, str]) -> None:
+    """`docker login -u USER` (Docker Hub: no server named) into env's DOCKER_CONFIG, by the
+    docker CLI itself. DOCKER_HOST names no daemon, so the CLI logs in itself (the daemon runs
+    outside the namespace, where Docker Hub's names are not the stage's)."""
+    docker = shutil.which("docker")
+    assert docker is not None, "no docker CLI: run stage/stage.sh up (it installs docker.io)"
+    login = hub_run(
+        {**env, "DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+        *(docker, "login", "--username", USER, "--password-stdin"),
+        stdin=password(),
+    )
+    assert login.returncode == 0, login.stdout + login.stderr
+    assert "Login Succeeded" in login.stdout
 
 
 def build(
@@ -175,8 +195,11 @@ def test_build_on_python_slim_and_push_to_docker_hub_as_docker_login_left_it(
 ):
     """Both spellings of the base, both platforms, pushed to the user's repository with the
     credentials `docker login` wrote; then read back by skopeo and `crossdock verify`."""
-    login = docker_login(tmp_path / "docker", password())
+    login = tmp_path / "docker"
     env = hub_env(host_python, login, tmp_path / "cache")
+    docker_login(env)
+    stored = json.loads((login / "config.json").read_text())
+    assert list(stored["auths"]) == [DOCKER_LOGIN_KEY]
     repository = f"{USER}/tests-{uuid.uuid4().hex[:10]}"
     short = build(
         env, project, "python:3.13-slim", "--push", f"docker.io/{repository}:short", "--json"
@@ -196,6 +219,17 @@ def test_build_on_python_slim_and_push_to_docker_hub_as_docker_login_left_it(
         for secret in secrets_of(password()):
             assert secret not in run.stdout + run.stderr
 
+    assert_docker_hubs_path_was_taken(hub_logs, repository)
+    # An independent client, through the same names and the same login: the pushed index.
+    assert_pushed_on_the_base(env, login / "config.json", repository, reports[0]["index"])
+    verified = hub_run(env, CROSSDOCK, "verify", f"docker.io/{repository}:full")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.count("PASS linux/") == 2
+
+
+def assert_docker_hubs_path_was_taken(hub_logs: HubLogs, repository: str) -> None:
+    """What the stage's hosts were asked while the user's login pulled the base and pushed to
+    ``repository``."""
     tokens = hub_logs.token.entries()
     registry = hub_logs.registry.entries()
     cdn = hub_logs.cdn.entries()
@@ -224,29 +258,29 @@ def test_build_on_python_slim_and_push_to_docker_hub_as_docker_login_left_it(
     assert {(e["authorization"], e["status"]) for e in fetched} == {(False, 200)}
     assert digests_of(redirected) <= digests_of({e["path"] for e in fetched})
 
-    # An independent client, through the same names and the same login: the pushed index.
-    raw = skopeo_raw(env, f"docker://docker.io/{repository}:short", login / "config.json")
-    assert "sha256:" + hashlib.sha256(raw).hexdigest() == reports[0]["index"]
+
+def assert_pushed_on_the_base(
+    env: dict[str, str], config: Path, repository: str, index_digest: str
+) -> None:
+    """skopeo reads ``repository:short`` with the login in ``config``: the build's index, one
+    image per platform, each the base's layers (read the same way) and then crossdock's."""
+    raw = skopeo_raw(env, f"docker://docker.io/{repository}:short", config)
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == index_digest
     index = json.loads(raw)
     assert {m["platform"]["architecture"] for m in index["manifests"]} == {"arm64", "amd64"}
-    base = json.loads(
-        skopeo_raw(env, "docker://docker.io/library/python:3.13-slim", login / "config.json")
-    )
+    base = json.loads(skopeo_raw(env, "docker://docker.io/library/python:3.13-slim", config))
     for child in index["manifests"]:
         arch = child["platform"]["architecture"]
         (base_child,) = [m for m in base["manifests"] if m["platform"]["architecture"] == arch]
-        ref = f"docker://docker.io/{repository}@{child['digest']}"
-        manifest = json.loads(skopeo_raw(env, ref, login / "config.json"))
+        manifest = json.loads(
+            skopeo_raw(env, f"docker://docker.io/{repository}@{child['digest']}", config)
+        )
         base_ref = f"docker://docker.io/library/python@{base_child['digest']}"
-        base_manifest = json.loads(skopeo_raw(env, base_ref, login / "config.json"))
-        # The image is the base's layers, then crossdock's.
+        base_manifest = json.loads(skopeo_raw(env, base_ref, config))
         layers = [layer["digest"] for layer in manifest["layers"]]
         base_layers = [layer["digest"] for layer in base_manifest["layers"]]
         assert layers[: len(base_layers)] == base_layers
         assert len(layers) > len(base_layers)
-    verified = hub_run(env, CROSSDOCK, "verify", f"docker.io/{repository}:full")
-    assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert verified.stdout.count("PASS linux/") == 2
 
 
 def test_an_anonymous_build_pulls_library_python_with_an_anonymous_token(
@@ -306,7 +340,7 @@ def test_a_push_to_docker_hub_that_would_be_refused_is_one_line(
     if case == "no credentials":
         login = tmp_path / "no-docker-config"
     else:
-        login = docker_login(
+        login = written_login(
             tmp_path / "docker", WRONG_PASSWORD if case == "wrong password" else password()
         )
     cache = tmp_path / "cache"
