@@ -220,6 +220,18 @@ def test_build_on_python_slim_and_push_to_docker_hub_as_docker_login_left_it(
             assert secret not in run.stdout + run.stderr
 
     assert_docker_hubs_path_was_taken(hub_logs, repository)
+    # The same command again: answered from the build's record, the base's tag and the pushed
+    # release read back through Docker Hub's names (crossdock.registry.light), nothing written.
+    again = hub_run(env, *short.args[3:])  # bash stage.sh hub-run | crossdock build ...
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing changed since the last build" in again.stderr
+    answered = json.loads(again.stdout)
+    assert answered["index"] == reports[0]["index"]
+    assert answered["push"]["pushed"]["blobs_uploaded"] == 0
+    assert answered["push"]["pushed"]["tags_set"] == 0
+    assert not {
+        secret for secret in secrets_of(password()) if secret in again.stdout + again.stderr
+    }
     # An independent client, through the same names and the same login: the pushed index.
     assert_pushed_on_the_base(env, login / "config.json", repository, reports[0]["index"])
     verified = hub_run(env, CROSSDOCK, "verify", f"docker.io/{repository}:full")
