@@ -8,9 +8,10 @@ scope="repository:R:pull"``; the client asks the realm for a token for the scope
 mount needs that plus ``repository:SOURCE:pull``.
 
 Tokens are cached per set of scopes until shortly before they expire; requests made at once
-that need the same scopes wait for one token rather than each asking. After the first challenge
-the registry's scheme is remembered, so later requests carry credentials from the start: a
-request with a large body is then never sent twice just to learn that it needs a token.
+that need the same scopes wait for one token rather than each asking. A request whose token was
+turned away fetches one for itself alone. After the first challenge the registry's scheme is
+remembered, so later requests carry credentials from the start: a request with a large body is
+then never sent twice just to learn that it needs a token.
 
 Credentials are sent only over HTTPS, or to a loopback address (where HTTP is allowed).
 
@@ -149,9 +150,17 @@ class Authenticator:
             return None
         return self._answer(challenge, scopes)
 
-    def answer_challenge(self, status: int, www_authenticate: str, scopes: Sequence[str]) -> str:
+    def answer_challenge(
+        self,
+        status: int,
+        www_authenticate: str,
+        scopes: Sequence[str],
+        *,
+        refused: str | None = None,
+    ) -> str:
         """The ``Authorization`` value that answers a 401 (``status``) carrying the
-        ``WWW-Authenticate`` header ``www_authenticate``, for ``scopes``."""
+        ``WWW-Authenticate`` header ``www_authenticate``, for ``scopes``; ``refused`` is the
+        ``Authorization`` value the refused request carried (None: it carried none)."""
         challenge = parse_www_authenticate(www_authenticate)
         if challenge is None or challenge.scheme not in ("basic", "bearer"):
             raise AuthError(
@@ -160,13 +169,32 @@ class Authenticator:
                 hint="the registry needs an auth scheme crossdock does not speak (basic, bearer)",
             )
         merged = tuple(dict.fromkeys([*scopes, *challenge.scopes]))
+        key = tuple(sorted(set(merged)))
         with self._lock:
-            previous = self._challenge
             self._challenge = challenge
-            if previous is not None:
-                # A second 401 for a known scheme: a cached token was revoked or is too narrow.
-                self._tokens.pop(tuple(sorted(merged)), None)
+            if refused is not None:
+                # The token turned away (expired, revoked or too narrow) is sent no more.
+                cached = self._tokens.get(key)
+                if cached is not None and refused == f"Bearer {cached[0]}":
+                    del self._tokens[key]
+        if refused is not None and challenge.scheme == "bearer":
+            # The answer to a refused token is a token of this request's own, fetched now and
+            # not cached: a shared one, even one another request fetched a moment ago, may be as
+            # near its end. The next requests share the next token header_for fetches.
+            return "Bearer " + self._fetch_token(challenge, key)[0]
         return self._answer(challenge, merged)
+
+    @staticmethod
+    def may_answer(first: str | None, refused: str | None, answered: int) -> bool:
+        """Whether a request first sent with ``first`` (None: no credentials), refused (401)
+        after ``answered`` answers, the last sent with ``refused``, answers the challenge again.
+        Every request answers once. A first contact's answer is the token shared by the
+        requests made at once, which another may spend (a token can expire between fetch and
+        use): its refusal is answered once more, with a token of the request's own. Any other
+        second refusal is final (a token of its own refused, or basic credentials)."""
+        if answered == 0:
+            return True
+        return answered == 1 and first is None and (refused or "").startswith("Bearer ")
 
     def credentials(self) -> Credentials | None:
         with self._lock:

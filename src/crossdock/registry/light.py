@@ -215,10 +215,13 @@ class LightClient:
         authorization = self.auth.header_for(scopes)
         answer = self._send(method, url, headers, authorization)
         if answer.status == 401:
-            authorization = self.auth.answer_challenge(
-                answer.status, answer.header("www-authenticate"), scopes
-            )
-            answer = self._send(method, url, headers, authorization)
+            first, answered = authorization, 0
+            while answer.status == 401 and self.auth.may_answer(first, authorization, answered):
+                authorization = self.auth.answer_challenge(
+                    answer.status, answer.header("www-authenticate"), scopes, refused=authorization
+                )
+                answer = self._send(method, url, headers, authorization)
+                answered += 1
             if answer.status == 401:
                 raise self._declined(f"{method} {path} refused the credentials")
         if answer.content_type in ("text/html", "application/xhtml+xml"):

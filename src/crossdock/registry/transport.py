@@ -279,11 +279,19 @@ class Transport:
         authorization = self.auth.header_for(call.scopes) if own_host else None
         response = self._send_once(call, authorization)
         if response.status_code == 401 and own_host:
-            response.close()
-            authorization = self.auth.answer_challenge(
-                response.status_code, response.headers.get("www-authenticate", ""), call.scopes
-            )
-            response = self._send_once(call, authorization)
+            first, answered = authorization, 0
+            while response.status_code == 401 and self.auth.may_answer(
+                first, authorization, answered
+            ):
+                response.close()
+                authorization = self.auth.answer_challenge(
+                    response.status_code,
+                    response.headers.get("www-authenticate", ""),
+                    call.scopes,
+                    refused=authorization,
+                )
+                response = self._send_once(call, authorization)
+                answered += 1
             if response.status_code == 401:
                 response.close()
                 raise AuthError(

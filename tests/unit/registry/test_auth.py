@@ -174,3 +174,67 @@ def test_credentials_are_not_sent_to_a_plain_http_realm():
     )
     with pytest.raises(AuthError, match="only over HTTPS"):
         client.head_manifest(Reference.parse("reg.example.com/app:1"))
+
+
+class SpendableTokens(FakeRegistry):
+    """Each token the realm issues is accepted ``uses`` times, then refused: a token that
+    expires between its fetch and its use by the request that asked for it."""
+
+    def __init__(self, uses: int):
+        super().__init__()
+        self.uses = uses
+        self.spent: dict[str, int] = {}
+        self.registry_requests: list[str] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.example.com":
+            self.token_requests.append(request.url.params.get_list("scope"))
+            return httpx.Response(200, json={"token": f"tok-{len(self.token_requests)}"})
+        authorization = request.headers.get("authorization", "")
+        if request.url.path != "/v2/":  # the client's first look at the API, before any
+            self.registry_requests.append(authorization)  # request of the test's
+        token = authorization.removeprefix("Bearer ")
+        self.spent[token] = self.spent.get(token, 0) + 1
+        if not token.startswith("tok-") or self.spent[token] > self.uses:
+            return httpx.Response(
+                401,
+                headers={
+                    "WWW-Authenticate": 'Bearer realm="https://auth.example.com/token",'
+                    'service="reg.example.com",scope="repository:app:pull"',
+                    "Docker-Distribution-API-Version": "registry/2.0",
+                },
+            )
+        return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN", "message": "no"}]})
+
+
+def test_a_first_contact_whose_shared_token_was_spent_answers_with_a_token_of_its_own():
+    fake = SpendableTokens(uses=0)  # every token is spent before its requester's retry...
+    client = make_client(fake)
+    fake.uses = 0
+    with pytest.raises(AuthError):
+        client.head_manifest(Reference.parse("reg.example.com/app:1"))
+    # ... so: no credentials, the shared token, then a token of its own, and no fourth send.
+    assert fake.registry_requests == ["", "Bearer tok-1", "Bearer tok-2"]
+
+    fake = SpendableTokens(uses=1)
+    client = make_client(fake)
+    fake.spent["tok-1"] = 1  # another request spent the shared token first
+    assert client.head_manifest(Reference.parse("reg.example.com/app:1")) is None
+    assert fake.registry_requests == ["", "Bearer tok-1", "Bearer tok-2"]
+
+
+def test_a_refused_token_of_its_own_is_final_and_is_not_cached():
+    fake = SpendableTokens(uses=1)
+    client = make_client(fake)
+    ref = Reference.parse("reg.example.com/app:1")
+    assert client.head_manifest(ref) is None  # first contact: tok-1 fetched and cached
+    assert client.head_manifest(ref) is None  # tok-1 spent: refused, tok-2 of its own
+    assert fake.registry_requests[-2:] == ["Bearer tok-1", "Bearer tok-2"]
+    # tok-1 was dropped when refused and tok-2 was not cached: the next request shares a new one.
+    assert client.head_manifest(ref) is None
+    assert fake.registry_requests[-1] == "Bearer tok-3"
+    fake.uses = 0  # now every token is refused: one answer only, then the error
+    before = len(fake.registry_requests)
+    with pytest.raises(AuthError):
+        client.head_manifest(ref)
+    assert len(fake.registry_requests) - before == 2
