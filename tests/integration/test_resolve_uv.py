@@ -16,7 +16,7 @@ from uv import find_uv_bin
 from crossdock.cache import CacheLayout, Records
 from crossdock.errors import LockError, ResolveError
 from crossdock.platform import AMD64, ARM64
-from crossdock.resolve import export_locked, install_dependencies, resolve
+from crossdock.resolve import check_lock, export_locked, install_dependencies, resolve
 from crossdock.resolve.uv import Uv
 from crossdock.wheeltags import wheel_target
 
@@ -266,6 +266,21 @@ def test_a_recorded_export_is_uvs_answer_and_starts_no_uv(tmp_path):
         assert locked.cache_key == plain.cache_key
         assert locked.requirements_text == plain.requirements_text
         assert locked.uv_version == plain.uv_version
+
+
+def test_a_lock_checked_ahead_is_read_by_the_export_and_starts_no_uv(tmp_path):
+    """check_lock (asked while a build reads its base, before the platform is known) records
+    uv's answer; the platform's export then starts no uv and gives what uv gives."""
+    project = _copy_project(PROJECTS / "wheels-only", tmp_path / "project")
+    records = CacheLayout(tmp_path / "cache").records("uv-export", version=1)
+    uv = _CountingUv()
+    answer = check_lock(project, uv=uv, records=records)
+    assert [c[0] for c in uv.calls] == ["export", "--version"]
+    locked, calls = _exported(project, records)
+    assert calls == []
+    plain = export_locked(project, wheel_target(ARM64, GLIBC, PYTHON))  # no record at all
+    assert locked.requirements_text == plain.requirements_text
+    assert answer.uv_version == locked.uv_version == plain.uv_version
 
 
 def test_a_stale_lock_is_refused_after_a_recorded_export(tmp_path):

@@ -111,7 +111,14 @@ class NativeBackend:
             progress(None, "nothing changed since the last build: its verified result reused")
             return recorded
         workers = max(1, min(len(plan.platforms), os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="lock-check") as ahead,
+            ThreadPoolExecutor(max_workers=workers) as pool,
+        ):
+            # uv checks the lock (a child process) while the platforms pull and read their
+            # bases: its answer needs no platform, and is recorded where each platform's
+            # install then reads it (once for all platforms).
+            self._lock_checked = ahead.submit(self._check_lock_ahead, plan)
             futures = [
                 pool.submit(self._build_platform, plan, base_top, platform, cache, progress)
                 for platform in plan.platforms
@@ -187,6 +194,7 @@ class NativeBackend:
         # data-science set (both platforms, cold), checking the base beside the two uv
         # installs (about 100 MiB each) raised this process by some 30 MiB at the tree's peak.
         base_checks: list[Future[None]] = []
+        self._lock_checked.result()
         resolution = self._installed_dependencies(
             plan,
             platform,
@@ -402,6 +410,22 @@ class NativeBackend:
         else:
             progress(platform, f"bytecode for Python {profile.python_version}: {python.how}")
         return python.executable
+
+    @staticmethod
+    def _check_lock_ahead(plan: BuildPlan) -> None:
+        """uv's check of the lock, as the install asks for it, recorded for the install. A
+        failure is left for the install, which checks again and says what is wrong."""
+        from crossdock.resolve import check_lock
+
+        try:
+            check_lock(
+                plan.project.lock_dir,
+                package=plan.project.package,
+                records=CacheLayout(plan.cache_dir).records("uv-export", version=1),
+                lock_records=_lock_records(plan),
+            )
+        except (CrossdockError, OSError):
+            return
 
     @staticmethod
     def _installed_dependencies(

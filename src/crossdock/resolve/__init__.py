@@ -20,7 +20,7 @@ from crossdock.resolve.cache import install_dependencies
 from crossdock.resolve.localprojects import install_local_projects
 from crossdock.resolve.resolution import InstalledDistribution, Resolution
 from crossdock.resolve.shebangs import rewrite_shebangs
-from crossdock.resolve.uv import LockedExport, Uv, export_locked, install, resolve
+from crossdock.resolve.uv import LockedExport, Uv, check_lock, export_locked, install, resolve
 
 __all__ = [
     "BytecodePython",
@@ -29,6 +29,7 @@ __all__ = [
     "Resolution",
     "Uv",
     "bytecode_python",
+    "check_lock",
     "compile_bytecode",
     "export_locked",
     "find_host_python",

@@ -81,7 +81,15 @@ from crossdock.resolve.sdists import build_pure_wheel
 from crossdock.resolve.shebangs import rewrite_shebangs
 from crossdock.wheeltags import WheelTarget, wheel_target
 
-__all__ = ["LockedExport", "Uv", "export_locked", "install", "install_args", "resolve"]
+__all__ = [
+    "LockedExport",
+    "Uv",
+    "check_lock",
+    "export_locked",
+    "install",
+    "install_args",
+    "resolve",
+]
 
 # Bump when what ends up in a target folder changes for the same inputs (flags, sdist policy).
 _CACHE_SCHEMA = 3  # 2: RECORD entries of rewritten scripts updated; 3: no host paths in dist-info
@@ -209,22 +217,38 @@ def _uv_failure(output: str, *, project_dir: Path, action: str) -> ToolError | N
     return None
 
 
-def export_locked(
+def check_lock(
     project_dir: Path,
-    target: WheelTarget,
     *,
     uv: Uv | None = None,
     host_python: str | None = None,
     package: str | None = None,
     records: Records | None = None,
     lock_records: Records | None = None,
-) -> LockedExport:
-    """Check ``project_dir``'s lock and decide how each dependency gets installed for ``target``;
-    ``package``: the workspace member to export (None: the project at ``project_dir``).
-    ``records``: where uv's answers are kept by everything it read (``lockcheck``), so that an
-    unchanged lock is not exported again; ``lock_records``: the lock's packages by its text
-    (``read_lock``)."""
-    uv = uv or Uv()
+) -> RecordedExport:
+    """uv's export of ``project_dir``'s checked lock (``uv export --locked``): the part of
+    ``export_locked`` that needs no target platform, so a builder can ask for it while it reads
+    the base image; with ``records``, the answer is recorded there, and ``export_locked`` with
+    the same arguments then reads it instead of starting uv again."""
+    return _checked_lock(
+        project_dir,
+        uv or Uv(),
+        host_python=host_python,
+        package=package,
+        records=records,
+        lock_records=lock_records,
+    )[1]
+
+
+def _checked_lock(
+    project_dir: Path,
+    uv: Uv,
+    *,
+    host_python: str | None,
+    package: str | None,
+    records: Records | None,
+    lock_records: Records | None,
+) -> tuple[dict[Any, LockedPackage], RecordedExport]:
     project_dir = project_dir.resolve()
     if not (project_dir / "pyproject.toml").is_file():
         raise LockError(
@@ -248,7 +272,33 @@ def export_locked(
         args += ["--package", package]
     if host_python is not None:
         args += ["--python", host_python]
-    answer = _export(uv, args, project_dir, packages, records)
+    return packages, _export(uv, args, project_dir, packages, records)
+
+
+def export_locked(
+    project_dir: Path,
+    target: WheelTarget,
+    *,
+    uv: Uv | None = None,
+    host_python: str | None = None,
+    package: str | None = None,
+    records: Records | None = None,
+    lock_records: Records | None = None,
+) -> LockedExport:
+    """Check ``project_dir``'s lock and decide how each dependency gets installed for ``target``;
+    ``package``: the workspace member to export (None: the project at ``project_dir``).
+    ``records``: where uv's answers are kept by everything it read (``lockcheck``), so that an
+    unchanged lock is not exported again; ``lock_records``: the lock's packages by its text
+    (``read_lock``)."""
+    project_dir = project_dir.resolve()
+    packages, answer = _checked_lock(
+        project_dir,
+        uv or Uv(),
+        host_python=host_python,
+        package=package,
+        records=records,
+        lock_records=lock_records,
+    )
     export = parse_export(answer.requirements)
     environment = marker_environment(target)
     applicable = tuple(req for req in export.requirements if req.applies_to(environment))
