@@ -19,7 +19,7 @@ import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, NamedTuple, cast
 
 from crossdock.cache import CacheLayout
 from crossdock.errors import UnsafeContentError
@@ -203,6 +203,32 @@ class _BoundedTarInfo(tarfile.TarInfo):
         return member  # (_proc_member is private, and unchanged for many Python releases)
 
 
+# A forward pass skips a member's data by reading it; past the end of the stream each read
+# returns nothing, so a header announcing more data than there is (a size of 2**88 fits a base-256
+# size field) would make tarfile read nothing for ever. No reader of a real layer asks this often
+# in a row after the end: the stream ends there, as a truncated one does.
+_EMPTY_READS_AT_END = 64
+
+
+class _EndOfStream:
+    """The file object tarfile reads a layer from: after ``_EMPTY_READS_AT_END`` reads in a row
+    that returned nothing, it raises EOFError (a truncated layer) instead of returning nothing."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._empty_reads = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        if data or size == 0:
+            self._empty_reads = 0
+            return data
+        self._empty_reads += 1
+        if self._empty_reads > _EMPTY_READS_AT_END:
+            raise EOFError("the layer ends inside a member's data (its header says it is larger)")
+        return data
+
+
 @contextmanager
 def open_layer_stream(path: Path, *, whole: bool = False) -> Iterator[tarfile.TarFile]:
     """Open a layer (tar, tar+gzip) for one forward pass of ``tarfile``; ``whole``: the pass
@@ -210,7 +236,11 @@ def open_layer_stream(path: Path, *, whole: bool = False) -> Iterator[tarfile.Ta
     try:
         with (
             open_decompressed(path, whole=whole) as stream,
-            tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tar,
+            tarfile.open(
+                fileobj=cast("IO[bytes]", _EndOfStream(stream)),  # tarfile only reads it
+                mode="r|",
+                tarinfo=_BoundedTarInfo,
+            ) as tar,
         ):
             yield tar
     except (tarfile.TarError, EOFError) as err:  # EOFError: a truncated gzip stream

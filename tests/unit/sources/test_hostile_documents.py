@@ -5,11 +5,13 @@ crossdock.toml values of any type. Whatever they are, the readers either accept 
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crossdock.config import load_config
-from crossdock.errors import CrossdockError, MalformedError
+from crossdock.errors import CrossdockError, MalformedError, UnsafeContentError
 from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
@@ -300,3 +302,33 @@ def test_named_bad_values_are_config_errors(tmp_path, text, message):
     with pytest.raises(CrossdockError, match=message) as caught:
         load_config(project_dir=tmp_path, service="api", environ={})
     assert caught.value.exit_code == 2
+
+
+def test_a_member_larger_than_its_layer_ends_the_pass_instead_of_reading_nothing_for_ever():
+    # A base-256 size field holds 2**88: tarfile skips data by reading it, and past the end of
+    # the stream every read returned nothing, so the pass never ended (found by the example
+    # above, randomised outside CI). Run on a thread: a hang fails the test instead of CI.
+    block = bytearray(tarfile.TarInfo("big").tobuf(format=tarfile.USTAR_FORMAT)[:512])
+    block[124:136] = b"\x80" + b"\xff" * 11
+    block[148:156] = b"        "
+    block[148:156] = b"%06o\0 " % sum(block[:512])
+    outcome: list[BaseException | None] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, compress in (("layer.tar", bytes), ("layer.tar.gz", gzip.compress)):
+            layer = Path(tmp) / name
+            layer.write_bytes(compress(bytes(block) + b"\0" * 1024))
+
+            def read(layer: Path = layer) -> None:
+                try:
+                    read_members(layer)
+                    outcome.append(None)
+                except BaseException as err:  # noqa: BLE001 - reported below
+                    outcome.append(err)
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            reader.join(120)
+            assert not reader.is_alive(), f"{name}: the pass over the layer did not end"
+            error = outcome.pop()
+            assert isinstance(error, UnsafeContentError), error
+            assert "ends inside a member's data" in str(error)
