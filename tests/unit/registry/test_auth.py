@@ -39,6 +39,18 @@ def test_basic_challenge_and_odd_spacing():
     assert escaped.params["error"] == 'say "no"'
 
 
+def _challenge() -> httpx.Response:
+    """The registry's 401: a bearer challenge whose realm is on another host."""
+    return httpx.Response(
+        401,
+        headers={
+            "WWW-Authenticate": 'Bearer realm="https://auth.example.com/token",'
+            'service="reg.example.com",scope="repository:app:pull"',
+            "Docker-Distribution-API-Version": "registry/2.0",
+        },
+    )
+
+
 class FakeRegistry:
     """An in-process token-auth registry for protocol details a real one cannot be made to
     show on demand (counting token requests, 429s, ECR's immutable-tag answer)."""
@@ -62,14 +74,7 @@ class FakeRegistry:
             return httpx.Response(429, headers={"Retry-After": "0"})
         authorization = request.headers.get("authorization", "")
         if not authorization.startswith("Bearer tok-"):
-            return httpx.Response(
-                401,
-                headers={
-                    "WWW-Authenticate": 'Bearer realm="https://auth.example.com/token",'
-                    'service="reg.example.com",scope="repository:app:pull"',
-                    "Docker-Distribution-API-Version": "registry/2.0",
-                },
-            )
+            return _challenge()
         if request.method == "PUT":
             return httpx.Response(self.manifest_status, content=self.manifest_body)
         return httpx.Response(404, json={"errors": [{"code": "NAME_UNKNOWN", "message": "no"}]})
@@ -196,14 +201,7 @@ class SpendableTokens(FakeRegistry):
         token = authorization.removeprefix("Bearer ")
         self.spent[token] = self.spent.get(token, 0) + 1
         if not token.startswith("tok-") or self.spent[token] > self.uses:
-            return httpx.Response(
-                401,
-                headers={
-                    "WWW-Authenticate": 'Bearer realm="https://auth.example.com/token",'
-                    'service="reg.example.com",scope="repository:app:pull"',
-                    "Docker-Distribution-API-Version": "registry/2.0",
-                },
-            )
+            return _challenge()
         return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN", "message": "no"}]})
 
 

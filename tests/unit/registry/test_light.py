@@ -94,17 +94,22 @@ def test_reads_made_at_once_go_on_connections_of_their_own(registry, tmp_path):
         return None
 
     registry.intercept = meet
-    refs = [_ref(registry), *(_ref(registry).with_digest(i.digest) for i in image_set.images)]
-    refs.append(_ref(registry, "nope"))
-    with (
-        LightClient(registry.host, environ=_no_credentials(tmp_path)) as light,
-        ThreadPoolExecutor(len(refs)) as pool,
-    ):
-        answers = list(pool.map(light.head_manifest, refs))
+    with LightClient(registry.host, environ=_no_credentials(tmp_path)) as light:
+        answers = _heads_at_once(light, registry, image_set)
         registry.intercept = None
         assert light.head_manifest(_ref(registry)) is not None  # a kept connection, reused
     expected = [image_set.index.digest, *(i.digest for i in image_set.images), None]
-    assert [a.digest if a else None for a in answers] == expected
+    assert answers == expected
+
+
+def _heads_at_once(light: LightClient, registry, image_set) -> list[object]:
+    """HEADs of the tag, each platform's manifest and a missing tag, all at once: the digests
+    answered (None for the missing one)."""
+    refs = [_ref(registry), *(_ref(registry).with_digest(i.digest) for i in image_set.images)]
+    refs.append(_ref(registry, "nope"))
+    with ThreadPoolExecutor(len(refs)) as pool:
+        answers = list(pool.map(light.head_manifest, refs))
+    return [a.digest if a else None for a in answers]
 
 
 def test_reads_made_at_once_behind_a_bearer_challenge_share_one_token(registry, tmp_path):
@@ -123,14 +128,9 @@ def test_reads_made_at_once_behind_a_bearer_challenge_share_one_token(registry, 
             return canned
 
         registry.intercept = refuse_four_at_once
-        refs = [_ref(registry), *(_ref(registry).with_digest(i.digest) for i in image_set.images)]
-        refs.append(_ref(registry, "nope"))
-        with (
-            LightClient(registry.host, environ=_no_credentials(tmp_path)) as light,
-            ThreadPoolExecutor(len(refs)) as pool,
-        ):
-            answers = list(pool.map(light.head_manifest, refs))
-    assert [a.digest if a else None for a in answers] == [
+        with LightClient(registry.host, environ=_no_credentials(tmp_path)) as light:
+            answers = _heads_at_once(light, registry, image_set)
+    assert answers == [
         image_set.index.digest,
         *(i.digest for i in image_set.images),
         None,
