@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crossdock.errors import ConfigError
-from crossdock.project import PROJECT_FILE, discover_service, find_project_root
+from crossdock.project import PROJECT_FILE, discover_service, find_project_root, read_toml
 from crossdock.registry.reference import Mirrors
 
 if TYPE_CHECKING:
@@ -102,14 +102,6 @@ def machine_settings(environ: Mapping[str, str] | None = None) -> MachineSetting
         Path(cache_dir) if cache_dir else default_cache_dir(),
         Mirrors.parse(env.get(_MIRRORS_ENV, "")),
     )
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from err
 
 
 def default_settings() -> dict[str, Any]:
@@ -262,7 +254,7 @@ def _cascade(
     project_file = root / PROJECT_FILE
     project_layer: dict[str, Any] = {}
     if project_file.is_file():
-        project_layer = _read_toml(project_file)
+        project_layer = read_toml(project_file)
         _check_keys(project_layer, allowed, str(project_file))
 
     env_layer: dict[str, Any] = {key: env[var] for var, key in _ENV_KEYS.items() if env.get(var)}

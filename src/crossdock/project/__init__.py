@@ -19,7 +19,7 @@ from crossdock.project.entrypoint import (
     choose_entrypoint,
 )
 from crossdock.project.model import Layout, ServiceProject
-from crossdock.project.pyproject import PyProject, read_pyproject
+from crossdock.project.pyproject import PyProject, read_pyproject, read_toml
 
 __all__ = [
     "PROJECT_FILE",
@@ -36,5 +36,6 @@ __all__ = [
     "discover_service",
     "find_project_root",
     "read_pyproject",
+    "read_toml",
     "workspace_members",
 ]

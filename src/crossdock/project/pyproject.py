@@ -10,7 +10,7 @@ from typing import Any
 
 from crossdock.errors import ConfigError
 
-__all__ = ["PYPROJECT", "PyProject", "read_pyproject"]
+__all__ = ["PYPROJECT", "PyProject", "read_pyproject", "read_toml"]
 
 PYPROJECT = "pyproject.toml"
 
@@ -26,28 +26,33 @@ class PyProject:
     def folder(self) -> Path:
         return self.path.parent
 
+    def _table(self, *keys: str) -> Mapping[str, Any]:
+        """The table at ``keys`` (``"tool", "uv"``); empty when absent or not a table (a
+        hand-edited file may hold ``project = "api"``)."""
+        table: object = self.data
+        for key in keys:
+            table = table.get(key, {}) if isinstance(table, dict) else {}
+        return table if isinstance(table, dict) else {}
+
     @property
     def name(self) -> str | None:
         """``[project] name``, or None for a file without a project table (a virtual root)."""
-        name = self.data.get("project", {}).get("name")
+        name = self._table("project").get("name")
         return str(name) if name else None
 
     @property
     def scripts(self) -> Mapping[str, str]:
         """``[project.scripts]``: console-script name -> ``module:function``."""
-        scripts = self.data.get("project", {}).get("scripts", {})
-        return {str(k): str(v) for k, v in scripts.items()} if isinstance(scripts, dict) else {}
+        return {str(k): str(v) for k, v in self._table("project", "scripts").items()}
 
     @property
     def crossdock(self) -> Mapping[str, Any]:
         """``[tool.crossdock]``: this project's crossdock settings."""
-        table = self.data.get("tool", {}).get("crossdock", {})
-        return table if isinstance(table, dict) else {}
+        return self._table("tool", "crossdock")
 
     @property
     def _uv(self) -> Mapping[str, Any]:
-        table = self.data.get("tool", {}).get("uv", {})
-        return table if isinstance(table, dict) else {}
+        return self._table("tool", "uv")
 
     @property
     def path_sources(self) -> tuple[Path, ...]:
@@ -81,8 +86,17 @@ def read_pyproject(folder: Path) -> PyProject | None:
     path = folder / PYPROJECT
     if not path.is_file():
         return None
+    return PyProject(path, read_toml(path))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """``path`` parsed as TOML; a file that is not (not UTF-8, nested past Python's recursion
+    limit) is a one-line :class:`ConfigError`."""
     try:
         with path.open("rb") as handle:
-            return PyProject(path, tomllib.load(handle))
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+            return tomllib.load(handle)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as err:
+        reason = str(err).splitlines()[0] if str(err) else "nested too deep"
+        raise ConfigError(
+            f"{path}: not valid TOML: {reason}", hint="fix the file (TOML, UTF-8)"
+        ) from err

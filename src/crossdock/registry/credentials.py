@@ -121,7 +121,7 @@ def _from_docker_config(host: str, path: Path, env: Mapping[str, str]) -> Creden
         return None
     try:
         config: object = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:  # RecursionError: nested too deep
         raise ConfigError(
             f"cannot read docker config {path}: {type(err).__name__}",
             hint=_FIX_CONFIG,

@@ -40,8 +40,9 @@ def project_name(folder: Path) -> str:
     """The ``[project] name`` of the project in ``folder`` (its folder name if unreadable)."""
     try:
         with (folder / "pyproject.toml").open("rb") as handle:
-            name = tomllib.load(handle).get("project", {}).get("name")
-    except (OSError, tomllib.TOMLDecodeError):
+            project = tomllib.load(handle).get("project")
+        name = project.get("name") if isinstance(project, dict) else None
+    except (OSError, UnicodeDecodeError, RecursionError, tomllib.TOMLDecodeError):
         name = None
     return str(name) if name else folder.name
 

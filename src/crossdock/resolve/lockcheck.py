@@ -134,9 +134,11 @@ def _workspace_lines(project_dir: Path) -> Iterator[str]:
     """The members the workspace's globs find now (the lock names the ones it was made with)."""
     try:
         data = tomllib.loads((project_dir / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, RecursionError, tomllib.TOMLDecodeError):
         return
-    workspace = data.get("tool", {}).get("uv", {}).get("workspace", {})
+    workspace: object = data
+    for key in ("tool", "uv", "workspace"):  # any of them may be a string in a damaged file
+        workspace = workspace.get(key, {}) if isinstance(workspace, dict) else {}
     if not isinstance(workspace, dict):
         return
     for field in ("members", "exclude"):

@@ -100,9 +100,20 @@ def _filename_of(entry: Mapping[str, Any]) -> str:
     return str(location).rsplit("/", 1)[-1].split("#", 1)[0]
 
 
+def _text(value: object) -> str:
+    """``value`` when it is a string; a TypeError (a damaged entry) otherwise."""
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r:.40} is not a string")
+    return value
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
 def _package(entry: Mapping[str, Any], lock_path: Path) -> LockedPackage:
     try:
-        name, version = entry["name"], str(entry.get("version", ""))
+        name, version = _text(entry["name"]), str(entry.get("version", ""))
         source = entry.get("source", {})
         kinds = [kind for kind in source if kind != "subdirectory"]
         local = [str(source[kind]) for kind in _LOCAL_SOURCES if kind in source]
@@ -111,8 +122,8 @@ def _package(entry: Mapping[str, Any], lock_path: Path) -> LockedPackage:
         if isinstance(sdist_entry, Mapping):
             size = sdist_entry.get("size")
             sdist = LockedSdist(
-                url=sdist_entry.get("url"),
-                path=sdist_entry.get("path"),
+                url=_text_or_none(sdist_entry.get("url")),
+                path=_text_or_none(sdist_entry.get("path")),
                 sha256=_hash_of(sdist_entry),
                 size=int(size) if size is not None else None,
             )
@@ -150,16 +161,23 @@ def parse_lock(text: str, lock_path: Path) -> dict[tuple[NormalizedName, str], L
 def _parse_lock(text: str, lock_path: Path) -> dict[tuple[NormalizedName, str], LockedPackage]:
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise LockError(f"{lock_path} is not valid TOML: {err}", hint="run `uv lock`") from err
+    except (tomllib.TOMLDecodeError, RecursionError) as err:
+        reason = str(err) or "nested too deep"
+        raise LockError(f"{lock_path} is not valid TOML: {reason}", hint="run `uv lock`") from err
     version = data.get("version")
     if version not in _SUPPORTED_LOCK_VERSIONS:
         raise LockError(
             f"{lock_path} has lock format version {version!r}; crossdock reads version 1",
             hint="lock with a uv release that writes version 1 (uv 0.13 does)",
         )
+    entries = data.get("package", [])
+    if not isinstance(entries, list):
+        raise LockError(
+            f"{lock_path}: `package` is a {type(entries).__name__}, not an array of tables",
+            hint="recreate the lock with `uv lock`",
+        )
     packages: dict[tuple[NormalizedName, str], LockedPackage] = {}
-    for entry in data.get("package", ()):
+    for entry in entries:
         package = _package(entry, lock_path)
         packages[package.name, package.version] = package
     return packages
@@ -178,6 +196,11 @@ def read_lock(
     except FileNotFoundError as err:
         raise LockError(
             f"{lock_path} does not exist: crossdock installs exactly what the lock says",
+            hint=f"run `uv lock` in {project_dir}",
+        ) from err
+    except UnicodeDecodeError as err:
+        raise LockError(
+            f"{lock_path} is not UTF-8 text (byte {err.start}): a damaged lock",
             hint=f"run `uv lock` in {project_dir}",
         ) from err
     if records is None:
