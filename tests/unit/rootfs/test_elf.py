@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,53 @@ def test_reader_agrees_with_pyelftools(path):
     needs, defs = _pyelftools_versions(data)
     assert set(facts.version_needs) == needs
     assert set(facts.version_defs) == defs
+
+
+def _verneed_bomb(n: int) -> bytes:
+    """A little-endian ELF64 whose ``n`` version-need entries all point at one chain of ``n``
+    auxiliary entries: ``n * n`` needs from ``32 * n`` bytes."""
+    phoff, dynamic, strtab, verneed = 64, 64 + 2 * 56, 512, 1024
+    chain = verneed + 16 * n
+    size = chain + 16 * n
+    data = bytearray(size)
+    header = b"\x7fELF\x02\x01\x01" + b"\0" * 9
+    header += struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0, phoff, 0, 0, 64, 56, 2, 64, 0, 0)
+    data[: len(header)] = header
+    data[phoff : phoff + 112] = struct.pack(
+        "<IIQQQQQQIIQQQQQQ",
+        1,
+        5,
+        0,
+        0,
+        0,
+        size,
+        size,
+        4096,
+        2,
+        6,
+        dynamic,
+        dynamic,
+        dynamic,
+        64,
+        64,
+        8,
+    )
+    tags = (5, strtab, 0x6FFFFFFE, verneed, 0x6FFFFFFF, n, 0, 0)
+    data[dynamic : dynamic + 64] = struct.pack("<qQqQqQqQ", *tags)
+    data[strtab : strtab + 12] = b"\0GLIBC_2.17\0"
+    for k in range(n):
+        at = verneed + 16 * k
+        data[at : at + 16] = struct.pack("<HHIII", 1, n, 0, chain - at, 16)
+        aux = chain + 16 * k
+        data[aux : aux + 16] = struct.pack("<IHHII", 0, 0, 0, 1, 16 if k < n - 1 else 0)
+    return bytes(data)
+
+
+def test_version_needs_are_bounded_for_the_whole_file_not_per_entry():
+    # Each entry's chain was bounded (4096) and so was the number of entries (4096), but not
+    # their product: a 132 KB file made 16.7 million needs (~2 GB and ~35 s per file).
+    small = parse_elf(io.BytesIO(_verneed_bomb(16)))
+    assert small.version_needs == (("", "GLIBC_2.17"),) * 256
+    assert small.required("GLIBC") == (2, 17)
+    with pytest.raises(ElfParseError, match="version"):
+        parse_elf(io.BytesIO(_verneed_bomb(128)))
