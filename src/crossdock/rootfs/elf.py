@@ -268,11 +268,17 @@ class _Reader:
         at = _file_offset(loads, tags.get(_DT_VERNEED))
         if at is None:
             return
+        # One bound for the whole file: entries may share one chain of auxiliary entries, so
+        # bounding each loop alone still let a small file make _MAX_VERSION_ENTRIES ** 2 needs.
+        budget = _MAX_VERSION_ENTRIES
         for _ in range(min(tags.get(_DT_VERNEEDNUM, 0), _MAX_VERSION_ENTRIES)):
             _version, count, file_name, aux, next_entry = self.unpack("HHIII", at)
             library = string_at(file_name)
             aux_at = at + aux
             for _ in range(min(count, _MAX_VERSION_ENTRIES)):
+                budget -= 1
+                if budget < 0:
+                    raise ValueError(f"more than {_MAX_VERSION_ENTRIES} version needs")
                 _hash, _flags, _other, name, next_aux = self.unpack("IHHII", aux_at)
                 yield library, string_at(name)
                 if not next_aux:
