@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
+import threading
 from pathlib import Path
 
 import pytest
 
+from crossdock import cache as cache_module
 from crossdock.cache import BlobCache, CacheLayout, Records
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
@@ -152,3 +155,46 @@ def test_load_or_store_makes_once_and_makes_again_when_the_record_is_damaged(
 def test_a_digest_dashed_is_a_file_name_and_the_referrers_tag_schema() -> None:
     digest = Digest("sha256:" + "ab" * 32)
     assert digest.dashed == "sha256-" + "ab" * 32
+
+
+def _load_on_a_thread(records: Records, key: str, path: Path) -> list[object]:
+    """``records.load(key)`` on a thread; a read that blocks (a FIFO) fails the test instead of
+    hanging it, and is then let go by opening the FIFO's other end."""
+    outcome: list[object] = []
+
+    def load() -> None:
+        try:
+            outcome.append(records.load(key, list))
+        except BaseException as err:  # noqa: BLE001 - reported by the caller
+            outcome.append(err)
+
+    reader = threading.Thread(target=load, daemon=True)
+    reader.start()
+    reader.join(30)
+    if reader.is_alive() and stat.S_ISFIFO(path.lstat().st_mode):
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(30)
+    return outcome if outcome else ["still reading"]
+
+
+def test_a_record_that_is_not_a_small_regular_file_is_absent_without_reading_it(tmp_path):
+    # The cache may be shared: a record replaced by a FIFO blocked every build in open(), one
+    # nested past the recursion limit (checksum recomputed) escaped as a RecursionError, and
+    # one pointing at a device or a huge file was read whole.
+    records = _records(tmp_path)
+    records.store("key-1", [1])
+    path = records.path_for("key-1")
+    payload = b"[" * 100_000
+    header = f"crossdock-record facts/1 key-1 {hashlib.sha256(payload).hexdigest()}\n"
+    path.write_bytes(header.encode() + payload)
+    assert _load_on_a_thread(records, "key-1", path) == [None]
+    path.unlink()
+    os.mkfifo(path)
+    assert _load_on_a_thread(records, "key-1", path) == [None]
+    path.unlink()
+    with path.open("wb") as big:
+        big.truncate(cache_module.MAX_RECORD_BYTES + 1)  # sparse: no disk used
+    assert records.load("key-1", list) is None
+    path.unlink()
+    assert records.store("key-1", [1])
+    assert records.load("key-1", list) == [1]
