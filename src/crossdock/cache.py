@@ -56,8 +56,20 @@ T = TypeVar("T")
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 _HASH_CHUNK = 1 << 20
-# What a record's parse callback may raise on a damaged (but checksum-valid) payload.
-_DAMAGED = (ValueError, TypeError, KeyError, IndexError, AttributeError, CrossdockError)
+# What a record's parse callback may raise on a damaged (but checksum-valid) payload; a
+# RecursionError is JSON nested past Python's limit.
+_DAMAGED = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    CrossdockError,
+)
+# Records are small facts (the largest, a base's layer view, is under 1 MB): anything larger
+# is not one, and is not read.
+MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -116,6 +128,25 @@ class CacheLayout:
         return Records(self.root / "records" / kind, kind=kind, version=version)
 
 
+def _read_record(path: Path) -> bytes | None:
+    """The bytes of a record file; None when it is absent, unreadable, or not a regular file
+    of at most MAX_RECORD_BYTES (a shared cache may hold a FIFO, which would block open()
+    without O_NONBLOCK, or a link to a device)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_RECORD_BYTES:
+                return None
+            data = stream.read(MAX_RECORD_BYTES + 1)
+        except OSError:
+            return None
+    return data if len(data) <= MAX_RECORD_BYTES else None
+
+
 class Records:
     """Small JSON facts, one checksummed file per key, written atomically.
 
@@ -137,9 +168,8 @@ class Records:
     def load(self, key: str, parse: Callable[[Any], T]) -> T | None:
         """``parse(payload)`` of the record under ``key``; None when absent, damaged, foreign or
         of another format, or when ``parse`` finds it malformed (the caller rebuilds it)."""
-        try:
-            data = self.path_for(key).read_bytes()
-        except OSError:
+        data = _read_record(self.path_for(key))
+        if data is None:
             return None
         header, sep, payload = data.partition(b"\n")
         expected = f"{self._format} {key} {hashlib.sha256(payload).hexdigest()}".encode()
