@@ -5,6 +5,7 @@ import stat
 
 import pytest
 
+from crossdock.errors import ResolveError
 from crossdock.resolve.shebangs import rewrite_shebangs
 
 BODY = "# -*- coding: utf-8 -*-\nimport sys\nfrom uvicorn.main import main\nsys.exit(main())\n"
@@ -111,3 +112,17 @@ def test_a_script_linked_to_uvs_cache_is_replaced_not_written_into(bin_dir, tmp_
     assert not (bin_dir / "uvicorn").samefile(cache / "uvicorn")
     assert "sha256=old" not in (dist_info / "RECORD").read_text()
     assert (cache / "RECORD").read_text() == record
+
+
+@pytest.mark.parametrize(
+    "record",
+    [b"bin/uvicorn,sha256=x,1\n\xff\n", b"bin/uvicorn,sha256=x,1\n" + b"a" * 200_000 + b"\n"],
+    ids=["not-utf8", "a-field-past-csv-limit"],
+)
+def test_a_record_that_cannot_be_read_is_a_resolve_error(bin_dir, record):
+    dist_info = bin_dir.parent / "uvicorn-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "RECORD").write_bytes(record)
+    with pytest.raises(ResolveError, match="RECORD") as caught:
+        rewrite_shebangs(bin_dir, "/usr/local/bin/python3")
+    assert "\n" not in caught.value.message
