@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from crossdock.cache import rewrite_file
+from crossdock.errors import ResolveError
 
 __all__ = ["rewrite_shebangs"]
 
@@ -82,7 +83,14 @@ def _update_records(root: Path, changed: list[Path]) -> None:
     """Give the rewritten scripts their new hash and size in every RECORD that lists them."""
     by_name = {path.relative_to(root).as_posix(): path for path in changed}
     for record in sorted(root.glob("*.dist-info/RECORD")):
-        rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
+        try:
+            rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ResolveError(
+                f"cannot read {record.relative_to(root)} to update the scripts it lists: {reason}",
+                hint="the installed wheel is damaged; rebuild it or report it to its project",
+            ) from err
         touched = False
         for row in rows:
             if len(row) >= 3 and row[0] in by_name:
