@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,8 @@ __all__ = [
     "bytecode_python",
     "compile_bytecode",
     "find_host_python",
+    "forget_tree",
+    "move_tree",
     "prepare_compiler",
 ]
 
@@ -159,6 +162,7 @@ _RUNNING_CHANGED = threading.Condition()
 # cache entry for a file, keep its pyc there as ``_store_pyc`` does (the sha256 of the pyc, then
 # the pyc; written aside and renamed into place), in the worker that compiled it: the stores run
 # on every core beside the compiles instead of one after another in crossdock once all are done.
+# It prints, for each file, the (device, inode) of the pyc it wrote, or null (``_Written``).
 _DRIVER = """
 import compileall, hashlib, json, os, py_compile, re, sys
 from concurrent.futures import ProcessPoolExecutor
@@ -181,18 +185,31 @@ def keep(pyc, entry):
                 os.unlink(tmp)
     except OSError:
         pass
+def identity(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino]
 def compile_one(source, ddir, pyc, entry):
+    before = identity(pyc)
     ok = compileall.compile_file(source, ddir, rx=rx, quiet=2, invalidation_mode=mode)
-    if entry:
+    after = identity(pyc)
+    # A pyc is written whole into a new file (py_compile renames it into place): another file
+    # than before means this compile wrote it. One left as it was (a wheel's own pyc that
+    # compileall found up to date) is neither kept nor reported.
+    written = after if ok and after is not None and after != before else None
+    if entry and written:
         keep(pyc, entry)
-    return ok
+    return ok, written
 columns = (spec["files"], spec["ddirs"], spec["pycs"], spec["entries"])
 if spec["workers"] > 1:
     with ProcessPoolExecutor(spec["workers"]) as pool:
         results = list(pool.map(compile_one, *columns, chunksize=32))
 else:
     results = [compile_one(*row) for row in zip(*columns)]
-sys.exit(0 if all(results) else 1)
+json.dump([written for _, written in results], sys.stdout)
+sys.exit(0 if all(ok for ok, _ in results) else 1)
 """
 _IDENTITY = (
     "import importlib.util, sys; "
@@ -237,7 +254,12 @@ def _identified(python: str, tag: str, magic: bytes, version: str) -> _Interpret
 
 
 def compile_bytecode(
-    tree: Path, python: str, *, image_dir: str, cache_dir: Path | None = None
+    tree: Path,
+    python: str,
+    *,
+    image_dir: str,
+    cache_dir: Path | None = None,
+    offer: bool = False,
 ) -> None:
     """Write ``__pycache__/*.cpython-XY.pyc`` next to every ``.py`` file under ``tree``.
 
@@ -249,6 +271,11 @@ def compile_bytecode(
     build, or for the other architecture) is never compiled again. A cached pyc is checked on
     read (its checksum, and a header naming this interpreter's magic number and a hash-based
     pyc), and anything else is compiled afresh: the cache changes no byte of the image.
+
+    With ``offer``, the pycs compiled here are offered to the trees compiled after it in this
+    process (``_Written``: the other platform's tree links them instead of copying the cache's);
+    the caller then renames ``tree`` only with ``move_tree`` and calls ``forget_tree`` before
+    removing it.
     """
     interpreter = _interpreter(python)
     # Each source's key (and the hash its pyc's header must hold) is made before waiting for
@@ -268,6 +295,8 @@ def compile_bytecode(
     try:
         missing: list[tuple[Path, Path, str]] = []
         for source, target, key, source_hash in planned:
+            if _WRITTEN.link(key, target):
+                continue
             cached = _load_pyc(cache_dir, key, interpreter, source_hash) if cache_dir else None
             if cached is None:
                 missing.append((source, target, key))
@@ -279,7 +308,7 @@ def compile_bytecode(
         if missing:
             # The compile's workers keep each pyc they write in the cache (a file that does not
             # compile has no pyc, and nothing is kept for it).
-            _compile(
+            written = _compile(
                 tree,
                 python,
                 image_dir,
@@ -288,10 +317,104 @@ def compile_bytecode(
                     for source, target, key in missing
                 ],
             )
+            if offer:
+                _WRITTEN.record(
+                    tree,
+                    (
+                        (key, target.relative_to(tree), file)
+                        for (_, target, key), file in zip(missing, written, strict=True)
+                        if file is not None
+                    ),
+                )
     finally:
         with _RUNNING_CHANGED:
             _RUNNING.remove(keys)
             _RUNNING_CHANGED.notify_all()
+
+
+class _Written:
+    """The pycs this process's compiles wrote into trees, by cache key: another tree of the
+    same build (the other platform's) takes each by a hard link instead of reading, checking
+    and writing the cache's copy. A key names everything a pyc depends on (the source's bytes,
+    its path in the image, the interpreter, the invalidation mode), and the linked file is the
+    one the compile wrote (its device and inode, which the compiler reported, are checked on
+    the link): nothing writes into a tree's files once it is compiled, so sharing them is
+    safe. A tree is followed when it is renamed into the tree cache (``move_tree``) and
+    forgotten when dropped (``forget_tree``); a link that fails leaves the cache's way."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._roots: dict[int, Path] = {}  # a tree's folder now, by the number it was given
+        self._trees: dict[Path, int] = {}
+        self._pycs: dict[str, tuple[int, Path, tuple[int, int]]] = {}
+
+    def record(self, tree: Path, pycs: Iterable[tuple[str, Path, tuple[int, int]]]) -> None:
+        """Keep (key, the pyc's path under ``tree``, its device and inode) of each pyc."""
+        with self._lock:
+            number = self._trees.get(tree)
+            if number is None:
+                number = len(self._roots) + 1
+                while number in self._roots:
+                    number += 1
+                self._roots[number] = tree
+                self._trees[tree] = number
+            for key, rel, file in pycs:
+                self._pycs.setdefault(key, (number, rel, file))
+
+    def link(self, key: str, target: Path) -> bool:
+        """Hard-link the pyc written for ``key`` at ``target``; False when there is none (or
+        it is no longer the file the compile wrote): the caller takes the cache's way."""
+        with self._lock:
+            found = self._pycs.get(key)
+            if found is None:
+                return False
+            number, rel, file = found
+            root = self._roots.get(number)
+            if root is None:
+                return False
+            # Under the lock: a tree is renamed (move_tree) or forgotten under it too.
+            source = root / rel
+            try:
+                target.parent.mkdir(exist_ok=True)
+                # A new file: one a wheel shipped is a hard link into uv's cache (resolve.uv).
+                target.unlink(missing_ok=True)
+                os.link(source, target)
+            except OSError:
+                return False
+        st = target.stat()
+        if (st.st_dev, st.st_ino) != file:
+            target.unlink()
+            return False
+        return True
+
+    def move(self, old: Path, new: Path) -> None:
+        with self._lock:
+            old.rename(new)
+            number = self._trees.pop(old, None)
+            if number is not None:
+                self._roots[number] = new
+                self._trees[new] = number
+
+    def forget(self, tree: Path) -> None:
+        with self._lock:
+            number = self._trees.pop(tree, None)
+            if number is not None:
+                del self._roots[number]
+                self._pycs = {k: v for k, v in self._pycs.items() if v[0] != number}
+
+
+_WRITTEN = _Written()
+
+
+def move_tree(old: Path, new: Path) -> None:
+    """Rename a compiled tree from ``old`` to ``new`` (an OSError as ``Path.rename``), its
+    pycs still offered to the trees compiled after it."""
+    _WRITTEN.move(old, new)
+
+
+def forget_tree(tree: Path) -> None:
+    """A compiled tree is about to be removed: its pycs are no longer offered."""
+    _WRITTEN.forget(tree)
 
 
 def _source_hash(interpreter: _Interpreter, source: bytes) -> bytes | None:
@@ -412,8 +535,9 @@ def _compile_env() -> dict[str, str]:
 
 def _compile(
     tree: Path, python: str, image_dir: str, files: list[tuple[Path, Path, Path | None]]
-) -> None:
-    """Compile each (source, its pyc, the pyc cache's entry for it or None) of ``files``."""
+) -> list[tuple[int, int] | None]:
+    """Compile each (source, its pyc, the pyc cache's entry for it or None) of ``files``; for
+    each, the (device, inode) of the pyc the compile wrote, or None."""
     env = _compile_env()
     spec = {
         "exclude": _EXCLUDE,
@@ -427,7 +551,7 @@ def _compile(
     }
     ready = _take_ready(python, env)
     if ready is not None:
-        _, stderr = ready.communicate(json.dumps(spec))
+        stdout, stderr = ready.communicate(json.dumps(spec))
         returncode = ready.returncode
     else:
         completed = run_child(
@@ -438,7 +562,7 @@ def _compile(
             env=env,
             check=False,
         )
-        stderr, returncode = completed.stderr, completed.returncode
+        stdout, stderr, returncode = completed.stdout, completed.stderr, completed.returncode
     # Exit 1 when some file does not compile (a Python 2 leftover in a package's test folder,
     # say): that file simply has no pyc, exactly as pip would leave it. Anything else (the
     # interpreter missing, a crash, an exit 1 that compiled nothing) is a failure.
@@ -450,3 +574,21 @@ def _compile(
             hint="set CROSSDOCK_BYTECODE_PYTHON to a working interpreter of the image's "
             "Python version, or build with --no-bytecode",
         )
+    return _written_files(stdout, len(files))
+
+
+def _written_files(stdout: str, count: int) -> list[tuple[int, int] | None]:
+    """The driver's list of what it wrote; an answer of another shape offers nothing (each
+    pyc then stays where the compile put it, and other trees take the cache's copies)."""
+    try:
+        answer = json.loads(stdout)
+    except ValueError:
+        return [None] * count
+    if not isinstance(answer, list) or len(answer) != count:
+        return [None] * count
+    return [
+        (file[0], file[1])
+        if isinstance(file, list) and len(file) == 2 and all(type(n) is int for n in file)
+        else None
+        for file in answer
+    ]

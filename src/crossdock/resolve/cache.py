@@ -23,7 +23,7 @@ from crossdock import scratch as scratch_paths
 from crossdock.cache import Records
 from crossdock.platform import Platform
 from crossdock.progress import NO_PROGRESS, Progress, step
-from crossdock.resolve.bytecode import compile_bytecode
+from crossdock.resolve.bytecode import compile_bytecode, forget_tree, move_tree
 from crossdock.resolve.resolution import InstalledDistribution, Resolution, read_installed
 from crossdock.resolve.uv import LockedExport, Uv, export_locked, install
 from crossdock.wheeltags import wheel_target
@@ -117,14 +117,16 @@ def install_dependencies(
                     bytecode_python,
                     image_dir=image_dir,
                     cache_dir=bytecode_cache,
+                    offer=True,
                 )
                 compiling.describe(f"for Python {python_version}")
         try:
-            (scratch / "tree").rename(tree)
+            move_tree(scratch / "tree", tree)
         except OSError:
             if not tree.is_dir():  # not a lost race: a real failure
                 raise
     finally:
+        forget_tree(scratch / "tree")
         shutil.rmtree(scratch, ignore_errors=True)
         scratch_paths.forget(scratch)
     return locked.installed_at(tree, key, _reader(tree_records, key))

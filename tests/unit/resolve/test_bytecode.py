@@ -402,3 +402,104 @@ def test_a_compile_waits_for_a_running_one_only_when_they_share_pycs(tmp_path, m
     # It reused every pyc the first wrote: only the file that does not compile was tried again.
     assert compiled[2:] == [["broken.py"]]
     assert _pycs(tmp_path / "deps-amd64") == _pycs(tmp_path / "deps-arm64")
+
+
+def _inode(path):
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
+def test_an_offered_trees_pycs_are_linked_into_the_next_tree_of_the_same_sources(
+    tmp_path, monkeypatch
+):
+    """The other platform's tree takes each pyc the first tree's compile wrote by a hard link
+    (the same file, not the cache's copy read, checked and written again), only where the key
+    is the same: a changed source, or the same source elsewhere in the image, is not linked.
+    The bytes are compileall's either way."""
+    cache = tmp_path / "cache"
+    first = _deep_tree(tmp_path / "first")
+    compile_bytecode(first, sys.executable, image_dir="/a", cache_dir=cache, offer=True)
+    loaded: list[str] = []
+    real_load = bytecode._load_pyc
+
+    def spy(cache_dir, key, interpreter, source_hash):
+        loaded.append(key)
+        return real_load(cache_dir, key, interpreter, source_hash)
+
+    monkeypatch.setattr(bytecode, "_load_pyc", spy)
+    second = _deep_tree(tmp_path / "second")
+    (second / "top.py").write_text("def f():\n    raise KeyError\n")  # another source
+    compile_bytecode(second, sys.executable, image_dir="/a", cache_dir=cache)
+    # Only the changed file and the one that does not compile went the cache's way.
+    assert len(loaded) == 2
+    pyc = f"__pycache__/__init__.{TAG}.pyc"
+    deep = f"__pycache__/deep.{TAG}.pyc"
+    assert _inode(second / "pkg" / pyc) == _inode(first / "pkg" / pyc)
+    assert _inode(second / "pkg" / "sub" / deep) == _inode(first / "pkg" / "sub" / deep)
+    top = f"__pycache__/top.{TAG}.pyc"
+    assert _inode(second / top) != _inode(first / top)
+    reference = _deep_tree(tmp_path / "reference")
+    (reference / "top.py").write_text("def f():\n    raise KeyError\n")
+    _compileall(reference, "/a")
+    assert _pycs(second) == _pycs(reference)
+    # The same sources at another image path: nothing linked (the code names its file).
+    elsewhere = _deep_tree(tmp_path / "elsewhere")
+    compile_bytecode(elsewhere, sys.executable, image_dir="/b", cache_dir=cache)
+    assert _inode(elsewhere / "pkg" / pyc) != _inode(first / "pkg" / pyc)
+    bytecode.forget_tree(first)
+
+
+def test_an_offered_tree_is_followed_when_moved_and_not_after_it_is_forgotten(tmp_path):
+    """The first tree is renamed into the tree cache (move_tree): later trees link from its new
+    place; once forgotten (about to be removed), and for a pyc that is no longer the file the
+    compile wrote, they take the cache's copy: the same bytes, another file."""
+    cache = tmp_path / "cache"
+    scratch = _deep_tree(tmp_path / "scratch")
+    compile_bytecode(scratch, sys.executable, image_dir="/a", cache_dir=cache, offer=True)
+    expected = _pycs(scratch)
+    moved = tmp_path / "moved"
+    bytecode.move_tree(scratch, moved)
+    assert not scratch.exists()
+    pyc = f"pkg/__pycache__/__init__.{TAG}.pyc"
+    second = _deep_tree(tmp_path / "second")
+    compile_bytecode(second, sys.executable, image_dir="/a", cache_dir=cache)
+    assert _inode(second / pyc) == _inode(moved / pyc)
+    assert _pycs(second) == expected
+    # A pyc replaced by another file after the compile (not the file it wrote): not linked.
+    replaced = moved / pyc
+    data = replaced.read_bytes()
+    replaced.unlink()
+    replaced.write_bytes(data)
+    third = _deep_tree(tmp_path / "third")
+    compile_bytecode(third, sys.executable, image_dir="/a", cache_dir=cache)
+    assert _inode(third / pyc) != _inode(moved / pyc)
+    assert _pycs(third) == expected
+    bytecode.forget_tree(moved)
+    fourth = _deep_tree(tmp_path / "fourth")
+    compile_bytecode(fourth, sys.executable, image_dir="/a", cache_dir=cache)
+    top = f"__pycache__/top.{TAG}.pyc"
+    assert _inode(fourth / top) != _inode(moved / top)
+    assert _pycs(fourth) == expected
+
+
+def test_a_pyc_compileall_leaves_as_it_was_is_neither_kept_nor_offered(tmp_path):
+    """A wheel's own timestamp pyc that compileall finds up to date is not rewritten: the
+    compile did not write it, so the cache keeps nothing for it and no other tree links it."""
+    import py_compile
+
+    cache = tmp_path / "cache"
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "shipped.py").write_text("VALUE = 1\n")
+    shipped = first / "__pycache__" / f"shipped.{TAG}.pyc"
+    py_compile.compile(str(first / "shipped.py"), cfile=str(shipped))
+    before = shipped.read_bytes()
+    compile_bytecode(first, sys.executable, image_dir="/a", cache_dir=cache, offer=True)
+    assert shipped.read_bytes() == before  # compileall left it (not vacuous: it is the same)
+    assert list(cache.rglob("*.pyc")) == []
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "shipped.py").write_text("VALUE = 1\n")
+    compile_bytecode(second, sys.executable, image_dir="/a", cache_dir=cache)
+    assert _inode(second / "__pycache__" / f"shipped.{TAG}.pyc") != _inode(shipped)
+    bytecode.forget_tree(first)
