@@ -98,3 +98,34 @@ def test_tag_digests_resolve_index_and_platforms():
         tag_digests(plan, ImageSet((arm, amd), None))
     with pytest.raises(ConfigError, match="does not have"):
         tag_digests([TagAssignment("x", AMD64)], ImageSet((arm,), None))
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{env:%}", "{env:{sha}}", "{env:{nope}}", "{sha:>1000000000}", "{env!z}"],
+    ids=["bad-spec", "nested-field", "nested-unknown-field", "huge-width", "bad-conversion"],
+)
+def test_a_template_whose_format_spec_cannot_make_a_tag_is_a_config_error(template):
+    # A ValueError or KeyError escaped, and a width of a billion built a gigabyte string
+    # before the tag was found invalid.
+    with pytest.raises(ConfigError, match="tag template"):
+        plan_tags(
+            "prod",
+            "20260101-000000",
+            "abc1234",
+            [ARM64],
+            single_manifests=False,
+            templates=[template],
+        )
+
+
+def test_a_precision_in_a_template_still_shortens_a_field():
+    tags = plan_tags(
+        "prod",
+        "20260101-000000",
+        "abc1234ef",
+        [ARM64],
+        single_manifests=False,
+        templates=["{sha:.7}"],
+    )
+    assert [t.tag for t in tags] == ["abc1234"]
