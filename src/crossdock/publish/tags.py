@@ -143,9 +143,18 @@ def tag_digests(assignments: Sequence[TagAssignment], image_set: ImageSet) -> di
 
 def _fields_of(template: str) -> set[str]:
     try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        parts = [(name, spec) for _, name, spec, _ in string.Formatter().parse(template)]
     except ValueError as err:
         raise ConfigError(f"cannot read tag template {template!r}: {err}") from err
+    fields = {name for name, _ in parts if name is not None}
+    for _, spec in parts:
+        # A spec may shorten a field ({sha:.7}); one that nests a field or pads past a tag's
+        # 128 characters cannot make a tag, and a huge width would build the string first.
+        if spec and ("{" in spec or any(int(n) > 128 for n in re.findall(r"\d+", spec))):
+            raise ConfigError(
+                f"tag template {template!r} has a format spec {spec!r} that cannot make a tag",
+                hint="templates may use {env}, {timestamp}, {sha} and {arch}, e.g. {sha:.7}",
+            )
     unknown = fields - _FIELDS
     if unknown:
         raise ConfigError(
@@ -156,7 +165,13 @@ def _fields_of(template: str) -> set[str]:
 
 
 def _render(template: str, values: Mapping[str, str]) -> str:
-    tag = template.format_map(values)
+    try:
+        tag = template.format_map(values)
+    except (ValueError, KeyError, IndexError) as err:  # a spec or conversion str.format refuses
+        raise ConfigError(
+            f"tag template {template!r} cannot be rendered: {err}",
+            hint="templates may use {env}, {timestamp}, {sha} and {arch}, e.g. {sha:.7}",
+        ) from err
     if not _TAG_RE.match(tag):
         raise ConfigError(
             f"tag template {template!r} renders {tag!r}, which is not a valid tag",
