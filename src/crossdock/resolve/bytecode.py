@@ -347,17 +347,21 @@ class _Written:
         self._roots: dict[int, Path] = {}  # a tree's folder now, by the number it was given
         self._trees: dict[Path, int] = {}
         self._pycs: dict[str, tuple[int, Path, tuple[int, int]]] = {}
+        self._next = 1
 
     def record(self, tree: Path, pycs: Iterable[tuple[str, Path, tuple[int, int]]]) -> None:
         """Keep (key, the pyc's path under ``tree``, its device and inode) of each pyc."""
         with self._lock:
             number = self._trees.get(tree)
             if number is None:
-                number = len(self._roots) + 1
-                while number in self._roots:
-                    number += 1
+                number = self._next
+                self._next += 1
                 self._roots[number] = tree
                 self._trees[tree] = number
+                # The oldest trees' pycs are let go (memory stays flat over many builds in one
+                # process): a build offers its platforms' trees to one another.
+                while len(self._roots) > _OFFERED_TREES:
+                    self._drop(min(self._roots))
             for key, rel, file in pycs:
                 self._pycs.setdefault(key, (number, rel, file))
 
@@ -397,12 +401,18 @@ class _Written:
 
     def forget(self, tree: Path) -> None:
         with self._lock:
-            number = self._trees.pop(tree, None)
+            number = self._trees.get(tree)
             if number is not None:
-                del self._roots[number]
-                self._pycs = {k: v for k, v in self._pycs.items() if v[0] != number}
+                self._drop(number)
+
+    def _drop(self, number: int) -> None:
+        """Offer the pycs of tree ``number`` no longer (the caller holds the lock)."""
+        del self._trees[self._roots.pop(number)]
+        self._pycs = {k: v for k, v in self._pycs.items() if v[0] != number}
 
 
+# How many trees' pycs are offered at most: the most a build compiles, one per platform.
+_OFFERED_TREES = 4
 _WRITTEN = _Written()
 
 

@@ -503,3 +503,31 @@ def test_a_pyc_compileall_leaves_as_it_was_is_neither_kept_nor_offered(tmp_path)
     compile_bytecode(second, sys.executable, image_dir="/a", cache_dir=cache)
     assert _inode(second / "__pycache__" / f"shipped.{TAG}.pyc") != _inode(shipped)
     bytecode.forget_tree(first)
+
+
+def test_only_the_latest_trees_pycs_are_offered(tmp_path, monkeypatch):
+    """Memory stays flat over many builds in one process: once more trees than a build has
+    platforms were compiled, the oldest one's pycs are no longer offered (its sources then go
+    the cache's way, with the same bytes)."""
+    monkeypatch.setattr(bytecode, "_OFFERED_TREES", 2)
+    cache = tmp_path / "cache"
+    oldest = _tree(tmp_path / "oldest")
+    compile_bytecode(oldest, sys.executable, image_dir="/a", cache_dir=cache, offer=True)
+    for n in range(2):  # two newer trees of other sources
+        newer = tmp_path / f"newer{n}"
+        (newer / "pkg").mkdir(parents=True)
+        (newer / "pkg" / "__init__.py").write_text(f"VALUE = {n}\n")
+        compile_bytecode(newer, sys.executable, image_dir="/a", cache_dir=cache, offer=True)
+    again = _tree(tmp_path / "again")
+    compile_bytecode(again, sys.executable, image_dir="/a", cache_dir=cache)
+    pyc = f"pkg/__pycache__/__init__.{TAG}.pyc"
+    assert _inode(again / pyc) != _inode(oldest / pyc)
+    assert _pycs(again) == _pycs(oldest)
+    # The newest is still offered (not vacuous: offering works in this process).
+    latest = tmp_path / "latest"
+    (latest / "pkg").mkdir(parents=True)
+    (latest / "pkg" / "__init__.py").write_text("VALUE = 1\n")
+    compile_bytecode(latest, sys.executable, image_dir="/a", cache_dir=cache)
+    assert _inode(latest / pyc) == _inode(tmp_path / "newer1" / pyc)
+    for tree in ("newer0", "newer1"):
+        bytecode.forget_tree(tmp_path / tree)
