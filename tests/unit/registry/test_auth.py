@@ -236,3 +236,58 @@ def test_a_refused_token_of_its_own_is_final_and_is_not_cached():
     with pytest.raises(AuthError):
         client.head_manifest(ref)
     assert len(fake.registry_requests) - before == 2
+
+
+class HostileRegistry(FakeRegistry):
+    """A registry whose token server or error answers hold ``body`` (bytes as sent)."""
+
+    def __init__(self, token_body: bytes | None = None, error_body: bytes | None = None):
+        super().__init__()
+        self.token_body = token_body
+        self.error_body = error_body
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.example.com" and self.token_body is not None:
+            return httpx.Response(200, content=self.token_body)
+        if self.error_body is not None and request.headers.get("authorization"):
+            return httpx.Response(400, content=self.error_body)
+        return super().handler(request)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"token": "t", "expires_in": [60]}',
+        b"[" * 100_000,
+    ],
+    ids=["lifetime-a-list", "nested-too-deep"],
+)
+def test_a_token_answer_of_the_wrong_shape_is_an_auth_error(body):
+    client = make_client(HostileRegistry(token_body=body))
+    with pytest.raises(AuthError, match="token server") as caught:
+        client.head_manifest(Reference.parse("reg.example.com/app:1"))
+    assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"errors": 5}', b'{"errors": {"code": 1}}', b'{"errors": ' + b"[" * 100_000],
+    ids=["errors-an-int", "errors-an-object", "nested-too-deep"],
+)
+def test_an_error_answer_of_the_wrong_shape_is_a_registry_error(body):
+    from crossdock.errors import RegistryError
+
+    # GET: a HEAD's answer has no body to read.
+    client = make_client(HostileRegistry(error_body=body))
+    with pytest.raises(RegistryError, match="400") as caught:
+        client.get_manifest(Reference.parse("reg.example.com/app:1"))
+    assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"errors": 5}', b"[" * 100_000], ids=["errors-an-int", "nested-too-deep"]
+)
+def test_the_problems_of_an_answer_of_the_wrong_shape_are_none(body):
+    from crossdock.registry.responses import problems_of
+
+    assert problems_of(httpx.Response(400, content=body)) == ()
