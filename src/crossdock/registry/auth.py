@@ -285,7 +285,8 @@ class Authenticator:
             body = json.loads(content)
             token = str(body.get("token") or body.get("access_token") or "")
             lifetime = float(body.get("expires_in") or _DEFAULT_TOKEN_SECONDS)
-        except (ValueError, AttributeError) as err:
+        except (ValueError, AttributeError, TypeError, RecursionError) as err:
+            # TypeError: an expires_in that is not a number; RecursionError: nested too deep.
             raise AuthError(f"the token server of {self.registry} sent no JSON token") from err
         if not token:
             raise AuthError(f"the token server of {self.registry} sent an empty token")

@@ -116,7 +116,7 @@ def problems_of(response: httpx.Response) -> tuple[RegistryProblem, ...]:
             for item in body.get("errors") or []
             if isinstance(item, dict)
         )
-    except (ValueError, AttributeError, httpx.ResponseNotRead):
+    except (ValueError, AttributeError, TypeError, RecursionError, httpx.ResponseNotRead):
         return ()
 
 
