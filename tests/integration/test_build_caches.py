@@ -8,7 +8,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from tests.support.stage import (
     build_json,
     build_service,
     copy_example,
+    crossdock_probed,
     layout_index_digest,
     stage_environment,
 )
@@ -124,26 +124,6 @@ def test_warm_caches_skip_no_check_and_change_no_digest(host_python: str, tmp_pa
 
 # -- the same command line answered before the build's stacks are imported ---------------------
 
-# Runs `crossdock ARGS...` through the console script's entry point and reports, on stderr, the
-# request lines the standard library's HTTP sent (the light client's: httpx does not use it),
-# heard through the audit hook http.client raises for each send (nothing imported, nothing
-# replaced), and the modules the process imported (cli/build_shortcut.py answers without typer
-# and pydantic).
-_PROBE = """
-import atexit, json, re, sys
-sent = []
-def heard(event, args):
-    if event == "http.client.send":
-        line = bytes(args[1]).split(b"\\r\\n", 1)[0].decode("latin-1")
-        if re.fullmatch(r"[A-Z]+ \\S+ HTTP/1\\.[01]", line):
-            sent.append(line.rsplit(" ", 1)[0])
-sys.addaudithook(heard)
-atexit.register(lambda: sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n"))
-atexit.register(lambda: sys.stderr.write("SENT " + json.dumps(sent) + "\\n"))
-sys.argv = ["crossdock", *sys.argv[1:]]
-from crossdock.cli import main
-main()
-"""
 _GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
 
 
@@ -171,19 +151,7 @@ def _probed(args: list[str], env: dict[str, str]) -> tuple[Run, set[str]]:
 def _probed_and_heard(args: list[str], env: dict[str, str]) -> tuple[Run, set[str], list[str]]:
     """`crossdock build ARGS`, the modules the process imported and the light client's
     requests."""
-    completed = subprocess.run(
-        [sys.executable, "-c", _PROBE, "build", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-    )
-    # (atexit runs last what was registered first: SENT, then MODULES)
-    rest, _, modules = completed.stderr.rpartition("MODULES ")
-    stderr, _, sent = rest.rpartition("SENT ")
-    run = Run(completed.returncode, completed.stdout, stderr, 0.0)
-    return run, set(json.loads(modules)), json.loads(sent)
+    return crossdock_probed(env, "build", *args)
 
 
 def _build_probed(args: list[str], env: dict[str, str]) -> Answer:

@@ -31,6 +31,7 @@ from crossdock.registry.light import DeclinedError, LightClient
 from crossdock.registry.reference import Reference
 from crossdock.tls import system_ssl_context
 from tests.support.prerequisites import needs
+from tests.support.stage import crossdock_probed
 
 REGISTRY = os.environ.get("CROSSDOCK_STAGE_HTTPS_REGISTRY", "")
 BUNDLE = os.environ.get("CROSSDOCK_STAGE_CA_BUNDLE", "")
@@ -429,30 +430,13 @@ def test_build_pulls_its_base_from_the_https_registry_and_pushes_there(
     # The same command again: answered from the record before the HTTP stack is imported, the
     # base's tag and the pushed image read through the light client (HTTPS, the stage's CA,
     # the realm on another host, the user's credentials from the environment).
-    again = subprocess.run(
-        [sys.executable, "-c", _PROBE, "build", *built.args[2:]],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    stderr, _, modules = again.stderr.rpartition("MODULES ")
+    again, modules, _ = crossdock_probed(env, "build", *built.args[2:], timeout=600)
+    stderr = again.stderr
     assert again.returncode == 0, again.stdout + stderr
     assert "nothing changed since the last build" in stderr
-    assert not {"httpx", "stamina", "typer", "pydantic"} & set(json.loads(modules))
+    assert not {"httpx", "stamina", "typer", "pydantic"} & modules
     answered = json.loads(again.stdout)
     assert answered["index"] == report["index"]
     assert answered["push"]["pushed"]["blobs_uploaded"] == 0
     assert answered["push"]["pushed"]["tags_set"] == 0
     assert password() not in again.stdout + stderr
-
-
-# `crossdock ARGS...` through the console script's entry point; the modules it imported on stderr.
-_PROBE = """
-import atexit, json, sys
-atexit.register(lambda: sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n"))
-sys.argv = ["crossdock", *sys.argv[1:]]
-from crossdock.cli import main
-main()
-"""

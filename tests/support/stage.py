@@ -64,6 +64,48 @@ def crossdock(env: dict[str, str], *args: str, timeout: float = 900) -> Run:
     )
 
 
+# `crossdock ARGS...` through the CLI's entry point in a child that reports, on stderr at exit,
+# the request lines the standard library's HTTP sent (the light client's: httpx does not use it),
+# heard through the audit hook http.client raises for each send (nothing imported, nothing
+# replaced), and the modules the process imported.
+_PROBE = """
+import atexit, json, re, sys
+sent = []
+def heard(event, args):
+    if event == "http.client.send":
+        line = bytes(args[1]).split(b"\\r\\n", 1)[0].decode("latin-1")
+        if re.fullmatch(r"[A-Z]+ \\S+ HTTP/1\\.[01]", line):
+            sent.append(line.rsplit(" ", 1)[0])
+sys.addaudithook(heard)
+atexit.register(lambda: sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n"))
+atexit.register(lambda: sys.stderr.write("SENT " + json.dumps(sent) + "\\n"))
+sys.argv = ["crossdock", *sys.argv[1:]]
+from crossdock.cli import main
+main()
+"""
+
+
+def crossdock_probed(
+    env: dict[str, str], *args: str, timeout: float = 900
+) -> tuple[Run, set[str], list[str]]:
+    """`crossdock ARGS`, the modules the process imported and the "METHOD /path" of each
+    request the standard library's HTTP sent (the run's stderr without the report)."""
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    # (atexit runs last what was registered first: SENT, then MODULES)
+    rest, _, modules = completed.stderr.rpartition("MODULES ")
+    stderr, _, sent = rest.rpartition("SENT ")
+    run = Run(completed.returncode, completed.stdout, stderr, time.perf_counter() - started)
+    return run, set(json.loads(modules)), json.loads(sent)
+
+
 def build_json(run: Run) -> dict[str, Any]:
     assert run.returncode == 0, run.output
     result: dict[str, Any] = json.loads(run.stdout)
