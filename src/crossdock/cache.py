@@ -33,7 +33,7 @@ callback: any ValueError/TypeError/KeyError/IndexError there means "damaged, reb
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -212,10 +212,6 @@ class Records:
         self.store(key, dump(value))
         return value
 
-    def forget(self, key: str) -> None:
-        with contextlib.suppress(OSError):
-            self.path_for(key).unlink()
-
 
 def _identity(path: Path) -> list[int] | None:
     """What changes whenever a file's bytes change: size, inode, device, mtime, ctime (ctime
@@ -245,7 +241,12 @@ class BlobCache:
     A blob enters the cache only verified (downloaded and hashed by the registry client, or
     written and hashed by crossdock) and is stamped with the file's identity; a later use of a
     blob whose identity changed hashes it again, and a blob that no longer matches its digest
-    is deleted and fetched again.
+    counts as absent: it is fetched or written again, replacing the damaged file at once.
+
+    Builds of several platforms (threads) and several crossdock processes share one cache, and
+    often write the same blob at once (an app layer is the same for arm64 and amd64). So a file
+    under a blob's name is only ever replaced whole (a rename), never deleted: a reader that
+    found a damaged file must not delete the good one another writer just put in its place.
     """
 
     def __init__(self, root: Path) -> None:
@@ -258,7 +259,7 @@ class BlobCache:
 
     def verified(self, digest: Digest, size: int | None = None) -> Path | None:
         """The cached file of ``digest`` if it is there and still holds those bytes, else None
-        (a damaged file is deleted)."""
+        (a damaged file stays until the blob is written again, which replaces it)."""
         path = self.path_for(digest)
         identity = _identity(path)
         if identity is None or (size is not None and identity[0] != size):
@@ -266,13 +267,15 @@ class BlobCache:
         key = digest.dashed
         if self._stamps.load(key, list) == identity:
             return path
-        actual, actual_size = file_digest(path, digest.algorithm)
+        try:
+            actual, actual_size = file_digest(path, digest.algorithm)
+        except OSError:
+            return None  # replaced or removed meanwhile by another writer, or unreadable
         if actual != digest.hex or (size is not None and actual_size != size):
-            with contextlib.suppress(OSError):
-                path.unlink()
-            self._stamps.forget(key)
             return None
-        self._stamp(digest, path)
+        # The stamp is the identity seen before hashing: if another writer replaced the file
+        # meanwhile, the stamp names the old file and the next use hashes the new one.
+        self._stamps.store(key, identity)
         return path
 
     def has(self, descriptor: Descriptor) -> bool:
@@ -303,7 +306,21 @@ class BlobCache:
             return existing
         path = self.path_for(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(source, path)
+        try:
+            source.replace(path)  # whole at once, over a damaged file if one is there
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            # Written on another file system: copied beside its name first, then renamed.
+            fd, partial = scratch.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            os.close(fd)
+            try:
+                shutil.copyfile(source, partial)
+                partial.replace(path)
+            finally:
+                partial.unlink(missing_ok=True)
+                scratch.forget(partial)
+            source.unlink(missing_ok=True)
         self._stamp(digest, path)
         return path
 

@@ -120,7 +120,65 @@ def test_a_blob_restored_from_elsewhere_is_hashed_before_use(tmp_path):
     wrong.write_bytes(b"LAYER")
     wrong.replace(path)
     assert not cache.has(desc)
-    assert not path.exists()
+    assert cache.verified(desc.digest) is None  # still absent: the damage is not stamped
+    # Writing the blob again replaces the damaged file.
+    again = tmp_path / "again"
+    again.write_bytes(b"layer")
+    assert cache.adopt(again, desc.digest) == path
+    assert path.read_bytes() == b"layer"
+    assert cache.has(desc)
+
+
+def test_a_reader_that_finds_a_damaged_blob_never_removes_the_one_written_meanwhile(
+    tmp_path, monkeypatch
+):
+    # The race CI met: two platforms write the same app layer into a cache whose copy of it
+    # is damaged. One hashes the damaged file; meanwhile the other finds it damaged too and
+    # puts its own good copy in place. The first must not then delete that good copy.
+    cache, desc = _blob(tmp_path, b"the app layer")
+    path = cache.path_for(desc.digest)
+    damaged = path.with_name("damaged")
+    damaged.write_bytes(b"THE APP LAYER")
+    damaged.replace(path)
+    real_digest = cache_module.file_digest
+    concurrent: list[Path] = []
+    interleaved = False
+
+    def digest_while_another_writer_adopts(file: Path, algorithm: str) -> tuple[str, int]:
+        nonlocal interleaved
+        with file.open("rb") as stream:  # this reader has the damaged file open ...
+            if not interleaved:
+                interleaved = True
+                other = tmp_path / "other-platform"
+                other.write_bytes(b"the app layer")
+                concurrent.append(cache.adopt(other, desc.digest))  # ... the other adopts
+            data = stream.read()
+        return hashlib.new(algorithm, data).hexdigest(), len(data)
+
+    monkeypatch.setattr(cache_module, "file_digest", digest_while_another_writer_adopts)
+    assert cache.verified(desc.digest) is None  # what this reader hashed was damaged ...
+    assert concurrent == [path]
+    assert path.read_bytes() == b"the app layer"  # ... and the other's copy is still there
+    monkeypatch.setattr(cache_module, "file_digest", real_digest)
+    assert cache.has(desc)
+    mine = tmp_path / "this-platform"
+    mine.write_bytes(b"the app layer")
+    assert cache.adopt(mine, desc.digest) == path
+    assert not mine.exists()
+
+
+def test_a_blob_that_vanishes_while_it_is_checked_is_absent_not_an_error(tmp_path, monkeypatch):
+    cache, desc = _blob(tmp_path, b"layer")
+    path = cache.path_for(desc.digest)
+    restored = path.with_name("restored")
+    shutil.copy(path, restored)
+    restored.replace(path)  # a new identity: the next use hashes it
+
+    def vanished(file: Path, algorithm: str) -> tuple[str, int]:
+        raise FileNotFoundError(2, "No such file or directory", str(file))
+
+    monkeypatch.setattr(cache_module, "file_digest", vanished)
+    assert cache.verified(desc.digest, desc.size) is None
 
 
 def test_adopting_a_blob_that_is_cached_keeps_the_cached_copy(tmp_path):
