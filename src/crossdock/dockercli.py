@@ -22,12 +22,16 @@ from pathlib import Path
 from crossdock.children import run_child
 from crossdock.errors import ToolError
 from crossdock.platform import Platform
+from crossdock.text import printable
 
 __all__ = ["Container", "Docker", "find_docker"]
 
 # Pulls of a base-sized image from a loopback registry take seconds; this bounds a stuck daemon.
 _PULL_TIMEOUT_S = 600
 _COMMAND_TIMEOUT_S = 60
+# Of docker's own words on a failure, the last this many characters are quoted (its error is
+# the last line; what comes before is progress).
+_QUOTED_OUTPUT_CHARS = 300
 
 
 def find_docker(name: str = "docker", *, environ: Mapping[str, str] | None = None) -> str | None:
@@ -95,10 +99,18 @@ class Docker:
             ) from err
         if completed.returncode != 0:
             output = (completed.stderr or completed.stdout).strip()
-            hint = None
+            hint = "run the same docker command by hand to see the whole output"
             if "Cannot connect to the Docker daemon" in output:
                 hint = "start dockerd (on the stage: `stage/stage.sh docker`)"
-            raise ToolError(f"docker could not {what}:\n{output}", hint=hint)
+            quoted = output[-_QUOTED_OUTPUT_CHARS:]
+            if len(output) > _QUOTED_OUTPUT_CHARS:
+                quoted = "…" + quoted
+            # docker's words are outside text: on one line, control characters escaped.
+            raise ToolError(
+                f"docker could not {printable(what)}: "
+                f"{printable(quoted) or f'exit {completed.returncode}'}",
+                hint=hint,
+            )
         return completed
 
     def pull(self, image: str, platform: Platform) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from crossdock.errors import NotFoundError, ToolError
+from crossdock.text import printable
 
 __all__ = ["DEFAULT_SOCKET", "save_image"]
 
@@ -23,6 +24,9 @@ DEFAULT_SOCKET = Path("/var/run/docker.sock")
 # A save streams for as long as the image is large; only connecting and stalls are bounded.
 _TIMEOUT = httpx.Timeout(30.0, read=300.0)
 _CHUNK = 1024 * 1024
+# Of a refusal's body, this much is read and quoted (a daemon's error is one short JSON line; a
+# proxy's page or a hostile answer is not worth more).
+_QUOTED_BODY_CHARS = 200
 
 
 def _client(docker_host: str | None) -> httpx.Client:
@@ -55,6 +59,8 @@ def save_image(
 ) -> Path:
     """Write the daemon's ``docker save`` tarball of ``reference`` to ``dest`` (``on_bytes``
     hears of every chunk, for progress)."""
+    # The reference is the user's text: shown with its control characters escaped.
+    shown = printable(reference)
     try:
         with (
             _client(docker_host) as client,
@@ -62,15 +68,15 @@ def save_image(
         ):
             if response.status_code == 404:
                 raise NotFoundError(
-                    f"docker-daemon:{reference}: the docker daemon has no such image",
-                    hint=f"pull or build it first (docker pull {reference}), or check `docker "
-                    "images`",
+                    f"docker-daemon:{shown}: the docker daemon has no such image",
+                    hint=f"pull or build it first (docker pull {shown}), or check `docker images`",
                 )
             if response.status_code != 200:
-                response.read()
                 raise ToolError(
-                    f"docker-daemon:{reference}: the docker daemon answered "
-                    f"{response.status_code}: {response.text.strip()[:200]}"
+                    f"docker-daemon:{shown}: the docker daemon answered "
+                    f"{response.status_code}: {_quoted_body(response)}",
+                    hint="check the daemon's log (journalctl -u docker) and `docker image "
+                    f"inspect {shown}`; or save the image to a file and pass docker-archive:FILE",
                 )
             with dest.open("wb") as out:
                 for chunk in response.iter_bytes(_CHUNK):
@@ -79,7 +85,20 @@ def save_image(
                         on_bytes(len(chunk))
     except httpx.HTTPError as err:
         raise ToolError(
-            f"docker-daemon:{reference}: cannot read from the docker daemon: {err}",
+            f"docker-daemon:{shown}: cannot read from the docker daemon: {printable(str(err))}",
             hint="is dockerd running? (docker info)",
         ) from err
     return dest
+
+
+def _quoted_body(response: httpx.Response) -> str:
+    """The start of a refusal's body, on one line with its control characters escaped (the
+    daemon's text is outside text: it may hold newlines or terminal escapes)."""
+    head = b""
+    for chunk in response.iter_bytes(_QUOTED_BODY_CHARS * 4):
+        head += chunk
+        if len(head) >= _QUOTED_BODY_CHARS * 4:
+            break
+    text = head.decode("utf-8", errors="replace").strip()
+    cut = text[:_QUOTED_BODY_CHARS] + ("…" if len(text) > _QUOTED_BODY_CHARS else "")
+    return printable(cut) or "(no details)"
