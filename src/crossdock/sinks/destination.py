@@ -3,6 +3,8 @@ into a one-line ``ConfigError`` naming the path (never an OSError traceback)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,13 +23,14 @@ def _error(what: str, path: Path, err: OSError) -> ConfigError:
 
 def check_writable(path: Path, what: str, *, folder: bool) -> None:
     """Create ``path`` (a folder) or its parent (a file) now, so a build that cannot write its
-    output fails before it starts."""
+    output fails before it starts. The probe file has a name of its own: two builds writing
+    into one folder at once (services built into one layout by ``make -j``) check it at once."""
     target = path if folder else path.parent
     try:
         target.mkdir(parents=True, exist_ok=True)
-        probe = target / ".crossdock-write-test"
-        probe.touch()
-        probe.unlink()
+        handle, probe = tempfile.mkstemp(prefix=".crossdock-write-test-", dir=target)
+        os.close(handle)
+        Path(probe).unlink()
     except OSError as err:
         raise _error(what, path, err) from err
 
