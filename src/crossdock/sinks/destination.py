@@ -4,6 +4,7 @@ into a one-line ``ConfigError`` naming the path (never an OSError traceback)."""
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from crossdock.errors import ConfigError
 
-__all__ = ["check_writable", "writing"]
+__all__ = ["check_writable", "partial_beside", "writing"]
 
 
 def _error(what: str, path: Path, err: OSError) -> ConfigError:
@@ -41,3 +42,10 @@ def writing(path: Path, what: str) -> Iterator[None]:
         yield
     except OSError as err:
         raise _error(what, path, err) from err
+
+
+def partial_beside(path: Path) -> Path:
+    """A name beside ``path`` for its bytes while they are written, then renamed to ``path``:
+    one of its own, because two builds may write the same output file (a blob of one layout)
+    at once, and a shared name let one truncate, rename away or remove the other's file."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(8)}.partial")

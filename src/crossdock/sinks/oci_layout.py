@@ -11,6 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
+from crossdock import scratch
 from crossdock.cache import BlobCache
 from crossdock.errors import UnsafeContentError
 from crossdock.image.artifact import ImageSet
@@ -18,7 +19,7 @@ from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 from crossdock.image.manifest import Index, canonical_json
 from crossdock.image.mediatypes import MediaType
-from crossdock.sinks.destination import writing
+from crossdock.sinks.destination import partial_beside, writing
 from crossdock.sources.oci_layout import REF_NAME, layout_blob_path
 
 __all__ = ["write_oci_layout"]
@@ -35,34 +36,49 @@ def _write_blob(
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    try:
-        if data is not None:
-            partial.write_bytes(data)
-        elif source is not None and blobs is not None and source == blobs.path_for(digest):
-            # From crossdock's blob cache: checked, linked straight to its name (a new link is
-            # whole at once; renaming it afterwards would change the file again), and its stamp
-            # kept current.
-            if blobs.link_to(digest, path) or path.exists():
-                return  # linked (or written meanwhile by a concurrent writer)
-            if blobs.verified(digest) is None:
-                raise UnsafeContentError(
-                    f"the cached layer {digest} changed on disk since it was built",
-                    hint="build again: the cache rebuilds what no longer matches",
-                )
-            shutil.copyfile(source, partial)  # another file system: no link possible
-        elif source is not None:
-            try:
-                # A hard link where the cache and the layout share a file system: no bytes
-                # copied (blobs are content-addressed and never modified in place; the blob
-                # cache re-hashes a blob whose file changed, through either name).
-                partial.unlink(missing_ok=True)
-                os.link(source, partial)
-            except OSError:
-                shutil.copyfile(source, partial)
+    if data is not None:
+        _write_whole(path, data)
+        return
+    if source is None:
+        raise ValueError("a blob is written from its bytes or from a file")
+    from_cache = blobs is not None and source == blobs.path_for(digest)
+    if blobs is not None and from_cache:
+        # From crossdock's blob cache: checked, linked straight to its name (a new link is
+        # whole at once; renaming it afterwards would change the file again), and its stamp
+        # kept current.
+        if blobs.link_to(digest, path) or path.exists():
+            return  # linked (or written meanwhile by a concurrent writer)
+        if blobs.verified(digest) is None:
+            raise UnsafeContentError(
+                f"the cached layer {digest} changed on disk since it was built",
+                hint="build again: the cache rebuilds what no longer matches",
+            )
+    # Another build may write the same blob into this layout at once (services built into
+    # one folder by make -j): each writes its own partial file and renames it whole.
+    with scratch.tracked(partial_beside(path)) as partial:
+        # (from the cache: another file system, as link_to found)
+        if from_cache or not _linked(source, partial):
+            shutil.copyfile(source, partial)
         partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+
+
+def _linked(source: Path, dest: Path) -> bool:
+    """A hard link to ``source`` at ``dest`` where they share a file system: no bytes copied
+    (blobs are content-addressed and never modified in place; the blob cache re-hashes a blob
+    whose file changed, through either name)."""
+    try:
+        os.link(source, dest)
+    except OSError:
+        return False
+    return True
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """``data`` as the file ``path``, replaced whole: a reader, or another build writing the
+    same layout, sees the old file or the new one, never a part."""
+    with scratch.tracked(partial_beside(path)) as partial:
+        partial.write_bytes(data)
+        partial.replace(path)
 
 
 def write_oci_layout(
@@ -78,7 +94,7 @@ def _write_oci_layout(
     image_set: ImageSet, root: Path, tag: str, blobs: BlobCache | None = None
 ) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    _write_whole(root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
     for blob in image_set.blobs():
         _write_blob(root, blob.descriptor.digest, source=blob.path, blobs=blobs)
     entries: list[Descriptor] = []
@@ -101,7 +117,7 @@ def _write_oci_layout(
             _write_blob(root, referrer.digest, data=referrer.manifest.raw)
             top.append(referrer.manifest.descriptor())
     index_json = Index.build(MediaType.OCI_INDEX, top)
-    (root / "index.json").write_bytes(canonical_json(json.loads(index_json.raw)))
+    _write_whole(root / "index.json", canonical_json(json.loads(index_json.raw)))
     return root
 
 
