@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 from crossdock.image.artifact import ImageSet
-from crossdock.sinks.destination import writing
+from crossdock.sinks.destination import partial_beside, writing
 
 __all__ = ["write_docker_archive"]
 
@@ -26,7 +26,8 @@ def write_docker_archive(
     image_set: ImageSet, dest: Path, *, repository: str, tag: str
 ) -> list[str]:
     """Write ``dest`` and return the tags it carries (one per platform)."""
-    partial = dest.with_name(dest.name + ".partial")
+    # A name of its own: another build may write the same archive at once.
+    partial = partial_beside(dest)
     try:
         with writing(dest, "docker archive"):
             dest.parent.mkdir(parents=True, exist_ok=True)
