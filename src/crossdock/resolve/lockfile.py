@@ -227,20 +227,55 @@ def _package_record(package: LockedPackage) -> list[Any]:
     ]
 
 
-def _packages_from_record(rows: list[Any]) -> dict[tuple[NormalizedName, str], LockedPackage]:
+def _list(value: object) -> list[Any]:
+    """``value`` when it is a JSON array; a TypeError (a damaged record) otherwise: a string or
+    an object would iterate as characters or keys."""
+    if not isinstance(value, list):
+        raise TypeError(f"{value!r:.40} is not a list")
+    return value
+
+
+def _size_or_none(value: object) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise TypeError(f"{value!r:.40} is not a size")
+
+
+def _packages_from_record(rows: object) -> dict[tuple[NormalizedName, str], LockedPackage]:
+    """The packages of a ``parsed-locks`` record (``_package_record``'s rows). Every field is
+    checked for the type ``_package_record`` writes: a record that is not exactly that (damaged,
+    hand-edited, of another shape) raises, and ``Records.load`` reads it as absent."""
     packages: dict[tuple[NormalizedName, str], LockedPackage] = {}
-    for name, version, source_kind, sdist, wheels, wheel_sha256, source_path in rows:
+    for row in _list(rows):
+        name, version, source_kind, sdist, wheels, wheel_sha256, source_path = _list(row)
+        if canonicalize_name(_text(name)) != name:
+            raise ValueError(f"{name!r:.40} is not a normalized package name")
+        sdist_fields = None if sdist is None else _list(sdist)
+        if sdist_fields is not None and len(sdist_fields) != 4:
+            raise ValueError(f"an sdist of {len(sdist_fields)} fields")
         package = LockedPackage(
-            name=canonicalize_name(str(name)),
-            version=str(version),
-            source_kind=str(source_kind),
-            sdist=None if sdist is None else LockedSdist(*sdist),
-            wheels=tuple(str(wheel) for wheel in wheels),
-            wheel_sha256={str(wheel): str(digest) for wheel, digest in wheel_sha256},
-            source_path=source_path,
+            name=canonicalize_name(name),
+            version=_text(version),
+            source_kind=_text(source_kind),
+            sdist=None
+            if sdist_fields is None
+            else LockedSdist(
+                url=_text_or_none(sdist_fields[0]),
+                path=_text_or_none(sdist_fields[1]),
+                sha256=_text_or_none(sdist_fields[2]),
+                size=_size_or_none(sdist_fields[3]),
+            ),
+            wheels=tuple(_text(wheel) for wheel in _list(wheels)),
+            wheel_sha256=dict(_wheel_digest(pair) for pair in _list(wheel_sha256)),
+            source_path=_text_or_none(source_path),
         )
         packages[package.name, package.version] = package
     return packages
+
+
+def _wheel_digest(pair: object) -> tuple[str, str]:
+    wheel, digest = _list(pair)
+    return _text(wheel), _text(digest)
 
 
 def wheel_tags(filename: str) -> frozenset[Tag]:

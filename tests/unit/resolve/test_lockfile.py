@@ -179,3 +179,76 @@ def test_a_recorded_lock_reads_back_as_parsed_and_a_changed_or_damaged_one_is_pa
     (tmp_path / "uv.lock").write_text(LOCK)
     record.write_bytes(record.read_bytes().replace(b'"docopt"', b'"docoxt"'))
     assert read_lock(tmp_path, records) == parsed
+
+
+def _wrong(rows, index, field, value):
+    """``rows`` (a parsed-locks record's payload) with row ``index``'s ``field`` set to ``value``
+    (``field`` None: the whole row)."""
+    import copy
+
+    changed = copy.deepcopy(rows)
+    if field is None:
+        changed[index] = value
+    else:
+        changed[index][field] = value
+    return changed
+
+
+# Row fields, as _package_record writes them: name, version, source_kind, sdist (url, path,
+# sha256, size), wheels, wheel_sha256 ([wheel, digest] pairs), source_path. Row 1 is native-both.
+_WRONG_SHAPES = {
+    "payload an object": lambda rows: {"abcdefg": rows},
+    "payload a string": lambda _rows: "abcdefg",
+    "payload null": lambda _rows: None,
+    "row a 7-letter string": lambda rows: _wrong(rows, 1, None, "abcdefg"),
+    "row an object of 7 keys": lambda rows: _wrong(
+        rows, 1, None, dict.fromkeys(["a", "b", "c", "d", "e", "f", "g"], "x")
+    ),
+    "row of 6 fields": lambda rows: _wrong(rows, 1, None, rows[1][:6]),
+    "row nested once more": lambda rows: _wrong(rows, 1, None, [rows[1]]),
+    "name a number": lambda rows: _wrong(rows, 1, 0, 5),
+    "name nested in a list": lambda rows: _wrong(rows, 1, 0, ["native-both"]),
+    "name not normalized": lambda rows: _wrong(rows, 1, 0, "Native_Both"),
+    "version a number": lambda rows: _wrong(rows, 1, 1, 2.55),
+    "source kind a number": lambda rows: _wrong(rows, 1, 2, 1),
+    "sdist a 4-letter string": lambda rows: _wrong(rows, 1, 3, "abcd"),
+    "sdist an object of 4 keys": lambda rows: _wrong(
+        rows, 1, 3, {"url": "u", "path": None, "sha256": "aa", "size": 10}
+    ),
+    "sdist size a string": lambda rows: _wrong(rows, 1, 3, [*rows[1][3][:3], "10"]),
+    "sdist size a boolean": lambda rows: _wrong(rows, 1, 3, [*rows[1][3][:3], True]),
+    "sdist url a number": lambda rows: _wrong(rows, 1, 3, [5, *rows[1][3][1:]]),
+    "sdist of 3 fields": lambda rows: _wrong(rows, 1, 3, rows[1][3][:3]),
+    "wheels a string": lambda rows: _wrong(rows, 1, 4, rows[1][4][0]),
+    "wheels numbers": lambda rows: _wrong(rows, 1, 4, [1, 2]),
+    "wheel digests an object": lambda rows: _wrong(rows, 1, 5, {"ab": "cd"}),
+    "wheel digests 2-letter strings": lambda rows: _wrong(rows, 1, 5, ["ab", "cd"]),
+    "wheel digest a number": lambda rows: _wrong(rows, 1, 5, [[rows[1][4][0], 11]]),
+    "source path a number": lambda rows: _wrong(rows, 0, 6, 1),
+    "source path a list": lambda rows: _wrong(rows, 0, 6, ["."]),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(_WRONG_SHAPES))
+def test_a_parsed_locks_record_of_a_wrong_shape_counts_as_absent(tmp_path, shape):
+    """A record with a valid checksum whose payload is not what crossdock writes (hand-edited,
+    or written by something else): the build's loader parses the lock again, never answers
+    wrong packages and never fails later on a wrong type."""
+    import json
+
+    from crossdock.cache import CacheLayout
+    from crossdock.resolve.lockfile import _packages_from_record
+
+    records = CacheLayout(tmp_path / "cache").records("parsed-locks", version=1)
+    (tmp_path / "uv.lock").write_text(LOCK)
+    parsed = parse_lock(LOCK, tmp_path / "uv.lock")
+    read_lock(tmp_path, records)  # recorded
+    [record] = list((tmp_path / "cache" / "records" / "parsed-locks").iterdir())
+    key = record.name.removesuffix(".rec")
+    rows = json.loads(record.read_bytes().partition(b"\n")[2])
+    assert records.load(key, _packages_from_record) == parsed  # the good record reads back
+
+    assert records.store(key, _WRONG_SHAPES[shape](rows))
+    assert records.load(key, _packages_from_record) is None
+    assert read_lock(tmp_path, records) == parsed  # parsed again
+    assert records.load(key, _packages_from_record) == parsed  # and recorded right again
