@@ -33,7 +33,7 @@ from crossdock.cache import BlobCache, CacheLayout, Records
 from crossdock.errors import CrossdockError, VerificationError
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import HistoryEntry, ImageConfig
-from crossdock.image.digest import Digest
+from crossdock.image.document import digest_value, require
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.mediatypes import MediaType
 from crossdock.image.mutate import Addendum, append_layers, index_of, with_annotations, with_config
@@ -638,12 +638,16 @@ def _blob_meta(blob: LayerBlob) -> dict[str, object]:
 
 def _blob_from_meta(meta: dict[str, object], cache: BlobCache) -> LayerBlob | None:
     """The layer a deps-layer record names, if its blob is still in the cache, unchanged."""
-    digest = Digest(str(meta["digest"]))
-    size = int(str(meta["size"]))
+    what = "a deps-layer record"
+    digest = digest_value(meta["digest"], what)
+    size = require(meta, "size", int, what)
+    diff_id = digest_value(meta["diff_id"], what)
+    if size < 0:
+        raise ValueError(f"{what}: a negative size")
     path = cache.verified(digest, size)
     if path is None:
         return None
-    return LayerBlob(path, digest, Digest(str(meta["diff_id"])), size)
+    return LayerBlob(path, digest, diff_id, size)
 
 
 def _lock_records(plan: BuildPlan) -> Records:

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_ARTIFACT_BYTES",
     "MAX_DOCUMENT_BYTES",
     "MAX_MANIFESTS",
+    "checked",
     "digest_value",
     "load_list",
     "load_object",
@@ -81,7 +82,9 @@ def _type_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _check(value: object, kind: type[T] | tuple[type, ...], what: str) -> T:
+def checked(value: object, kind: type[T] | tuple[type, ...], what: str) -> T:
+    """``value``, which must be of ``kind`` (``what`` names it in the error): how a document's
+    or a cache record's parser checks a value it did not look up by key (a list's items)."""
     # bool is an int in Python, never in JSON documents.
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise MalformedError(
@@ -94,7 +97,7 @@ def require(data: Mapping[str, Any], key: str, kind: type[T], what: str) -> T:
     """``data[key]``, which must be there and of ``kind``."""
     if key not in data:
         raise MalformedError(f"{what} has no {key!r}", hint=_HINT)
-    return _check(data[key], kind, f"{what}: {key!r}")
+    return checked(data[key], kind, f"{what}: {key!r}")
 
 
 def optional(data: Mapping[str, Any], key: str, kind: type[T], what: str) -> T | None:
@@ -102,20 +105,20 @@ def optional(data: Mapping[str, Any], key: str, kind: type[T], what: str) -> T |
     value = data.get(key)
     if value is None:
         return None
-    return _check(value, kind, f"{what}: {key!r}")
+    return checked(value, kind, f"{what}: {key!r}")
 
 
 def string_map(data: Mapping[str, Any], key: str, what: str) -> dict[str, str]:
     """An optional object of strings (annotations, labels)."""
     value = optional(data, key, dict, what) or {}
     for name, item in value.items():
-        _check(item, str, f"{what}: {key}[{name!r}]")
+        checked(item, str, f"{what}: {key}[{name!r}]")
     return dict(value)
 
 
 def digest_value(value: object, what: str) -> Digest:
     """A digest (``sha256:`` and 64 hex digits, or sha512) from a document."""
-    text = _check(value, str, what)
+    text = checked(value, str, what)
     try:
         return Digest(text)
     except ValueError as err:

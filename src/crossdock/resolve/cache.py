@@ -15,12 +15,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from packaging.utils import canonicalize_name
 
 from crossdock import scratch as scratch_paths
 from crossdock.cache import Records
+from crossdock.image.document import checked
 from crossdock.platform import Platform
 from crossdock.progress import NO_PROGRESS, Progress, step
 from crossdock.resolve.bytecode import compile_bytecode, forget_tree, move_tree
@@ -150,17 +151,25 @@ def _reader(
     return read
 
 
-def _distributions(rows: list[list[Any]]) -> tuple[InstalledDistribution, ...]:
-    return tuple(
-        InstalledDistribution(
-            canonicalize_name(str(name)),
-            str(version),
-            tuple(str(t) for t in tags),
-            pure=bool(pure),
-            built_from_sdist=False,
+def _distributions(rows: object) -> tuple[InstalledDistribution, ...]:
+    """The distributions of an installed-trees record, each field of the type ``_reader``
+    writes; a record of any other shape raises (``Records.load``: absent, the tree is read)."""
+    what = "an installed-trees record"
+    distributions = []
+    for row in checked(rows, list, what):
+        name, version, tags, pure = checked(row, list, what)
+        if canonicalize_name(checked(name, str, what)) != name:
+            raise ValueError(f"{what}: {name!r:.40} is not a normalized name")
+        distributions.append(
+            InstalledDistribution(
+                canonicalize_name(name),
+                checked(version, str, what),
+                tuple(checked(tag, str, what) for tag in checked(tags, list, what)),
+                pure=checked(pure, bool, what),
+                built_from_sdist=False,
+            )
         )
-        for name, version, tags, pure in rows
-    )
+    return tuple(distributions)
 
 
 def _summary(resolution: Resolution) -> str:

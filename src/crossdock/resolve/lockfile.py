@@ -26,6 +26,7 @@ from packaging.utils import (
 
 from crossdock.cache import Records
 from crossdock.errors import LockError, ResolveError
+from crossdock.image.document import checked
 from crossdock.wheeltags import WheelTarget
 
 __all__ = [
@@ -227,18 +228,18 @@ def _package_record(package: LockedPackage) -> list[Any]:
     ]
 
 
-def _list(value: object) -> list[Any]:
-    """``value`` when it is a JSON array; a TypeError (a damaged record) otherwise: a string or
-    an object would iterate as characters or keys."""
-    if not isinstance(value, list):
-        raise TypeError(f"{value!r:.40} is not a list")
-    return value
-
-
 def _size_or_none(value: object) -> int | None:
     if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         return value
     raise TypeError(f"{value!r:.40} is not a size")
+
+
+_RECORD = "a parsed-locks record"
+
+
+def _list(value: object) -> list[Any]:
+    """A list of the record (a string or an object would iterate as characters or keys)."""
+    return checked(value, list, _RECORD)
 
 
 def _packages_from_record(rows: object) -> dict[tuple[NormalizedName, str], LockedPackage]:

@@ -25,6 +25,7 @@ from crossdock.errors import BaseImageError
 from crossdock.image.artifact import PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
+from crossdock.image.document import checked, optional, require, string_map
 from crossdock.platform import Platform
 from crossdock.rootfs.elf import ElfFacts, ElfParseError, elf_identity_for, parse_elf
 from crossdock.rootfs.fsview import EntryKind, FsEntry, LayerFS
@@ -116,20 +117,31 @@ class BaseProfile:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BaseProfile:
-        if data.get("schema") != _JSON_SCHEMA:
+        """What ``to_json`` wrote (a base-profile record), each field of its type and the
+        versions numbers; any other shape raises, and the record is read as absent."""
+        what = "a base profile"
+        if require(data, "schema", int, what) != _JSON_SCHEMA:
             raise ValueError(f"unknown base profile schema {data.get('schema')!r}")
-        return cls(
-            platform=Platform.parse(str(data["platform"])),
-            python_version=str(data["python_version"]),
-            python_path=str(data["python_path"]),
-            python_stdlib=str(data["python_stdlib"]),
-            site_packages=tuple(str(p) for p in data["site_packages"]),
-            glibc_version=str(data["glibc_version"]),
-            libc_path=str(data["libc_path"]),
-            glibcxx_version=_optional_str(data.get("glibcxx_version")),
-            env=tuple((str(k), str(v)) for k, v in dict(data.get("env") or {}).items()),
-            working_dir=str(data.get("working_dir") or "/"),
+        site_packages = require(data, "site_packages", list, what)
+        if not site_packages:
+            raise ValueError(f"{what} without a site-packages folder")
+        profile = cls(
+            platform=Platform.parse(require(data, "platform", str, what)),
+            python_version=require(data, "python_version", str, what),
+            python_path=require(data, "python_path", str, what),
+            python_stdlib=require(data, "python_stdlib", str, what),
+            site_packages=tuple(checked(path, str, what) for path in site_packages),
+            glibc_version=require(data, "glibc_version", str, what),
+            libc_path=require(data, "libc_path", str, what),
+            glibcxx_version=optional(data, "glibcxx_version", str, what),
+            env=tuple(string_map(data, "env", what).items()),
+            working_dir=require(data, "working_dir", str, what),
         )
+        # The versions are read as numbers later (``python``, ``glibc``, ``glibcxx``): checked
+        # here, so that a damaged record fails now, as absent, never in the middle of a build.
+        # (int() raises a ValueError on a part that is not a number.)
+        _numbers = (profile.python, profile.glibc, profile.glibcxx)
+        return profile
 
     @classmethod
     def loads(cls, text: str) -> BaseProfile:
@@ -361,9 +373,3 @@ def _parsed(data: bytes | None) -> ElfFacts | None:
 def _defined(facts: ElfFacts | None, prefix: str) -> str | None:
     version = facts.defined(prefix) if facts is not None else None
     return ".".join(str(part) for part in version) if version else None
-
-
-def _optional_str(value: object) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"expected a string, not {value!r}")
-    return value

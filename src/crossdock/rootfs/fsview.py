@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, NamedTuple, cast
+from typing import IO, NamedTuple
 
 from crossdock.cache import CacheLayout
 from crossdock.errors import UnsafeContentError
@@ -392,8 +392,15 @@ class LayerFS:
         for row in rows:
             # The record is checksummed (Records): these checks keep a record of another
             # shape from making a view that the code below would misread.
-            depth, name, *fields = cast("list[Any]", row)
-            if not 0 < depth <= len(nodes) or type(name) is not str or not _plain_name(name):
+            if type(row) is not list:  # a string or an object would unpack as characters/keys
+                raise TypeError("a view row is a list")
+            depth, name, *fields = row
+            if (
+                type(depth) is not int
+                or not 0 < depth <= len(nodes)
+                or type(name) is not str
+                or not _plain_name(name)
+            ):
                 raise ValueError("a view row's depth or name")
             del nodes[depth:], paths[depth:]
             path = f"{paths[-1]}/{name}"
@@ -406,11 +413,18 @@ class LayerFS:
                     raise TypeError("a view row's link target")
                 where = None
                 if content is not None:
+                    if type(content) is not list:
+                        raise TypeError("a view row's content is a list")
                     at, ordinal = content
-                    if not 0 <= at < below or type(ordinal) is not int or ordinal < 0:
+                    if (
+                        type(at) is not int
+                        or not 0 <= at < below
+                        or type(ordinal) is not int
+                        or ordinal < 0
+                    ):
                         raise ValueError("a view row's content")
                     where = (at, ordinal)
-                if not 0 <= layer < below:
+                if type(layer) is not int or not 0 <= layer < below:
                     raise ValueError("a view row's layer is not below the top layer")
                 # Made as the tuple it is (thousands per view, on every build).
                 entry = tuple.__new__(
@@ -778,6 +792,18 @@ def _natural(value: object) -> int:
     return value
 
 
+def _text(value: object) -> str:
+    if type(value) is not str:
+        raise TypeError("a view record's text")
+    return value
+
+
+def _row(value: object) -> list[object]:
+    if type(value) is not list:  # a string or an object would unpack as characters or keys
+        raise TypeError("a view record's row")
+    return value
+
+
 def _index_below(value: object, below: int) -> int:
     index = _natural(value)
     if index >= below:
@@ -822,8 +848,8 @@ class _LowerViews:
             if not isinstance(found, list) or not isinstance(rows, list):
                 raise TypeError("anomalies and rows are lists")
             anomalies = [
-                Anomaly(fs.layers[_index_below(i, below)], str(member), str(reason))
-                for i, member, reason in found
+                Anomaly(fs.layers[_index_below(i, below)], _text(member), _text(reason))
+                for i, member, reason in map(_row, found)
             ]
             # Nothing of ``fs`` changes until the whole record is read.
             fs._root, fs._count, fs.anomalies = fs._restored_root(rows, below), count, anomalies

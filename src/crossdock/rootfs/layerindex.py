@@ -104,31 +104,23 @@ class Member(NamedTuple):  # a tuple: an image has thousands, made on every buil
             name = path[1:]
         if type_ not in MemberType.ALL:
             raise ValueError(f"unknown member type {type_!r}")
+        # Exactly what the index writes (to_json), nothing converted: a row of other types is
+        # damage (the record is read as absent and the layer indexed again).
         if (
-            type(name) is str
-            and type(mode) is int
-            and type(size) is int
-            and type(linkname) is str
-            and type(offset) is int
+            type(name) is not str
+            or type(mode) is not int
+            or type(size) is not int
+            or type(linkname) is not str
+            or type(offset) is not int
+            or mode < 0
+            or size < 0
+            or offset < 0
         ):
-            # What the index writes (to_json): nothing to convert, made as the tuple it is
-            # (an image's views load thousands of members on every build).
-            if size < 0 or offset < 0:
-                raise ValueError("negative size or offset")
-            return tuple.__new__(cls, (ordinal, name, path, type_, mode, size, linkname, offset))
-        member = cls(
-            ordinal,
-            str(name),
-            path,
-            str(type_),
-            int(mode),  # type: ignore[call-overload]
-            int(size),  # type: ignore[call-overload]
-            str(linkname),
-            int(offset),  # type: ignore[call-overload]
-        )
-        if member.size < 0 or member.offset < 0:
-            raise ValueError("negative size or offset")
-        return member
+            raise ValueError("a member's name, mode, size, link name or offset")
+        if path is not None and not path.startswith("/"):
+            raise ValueError("a member's path is absolute")
+        # Made as the tuple it is (an image's views load thousands of members on every build).
+        return tuple.__new__(cls, (ordinal, name, path, type_, mode, size, linkname, offset))
 
 
 @contextmanager
@@ -306,12 +298,16 @@ class IndexCache:
 
     def load(self, digest: Digest) -> list[Member] | None:
         """The cached index of ``digest``, or None when absent, damaged or of another format."""
-        return self._records.load(
-            digest.dashed, lambda rows: [Member.from_json(i, row) for i, row in enumerate(rows)]
-        )
+        return self._records.load(digest.dashed, _members)
 
     def store(self, digest: Digest, members: Sequence[Member]) -> None:
         self._records.store(digest.dashed, [m.to_json() for m in members])
+
+
+def _members(rows: object) -> list[Member]:
+    if type(rows) is not list:  # an object or a string would iterate as keys or characters
+        raise TypeError("a layer index is a list of members")
+    return [Member.from_json(i, row) for i, row in enumerate(rows)]
 
 
 def layer_members(

@@ -18,6 +18,7 @@ from typing import Any
 from packaging.tags import Tag, parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 
+from crossdock.image.document import checked, optional, require
 from crossdock.resolve.lockfile import LockedPackage, wheel_tags
 from crossdock.resolve.resolution import InstalledDistribution
 
@@ -75,12 +76,28 @@ class OsInventory:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OsInventory:
+        """What ``to_json`` wrote, each field of its type (a base-os-packages record); any
+        other shape raises, and the record is read as absent."""
+        what = "an OS package inventory"
+        text_or_null = (str, type(None))
+        packages = []
+        for row in require(data, "packages", list, what):
+            name, version, *optional_fields = checked(row, list, what)
+            if len(optional_fields) != 3:
+                raise ValueError(f"{what}: a package of {len(optional_fields) + 2} fields")
+            packages.append(
+                OsPackage(
+                    checked(name, str, what),
+                    checked(version, str, what),
+                    *(checked(value, text_or_null, what) for value in optional_fields),
+                )
+            )
         return cls(
-            kind=str(data["kind"]),
-            packages=tuple(OsPackage(*row) for row in data["packages"]),
-            source=data.get("source"),
-            distro=data.get("distro"),
-            note=data.get("note"),
+            kind=require(data, "kind", str, what),
+            packages=tuple(packages),
+            source=optional(data, "source", str, what),
+            distro=optional(data, "distro", str, what),
+            note=optional(data, "note", str, what),
         )
 
 

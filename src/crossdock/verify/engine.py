@@ -151,7 +151,7 @@ def verify_base(
     records = CacheLayout(cache_dir).records("base-verified", version=1)
     text = "\0".join([str(base.digest), str(platform), *allow])
     key = hashlib.sha256(text.encode()).hexdigest()[:32]
-    if records.load(key, bool):
+    if records.load(key, _passed):
         return None
     report = verify_platform_image(
         base,
@@ -166,6 +166,14 @@ def verify_base(
         return report
     records.store(key, value=True)
     return None
+
+
+def _passed(payload: object) -> bool:
+    """A base-verified record says ``true`` and nothing else: any other payload (``"no"``, 1, a
+    list) is damage, never a pass."""
+    if payload is not True:
+        raise ValueError("a base-verified record is true")
+    return True
 
 
 def verify_image_set(

@@ -9,6 +9,9 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from crossdock.image.digest import Digest, sha256_of
 from crossdock.rootfs.fsview import LayerFS, _Node
@@ -152,3 +155,45 @@ def test_a_record_written_in_many_chunks_reads_back_whole(tmp_path, monkeypatch)
     again = LayerFS(paths, digests, index_cache=cache)
     assert again._members[:2] == [None, None]  # made on the record
     assert _view(again) == _view(LayerFS(paths, digests))
+
+
+def _file_row(data: dict[str, Any]) -> list[Any]:
+    """The first row of a file whose content is in a layer below."""
+    return next(row for row in data["rows"] if len(row) > 2 and row[7] is not None)
+
+
+def _put(items: list[Any], index: int, *, to: object) -> None:
+    items[index] = to
+
+
+# Checksummed records of the wrong types where the view reads numbers, text and lists: each
+# must count as absent (the view made from the layers, and the record written again), never
+# give a view whose entries hold a float, a boolean or a list where an index or a name goes.
+WRONG_VIEW_SHAPES = {
+    "depth a boolean": lambda d: _put(d["rows"][0], 0, to=True),
+    "layer a boolean": lambda d: _put(_file_row(d), 3, to=False),
+    "layer a float": lambda d: _put(_file_row(d), 3, to=0.0),
+    "content's layer a float": lambda d: _put(_file_row(d)[7], 0, to=0.0),
+    "content's layer a boolean": lambda d: _put(_file_row(d)[7], 0, to=False),
+    "content a 2-letter string": lambda d: _put(_file_row(d), 7, to="01"),
+    "row a string": lambda d: _put(d["rows"], 0, to="12"),
+    "anomaly's name a number": lambda d: _put(d["anomalies"][0], 1, to=5),
+    "anomaly's reason a list": lambda d: _put(d["anomalies"][0], 2, to=["escapes"]),
+    "anomaly a 3-letter string": lambda d: _put(d["anomalies"], 0, to="0ab"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(WRONG_VIEW_SHAPES))
+def test_a_record_of_wrong_types_counts_as_absent(tmp_path, shape):
+    cache = tmp_path / "cache"
+    paths, digests = _layers(tmp_path, TOP)
+    expected = _view(LayerFS(paths, digests))
+    LayerFS(paths, digests, index_cache=cache)
+    (record,) = _records(cache)
+    header, _, payload = record.read_bytes().partition(b"\n")
+    altered = json.loads(payload)
+    WRONG_VIEW_SHAPES[shape](altered)
+    assert json.dumps(altered) != json.dumps(json.loads(payload))  # (True == 1 in Python)
+    _rewrite(record, header, altered)
+    assert _view(LayerFS(paths, digests, index_cache=cache)) == expected
+    assert record.read_bytes() == header + b"\n" + payload  # made again, and kept again
