@@ -356,14 +356,15 @@ class _Written:
             if number is None:
                 number = self._next
                 self._next += 1
-                self._roots[number] = tree
-                self._trees[tree] = number
+                self._place(number, tree)
                 # The oldest trees' pycs are let go (memory stays flat over many builds in one
                 # process): a build offers its platforms' trees to one another.
                 while len(self._roots) > _OFFERED_TREES:
                     self._drop(min(self._roots))
+            # The latest compile's file for a key: it was compiled because no earlier tree's
+            # file for it could be linked (gone, or another file now).
             for key, rel, file in pycs:
-                self._pycs.setdefault(key, (number, rel, file))
+                self._pycs[key] = (number, rel, file)
 
     def link(self, key: str, target: Path) -> bool:
         """Hard-link the pyc written for ``key`` at ``target``; False when there is none (or
@@ -396,8 +397,18 @@ class _Written:
             old.rename(new)
             number = self._trees.pop(old, None)
             if number is not None:
-                self._roots[number] = new
-                self._trees[new] = number
+                self._place(number, new)
+
+    def _place(self, number: int, tree: Path) -> None:
+        """Tree ``number`` is now at ``tree`` (the caller holds the lock). A tree recorded
+        there before is gone (removed by another process, say ``crossdock cache prune``, and
+        the same key put there again): its pycs are no longer offered, and one folder is
+        never the place of two trees (dropping the old one would drop the new one's too)."""
+        replaced = self._trees.get(tree)
+        if replaced is not None:
+            self._drop(replaced)
+        self._roots[number] = tree
+        self._trees[tree] = number
 
     def forget(self, tree: Path) -> None:
         with self._lock:

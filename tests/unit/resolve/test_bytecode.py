@@ -531,3 +531,38 @@ def test_only_the_latest_trees_pycs_are_offered(tmp_path, monkeypatch):
     assert _inode(latest / pyc) == _inode(tmp_path / "newer1" / pyc)
     for tree in ("newer0", "newer1"):
         bytecode.forget_tree(tmp_path / tree)
+
+
+def test_a_tree_put_again_where_a_removed_one_stood_is_offered_and_let_go_cleanly(
+    tmp_path, monkeypatch
+):
+    """A process that builds many times (a library caller, a test run) shares the tree cache
+    with other crossdock processes: a tree it moved into place may be removed by another one
+    (``crossdock cache prune``) and the same key installed and moved there again. The new
+    tree's pycs are the ones offered, and letting the trees go later raises nothing: the old
+    and new tree under one folder were two records of it, and dropping the old one took the
+    new one's name away (a KeyError from the next compile, the build's traceback)."""
+    monkeypatch.setattr(bytecode, "_OFFERED_TREES", 2)
+    cache = tmp_path / "cache"
+    placed = tmp_path / "deps" / "key"
+    placed.parent.mkdir()
+    first = _deep_tree(tmp_path / "scratch1")
+    compile_bytecode(first, sys.executable, image_dir="/a", cache_dir=cache, offer=True)
+    bytecode.move_tree(first, placed)
+    shutil.rmtree(placed)  # another process prunes the cache: the tree and the pycs
+    shutil.rmtree(cache)
+    second = _deep_tree(tmp_path / "scratch2")
+    compile_bytecode(second, sys.executable, image_dir="/a", cache_dir=cache, offer=True)
+    bytecode.move_tree(second, placed)
+    pyc = f"pkg/__pycache__/__init__.{TAG}.pyc"
+    other_platform = _deep_tree(tmp_path / "other")
+    compile_bytecode(other_platform, sys.executable, image_dir="/a", cache_dir=cache)
+    assert _inode(other_platform / pyc) == _inode(placed / pyc)  # the new tree's file
+    assert _pycs(other_platform) == _pycs(placed)
+    for n in range(2):  # later builds' trees of other sources let the oldest go
+        newer = tmp_path / f"newer{n}"
+        (newer / "pkg").mkdir(parents=True)
+        (newer / "pkg" / "__init__.py").write_text(f"VALUE = {n}\n")
+        compile_bytecode(newer, sys.executable, image_dir="/a", cache_dir=cache, offer=True)
+    for tree in ("newer0", "newer1"):
+        bytecode.forget_tree(tmp_path / tree)
