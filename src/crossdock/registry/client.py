@@ -483,6 +483,7 @@ class _PartialBlob:
         self._algorithm = algorithm
         self._hasher = hashlib.new(algorithm)
         self.size = 0
+        self._kept = False
 
     def write(self, chunk: bytes) -> None:
         self._file.write(chunk)
@@ -501,6 +502,7 @@ class _PartialBlob:
     def keep_as(self, dest: Path) -> None:
         self._file.close()
         self._path.replace(dest)
+        self._kept = True
         scratch.forget(self._path)
 
     def __enter__(self) -> _PartialBlob:
@@ -508,8 +510,11 @@ class _PartialBlob:
 
     def __exit__(self, *_exc: object) -> None:
         self._file.close()
-        self._path.unlink(missing_ok=True)
-        scratch.forget(self._path)
+        # Once kept, the partial name is free: another download in the folder may have taken
+        # it since, and its file is not this one's to remove.
+        if not self._kept:
+            self._path.unlink(missing_ok=True)
+            scratch.forget(self._path)
 
 
 def _range_start(response: httpx.Response) -> int | None:

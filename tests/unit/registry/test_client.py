@@ -4,14 +4,18 @@ and the bound on a referrers answer, against the in-process registry (real HTTP 
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import stamina
 
 from crossdock.errors import AuthError, NotFoundError, RegistryError
+from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import sha256_of
 from crossdock.image.document import MAX_DOCUMENT_BYTES
+from crossdock.image.mediatypes import MediaType
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.credentials import Credentials
 from crossdock.registry.reference import Reference
@@ -156,3 +160,33 @@ def test_a_referrers_answer_is_read_no_further_than_the_document_bound(registry)
         client.referrers(Reference.parse(f"{registry.host}/team/api"), sha256_of(b"subject"))
     assert "the referrers of sha256:" in error.value.message
     assert len([r for r in registry.requests if "/referrers/" in r.path]) == 1  # no retry
+
+
+def test_a_downloaded_blob_kept_leaves_its_partial_name_to_other_writers(
+    registry, tmp_path, monkeypatch
+):
+    # Several downloads share the blob cache's folder (two platforms, two crossdock processes),
+    # each into a partial file of a free name. Once this download renamed its partial file to
+    # the blob's name, that name is free again and another download may take it: the end of
+    # this download must not remove the other one's partial file (it did, unlinking by name).
+    data = b"a base layer" * 100
+    descriptor = Descriptor(MediaType.OCI_LAYER_GZIP, sha256_of(data), len(data))
+    registry.blobs[str(descriptor.digest)] = data
+    registry.links.add(("team/api", str(descriptor.digest)))
+    dest = tmp_path / "blobs" / "sha256" / descriptor.digest.hex
+    real_replace = os.replace
+    others: list[Path] = []
+
+    def replace_then_another_download_takes_the_name(src, dst, *args, **kwargs):
+        real_replace(src, dst, *args, **kwargs)
+        if Path(dst) == dest:
+            other = Path(src)
+            other.write_bytes(b"the first bytes of another download")
+            others.append(other)
+
+    monkeypatch.setattr(os, "replace", replace_then_another_download_takes_the_name)
+    with RegistryClient(registry.host, environ=no_credentials(tmp_path)) as client:
+        client.fetch_blob(Reference.parse(f"{registry.host}/team/api"), descriptor, dest)
+    assert dest.read_bytes() == data
+    assert len(others) == 1
+    assert others[0].read_bytes() == b"the first bytes of another download"
