@@ -4,6 +4,8 @@ on the stage (tests/integration/test_build_caches.py)."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import typer.main
@@ -15,6 +17,7 @@ from crossdock.image import sha256_of
 from crossdock.platform import AMD64
 from crossdock.publish.pipeline import ReleaseSettings
 from crossdock.registry.reference import Reference
+from crossdock.resolve import bytecode
 from tests.unit.backends.test_lastbuild import plan_for, project  # noqa: F401 - the fixture
 
 ARGS = ["-C", "example", "--service", "api", "--oci-layout", "out"]
@@ -91,6 +94,7 @@ def test_what_a_build_remembers_reads_back_the_same(project, tmp_path):  # noqa:
         json_output=True,
         quiet=False,
         verbose=True,
+        python_versions=("3.12", "3.13"),
     )
     again = build_shortcut.Shortcut.from_json(shortcut.to_json())
     assert again == shortcut
@@ -128,3 +132,45 @@ def test_nothing_is_remembered_for_a_build_not_run_as_the_command(project, tmp_p
     remember()
     [entry] = (tmp_path / "machine-cache" / "records" / "build-shortcut").iterdir()
     assert entry.name == f"{build_shortcut.command_line_key(ARGS[:-2])}.rec"
+
+
+def test_a_rebuild_starts_the_compiler_of_the_last_builds_python_at_once(project, monkeypatch):  # noqa: F811
+    """A code-only rebuild starts the bytecode compiler child for the Python versions the last
+    build compiled for before it imports and runs the build (its interpreter starts meanwhile);
+    the compile takes it only if it is the interpreter and environment it would start."""
+    host = f"{sys.version_info.major}.{sys.version_info.minor}"
+    plan = plan_for(project)
+    assert plan.bytecode
+    try:
+        build_shortcut._prepare_compilers(plan, (host,))
+        [(python, (child, env))] = bytecode._READY.items()
+        assert python == bytecode.find_host_python(host)
+        assert env == bytecode._compile_env()
+        assert child.poll() is None  # started, waiting for its files
+        # A version no interpreter here has, and a build without bytecode, start nothing more.
+        build_shortcut._prepare_compilers(plan, ("2.9",))
+        build_shortcut._prepare_compilers(plan_for(project, bytecode=False), (host,))
+        assert len(bytecode._READY) == 1
+    finally:
+        bytecode._dismiss_ready()
+
+
+def test_a_build_remembers_the_python_versions_it_compiled_for(project, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("CROSSDOCK_CACHE_DIR", str(tmp_path / "machine-cache"))
+    monkeypatch.setattr(build_shortcut, "command_line", ARGS[:-2])
+    from tests.unit.backends.test_lastbuild import outcome_for
+
+    for bytecode_on, versions in ((True, ["3.13"]), (False, [])):
+        build_shortcut.remember(
+            plan_for(project, bytecode=bytecode_on),
+            outcome_for(tmp_path),
+            load={"project_dir": Path(project), "service": "api", "overrides": {}},
+            allow=(),
+            output=OutputSpec(),
+            release=None,
+            json_output=False,
+            quiet=False,
+            verbose=False,
+        )
+        [entry] = (tmp_path / "machine-cache" / "records" / "build-shortcut").iterdir()
+        assert json.loads(entry.read_bytes().split(b"\n", 1)[1])["python_versions"] == versions
