@@ -105,7 +105,8 @@ class NativeBackend:
         base_top = self._base_top(plan)
         # Nothing changed since the last build (lock, service files, base digest, config,
         # crossdock): answer from its record, checked (lastbuild.py).
-        record_key = lastbuild.inputs_key(plan, base_top.digest, self._allow)
+        inputs = lastbuild.RecordInputs.of(plan, self._allow)
+        record_key = inputs.key(base_top.digest)
         recorded = lastbuild.load_outcome(plan.cache_dir, record_key)
         if recorded is not None:
             progress(None, "nothing changed since the last build: its verified result reused")
@@ -128,7 +129,12 @@ class NativeBackend:
         reports = tuple(report for _, report in results)
         index = None if plan.single_manifests else index_of(images, plan.annotations)
         outcome = BuildOutcome(ImageSet(images, index), reports)
-        lastbuild.store_outcome(plan.cache_dir, record_key, outcome)
+        # The layers read the service's files after the key was made: one saved meanwhile (an
+        # editor, a checkout) is in the image as the layer read it, so the build is recorded
+        # only if the files are still those of the key (else a later build of those files
+        # would be answered with this image).
+        if inputs.key(base_top.digest) == record_key:
+            lastbuild.store_outcome(plan.cache_dir, record_key, outcome)
         return outcome
 
     # -- one platform -----------------------------------------------------------------------

@@ -229,3 +229,42 @@ def test_a_docker_typed_base_gives_docker_typed_images_and_a_manifest_list(
         assert image.manifest.media_type == MediaType.DOCKER_MANIFEST
         assert image.manifest.config.media_type == MediaType.DOCKER_CONFIG
         assert {d.media_type for d in image.manifest.layers} == {MediaType.DOCKER_LAYER_GZIP}
+
+
+def _app_main(outcome: BuildOutcome) -> set[bytes]:
+    """The bytes of app/main.py in each platform's code layer."""
+    found = set()
+    for image in outcome.image_set.images:
+        with tarfile.open(image.layers[2].path, "r:gz") as tar:
+            [member] = [m for m in tar.getmembers() if m.name.endswith("app/main.py")]
+            data = tar.extractfile(member)
+            assert data is not None
+            found.add(data.read())
+    return found
+
+
+def test_a_service_file_changed_while_the_build_reads_it_leaves_no_record_of_the_build(
+    registry, project, serve_base, monkeypatch
+):
+    """The record of a build is keyed by the service's files as they were when the build began;
+    a file saved while it runs (an editor, a git checkout) is in the image as it was when the
+    code layer read it. Recorded under the key of the files it began with, the build answered
+    a later build of those files (the edit undone) with the image of the edited ones."""
+    serve_base()
+    main = project / "backend" / "api" / "app" / "main.py"
+    real_app_layer = NativeBackend._app_layer
+
+    def saved_meanwhile(self, *args, **kwargs):
+        main.write_text("print('edited')\n")  # saved after the key was made, before the read
+        return real_app_layer(self, *args, **kwargs)
+
+    monkeypatch.setattr(NativeBackend, "_app_layer", saved_meanwhile)
+    edited = build(project)
+    assert _app_main(edited) == {b"print('edited')\n"}
+    monkeypatch.setattr(NativeBackend, "_app_layer", real_app_layer)
+    main.write_text("print('hello')\n")  # the edit undone: the files the first build began with
+    again = build(project)
+    assert _app_main(again) == {b"print('hello')\n"}
+    # Not vacuous: a build whose files did not change meanwhile is recorded and answered.
+    assert build(project).image_set.index == again.image_set.index
+    assert all(layer.cached for report in build(project).reports for layer in report.layers)
