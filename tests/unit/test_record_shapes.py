@@ -259,3 +259,163 @@ def test_every_parse_refuses_a_payload_that_is_not_its_container(tmp_path, paylo
         lambda meta: _blob_from_meta(meta, blobs),
     ):
         assert records.load("key", parse) is None
+
+
+def _elf_facts_row() -> list[object]:
+    from crossdock.rootfs.elf import ElfFacts
+    from crossdock.verify.observe import facts_to_json
+
+    facts = ElfFacts(
+        machine="aarch64",
+        elf_class=64,
+        little_endian=True,
+        elf_type="ET_DYN",
+        soname="libx.so.1",
+        needed=("libc.so.6",),
+        version_needs=(("libc.so.6", "GLIBC_2.17"),),
+        version_defs=(),
+    )
+    return facts_to_json(facts)
+
+
+# An ELF facts row (shared by observations and layer verdicts): [machine, class, little-endian,
+# type, soname, needed, version needs, version defs].
+WRONG_FACTS: dict[str, Change] = {
+    "facts a string": lambda _: "aarch64",
+    "facts an object of 8 keys": lambda _: dict.fromkeys("abcdefgh", "x"),
+    "a machine a number": _set((0,), to=183),
+    "a class a string": _set((1,), to="64"),
+    "a class a boolean": _set((1,), to=True),
+    "little-endian a number": _set((2,), to=1),
+    "a soname a list": _set((4,), to=["libx.so.1"]),
+    "needed a string": _set((5,), to="libc.so.6"),
+    "a version need a 2-letter string": _set((6, 0), to="ab"),
+    "a version need's version a number": _set((6, 0, 1), to=2.17),
+    "version defs an object": _set((7,), to={"GLIBC_2.17": 1}),
+}
+
+
+def _in_facts(key: str, change: Change, *, listed: bool) -> Change:
+    """``change`` applied to the facts row under ``key`` (the first of a list when ``listed``)."""
+
+    def apply(data: dict[str, Any]) -> dict[str, Any]:
+        if listed:
+            return {**data, key: [_changed(data[key][0], change)]}
+        return {**data, key: _changed(data[key], change)}
+
+    return apply
+
+
+def test_observations(tmp_path):
+    from crossdock.rootfs.fsview import Layer
+    from crossdock.verify.magic import BinaryKind
+    from crossdock.verify.observe import Observation, ObservationCache, facts_from_json
+
+    digest = sha256_of(b"a layer")
+    layer = Layer(0, tmp_path / "layer.tar", digest)
+    elf = Observation(
+        BinaryKind.ELF,
+        wants_pyc=False,
+        wants_wheel=False,
+        facts=facts_from_json(_elf_facts_row()),
+        shebang=b"#!/bin/sh\n",
+    )
+    plain = Observation(BinaryKind.OTHER, wants_pyc=True, wants_wheel=False)
+    ObservationCache(tmp_path, limit=1000).add_for(digest, {5: elf, 6: plain})
+    assert ObservationCache(tmp_path, limit=1000).get(layer, 5) == elf
+    assert ObservationCache(tmp_path, limit=1000).get(layer, 6) == plain
+    records = CacheLayout(tmp_path).records("observations", version=2)
+    good = {"5": elf.to_json(), "6": plain.to_json()}
+    wrong: dict[str, tuple[str, Change]] = {
+        "plain flags past both": ("6", lambda _: 4),
+        "plain flags negative": ("6", lambda _: -1),
+        "plain flags a boolean": ("6", lambda _: True),
+        "plain flags a float": ("6", lambda _: 1.0),
+        "plain flags a string": ("6", lambda _: "1"),
+        "a kind a number": ("5", _set(("k",), to=1)),
+        "wants-pyc a number": ("5", _set(("p",), to=0)),
+        "wants-wheel a string": ("5", _set(("w",), to="false")),
+        "a head a number": ("5", _set(("h",), to=0)),
+        "a head not base64": ("5", _set(("h",), to="not base64!")),
+        "a shebang a list": ("5", _set(("s",), to=["IyEvYmluL3NoCg=="])),
+        "an ELF error a number": ("5", _set(("e",), to=1)),
+        "a wheel text an object": ("5", _set(("t",), to={})),
+        "no facts key": ("5", lambda data: {k: v for k, v in data.items() if k != "f"}),
+        **{
+            name: ("5", _in_facts("f", change, listed=False))
+            for name, change in WRONG_FACTS.items()
+        },
+    }
+    accepted = []
+    for name, (ordinal, change) in wrong.items():
+        altered = {**good, ordinal: _changed(good[ordinal], change)}
+        assert records.store(f"{digest.dashed}-1000", altered)
+        if ObservationCache(tmp_path, limit=1000).get(layer, int(ordinal)) is not None:
+            accepted.append(name)
+    assert accepted == []
+
+
+def test_layer_verdicts(tmp_path):
+    from crossdock.verify.judged import LayerVerdict, _verdict_if
+    from crossdock.verify.observe import facts_from_json
+    from crossdock.verify.report import Check, FileRef, Finding
+
+    facts = facts_from_json(_elf_facts_row())
+    ref = FileRef("/usr/lib/libx.so.1", 1, str(sha256_of(b"layer")))
+    verdict = LayerVerdict(
+        counts={"elf": 1, "wheel": 0},
+        findings=[
+            Finding(Check.ELF_PLATFORM, ref, expected="aarch64", found="x86_64", fix="rebuild")
+        ],
+        elves=[(ref, facts)],
+        wheels=[(FileRef("/x-1.dist-info/WHEEL", 1, None), "Tag: py3-none-any\n")],
+        facts_by_path={"/usr/lib/libx.so.1": facts},
+        heads_by_path={"/app/m.pyc": b"\xf3\r\r\n"},
+    )
+    good = {"visible": "fingerprint", "verdict": verdict.to_json()}
+    assert _verdict_if(good, "fingerprint") == verdict
+
+    def in_verdict(change: Change) -> Change:
+        return lambda data: {**data, "verdict": _changed(data["verdict"], change)}
+
+    wrong: dict[str, Change] = {
+        "a list": lambda data: [data],
+        "a verdict a list": _set(("verdict",), to=[]),
+        **{
+            name: in_verdict(change)
+            for name, change in {
+                "counts an object": _set(("counts",), to={"elf": 1}),
+                "a count a 2-letter string": _set(("counts", 0), to="e1"),
+                "a count a string": _set(("counts", 0, 1), to="1"),
+                "a count negative": _set(("counts", 0, 1), to=-1),
+                "a count name a number": _set(("counts", 0, 0), to=1),
+                "a finding's check unknown": _set(("findings", 0, "check"), to="nope"),
+                "a finding's path a number": _set(("findings", 0, "path"), to=1),
+                "a finding's layer a string": _set(("findings", 0, "layer_index"), to="1"),
+                "a finding's layer a boolean": _set(("findings", 0, "layer_index"), to=True),
+                "a finding's fix a list": _set(("findings", 0, "fix"), to=["rebuild"]),
+                "a finding's allowance a number": _set(("findings", 0, "allowed_by"), to=1),
+                "an ELF's facts index a string": _set(("elves", 0, 1), to="0"),
+                "an ELF's facts index negative": _set(("elves", 0, 1), to=-1),
+                "an ELF's facts index a boolean": _set(("elves", 0, 1), to=False),
+                "an ELF's ref a 3-letter string": _set(("elves", 0, 0), to="/a1"),
+                "a ref's layer a float": _set(("elves", 0, 0, 1), to=1.0),
+                "a ref's digest a number": _set(("elves", 0, 0, 2), to=1),
+                "a wheel's text a number": _set(("wheels", 0, 1), to=1),
+                "a path's facts index past the end": _set(("facts_by_path", 0, 1), to=1),
+                "a head a number": _set(("heads_by_path", 0, 1), to=5),
+                "a head pair of 3": _set(("heads_by_path", 0), to=["/a", "8w0NCg==", 1]),
+            }.items()
+        },
+        **{
+            f"facts: {name}": in_verdict(_in_facts("facts", change, listed=True))
+            for name, change in WRONG_FACTS.items()
+        },
+    }
+    _check_kind(
+        tmp_path,
+        "layer-verdicts",
+        good=good,
+        parse=lambda payload: _verdict_if(payload, "fingerprint"),
+        wrong=wrong,
+    )

@@ -38,6 +38,7 @@ from crossdock.cache import BlobCache, CacheLayout, Records
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
+from crossdock.image.document import checked, digest_value, require
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.referrer import Referrer
 from crossdock.layers import entries_from_tree
@@ -268,25 +269,45 @@ def load_outcome(cache_dir: Path, key: str) -> BuildOutcome | None:
         return None
 
 
+# A last-build record's fields are checked for the types store_outcome writes: a record of any
+# other shape raises here, and Records.load reads it as absent (the build runs).
+_WHAT = "a last-build record"
+
+
+def _text(value: object) -> str:
+    return checked(value, str, _WHAT)
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    return tuple(_text(item) for item in checked(value, list, _WHAT))
+
+
+def _objects(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    items = require(data, key, list, _WHAT)
+    for item in items:
+        checked(item, dict, _WHAT)
+    return items
+
+
 def _outcome_from(payload: dict[str, Any], blobs: BlobCache) -> BuildOutcome | None:
     images: list[PlatformImage] = []
     reports: list[BuildReport] = []
-    for item in payload["images"]:
-        platform = Platform.parse(item["platform"])
-        manifest = Manifest.parse(item["manifest"].encode())
-        config = ImageConfig.parse(item["config"].encode())
+    for item in _objects(payload, "images"):
+        platform = Platform.parse(require(item, "platform", str, _WHAT))
+        manifest = Manifest.parse(require(item, "manifest", str, _WHAT).encode())
+        config = ImageConfig.parse(require(item, "config", str, _WHAT).encode())
         if manifest.config.digest != config.digest:
             return None
         layers = []
         for desc, path_text, origin in zip(
-            manifest.layers, item["layers"], item["origins"], strict=True
+            manifest.layers, _texts(item["layers"]), item["origins"], strict=True
         ):
             # The blob must still be in the cache, unchanged (re-hashed if its file changed).
             path = blobs.verified(desc.digest, desc.size)
             if path is None or path != Path(path_text):
                 return None
-            layers.append(BlobSource(desc, path, origin))
-        referrers = tuple(_referrer_from(r, manifest) for r in item["referrers"])
+            layers.append(BlobSource(desc, path, None if origin is None else _text(origin)))
+        referrers = tuple(_referrer_from(r, manifest) for r in _objects(item, "referrers"))
         if any(r is None for r in referrers):
             return None
         images.append(
@@ -294,16 +315,17 @@ def _outcome_from(payload: dict[str, Any], blobs: BlobCache) -> BuildOutcome | N
                 platform, manifest, config, tuple(layers), tuple(r for r in referrers if r)
             )
         )
-        reports.append(_report_from(item["report"], platform))
-    index = None if payload["index"] is None else Index.parse(payload["index"].encode())
+        reports.append(_report_from(require(item, "report", dict, _WHAT), platform))
+    index_text = payload["index"]
+    index = None if index_text is None else Index.parse(_text(index_text).encode())
     if index is not None and {d.digest for d in index.manifests} != {i.digest for i in images}:
         return None
     return BuildOutcome(ImageSet(tuple(images), index), tuple(reports))
 
 
 def _referrer_from(data: dict[str, Any], subject: Manifest) -> Referrer | None:
-    manifest = Manifest.parse(data["manifest"].encode())
-    blobs = [text.encode() for text in data["blobs"]]
+    manifest = Manifest.parse(require(data, "manifest", str, _WHAT).encode())
+    blobs = [text.encode() for text in _texts(data["blobs"])]
     descriptors = [manifest.config, *manifest.layers]
     if manifest.subject is None or manifest.subject.digest != subject.digest:
         return None
@@ -315,30 +337,51 @@ def _referrer_from(data: dict[str, Any], subject: Manifest) -> Referrer | None:
 
 
 def _report_from(data: dict[str, Any], platform: Platform) -> BuildReport:
-    verification = RecordedVerification(data["verification"])
-    if not verification.passed:
+    verification = RecordedVerification(require(data, "verification", dict, _WHAT))
+    if verification.data.get("passed") is not True:
         raise ValueError("a recorded build that did not pass")
     return BuildReport(
         platform=platform,
-        base_digest=Digest(data["base_digest"]),
-        image_digest=Digest(data["image_digest"]),
-        python_version=data["python_version"],
-        glibc_version=data["glibc_version"],
-        python_platform=data["python_platform"],
+        base_digest=digest_value(data["base_digest"], _WHAT),
+        image_digest=digest_value(data["image_digest"], _WHAT),
+        python_version=require(data, "python_version", str, _WHAT),
+        glibc_version=require(data, "glibc_version", str, _WHAT),
+        python_platform=require(data, "python_platform", str, _WHAT),
         wheels=tuple(
-            WheelInfo(w["name"], w["version"], tuple(w["tags"]), w["built_from_sdist"])
-            for w in data["wheels"]
+            WheelInfo(
+                require(w, "name", str, _WHAT),
+                require(w, "version", str, _WHAT),
+                _texts(w["tags"]),
+                require(w, "built_from_sdist", bool, _WHAT),
+            )
+            for w in _objects(data, "wheels")
         ),
         local_packages=tuple(
-            WheelInfo(w["name"], w["version"], tuple(w["tags"]), built_from_sdist=False)
-            for w in data.get("local_packages", [])
+            WheelInfo(
+                require(w, "name", str, _WHAT),
+                require(w, "version", str, _WHAT),
+                _texts(w["tags"]),
+                built_from_sdist=False,
+            )
+            for w in _objects(data, "local_packages")
         ),
         layers=tuple(
             LayerInfo(
-                la["role"], Digest(la["digest"]), Digest(la["diff_id"]), la["size"], cached=True
+                require(la, "role", str, _WHAT),
+                digest_value(la["digest"], _WHAT),
+                digest_value(la["diff_id"], _WHAT),
+                _size(la["size"]),
+                cached=True,
             )
-            for la in data["layers"]
+            for la in _objects(data, "layers")
         ),
         verification=verification,
         timings={},
     )
+
+
+def _size(value: object) -> int:
+    size = checked(value, int, _WHAT)
+    if size < 0:
+        raise ValueError(f"{_WHAT}: a negative size")
+    return size

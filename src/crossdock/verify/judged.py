@@ -36,6 +36,7 @@ from typing import Any
 
 from crossdock._version import __version__
 from crossdock.cache import CacheLayout, Records
+from crossdock.image.document import checked, optional, require
 from crossdock.rootfs.elf import ElfFacts
 from crossdock.rootfs.fsview import FsEntry, Layer
 from crossdock.verify.observe import facts_from_json, facts_to_json
@@ -81,16 +82,25 @@ class LayerVerdict:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LayerVerdict:
-        facts = [facts_from_json(row) for row in data["facts"]]
+        """What ``to_json`` wrote, of its types exactly (a layer-verdicts record); anything
+        else raises, and the layer is judged again."""
+        facts = [facts_from_json(row) for row in require(data, "facts", list, _WHAT)]
+
+        def facts_at(index: object) -> ElfFacts:
+            at = checked(index, int, _WHAT)
+            if not 0 <= at < len(facts):
+                raise IndexError(f"{_WHAT}: no ELF facts {at}")
+            return facts[at]
+
         return cls(
-            counts={str(name): int(count) for name, count in data["counts"]},
-            findings=[_finding(item) for item in data["findings"]],
-            elves=[(_ref(ref), facts[int(i)]) for ref, i in data["elves"]],
-            wheels=[(_ref(ref), str(text)) for ref, text in data["wheels"]],
-            facts_by_path={str(path): facts[int(i)] for path, i in data["facts_by_path"]},
+            counts={_text(name): _count(count) for name, count in _pairs(data, "counts")},
+            findings=[_finding(item) for item in require(data, "findings", list, _WHAT)],
+            elves=[(_ref(ref), facts_at(i)) for ref, i in _pairs(data, "elves")],
+            wheels=[(_ref(ref), _text(text)) for ref, text in _pairs(data, "wheels")],
+            facts_by_path={_text(path): facts_at(i) for path, i in _pairs(data, "facts_by_path")},
             heads_by_path={
-                str(path): base64.b64decode(head, validate=True)
-                for path, head in data["heads_by_path"]
+                _text(path): base64.b64decode(_text(head), validate=True)
+                for path, head in _pairs(data, "heads_by_path")
             },
         )
 
@@ -160,24 +170,58 @@ def _ref_json(ref: FileRef) -> list[object]:
     return [ref.path, ref.layer_index, ref.layer_digest]
 
 
-def _ref(row: Sequence[Any]) -> FileRef:
-    path, index, digest = row
-    return FileRef(
-        str(path), None if index is None else int(index), None if digest is None else str(digest)
-    )
+_WHAT = "a layer-verdicts record"
+
+
+def _text(value: object) -> str:
+    return checked(value, str, _WHAT)
+
+
+def _count(value: object) -> int:
+    count = checked(value, int, _WHAT)
+    if count < 0:
+        raise ValueError(f"{_WHAT}: a negative count")
+    return count
+
+
+def _pairs(data: Mapping[str, Any], key: str) -> list[list[Any]]:
+    """``data[key]``, a list of two-item lists (a string or an object would unpack as
+    characters or keys)."""
+    pairs = require(data, key, list, _WHAT)
+    for pair in pairs:
+        if len(checked(pair, list, _WHAT)) != 2:
+            raise ValueError(f"{_WHAT}: {key} holds a list of {len(pair)}")
+    return pairs
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _layer_index(value: object) -> int | None:
+    if value is None:
+        return None
+    index = checked(value, int, _WHAT)
+    if index < 0:
+        raise ValueError(f"{_WHAT}: a negative layer index")
+    return index
+
+
+def _ref(row: object) -> FileRef:
+    path, index, digest = checked(row, list, _WHAT)
+    return FileRef(_text(path), _layer_index(index), _text_or_none(digest))
 
 
 def _finding(item: Mapping[str, Any]) -> Finding:
-    allowed_by = item.get("allowed_by")
     return Finding(
-        Check(item["check"]),
+        Check(require(item, "check", str, _WHAT)),
         FileRef(
-            str(item["path"]),
-            None if item["layer_index"] is None else int(item["layer_index"]),
-            None if item["layer_digest"] is None else str(item["layer_digest"]),
+            require(item, "path", str, _WHAT),
+            _layer_index(item["layer_index"]),
+            optional(item, "layer_digest", str, _WHAT),
         ),
-        expected=str(item["expected"]),
-        found=str(item["found"]),
-        fix=str(item["fix"]),
-        allowed_by=None if allowed_by is None else str(allowed_by),
+        expected=require(item, "expected", str, _WHAT),
+        found=require(item, "found", str, _WHAT),
+        fix=require(item, "fix", str, _WHAT),
+        allowed_by=optional(item, "allowed_by", str, _WHAT),
     )

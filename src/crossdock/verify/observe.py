@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from crossdock.cache import CacheLayout
-from crossdock.errors import UnsafeContentError
+from crossdock.errors import MalformedError, UnsafeContentError
 from crossdock.image.digest import Digest
+from crossdock.image.document import checked, require
 from crossdock.rootfs.elf import ElfFacts, ElfParseError, parse_elf
 from crossdock.rootfs.fsview import FsEntry, Layer, LazyBuffer
 from crossdock.rootfs.layerindex import Member
@@ -80,20 +81,23 @@ class Observation:
 
     @classmethod
     def from_json(cls, data: Any) -> Observation:  # noqa: ANN401 - parsed JSON, checked here
-        if isinstance(data, int):
+        """What ``to_json`` wrote, of its types exactly; anything else raises (the file is
+        observed again)."""
+        if type(data) is int:
+            if not 0 <= data <= _PLAIN_MAX:
+                raise ValueError(f"{_WHAT}: {data} is not a plain file's flags")
             return _PLAIN[(bool(data & 1), bool(data & 2))]
-        f = data["f"]
-        facts = facts_from_json(f) if f is not None else None
-        shebang = data["s"]
+        f = data["f"]  # every key is written, null or not: a missing one is damage
+        shebang = _text_or_none(data["s"])
         return cls(
-            kind=BinaryKind(data["k"]),
-            wants_pyc=bool(data["p"]),
-            wants_wheel=bool(data["w"]),
-            head=base64.b64decode(data["h"]),
-            shebang=base64.b64decode(shebang) if shebang is not None else None,
-            facts=facts,
-            elf_error=None if data["e"] is None else str(data["e"]),
-            wheel_text=None if data["t"] is None else str(data["t"]),
+            kind=BinaryKind(require(data, "k", str, _WHAT)),
+            wants_pyc=require(data, "p", bool, _WHAT),
+            wants_wheel=require(data, "w", bool, _WHAT),
+            head=base64.b64decode(require(data, "h", str, _WHAT), validate=True),
+            shebang=base64.b64decode(shebang, validate=True) if shebang is not None else None,
+            facts=facts_from_json(f) if f is not None else None,
+            elf_error=_text_or_none(data["e"]),
+            wheel_text=_text_or_none(data["t"]),
         )
 
 
@@ -111,17 +115,32 @@ def facts_to_json(facts: ElfFacts) -> list[object]:
 
 
 def facts_from_json(row: Any) -> ElfFacts:  # noqa: ANN401 - parsed JSON, checked here
-    machine, elf_class, little, elf_type, soname, needed, needs, defs = row
+    """What ``facts_to_json`` wrote, of its types exactly; anything else raises."""
+    what = "an ELF facts record"
+    machine, elf_class, little, elf_type, soname, needed, needs, defs = checked(row, list, what)
     return ElfFacts(
-        machine=str(machine),
-        elf_class=int(elf_class),
-        little_endian=bool(little),
-        elf_type=str(elf_type),
-        soname=None if soname is None else str(soname),
-        needed=tuple(str(n) for n in needed),
-        version_needs=tuple((str(a), str(b)) for a, b in needs),
-        version_defs=tuple(str(d) for d in defs),
+        machine=checked(machine, str, what),
+        elf_class=checked(elf_class, int, what),
+        little_endian=checked(little, bool, what),
+        elf_type=checked(elf_type, str, what),
+        soname=_text_or_none(soname),
+        needed=_texts(needed, what),
+        version_needs=tuple(_text_pair(pair, what) for pair in checked(needs, list, what)),
+        version_defs=_texts(defs, what),
     )
+
+
+def _texts(value: object, what: str) -> tuple[str, ...]:
+    return tuple(checked(item, str, what) for item in checked(value, list, what))
+
+
+def _text_pair(value: object, what: str) -> tuple[str, str]:
+    first, second = checked(value, list, what)
+    return checked(first, str, what), checked(second, str, what)
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else checked(value, str, _WHAT)
 
 
 _PLAIN = {
@@ -129,6 +148,8 @@ _PLAIN = {
     for pyc in (False, True)
     for wheel in (False, True)
 }
+_PLAIN_MAX = 3  # both flags
+_WHAT = "an observation record"
 
 
 def _name_flags(path: str) -> tuple[bool, bool]:
@@ -201,7 +222,7 @@ class ObservationCache:
             return None
         try:
             return Observation.from_json(stored)
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, MalformedError):
             return None  # damaged in a way the checksum could not see: observed again
 
     def add(self, layer: Layer, new: dict[int, Observation]) -> None:

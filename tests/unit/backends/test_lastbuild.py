@@ -237,3 +237,61 @@ def test_the_tree_hash_is_pathlibs_walk_and_moves_with_every_file(tmp_path: Path
     (tmp_path / "a-b" / "x.py").rename(tmp_path / "a-b" / "y.py")
     assert lastbuild.tree_hash(tmp_path) not in (first, edited)
     assert lastbuild.tree_hash(tmp_path) == by_pathlib(tmp_path)
+
+
+def _put(path: tuple[object, ...], *, to: object):
+    def change(payload):
+        target = payload
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = to
+
+    return change
+
+
+_REPORT = ("images", 0, "report")
+# Checksummed records of the wrong types: none of them is answered as the build's outcome.
+WRONG_SHAPES = {
+    "images an object": _put(("images",), to={"a": 1}),
+    "an image a string": _put(("images", 0), to="image"),
+    "a platform a list": _put(("images", 0, "platform"), to=["linux/arm64"]),
+    "a manifest an object": _put(("images", 0, "manifest"), to={}),
+    "layers a string": _put(("images", 0, "layers"), to="/x"),
+    "an origin a number": _put(("images", 0, "origins", 0), to=1),
+    "referrers a string": _put(("images", 0, "referrers"), to="r"),
+    "the index a number": _put(("index",), to=1),
+    "passed the string no": _put((*_REPORT, "verification", "passed"), to="no"),
+    "passed a number": _put((*_REPORT, "verification", "passed"), to=1),
+    "verification a list": _put((*_REPORT, "verification"), to=[True]),
+    "a python version a number": _put((*_REPORT, "python_version"), to=3.13),
+    "a glibc version a list": _put((*_REPORT, "glibc_version"), to=["2.41"]),
+    "wheels an object": _put((*_REPORT, "wheels"), to={"numpy": 1}),
+    "a wheel's tags a string": _put((*_REPORT, "wheels", 0, "tags"), to="cp313"),
+    "a wheel's name a number": _put((*_REPORT, "wheels", 0, "name"), to=1),
+    "a wheel's built-from-sdist a string": _put(
+        (*_REPORT, "wheels", 0, "built_from_sdist"), to="false"
+    ),
+    "no local packages": lambda data: data["images"][0]["report"].pop("local_packages"),
+    "a layer's size a string": _put((*_REPORT, "layers", 0, "size"), to="10"),
+    "a layer's size a boolean": _put((*_REPORT, "layers", 0, "size"), to=True),
+    "a layer's role a number": _put((*_REPORT, "layers", 0, "role"), to=0),
+    "a layer's digest a number": _put((*_REPORT, "layers", 0, "digest"), to=0),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(WRONG_SHAPES))
+def test_a_record_of_wrong_types_is_not_used(project, shape):
+    import json
+
+    from crossdock.cache import CacheLayout
+
+    plan = plan_for(project)
+    key = lastbuild.inputs_key(plan, BASE, ())
+    lastbuild.store_outcome(plan.cache_dir, key, outcome_for(_blobs(plan)))
+    assert lastbuild.load_outcome(plan.cache_dir, key) is not None
+    [record] = (plan.cache_dir / "records" / "last-build").glob("*.rec")
+    payload = json.loads(record.read_bytes().partition(b"\n")[2])
+    WRONG_SHAPES[shape](payload)
+    records = CacheLayout(plan.cache_dir).records("last-build", version=lastbuild._RECORD_VERSION)
+    assert records.store(key, payload)
+    assert lastbuild.load_outcome(plan.cache_dir, key) is None
