@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from crossdock.errors import TargetError
-from crossdock.image.digest import Digest
+from crossdock.image.document import checked, digest_value, require
 from crossdock.platform import Platform
 from crossdock.project import ServiceProject
 from crossdock.registry.reference import Reference
@@ -167,11 +167,14 @@ def reference_record(reference: Reference) -> dict[str, Any]:
 
 
 def reference_from_record(data: Mapping[str, Any]) -> Reference:
+    """What ``reference_record`` wrote, each field of its type; anything else raises."""
+    what = "a reference record"
+    tag, digest = data["tag"], data["digest"]
     return Reference(
-        registry=str(data["registry"]),
-        repository=str(data["repository"]),
-        tag=data["tag"],
-        digest=None if data["digest"] is None else Digest(data["digest"]),
+        registry=require(data, "registry", str, what),
+        repository=require(data, "repository", str, what),
+        tag=None if tag is None else checked(tag, str, what),
+        digest=None if digest is None else digest_value(digest, what),
     )
 
 

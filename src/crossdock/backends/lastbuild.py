@@ -131,12 +131,13 @@ class RecordInputs:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RecordInputs:
+        """What ``to_json`` wrote, each field of its type; anything else raises."""
         return cls(
-            plan=str(data["plan"]),
-            folders=tuple(Path(f) for f in data["folders"]),
-            service_dir=Path(data["service_dir"]),
-            exclude=tuple(str(p) for p in data["exclude"]),
-            allow=tuple(str(a) for a in data["allow"]),
+            plan=require(data, "plan", str, _WHAT),
+            folders=tuple(Path(folder) for folder in _texts(data["folders"])),
+            service_dir=Path(require(data, "service_dir", str, _WHAT)),
+            exclude=_texts(data["exclude"]),
+            allow=_texts(data["allow"]),
         )
 
     def _service_lines(self) -> Iterator[bytes]:

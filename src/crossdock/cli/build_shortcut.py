@@ -43,6 +43,7 @@ from crossdock.build import OutputSpec, PlanOutputs, check_outputs, deliver
 from crossdock.cache import CacheLayout, Records
 from crossdock.config import machine_settings, settings_fingerprint
 from crossdock.errors import CrossdockError
+from crossdock.image.document import checked, optional, require
 from crossdock.layers import source_date_epoch
 from crossdock.plan import BuildPlan, reference_from_record, reference_record
 from crossdock.publish.git import head_revision
@@ -98,11 +99,11 @@ class RememberedRelease:
         from crossdock.publish.pipeline import ReleaseSettings
 
         return cls(
-            settings=ReleaseSettings.from_json(data["settings"]),
-            repository=reference_from_record(data["repository"]),
-            tag=str(data["tag"]),
-            git_sha=data["git_sha"],
-            create_repository=bool(data["create_repository"]),
+            settings=ReleaseSettings.from_json(require(data, "settings", dict, _WHAT)),
+            repository=reference_from_record(require(data, "repository", dict, _WHAT)),
+            tag=require(data, "tag", str, _WHAT),
+            git_sha=_text_or_none(data["git_sha"]),
+            create_repository=require(data, "create_repository", bool, _WHAT),
         )
 
 
@@ -159,37 +160,65 @@ class Shortcut:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Shortcut:
-        output = data["output"]
-        plan = data["plan"]
+        """What ``to_json`` wrote, each field of its type; a record of any other shape raises
+        and is read as absent (the full build runs), never a shortcut that fails while it
+        answers (``load`` goes to ``settings_fingerprint`` as keyword arguments)."""
+        load = require(data, "load", dict, _WHAT)
+        if set(load) != _LOAD_KEYS:
+            raise ValueError(f"{_WHAT}: load_config's arguments are {sorted(_LOAD_KEYS)}")
+        overrides = require(load, "overrides", dict, _WHAT)
+        for name in overrides:
+            checked(name, str, _WHAT)
+        plan = require(data, "plan", dict, _WHAT)
+        output = require(data, "output", dict, _WHAT)
+        report = require(data, "report", dict, _WHAT)
+        release = data["release"]
         return cls(
-            load={**data["load"], "project_dir": Path(data["load"]["project_dir"])},
-            settings=str(data["settings"]),
-            mtime=int(data["mtime"]),
-            files=str(data["files"]),
-            revision=data["revision"],
-            base_pull=reference_from_record(data["base_pull"]),
-            inputs=lastbuild.RecordInputs.from_json(data["inputs"]),
+            load={
+                "project_dir": Path(require(load, "project_dir", str, _WHAT)),
+                "service": optional(load, "service", str, _WHAT),
+                "overrides": overrides,
+            },
+            settings=require(data, "settings", str, _WHAT),
+            mtime=require(data, "mtime", int, _WHAT),
+            files=require(data, "files", str, _WHAT),
+            revision=_text_or_none(data["revision"]),
+            base_pull=reference_from_record(require(data, "base_pull", dict, _WHAT)),
+            inputs=lastbuild.RecordInputs.from_json(require(data, "inputs", dict, _WHAT)),
             plan=PlanOutputs(
-                target=str(plan["target"]),
-                cache_dir=Path(plan["cache_dir"]),
-                service=str(plan["service"]),
+                target=require(plan, "target", str, _WHAT),
+                cache_dir=Path(require(plan, "cache_dir", str, _WHAT)),
+                service=require(plan, "service", str, _WHAT),
             ),
-            build_plan=dict(data["build_plan"]),
-            warnings=tuple(str(w) for w in data["warnings"]),
+            build_plan=require(data, "build_plan", dict, _WHAT),
+            warnings=_texts(data["warnings"]),
             output=OutputSpec(
-                oci_layout=_path(output["oci_layout"]),
-                docker_archive=_path(output["docker_archive"]),
-                tag=str(output["tag"]),
-                archive_repository=output["archive_repository"],
+                oci_layout=_path(_text_or_none(output["oci_layout"])),
+                docker_archive=_path(_text_or_none(output["docker_archive"])),
+                tag=require(output, "tag", str, _WHAT),
+                archive_repository=_text_or_none(output["archive_repository"]),
             ),
             release=None
-            if data["release"] is None
-            else RememberedRelease.from_json(data["release"]),
-            json_output=bool(data["report"]["json"]),
-            quiet=bool(data["report"]["quiet"]),
-            verbose=bool(data["report"]["verbose"]),
-            python_versions=tuple(str(v) for v in data["python_versions"]),
+            if release is None
+            else RememberedRelease.from_json(checked(release, dict, _WHAT)),
+            json_output=require(report, "json", bool, _WHAT),
+            quiet=require(report, "quiet", bool, _WHAT),
+            verbose=require(report, "verbose", bool, _WHAT),
+            python_versions=_texts(data["python_versions"]),
         )
+
+
+_WHAT = "a build-shortcut record"
+# load_config's arguments, as crossdock.cli.common.load_arguments makes them.
+_LOAD_KEYS = frozenset({"project_dir", "service", "overrides"})
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else checked(value, str, _WHAT)
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    return tuple(checked(item, str, _WHAT) for item in checked(value, list, _WHAT))
 
 
 def _text(path: Path | None) -> str | None:
@@ -381,8 +410,8 @@ def _recorded_plan(shortcut: Shortcut) -> BuildPlan | None:
     """The recorded plan, when it is exactly the one the full build made (its ``repr``)."""
     try:
         plan = BuildPlan.from_record(shortcut.build_plan)
-    except (KeyError, TypeError, ValueError):
-        return None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, CrossdockError):
+        return None  # a record of another shape: the full build runs
     return plan if repr(plan) == shortcut.inputs.plan else None
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from crossdock.backends.base import Progress
 from crossdock.errors import ConfigError, CrossdockError, NotFoundError
 from crossdock.image.artifact import ImageSet
+from crossdock.image.document import checked, require
 from crossdock.platform import ARM64, Platform
 from crossdock.progress import NO_PROGRESS, step
 from crossdock.publish.release import (
@@ -187,12 +188,18 @@ class ReleaseSettings:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReleaseSettings:
+        """What ``to_json`` wrote, each field of its type (a remembered release); anything
+        else raises."""
+        what = "a release's settings"
+        target = data["target"]
         return cls(
-            target=data["target"],
-            refuse_dirty=bool(data["refuse_dirty"]),
-            project_root=Path(data["project_root"]),
-            production_arch=Platform.parse(data["production_arch"]),
-            templates=tuple(str(t) for t in data["templates"]),
+            target=None if target is None else checked(target, str, what),
+            refuse_dirty=require(data, "refuse_dirty", bool, what),
+            project_root=Path(require(data, "project_root", str, what)),
+            production_arch=Platform.parse(require(data, "production_arch", str, what)),
+            templates=tuple(
+                checked(template, str, what) for template in require(data, "templates", list, what)
+            ),
         )
 
     def publishing(

@@ -174,3 +174,137 @@ def test_a_build_remembers_the_python_versions_it_compiled_for(project, tmp_path
         )
         [entry] = (tmp_path / "machine-cache" / "records" / "build-shortcut").iterdir()
         assert json.loads(entry.read_bytes().split(b"\n", 1)[1])["python_versions"] == versions
+
+
+def _remembered(project_dir: Path, tmp_path: Path) -> build_shortcut.Shortcut:
+    plan = plan_for(project_dir)
+    return build_shortcut.Shortcut(
+        load={"project_dir": project_dir, "service": "api", "overrides": {"platforms": None}},
+        settings="f" * 64,
+        mtime=plan.mtime,
+        files="e" * 64,
+        revision="abc1234",
+        base_pull=plan.base_pull,
+        inputs=RecordInputs.of(plan, ("*.so",)),
+        plan=PlanOutputs(target=plan.target, cache_dir=plan.cache_dir, service=plan.service),
+        build_plan=plan.to_record(),
+        warnings=("a warning",),
+        output=OutputSpec(oci_layout=tmp_path / "out", tag="v1"),
+        release=build_shortcut.RememberedRelease(
+            settings=ReleaseSettings(
+                target="lambda",
+                refuse_dirty=True,
+                project_root=project_dir,
+                production_arch=AMD64,
+                templates=("{env}-latest",),
+            ),
+            repository=Reference("127.0.0.1:5555", "team/api"),
+            tag="v1",
+            git_sha="abc1234",
+            create_repository=True,
+        ),
+        json_output=True,
+        quiet=False,
+        verbose=True,
+        python_versions=("3.13",),
+    )
+
+
+def _put(path: tuple[object, ...], *, to: object):
+    def change(data):
+        target = data
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = to
+
+    return change
+
+
+def _drop(path: tuple[object, ...]):
+    def change(data):
+        target = data
+        for step in path[:-1]:
+            target = target[step]
+        del target[path[-1]]
+
+    return change
+
+
+# Checksummed build-shortcut records of the wrong types: each reads as absent (the full build
+# runs), never as a shortcut whose fields fail later, in the middle of the answer.
+WRONG_SHAPES = {
+    "load with another key": _put(("load", "colour"), to="blue"),
+    "load's service a number": _put(("load", "service"), to=1),
+    "load's project folder a list": _put(("load", "project_dir"), to=["/x"]),
+    "load's overrides a list": _put(("load", "overrides"), to=[["platforms", None]]),
+    "load a list": _put(("load",), to=[]),
+    "settings a number": _put(("settings",), to=1),
+    "mtime a string": _put(("mtime",), to="0"),
+    "mtime a float": _put(("mtime",), to=1.5),
+    "mtime a boolean": _put(("mtime",), to=True),
+    "files a list": _put(("files",), to=["e"]),
+    "revision a number": _put(("revision",), to=1234),
+    "the base's registry a number": _put(("base_pull", "registry"), to=5555),
+    "the base's tag a number": _put(("base_pull", "tag"), to=3),
+    "the base's digest not a digest": _put(("base_pull", "digest"), to="sha256:x"),
+    "the inputs' folders a string": _put(("inputs", "folders"), to="/srv"),
+    "the inputs' plan a number": _put(("inputs", "plan"), to=1),
+    "the inputs' allow rules a string": _put(("inputs", "allow"), to="*.so"),
+    "the inputs' service folder a list": _put(("inputs", "service_dir"), to=["/x"]),
+    "the plan's target a number": _put(("plan", "target"), to=1),
+    "the plan's cache folder a list": _put(("plan", "cache_dir"), to=["/x"]),
+    "the build plan a list": _put(("build_plan",), to=[["a", 1]]),
+    "warnings a string": _put(("warnings",), to="a warning"),
+    "a warning a number": _put(("warnings", 0), to=1),
+    "the output's tag a number": _put(("output", "tag"), to=1),
+    "the output's layout a number": _put(("output", "oci_layout"), to=1),
+    "the archive's repository a list": _put(("output", "archive_repository"), to=["r"]),
+    "the release's tag a number": _put(("release", "tag"), to=1),
+    "the release's git sha a number": _put(("release", "git_sha"), to=1234),
+    "create-repository a string": _put(("release", "create_repository"), to="false"),
+    "refuse-dirty a string": _put(("release", "settings", "refuse_dirty"), to="false"),
+    "the release's templates a string": _put(("release", "settings", "templates"), to="{env}"),
+    "the release's target a number": _put(("release", "settings", "target"), to=1),
+    "the release's root a list": _put(("release", "settings", "project_root"), to=["/x"]),
+    "the report's json a string": _put(("report", "json"), to="false"),
+    "the report's quiet a number": _put(("report", "quiet"), to=0),
+    "python versions a string": _put(("python_versions",), to="3.13"),
+    "a python version a float": _put(("python_versions", 0), to=3.13),
+    "no python versions": _drop(("python_versions",)),
+}
+
+
+def test_a_shortcut_record_of_wrong_types_counts_as_absent(project, tmp_path, monkeypatch):  # noqa: F811
+    import copy
+
+    monkeypatch.setenv("CROSSDOCK_CACHE_DIR", str(tmp_path / "machine-cache"))
+    good = _remembered(project, tmp_path).to_json()
+    records = build_shortcut._shortcuts()
+    assert records.store("key", good)
+    assert records.load("key", build_shortcut.Shortcut.from_json) == _remembered(project, tmp_path)
+    accepted = []
+    for name, change in WRONG_SHAPES.items():
+        altered = copy.deepcopy(good)
+        change(altered)
+        assert json.dumps(altered) != json.dumps(good), name
+        assert records.store("key", altered)
+        if records.load("key", build_shortcut.Shortcut.from_json) is not None:
+            accepted.append(name)
+    assert accepted == []
+
+
+def test_a_shortcut_record_of_wrong_types_is_answered_by_the_full_build(
+    project,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """The command line's record says what load_config takes in a shape it does not take: the
+    build is not answered from it (and says nothing: no traceback from the check)."""
+    monkeypatch.setenv("CROSSDOCK_CACHE_DIR", str(tmp_path / "machine-cache"))
+    monkeypatch.chdir(tmp_path)
+    good = _remembered(project, tmp_path).to_json()
+    for change in (WRONG_SHAPES["load with another key"], WRONG_SHAPES["load's service a number"]):
+        altered = json.loads(json.dumps(good))
+        change(altered)
+        build_shortcut._shortcuts().store(build_shortcut.command_line_key(ARGS), altered)
+        assert build_shortcut.answer_from_record(ARGS) is False
