@@ -22,7 +22,7 @@ from pathlib import Path
 from crossdock.children import run_child
 from crossdock.errors import ToolError
 from crossdock.platform import Platform
-from crossdock.text import printable
+from crossdock.text import excerpt, printable
 
 __all__ = ["Container", "Docker", "find_docker"]
 
@@ -102,13 +102,10 @@ class Docker:
             hint = "run the same docker command by hand to see the whole output"
             if "Cannot connect to the Docker daemon" in output:
                 hint = "start dockerd (on the stage: `stage/stage.sh docker`)"
-            quoted = output[-_QUOTED_OUTPUT_CHARS:]
-            if len(output) > _QUOTED_OUTPUT_CHARS:
-                quoted = "…" + quoted
             # docker's words are outside text: on one line, control characters escaped.
+            quoted = excerpt(output, _QUOTED_OUTPUT_CHARS, end=True)
             raise ToolError(
-                f"docker could not {printable(what)}: "
-                f"{printable(quoted) or f'exit {completed.returncode}'}",
+                f"docker could not {printable(what)}: {quoted or f'exit {completed.returncode}'}",
                 hint=hint,
             )
         return completed

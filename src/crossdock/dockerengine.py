@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from crossdock.errors import NotFoundError, ToolError
-from crossdock.text import printable
+from crossdock.text import excerpt, printable
 
 __all__ = ["DEFAULT_SOCKET", "save_image"]
 
@@ -99,6 +99,4 @@ def _quoted_body(response: httpx.Response) -> str:
         head += chunk
         if len(head) >= _QUOTED_BODY_CHARS * 4:
             break
-    text = head.decode("utf-8", errors="replace").strip()
-    cut = text[:_QUOTED_BODY_CHARS] + ("…" if len(text) > _QUOTED_BODY_CHARS else "")
-    return printable(cut) or "(no details)"
+    return excerpt(head.decode("utf-8", errors="replace"), _QUOTED_BODY_CHARS) or "(no details)"

@@ -7,6 +7,8 @@ as rich markup.
   that text instead of retitling the terminal.
 - ``literal`` also escapes rich markup (``[bold red]`` stays brackets); the consoles are made
   with emoji codes off, so ``a:b:c`` stays ``a:b:c``.
+- ``excerpt`` is how outside text (a tool's output, a server's error answer) is quoted in an
+  error message: its start or its end, ``printable`` on one line.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["escape_markup", "literal", "printable"]
+__all__ = ["escape_markup", "excerpt", "literal", "printable"]
 
 # What rich's markup parser takes for a tag (rich.markup.escape), with the backslashes before it.
 _MARKUP_TAG = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
@@ -42,6 +44,16 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def excerpt(text: str, limit: int, *, end: bool = False) -> str:
+    """At most ``limit`` characters of ``text`` (stripped; its start, or its ``end``, with "…"
+    where it was cut), ``printable`` on one line: newlines and control characters escaped, so
+    that an error message quoting it stays one line that says what went wrong."""
+    text = text.strip()
+    if len(text) > limit:
+        text = "…" + text[-limit:] if end else text[:limit] + "…"
+    return printable(text)
 
 
 def literal(text: object, *, keep_newlines: bool = False) -> str:

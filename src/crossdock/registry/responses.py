@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from crossdock.errors import AuthError, NotFoundError, RegistryError
 from crossdock.registry.reference import DOCKER_HUB
+from crossdock.text import excerpt
 
 __all__ = [
     "API_VERSION_HEADER",
@@ -126,7 +127,10 @@ def error_for_response(  # noqa: PLR0911 - one return per kind of advice
     """The error to raise for a failed ``action`` (e.g. "push manifest sha256:...")."""
     problems = problems_of(response)
     codes = {p.code for p in problems}
-    detail = "; ".join(f"{p.code}: {p.message}" for p in problems) or _reason(response)
+    # The registry's words are outside text: quoted on one line, bounded.
+    detail = excerpt(
+        "; ".join(f"{p.code}: {p.message}" for p in problems) or _reason(response), 500
+    )
     where = f"{registry}/{repository}"
     text = f"cannot {action} on {where}: {response.status_code} {detail}"
     if "NAME_UNKNOWN" in codes:

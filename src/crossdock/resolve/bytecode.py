@@ -42,6 +42,7 @@ from pathlib import Path
 from crossdock.children import run_child, start_child
 from crossdock.errors import ToolError
 from crossdock.resolve.uv import Uv
+from crossdock.text import excerpt
 
 __all__ = [
     "BytecodePython",
@@ -239,7 +240,7 @@ def _interpreter(python: str) -> _Interpreter:
     if completed.returncode != 0:
         raise ToolError(
             f"compiling bytecode with {python} failed: it does not run as Python "
-            f"(exit {completed.returncode}): {completed.stderr.strip()[-500:]}",
+            f"(exit {completed.returncode}): {excerpt(completed.stderr, 500, end=True)}",
             hint="set CROSSDOCK_BYTECODE_PYTHON to a working interpreter of the image's "
             "Python version, or build with --no-bytecode",
         )
@@ -590,8 +591,8 @@ def _compile(
     compiled_nothing = returncode == 1 and not any(tree.rglob("*.pyc"))
     if returncode not in (0, 1) or compiled_nothing:
         raise ToolError(
-            f"compiling bytecode with {python} failed (exit {returncode}):\n"
-            f"{stderr.strip()[-2000:]}",
+            f"compiling bytecode with {python} failed (exit {returncode}): "
+            f"{excerpt(stderr, 2000, end=True)}",
             hint="set CROSSDOCK_BYTECODE_PYTHON to a working interpreter of the image's "
             "Python version, or build with --no-bytecode",
         )

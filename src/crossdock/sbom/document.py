@@ -33,6 +33,7 @@ from crossdock.image.document import load_object, optional, require
 from crossdock.image.mediatypes import MediaType
 from crossdock.platform import Platform
 from crossdock.sbom.inventory import OsInventory, OsPackage, PythonPackage
+from crossdock.text import excerpt
 
 __all__ = [
     "SBOM_ARTIFACT_TYPE",
@@ -194,7 +195,7 @@ def python_packages_of(document: bytes) -> tuple[PythonPackage, ...]:
     them over: the image's own layers do not change)."""
     out: list[PythonPackage] = []
     for component in python_components_of(document):
-        what = f"{_WHAT}: component {str(component.get('purl'))[:200]}"
+        what = f"{_WHAT}: component {excerpt(str(component.get('purl')), 200)}"
         properties = {
             require(p, "name", str, what): require(p, "value", str, what)
             for p in _objects(component, "properties", what)

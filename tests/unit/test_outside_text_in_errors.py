@@ -1,0 +1,97 @@
+"""Outside text cut into an error message (a registry's error answer, an interpreter's stderr, a
+name from an SBOM) arrives on one line, its control characters escaped
+(``crossdock.text.printable``), and bounded: the message stays one line that says what went
+wrong, whatever the outside text holds. (docker's and the docker daemon's words:
+tests/unit/test_dockerengine.py.)"""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crossdock.errors import CrossdockError, MalformedError, ToolError
+from crossdock.registry.responses import error_for_response
+
+# Newlines, a terminal title escape (OSC ... BEL), a carriage return, a C1 control (CSI), and
+# far more than a message quotes.
+HOSTILE = "first line\n\x1b]0;owned\x07second\r\nthird \x9b2J end\n" + "x" * 5000
+# What a failing interpreter says last is what matters (the end of a traceback).
+HOSTILE_END = "y" * 5000 + "\nTraceback ...\nError:\x1b]0;owned\x07 the end\r\n"
+
+
+def _assert_one_safe_line(err: CrossdockError, *, limit: int = 2500) -> None:
+    for text in (err.message, err.hint or ""):
+        assert "\n" not in text and "\r" not in text, text[:300]
+        assert text.isprintable(), repr(text[:300])
+    assert len(err.message) < limit, len(err.message)
+
+
+def test_a_registry_error_message_is_one_safe_line():
+    body = {"errors": [{"code": "DENIED", "message": HOSTILE}, {"code": "X\n", "message": 5}]}
+    response = httpx.Response(
+        403, json=body, request=httpx.Request("PUT", "https://registry.test/v2/a/manifests/v1")
+    )
+    err = error_for_response(
+        response, registry="registry.test", repository="team/api", action="push manifest v1"
+    )
+    _assert_one_safe_line(err)
+    assert err.message.startswith("cannot push manifest v1 on registry.test/team/api: 403 ")
+    assert "DENIED: first line\\x0a\\x1b]0;owned\\x07second" in err.message
+    assert err.hint
+
+
+def _stand_in_python(folder: Path, *, identity: bool) -> str:
+    """An executable that fails as a broken interpreter could, writing HOSTILE_END on stderr;
+    with ``identity``, it first answers crossdock's identity question as a Python 3.13 would."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "said.txt").write_text(HOSTILE_END)
+    script = folder / "python3.13"
+    answer = 'case "$2" in *cache_tag*) echo "cpython-313 f30d0d0a 3.13.0"; exit 0;; esac\n'
+    script.write_text(
+        "#!/bin/sh\n" + (answer if identity else "") + f"cat '{folder / 'said.txt'}' >&2\nexit 3\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+def _tree(folder: Path) -> Path:
+    (folder / "pkg").mkdir(parents=True)
+    (folder / "pkg" / "__init__.py").write_text("VALUE = 1\n")
+    return folder
+
+
+def test_an_interpreter_that_does_not_run_is_one_safe_line(tmp_path):
+    from crossdock.resolve.bytecode import compile_bytecode
+
+    python = _stand_in_python(tmp_path / "bin", identity=False)
+    with pytest.raises(ToolError) as caught:
+        compile_bytecode(_tree(tmp_path / "t"), python, image_dir="/x")
+    _assert_one_safe_line(caught.value)
+    assert "it does not run as Python (exit 3)" in caught.value.message
+    assert caught.value.message.endswith("Error:\\x1b]0;owned\\x07 the end")
+
+
+def test_a_compile_that_fails_is_one_safe_line(tmp_path):
+    from crossdock.resolve.bytecode import compile_bytecode
+
+    python = _stand_in_python(tmp_path / "bin", identity=True)
+    with pytest.raises(ToolError) as caught:
+        compile_bytecode(_tree(tmp_path / "t"), python, image_dir="/x")
+    _assert_one_safe_line(caught.value)
+    assert f"compiling bytecode with {python} failed (exit 3)" in caught.value.message
+    assert caught.value.message.endswith("Error:\\x1b]0;owned\\x07 the end")
+
+
+def test_a_malformed_sbom_components_name_is_quoted_on_one_safe_line():
+    from crossdock.sbom.document import python_packages_of
+
+    purl = "pkg:pypi/evil@1\n\x1b]0;owned\x07" + "y" * 1000
+    document = json.dumps({"components": [{"purl": purl, "properties": [{"name": 1}]}]})
+    with pytest.raises(MalformedError) as caught:
+        python_packages_of(document.encode())
+    _assert_one_safe_line(caught.value, limit=400)
+    assert "pkg:pypi/evil@1\\x0a\\x1b]0;owned\\x07" in caught.value.message
