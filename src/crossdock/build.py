@@ -93,8 +93,11 @@ def build(
     for warning in plan.warnings:
         progress(None, f"warning: {warning}")
     check_outputs(output)
-    outcome = backend.build(plan, progress)
-    deliver(outcome, plan, progress, output, smoke=smoke)
+    # The outputs are written from the cache (layers linked from its blobs): a prune waits
+    # for both to end.
+    with CacheLayout(plan.cache_dir).in_use():
+        outcome = backend.build(plan, progress)
+        deliver(outcome, plan, progress, output, smoke=smoke)
     return outcome
 
 

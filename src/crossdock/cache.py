@@ -9,6 +9,7 @@ Layout (``CacheLayout``)::
     deps/<key>/                    installed dependency trees (crossdock.resolve.cache)
     bytecode/                      compiled .pyc files by source hash (crossdock.resolve.bytecode)
     work/                          scratch space for layers being written (same file system)
+    .in-use                        builds hold it shared, a prune alone (crossdock.cachelock)
 
 What makes it safe to reuse (the cache folder is outside data: it may be damaged, restored from
 a shared CI cache, or written by an older crossdock):
@@ -33,6 +34,7 @@ callback: any ValueError/TypeError/KeyError/IndexError there means "damaged, reb
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -40,12 +42,12 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from crossdock import scratch
+from crossdock import cachelock, scratch
 from crossdock.errors import CrossdockError
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
@@ -126,6 +128,13 @@ class CacheLayout:
     def records(self, kind: str, *, version: int) -> Records:
         """The records of one kind; bump ``version`` when what is recorded changes."""
         return Records(self.root / "records" / kind, kind=kind, version=version)
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Held while a build reads and writes this cache (shared: builds run at once), so a
+        prune waits for it to end (``crossdock.cachelock``)."""
+        with cachelock.locked(self.root, exclusive=False):
+            yield
 
 
 def _read_record(path: Path) -> bytes | None:

@@ -10,8 +10,10 @@ mounted ``relatime`` update access times about once a day: enough for ages count
 and the latest modification time of its folders.
 
 Pruning removes whole entries, least recently used first; every cache reader treats a missing
-entry as a miss and rebuilds it, so pruning costs speed, never correctness. Prune when no build
-is running: an entry removed under a running build makes that build fail (and it can be re-run).
+entry as a miss and rebuilds it, so pruning costs speed, never correctness. An entry removed
+under a running build would make that build fail, so a prune waits for the builds using the
+cache to end (``crossdock.cachelock``, held by ``crossdock.build.build``), and builds started
+meanwhile wait for the prune.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from crossdock.cachelock import IN_USE_LOCK, locked
 
 __all__ = ["CacheEntry", "KindUsage", "cache_entries", "parse_age", "parse_size", "prune", "usage"]
 
@@ -56,6 +60,8 @@ def cache_entries(root: Path) -> Iterator[CacheEntry]:
     if not root.is_dir():
         return
     for top in sorted(root.iterdir()):
+        if top.name == IN_USE_LOCK:
+            continue  # the builds' lock, not an entry
         if not top.is_dir() or top.is_symlink():
             if top.is_file():
                 yield _entry(top.name, top)
@@ -124,10 +130,26 @@ def prune(
     max_size: int | None = None,
     dry_run: bool = False,
     now: float | None = None,
+    on_wait: Callable[[], object] | None = None,
 ) -> list[CacheEntry]:
     """Remove entries unused for more than ``older_than`` seconds, then the least recently
     used ones until the cache holds at most ``max_size`` bytes. Returns what was removed (or,
-    with ``dry_run``, what would be)."""
+    with ``dry_run``, what would be). Waits for the builds using the cache to end first
+    (``on_wait`` is told when there are some); a dry run waits for none."""
+    if dry_run:
+        return _prune(root, older_than, max_size, dry_run=True, now=now)
+    with locked(root, exclusive=True, on_wait=on_wait):
+        return _prune(root, older_than, max_size, dry_run=False, now=now)
+
+
+def _prune(
+    root: Path,
+    older_than: float | None,
+    max_size: int | None,
+    *,
+    dry_run: bool,
+    now: float | None,
+) -> list[CacheEntry]:
     now = time.time() if now is None else now
     entries = sorted(cache_entries(root), key=lambda e: e.last_used)
     doomed: list[CacheEntry] = []

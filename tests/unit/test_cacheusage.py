@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
 
-from crossdock.cacheusage import parse_age, parse_size, prune, usage
+from crossdock import build as build_module
+from crossdock.cache import CacheLayout
+from crossdock.cachelock import IN_USE_LOCK
+from crossdock.cacheusage import cache_entries, parse_age, parse_size, prune, usage
 from crossdock.cli import _register_commands, app
 
 DAY = 86400.0
@@ -108,3 +112,62 @@ def test_the_cli_shows_and_prunes(cache):
     assert result["dry_run"] is False
     assert (cache / "blobs" / "sha256" / ("b" * 64)).exists()  # the one used last
     assert result["freed_bytes"] > 0
+
+
+# -- a prune and the builds using the cache -----------------------------------------------------
+
+
+class _WaitedError(Exception):
+    """Raised by a prune's on_wait: it found a build using the cache."""
+
+
+def _raise_waited() -> None:
+    raise _WaitedError
+
+
+def test_a_prune_waits_for_the_builds_using_the_cache_and_removes_nothing_under_them(cache):
+    # Two CI jobs share one cache: one prunes while the other builds. An entry removed under a
+    # running build (its dependency tree while it is packed, a blob while it is linked into the
+    # output) made that build fail. Now the build holds the cache's lock (shared) and a prune
+    # waits for it (here it says so and stops instead of waiting, so the test needs no thread).
+    doomed = cache / "blobs" / "sha256" / ("a" * 64)
+    with CacheLayout(cache).in_use(), CacheLayout(cache).in_use():  # two builds at once
+        with pytest.raises(_WaitedError):
+            prune(cache, older_than=30 * DAY, now=NOW, on_wait=_raise_waited)
+        assert doomed.exists()
+        # A dry run removes nothing: it waits for no build.
+        assert {e.path for e in prune(cache, older_than=30 * DAY, now=NOW, dry_run=True)} >= {
+            doomed
+        }
+    removed = prune(cache, older_than=30 * DAY, now=NOW, on_wait=_raise_waited)  # none running
+    assert sorted(e.path.name for e in removed) == ["a" * 64, "i1.json"]
+    assert not doomed.exists()
+    # The lock is no entry of the cache: never reported, never pruned.
+    assert all(e.path.name != IN_USE_LOCK for e in cache_entries(cache))
+    assert (cache / IN_USE_LOCK).exists()
+    assert prune(cache, max_size=0, on_wait=_raise_waited)
+    assert list(cache_entries(cache)) == []
+    assert (cache / IN_USE_LOCK).exists()
+
+
+def test_a_build_holds_the_cache_while_it_builds_and_writes_its_outputs(cache, monkeypatch):
+    seen: list[str] = []
+
+    class Backend:
+        def build(self, _plan, _progress):
+            try:
+                prune(cache, max_size=0, on_wait=_raise_waited)
+            except _WaitedError:
+                seen.append("the prune waited for the build")
+            return "outcome"
+
+    def deliver(outcome, plan, progress, output, *, smoke):
+        with pytest.raises(_WaitedError):
+            prune(cache, max_size=0, on_wait=_raise_waited)
+        seen.append(f"{outcome} delivered under the lock")
+
+    monkeypatch.setattr(build_module, "deliver", deliver)
+    plan = SimpleNamespace(warnings=(), cache_dir=cache)
+    assert build_module.build(plan, Backend(), lambda *_: None) == "outcome"  # type: ignore[arg-type,comparison-overlap]
+    assert seen == ["the prune waited for the build", "outcome delivered under the lock"]
+    assert prune(cache, max_size=0, on_wait=_raise_waited)  # the build is over: no wait

@@ -113,7 +113,7 @@ def prune(
     json_output: JsonOpt = False,
 ) -> None:
     """Remove cache entries by age and/or to a size, least recently used first (a removed entry
-    is rebuilt when a build needs it again; do not prune while a build runs)."""
+    is rebuilt when a build needs it again; builds using the cache are waited for)."""
     from crossdock.cacheusage import parse_age, parse_size
     from crossdock.cacheusage import prune as prune_cache
 
@@ -125,7 +125,15 @@ def prune(
     except ValueError as err:
         raise ConfigError(str(err), hint="ages: 30d, 12h, 2w; sizes: 500M, 5G") from None
     root = _cache_dir(cache_dir)
-    removed = prune_cache(root, older_than=age, max_size=size, dry_run=dry_run)
+    removed = prune_cache(
+        root,
+        older_than=age,
+        max_size=size,
+        dry_run=dry_run,
+        on_wait=lambda: err_console.print(
+            f"waiting for the builds using {root} to end", highlight=False
+        ),
+    )
     freed = sum(e.size for e in removed)
     if json_output:
         out_console.print_json(

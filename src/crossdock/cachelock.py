@@ -1,0 +1,47 @@
+"""The lock that keeps ``crossdock cache prune`` from removing entries under a running build.
+
+Builds hold it shared (many at once, in several processes); a prune holds it alone, so it waits
+for the builds using the cache to end, and builds started meanwhile wait for it. It is a
+``flock`` on one file at the cache's root, ``IN_USE_LOCK``, which is never an entry of the
+cache (pruning must not remove it). A cache where the lock cannot be taken (read-only, a file
+system without locks) is used without it, as before the lock existed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+__all__ = ["IN_USE_LOCK", "locked"]
+
+IN_USE_LOCK = ".in-use"
+
+
+@contextlib.contextmanager
+def locked(
+    root: Path, *, exclusive: bool, on_wait: Callable[[], object] | None = None
+) -> Iterator[None]:
+    """Hold the lock of the cache at ``root``, shared or ``exclusive``; ``on_wait`` is called
+    first when another holder makes this one wait (to say what is awaited)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / IN_USE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield  # a read-only cache: nothing is written or removed in it anyway
+        return
+    operation = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    try:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fd, operation)
+        except OSError:
+            pass  # no locks on this file system (ENOLCK): used without one
+        yield
+    finally:
+        os.close(fd)  # (the file descriptor is not inherited by children: Python's default)
