@@ -95,3 +95,49 @@ def test_a_malformed_sbom_components_name_is_quoted_on_one_safe_line():
         python_packages_of(document.encode())
     _assert_one_safe_line(caught.value, limit=400)
     assert "pkg:pypi/evil@1\\x0a\\x1b]0;owned\\x07" in caught.value.message
+
+
+def _stand_in_tool(folder: Path, name: str) -> str:
+    """An executable named ``name`` that writes HOSTILE_END on stderr and fails."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.said").write_text(HOSTILE_END)
+    script = folder / name
+    script.write_text(f"#!/bin/sh\ncat '{folder / f'{name}.said'}' >&2\nexit 3\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+def test_a_failing_buildx_command_is_one_safe_line(tmp_path):
+    from crossdock.backends.buildx import BuildxBackend
+    from crossdock.dockercli import Docker
+    from crossdock.registry.reference import Mirrors
+
+    backend = BuildxBackend(tmp_path / "Dockerfile", mirrors=Mirrors({}))
+    backend._driver = Docker(_stand_in_tool(tmp_path / "bin", "docker"))
+    with pytest.raises(ToolError) as caught:
+        backend._run(["buildx", "build", "--platform", "linux/arm64", "."])
+    _assert_one_safe_line(caught.value)
+    assert "`docker buildx build --platform ...` failed with exit code 3" in caught.value.message
+    assert caught.value.message.endswith("Error:\\x1b]0;owned\\x07 the end")
+
+
+def test_a_uv_that_does_not_say_its_version_is_one_safe_line(tmp_path):
+    from crossdock.resolve.uv import Uv
+
+    uv = Uv(_stand_in_tool(tmp_path / "bin", "uv"))
+    with pytest.raises(ToolError) as caught:
+        _ = uv.version
+    _assert_one_safe_line(caught.value)
+    assert caught.value.message.endswith("Error:\\x1b]0;owned\\x07 the end")
+    assert caught.value.hint
+
+
+def test_a_failing_git_is_one_safe_line(tmp_path, monkeypatch):
+    from crossdock.publish.git import git_state
+
+    monkeypatch.setenv("PATH", f"{Path(_stand_in_tool(tmp_path / 'bin', 'git')).parent}:/usr/bin")
+    with pytest.raises(ToolError) as caught:
+        git_state(tmp_path)
+    _assert_one_safe_line(caught.value)
+    assert caught.value.message.endswith("Error:\\x1b]0;owned\\x07 the end")
+    assert caught.value.hint

@@ -72,6 +72,7 @@ from crossdock.sinks.registry import push_image_set
 from crossdock.sources import image_label
 from crossdock.sources.docker_archive import read_docker_archive
 from crossdock.sources.registry import pull_platform_image
+from crossdock.text import excerpt
 from crossdock.transports import DockerArchive
 from crossdock.verify import PlatformReport, verify_image
 
@@ -84,6 +85,9 @@ __all__ = [
     "buildx_image_set",
     "remove_staging_tags",
 ]
+
+# Of docker's last lines on a failed command, this many characters are quoted in the error.
+_QUOTED_OUTPUT_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -363,9 +367,11 @@ class BuildxBackend:
         done = self._driver.call(args, stream=stream, timeout=None)
         if done.returncode != 0:
             detail = (done.stderr or "").strip().splitlines()[-5:] if not stream else []
+            # docker's words are outside text: quoted on one line, control characters escaped.
+            quoted = excerpt(" | ".join(detail), _QUOTED_OUTPUT_CHARS, end=True)
             raise ToolError(
                 f"`docker {' '.join(args[:3])} ...` failed with exit code {done.returncode}"
-                + (": " + " | ".join(detail) if detail else ""),
+                + (": " + quoted if quoted else ""),
                 hint=_failure_hint(" ".join(detail)),
             )
         return done.stdout or ""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from crossdock.children import run_child
 from crossdock.errors import ConfigError, ToolError
+from crossdock.text import excerpt
 
 __all__ = ["GitState", "git_state", "head_revision"]
 
@@ -75,5 +76,9 @@ def _git(project: Path, *args: str) -> str:
                 "commit's SHA",
                 hint="run from the git checkout, or pass the commit with --git-sha",
             )
-        raise ToolError(f"git {' '.join(args)} failed in {project}: {stderr}")
+        raise ToolError(
+            f"git {' '.join(args)} failed in {project}: {excerpt(stderr, 500, end=True)}",
+            hint="run the same git command there to see what is wrong, or pass the commit "
+            "with --git-sha",
+        )
     return result.stdout.strip()

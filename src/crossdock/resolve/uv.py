@@ -79,6 +79,7 @@ from crossdock.resolve.requirements import (
 from crossdock.resolve.resolution import InstalledDistribution, Resolution, read_installed
 from crossdock.resolve.sdists import build_pure_wheel
 from crossdock.resolve.shebangs import rewrite_shebangs
+from crossdock.text import excerpt
 from crossdock.wheeltags import WheelTarget, wheel_target
 
 __all__ = [
@@ -150,7 +151,11 @@ class Uv:
         """``uv --version`` output, e.g. ``uv 0.13.9``: part of every cache key."""
         completed = self.run(["--version"], Path.cwd())
         if completed.returncode != 0:
-            raise ToolError(f"`{self.binary} --version` failed: {completed.stderr.strip()}")
+            raise ToolError(
+                f"`{self.binary} --version` failed (exit {completed.returncode}): "
+                f"{excerpt(completed.stderr, 500, end=True)}",
+                hint="check the uv binary (reinstall crossdock with its `uv` dependency)",
+            )
         return completed.stdout.split("(")[0].strip()
 
 
