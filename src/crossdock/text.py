@@ -8,7 +8,7 @@ as rich markup.
 - ``literal`` also escapes rich markup (``[bold red]`` stays brackets); the consoles are made
   with emoji codes off, so ``a:b:c`` stays ``a:b:c``.
 - ``excerpt`` is how outside text (a tool's output, a server's error answer) is quoted in an
-  error message: its start or its end, ``printable`` on one line.
+  error message: its start or its end, its lines joined with " | ", ``printable`` on one line.
 """
 
 from __future__ import annotations
@@ -47,10 +47,11 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
 
 
 def excerpt(text: str, limit: int, *, end: bool = False) -> str:
-    """At most ``limit`` characters of ``text`` (stripped; its start, or its ``end``, with "…"
-    where it was cut), ``printable`` on one line: newlines and control characters escaped, so
-    that an error message quoting it stays one line that says what went wrong."""
-    text = text.strip()
+    """At most ``limit`` characters of ``text`` (its start, or its ``end``, with "…" where it
+    was cut) on one line: its non-blank lines stripped and joined with " | ", the rest of its
+    control characters escaped (``printable``), so that an error message quoting a tool's
+    output stays one line that says what went wrong."""
+    text = " | ".join(stripped for line in text.splitlines() if (stripped := line.strip()))
     if len(text) > limit:
         text = "…" + text[-limit:] if end else text[:limit] + "…"
     return printable(text)

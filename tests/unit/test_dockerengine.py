@@ -128,7 +128,7 @@ def test_a_failing_docker_command_is_one_safe_line(tmp_path):
         docker.save("example/api:latest", tmp_path / "out.tar")
     _assert_one_safe_line(caught.value)
     assert "docker could not save example/api:latest" in caught.value.message
-    assert "Error response from daemon:\\x0a\\x1b]0;owned\\x07no such image" in caught.value.message
+    assert "Error response from daemon: | \\x1b]0;owned\\x07no such image" in caught.value.message
     assert caught.value.hint
 
 

@@ -40,7 +40,7 @@ def test_a_registry_error_message_is_one_safe_line():
     )
     _assert_one_safe_line(err)
     assert err.message.startswith("cannot push manifest v1 on registry.test/team/api: 403 ")
-    assert "DENIED: first line\\x0a\\x1b]0;owned\\x07second" in err.message
+    assert "DENIED: first line | \\x1b]0;owned\\x07second | third \\x9b2J end | xxx" in err.message
     assert err.hint
 
 
@@ -94,7 +94,7 @@ def test_a_malformed_sbom_components_name_is_quoted_on_one_safe_line():
     with pytest.raises(MalformedError) as caught:
         python_packages_of(document.encode())
     _assert_one_safe_line(caught.value, limit=400)
-    assert "pkg:pypi/evil@1\\x0a\\x1b]0;owned\\x07" in caught.value.message
+    assert "pkg:pypi/evil@1 | \\x1b]0;owned\\x07" in caught.value.message
 
 
 def _stand_in_tool(folder: Path, name: str) -> str:
@@ -141,3 +141,58 @@ def test_a_failing_git_is_one_safe_line(tmp_path, monkeypatch):
     _assert_one_safe_line(caught.value)
     assert caught.value.message.endswith("Error:\\x1b]0;owned\\x07 the end")
     assert caught.value.hint
+
+
+def test_an_excerpt_is_one_line_of_the_start_or_the_end():
+    from crossdock.text import excerpt
+
+    said = "  first\r\n\n  second\x1b[2J\n\tthird  \n"
+    assert excerpt(said, 100) == "first | second\\x1b[2J | third"
+    assert excerpt(said, 5) == "first…"
+    assert excerpt(said, 5, end=True) == "…third"
+    assert excerpt("\n \n", 10) == ""
+
+
+def test_uvs_failed_export_is_one_safe_line(tmp_path):
+    from crossdock.errors import LockError
+    from crossdock.resolve.uv import Uv, _export
+
+    uv = Uv(_stand_in_tool(tmp_path / "bin", "uv"))
+    with pytest.raises(LockError) as caught:
+        _export(uv, ["export", "--locked"], tmp_path, {}, None)
+    _assert_one_safe_line(caught.value, limit=3500)
+    assert caught.value.message.startswith(f"`uv export` failed for {tmp_path / 'uv.lock'}: …")
+    assert caught.value.message.endswith("Traceback ... | Error:\\x1b]0;owned\\x07 the end")
+
+
+def test_an_sdist_build_that_fails_is_one_safe_line(tmp_path):
+    from crossdock.resolve.sdists import tail
+
+    output = "\n".join(f"line {n}" for n in range(100)) + "\n" + HOSTILE_END
+    quoted = tail(output)
+    assert "\n" not in quoted and quoted.isprintable()
+    assert quoted.endswith("Traceback ... | Error:\\x1b]0;owned\\x07 the end")
+    assert "line 99" not in quoted  # 25 lines: the end of the y's, the traceback's two lines
+    assert len(quoted) < 3100  # 3,000 characters, "…", and the escapes
+
+
+def test_a_container_that_failed_is_one_safe_line_with_its_logs(tmp_path):
+    from crossdock.dockercli import Container, Docker
+    from crossdock.localrun.docker_run import failure_with_logs
+    from crossdock.platform import ARM64
+
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / "said.txt").write_text(HOSTILE_END)
+    script = folder / "docker"  # `docker logs` answers what the container wrote
+    script.write_text(f"#!/bin/sh\ncat '{folder / 'said.txt'}'\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    container = Container("0123456789abcdef", "example/api:latest", ARM64)
+    err = failure_with_logs(
+        Docker(str(script)), container, "the service did not answer", hint="run it yourself"
+    )
+    _assert_one_safe_line(err, limit=3500)
+    assert err.message.startswith(
+        "the service did not answer; last 30 lines of container 0123456789ab: "
+    )
+    assert err.message.endswith("Error:\\x1b]0;owned\\x07 the end")

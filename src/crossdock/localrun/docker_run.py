@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from crossdock.errors import TargetError
 from crossdock.platform import Platform, host_platform
+from crossdock.text import excerpt
 
 if TYPE_CHECKING:
     from crossdock.dockercli import Container, Docker
@@ -38,7 +39,9 @@ def failure_with_logs(
 ) -> TargetError:
     """A TargetError saying ``message``, then the last ``LOG_TAIL`` lines ``container`` wrote
     (what the service or handler said before it failed)."""
-    logs = docker.logs(container, tail=LOG_TAIL) or "(the container wrote nothing)"
+    logs = excerpt(docker.logs(container, tail=LOG_TAIL), 3000, end=True)
     return TargetError(
-        f"{message}\nlast {LOG_TAIL} lines of container {container.short_id}:\n{logs}", hint=hint
+        f"{message}; last {LOG_TAIL} lines of container {container.short_id}: "
+        f"{logs or '(the container wrote nothing)'}",
+        hint=hint,
     )

@@ -25,6 +25,7 @@ from crossdock.localrun.docker_run import default_start_timeout
 from crossdock.platform import Platform
 from crossdock.rootfs.fsview import LayerFS
 from crossdock.sinks import write_docker_archive
+from crossdock.text import excerpt
 from crossdock.verify.startup import check_startup
 from crossdock.wheeltags import wheel_arch
 
@@ -108,9 +109,10 @@ def _smoke_one(
     machine = _machine(completed.stdout)
     if completed.returncode != 0 or machine is None:
         output = (completed.stderr or completed.stdout).strip().splitlines()
+        said = excerpt("\n".join(output[-15:]), 2000, end=True) or "(it wrote nothing)"
         raise VerificationError(
             f"the {platform} image did not import {', '.join(modules)} when started "
-            f"(exit {completed.returncode}); nothing was pushed:\n  " + "\n  ".join(output[-15:]),
+            f"(exit {completed.returncode}); nothing was pushed: {said}",
             hint="run it yourself: docker run --platform "
             f"{platform.short} --entrypoint {startup.python} IMAGE -c 'import {modules[-1]}'",
         )

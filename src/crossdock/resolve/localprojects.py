@@ -74,7 +74,7 @@ def install_local_projects(
         if code != 0:
             raise ResolveError(
                 f"building {what} into a wheel failed (a project with native code needs a "
-                f"compiler, and crossdock would refuse its wheel anyway):\n{tail(output)}",
+                f"compiler, and crossdock would refuse its wheel anyway): {tail(output)}",
                 hint=_NATIVE_HINT,
             )
         wheel = single_wheel(out_dir, what, hint=_NATIVE_HINT)
@@ -94,8 +94,9 @@ def install_local_projects(
     code, output = uv.run_combined(args, lock_dir)
     if code != 0:
         raise ResolveError(
-            f"uv could not install the wheels of {', '.join(names)} into {target_dir}:\n"
-            f"{output.strip()}"
+            f"uv could not install the wheels of {', '.join(names)} into {target_dir}: "
+            f"{tail(output)}",
+            hint="fix what uv reports and build again",
         )
     rewrite_shebangs(target_dir / "bin", image_python)
     remove_install_provenance(target_dir, names)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from crossdock import retries
 from crossdock.errors import ResolveError, UnsafeContentError
 from crossdock.resolve.lockfile import LockedPackage, LockedSdist, options_hint, wheel_tags
+from crossdock.text import excerpt
 from crossdock.tls import system_ssl_context
 from crossdock.wheeltags import WheelTarget
 
@@ -36,6 +37,8 @@ __all__ = [
 _MAX_SDIST_BYTES = 256 * 1024 * 1024
 _DOWNLOAD_ATTEMPTS = 3
 _TIMEOUT_SECONDS = 60.0
+# Of a failed uv command's output, at most this many characters (its end) go into the error.
+QUOTED_OUTPUT_CHARS = 3000
 
 # Runs uv with arguments in a folder; returns (exit code, combined output). Given by the driver.
 UvRun = Callable[[Sequence[str], Path], tuple[int, str]]
@@ -142,7 +145,7 @@ def build_pure_wheel(
     if code != 0:
         raise ResolveError(
             f"{what} has no wheel for {target.platform} and building its sdist on the host failed "
-            f"(it most likely needs a compiler for native code):\n{tail(output)}",
+            f"(it most likely needs a compiler for native code): {tail(output)}",
             hint=options,
         )
     wheel = single_wheel(out_dir, what, hint=options)
@@ -197,5 +200,6 @@ def require_pure_wheel(
 
 
 def tail(output: str, lines: int = 25) -> str:
-    kept = output.strip().splitlines()[-lines:]
-    return "\n".join(f"    {line}" for line in kept)
+    """The last ``lines`` lines of a tool's ``output`` (what says why it failed), on one line
+    for an error message (``crossdock.text.excerpt``)."""
+    return excerpt("\n".join(output.strip().splitlines()[-lines:]), QUOTED_OUTPUT_CHARS, end=True)

@@ -77,7 +77,7 @@ from crossdock.resolve.requirements import (
     parse_export,
 )
 from crossdock.resolve.resolution import InstalledDistribution, Resolution, read_installed
-from crossdock.resolve.sdists import build_pure_wheel
+from crossdock.resolve.sdists import build_pure_wheel, tail
 from crossdock.resolve.shebangs import rewrite_shebangs
 from crossdock.text import excerpt
 from crossdock.wheeltags import WheelTarget, wheel_target
@@ -216,7 +216,7 @@ def _uv_failure(output: str, *, project_dir: Path, action: str) -> ToolError | N
     if any(marker in output for marker in _NO_INTERPRETER_MARKERS):
         return ToolError(
             f"uv could not {action} in {project_dir}: it needs a host Python that satisfies the "
-            f"project's requires-python:\n{output.strip()}",
+            f"project's requires-python: {tail(output)}",
             hint="install one (`uv python install 3.13`) or name it with UV_PYTHON=/path/to/python",
         )
     return None
@@ -349,11 +349,11 @@ def _export(
         lock_path = project_dir / LOCK_FILE
         if any(marker in output for marker in _STALE_MARKERS):
             raise LockError(
-                f"{lock_path} is out of date with {project_dir / 'pyproject.toml'}:\n{output}",
+                f"{lock_path} is out of date with {project_dir / 'pyproject.toml'}: {tail(output)}",
                 hint=f"run `uv lock` in {project_dir}, then build again",
             )
         raise _uv_failure(output, project_dir=project_dir, action="check the lock") or LockError(
-            f"`uv export` failed for {lock_path}:\n{output}",
+            f"`uv export` failed for {lock_path}: {tail(output)}",
             hint=f"run `uv lock` in {project_dir} and fix what it reports",
         )
     answer = RecordedExport(completed.stdout, uv.version)
@@ -442,7 +442,7 @@ def install(
                 raise ResolveError(
                     f"uv could not install the locked wheels of {locked.project_dir} for "
                     f"{target.platform} ({target.uv_python_platform}, CPython "
-                    f"{target.uv_python_version}):\n{output.strip()}",
+                    f"{target.uv_python_version}): {tail(output)}",
                     hint="pin versions that publish wheels for this platform, pick another base "
                     "image, or use the buildx backend",
                 )
@@ -462,8 +462,9 @@ def install(
             code, output = uv.run_combined(args, locked.project_dir)
             if code != 0:
                 raise ResolveError(
-                    f"uv could not install the wheels built from sdists into {target_dir}:\n"
-                    f"{output.strip()}"
+                    f"uv could not install the wheels built from sdists into {target_dir}: "
+                    f"{tail(output)}",
+                    hint="fix what uv reports and build again",
                 )
     if image_python is not None:
         rewrite_shebangs(target_dir / "bin", image_python)
