@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 from crossdock.errors import TargetError
+from crossdock.text import excerpt
 
 __all__ = ["Invocation", "InvocationResult", "LambdaError", "LambdaRuntimeApi"]
 
@@ -34,6 +35,8 @@ _PREFIX = f"/{API_VERSION}/runtime"
 _RESULT_PATH = re.compile(rf"^{_PREFIX}/invocation/(?P<id>[^/]+)/(?P<kind>response|error)$")
 # Lambda's limit for a synchronous response payload (6 MB); larger bodies get 413, like Lambda.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+# Of a function's init error (its message and stack trace), this much is quoted in the error.
+_QUOTED_ERROR_CHARS = 3000
 _MAX_DRAIN_BYTES = 4 * MAX_PAYLOAD_BYTES
 # How often a blocked /next wakes up to see whether the server is stopping.
 _POLL_S = 0.2
@@ -346,8 +349,12 @@ class LambdaRuntimeApi:
                 if result is not None:
                     return result
                 if state.init_error is not None:
+                    # The function's own words: outside text, quoted on one line.
                     raise TargetError(
-                        "the function failed to initialize:\n" + state.init_error.render()
+                        "the function failed to initialize: "
+                        + excerpt(state.init_error.render(), _QUOTED_ERROR_CHARS),
+                        hint="run the handler's import yourself (python -c 'import MODULE') "
+                        "in the image to see the whole error",
                     )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

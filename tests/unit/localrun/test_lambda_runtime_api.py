@@ -146,3 +146,28 @@ def test_function_env_points_awslambdaric_at_the_server():
         assert api.address.startswith("127.0.0.1:")
         assert env["AWS_LAMBDA_FUNCTION_NAME"] == "api"
         assert not any("SECRET" in key or "TOKEN" in key for key in env)
+
+
+def test_an_init_error_of_many_lines_and_escapes_is_one_safe_line():
+    """The function's own words (its error message and stack trace) are outside text: the
+    error says them on one line, control characters escaped."""
+    with LambdaRuntimeApi() as api:
+        invocation = api.submit(b"{}")
+        body = json.dumps(
+            {
+                "errorMessage": "cannot start\n\x1b]0;owned\x07",
+                "errorType": "Runtime.UserCodeSyntaxError",
+                "stackTrace": ['  File "/var/task/app.py", line 1\r', "    x = (\n"],
+            }
+        )
+        status, _, _ = _request(api, "POST", f"{PREFIX}/init/error", body)
+        assert status == 202
+        with pytest.raises(TargetError) as caught:
+            api.wait(invocation, timeout_s=10)
+    message = caught.value.message
+    assert "\n" not in message and "\r" not in message and message.isprintable(), message
+    assert message == (
+        "the function failed to initialize: Runtime.UserCodeSyntaxError: cannot start | "
+        '\\x1b]0;owned\\x07 | File "/var/task/app.py", line 1 | x = ('
+    )
+    assert caught.value.hint
