@@ -122,7 +122,9 @@ def lines_console(console: Console) -> Console:
 
 def print_error(err: CrossdockError) -> None:
     """``error: MESSAGE`` and its hint, each printed literally on one line."""
-    # Newlines kept: a tool's own output (uv's) may be quoted; other controls are escaped.
+    # Newlines kept: crossdock's own lists (the tags a release would move, a target's problems)
+    # take a line each; outside text is on one line already (crossdock.text.excerpt), and any
+    # other control character is escaped here.
     err_console.print(f"[red]error:[/] {literal(err.message, keep_newlines=True)}", highlight=False)
     if err.hint:
         err_console.print(f"  hint: {literal(err.hint)}", highlight=False)

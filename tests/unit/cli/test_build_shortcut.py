@@ -18,7 +18,7 @@ from crossdock.platform import AMD64
 from crossdock.publish.pipeline import ReleaseSettings
 from crossdock.registry.reference import Reference
 from crossdock.resolve import bytecode
-from tests.unit.backends.test_lastbuild import plan_for, project  # noqa: F401 - the fixture
+from tests.unit.backends.test_lastbuild import _put, plan_for, project  # noqa: F401 - the fixture
 
 ARGS = ["-C", "example", "--service", "api", "--oci-layout", "out"]
 
@@ -65,37 +65,7 @@ def test_an_oci_layout_folder_is_not_part_of_the_key(tmp_path, monkeypatch):
 
 
 def test_what_a_build_remembers_reads_back_the_same(project, tmp_path):  # noqa: F811
-    plan = plan_for(project)
-    shortcut = build_shortcut.Shortcut(
-        load={"project_dir": project, "service": "api", "overrides": {"platforms": None}},
-        settings="f" * 64,
-        mtime=plan.mtime,
-        files="e" * 64,
-        revision="abc1234",
-        base_pull=plan.base_pull,
-        inputs=RecordInputs.of(plan, ("*.so",)),
-        plan=PlanOutputs(target=plan.target, cache_dir=plan.cache_dir, service=plan.service),
-        build_plan=plan.to_record(),
-        warnings=("a warning",),
-        output=OutputSpec(oci_layout=tmp_path / "out", tag="v1"),
-        release=build_shortcut.RememberedRelease(
-            settings=ReleaseSettings(
-                target="lambda",
-                refuse_dirty=True,
-                project_root=project,
-                production_arch=AMD64,
-                templates=("{env}-latest",),
-            ),
-            repository=Reference("127.0.0.1:5555", "team/api"),
-            tag="v1",
-            git_sha="abc1234",
-            create_repository=True,
-        ),
-        json_output=True,
-        quiet=False,
-        verbose=True,
-        python_versions=("3.12", "3.13"),
-    )
+    shortcut = _remembered(project, tmp_path)
     again = build_shortcut.Shortcut.from_json(shortcut.to_json())
     assert again == shortcut
     assert again.inputs.key(sha256_of(b"base")) == shortcut.inputs.key(sha256_of(b"base"))
@@ -206,18 +176,8 @@ def _remembered(project_dir: Path, tmp_path: Path) -> build_shortcut.Shortcut:
         json_output=True,
         quiet=False,
         verbose=True,
-        python_versions=("3.13",),
+        python_versions=("3.12", "3.13"),
     )
-
-
-def _put(path: tuple[object, ...], *, to: object):
-    def change(data):
-        target = data
-        for step in path[:-1]:
-            target = target[step]
-        target[path[-1]] = to
-
-    return change
 
 
 def _drop(path: tuple[object, ...]):
@@ -269,7 +229,7 @@ WRONG_SHAPES = {
     "the report's json a string": _put(("report", "json"), to="false"),
     "the report's quiet a number": _put(("report", "quiet"), to=0),
     "python versions a string": _put(("python_versions",), to="3.13"),
-    "a python version a float": _put(("python_versions", 0), to=3.13),
+    "a python version a float": _put(("python_versions", 1), to=3.13),
     "no python versions": _drop(("python_versions",)),
 }
 
