@@ -14,11 +14,17 @@ from crossdock.backends.lastbuild import RecordInputs
 from crossdock.build import OutputSpec, PlanOutputs
 from crossdock.cli import _register_commands, app, build_shortcut
 from crossdock.image import sha256_of
+from crossdock.plan import BuildPlan
 from crossdock.platform import AMD64
 from crossdock.publish.pipeline import ReleaseSettings
 from crossdock.registry.reference import Reference
 from crossdock.resolve import bytecode
-from tests.unit.backends.test_lastbuild import _put, plan_for, project  # noqa: F401 - the fixture
+from tests.unit.backends.test_lastbuild import (  # noqa: F401 - project: the fixture
+    _put,
+    outcome_for,
+    plan_for,
+    project,
+)
 
 ARGS = ["-C", "example", "--service", "api", "--oci-layout", "out"]
 
@@ -76,20 +82,9 @@ def test_nothing_is_remembered_for_a_build_not_run_as_the_command(project, tmp_p
     monkeypatch.setenv("CROSSDOCK_CACHE_DIR", str(tmp_path / "machine-cache"))
     monkeypatch.setattr(build_shortcut, "command_line", None)
     plan = plan_for(project)
-    from tests.unit.backends.test_lastbuild import outcome_for
 
     def remember() -> None:
-        build_shortcut.remember(
-            plan,
-            outcome_for(tmp_path),
-            load={"project_dir": Path(project), "service": "api", "overrides": {}},
-            allow=(),
-            output=OutputSpec(),
-            release=None,
-            json_output=False,
-            quiet=False,
-            verbose=False,
-        )
+        _remember(plan, Path(project), tmp_path)
 
     remember()
     assert not (tmp_path / "machine-cache").exists()
@@ -128,22 +123,26 @@ def test_a_rebuild_starts_the_compiler_of_the_last_builds_python_at_once(project
 def test_a_build_remembers_the_python_versions_it_compiled_for(project, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setenv("CROSSDOCK_CACHE_DIR", str(tmp_path / "machine-cache"))
     monkeypatch.setattr(build_shortcut, "command_line", ARGS[:-2])
-    from tests.unit.backends.test_lastbuild import outcome_for
-
     for bytecode_on, versions in ((True, ["3.13"]), (False, [])):
-        build_shortcut.remember(
-            plan_for(project, bytecode=bytecode_on),
-            outcome_for(tmp_path),
-            load={"project_dir": Path(project), "service": "api", "overrides": {}},
-            allow=(),
-            output=OutputSpec(),
-            release=None,
-            json_output=False,
-            quiet=False,
-            verbose=False,
-        )
+        _remember(plan_for(project, bytecode=bytecode_on), Path(project), tmp_path)
         [entry] = (tmp_path / "machine-cache" / "records" / "build-shortcut").iterdir()
         assert json.loads(entry.read_bytes().split(b"\n", 1)[1])["python_versions"] == versions
+
+
+def _remember(plan: BuildPlan, project_dir: Path, tmp_path: Path) -> None:
+    """What `crossdock build` does after a build of ``plan`` to an OCI layout: keep the record
+    that answers the same command line next time (when the command line is known)."""
+    build_shortcut.remember(
+        plan,
+        outcome_for(tmp_path),
+        load={"project_dir": project_dir, "service": "api", "overrides": {}},
+        allow=(),
+        output=OutputSpec(),
+        release=None,
+        json_output=False,
+        quiet=False,
+        verbose=False,
+    )
 
 
 def _remembered(project_dir: Path, tmp_path: Path) -> build_shortcut.Shortcut:

@@ -96,13 +96,22 @@ def test_another_top_layer_reuses_the_record_and_changes_nothing_below(tmp_path)
     assert on_record.read_file("/srv/data") == b"now a file"
 
 
-def test_a_damaged_or_foreign_record_is_not_used(tmp_path):
+def _recorded_view(
+    tmp_path: Path,
+) -> tuple[Path, list[Path], list[Digest | None], tuple[object, ...], Path, bytes, bytes]:
+    """TOP's layers, their view made without a cache, and the one record a view made with a
+    cache leaves: (cache, paths, digests, expected view, record, its header, its payload)."""
     cache = tmp_path / "cache"
     paths, digests = _layers(tmp_path, TOP)
     expected = _view(LayerFS(paths, digests))
     LayerFS(paths, digests, index_cache=cache)
     (record,) = _records(cache)
     header, _, payload = record.read_bytes().partition(b"\n")
+    return cache, paths, digests, expected, record, header, payload
+
+
+def test_a_damaged_or_foreign_record_is_not_used(tmp_path):
+    cache, paths, digests, expected, record, header, payload = _recorded_view(tmp_path)
 
     # A byte changed: the checksum no longer matches.
     record.write_bytes(header + b"\n" + payload.replace(b"libc.so.6", b"libc.so.7"))
@@ -185,12 +194,7 @@ WRONG_VIEW_SHAPES = {
 
 @pytest.mark.parametrize("shape", sorted(WRONG_VIEW_SHAPES))
 def test_a_record_of_wrong_types_counts_as_absent(tmp_path, shape):
-    cache = tmp_path / "cache"
-    paths, digests = _layers(tmp_path, TOP)
-    expected = _view(LayerFS(paths, digests))
-    LayerFS(paths, digests, index_cache=cache)
-    (record,) = _records(cache)
-    header, _, payload = record.read_bytes().partition(b"\n")
+    cache, paths, digests, expected, record, header, payload = _recorded_view(tmp_path)
     altered = json.loads(payload)
     WRONG_VIEW_SHAPES[shape](altered)
     assert json.dumps(altered) != json.dumps(json.loads(payload))  # (True == 1 in Python)
