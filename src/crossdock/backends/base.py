@@ -24,6 +24,11 @@ class Verification(Protocol):
     @property
     def passed(self) -> bool: ...
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """The files checked, by kind (the build's report says how many it verified)."""
+        ...
+
     def to_json(self) -> dict[str, Any]: ...
 
 

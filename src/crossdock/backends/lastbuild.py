@@ -38,7 +38,7 @@ from crossdock.cache import BlobCache, CacheLayout, Records
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
-from crossdock.image.document import checked, digest_value, require
+from crossdock.image.document import checked, digest_value, optional, require
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.referrer import Referrer
 from crossdock.layers import entries_from_tree
@@ -70,6 +70,12 @@ class RecordedVerification:
     @property
     def passed(self) -> bool:
         return bool(self.data.get("passed"))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The files checked, by kind, as the build reported them (``_report_from`` checked
+        their types): what a build answered from this record says it verified."""
+        return dict(self.data.get("counts") or {})
 
     def to_json(self) -> dict[str, Any]:
         return self.data
@@ -341,6 +347,8 @@ def _report_from(data: dict[str, Any], platform: Platform) -> BuildReport:
     verification = RecordedVerification(require(data, "verification", dict, _WHAT))
     if verification.data.get("passed") is not True:
         raise ValueError("a recorded build that did not pass")
+    for kind, count in (optional(verification.data, "counts", dict, _WHAT) or {}).items():
+        checked(count, int, f"{_WHAT}: the count of {kind!r} files checked")
     return BuildReport(
         platform=platform,
         base_digest=digest_value(data["base_digest"], _WHAT),

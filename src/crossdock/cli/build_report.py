@@ -59,7 +59,7 @@ def render_build(outcome: BuildOutcome, console: Console, *, verbose: bool = Fal
 
 def _platform_lines(report: BuildReport, width: int, *, verbose: bool) -> list[str]:
     verification = report.verification
-    counts: dict[str, int] = getattr(verification, "counts", {})
+    counts = verification.counts if verification is not None else {}
     # The files the build added, each checked (the base's were checked once per digest).
     checked = counts.get("files", sum(counts.values()))
     total = report.timings.get("total", 0.0)

@@ -5,6 +5,7 @@ build that failed verification."""
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,9 @@ def outcome_for(folder: Path, *, passed: bool = True) -> BuildOutcome:
                     image.layers[0].descriptor.size,
                 ),
             ),
-            verification=lastbuild.RecordedVerification({"passed": passed, "failures": []}),
+            verification=lastbuild.RecordedVerification(
+                {"passed": passed, "failures": [], "counts": {"elf": 12, "files": 294}}
+            ),
         )
         for image in images.images
     )
@@ -119,6 +122,17 @@ def test_a_recorded_outcome_comes_back_with_the_same_bytes(project, tmp_path):
         r.to_json()["wheels"] for r in outcome.reports
     ]
     assert all(layer.cached for r in loaded.reports for layer in r.layers)
+    # What the answered build says it verified is what the recorded build checked.
+    assert [r.verification and r.verification.counts for r in loaded.reports] == [
+        {"elf": 12, "files": 294} for _ in outcome.reports
+    ]
+    from rich.console import Console
+
+    from crossdock.cli.build_report import render_build
+
+    console = Console(file=io.StringIO(), width=200, record=True)
+    render_build(loaded, console)
+    assert "verified (294 files checked)" in console.export_text()
     # Another key (any input changed) finds nothing.
     assert lastbuild.load_outcome(plan.cache_dir, "0" * 64) is None
 
@@ -276,6 +290,8 @@ WRONG_SHAPES = {
     "a layer's size a boolean": _put((*_REPORT, "layers", 0, "size"), to=True),
     "a layer's role a number": _put((*_REPORT, "layers", 0, "role"), to=0),
     "a layer's digest a number": _put((*_REPORT, "layers", 0, "digest"), to=0),
+    "counts a list": _put((*_REPORT, "verification", "counts"), to=[294]),
+    "a count a string": _put((*_REPORT, "verification", "counts", "files"), to="294"),
 }
 
 
