@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -253,9 +254,16 @@ def test_a_service_file_changed_while_the_build_reads_it_leaves_no_record_of_the
     serve_base()
     main = project / "backend" / "api" / "app" / "main.py"
     real_app_layer = NativeBackend._app_layer
+    # Each platform's thread makes its code layer: the file is saved once, by the first, and
+    # the other waits for the save to end (a write truncates first: a read meanwhile is empty).
+    saving = threading.Lock()
+    saved: list[bool] = []
 
     def saved_meanwhile(self, *args, **kwargs):
-        main.write_text("print('edited')\n")  # saved after the key was made, before the read
+        with saving:
+            if not saved:
+                main.write_text("print('edited')\n")  # after the key was made, before the read
+                saved.append(True)
         return real_app_layer(self, *args, **kwargs)
 
     monkeypatch.setattr(NativeBackend, "_app_layer", saved_meanwhile)
