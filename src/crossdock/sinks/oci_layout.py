@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from crossdock import scratch
-from crossdock.cache import BlobCache
+from crossdock.cache import BlobCache, atomic_write
 from crossdock.errors import UnsafeContentError
 from crossdock.image.artifact import ImageSet
 from crossdock.image.descriptor import Descriptor
@@ -74,11 +74,10 @@ def _linked(source: Path, dest: Path) -> bool:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
-    """``data`` as the file ``path``, replaced whole: a reader, or another build writing the
-    same layout, sees the old file or the new one, never a part."""
-    with scratch.tracked(partial_beside(path)) as partial:
-        partial.write_bytes(data)
-        partial.replace(path)
+    """``data`` as the file ``path``, replaced whole (``atomic_write``): a reader, or another
+    build writing the same layout, sees the old file or the new one, never a part. Readable by
+    all, as the layout's other files are: other tools (skopeo, crane) read it."""
+    atomic_write(path, data, mode=0o644)
 
 
 def write_oci_layout(
