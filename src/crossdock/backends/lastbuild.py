@@ -38,7 +38,7 @@ from crossdock.cache import BlobCache, CacheLayout, Records
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
-from crossdock.image.document import checked, digest_value, optional, require
+from crossdock.image.document import checked, digest_value, optional, require, texts
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.referrer import Referrer
 from crossdock.layers import entries_from_tree
@@ -140,10 +140,10 @@ class RecordInputs:
         """What ``to_json`` wrote, each field of its type; anything else raises."""
         return cls(
             plan=require(data, "plan", str, _WHAT),
-            folders=tuple(Path(folder) for folder in _texts(data["folders"])),
+            folders=tuple(Path(folder) for folder in texts(data["folders"], _WHAT)),
             service_dir=Path(require(data, "service_dir", str, _WHAT)),
-            exclude=_texts(data["exclude"]),
-            allow=_texts(data["allow"]),
+            exclude=texts(data["exclude"], _WHAT),
+            allow=texts(data["allow"], _WHAT),
         )
 
     def _service_lines(self) -> Iterator[bytes]:
@@ -285,10 +285,6 @@ def _text(value: object) -> str:
     return checked(value, str, _WHAT)
 
 
-def _texts(value: object) -> tuple[str, ...]:
-    return tuple(_text(item) for item in checked(value, list, _WHAT))
-
-
 def _objects(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
     items = require(data, key, list, _WHAT)
     for item in items:
@@ -307,7 +303,7 @@ def _outcome_from(payload: dict[str, Any], blobs: BlobCache) -> BuildOutcome | N
             return None
         layers = []
         for desc, path_text, origin in zip(
-            manifest.layers, _texts(item["layers"]), item["origins"], strict=True
+            manifest.layers, texts(item["layers"], _WHAT), item["origins"], strict=True
         ):
             # The blob must still be in the cache, unchanged (re-hashed if its file changed).
             path = blobs.verified(desc.digest, desc.size)
@@ -332,7 +328,7 @@ def _outcome_from(payload: dict[str, Any], blobs: BlobCache) -> BuildOutcome | N
 
 def _referrer_from(data: dict[str, Any], subject: Manifest) -> Referrer | None:
     manifest = Manifest.parse(require(data, "manifest", str, _WHAT).encode())
-    blobs = [text.encode() for text in _texts(data["blobs"])]
+    blobs = [text.encode() for text in texts(data["blobs"], _WHAT)]
     descriptors = [manifest.config, *manifest.layers]
     if manifest.subject is None or manifest.subject.digest != subject.digest:
         return None
@@ -360,7 +356,7 @@ def _report_from(data: dict[str, Any], platform: Platform) -> BuildReport:
             WheelInfo(
                 require(w, "name", str, _WHAT),
                 require(w, "version", str, _WHAT),
-                _texts(w["tags"]),
+                texts(w["tags"], _WHAT),
                 require(w, "built_from_sdist", bool, _WHAT),
             )
             for w in _objects(data, "wheels")
@@ -369,7 +365,7 @@ def _report_from(data: dict[str, Any], platform: Platform) -> BuildReport:
             WheelInfo(
                 require(w, "name", str, _WHAT),
                 require(w, "version", str, _WHAT),
-                _texts(w["tags"]),
+                texts(w["tags"], _WHAT),
                 built_from_sdist=False,
             )
             for w in _objects(data, "local_packages")

@@ -43,7 +43,7 @@ from crossdock.build import OutputSpec, PlanOutputs, check_outputs, deliver
 from crossdock.cache import CacheLayout, Records
 from crossdock.config import machine_settings, settings_fingerprint
 from crossdock.errors import CrossdockError
-from crossdock.image.document import checked, optional, require
+from crossdock.image.document import checked, optional, require, text_or_none, texts
 from crossdock.layers import source_date_epoch
 from crossdock.plan import BuildPlan, reference_from_record, reference_record
 from crossdock.publish.git import head_revision
@@ -102,7 +102,7 @@ class RememberedRelease:
             settings=ReleaseSettings.from_json(require(data, "settings", dict, _WHAT)),
             repository=reference_from_record(require(data, "repository", dict, _WHAT)),
             tag=require(data, "tag", str, _WHAT),
-            git_sha=_text_or_none(data["git_sha"]),
+            git_sha=text_or_none(data["git_sha"], _WHAT),
             create_repository=require(data, "create_repository", bool, _WHAT),
         )
 
@@ -182,7 +182,7 @@ class Shortcut:
             settings=require(data, "settings", str, _WHAT),
             mtime=require(data, "mtime", int, _WHAT),
             files=require(data, "files", str, _WHAT),
-            revision=_text_or_none(data["revision"]),
+            revision=text_or_none(data["revision"], _WHAT),
             base_pull=reference_from_record(require(data, "base_pull", dict, _WHAT)),
             inputs=lastbuild.RecordInputs.from_json(require(data, "inputs", dict, _WHAT)),
             plan=PlanOutputs(
@@ -191,12 +191,12 @@ class Shortcut:
                 service=require(plan, "service", str, _WHAT),
             ),
             build_plan=require(data, "build_plan", dict, _WHAT),
-            warnings=_texts(data["warnings"]),
+            warnings=texts(data["warnings"], _WHAT),
             output=OutputSpec(
-                oci_layout=_path(_text_or_none(output["oci_layout"])),
-                docker_archive=_path(_text_or_none(output["docker_archive"])),
+                oci_layout=_path(text_or_none(output["oci_layout"], _WHAT)),
+                docker_archive=_path(text_or_none(output["docker_archive"], _WHAT)),
                 tag=require(output, "tag", str, _WHAT),
-                archive_repository=_text_or_none(output["archive_repository"]),
+                archive_repository=text_or_none(output["archive_repository"], _WHAT),
             ),
             release=None
             if release is None
@@ -204,21 +204,13 @@ class Shortcut:
             json_output=require(report, "json", bool, _WHAT),
             quiet=require(report, "quiet", bool, _WHAT),
             verbose=require(report, "verbose", bool, _WHAT),
-            python_versions=_texts(data["python_versions"]),
+            python_versions=texts(data["python_versions"], _WHAT),
         )
 
 
 _WHAT = "a build-shortcut record"
 # load_config's arguments, as crossdock.cli.common.load_arguments makes them.
 _LOAD_KEYS = frozenset({"project_dir", "service", "overrides"})
-
-
-def _text_or_none(value: object) -> str | None:
-    return None if value is None else checked(value, str, _WHAT)
-
-
-def _texts(value: object) -> tuple[str, ...]:
-    return tuple(checked(item, str, _WHAT) for item in checked(value, list, _WHAT))
 
 
 def _text(path: Path | None) -> str | None:

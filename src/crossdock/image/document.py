@@ -28,6 +28,8 @@ __all__ = [
     "reading",
     "require",
     "string_map",
+    "text_or_none",
+    "texts",
 ]
 
 T = TypeVar("T")
@@ -91,6 +93,16 @@ def checked(value: object, kind: type[T] | tuple[type, ...], what: str) -> T:
             f"{what} must be {_type_name(kind)}, not {type(value).__name__}", hint=_HINT
         )
     return value  # type: ignore[return-value]
+
+
+def texts(value: object, what: str) -> tuple[str, ...]:
+    """``value``, a list of strings (a string itself would pass as its characters)."""
+    return tuple(checked(item, str, what) for item in checked(value, list, what))
+
+
+def text_or_none(value: object, what: str) -> str | None:
+    """``value``, a string or null."""
+    return None if value is None else checked(value, str, what)
 
 
 def require(data: Mapping[str, Any], key: str, kind: type[T], what: str) -> T:

@@ -36,7 +36,7 @@ from typing import Any
 
 from crossdock._version import __version__
 from crossdock.cache import CacheLayout, Records
-from crossdock.image.document import checked, optional, require
+from crossdock.image.document import checked, optional, require, text_or_none
 from crossdock.rootfs.elf import ElfFacts
 from crossdock.rootfs.fsview import FsEntry, Layer
 from crossdock.verify.observe import facts_from_json, facts_to_json
@@ -194,10 +194,6 @@ def _pairs(data: Mapping[str, Any], key: str) -> list[list[Any]]:
     return pairs
 
 
-def _text_or_none(value: object) -> str | None:
-    return None if value is None else _text(value)
-
-
 def _layer_index(value: object) -> int | None:
     if value is None:
         return None
@@ -209,7 +205,7 @@ def _layer_index(value: object) -> int | None:
 
 def _ref(row: object) -> FileRef:
     path, index, digest = checked(row, list, _WHAT)
-    return FileRef(_text(path), _layer_index(index), _text_or_none(digest))
+    return FileRef(_text(path), _layer_index(index), text_or_none(digest, _WHAT))
 
 
 def _finding(item: Mapping[str, Any]) -> Finding:

@@ -24,7 +24,7 @@ from typing import IO, Any
 from crossdock.cache import CacheLayout
 from crossdock.errors import MalformedError, UnsafeContentError
 from crossdock.image.digest import Digest
-from crossdock.image.document import checked, require
+from crossdock.image.document import checked, require, text_or_none, texts
 from crossdock.rootfs.elf import ElfFacts, ElfParseError, parse_elf
 from crossdock.rootfs.fsview import FsEntry, Layer, LazyBuffer
 from crossdock.rootfs.layerindex import Member
@@ -88,7 +88,7 @@ class Observation:
                 raise ValueError(f"{_WHAT}: {data} is not a plain file's flags")
             return _PLAIN[(bool(data & 1), bool(data & 2))]
         f = data["f"]  # every key is written, null or not: a missing one is damage
-        shebang = _text_or_none(data["s"])
+        shebang = text_or_none(data["s"], _WHAT)
         return cls(
             kind=BinaryKind(require(data, "k", str, _WHAT)),
             wants_pyc=require(data, "p", bool, _WHAT),
@@ -96,8 +96,8 @@ class Observation:
             head=base64.b64decode(require(data, "h", str, _WHAT), validate=True),
             shebang=base64.b64decode(shebang, validate=True) if shebang is not None else None,
             facts=facts_from_json(f) if f is not None else None,
-            elf_error=_text_or_none(data["e"]),
-            wheel_text=_text_or_none(data["t"]),
+            elf_error=text_or_none(data["e"], _WHAT),
+            wheel_text=text_or_none(data["t"], _WHAT),
         )
 
 
@@ -123,24 +123,16 @@ def facts_from_json(row: Any) -> ElfFacts:  # noqa: ANN401 - parsed JSON, checke
         elf_class=checked(elf_class, int, what),
         little_endian=checked(little, bool, what),
         elf_type=checked(elf_type, str, what),
-        soname=_text_or_none(soname),
-        needed=_texts(needed, what),
+        soname=text_or_none(soname, _WHAT),
+        needed=texts(needed, what),
         version_needs=tuple(_text_pair(pair, what) for pair in checked(needs, list, what)),
-        version_defs=_texts(defs, what),
+        version_defs=texts(defs, what),
     )
-
-
-def _texts(value: object, what: str) -> tuple[str, ...]:
-    return tuple(checked(item, str, what) for item in checked(value, list, what))
 
 
 def _text_pair(value: object, what: str) -> tuple[str, str]:
     first, second = checked(value, list, what)
     return checked(first, str, what), checked(second, str, what)
-
-
-def _text_or_none(value: object) -> str | None:
-    return None if value is None else checked(value, str, _WHAT)
 
 
 _PLAIN = {
