@@ -52,7 +52,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,6 +197,8 @@ class Bench:
         self.facts: dict[str, Any] = {}
         self._counter = 0
         self._pruned = False
+        # The crossdock cache of each platform set's last cold build (warm for later rows).
+        self.warm_caches: dict[str, Path] = {}
 
     # -- running things --------------------------------------------------------------------
 
@@ -338,37 +340,70 @@ class Bench:
         ]
 
     def native_cold_warm(self, name: str, *, no_bytecode_too: bool) -> None:
-        """Cold then warm (the same cache); optionally cold without bytecode (the seed's
-        Dockerfile compiles none, so that row is the like-for-like one)."""
+        """Cold (REPEATS times when under SHORT_ROW_S, each with a fresh crossdock cache: the
+        median is the row) then warm (the last cold build's cache); optionally cold without
+        bytecode (the seed's Dockerfile compiles none, so that row is the like-for-like one)."""
         platforms = PLATFORM_SETS[name]
-        cache_dir = self.work / f"cache-{name}"
-        for state in ("cold", "warm"):
-            layout = self.work / f"layout-{name}-{state}"
-            run = self.crossdock(
-                f"crossdock {name} {state}",
-                [*self.build_args(EXAMPLE, platforms), "--oci-layout", str(layout)],
-                cache_dir=cache_dir,
-                platforms=platforms,
-                cache=state,
-                output="oci-layout",
-                repeat=state == "warm",
-            )
-            if state == "cold":
-                self._record_dependency_sizes(f"example {name}", run, layout)
+        args = self.build_args(EXAMPLE, platforms)
+        cache_dir = self.cold_runs(
+            f"crossdock {name} cold",
+            lambda attempt: [*args, "--oci-layout", str(self.work / f"layout-{name}-{attempt}")],
+            cache_prefix=f"cache-{name}",
+            platforms=platforms,
+            dependency_sizes=f"example {name}",
+        )
+        self.warm_caches[name] = cache_dir
+        self.crossdock(
+            f"crossdock {name} warm",
+            [*args, "--oci-layout", str(self.work / f"layout-{name}-warm")],
+            cache_dir=cache_dir,
+            platforms=platforms,
+            cache="warm",
+            output="oci-layout",
+            repeat=True,
+        )
         if no_bytecode_too:
-            self.crossdock(
+            self.cold_runs(
                 f"crossdock {name} cold --no-bytecode",
-                [
-                    *self.build_args(EXAMPLE, platforms),
+                lambda attempt: [
+                    *args,
                     "--no-bytecode",
                     "--oci-layout",
-                    str(self.work / f"layout-{name}-nobc"),
+                    str(self.work / f"layout-{name}-nobc-{attempt}"),
                 ],
-                cache_dir=self.work / f"cache-{name}-nobc",
+                cache_prefix=f"cache-{name}-nobc",
+                platforms=platforms,
+            )
+
+    def cold_runs(
+        self,
+        label: str,
+        args_of: Callable[[int], list[str]],
+        *,
+        cache_prefix: str,
+        platforms: tuple[Platform, ...],
+        dependency_sizes: str | None = None,
+    ) -> Path:
+        """A cold build (an empty crossdock cache folder of its own, uv's cache as it is) to an
+        OCI layout, run REPEATS times in all when the first takes under SHORT_ROW_S; the cache
+        folder of the last run is returned (for the warm builds after it)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            cache_dir = self.work / f"{cache_prefix}-cold{attempt}"
+            layout = args_of(attempt)[-1]
+            run = self.crossdock(
+                label,
+                args_of(attempt),
+                cache_dir=cache_dir,
                 platforms=platforms,
                 cache="cold",
                 output="oci-layout",
             )
+            if attempt == 1 and dependency_sizes is not None:
+                self._record_dependency_sizes(dependency_sizes, run, Path(layout))
+            if run.exit_code != 0 or run.wall_s >= SHORT_ROW_S or attempt == REPEATS:
+                return cache_dir
 
     def native_uv_cold(self) -> None:
         platforms = PLATFORM_SETS["both"]
@@ -623,7 +658,7 @@ class Bench:
                 "--oci-layout",
                 str(self.work / "layout-1g"),
             ],
-            cache_dir=self.work / "cache-amd64",
+            cache_dir=self.warm_caches["amd64"],
             platforms=PLATFORM_SETS["amd64"],
             cache="warm deps, new 1 GiB app layer",
             output="oci-layout",
@@ -662,72 +697,82 @@ class Bench:
     def buildx(self, project: Path, platform: Platform, states: Sequence[str]) -> None:
         """``docker buildx build`` of one platform, in each state: "cold" (--no-cache, after
         ``docker buildx prune -af`` when it is the first cold build), "cold bytecode" (the same
-        with ``UV_COMPILE_BYTECODE=1``: bytecode on both sides), "warm", "code edited"."""
+        with ``UV_COMPILE_BYTECODE=1``: bytecode on both sides), "warm", "code edited". A cold
+        state is run REPEATS times in all when it takes under SHORT_ROW_S (the median is the
+        row, as for crossdock's cold builds)."""
+        for state in states:
+            for attempt in range(1, REPEATS + 1):
+                wall, code = self._buildx_once(project, platform, state)
+                cold = state.startswith("cold")
+                if not cold or code != 0 or wall >= SHORT_ROW_S or attempt == REPEATS:
+                    break
+
+    def _buildx_once(self, project: Path, platform: Platform, state: str) -> tuple[float, int]:
         context = project / "backend"
         plain = context / DOCKERFILE_NAME
         facts = read_dockerfile(plain.read_text())
         base_args = mirrored_base_args(facts, self.mirrors)
-        for state in states:
-            dockerfile = with_uv_bytecode(plain) if state == "cold bytecode" else plain
-            args = {"SERVICE_FOLDER": SERVICE, **base_args}
-            if facts.declares_targetplatform:
-                # As the buildx backend does: dockerd 20.10's BuildKit empties a
-                # redeclared TARGETPLATFORM unless it is passed explicitly.
-                args["TARGETPLATFORM"] = platform.short
-            invocation = BuildxInvocation(
-                context=context,
-                dockerfile=dockerfile,
-                platforms=(platform,),
-                build_args=args,
-                tags=(f"crossdock-bench/{SERVICE}:{platform.architecture}",),
-                output="load",
-            )
-            rendered = render_buildx_args(invocation)
-            notes: list[str] = []
-            if state.startswith("cold"):
-                if not self._pruned:
-                    # BuildKit's cache emptied once (later cold builds keep the earlier
-                    # platforms' cache for the "code edited" builds; --no-cache ignores it).
-                    self.command(["docker", "buildx", "prune", "-af"])
-                    self._pruned = True
-                    notes.append("after docker buildx prune -af")
-                rendered.insert(2, "--no-cache")
-                notes.append("--no-cache")
-            command = ["docker", *rendered]
-            label = f"buildx {platform.architecture} {state}"
-            self._say(f"{label}: {' '.join(command)}")
-            self._log_header(command)
-            load = round(os.getloadavg()[0], 2)
-            started = time.perf_counter()
-            with self.log.open("a") as out:
-                try:
-                    done = subprocess.run(
-                        command,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        timeout=BUILDX_TIMEOUT_S,
-                        check=False,
-                    )
-                    code = done.returncode
-                except subprocess.TimeoutExpired:
-                    code = -1
-                    notes.append(f"timed out after {BUILDX_TIMEOUT_S} s")
-            wall = time.perf_counter() - started
-            if code != 0:
-                self._say(f"{label}: FAILED ({code}); see {self.log}")
-            self.runs.append(
-                Run(
-                    label=label,
-                    kind="buildx",
-                    platforms=(platform.architecture,),
-                    cache=state,
-                    output="docker (--load)",
-                    wall_s=round(wall, 2),
-                    exit_code=code,
-                    load_1min=load,
-                    notes=[*notes, " ".join(command)],
+        dockerfile = with_uv_bytecode(plain) if state == "cold bytecode" else plain
+        args = {"SERVICE_FOLDER": SERVICE, **base_args}
+        if facts.declares_targetplatform:
+            # As the buildx backend does: dockerd 20.10's BuildKit empties a
+            # redeclared TARGETPLATFORM unless it is passed explicitly.
+            args["TARGETPLATFORM"] = platform.short
+        invocation = BuildxInvocation(
+            context=context,
+            dockerfile=dockerfile,
+            platforms=(platform,),
+            build_args=args,
+            tags=(f"crossdock-bench/{SERVICE}:{platform.architecture}",),
+            output="load",
+        )
+        rendered = render_buildx_args(invocation)
+        notes: list[str] = []
+        if state.startswith("cold"):
+            if not self._pruned:
+                # BuildKit's cache emptied once (later cold builds keep the earlier
+                # platforms' cache for the "code edited" builds; --no-cache ignores it).
+                self.command(["docker", "buildx", "prune", "-af"])
+                self._pruned = True
+                notes.append("after docker buildx prune -af")
+            rendered.insert(2, "--no-cache")
+            notes.append("--no-cache")
+        command = ["docker", *rendered]
+        label = f"buildx {platform.architecture} {state}"
+        self._say(f"{label}: {' '.join(command)}")
+        self._log_header(command)
+        load = round(os.getloadavg()[0], 2)
+        started = time.perf_counter()
+        with self.log.open("a") as out:
+            try:
+                done = subprocess.run(
+                    command,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=BUILDX_TIMEOUT_S,
+                    check=False,
                 )
+                code = done.returncode
+            except subprocess.TimeoutExpired:
+                code = -1
+                notes.append(f"timed out after {BUILDX_TIMEOUT_S} s")
+        wall = time.perf_counter() - started
+        if code != 0:
+            self._say(f"{label}: FAILED ({code}); see {self.log}")
+        self.runs.append(
+            Run(
+                label=label,
+                kind="buildx",
+                platforms=(platform.architecture,),
+                cache=state,
+                output="docker (--load)",
+                wall_s=round(wall, 2),
+                exit_code=code,
+                load_1min=load,
+                notes=[*notes, " ".join(command)],
             )
+        )
+        return wall, code
 
 
 def with_uv_bytecode(dockerfile: Path) -> Path:
