@@ -375,6 +375,60 @@ class Bench:
                 platforms=platforms,
             )
 
+    def native_cold_debian_compiler(self, name: str) -> None:
+        """Cold again, the bytecode compiled by Debian trixie's python3.13 instead of this
+        machine's (pyenv's 3.13.0, built without PGO or LTO): the interpreter build the seed
+        Dockerfile's BuildKit build compiles with (in the image). The same work with another
+        build of the compiler; the pycs, and so the digests, differ (another patch release)."""
+        python = self.debian_python()
+        if python is None:
+            self._say("no Debian python3.13 in the stage's root filesystems: row skipped")
+            return
+        platforms = PLATFORM_SETS[name]
+        args = self.build_args(EXAMPLE, platforms)
+        self.cold_runs(
+            f"crossdock {name} cold, Debian's python compiles",
+            lambda attempt: [
+                *args,
+                "--oci-layout",
+                str(self.work / f"layout-{name}-deb-{attempt}"),
+            ],
+            cache_prefix=f"cache-{name}-deb",
+            platforms=platforms,
+            extra_env={"CROSSDOCK_BYTECODE_PYTHON": str(python)},
+        )
+
+    def debian_python(self) -> Path | None:
+        """A launcher of Debian trixie's python3.13 unpacked from the stage's amd64 root
+        filesystem (kept under the bench's cache folder), run through its own dynamic loader
+        (this machine's glibc is older); None when the stage has built no such file system."""
+        rootfs = sorted(
+            (default_cache_dir() / "stage" / "rootfs").glob("amd64-*.tar"),
+            key=lambda tar: tar.stat().st_mtime,
+        )
+        if not rootfs:
+            return None
+        unpacked = default_cache_dir() / "bench" / f"debian-python-{rootfs[-1].stem}"
+        launcher = unpacked / "python3.13"
+        if not launcher.is_file():
+            unpacked.parent.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(dir=unpacked.parent, prefix=".debian-python-"))
+            self.command(["tar", "-C", str(scratch), "-xf", str(rootfs[-1]), "./usr"])
+            lib = scratch / "usr" / "lib" / "x86_64-linux-gnu"
+            (scratch / "python3.13").write_text(
+                "#!/bin/sh\n"
+                'here=$(dirname "$(readlink -f "$0")")\n'
+                'exec "$here/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path '
+                '"$here/usr/lib/x86_64-linux-gnu" "$here/usr/bin/python3.13" "$@"\n'
+            )
+            (scratch / "python3.13").chmod(0o755)
+            if not (lib / "ld-linux-x86-64.so.2").exists():
+                shutil.rmtree(scratch, ignore_errors=True)
+                return None
+            shutil.rmtree(unpacked, ignore_errors=True)
+            scratch.rename(unpacked)
+        return launcher
+
     def cold_runs(
         self,
         label: str,
@@ -383,6 +437,7 @@ class Bench:
         cache_prefix: str,
         platforms: tuple[Platform, ...],
         dependency_sizes: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> Path:
         """A cold build (an empty crossdock cache folder of its own, uv's cache as it is) to an
         OCI layout, run REPEATS times in all when the first takes under SHORT_ROW_S; the cache
@@ -399,6 +454,7 @@ class Bench:
                 platforms=platforms,
                 cache="cold",
                 output="oci-layout",
+                extra_env=extra_env,
             )
             if attempt == 1 and dependency_sizes is not None:
                 self._record_dependency_sizes(dependency_sizes, run, Path(layout))
@@ -1008,6 +1064,7 @@ def render(runs: Sequence[Run], facts: Mapping[str, Any]) -> str:
     for arch in ("arm64", "amd64"):
         pairs = (
             ("cold bytecode", "cold"),
+            ("cold bytecode", "cold, Debian's python compiles"),
             ("cold", "cold --no-bytecode"),
             ("cold", "cold"),
             ("cold bytecode", "warm"),
@@ -1082,6 +1139,7 @@ def run_scenarios(bench: Bench, options: argparse.Namespace, repository: str) ->
         bench.native_cold_warm(name, no_bytecode_too=True)
         if not options.skip_buildx:
             bench.buildx(project, platform, ("cold", "cold bytecode", "warm", "warm", "warm"))
+        bench.native_cold_debian_compiler(name)
     bench.native_cold_warm("both", no_bytecode_too=False)
     if not options.skip_uv_cold:
         bench.native_uv_cold()
