@@ -9,7 +9,7 @@ Layout (``CacheLayout``)::
     deps/<key>/                    installed dependency trees (crossdock.resolve.cache)
     bytecode/                      compiled .pyc files by source hash (crossdock.resolve.bytecode)
     work/                          scratch space for layers being written (same file system)
-    .in-use                        builds hold it shared, a prune alone (crossdock.cachelock)
+    .in-use                        its users hold it shared, a prune alone (crossdock.cachelock)
 
 What makes it safe to reuse (the cache folder is outside data: it may be damaged, restored from
 a shared CI cache, or written by an older crossdock):
@@ -131,8 +131,10 @@ class CacheLayout:
 
     @contextlib.contextmanager
     def in_use(self) -> Iterator[None]:
-        """Held while a build reads and writes this cache (shared: builds run at once), so a
-        prune waits for it to end (``crossdock.cachelock``)."""
+        """Held while this cache's entries are used (shared: builds, verifications, rebases
+        and releases run at once), so a prune waits for them to end (``crossdock.cachelock``).
+        Each command holds it for as long as it uses them: a build up to its outputs and its
+        push, an answer from the record, ``verify``, ``rebase``."""
         with cachelock.locked(self.root, exclusive=False):
             yield
 

@@ -1,7 +1,10 @@
 """The lock that keeps ``crossdock cache prune`` from removing entries under a running build.
 
-Builds hold it shared (many at once, in several processes); a prune holds it alone, so it waits
-for the builds using the cache to end, and builds started meanwhile wait for it. It is a
+The commands that use the cache's entries (a build and its push, a build answered from its
+record, ``verify``, ``rebase``: ``CacheLayout.in_use``) hold it shared (many at once, in several
+processes); a prune holds it alone, so it waits for them to end, and those started meanwhile
+wait for it. A process may hold it shared more than once (a command, and the library call it
+makes): each hold is its own open file, and a shared hold is granted beside another. It is a
 ``flock`` on one file at the cache's root, ``IN_USE_LOCK``, which is never an entry of the
 cache (pruning must not remove it). A cache where the lock cannot be taken (read-only, a file
 system without locks) is used without it, as before the lock existed.

@@ -12,8 +12,8 @@ and the latest modification time of its folders.
 Pruning removes whole entries, least recently used first; every cache reader treats a missing
 entry as a miss and rebuilds it, so pruning costs speed, never correctness. An entry removed
 under a running build would make that build fail, so a prune waits for the builds using the
-cache to end (``crossdock.cachelock``, held by ``crossdock.build.build``), and builds started
-meanwhile wait for the prune.
+cache to end (``crossdock.cachelock``, held by every command while it uses the cache's entries:
+``CacheLayout.in_use``), and those started meanwhile wait for the prune.
 """
 
 from __future__ import annotations

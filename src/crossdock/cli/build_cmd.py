@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -119,10 +120,9 @@ def build(
     verbose: VerboseOpt = False,
 ) -> None:
     """Build the service's image for each platform, verify it, and write or push it."""
-    from contextlib import nullcontext
-
-    from crossdock.build import OutputSpec, make_plan
+    from crossdock.build import OutputSpec, check_outputs, make_plan
     from crossdock.build import build as run_build
+    from crossdock.cache import CacheLayout
     from crossdock.publish.git import head_revision
     from crossdock.publish.pipeline import prepare_release
     from crossdock.transports import DockerArchive, OciLayout, destination, registry_destination
@@ -174,8 +174,15 @@ def build(
             tag=_local_tag(layout, archive, tag),
             archive_repository=_archive_repository(archive),
         )
-    # buildx streams docker's own output to the terminal: no live view over it.
-    with nullcontext() if buildx else progress.shown(quiet=quiet):
+    # buildx streams docker's own output to the terminal: no live view over it. The release
+    # reads the built layers from the blob cache after build() returned: a `crossdock cache
+    # prune` waits for both (the cache's lock, held shared), once the outputs can be written
+    # (build() checks them too: a refused output leaves nothing in the cache, not even its lock).
+    check_outputs(output)
+    with (
+        CacheLayout(build_plan.cache_dir).in_use(),
+        nullcontext() if buildx else progress.shown(quiet=quiet),
+    ):
         outcome = run_build(build_plan, backend, progress, output, smoke=smoke)
         # build() refused what the target cannot run before writing; the release is that set.
         # A buildx dry run built into docker: the digests a push would give are not known.

@@ -343,6 +343,16 @@ def answer_from_record(arguments: Sequence[str]) -> bool:
             publishing = shortcut.release.publishing()
         except (CrossdockError, OSError):
             return False
+    # From here the cache's entries are used: the record's layers checked, linked into the
+    # outputs and pushed (or built again): a `crossdock cache prune` waits for the answer to
+    # end, as for a full build (the cache's lock, held shared; one open and flock).
+    with CacheLayout(shortcut.plan.cache_dir).in_use():
+        return _answer(shortcut, service_lines, publishing)
+
+
+def _answer(shortcut: Shortcut, service_lines: list[bytes], publishing: Publishing | None) -> bool:
+    """The recorded result delivered (and released) when the files are as recorded and the
+    base has not moved; else the rebuild on the recorded plan."""
     outcome = None
     if _lines_digest(service_lines) == shortcut.files:
         outcome = _recorded_outcome(shortcut, service_lines)

@@ -1,0 +1,254 @@
+"""Every command holds the cache in use for as long as it uses the cache's entries, so that a
+``crossdock cache prune`` started meanwhile waits instead of removing them (issue 14's
+follow-up: only ``crossdock.build.build`` held it, and a push after it, a build answered from
+its record, ``verify`` and ``rebase`` read cached blobs and records without it).
+
+Each test runs the command with a probe where it uses its entries (reads a blob, writes an
+output, pushes): ``prune_would_wait`` tries the prune's own lock from another open file."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from crossdock import build as build_module
+from crossdock.backends import lastbuild
+from crossdock.build import OutputSpec, PlanOutputs
+from crossdock.cache import CacheLayout
+from crossdock.cachelock import IN_USE_LOCK, locked
+from crossdock.cacheusage import prune
+from crossdock.cli import _register_commands, app, build_report, build_shortcut, release_report
+from crossdock.image import sha256_of
+from crossdock.publish import pipeline
+from crossdock.registry import light
+from crossdock.registry.reference import Reference
+from tests.support.cachelock import prune_would_wait
+from tests.unit.backends.test_lastbuild import (  # noqa: F401 - project: the fixture
+    outcome_for,
+    plan_for,
+    project,
+)
+
+REPOSITORY = Reference("127.0.0.1:5555", "team/api")
+
+
+class _Probe:
+    """Where the command used the cache, and whether a prune would have waited then."""
+
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
+        self.seen: dict[str, bool] = {}
+
+    def __call__(self, where: str) -> None:
+        self.seen[where] = prune_would_wait(self.cache)
+
+
+def _release(publishing: object, image_set: object) -> SimpleNamespace:
+    return SimpleNamespace(publishing=publishing, image_set=image_set)
+
+
+def _publishing() -> SimpleNamespace:
+    return SimpleNamespace(
+        request=SimpleNamespace(repository=REPOSITORY, tag="v1"), create_repository=False
+    )
+
+
+# -- crossdock build --push ---------------------------------------------------------------------
+
+
+def test_a_build_holds_the_cache_until_its_push_has_read_the_layers(project, monkeypatch):  # noqa: F811
+    # The push reads the built layers from the blob cache after build() returned: a prune
+    # between the two removed them under the push.
+    cache = plan_for(project).cache_dir
+    monkeypatch.setenv("CROSSDOCK_CACHE_DIR", str(cache))  # (as the project says: not the CI's)
+    probe = _Probe(cache)
+    outcome = outcome_for(project)
+
+    def build(plan, backend, progress, output, *, smoke):
+        return outcome  # (the real build holds the lock itself: the command's hold is tested)
+
+    def publish(publishing, image_set, *, checked):
+        probe("push")
+        return _release(publishing, image_set)
+
+    monkeypatch.setattr(build_module, "build", build)
+    monkeypatch.setattr(pipeline, "prepare_release", lambda *_a, **_k: (None, _publishing()))
+    _register_commands(["build"])
+    from crossdock.cli import build_cmd
+
+    monkeypatch.setattr(build_cmd, "publish", publish)
+    monkeypatch.setattr(build_report, "report_build", lambda *_a, **_k: None)
+    result = CliRunner().invoke(
+        app,
+        ["build", "-C", str(project), "--service", "api", "--push", f"{REPOSITORY}:v1", "-q"],
+    )
+    assert result.exit_code == 0, result.output
+    assert probe.seen == {"push": True}
+    assert not prune_would_wait(cache)  # the command is over
+
+
+# -- crossdock build answered from its record ---------------------------------------------------
+
+
+@pytest.fixture
+def recorded(project, tmp_path, monkeypatch):  # noqa: F811
+    """A build's record that answers ``crossdock build ARGS`` (with a plain --push): the plan,
+    the files and the base as recorded; git, the config's cascade and the registry stand-ins."""
+    monkeypatch.setenv("CROSSDOCK_CACHE_DIR", str(tmp_path / "machine-cache"))
+    monkeypatch.chdir(tmp_path)
+    plan = plan_for(project)
+    lines = [b"print('hello')\n"]
+    inputs = lastbuild.RecordInputs.of(plan, ())
+    shortcut = build_shortcut.Shortcut(
+        load={"project_dir": Path(project), "service": "api", "overrides": {}},
+        settings="f" * 64,
+        mtime=plan.mtime,
+        files=hashlib.sha256(b"\0".join(lines)).hexdigest(),
+        revision="abc1234",
+        base_pull=plan.base_pull,
+        inputs=inputs,
+        plan=PlanOutputs(target=plan.target, cache_dir=plan.cache_dir, service=plan.service),
+        build_plan=plan.to_record(),
+        warnings=(),
+        output=OutputSpec(oci_layout=tmp_path / "out"),
+        release=build_shortcut.RememberedRelease(
+            settings=pipeline.ReleaseSettings.of(None),
+            repository=REPOSITORY,
+            tag="v1",
+            git_sha=None,
+            create_repository=False,
+        ),
+        json_output=False,
+        quiet=True,
+        verbose=False,
+    )
+    args = ["-C", str(project), "--service", "api", "--push", f"{REPOSITORY}:v1"]
+    assert build_shortcut._shortcuts().store(
+        build_shortcut.command_line_key(args), shortcut.to_json()
+    )
+    monkeypatch.setattr(build_shortcut, "_lines_if_plan_unchanged", lambda _s: lines)
+    monkeypatch.setattr(build_shortcut.RememberedRelease, "publishing", lambda _r: _publishing())
+    monkeypatch.setattr(build_report, "report_build", lambda *_a, **_k: None)
+    return args, plan
+
+
+class _BaseUnmoved:
+    """The base's registry (``LightClient``): the tag still names the recorded digest."""
+
+    def __init__(self, _registry: str) -> None:
+        pass
+
+    def __enter__(self) -> _BaseUnmoved:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        pass
+
+    def get_manifest(self, _reference: Reference) -> SimpleNamespace:
+        return SimpleNamespace(digest=sha256_of(b"base"))
+
+
+def test_a_build_answered_from_its_record_holds_the_cache_while_it_uses_the_layers(
+    recorded,
+    project,  # noqa: F811
+    monkeypatch,
+):
+    # The answer checks the record's layers in the blob cache, links them into the OCI
+    # layout and pushes them, before typer is imported and without build(): no lock was held.
+    args, plan = recorded
+    probe = _Probe(plan.cache_dir)
+    outcome = outcome_for(project)
+
+    def load_outcome(cache_dir, key):
+        probe("the record's layers checked")
+        return outcome
+
+    def deliver(outcome, plan, progress, output, *, smoke=False):
+        probe("outputs written")
+
+    def publish(publishing, image_set, *, checked, read_first=False):
+        probe("pushed")
+        return _release(publishing, image_set)
+
+    monkeypatch.setattr(light, "LightClient", _BaseUnmoved)
+    monkeypatch.setattr(lastbuild, "load_outcome", load_outcome)
+    monkeypatch.setattr(build_shortcut, "deliver", deliver)
+    monkeypatch.setattr(release_report, "publish", publish)
+    assert build_shortcut.answer_from_record(args) is True
+    assert probe.seen == {
+        "the record's layers checked": True,
+        "outputs written": True,
+        "pushed": True,
+    }
+    assert not prune_would_wait(plan.cache_dir)
+
+
+def test_a_rebuild_on_the_recorded_plan_holds_the_cache_until_its_push_ends(
+    recorded,
+    project,  # noqa: F811
+    monkeypatch,
+):
+    # A code edit: the build runs here on the recorded plan, then pushes what it built.
+    args, plan = recorded
+    probe = _Probe(plan.cache_dir)
+    outcome = outcome_for(project)
+
+    def build(plan, backend, progress, output, *, smoke=False):
+        return outcome
+
+    def publish(publishing, image_set, *, checked, read_first=False):
+        probe("pushed")
+        return _release(publishing, image_set)
+
+    monkeypatch.setattr(build_shortcut, "_recorded_outcome", lambda *_a: None)  # files changed
+    monkeypatch.setattr(build_module, "build", build)
+    monkeypatch.setattr(release_report, "publish", publish)
+    monkeypatch.setattr(build_shortcut, "command_line", None)  # nothing remembered
+    assert build_shortcut.answer_from_record(args) is True
+    assert probe.seen == {"pushed": True}
+
+
+class _StopError(Exception):
+    """Raised by a probe once it has seen what the test is about."""
+
+
+def _raise_stop() -> None:
+    raise _StopError
+
+
+# -- a process holding the cache twice ----------------------------------------------------------
+
+
+def _waiting_flocks(path: Path) -> int:
+    """The flock requests waiting on ``path`` now (Linux's /proc/locks: ``->`` lines)."""
+    inode = f":{path.stat().st_ino} "
+    with Path("/proc/locks").open() as locks:
+        return sum(1 for line in locks if "->" in line and "FLOCK" in line and inode in line)
+
+
+def test_a_command_holding_the_cache_holds_it_again_while_a_prune_waits(tmp_path):
+    # A command holds the cache and then calls build(), verify_image() or rebase(), which hold
+    # it again from another open file: a prune waiting meanwhile for the first hold must not
+    # make the second one wait (it would wait for the prune, which waits for the command).
+    cache = tmp_path / "cache"
+    waiting = threading.Event()
+    with CacheLayout(cache).in_use():
+        pruner = threading.Thread(
+            target=prune, args=(cache,), kwargs={"max_size": 0, "on_wait": waiting.set}
+        )
+        pruner.start()
+        assert waiting.wait(60)
+        for _ in range(100_000):  # until the prune waits in flock() itself
+            if _waiting_flocks(cache / IN_USE_LOCK):
+                break
+        assert _waiting_flocks(cache / IN_USE_LOCK) == 1
+        # As CacheLayout.in_use takes it, but raising (not hanging) if it had to wait.
+        with locked(cache, exclusive=False, on_wait=_raise_stop):
+            assert pruner.is_alive()
+    pruner.join(60)
+    assert not pruner.is_alive()
