@@ -157,31 +157,35 @@ def rebase(
     allow: Sequence[str] = (),
     target: str | None = None,
 ) -> RebaseResult:
-    """The images of ``image`` moved onto ``new_base``, verified; nothing is pushed."""
-    with Registries(client_for, mirrors) as registries:
-        reader = _Reader(registries, CacheLayout(cache_dir).blobs)
-        pull, top = registries.top(image)
-        children = _children(reader, pull, top)
-        chosen = target or _inferred_target(top, children)
-        new_pull, new_top = registries.top(new_base)
-        rebased = tuple(
-            _rebase_platform(
-                reader, (image, pull), child, (new_base, new_pull), new_top, cache_dir, allow
+    """The images of ``image`` moved onto ``new_base``, verified; nothing is pushed. The
+    result's layers are files of the blob cache in ``cache_dir``, held in use while this runs;
+    a caller that writes or pushes them afterwards holds it too (``CacheLayout.in_use``, as
+    ``crossdock rebase`` does), or a ``crossdock cache prune`` may remove them meanwhile."""
+    with CacheLayout(cache_dir).in_use():
+        with Registries(client_for, mirrors) as registries:
+            reader = _Reader(registries, CacheLayout(cache_dir).blobs)
+            pull, top = registries.top(image)
+            children = _children(reader, pull, top)
+            chosen = target or _inferred_target(top, children)
+            new_pull, new_top = registries.top(new_base)
+            rebased = tuple(
+                _rebase_platform(
+                    reader, (image, pull), child, (new_base, new_pull), new_top, cache_dir, allow
+                )
+                for child in children
             )
-            for child in children
-        )
-    index = None
-    if isinstance(top, Index):
-        family = family_of(rebased[0].image.manifest.media_type)
-        index = Index.build(
-            family.index,
-            [p.image.manifest.descriptor(p.platform) for p in rebased],
-            annotations=top.annotations,
-        )
-    image_set = ImageSet(tuple(p.image for p in rebased), index)
-    if chosen is not None:
-        target_spec(chosen).check_output(image_set, cache_dir=cache_dir)
-    return RebaseResult(image_set, rebased, chosen)
+        index = None
+        if isinstance(top, Index):
+            family = family_of(rebased[0].image.manifest.media_type)
+            index = Index.build(
+                family.index,
+                [p.image.manifest.descriptor(p.platform) for p in rebased],
+                annotations=top.annotations,
+            )
+        image_set = ImageSet(tuple(p.image for p in rebased), index)
+        if chosen is not None:
+            target_spec(chosen).check_output(image_set, cache_dir=cache_dir)
+        return RebaseResult(image_set, rebased, chosen)
 
 
 def _inferred_target(top: Manifest | Index, children: Sequence[PlatformImage]) -> str | None:

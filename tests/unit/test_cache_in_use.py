@@ -17,6 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crossdock import build as build_module
+from crossdock import rebase as rebase_module
+from crossdock import verify as verify_package
 from crossdock.backends import lastbuild
 from crossdock.build import OutputSpec, PlanOutputs
 from crossdock.cache import CacheLayout
@@ -27,7 +29,11 @@ from crossdock.image import sha256_of
 from crossdock.publish import pipeline
 from crossdock.registry import light
 from crossdock.registry.reference import Reference
+from crossdock.sinks import write_oci_layout
+from crossdock.sources import open_images
+from crossdock.verify import engine
 from tests.support.cachelock import prune_would_wait
+from tests.support.images import image_set
 from tests.unit.backends.test_lastbuild import (  # noqa: F401 - project: the fixture
     outcome_for,
     plan_for,
@@ -213,12 +219,129 @@ def test_a_rebuild_on_the_recorded_plan_holds_the_cache_until_its_push_ends(
     assert probe.seen == {"pushed": True}
 
 
+# -- crossdock verify ---------------------------------------------------------------------------
+
+
+def test_verify_holds_the_cache_while_it_reads_the_images(tmp_path, monkeypatch):
+    # verify keeps layer indexes, observations and verdicts in the cache by layer digest, and
+    # a registry image's blobs are the cache's files.
+    cache = tmp_path / "machine-cache"
+    monkeypatch.setenv("CROSSDOCK_CACHE_DIR", str(cache))
+    layout = write_oci_layout(image_set(tmp_path / "blobs"), tmp_path / "layout")
+    probe = _Probe(cache)
+    real = verify_package.verify_platform_image
+
+    def verify_platform_image(image, **options):
+        probe(image.platform.architecture)
+        return real(image, **options)
+
+    monkeypatch.setattr(verify_package, "verify_platform_image", verify_platform_image)
+    _register_commands(["verify"])
+    result = CliRunner().invoke(app, ["verify", f"oci:{layout}", "--json"])
+    assert result.exit_code in {0, 6}, result.output  # (verified: this image has no Python)
+    assert probe.seen == {"arm64": True, "amd64": True}
+    assert not prune_would_wait(cache)
+
+
+def test_open_images_holds_the_cache_until_its_context_ends(tmp_path):
+    cache = tmp_path / "cache"
+    layout = write_oci_layout(image_set(tmp_path / "blobs"), tmp_path / "layout")
+    with open_images(f"oci:{layout}", cache_dir=cache) as sets:
+        assert sets
+        assert prune_would_wait(cache)
+    assert not prune_would_wait(cache)
+    with open_images(f"oci:{layout}") as sets:  # no cache: none held
+        assert not prune_would_wait(cache)
+
+
+def test_verify_image_holds_the_cache_it_is_given(tmp_path, monkeypatch):
+    # The library's verification (crossdock.verify_image) reads and writes the cache's records.
+    cache = tmp_path / "cache"
+    image = image_set(tmp_path / "blobs").images[0]
+    probe = _Probe(cache)
+    real = engine.verify_fs
+
+    def verify_fs(*args, **options):
+        probe("verified")
+        return real(*args, **options)
+
+    monkeypatch.setattr(engine, "verify_fs", verify_fs)
+    engine.verify_platform_image(image, declared_platform=image.platform, cache_dir=cache)
+    assert probe.seen == {"verified": True}
+    assert not prune_would_wait(cache)
+
+
+# -- crossdock rebase ---------------------------------------------------------------------------
+
+
+def test_rebase_holds_the_cache_until_its_outputs_are_written_and_pushed(tmp_path, monkeypatch):
+    # The rebased layers are the cache's files (pulled into it): written to the OCI layout and
+    # pushed after rebase() returned.
+    cache = tmp_path / "machine-cache"
+    monkeypatch.setenv("CROSSDOCK_CACHE_DIR", str(cache))
+    probe = _Probe(cache)
+    images = image_set(tmp_path / "blobs")
+
+    def rebase(image, new_base, **_options):
+        return SimpleNamespace(image_set=images, platforms=(), target=None)
+
+    def write(image_set, root):
+        probe("layout written")
+        return root
+
+    def publish(publishing, image_set, *, checked):
+        probe("pushed")
+        return _release(publishing, image_set)
+
+    monkeypatch.setattr(rebase_module, "rebase", rebase)
+    monkeypatch.setattr(pipeline, "prepare_release", lambda *_a, **_k: (None, _publishing()))
+    _register_commands(["rebase"])
+    from crossdock import sinks
+    from crossdock.cli import push_cmd, rebase_cmd
+
+    monkeypatch.setattr(sinks, "write_oci_layout", write)
+    monkeypatch.setattr(push_cmd, "publish", publish)
+    monkeypatch.setattr(push_cmd, "render_release", lambda _r: None)
+    monkeypatch.setattr(rebase_cmd, "replace", lambda publishing, **_changes: publishing)
+    result = CliRunner().invoke(
+        app,
+        [
+            "rebase",
+            f"{REPOSITORY}:v1",
+            "--base",
+            "127.0.0.1:5555/library/python:3.13-slim",
+            "--oci-layout",
+            str(tmp_path / "out"),
+            "--push",
+            f"{REPOSITORY}:v1-rebased",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert probe.seen == {"layout written": True, "pushed": True}
+    assert not prune_would_wait(cache)
+
+
 class _StopError(Exception):
     """Raised by a probe once it has seen what the test is about."""
 
 
 def _raise_stop() -> None:
     raise _StopError
+
+
+def test_the_library_rebase_holds_the_cache_it_pulls_into(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    probe = _Probe(cache)
+
+    def registries(*_args):
+        probe("pulling")
+        raise _StopError
+
+    monkeypatch.setattr(rebase_module, "Registries", registries)
+    with pytest.raises(_StopError):
+        rebase_module.rebase(REPOSITORY.with_tag("v1"), REPOSITORY.with_tag("v2"), cache_dir=cache)
+    assert probe.seen == {"pulling": True}
+    assert not prune_would_wait(cache)
 
 
 # -- a process holding the cache twice ----------------------------------------------------------

@@ -63,6 +63,7 @@ def rebase(
             hint="crossdock rebase REGISTRY/REPO:TAG --base REGISTRY/BASE:TAG [--push REPO:TAG]; "
             "--check takes several images",
         )
+    from crossdock.cache import CacheLayout
     from crossdock.cli.push_cmd import publish, render_release
     from crossdock.publish.pipeline import prepare_release
     from crossdock.rebase import rebase as run_rebase
@@ -75,29 +76,33 @@ def rebase(
         if publishing is not None:
             destinations.append(publishing)
     progress(None, f"rebase {references[0]} onto {base}")
-    result = run_rebase(
-        references[0],
-        registry_image(base, what="--base is"),
-        cache_dir=settings.cache_dir,
-        mirrors=mirrors,
-        allow=tuple(allow or ()),
-        target=target,
-    )
-    for rebased in result.platforms:
-        progress(
-            rebased.platform,
-            f"{rebased.old_digest} -> {rebased.image.digest} (base {rebased.old_base} -> "
-            f"{rebased.new_base}; python {rebased.python_version}, glibc "
-            f"{rebased.glibc_available} >= {rebased.glibc_required or 'none needed'}; verified)",
+    # The rebased images' layers are files of the blob cache, written and pushed after the
+    # rebase returned: a `crossdock cache prune` waits for all of it (the cache's lock, shared).
+    with CacheLayout(settings.cache_dir).in_use():
+        result = run_rebase(
+            references[0],
+            registry_image(base, what="--base is"),
+            cache_dir=settings.cache_dir,
+            mirrors=mirrors,
+            allow=tuple(allow or ()),
+            target=target,
         )
-    if oci_layout is not None:
-        write_oci_layout(result.image_set, oci_layout)
-        progress(None, f"OCI layout written to {oci_layout}")
-    # The same release code as a build's; the target's rules already ran on this image set.
-    releases = [
-        publish(replace(p, target=result.target), result.image_set, checked=True)
-        for p in destinations
-    ]
+        for rebased in result.platforms:
+            progress(
+                rebased.platform,
+                f"{rebased.old_digest} -> {rebased.image.digest} (base {rebased.old_base} -> "
+                f"{rebased.new_base}; python {rebased.python_version}, glibc "
+                f"{rebased.glibc_available} >= {rebased.glibc_required or 'none needed'}; "
+                "verified)",
+            )
+        if oci_layout is not None:
+            write_oci_layout(result.image_set, oci_layout)
+            progress(None, f"OCI layout written to {oci_layout}")
+        # The same release code as a build's; the target's rules already ran on this image set.
+        releases = [
+            publish(replace(p, target=result.target), result.image_set, checked=True)
+            for p in destinations
+        ]
     if json_output:
         out = result.to_json()
         out["push"] = [r.to_json() for r in releases]

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,8 +45,10 @@ def open_images(
 ) -> Iterator[tuple[ImageSet, ...]]:
     """Every image of ``source`` (or only those of ``platforms``), a skopeo-style image name:
     one ``ImageSet`` per index it holds, and one for the images it holds without an index.
-    Temporary files live until the context ends. Registry blobs are cached in ``cache_dir``;
-    pulls and daemon reads are steps of ``progress``."""
+    Temporary files live until the context ends. Registry blobs are cached in ``cache_dir``,
+    which is held in use until the context ends (the images' blobs are its files, and their
+    readers keep facts in it: a ``crossdock cache prune`` waits); pulls and daemon reads are
+    steps of ``progress``."""
     from crossdock import scratch
     from crossdock.cache import CacheLayout
     from crossdock.errors import NotFoundError
@@ -64,7 +66,8 @@ def open_images(
     )
 
     name = parse_image_name(source) if isinstance(source, str) else source
-    with scratch.temporary_directory(prefix="crossdock-verify-") as tmp:
+    in_use = CacheLayout(cache_dir).in_use() if cache_dir is not None else nullcontext()
+    with in_use, scratch.temporary_directory(prefix="crossdock-verify-") as tmp:
         work = Path(tmp)
         sets: tuple[ImageSet, ...]
         match name:

@@ -20,6 +20,7 @@ import hashlib
 import posixpath
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -84,27 +85,31 @@ def verify_image(
     layers by their digests: pass it only with ``layer_digests`` computed from, or checked
     against, the blobs' bytes (a layer without a digest is always read). ``startup``: check
     that what the config runs exists in the image (``verify.startup``); off for a base whose
-    command the build replaces.
+    command the build replaces. A ``cache_dir`` is held in use while it is read and written
+    (``CacheLayout.in_use``: a ``crossdock cache prune`` waits).
     """
-    fs = LayerFS(
-        layer_paths,
-        layer_digests,
-        index_cache=cache_dir,
-    )
-    return verify_fs(
-        config,
-        fs,
-        profile=profile,
-        allow=allow,
-        first_layer=first_layer,
-        declared_platform=declared_platform,
-        image_name=image_name,
-        startup=startup,
-        observations=(
-            ObservationCache(cache_dir, limit=DEFAULT_READ_LIMIT) if cache_dir is not None else None
-        ),
-        verdicts=cache_dir,
-    )
+    with CacheLayout(cache_dir).in_use() if cache_dir is not None else nullcontext():
+        fs = LayerFS(
+            layer_paths,
+            layer_digests,
+            index_cache=cache_dir,
+        )
+        return verify_fs(
+            config,
+            fs,
+            profile=profile,
+            allow=allow,
+            first_layer=first_layer,
+            declared_platform=declared_platform,
+            image_name=image_name,
+            startup=startup,
+            observations=(
+                ObservationCache(cache_dir, limit=DEFAULT_READ_LIMIT)
+                if cache_dir is not None
+                else None
+            ),
+            verdicts=cache_dir,
+        )
 
 
 def verify_platform_image(
