@@ -5,11 +5,13 @@ The public API, for use as a library (the ``crossdock`` command is built on it):
     from crossdock import load_config, make_plan, NativeBackend, verify_image
     from crossdock import prepare_release, release
     from crossdock.build import build
+    from crossdock.cache import CacheLayout
 
     config = load_config(project_dir=Path("."), service="api")
     config, publishing = prepare_release(config, to="127.0.0.1:5555/team/api:1.0")
-    outcome = build(make_plan(config), NativeBackend(), progress=lambda p, m: print(p, m))
-    result = release(publishing, outcome.image_set, checked=True)
+    with CacheLayout(config.cache_dir).in_use():  # (crossdock.cache) a prune waits for both
+        outcome = build(make_plan(config), NativeBackend(), progress=lambda p, m: print(p, m))
+        result = release(publishing, outcome.image_set, checked=True)
 
 A Dockerfile build releases the same way with ``BuildxBackend(dockerfile, mirrors=...,
 output=StagingRepository(publishing.request.repository))`` (``DockerStore(TAG)``: into docker).

@@ -20,9 +20,11 @@ from uv import find_uv_bin
 
 from crossdock import AMD64, ARM64, NativeBackend, load_config, make_plan, prepare_release, release
 from crossdock.build import build
+from crossdock.cache import CacheLayout
 from crossdock.image.manifest import Index
 from crossdock.registry.client import RegistryClient
 from crossdock.registry.reference import Reference
+from tests.support.cachelock import prune_would_wait
 from tests.support.registry import InProcessRegistry
 
 pytestmark = pytest.mark.integration
@@ -53,10 +55,14 @@ def test_build_and_release_from_python_without_the_cli(example: Path, tmp_path: 
     with InProcessRegistry() as registry:
         config, publishing = prepare_release(config, to=f"{registry.host}/team/api:1.0")
         assert publishing is not None
-        outcome = build(make_plan(config), NativeBackend(), lambda _p, m: messages.append(m))
-        assert outcome.image_set.index is not None
-
-        result = release(publishing, outcome.image_set, checked=True)
+        # As the README does: the cache held in use from the build to the push (a prune meanwhile
+        # waits instead of removing the layers the release reads).
+        with CacheLayout(config.cache_dir).in_use():
+            outcome = build(make_plan(config), NativeBackend(), lambda _p, m: messages.append(m))
+            assert outcome.image_set.index is not None
+            result = release(publishing, outcome.image_set, checked=True)
+            assert prune_would_wait(config.cache_dir)
+        assert not prune_would_wait(config.cache_dir)
 
         assert result.report is not None
         index = outcome.image_set.index
