@@ -9,7 +9,9 @@ output, pushes): ``prune_would_wait`` tries the prune's own lock from another op
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -348,10 +350,12 @@ def test_the_library_rebase_holds_the_cache_it_pulls_into(tmp_path, monkeypatch)
 
 
 def _waiting_flocks(path: Path) -> int:
-    """The flock requests waiting on ``path`` now (Linux's /proc/locks: ``->`` lines)."""
-    inode = f":{path.stat().st_ino} "
+    """The flock requests waiting on ``path`` now (Linux's /proc/locks: ``->`` lines, the file
+    named by its device, major:minor in hex, and inode)."""
+    st = path.stat()
+    where = f" {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} "
     with Path("/proc/locks").open() as locks:
-        return sum(1 for line in locks if "->" in line and "FLOCK" in line and inode in line)
+        return sum(1 for line in locks if " -> FLOCK " in line and where in line)
 
 
 def test_a_command_holding_the_cache_holds_it_again_while_a_prune_waits(tmp_path):
@@ -366,9 +370,10 @@ def test_a_command_holding_the_cache_holds_it_again_while_a_prune_waits(tmp_path
         )
         pruner.start()
         assert waiting.wait(60)
-        for _ in range(100_000):  # until the prune waits in flock() itself
+        for _ in range(60_000):  # until the prune waits in flock() itself (at most a minute)
             if _waiting_flocks(cache / IN_USE_LOCK):
                 break
+            time.sleep(0.001)
         assert _waiting_flocks(cache / IN_USE_LOCK) == 1
         # As CacheLayout.in_use takes it, but raising (not hanging) if it had to wait.
         with locked(cache, exclusive=False, on_wait=_raise_stop):

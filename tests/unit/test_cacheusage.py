@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -171,3 +174,26 @@ def test_a_build_holds_the_cache_while_it_builds_and_writes_its_outputs(cache, m
     assert build_module.build(plan, Backend(), lambda *_: None) == "outcome"  # type: ignore[arg-type,comparison-overlap]
     assert seen == ["the prune waited for the build", "outcome delivered under the lock"]
     assert prune(cache, max_size=0, on_wait=_raise_waited)  # the build is over: no wait
+
+
+def test_crossdock_cache_prune_says_it_waits_for_a_command_using_the_cache(cache):
+    # What a user sees when the cache is in use (a build, a verify, a rebase in another
+    # process): one line naming the cache, then the prune once the command is over.
+    doomed = cache / "blobs" / "sha256" / ("a" * 64)
+    command = [str(Path(sys.executable).parent / "crossdock"), "cache", "prune"]
+    with CacheLayout(cache).in_use():
+        pruning = subprocess.Popen(
+            [*command, "--cache-dir", str(cache), "--max-size", "0"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"},
+        )
+        assert pruning.stderr is not None
+        said = pruning.stderr.readline()  # written before it waits: it waits for the lock
+        assert said.strip() == f"waiting for the builds using {cache} to end"
+        assert doomed.exists()
+        assert pruning.poll() is None
+    _, rest = pruning.communicate(timeout=120)
+    assert pruning.returncode == 0, rest
+    assert "removed" in rest
+    assert not doomed.exists()
