@@ -231,6 +231,13 @@ def test_an_unchanged_command_line_is_answered_early_and_every_input_is_checked_
     assert FROM_RECORD in full.run.stderr
     assert again.run.stdout == full.run.stdout
     assert again.run.stderr == full.run.stderr
+    # The report for people (no --json), on a pipe as in CI: answered from the record too,
+    # printed without importing rich, and the digests it names are the build's.
+    people, people_modules = _probed([a for a in builds.args if a != "--json"], env)
+    assert people.returncode == 0, people.output
+    assert FROM_RECORD in people.stderr
+    assert f"index {first.index_digest}" in people.stdout
+    assert not {m for m in people_modules if m.split(".")[0] == "rich"}, people_modules
 
     main = service / "app" / "main.py"
     original = main.read_text()

@@ -440,3 +440,12 @@ def test_build_pulls_its_base_from_the_https_registry_and_pushes_there(
     assert answered["push"]["pushed"]["blobs_uploaded"] == 0
     assert answered["push"]["pushed"]["tags_set"] == 0
     assert password() not in again.stdout + stderr
+    # The report for people (no --json), on a pipe as in CI: the build's and the push's, both
+    # printed without importing rich.
+    people, people_modules, _ = crossdock_probed(
+        env, "build", *[a for a in built.args[2:] if a != "--json"], timeout=600
+    )
+    assert people.returncode == 0, people.stdout + people.stderr
+    assert f"index {report['index']}" in people.stdout
+    assert "0 blobs uploaded (0.0 MiB)" in people.stdout
+    assert not {m for m in people_modules if m.split(".")[0] == "rich"}, people_modules

@@ -42,7 +42,8 @@ def report_build(
             )
         )
         return
-    render_build(outcome, out_console, verbose=verbose)
+    # Off a terminal, printed without importing rich (a build answered from its record).
+    render_build(outcome, lines_console(out_console), verbose=verbose)
     if release is not None:
         from crossdock.cli.release_report import render_release
 

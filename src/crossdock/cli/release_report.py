@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crossdock.cli.console import err_console, out_console, progress
+from crossdock.cli.console import err_console, lines_console, out_console, progress
 from crossdock.text import literal
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def publish(
     from crossdock.publish.pipeline import release, release_if_present
 
     def on_note(note: str) -> None:
-        err_console.print(f"[yellow]note:[/] {literal(note)}", highlight=False)
+        lines_console(err_console).print(f"[yellow]note:[/] {literal(note)}", highlight=False)
 
     if read_first:
         present = release_if_present(
@@ -45,7 +45,9 @@ def render_release(result: ReleaseResult) -> None:
         dirty = {True: ", dirty tree", False: "", None: ", tree not checked"}[plan.git.dirty]
         where += f"  commit {plan.git.sha}{dirty}"
     title = ("DRY RUN: would push to " if result.report is None else "pushed to ") + where
-    out_console.print(literal(title), highlight=False, soft_wrap=True)
+    # Off a terminal, printed without importing rich (a build answered from its record).
+    out = lines_console(out_console)
+    out.print(literal(title), highlight=False, soft_wrap=True)
     # Each digest once, whole and copyable (an 80-column line: "  arm64  sha256:<64 hex>"),
     # then the tags that point to it and what happened to each.
     by_digest: dict[str, list[tuple[str, str]]] = {}
@@ -57,17 +59,17 @@ def render_release(result: ReleaseResult) -> None:
     label_width = max((len(label) for label in labels.values()), default=0)
     for digest, tags in by_digest.items():
         line = f"  {labels[digest].ljust(label_width)}  {digest}"
-        out_console.print(literal(line), highlight=False, soft_wrap=True)
+        out.print(literal(line), highlight=False, soft_wrap=True)
         tag_width = max(len(tag) for tag, _ in tags)
         for tag, status in tags:
             line = f"      {tag.ljust(tag_width)}  {status}"
-            out_console.print(literal(line), highlight=False, soft_wrap=True)
+            out.print(literal(line), highlight=False, soft_wrap=True)
     report = result.report
     if report is None:
         blobs, size = plan.blob_totals()
-        out_console.print(f"nothing pushed; up to {blobs} blobs ({_mib(size)}) would be sent")
+        out.print(f"nothing pushed; up to {blobs} blobs ({_mib(size)}) would be sent")
     else:
-        out_console.print(
+        out.print(
             f"{report.blobs_uploaded} blobs uploaded ({_mib(report.bytes_uploaded)}), "
             f"{report.blobs_mounted} mounted, {report.blobs_present} present; "
             f"{len(report.tags) - len(report.tags_unchanged)} tags set, "

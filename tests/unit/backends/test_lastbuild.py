@@ -5,6 +5,7 @@ build that failed verification."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 from pathlib import Path
 
@@ -133,8 +134,23 @@ def test_a_recorded_outcome_comes_back_with_the_same_bytes(project, tmp_path):
     console = Console(file=io.StringIO(), width=200, record=True)
     render_build(loaded, console)
     assert "verified (294 files checked)" in console.export_text()
+    # Off a terminal the report is printed without rich (cli.plain_console), as rich prints
+    # it there, at the width rich would take (COLUMNS here; 80 without it).
+    from crossdock.cli.plain_console import PlainConsole
+
+    for columns, verbose in (("80", False), ("60", True)):
+        by_rich, plain = io.StringIO(), io.StringIO()
+        render_build(loaded, Console(file=by_rich, width=int(columns)), verbose=verbose)
+        plain_console = PlainConsole(functools.partial(_same, plain), Console, {"COLUMNS": columns})
+        render_build(loaded, plain_console, verbose=verbose)  # type: ignore[arg-type]
+        assert plain.getvalue() == by_rich.getvalue()
+        assert "verified (294 files checked)" in plain.getvalue()
     # Another key (any input changed) finds nothing.
     assert lastbuild.load_outcome(plan.cache_dir, "0" * 64) is None
+
+
+def _same(stream: io.StringIO) -> io.StringIO:
+    return stream
 
 
 def test_a_poisoned_record_is_ignored(project, tmp_path):
