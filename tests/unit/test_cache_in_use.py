@@ -55,9 +55,10 @@ class _Probe:
     def __call__(self, where: str) -> None:
         self.seen[where] = prune_would_wait(self.cache)
 
-
-def _release(publishing: object, image_set: object) -> SimpleNamespace:
-    return SimpleNamespace(publishing=publishing, image_set=image_set)
+    def publish(self, publishing: object, image_set: object, **_options: object) -> object:
+        """The release's stand-in (the CLI's ``publish``): it reads the layers it pushes."""
+        self("pushed")
+        return SimpleNamespace(publishing=publishing, image_set=image_set)
 
 
 def _publishing() -> SimpleNamespace:
@@ -80,23 +81,19 @@ def test_a_build_holds_the_cache_until_its_push_has_read_the_layers(project, mon
     def build(plan, backend, progress, output, *, smoke):
         return outcome  # (the real build holds the lock itself: the command's hold is tested)
 
-    def publish(publishing, image_set, *, checked):
-        probe("push")
-        return _release(publishing, image_set)
-
     monkeypatch.setattr(build_module, "build", build)
     monkeypatch.setattr(pipeline, "prepare_release", lambda *_a, **_k: (None, _publishing()))
     _register_commands(["build"])
     from crossdock.cli import build_cmd
 
-    monkeypatch.setattr(build_cmd, "publish", publish)
+    monkeypatch.setattr(build_cmd, "publish", probe.publish)
     monkeypatch.setattr(build_report, "report_build", lambda *_a, **_k: None)
     result = CliRunner().invoke(
         app,
         ["build", "-C", str(project), "--service", "api", "--push", f"{REPOSITORY}:v1", "-q"],
     )
     assert result.exit_code == 0, result.output
-    assert probe.seen == {"push": True}
+    assert probe.seen == {"pushed": True}
     assert not prune_would_wait(cache)  # the command is over
 
 
@@ -142,7 +139,9 @@ def recorded(project, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setattr(build_shortcut, "_lines_if_plan_unchanged", lambda _s: lines)
     monkeypatch.setattr(build_shortcut.RememberedRelease, "publishing", lambda _r: _publishing())
     monkeypatch.setattr(build_report, "report_build", lambda *_a, **_k: None)
-    return args, plan
+    probe = _Probe(plan.cache_dir)
+    monkeypatch.setattr(release_report, "publish", probe.publish)
+    return SimpleNamespace(args=args, probe=probe, outcome=outcome_for(project))
 
 
 class _BaseUnmoved:
@@ -162,63 +161,41 @@ class _BaseUnmoved:
 
 
 def test_a_build_answered_from_its_record_holds_the_cache_while_it_uses_the_layers(
-    recorded,
-    project,  # noqa: F811
-    monkeypatch,
+    recorded, monkeypatch
 ):
     # The answer checks the record's layers in the blob cache, links them into the OCI
     # layout and pushes them, before typer is imported and without build(): no lock was held.
-    args, plan = recorded
-    probe = _Probe(plan.cache_dir)
-    outcome = outcome_for(project)
+    probe = recorded.probe
 
     def load_outcome(cache_dir, key):
         probe("the record's layers checked")
-        return outcome
+        return recorded.outcome
 
     def deliver(outcome, plan, progress, output, *, smoke=False):
         probe("outputs written")
 
-    def publish(publishing, image_set, *, checked, read_first=False):
-        probe("pushed")
-        return _release(publishing, image_set)
-
     monkeypatch.setattr(light, "LightClient", _BaseUnmoved)
     monkeypatch.setattr(lastbuild, "load_outcome", load_outcome)
     monkeypatch.setattr(build_shortcut, "deliver", deliver)
-    monkeypatch.setattr(release_report, "publish", publish)
-    assert build_shortcut.answer_from_record(args) is True
+    assert build_shortcut.answer_from_record(recorded.args) is True
     assert probe.seen == {
         "the record's layers checked": True,
         "outputs written": True,
         "pushed": True,
     }
-    assert not prune_would_wait(plan.cache_dir)
+    assert not prune_would_wait(probe.cache)
 
 
-def test_a_rebuild_on_the_recorded_plan_holds_the_cache_until_its_push_ends(
-    recorded,
-    project,  # noqa: F811
-    monkeypatch,
-):
+def test_a_rebuild_on_the_recorded_plan_holds_the_cache_until_its_push_ends(recorded, monkeypatch):
     # A code edit: the build runs here on the recorded plan, then pushes what it built.
-    args, plan = recorded
-    probe = _Probe(plan.cache_dir)
-    outcome = outcome_for(project)
-
     def build(plan, backend, progress, output, *, smoke=False):
-        return outcome
-
-    def publish(publishing, image_set, *, checked, read_first=False):
-        probe("pushed")
-        return _release(publishing, image_set)
+        return recorded.outcome
 
     monkeypatch.setattr(build_shortcut, "_recorded_outcome", lambda *_a: None)  # files changed
     monkeypatch.setattr(build_module, "build", build)
-    monkeypatch.setattr(release_report, "publish", publish)
     monkeypatch.setattr(build_shortcut, "command_line", None)  # nothing remembered
-    assert build_shortcut.answer_from_record(args) is True
-    assert probe.seen == {"pushed": True}
+    assert build_shortcut.answer_from_record(recorded.args) is True
+    assert recorded.probe.seen == {"pushed": True}
 
 
 # -- crossdock verify ---------------------------------------------------------------------------
@@ -291,10 +268,6 @@ def test_rebase_holds_the_cache_until_its_outputs_are_written_and_pushed(tmp_pat
         probe("layout written")
         return root
 
-    def publish(publishing, image_set, *, checked):
-        probe("pushed")
-        return _release(publishing, image_set)
-
     monkeypatch.setattr(rebase_module, "rebase", rebase)
     monkeypatch.setattr(pipeline, "prepare_release", lambda *_a, **_k: (None, _publishing()))
     _register_commands(["rebase"])
@@ -302,7 +275,7 @@ def test_rebase_holds_the_cache_until_its_outputs_are_written_and_pushed(tmp_pat
     from crossdock.cli import push_cmd, rebase_cmd
 
     monkeypatch.setattr(sinks, "write_oci_layout", write)
-    monkeypatch.setattr(push_cmd, "publish", publish)
+    monkeypatch.setattr(push_cmd, "publish", probe.publish)
     monkeypatch.setattr(push_cmd, "render_release", lambda _r: None)
     monkeypatch.setattr(rebase_cmd, "replace", lambda publishing, **_changes: publishing)
     result = CliRunner().invoke(
