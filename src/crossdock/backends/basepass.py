@@ -22,17 +22,31 @@ from crossdock.sbom.attach import base_os_packages
 from crossdock.sbom.ospackages import is_package_file
 from crossdock.verify.observe import LayerObserver, ObservationCache
 
-__all__ = ["base_profile"]
+__all__ = ["base_profile", "read_base_once"]
 
 
-def base_profile(base: PlatformImage, cache_dir: Path) -> BaseProfile:
+def base_profile(base: PlatformImage, cache_dir: Path, *, in_child: bool = False) -> BaseProfile:
     """The profile of ``base`` (cached by its manifest digest, as ``cached_base_profile``);
     when it has to be read, the same pass leaves the base's observations and OS packages in
+    crossdock's cache folder ``cache_dir``. ``in_child``: that pass runs in a child process
+    when it can (a build of several platforms reads their bases at the same time:
+    ``crossdock.backends.inchild``)."""
+
+    def read() -> BaseProfile:
+        if in_child:
+            from crossdock.backends.inchild import profile_in_child
+
+            profile = profile_in_child(base, cache_dir)
+            if profile is not None:
+                return profile
+        return read_base_once(base, cache_dir)
+
+    return cached_base_profile(base, cache_dir, read=read)
+
+
+def read_base_once(base: PlatformImage, cache_dir: Path) -> BaseProfile:
+    """Read ``base``'s layers once: its profile, and its observations and OS packages kept in
     crossdock's cache folder ``cache_dir``."""
-    return cached_base_profile(base, cache_dir, read=lambda: _read_once(base, cache_dir))
-
-
-def _read_once(base: PlatformImage, cache_dir: Path) -> BaseProfile:
     # The limit is the one verification observes with, so its cache finds these observations.
     observer = LayerObserver(ObservationCache(cache_dir, limit=DEFAULT_READ_LIMIT))
     paths = [blob.path for blob in base.layers]

@@ -37,7 +37,7 @@ from crossdock.image.document import digest_value, require
 from crossdock.image.manifest import Index, Manifest
 from crossdock.image.mediatypes import MediaType
 from crossdock.image.mutate import Addendum, append_layers, index_of, with_annotations, with_config
-from crossdock.layers import LayerBlob, LayerEntry, entries_from_tree, write_layer
+from crossdock.layers import LayerBlob, LayerEntry, entries_from_tree
 from crossdock.plan import BuildPlan, RuntimeSettings
 from crossdock.platform import Platform
 from crossdock.progress import Step, step
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from crossdock.resolve import InstalledDistribution, Resolution
     from crossdock.resolve.cache import OnInstalled
     from crossdock.rootfs.baseprofile import BaseProfile
-    from crossdock.rootfs.fsview import LazyBuffer
 
 # Installing, compiling, profiling and verifying (crossdock.resolve, .baseprofile, .verify) are
 # imported where they run: a build answered from the record of the last one needs none of them.
@@ -215,7 +214,7 @@ class NativeBackend:
         def app_layer() -> tuple[LayerBlob, tuple[InstalledDistribution, ...], float]:
             began = time.perf_counter()
             with step(progress, platform, "app layer") as packing:
-                app = self._app_layer(plan, cache, bytecode_python, resolution, profile)
+                app = self._app_layer(plan, bytecode_python, resolution, profile)
                 packing.describe(f"{_size(app[0].size)} compressed")
             return (*app, time.perf_counter() - began)
 
@@ -369,10 +368,11 @@ class NativeBackend:
         )
 
     def _profile(self, plan: BuildPlan, base: PlatformImage) -> BaseProfile:
-        # Read once for the profile, the base's verification and its OS packages (basepass).
+        # Read once for the profile, the base's verification and its OS packages (basepass);
+        # in a child when several platforms read their bases at the same time (inchild).
         from crossdock.backends.basepass import base_profile
 
-        return base_profile(base, plan.cache_dir)
+        return base_profile(base, plan.cache_dir, in_child=len(plan.platforms) > 1)
 
     def _verify_base(
         self, plan: BuildPlan, base: PlatformImage, platform: Platform, profile: BaseProfile
@@ -487,11 +487,7 @@ class NativeBackend:
             if blob is not None:
                 packing.describe(f"{_size(blob.size)} (cached)")
                 return blob, True
-            blob = self._write_layer_into_cache(
-                entries_from_tree(resolution.target_dir, plan.deps_dir, keep_bytecode=True),
-                cache,
-                plan,
-            )
+            blob = self._write_dependency_layer(plan, cache, resolution.target_dir)
             packing.describe(f"{_size(blob.size)} compressed")
         records.store(key, _blob_meta(blob))
         return blob, False
@@ -499,7 +495,6 @@ class NativeBackend:
     def _app_layer(
         self,
         plan: BuildPlan,
-        cache: BlobCache,
         bytecode_python: str | None,
         resolution: Resolution,
         profile: BaseProfile,
@@ -513,7 +508,7 @@ class NativeBackend:
         work.mkdir(parents=True, exist_ok=True)
         if bytecode_python is None and not resolution.local_projects:
             entries = entries_from_tree(plan.service_dir, plan.app_dir, exclude=plan.exclude)
-            return self._write_layer_into_cache(entries, cache, plan), ()
+            return _write_layer_into_cache(entries, plan), ()
         with scratch.temporary_directory(dir=work) as tmp:
             layer_entries: list[LayerEntry] = []
             if not plan.project.packaged:
@@ -542,37 +537,30 @@ class NativeBackend:
                     source_date_epoch=plan.mtime,
                 )
                 layer_entries += _compiled_entries(plan, packages, plan.deps_dir, bytecode_python)
-            blob = self._write_layer_into_cache(layer_entries, cache, plan)
+            blob = _write_layer_into_cache(layer_entries, plan)
             return blob, local
 
     @staticmethod
-    def _write_layer_into_cache(
-        entries: Iterable[LayerEntry], cache: BlobCache, plan: BuildPlan
-    ) -> LayerBlob:
-        from crossdock.rootfs.fsview import DEFAULT_READ_LIMIT
-        from crossdock.rootfs.layerindex import IndexCache
-        from crossdock.verify.observe import Observation, ObservationCache, observe
+    def _write_dependency_layer(plan: BuildPlan, cache: BlobCache, tree: Path) -> LayerBlob:
+        """The dependency tree's layer, written in a child when several platforms write
+        theirs at the same time (``crossdock.backends.inchild``), else here."""
+        if len(plan.platforms) > 1:
+            from crossdock.backends.inchild import dependency_layer_in_child
 
-        work = CacheLayout(plan.cache_dir).work
-        work.mkdir(parents=True, exist_ok=True)
-        # What the verify step needs to know of each file's bytes, learnt from the bytes as
-        # they are written (the files are read once), so it does not decompress the layer.
-        observed: dict[int, Observation] = {}
-
-        def observe_member(ordinal: int, name: str, data: LazyBuffer) -> None:
-            observed[ordinal] = observe(data, name)
-
-        with scratch.temporary_directory(dir=work) as tmp:
-            blob = write_layer(
-                entries, Path(tmp) / "layer.tar.gz", mtime=plan.mtime, observe=observe_member
+            blob = dependency_layer_in_child(
+                tree, plan.deps_dir, plan.cache_dir, cache, mtime=plan.mtime
             )
-            final = cache.adopt(blob.path, blob.digest)
-        # Both kept by the digest of the bytes just written (hashed on the way out), so the
-        # verify step reads neither this layer's index nor its files' bytes again.
-        if blob.members is not None:
-            IndexCache(plan.cache_dir).store(blob.digest, blob.members)
-        ObservationCache(plan.cache_dir, limit=DEFAULT_READ_LIMIT).add_for(blob.digest, observed)
-        return LayerBlob(final, blob.digest, blob.diff_id, blob.size)
+            if blob is not None:
+                return blob
+        return _write_layer_into_cache(
+            entries_from_tree(tree, plan.deps_dir, keep_bytecode=True), plan
+        )
+
+
+def _write_layer_into_cache(entries: Iterable[LayerEntry], plan: BuildPlan) -> LayerBlob:
+    from crossdock.backends.layerwrite import write_layer_into_cache
+
+    return write_layer_into_cache(entries, plan.cache_dir, mtime=plan.mtime)
 
 
 def _compiled_entries(

@@ -6,6 +6,7 @@ record is ignored and rebuilt from the layers."""
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -125,4 +126,40 @@ def test_a_damaged_record_of_the_pass_is_ignored_and_read_again(tmp_path, kind):
         data = bytearray(record.read_bytes())
         data[-2] ^= 0x01  # one flipped bit in the payload: its checksum no longer matches
         record.write_bytes(bytes(data))
+    assert _read_after_the_pass(base, cache) == expected
+
+
+def test_the_pass_in_a_child_leaves_what_the_pass_here_leaves(tmp_path, monkeypatch):
+    """A build of several platforms reads each base in a child (backends.inchild): the same
+    profile, and the verification and OS packages then read no layer, as after the pass here."""
+    from crossdock.backends import basepass
+
+    base = _base(tmp_path / "blobs")
+    expected = _read_without_the_pass(base, tmp_path / "reference")
+
+    def not_here(*_: object) -> BaseProfile:
+        raise AssertionError("read in this process, not in the child")
+
+    monkeypatch.setattr(basepass, "read_base_once", not_here)
+    cache = tmp_path / "cache"
+    assert base_profile(base, cache, in_child=True) == expected[0]
+    for blob in base.layers:
+        blob.path.write_bytes(b"")
+    assert _read_after_the_pass(base, cache) == expected
+
+
+@pytest.mark.parametrize("failure", ["no interpreter", "another answer"])
+def test_a_child_that_does_not_answer_leaves_the_pass_to_this_process(
+    tmp_path, monkeypatch, failure
+):
+    from crossdock.backends import inchild
+
+    base = _base(tmp_path / "blobs")
+    expected = _read_without_the_pass(base, tmp_path / "reference")
+    if failure == "no interpreter":
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    else:
+        monkeypatch.setattr(inchild, "_answer", lambda *_: {"python_version": 3})
+    cache = tmp_path / "cache"
+    assert base_profile(base, cache, in_child=True) == expected[0]
     assert _read_after_the_pass(base, cache) == expected
