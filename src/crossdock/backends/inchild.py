@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -149,6 +150,9 @@ def _write_dependency_layer(request: dict[str, Any]) -> object:
 
 def main(argv: list[str]) -> int:
     """The child: ``TASK`` with the request on stdin; its answer on stdout."""
+    # Ended by crossdock's interrupt (SIGTERM to its children): as an exit, so that the
+    # temporary files of an unfinished layer are removed on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     tasks = {_BASE_PROFILE: _read_base, _DEPENDENCY_LAYER: _write_dependency_layer}
     if len(argv) != 1 or argv[0] not in tasks:
         sys.stderr.write(f"usage: python -m crossdock.backends.inchild {'|'.join(tasks)}\n")

@@ -4,6 +4,12 @@ cache does not back is not taken."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from crossdock.backends import inchild
@@ -88,3 +94,31 @@ def test_an_answer_the_cache_does_not_back_is_not_taken(tmp_path, monkeypatch):
 def test_the_child_refuses_an_unknown_task(capsys):
     assert inchild.main(["nothing"]) == 2
     assert "usage: python -m crossdock.backends.inchild" in capsys.readouterr().err
+
+
+def test_a_child_ended_by_sigterm_leaves_no_temporary_files(tmp_path):
+    """crossdock's interrupt ends its children with SIGTERM: an unfinished layer's files go."""
+    tree = tmp_path / "tree"
+    (tree / "data").mkdir(parents=True)
+    for n in range(64):  # enough to be stopped while writing
+        (tree / "data" / f"{n}.bin").write_bytes(os.urandom(1 << 20))
+    cache = tmp_path / "cache"
+    request = {"tree": str(tree), "image_dir": IMAGE_DIR, "cache_dir": str(cache), "mtime": 0}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "crossdock.backends.inchild", "dependency-layer"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert child.stdin is not None
+    child.stdin.write(json.dumps(request).encode())
+    child.stdin.close()
+    work = CacheLayout(cache).work
+    deadline = time.monotonic() + 60
+    while not any(work.rglob("*")) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert child.poll() is None, "the child ended before it was stopped"
+    child.send_signal(signal.SIGTERM)
+    child.wait(timeout=60)
+    assert not list(work.rglob("*"))
+    assert child.returncode == 128 + signal.SIGTERM
