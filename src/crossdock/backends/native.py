@@ -543,10 +543,11 @@ class NativeBackend:
     @staticmethod
     def _write_dependency_layer(plan: BuildPlan, cache: BlobCache, tree: Path) -> LayerBlob:
         """The dependency tree's layer, written in a child when several platforms write
-        theirs at the same time (``crossdock.backends.inchild``), else here."""
-        if len(plan.platforms) > 1:
-            from crossdock.backends.inchild import dependency_layer_in_child
+        theirs at the same time and the tree is large enough to pay for the child's start
+        (``crossdock.backends.inchild``), else here."""
+        from crossdock.backends.inchild import dependency_layer_in_child, worth_a_child
 
+        if len(plan.platforms) > 1 and worth_a_child(tree):
             blob = dependency_layer_in_child(
                 tree, plan.deps_dir, plan.cache_dir, cache, mtime=plan.mtime
             )

@@ -122,3 +122,18 @@ def test_a_child_ended_by_sigterm_leaves_no_temporary_files(tmp_path):
     child.wait(timeout=60)
     assert not list(work.rglob("*"))
     assert child.returncode == 128 + signal.SIGTERM
+
+
+def test_a_child_writes_only_a_layer_large_enough_to_pay_for_its_start(tmp_path):
+    tree = _tree(tmp_path / "tree")  # a few KiB: written in the build's own process
+    assert not inchild.worth_a_child(tree)
+    # A link to something large is a link in the layer: its target's size does not count.
+    large = tmp_path / "large.bin"
+    with large.open("wb") as out:
+        out.truncate(64 << 20)  # sparse: its size without the disk
+    (tree / "pkg" / "link.bin").symlink_to(large)
+    assert not inchild.worth_a_child(tree)
+    (tree / "pkg" / "data.bin").write_bytes(b"")
+    with (tree / "pkg" / "data.bin").open("r+b") as out:
+        out.truncate(40 << 20)
+    assert inchild.worth_a_child(tree)
