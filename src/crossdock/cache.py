@@ -52,7 +52,14 @@ from crossdock.errors import CrossdockError
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest
 
-__all__ = ["BlobCache", "CacheLayout", "Records", "atomic_write", "file_digest"]
+__all__ = [
+    "BlobCache",
+    "CacheLayout",
+    "Records",
+    "atomic_write",
+    "file_digest",
+    "in_use_if_any",
+]
 
 T = TypeVar("T")
 
@@ -137,6 +144,16 @@ class CacheLayout:
         push, an answer from the record, ``verify``, ``rebase``."""
         with cachelock.locked(self.root, exclusive=False):
             yield
+
+
+@contextlib.contextmanager
+def in_use_if_any(cache_dir: Path | None) -> Iterator[None]:
+    """``CacheLayout(cache_dir).in_use()``, or nothing for a reader given no cache folder."""
+    if cache_dir is None:
+        yield
+        return
+    with CacheLayout(cache_dir).in_use():
+        yield
 
 
 def _read_record(path: Path) -> bytes | None:

@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crossdock.cache import CacheLayout
 from crossdock.children import run_child
 from crossdock.errors import MalformedError
 from crossdock.image.artifact import BlobSource, PlatformImage
@@ -38,7 +39,6 @@ from crossdock.image.manifest import Manifest
 from crossdock.platform import Platform
 
 if TYPE_CHECKING:
-    from crossdock.cache import BlobCache
     from crossdock.layers import LayerBlob
     from crossdock.rootfs.baseprofile import BaseProfile
 
@@ -90,7 +90,7 @@ def worth_a_child(tree: Path) -> bool:
 
 
 def dependency_layer_in_child(
-    tree: Path, image_dir: str, cache_dir: Path, cache: BlobCache, *, mtime: int
+    tree: Path, image_dir: str, cache_dir: Path, *, mtime: int
 ) -> LayerBlob | None:
     """The layer of the dependency tree ``tree`` (at ``image_dir`` in the image) written into
     the blob cache by a child (``layerwrite.write_layer_into_cache``), or None."""
@@ -113,7 +113,7 @@ def dependency_layer_in_child(
     except (MalformedError, ValueError, TypeError, KeyError):
         return None
     # The blob the child wrote, from the cache by its digest and checked as any cached blob.
-    path = cache.verified(digest, size)
+    path = CacheLayout(cache_dir).blobs.verified(digest, size)
     return None if path is None else LayerBlob(path, digest, diff_id, size)
 
 

@@ -487,7 +487,7 @@ class NativeBackend:
             if blob is not None:
                 packing.describe(f"{_size(blob.size)} (cached)")
                 return blob, True
-            blob = self._write_dependency_layer(plan, cache, resolution.target_dir)
+            blob = self._write_dependency_layer(plan, resolution.target_dir)
             packing.describe(f"{_size(blob.size)} compressed")
         records.store(key, _blob_meta(blob))
         return blob, False
@@ -541,16 +541,14 @@ class NativeBackend:
             return blob, local
 
     @staticmethod
-    def _write_dependency_layer(plan: BuildPlan, cache: BlobCache, tree: Path) -> LayerBlob:
+    def _write_dependency_layer(plan: BuildPlan, tree: Path) -> LayerBlob:
         """The dependency tree's layer, written in a child when several platforms write
         theirs at the same time and the tree is large enough to pay for the child's start
         (``crossdock.backends.inchild``), else here."""
         from crossdock.backends.inchild import dependency_layer_in_child, worth_a_child
 
         if len(plan.platforms) > 1 and worth_a_child(tree):
-            blob = dependency_layer_in_child(
-                tree, plan.deps_dir, plan.cache_dir, cache, mtime=plan.mtime
-            )
+            blob = dependency_layer_in_child(tree, plan.deps_dir, plan.cache_dir, mtime=plan.mtime)
             if blob is not None:
                 return blob
         return _write_layer_into_cache(

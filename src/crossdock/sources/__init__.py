@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,7 +50,7 @@ def open_images(
     readers keep facts in it: a ``crossdock cache prune`` waits); pulls and daemon reads are
     steps of ``progress``."""
     from crossdock import scratch
-    from crossdock.cache import CacheLayout
+    from crossdock.cache import CacheLayout, in_use_if_any
     from crossdock.errors import NotFoundError
     from crossdock.sources.daemon import read_daemon_image
     from crossdock.sources.docker_archive import read_docker_archive
@@ -66,8 +66,7 @@ def open_images(
     )
 
     name = parse_image_name(source) if isinstance(source, str) else source
-    in_use = CacheLayout(cache_dir).in_use() if cache_dir is not None else nullcontext()
-    with in_use, scratch.temporary_directory(prefix="crossdock-verify-") as tmp:
+    with in_use_if_any(cache_dir), scratch.temporary_directory(prefix="crossdock-verify-") as tmp:
         work = Path(tmp)
         sets: tuple[ImageSet, ...]
         match name:

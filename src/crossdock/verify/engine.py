@@ -20,11 +20,10 @@ import hashlib
 import posixpath
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from crossdock.cache import CacheLayout
+from crossdock.cache import CacheLayout, in_use_if_any
 from crossdock.image.artifact import ImageSet, PlatformImage
 from crossdock.image.config import ImageConfig
 from crossdock.image.digest import Digest
@@ -88,7 +87,7 @@ def verify_image(
     command the build replaces. A ``cache_dir`` is held in use while it is read and written
     (``CacheLayout.in_use``: a ``crossdock cache prune`` waits).
     """
-    with CacheLayout(cache_dir).in_use() if cache_dir is not None else nullcontext():
+    with in_use_if_any(cache_dir):
         fs = LayerFS(
             layer_paths,
             layer_digests,

@@ -48,9 +48,7 @@ def test_a_layer_written_in_a_child_is_the_layer_written_here(tmp_path):
         entries_from_tree(tree, IMAGE_DIR, keep_bytecode=True), tmp_path / "here", mtime=7
     )
     cache = tmp_path / "child"
-    there = inchild.dependency_layer_in_child(
-        tree, IMAGE_DIR, cache, CacheLayout(cache).blobs, mtime=7
-    )
+    there = inchild.dependency_layer_in_child(tree, IMAGE_DIR, cache, mtime=7)
     assert there is not None
     assert (there.digest, there.diff_id, there.size) == (here.digest, here.diff_id, here.size)
     assert there.path == CacheLayout(cache).blobs.path_for(there.digest)
@@ -68,26 +66,23 @@ def test_a_layer_written_in_a_child_is_the_layer_written_here(tmp_path):
 def test_an_answer_the_cache_does_not_back_is_not_taken(tmp_path, monkeypatch):
     tree = _tree(tmp_path / "tree")
     cache = tmp_path / "cache"
-    blobs = CacheLayout(cache).blobs
-    written = inchild.dependency_layer_in_child(tree, IMAGE_DIR, cache, blobs, mtime=7)
+    written = inchild.dependency_layer_in_child(tree, IMAGE_DIR, cache, mtime=7)
     assert written is not None
     answer = {"digest": str(written.digest), "diff_id": str(written.diff_id), "size": written.size}
     # The blob changed after the child wrote it: not the bytes its digest names.
     monkeypatch.setattr(inchild, "_answer", lambda *_: answer)
     data = written.path.read_bytes()
     written.path.write_bytes(data[:-1] + bytes([data[-1] ^ 0x01]))
-    assert inchild.dependency_layer_in_child(tree, IMAGE_DIR, cache, blobs, mtime=7) is None
+    assert inchild.dependency_layer_in_child(tree, IMAGE_DIR, cache, mtime=7) is None
     # Answers of other shapes, and a child that fails.
     for other in ({**answer, "size": "1"}, {**answer, "digest": "sha256:00"}, [answer], None):
         monkeypatch.setattr(inchild, "_answer", lambda *_, other=other: other)
-        assert inchild.dependency_layer_in_child(tree, IMAGE_DIR, cache, blobs, mtime=7) is None
+        assert inchild.dependency_layer_in_child(tree, IMAGE_DIR, cache, mtime=7) is None
     monkeypatch.undo()
     # A child that fails: the cache folder cannot be written (a file stands there).
     blocked = tmp_path / "blocked"
     blocked.write_text("not a folder")
-    failed = inchild.dependency_layer_in_child(
-        tree, IMAGE_DIR, blocked, CacheLayout(blocked).blobs, mtime=7
-    )
+    failed = inchild.dependency_layer_in_child(tree, IMAGE_DIR, blocked, mtime=7)
     assert failed is None
 
 
