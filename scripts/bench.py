@@ -23,7 +23,9 @@ reported as the median, with the range. Measured:
    ``mirrored_base_args``) plus ``--no-cache`` after ``docker buildx prune -af``; then warm
    (unchanged), and after edits of the service's code.
 4. Code-only changes: an edit of the service's code rebuilt for arm64, amd64 and both (3 edits
-   each), and rebuilt + pushed; which layers were reused and what the push uploaded.
+   each), and rebuilt + pushed; which layers were reused and what the push uploaded. Then the
+   path users take to a real registry: the stage's HTTPS registry (token realm on another host,
+   credentials from a docker config), a no-op and code edits rebuilt and pushed there.
 5. The floor: uv's own install of the same lock for each platform (uv export + uv pip install
    --target, warm uv cache), compileall of the tree, and tar + isal gzip of it.
 6. Verification inside the build (``verify`` / ``total`` of each platform's ``timings``), and a
@@ -40,6 +42,7 @@ Prints a table and writes every measurement as JSON. It asserts nothing about th
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import gzip
 import json
@@ -592,6 +595,52 @@ class Bench:
                 output="push",
             )
 
+    def https_registry(self, project: Path, stamp: str) -> None:
+        """The path users take to ECR, Docker Hub or GHCR: the stage's HTTPS registry with its
+        token realm on another host, credentials from a docker config, the stage's CA trusted
+        through SSL_CERT_FILE. A first push (the base's layers too: another registry), the
+        unchanged rebuild pushed again (no-op), then edits of the service's code rebuilt and
+        pushed, REPEATS times each."""
+        registry = os.environ.get("CROSSDOCK_STAGE_HTTPS_REGISTRY")
+        user = os.environ.get("CROSSDOCK_STAGE_HTTPS_USER")
+        password_file = os.environ.get("CROSSDOCK_STAGE_HTTPS_PASSWORD_FILE")
+        bundle = os.environ.get("CROSSDOCK_STAGE_CA_BUNDLE")
+        if not (registry and user and password_file and bundle):
+            self._say("no HTTPS registry on the stage (stage.sh env): its rows are skipped")
+            return
+        config = self.work / "docker-config"
+        config.mkdir(exist_ok=True)
+        secret = f"{user}:{Path(password_file).read_text().strip()}"
+        auth = base64.b64encode(secret.encode()).decode()
+        (config / "config.json").write_text(json.dumps({"auths": {registry: {"auth": auth}}}))
+        env = {"DOCKER_CONFIG": str(config), "SSL_CERT_FILE": bundle}
+        platforms = PLATFORM_SETS["both"]
+        args = [*self.build_args(project, platforms), "--push"]
+        target = f"{registry}/bench/{SERVICE}-{stamp}:latest"
+        options: dict[str, Any] = {
+            "cache_dir": self.work / "cache-push",  # these dependencies built already
+            "platforms": platforms,
+            "output": "push (HTTPS)",
+            "extra_env": env,
+        }
+        edit_service_code(project)
+        self.crossdock("crossdock both --push (HTTPS), first", [*args, target], **options)
+        self.crossdock(
+            "crossdock both warm --push (HTTPS)",
+            [*args, target],
+            cache="warm",
+            repeat=True,
+            **options,
+        )
+        for _ in range(REPEATS):
+            edit_service_code(project)
+            self.crossdock(
+                "code change: after --push (HTTPS)",
+                [*args, target],
+                cache="warm, code edited",
+                **options,
+            )
+
     def startup(self) -> None:
         """``crossdock --version``, ``crossdock version`` and ``--help`` as a user runs them
         (the console script), STARTUP_REPEATS times each."""
@@ -955,9 +1004,13 @@ def _code_change_lines(runs: Sequence[Run]) -> list[str]:
         state = "same (reused)" if old.get((platform, role)) == digest else "NEW"
         lines.append(f"  {platform:<16} {role:<13} {state:<14} {digest[:19]}")
     lines.append(f"  rebuild {after.wall_s:.2f}s (unchanged warm build {before.wall_s:.2f}s)")
-    pushed = _find(runs, "code change: after --push")
-    if pushed is not None:
-        lines.append(f"  rebuild + push {pushed.wall_s:.2f}s: {_layers(pushed)}")
+    for where, label in (
+        ("", "code change: after --push"),
+        (" over HTTPS", "code change: after --push (HTTPS)"),
+    ):
+        pushed = _find(runs, label)
+        if pushed is not None:
+            lines.append(f"  rebuild + push{where} {pushed.wall_s:.2f}s: {_layers(pushed)}")
     return lines
 
 
@@ -992,6 +1045,10 @@ def _target_lines(runs: Sequence[Run]) -> list[str]:
         "no-op, both platforms, OCI layout": ("crossdock both warm", 0.25),
         "no-op, both platforms, OCI layout, no --json": ("crossdock both warm, no --json", 0.25),
         "no-op, both platforms, up-to-date registry": ("crossdock both warm --push", 0.25),
+        "no-op, both platforms, up-to-date HTTPS registry": (
+            "crossdock both warm --push (HTTPS)",
+            0.25,
+        ),
         "code-only change, arm64": ("code change: after (arm64)", 0.35),
         "code-only change, amd64": ("code change: after (amd64)", 0.35),
         "code-only change, both platforms": ("code change: after", 0.5),
@@ -1144,7 +1201,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run_scenarios(bench: Bench, options: argparse.Namespace, repository: str) -> None:
+def run_scenarios(bench: Bench, options: argparse.Namespace, repository: str, stamp: str) -> None:
     # Side by side: each platform's crossdock builds right next to its buildx builds, so that
     # both see the same load on a shared machine.
     project = bench.copy_example("example-edit")
@@ -1161,6 +1218,7 @@ def run_scenarios(bench: Bench, options: argparse.Namespace, repository: str) ->
     if not options.skip_big_deps:
         bench.big_dependencies()
     bench.code_change_native(project, repository)
+    bench.https_registry(project, stamp)
     if not options.skip_buildx:
         for platform in (ARM64, AMD64):
             bench.buildx_code_edits(project, platform)
@@ -1210,7 +1268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     ]
     try:
-        run_scenarios(bench, options, repository)
+        run_scenarios(bench, options, repository, stamp)
     finally:
         bench.facts["total_seconds"] = round(time.perf_counter() - started, 1)
         bench.facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
