@@ -449,7 +449,7 @@ def test_x86_64_extension_in_service_code_fails_verification_for_arm64(
     ]
     assert "EM_AARCH64" in row
     assert "EM_X86_64" in row
-    assert "failed verification; nothing was pushed" in run.stderr
+    assert "failed verification; nothing was written or pushed" in run.stderr
     assert_nothing_pushed(repository)
 
 

@@ -37,7 +37,7 @@ def test_command_naming_a_missing_module_is_refused_before_push(
     repository = f"tests-{uuid.uuid4().hex[:10]}/missing-module"
     run = build_arm64_and_push(stage_env, project, repository)
     assert run.returncode == 6, run.output
-    assert "failed verification; nothing was pushed" in run.stderr
+    assert "failed verification; nothing was written or pushed" in run.stderr
     (row,) = [line for line in run.output.splitlines() if "startup" in line and "app.main" in line]
     assert "no module app.main in /app" in row
     assert "/app/src holds plainsvc" in run.output

@@ -285,7 +285,8 @@ class NativeBackend:
             timings["verify"] = time.perf_counter() - mark
             if not report.passed:
                 raise VerificationError(
-                    f"{plan.service} for {platform} failed verification; nothing was pushed",
+                    f"{plan.service} for {platform} failed verification; "
+                    "nothing was written or pushed",
                     report=report,
                     hint="see the failures above; --allow PATTERN accepts a known exception",
                 )

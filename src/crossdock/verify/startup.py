@@ -508,7 +508,26 @@ def _handler(
         )
         return
     _require_module(
-        context, python, module, search, result, what=f"the Lambda handler {handler} is in"
+        context,
+        python,
+        module,
+        search,
+        result,
+        what=f"the Lambda handler {handler} is in",
+        advice=_missing_handler_advice(handler, module),
+    )
+
+
+def _missing_handler_advice(handler: str, module: str) -> str:
+    """What to do when a Lambda handler's module is missing: Lambda calls a function, so a
+    web application's ``app`` (what App Runner and EKS serve) is not one; say how to make it
+    one, and which setting names it."""
+    function = handler.rpartition(".")[2]
+    return (
+        f"add {module.replace('.', '/')}.py with a function {function}(event, context) to the "
+        "function's code, or name a handler the image has (crossdock: [tool.crossdock] "
+        "lambda-handler = 'MODULE.FUNCTION'); an ASGI app (FastAPI) becomes one with "
+        f"Mangum: `{function} = Mangum(app)` (mangum among the dependencies)"
     )
 
 
@@ -548,7 +567,10 @@ def _require_module(
     result: StartupCheck,
     *,
     what: str,
+    advice: str | None = None,
 ) -> ModuleLocation | None:
+    """Where ``module`` is found on ``search``; else a finding, with ``advice`` as its fix (or
+    the general advice for a missing module)."""
     fs = context.fs
     location = find_module(fs, module, search, _version(python))
     if location is None:
@@ -570,7 +592,7 @@ def _require_module(
             "(image config)",
             expected=f"module {module} ({what} it) on the image's sys.path",
             found=f"no module {module} in {shown}",
-            fix=_missing_module_advice(context, module, search),
+            fix=advice or _missing_module_advice(context, module, search),
         )
     )
     return None

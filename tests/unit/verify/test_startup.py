@@ -222,6 +222,12 @@ def test_lambda_base_handler(tmp_path):
     failures = _failures(tmp_path, config, base)
     assert len(failures) == 1
     assert "module app (the Lambda handler app.handler is in it)" in failures[0]
+    # The fix names Lambda's own setting and how a web app becomes a handler, not the web
+    # targets' app/command settings.
+    assert "add app.py with a function handler(event, context)" in failures[0]
+    assert "lambda-handler = 'MODULE.FUNCTION'" in failures[0]
+    assert "`handler = Mangum(app)`" in failures[0]
+    assert "app, command or" not in failures[0]
     task = [("var/task/app.py", "data", b"def handler(event, context): pass\n")]
     assert not _failures(tmp_path, config, base, task)
 
