@@ -88,7 +88,7 @@ class LayerBlob:
     diff_id: Digest
     size: int
     # The member index of a layer written here, taken while writing it: the rows reading the
-    # blob back gives (rootfs.layerindex.read_members), without decompressing it again.
+    # blob back gives (rootfs.layerindex.read_index), without decompressing it again.
     members: tuple[Member, ...] | None = field(default=None, compare=False, repr=False)
 
     def descriptor(self, media_type: str) -> Descriptor:

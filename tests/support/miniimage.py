@@ -4,12 +4,14 @@ extension modules, written as tar+gzip layers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from crossdock.image.config import ImageConfig
 from crossdock.platform import AMD64, ARM64, Platform
 from tests.support.prerequisites import missing
 
+from .images import layer_file
 from .layertar import Entry, fixture_bytes, write_layer
 
 _LIBS = {
@@ -40,7 +42,10 @@ def base_entries(platform: Platform) -> list[Entry]:
     ]
 
 
-def config_for(platform: Platform, *, entrypoint: list[str] | None = None) -> ImageConfig:
+def config_for(
+    platform: Platform, *, entrypoint: list[str] | None = None, layers: Sequence[Path] = ()
+) -> ImageConfig:
+    """A config for ``platform`` whose diff_ids are those of the layer files ``layers``."""
     data = {
         "architecture": platform.architecture,
         "os": platform.os,
@@ -49,7 +54,7 @@ def config_for(platform: Platform, *, entrypoint: list[str] | None = None) -> Im
             "Cmd": entrypoint or ["python3"],
             "WorkingDir": "/app",
         },
-        "rootfs": {"type": "layers", "diff_ids": []},
+        "rootfs": {"type": "layers", "diff_ids": [str(layer_file(p).diff_id) for p in layers]},
     }
     if platform.variant:
         data["variant"] = platform.variant

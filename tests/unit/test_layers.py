@@ -8,7 +8,7 @@ from isal import igzip
 
 from crossdock.image import sha256_of
 from crossdock.layers import LayerEntry, compress_layer, entries_from_tree, write_layer
-from crossdock.rootfs.layerindex import read_members
+from crossdock.rootfs.layerindex import read_index
 
 
 def _tree(root):
@@ -120,7 +120,7 @@ def test_the_index_taken_while_writing_equals_the_index_read_back(tmp_path):
     ]
     blob = write_layer(entries, tmp_path / "layer.tar.gz")
     assert blob.members is not None
-    read_back = read_members(blob.path)
+    read_back = read_index(blob.path).members
     assert list(blob.members) == read_back
     assert {m.type for m in read_back} == {"f", "d", "l"}
     assert any(len(m.name) > 100 for m in read_back)  # a PAX header before it
@@ -178,7 +178,7 @@ def test_the_tar_stream_is_what_tarfile_writes_for_the_same_headers(tmp_path):
 
     expected = io.BytesIO()
     with tarfile.open(fileobj=expected, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for member in read_members(blob.path):
+        for member in read_index(blob.path).members:
             info = tarfile.TarInfo(member.name)
             info.mtime, info.uid, info.gid, info.uname, info.gname = 1234, 0, 0, "", ""
             info.mode = member.mode

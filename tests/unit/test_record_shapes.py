@@ -99,7 +99,7 @@ def test_installed_trees(tmp_path):
 
 
 def test_layer_index(tmp_path):
-    from crossdock.rootfs.layerindex import IndexCache, read_members
+    from crossdock.rootfs.layerindex import IndexCache, read_index
     from tests.support.layertar import write_layer
 
     layer = write_layer(
@@ -112,8 +112,8 @@ def test_layer_index(tmp_path):
     )
     digest = sha256_of(layer.read_bytes())
     cache = IndexCache(tmp_path / "cache")
-    members = read_members(layer)
-    cache.store(digest, members)
+    members, uncompressed = read_index(layer)
+    cache.store(digest, members, uncompressed)
     assert cache.load(digest) == members
     records = CacheLayout(tmp_path / "cache").records("layer-index", version=3)
     good = [m.to_json() for m in members]

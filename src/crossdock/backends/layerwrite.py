@@ -2,7 +2,8 @@
 
 The layer's bytes are hashed on the way out (its digest and diff_id), and each file's
 observation (``crossdock.verify.observe``) is read from its bytes as they are written, so the
-verify step neither decompresses the layer nor reads its files again: both the member index and
+verify step neither decompresses the layer nor reads its files again: the member index, the
+layer's uncompressed digest (its diff_id, which verification compares with the config's) and
 the observations are kept by the digest of the bytes just written. Used by the native backend
 for its layers, in its own process or in a child (``crossdock.backends.inchild``).
 """
@@ -44,6 +45,6 @@ def write_layer_into_cache(
         blob = write_layer(entries, Path(tmp) / "layer.tar.gz", mtime=mtime, observe=observe_member)
         final = layout.blobs.adopt(blob.path, blob.digest)
     if blob.members is not None:
-        IndexCache(cache_dir).store(blob.digest, blob.members)
+        IndexCache(cache_dir).store(blob.digest, blob.members, blob.diff_id)
     ObservationCache(cache_dir, limit=DEFAULT_READ_LIMIT).add_for(blob.digest, observed)
     return LayerBlob(final, blob.digest, blob.diff_id, blob.size)

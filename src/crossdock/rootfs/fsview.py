@@ -48,6 +48,7 @@ from crossdock.rootfs.layerindex import (
     normalize,
     open_decompressed,
     open_layer_stream,
+    uncompressed_digest,
 )
 
 __all__ = [
@@ -336,6 +337,8 @@ class LayerFS:
         # Each layer's members, loaded when first needed (a layer under a cached view's is
         # only loaded when its files' bytes are read).
         self._members: list[list[Member] | None] = [None] * len(self.layers)
+        # Each layer's uncompressed digest, as the pass that indexed it here hashed it.
+        self._uncompressed: dict[int, Digest] = {}
         self._kept: dict[tuple[int, int], bytes] = {}
         # The view of every layer but the top one, kept by their digests: a code-only rebuild
         # applies its new app layer on the view of the unchanged ones (issue 14). Not with
@@ -350,17 +353,35 @@ class LayerFS:
             if views is not None and layer.index == len(self.layers) - 1:
                 views.store(self)  # the view of the layers below is complete
             visitor = self._visitor(layer, on_file, keep)
-            members = layer_members(layer.path, layer.digest, self._index_cache, visitor)
-            self._members[layer.index] = members
+            members = self._load_members(layer, visitor)
             self._apply(layer, members)
 
     def _layer_members(self, index: int) -> list[Member]:
         members = self._members[index]
         if members is None:
-            layer = self.layers[index]
-            members = layer_members(layer.path, layer.digest, self._index_cache)
-            self._members[index] = members
+            members = self._load_members(self.layers[index], None)
         return members
+
+    def _load_members(self, layer: Layer, visitor: FileVisitor | None) -> list[Member]:
+        members, uncompressed = layer_members(layer.path, layer.digest, self._index_cache, visitor)
+        self._members[layer.index] = members
+        if uncompressed is not None:
+            self._uncompressed[layer.index] = uncompressed
+        return members
+
+    def uncompressed_digest(self, index: int, algorithm: str = "sha256") -> Digest:
+        """The digest of layer ``index``'s uncompressed stream (what the image config must
+        name as its ``diff_id``): as this view's pass over the layer hashed it, else from the
+        index cache by the layer's digest, else hashed from the layer now (a streamed pass)."""
+        known = self._uncompressed.get(index)
+        if known is not None and known.algorithm == algorithm:
+            return known
+        layer = self.layers[index]
+        found = uncompressed_digest(
+            layer.path, layer.digest, self._index_cache, algorithm=algorithm
+        )
+        self._uncompressed[index] = found
+        return found
 
     # ----- the view of the lower layers, as a record -----
 

@@ -5,6 +5,11 @@ target and where the member's data starts in the uncompressed stream. Building a
 needs only this list, and reading a file needs only its offset and size, so with the index cached
 a layer that was seen before is never decompressed just to learn what is in it.
 
+The pass that indexes a layer also hashes its uncompressed stream, the digest an image config
+must name as the layer's ``diff_id`` (a runtime refuses to unpack a layer whose uncompressed
+bytes have another digest), kept beside the index under the same key in a record of its own: a
+small record, so verification reads it for every layer without loading their indexes.
+
 Why the cache is sound: it is keyed by the digest of the compressed blob, and callers pass a
 digest only for blobs whose bytes were checked against it (the blob cache holds verified blobs
 only; layers crossdock writes are hashed while written). Equal digests mean equal bytes, so an
@@ -14,6 +19,7 @@ index files fail their checksum and are rebuilt from the layer.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
@@ -28,13 +34,15 @@ from crossdock.image.digest import Digest
 __all__ = [
     "FileVisitor",
     "IndexCache",
+    "LayerIndex",
     "Member",
     "MemberType",
     "layer_members",
     "normalize",
     "open_decompressed",
     "open_layer_stream",
-    "read_members",
+    "read_index",
+    "uncompressed_digest",
 ]
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -45,6 +53,9 @@ _AHEAD_BLOCK = 256 << 10
 # Bump when the index format or what is recorded changes; old records are then ignored.
 _KIND = "layer-index"
 _VERSION = 3
+# A layer's uncompressed digest, by the same key (a record of its own: see the module's doc).
+_UNCOMPRESSED_KIND = "layer-diff-id"
+_UNCOMPRESSED_VERSION = 1
 
 
 def normalize(name: str) -> str | None:
@@ -204,37 +215,52 @@ _EMPTY_READS_AT_END = 64
 
 class _EndOfStream:
     """The file object tarfile reads a layer from: after ``_EMPTY_READS_AT_END`` reads in a row
-    that returned nothing, it raises EOFError (a truncated layer) instead of returning nothing."""
+    that returned nothing, it raises EOFError (a truncated layer) instead of returning nothing.
+    With ``hasher``, every byte read through it is hashed (tarfile's reads are 10 KiB records:
+    hashlib releases the GIL for each, the inflating thread keeps its core)."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: IO[bytes], hasher: hashlib._Hash | None = None) -> None:
         self._stream = stream
         self._empty_reads = 0
+        self._hasher = hasher
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
         if data or size == 0:
             self._empty_reads = 0
+            if self._hasher is not None:
+                self._hasher.update(data)
             return data
         self._empty_reads += 1
         if self._empty_reads > _EMPTY_READS_AT_END:
             raise EOFError("the layer ends inside a member's data (its header says it is larger)")
         return data
 
+    def drain(self) -> None:
+        """Read (and hash) what tarfile left after the archive's end (its zero blocks, the
+        padding of its last record, anything after them)."""
+        while self.read(_READ_BUFFER):
+            pass
+
 
 @contextmanager
-def open_layer_stream(path: Path, *, whole: bool = False) -> Iterator[tarfile.TarFile]:
+def open_layer_stream(
+    path: Path, *, whole: bool = False, hasher: hashlib._Hash | None = None
+) -> Iterator[tarfile.TarFile]:
     """Open a layer (tar, tar+gzip) for one forward pass of ``tarfile``; ``whole``: the pass
-    reads the whole layer (``open_decompressed``)."""
+    reads the whole layer (``open_decompressed``). ``hasher`` is given the whole uncompressed
+    stream when the pass ends without an error (the rest after tarfile stops is read too)."""
     try:
-        with (
-            open_decompressed(path, whole=whole) as stream,
-            tarfile.open(
-                fileobj=cast("IO[bytes]", _EndOfStream(stream)),  # tarfile only reads it
+        with open_decompressed(path, whole=whole) as stream:
+            source = _EndOfStream(stream, hasher)
+            with tarfile.open(
+                fileobj=cast("IO[bytes]", source),  # tarfile only reads it
                 mode="r|",
                 tarinfo=_BoundedTarInfo,
-            ) as tar,
-        ):
-            yield tar
+            ) as tar:
+                yield tar
+            if hasher is not None:
+                source.drain()
     except (tarfile.TarError, EOFError) as err:  # EOFError: a truncated gzip stream
         raise UnsafeContentError(f"layer {path} is not a readable tar archive: {err}") from err
 
@@ -256,11 +282,21 @@ def _type_of(member: tarfile.TarInfo) -> str:
 FileVisitor = Callable[["Member", IO[bytes]], None]
 
 
-def read_members(path: Path, on_file: FileVisitor | None = None) -> list[Member]:
-    """Every member of a layer, in tar order (one decompressing pass, no data kept).
-    ``on_file`` sees every regular (not sparse) file's bytes in the same pass."""
+class LayerIndex(NamedTuple):
+    """What one pass over a layer learns: its members, and the digest of its uncompressed
+    stream (what an image config must name as its ``diff_id``)."""
+
+    members: list[Member]
+    uncompressed: Digest
+
+
+def read_index(path: Path, on_file: FileVisitor | None = None) -> LayerIndex:
+    """Every member of a layer, in tar order, and its uncompressed digest (one decompressing
+    pass, no data kept). ``on_file`` sees every regular (not sparse) file's bytes in the same
+    pass."""
     members: list[Member] = []
-    with open_layer_stream(path, whole=True) as tar:
+    hasher = hashlib.sha256()
+    with open_layer_stream(path, whole=True, hasher=hasher) as tar:
         while (info := tar.next()) is not None:
             if len(members) >= MAX_MEMBERS:
                 raise UnsafeContentError(
@@ -284,14 +320,17 @@ def read_members(path: Path, on_file: FileVisitor | None = None) -> list[Member]
                 data = tar.extractfile(info)
                 if data is not None:  # pragma: no branch - regular members always have data
                     on_file(member, data)
-    return members
+    return LayerIndex(members, Digest("sha256:" + hasher.hexdigest()))
 
 
 class IndexCache:
-    """Layer indexes in the cache folder, one record per layer digest."""
+    """Layer indexes and uncompressed digests in the cache folder, one record of each per
+    layer digest."""
 
     def __init__(self, cache_root: Path) -> None:
-        self._records = CacheLayout(cache_root).records(_KIND, version=_VERSION)
+        layout = CacheLayout(cache_root)
+        self._records = layout.records(_KIND, version=_VERSION)
+        self._uncompressed = layout.records(_UNCOMPRESSED_KIND, version=_UNCOMPRESSED_VERSION)
 
     def path_for(self, digest: Digest) -> Path:
         return self._records.path_for(digest.dashed)
@@ -300,8 +339,18 @@ class IndexCache:
         """The cached index of ``digest``, or None when absent, damaged or of another format."""
         return self._records.load(digest.dashed, _members)
 
-    def store(self, digest: Digest, members: Sequence[Member]) -> None:
+    def store(self, digest: Digest, members: Sequence[Member], uncompressed: Digest) -> None:
+        """Keep the index and the uncompressed digest of the layer whose (verified) digest is
+        ``digest``."""
         self._records.store(digest.dashed, [m.to_json() for m in members])
+        self.store_uncompressed(digest, uncompressed)
+
+    def uncompressed(self, digest: Digest) -> Digest | None:
+        """The cached uncompressed digest of the layer ``digest``, or None (absent, damaged)."""
+        return self._uncompressed.load(digest.dashed, _digest)
+
+    def store_uncompressed(self, digest: Digest, uncompressed: Digest) -> None:
+        self._uncompressed.store(digest.dashed, str(uncompressed))
 
 
 def _members(rows: object) -> list[Member]:
@@ -310,18 +359,48 @@ def _members(rows: object) -> list[Member]:
     return [Member.from_json(i, row) for i, row in enumerate(rows)]
 
 
+def _digest(value: object) -> Digest:
+    if type(value) is not str:
+        raise TypeError("an uncompressed digest is a string")
+    return Digest(value)  # a ValueError when it is not one
+
+
 def layer_members(
     path: Path,
     digest: Digest | None,
     cache: IndexCache | None,
     on_file: FileVisitor | None = None,
-) -> list[Member]:
-    """The index of one layer: from ``cache`` when its digest is known, else read (and cached).
-    ``on_file`` sees the files' bytes only when the layer is read (not for a cached index)."""
+) -> tuple[list[Member], Digest | None]:
+    """The index of one layer: from ``cache`` when its digest is known, else read (and cached,
+    with its uncompressed digest). ``on_file`` sees the files' bytes only when the layer is read
+    (not for a cached index). Returned with the layer's uncompressed digest when it was read
+    now (else None: ``IndexCache.uncompressed`` has it, or ``uncompressed_digest``)."""
     if cache is None or digest is None:
-        return read_members(path, on_file)
+        return read_index(path, on_file)
     members = cache.load(digest)
-    if members is None:
-        members = read_members(path, on_file)
-        cache.store(digest, members)
-    return members
+    if members is not None:
+        return members, None
+    index = read_index(path, on_file)
+    cache.store(digest, index.members, index.uncompressed)
+    return index
+
+
+def uncompressed_digest(
+    path: Path, digest: Digest | None, cache: IndexCache | None, *, algorithm: str = "sha256"
+) -> Digest:
+    """The digest (``algorithm``) of a layer's uncompressed stream: from ``cache`` under the
+    layer's verified ``digest`` when it is there, else hashed from the layer, streamed (flat
+    memory; no tar parsing), and cached (sha256 only: what indexing a layer computes)."""
+    key = digest if cache is not None and algorithm == "sha256" else None
+    if cache is not None and key is not None:
+        known = cache.uncompressed(key)
+        if known is not None:
+            return known
+    hasher = hashlib.new(algorithm)
+    with open_decompressed(path, whole=True) as stream:
+        while chunk := stream.read(_READ_BUFFER):
+            hasher.update(chunk)
+    found = Digest(f"{algorithm}:{hasher.hexdigest()}")
+    if cache is not None and key is not None:
+        cache.store_uncompressed(key, found)
+    return found

@@ -32,7 +32,7 @@ from crossdock.image.document import (
 from crossdock.image.manifest import Manifest
 from crossdock.image.mediatypes import MediaType
 from crossdock.platform import Platform
-from crossdock.rootfs.layerindex import open_decompressed
+from crossdock.rootfs.layerindex import uncompressed_digest
 from crossdock.sources.oci_layout import REF_NAME
 from crossdock.sources.select import wanted
 
@@ -172,7 +172,9 @@ def _copy_layer(
             out.write(chunk)
     stored = Digest(f"{diff_id.algorithm}:{hasher.hexdigest()}")
     plain = _is_plain_tar(dest)
-    content = stored if plain else _uncompressed_digest(dest, diff_id.algorithm)
+    content = (
+        stored if plain else uncompressed_digest(dest, None, None, algorithm=diff_id.algorithm)
+    )
     if content != diff_id:
         raise UnsafeContentError(
             f"{archive}: layer {name} does not match the diff_id {diff_id} its config claims "
@@ -186,11 +188,3 @@ def _copy_layer(
 def _is_plain_tar(path: Path) -> bool:
     with path.open("rb") as stream:
         return not stream.read(2).startswith(b"\x1f\x8b")
-
-
-def _uncompressed_digest(path: Path, algorithm: str) -> Digest:
-    hasher = hashlib.new(algorithm)
-    with open_decompressed(path) as stream:
-        while chunk := stream.read(_CHUNK):
-            hasher.update(chunk)
-    return Digest(f"{algorithm}:{hasher.hexdigest()}")

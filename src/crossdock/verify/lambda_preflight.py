@@ -135,7 +135,7 @@ def lambda_preflight(
                     layer=(number, layer.digest),
                 )
             )
-        members = layer_members(layer.path, layer.digest, cache)
+        members, _ = layer_members(layer.path, layer.digest, cache)
         total += _uncompressed_size(members)
         findings += _layer_entries(members, number, layer.digest)
     if total > max_uncompressed:

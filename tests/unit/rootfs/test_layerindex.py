@@ -20,7 +20,7 @@ from crossdock.rootfs.layerindex import (
     MemberType,
     normalize,
     open_decompressed,
-    read_members,
+    read_index,
 )
 from tests.support.layertar import write_layer
 
@@ -141,16 +141,16 @@ def test_an_index_is_only_used_for_its_own_digest(tmp_path):
     paths = _tricky_layers(tmp_path)
     digests = [_digest(p) for p in paths]
     cache = IndexCache(tmp_path / "index")
-    cache.store(digests[0], read_members(paths[0]))
+    cache.store(digests[0], *read_index(paths[0]))
     # The same file under another digest's name (a copy, a rename): its header says otherwise.
     cache.path_for(digests[1]).write_bytes(cache.path_for(digests[0]).read_bytes())
     assert cache.load(digests[1]) is None
-    assert cache.load(digests[0]) == read_members(paths[0])
+    assert cache.load(digests[0]) == read_index(paths[0]).members
 
 
 def test_members_record_data_offsets_and_normalized_paths(tmp_path):
     layer = write_layer(tmp_path / "l.tar", [("./a//b/../c", "file", b"hello")], gzipped=False)
-    (member,) = read_members(layer)
+    (member,) = read_index(layer).members
     assert member.path == "/a/c"
     assert member.name == "./a//b/../c"
     assert layer.read_bytes()[member.offset : member.offset + member.size] == b"hello"
@@ -219,7 +219,7 @@ def test_sparse_members_are_read_through_tarfile(tmp_path):
         [tar_exe, "--sparse", "--format=gnu", "-cf", str(layer), "-C", str(root), "."],
         check=True,
     )
-    types = {m.path: m.type for m in read_members(layer)}
+    types = {m.path: m.type for m in read_index(layer).members}
     if types["/sparse.bin"] != MemberType.SPARSE:
         pytest.skip("this filesystem reports no holes, so tar wrote no sparse member")
     fs = LayerFS([layer])
@@ -245,7 +245,7 @@ def test_on_file_sees_each_file_of_a_layer_read_to_index_it_once(tmp_path):
     files = [
         (layer, m.path)
         for layer in (0, 1)
-        for m in read_members(paths[layer])
+        for m in read_index(paths[layer]).members
         if m.type == MemberType.FILE
     ]
     assert [(layer, path) for layer, path, _ in seen] == files

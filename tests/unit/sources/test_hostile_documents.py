@@ -26,7 +26,7 @@ from crossdock.image.config import ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.manifest import Index, Manifest, parse_manifest_or_index
 from crossdock.rootfs.fsview import LayerFS
-from crossdock.rootfs.layerindex import read_members
+from crossdock.rootfs.layerindex import read_index
 from crossdock.sources.docker_archive import read_docker_archive
 from crossdock.sources.oci_layout import read_oci_build, read_oci_layout
 from tests.hostile import sha256
@@ -224,7 +224,7 @@ def test_layers_with_any_tar_headers_raise_only_crossdock_errors(headers, tail):
     with tempfile.TemporaryDirectory() as tmp:
         layer = Path(tmp) / "layer.tar"
         layer.write_bytes(b"".join(headers) + tail + b"\0" * 1024)
-        _only_crossdock_errors(lambda: read_members(layer))
+        _only_crossdock_errors(lambda: read_index(layer).members)
 
         def view() -> object:
             fs = LayerFS([layer])
@@ -320,7 +320,7 @@ def test_a_member_larger_than_its_layer_ends_the_pass_instead_of_reading_nothing
 
             def read(layer: Path = layer) -> None:
                 try:
-                    read_members(layer)
+                    read_index(layer)
                     outcome.append(None)
                 except BaseException as err:  # noqa: BLE001 - reported below
                     outcome.append(err)

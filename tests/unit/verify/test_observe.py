@@ -61,7 +61,7 @@ def _comparable(report):
 def test_a_warm_cache_gives_the_same_report_without_reading_any_layer(tmp_path):
     layers, digests = _problem_image(tmp_path / "img")
     cache = tmp_path / "cache"
-    config = config_for(ARM64)
+    config = config_for(ARM64, layers=layers)
     uncached = verify_image(config, layers, layer_digests=digests, first_layer=1)
     cold = verify_image(config, layers, layer_digests=digests, first_layer=1, cache_dir=cache)
     warm = verify_image(config, layers, layer_digests=digests, first_layer=1, cache_dir=cache)
@@ -96,17 +96,25 @@ def test_a_warm_cache_is_judged_anew_for_another_platform_and_other_allow_rules(
     digests: list[Digest | None] = [_digest(p) for p in layers]
     cache = tmp_path / "cache"
     passed = verify_image(
-        config_for(ARM64), layers, layer_digests=digests, first_layer=1, cache_dir=cache
+        config_for(ARM64, layers=layers),
+        layers,
+        layer_digests=digests,
+        first_layer=1,
+        cache_dir=cache,
     )
     assert passed.passed, passed.failures
     relabelled = verify_image(
-        config_for(AMD64), layers, layer_digests=digests, first_layer=1, cache_dir=cache
+        config_for(AMD64, layers=layers),
+        layers,
+        layer_digests=digests,
+        first_layer=1,
+        cache_dir=cache,
     )
     assert {(str(f.check), f.file.path) for f in relabelled.failures} >= {
         (Check.ELF_PLATFORM, f"/{tree[0][0]}")
     }
     allowed = verify_image(
-        config_for(AMD64),
+        config_for(AMD64, layers=layers),
         layers,
         layer_digests=digests,
         first_layer=1,
@@ -120,7 +128,11 @@ def test_a_warm_cache_is_judged_anew_for_another_platform_and_other_allow_rules(
 def test_observations_are_not_reused_for_other_bytes_limits_or_formats(tmp_path):
     layers, digests = _problem_image(tmp_path / "img")
     verify_image(
-        config_for(ARM64), layers, layer_digests=digests, first_layer=1, cache_dir=tmp_path
+        config_for(ARM64, layers=layers),
+        layers,
+        layer_digests=digests,
+        first_layer=1,
+        cache_dir=tmp_path,
     )
     folder = tmp_path
     deps = Layer(1, layers[1], digests[1])
@@ -145,7 +157,7 @@ def test_observations_are_not_reused_for_other_bytes_limits_or_formats(tmp_path)
 
 def test_a_damaged_observation_file_is_ignored_and_rebuilt(tmp_path):
     layers, digests = _problem_image(tmp_path / "img")
-    config = config_for(ARM64)
+    config = config_for(ARM64, layers=layers)
     expected = _comparable(
         verify_image(config, layers, layer_digests=digests, first_layer=1, cache_dir=tmp_path)
     )
@@ -234,12 +246,12 @@ def test_a_layer_observed_while_written_fails_verification_as_one_read_back(tmp_
     (tmp_path / "img").mkdir()
     layers = [*image(tmp_path / "img", ARM64), blob.path]
     digests: list[Digest | None] = [_digest(layers[0]), blob.digest]
-    config = config_for(ARM64)
+    config = config_for(ARM64, layers=layers)
     read = verify_image(config, layers, layer_digests=digests, first_layer=1)
     # As the native backend keeps them: the index and the observations taken while writing.
     cache = tmp_path / "cache"
     assert blob.members is not None
-    IndexCache(cache).store(blob.digest, blob.members)
+    IndexCache(cache).store(blob.digest, blob.members, blob.diff_id)
     ObservationCache(cache, limit=DEFAULT_READ_LIMIT).add_for(blob.digest, observed)
     layers[1].write_bytes(b"")  # the checks get nothing from the blob itself now
     from_writer = verify_image(
