@@ -29,6 +29,7 @@ from crossdock.rootfs.baseprofile import read_base_profile
 from crossdock.rootfs.fsview import LayerFS
 from crossdock.sources import open_images
 from crossdock.verify import Check, verify_image
+from tests.support.images import with_layer_files
 from tests.support.layertar import write_layer
 from tests.support.stage import (
     ARCHES,
@@ -194,7 +195,7 @@ def test_the_glibc_rule_on_both_bases(platform: Platform, tmp_path: Path) -> Non
         profile = read_base_profile(image.config, [b.path for b in image.layers])
         assert profile.glibc_version == base.glibc
         report = verify_image(
-            image.config,
+            with_layer_files(image.config, [layer]),
             [*(b.path for b in image.layers), layer],
             profile=profile,
             first_layer=len(image.layers),

@@ -27,6 +27,7 @@ from crossdock.sources import open_images
 from crossdock.sources.docker_archive import read_docker_archive
 from crossdock.sources.oci_layout import read_oci_layout
 from crossdock.verify import Check, verify_image
+from tests.support.images import with_layer_files
 from tests.support.layertar import other_python_pyc, write_layer
 from tests.support.prerequisites import missing
 
@@ -95,7 +96,8 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _image(base: PlatformImage, *layers: Path, config: ImageConfig | None = None):
-    return (config or base.config), [*_paths(base), *layers]
+    """The config (the base's, naming ``layers`` too) and layer files of ``base`` + ``layers``."""
+    return with_layer_files(config or base.config, layers), [*_paths(base), *layers]
 
 
 @pytest.mark.parametrize("platform", [AMD64, ARM64], ids=str)
@@ -315,3 +317,62 @@ def test_verify_cli_never_reads_a_transport_as_a_registry(name):
     assert run.returncode in (ConfigError.exit_code, NotFoundError.exit_code)
     assert len(run.stderr.strip().splitlines()) <= 2  # one error line and its hint
     assert "retry" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_verify_cli_refuses_a_pushed_image_whose_config_names_a_wrong_diff_id(stage_ref, tmp_path):
+    """An image whose config names, for its app layer, the compressed blob's digest instead of
+    its uncompressed one: containerd and docker refuse to unpack that layer, so the image
+    cannot run. `crossdock verify` of it in the stage registry fails in one line (the platform
+    above it), with the exit code of a failed verification and no traceback; the same image
+    with the true diff_id passes."""
+    from crossdock.errors import VerificationError
+    from crossdock.image.artifact import ImageSet
+    from crossdock.image.mutate import with_config
+    from crossdock.registry.client import RegistryClient
+    from crossdock.registry.reference import Reference
+    from crossdock.sinks import push_image_set
+    from tests.support import images
+    from tests.support.miniimage import base_entries
+
+    blobs = tmp_path / "blobs"
+    good = images.platform_image(
+        AMD64,
+        [
+            images.layer(blobs, base_entries(AMD64)),
+            images.layer(blobs, {"app/main.py": b"print('hello')\n"}),
+        ],
+        config={"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "Cmd": ["python3"]},
+    )
+    app = good.layers[1].descriptor.digest
+    data = dict(good.config.data)
+    data["rootfs"] = {"type": "layers", "diff_ids": [str(good.config.diff_ids[0]), str(app)]}
+    wrong = with_config(good, ImageConfig.from_data(data))
+    host = stage_ref.split("/", 1)[0]
+    name = f"{host}/crossdock-test/wrong-layer-{uuid.uuid4().hex[:12]}"
+    repository = Reference.parse(name)
+    with RegistryClient(host) as client:
+        push_image_set(client, ImageSet((good,), None), repository, {"good": good.digest})
+        push_image_set(client, ImageSet((wrong,), None), repository, {"wrong": wrong.digest})
+
+    passed = _verify_text(f"{name}:good")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    failed = _verify_text(f"{name}:wrong")
+    assert failed.returncode == VerificationError.exit_code, failed.stdout + failed.stderr
+    output = failed.stdout + failed.stderr
+    assert "Traceback" not in output
+    assert "FAIL linux/amd64" in output
+    (line,) = [row for row in output.splitlines() if "diff-id" in row]
+    assert "(layer 1)" in line
+    assert str(app) in line and str(good.config.diff_ids[1]) in line
+
+
+def _verify_text(name: str) -> subprocess.CompletedProcess[str]:
+    """``crossdock verify NAME`` as people run it (the report for people, no colours)."""
+    return subprocess.run(
+        [CROSSDOCK, "verify", name],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "80"},
+    )

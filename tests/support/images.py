@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from crossdock.image.artifact import BlobSource, ImageSet, PlatformImage
-from crossdock.image.config import ImageConfig
+from crossdock.image.config import HistoryEntry, ImageConfig
 from crossdock.image.descriptor import Descriptor
 from crossdock.image.digest import Digest, sha256_of
 from crossdock.image.manifest import Index, Manifest
@@ -109,6 +109,14 @@ def layer_file(path: Path, media_type: str = MediaType.OCI_LAYER_GZIP) -> Layer:
     tar = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
     return Layer(
         BlobSource(Descriptor(media_type, sha256_of(data), len(data)), path), sha256_of(tar)
+    )
+
+
+def with_layer_files(config: ImageConfig, paths: Sequence[Path]) -> ImageConfig:
+    """``config`` with the diff_ids (and a history entry each) of the layer files ``paths``
+    appended, as a build that adds those layers writes it."""
+    return config.with_changes(
+        append_layers=[(layer_file(p).diff_id, HistoryEntry("crossdock test")) for p in paths]
     )
 
 

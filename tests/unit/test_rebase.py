@@ -75,17 +75,17 @@ def test_a_base_with_an_older_glibc_than_the_images_binaries_need_is_refused(tmp
     base = Reference.parse("127.0.0.1:5555/old/glibc:1")
     new = platform_image(AMD64, [layer_file(base_layer)], config=base_config.data["config"])
     layers = [*new.layers, layer_file(own).blob]
+    # The rebased image's config: the base's, with the image's own layer's diff_id too.
+    config = config_for(AMD64, layers=[base_layer, own])
     image = Reference.parse("127.0.0.1:5555/svc:1")
     # With the base's real glibc (2.36 on Debian 12) the module fits.
-    report = _verify(
-        tmp_path / "cache", new, real, base_config, layers, AMD64, (), image, base=base
-    )
+    report = _verify(tmp_path / "cache", new, real, config, layers, AMD64, (), image, base=base)
     assert report.glibc.required is not None
     # A base whose libc defines only GLIBC_2.1 is refused, naming the file and both versions
     # (the base itself counts as verified: its pass is recorded by digest in this cache).
     old = replace(real, glibc_version="2.1")
     with pytest.raises(BaseImageError) as refused:
-        _verify(tmp_path / "cache", new, old, base_config, layers, AMD64, (), image, base=base)
+        _verify(tmp_path / "cache", new, old, config, layers, AMD64, (), image, base=base)
     message = str(refused.value)
     assert "glibc 2.1" in message
     assert f"glibc {report.glibc.required}" in message

@@ -337,6 +337,8 @@ def verify_fs(
     _check_anomalies(fs, scan)
 
     failures, allowed = apply_allow(scan.findings, [_rule(a) for a in allow])
+    # An image whose layers are not its config's diff_ids cannot be unpacked: no rule allows it.
+    failures = [*_check_diff_ids(config, fs, scan), *failures]
     if allowed:
         scan.notes.append(f"{len(allowed)} finding(s) allowed by --allow rules (listed below)")
     return PlatformReport(
@@ -397,6 +399,45 @@ def _check_wheels(scan: _Scan, glibc: tuple[int, ...] | None) -> None:
         tags = parse_wheel_tags(text)
         tags_text = ", ".join(sorted({str(t) for t in tags}))
         scan.findings.extend(checks.check_wheel(ref, tags_text, tags, target))
+
+
+def _check_diff_ids(config: ImageConfig, fs: LayerFS, scan: _Scan) -> list[Finding]:
+    """Each layer's uncompressed digest against the diff_id the config names for it, and one
+    diff_id per layer (containerd and docker refuse a layer whose uncompressed bytes are not its
+    diff_id: the image could not be pulled and run). Every layer, the base's too: the facts are
+    recorded by the passes that indexed or wrote the layers, so this reads no layer again."""
+    scan.ran.append(Check.DIFF_ID)
+    platform = scan.platform
+    claimed = config.diff_ids
+    findings = []
+    if len(claimed) != len(fs.layers):
+        findings.append(
+            Finding(
+                Check.DIFF_ID,
+                FileRef("(image config) rootfs.diff_ids"),
+                expected=f"{len(fs.layers)} diff_ids, one per layer of the manifest",
+                found=f"{len(claimed)} in the {platform} config",
+                fix="the config does not describe the manifest's layers: rebuild the image",
+            )
+        )
+    for layer, diff_id in zip(fs.layers, claimed, strict=False):
+        actual = fs.uncompressed_digest(layer.index, diff_id.algorithm)
+        if actual != diff_id:
+            findings.append(
+                Finding(
+                    Check.DIFF_ID,
+                    FileRef(
+                        f"(image config) rootfs.diff_ids[{layer.index}]",
+                        layer.index,
+                        str(layer.digest) if layer.digest else None,
+                    ),
+                    expected=f"{actual}, the uncompressed digest of {layer.label()}",
+                    found=f"{diff_id} in the {platform} config",
+                    fix="the config names another layer than the manifest: rebuild the image "
+                    "(a runtime refuses to unpack this layer)",
+                )
+            )
+    return findings
 
 
 def _check_anomalies(fs: LayerFS, scan: _Scan) -> None:

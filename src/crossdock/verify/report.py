@@ -46,6 +46,9 @@ class Check(StrEnum):
     STARTUP = "startup"
     PLATFORM_LABEL = "platform-label"
     UNSAFE_PATH = "unsafe-path"
+    # Each layer's uncompressed digest is the diff_id the config names for it (a runtime
+    # refuses to unpack a layer that is not): never allowed by --allow.
+    DIFF_ID = "diff-id"
     # The Lambda preflight (``crossdock verify --target lambda``, every Lambda build): what
     # Lambda refuses at deploy time although docker and the local emulator accept it.
     LAMBDA_SINGLE_MANIFEST = "lambda-single-manifest"

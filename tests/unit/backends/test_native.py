@@ -25,13 +25,16 @@ from uv import find_uv_bin
 from crossdock.backends.base import BuildOutcome
 from crossdock.backends.native import NativeBackend
 from crossdock.build import make_plan
+from crossdock.cache import CacheLayout
 from crossdock.config import load_config
 from crossdock.errors import BaseImageError, CrossdockError, VerificationError
 from crossdock.image.artifact import ImageSet
+from crossdock.image.digest import sha256_of
 from crossdock.image.mediatypes import MediaType
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.progress import NO_PROGRESS
 from crossdock.registry.client import RegistryClient
+from crossdock.verify import Check, PlatformReport
 from tests.support import images
 from tests.support.layertar import write_layer
 from tests.support.miniimage import base_entries
@@ -276,3 +279,35 @@ def test_a_service_file_changed_while_the_build_reads_it_leaves_no_record_of_the
     # Not vacuous: a build whose files did not change meanwhile is recorded and answered.
     assert build(project).image_set.index == again.image_set.index
     assert all(layer.cached for report in build(project).reports for layer in report.layers)
+
+
+def test_a_dependency_layer_record_naming_a_wrong_diff_id_never_gives_a_verified_image(
+    registry, project, serve_base
+):
+    """The record of a dependency layer names its blob (checked by digest on use) and its
+    diff_id, which goes into the image config as it is. Stored with a wrong diff_id (a tampered
+    or buggy cache, its checksum made anew as a tamperer would, through the Records API), the
+    rebuild's verification compares the config's diff_id with the layer's uncompressed digest
+    (recorded when crossdock wrote the layer) and refuses the image."""
+    serve_base()
+    first = build(project)
+    records = CacheLayout(project / "cache").records("deps-layer", version=1)
+    poison = sha256_of(b"not the dependency layer")
+    keys = [path.stem for path in records.folder.glob("*.rec")]
+    assert len(keys) == 2  # one per platform
+    for key in keys:
+        meta = records.load(key, dict)
+        assert meta is not None
+        assert records.store(key, {**meta, "diff_id": str(poison)})
+    # A code change: the build runs (no record of the last build answers), the dependency
+    # layer taken from its record.
+    (project / "backend" / "api" / "app" / "main.py").write_text("print('changed')\n")
+    with pytest.raises(VerificationError, match=r"api for linux/\S+ failed verification") as err:
+        build(project)
+    report = err.value.report
+    assert isinstance(report, PlatformReport)
+    deps = {str(image.layers[1].descriptor.digest) for image in first.image_set.images}
+    (finding,) = report.failures
+    assert finding.check == Check.DIFF_ID
+    assert finding.file.layer_index == 1 and finding.file.layer_digest in deps
+    assert str(poison) in finding.found

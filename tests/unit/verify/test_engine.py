@@ -36,7 +36,7 @@ def test_a_correct_arm64_image_passes(tmp_path):
             (f"{SITE}/pkg/__init__.py", "file", b""),
         ],
     )
-    report = verify_image(config_for(ARM64), layers)
+    report = verify_image(config_for(ARM64, layers=layers), layers)
     assert report.passed, report.failures
     assert report.python_version == "3.13"
     assert report.glibc.available == "2.36"
@@ -79,7 +79,7 @@ def test_every_kind_of_wrong_is_named(tmp_path):
             ("app/__pycache__/m.cpython-311.pyc", "file", host_pyc),
         ],
     )
-    report = verify_image(config_for(ARM64), layers)
+    report = verify_image(config_for(ARM64, layers=layers), layers)
     failures = _failures(report)
     assert ("elf-platform", f"/{SITE}/pkg/_bad.cpython-313-aarch64-linux-gnu.so") in failures
     assert ("elf-platform", f"/{SITE}/pc/_core.cpython-312-x86_64-linux-gnu.so") in failures
@@ -101,7 +101,9 @@ def test_every_kind_of_wrong_is_named(tmp_path):
 
 def test_entrypoint_of_the_wrong_architecture(tmp_path):
     layers = image(tmp_path, ARM64, [("app/server", "file", fixture_bytes("x86_64-hello"))])
-    report = verify_image(config_for(ARM64, entrypoint=["./server", "--port", "8080"]), layers)
+    report = verify_image(
+        config_for(ARM64, entrypoint=["./server", "--port", "8080"], layers=layers), layers
+    )
     entry = [f for f in report.failures if f.check is Check.ENTRYPOINT]
     assert len(entry) == 1
     assert entry[0].file.path == "/app/server"
@@ -110,7 +112,7 @@ def test_entrypoint_of_the_wrong_architecture(tmp_path):
 
 def test_script_entrypoint_checks_its_interpreter(tmp_path):
     layers = image(tmp_path, ARM64, [("app/run.py", "file", b"#!/usr/bin/python3\nprint(1)\n")])
-    report = verify_image(config_for(ARM64, entrypoint=["/app/run.py"]), layers)
+    report = verify_image(config_for(ARM64, entrypoint=["/app/run.py"], layers=layers), layers)
     assert report.passed, report.failures
 
 
@@ -128,7 +130,7 @@ def test_glibc_needed_beyond_the_base(tmp_path):
     )
     profile = read_base_profile(config_for(AMD64), layers[:1])
     old = replace(profile, glibc_version="2.28")  # as if the base were an older distribution
-    report = verify_image(config_for(AMD64), layers, profile=old, first_layer=1)
+    report = verify_image(config_for(AMD64, layers=layers), layers, profile=old, first_layer=1)
     glibc = [f for f in report.failures if f.check is Check.GLIBC]
     assert [f.file.path for f in glibc] == [f"/{SITE}/t/_t.cpython-313-x86_64-linux-gnu.so"]
     assert glibc[0].found == "needs GLIBC_2.34"
@@ -140,20 +142,22 @@ def test_glibc_needed_beyond_the_base(tmp_path):
 
 def test_allow_rules_demote_and_are_reported(tmp_path):
     layers = image(tmp_path, ARM64, [("opt/tools/x86", "file", fixture_bytes("x86_64-hello"))])
-    report = verify_image(config_for(ARM64), layers, allow=["elf-platform:/opt/tools/*"])
+    report = verify_image(
+        config_for(ARM64, layers=layers), layers, allow=["elf-platform:/opt/tools/*"]
+    )
     assert report.passed
     assert [(str(f.check), f.allowed_by) for f in report.allowed] == [
         ("elf-platform", "elf-platform:/opt/tools/*")
     ]
     assert any("allowed" in n for n in report.notes)
     # A rule for another check does not hide this one.
-    strict = verify_image(config_for(ARM64), layers, allow=["glibc:/opt/tools/*"])
+    strict = verify_image(config_for(ARM64, layers=layers), layers, allow=["glibc:/opt/tools/*"])
     assert not strict.passed
 
 
 def test_report_renders_for_people_and_ci(tmp_path):
     layers = image(tmp_path, ARM64, [("app/bad.so", "file", fixture_bytes("x86_64-puts.so"))])
-    report = verify_image(config_for(ARM64), layers)
+    report = verify_image(config_for(ARM64, layers=layers), layers)
     data = json.loads(json.dumps(reports_to_json([report])))
     assert data["passed"] is False
     assert data["platforms"][0]["failures"][0]["path"] == "/app/bad.so"
@@ -166,5 +170,5 @@ def test_report_renders_for_people_and_ci(tmp_path):
 
 def test_a_layer_entry_escaping_the_root_fails(tmp_path):
     layers = image(tmp_path, AMD64, [("../../etc/cron.d/x", "file", b"* * * * * root sh\n")])
-    report = verify_image(config_for(AMD64), layers)
+    report = verify_image(config_for(AMD64, layers=layers), layers)
     assert _failures(report) == {("unsafe-path", "../../etc/cron.d/x")}

@@ -50,7 +50,11 @@ class _Image:
 
 def _verify(layers, digests, cache: Path | None) -> PlatformReport:
     report = verify_image(
-        config_for(ARM64), layers, layer_digests=digests, first_layer=1, cache_dir=cache
+        config_for(ARM64, layers=layers),
+        layers,
+        layer_digests=digests,
+        first_layer=1,
+        cache_dir=cache,
     )
     return replace(report, seconds=0.0)
 
@@ -154,7 +158,7 @@ def test_a_verdict_is_not_used_for_another_python_or_position(tmp_path, monkeypa
     extra = write_layer(tmp_path / "extra.tar.gz", [("etc/extra", "data", b"x")])
     moved = [layers[0], extra, *layers[1:]]
     report = verify_image(
-        config_for(ARM64),
+        config_for(ARM64, layers=moved),
         moved,
         layer_digests=[_digest(p) for p in moved],
         first_layer=1,

@@ -44,7 +44,7 @@ def test_unsafe_members_are_anomalies(tmp_path):
 
 def test_verify_fails_an_image_with_unsafe_members(tmp_path):
     layers = [*image(tmp_path, AMD64), _layer(tmp_path / "unsafe.tar")]
-    report = verify_image(config_for(AMD64), layers, first_layer=1)
+    report = verify_image(config_for(AMD64, layers=layers), layers, first_layer=1)
     flagged = {f.file.path for f in report.failures if f.check == Check.UNSAFE_PATH}
     assert flagged == {"/etc/absolute", "app/fifo", "app/disk", "app/escape"}
     assert not report.passed
