@@ -132,7 +132,18 @@ def _command_named(arguments: list[str]) -> str | None:
 
 
 def main() -> None:
-    """Entry point: run the app, turning crossdock's errors into messages and exit codes."""
+    """Entry point: run the app, turning crossdock's errors into messages and exit codes; the
+    process then ends without the interpreter's teardown (``crossdock.cli.exiting``)."""
+    from crossdock.cli.exiting import end_process, exit_code
+
+    try:
+        _run()
+    except SystemExit as stop:
+        end_process(exit_code(stop))
+    end_process(0)
+
+
+def _run() -> None:
     if sys.argv[1:] in _VERSION_ARGUMENTS:
         # The commonest question answered before typer (~70 ms of imports) is loaded.
         from crossdock.cli.versions import version_lines
