@@ -178,11 +178,14 @@ def test_base_os_packages(tmp_path):
 
 def test_deps_layer(tmp_path):
     from crossdock.backends.native import _blob_from_meta
+    from crossdock.rootfs.layerindex import IndexCache
 
     blobs = CacheLayout(tmp_path / "cache").blobs
+    facts = IndexCache(tmp_path / "cache")
     data = b"a layer's bytes"
     digest = sha256_of(data)
     blobs.keep_bytes(data, digest)
+    facts.store_uncompressed(digest, sha256_of(b"its tar"))  # as written: what its bytes hold
     good = {"digest": str(digest), "diff_id": str(sha256_of(b"its tar")), "size": len(data)}
     wrong: dict[str, Change] = {
         "a list": lambda meta: [meta],
@@ -193,12 +196,13 @@ def test_deps_layer(tmp_path):
         "a diff_id not a digest": _set(("diff_id",), to="sha256:xyz"),
         "a digest in a list": _set(("digest",), to=[str(digest)]),
         "no diff_id": lambda meta: {k: v for k, v in meta.items() if k != "diff_id"},
+        "a diff_id not its blob's": _set(("diff_id",), to=str(sha256_of(b"another tar"))),
     }
     _check_kind(
         tmp_path,
         "deps-layer",
         good=good,
-        parse=lambda meta: _blob_from_meta(meta, blobs),
+        parse=lambda meta: _blob_from_meta(meta, blobs, facts),
         wrong=wrong,
     )
 
@@ -246,17 +250,19 @@ def test_every_parse_refuses_a_payload_that_is_not_its_container(tmp_path, paylo
     """The smallest wrong shapes: none of them is any kind's record."""
     from crossdock.backends.native import _blob_from_meta
     from crossdock.rootfs.baseprofile import BaseProfile
+    from crossdock.rootfs.layerindex import IndexCache
     from crossdock.sbom.inventory import OsInventory
     from crossdock.verify.engine import _passed
 
     blobs = CacheLayout(tmp_path / "cache").blobs
+    facts = IndexCache(tmp_path / "cache")
     records = CacheLayout(tmp_path / "cache").records("any", version=1)
     assert records.store("key", payload)
     for parse in (
         _passed,
         OsInventory.from_json,
         BaseProfile.from_json,
-        lambda meta: _blob_from_meta(meta, blobs),
+        lambda meta: _blob_from_meta(meta, blobs, facts),
     ):
         assert records.load("key", parse) is None
 

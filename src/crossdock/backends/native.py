@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from crossdock.resolve import InstalledDistribution, Resolution
     from crossdock.resolve.cache import OnInstalled
     from crossdock.rootfs.baseprofile import BaseProfile
+    from crossdock.rootfs.layerindex import IndexCache
 
 # Installing, compiling, profiling and verifying (crossdock.resolve, .baseprofile, .verify) are
 # imported where they run: a build answered from the record of the last one needs none of them.
@@ -482,9 +483,12 @@ class NativeBackend:
             profile.python_path,
             str(plan.mtime),
         )
+        from crossdock.rootfs.layerindex import IndexCache
+
         records = CacheLayout(plan.cache_dir).records("deps-layer", version=1)
+        facts = IndexCache(plan.cache_dir)
         with step(progress, platform, "dependency layer") as packing:
-            blob = records.load(key, lambda meta: _blob_from_meta(meta, cache))
+            blob = records.load(key, lambda meta: _blob_from_meta(meta, cache, facts))
             if blob is not None:
                 packing.describe(f"{_size(blob.size)} (cached)")
                 return blob, True
@@ -630,8 +634,11 @@ def _blob_meta(blob: LayerBlob) -> dict[str, object]:
     return {"digest": str(blob.digest), "diff_id": str(blob.diff_id), "size": blob.size}
 
 
-def _blob_from_meta(meta: dict[str, object], cache: BlobCache) -> LayerBlob | None:
-    """The layer a deps-layer record names, if its blob is still in the cache, unchanged."""
+def _blob_from_meta(
+    meta: dict[str, object], cache: BlobCache, facts: IndexCache
+) -> LayerBlob | None:
+    """The layer a deps-layer record names, if its blob is still in the cache, unchanged, and
+    its diff_id is not other than what the blob's bytes were found to hold."""
     what = "a deps-layer record"
     digest = digest_value(meta["digest"], what)
     size = require(meta, "size", int, what)
@@ -641,6 +648,12 @@ def _blob_from_meta(meta: dict[str, object], cache: BlobCache) -> LayerBlob | No
     path = cache.verified(digest, size)
     if path is None:
         return None
+    # The diff_id goes into the image's config as it is: one that is not the blob's uncompressed
+    # digest (recorded by the verified digest when the layer was written) is damage, and the
+    # layer is written again. Without that fact, the build's verification hashes the blob.
+    known = facts.uncompressed(digest)
+    if known is not None and known != diff_id:
+        raise ValueError(f"{what}: its diff_id is not its blob's")
     return LayerBlob(path, digest, diff_id, size)
 
 

@@ -433,8 +433,8 @@ def _check_diff_ids(config: ImageConfig, fs: LayerFS, scan: _Scan) -> list[Findi
                     ),
                     expected=f"{actual}, the uncompressed digest of {layer.label()}",
                     found=f"{diff_id} in the {platform} config",
-                    fix="the config names another layer than the manifest: rebuild the image "
-                    "(a runtime refuses to unpack this layer)",
+                    fix="a runtime refuses to unpack this layer: rebuild the image (built by "
+                    "crossdock: empty its cache first, crossdock cache prune --max-size 0)",
                 )
             )
     return findings

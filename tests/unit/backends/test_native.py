@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -29,7 +30,7 @@ from crossdock.cache import CacheLayout
 from crossdock.config import load_config
 from crossdock.errors import BaseImageError, CrossdockError, VerificationError
 from crossdock.image.artifact import ImageSet
-from crossdock.image.digest import sha256_of
+from crossdock.image.digest import Digest, sha256_of
 from crossdock.image.mediatypes import MediaType
 from crossdock.platform import AMD64, ARM64, Platform
 from crossdock.progress import NO_PROGRESS
@@ -281,16 +282,9 @@ def test_a_service_file_changed_while_the_build_reads_it_leaves_no_record_of_the
     assert all(layer.cached for report in build(project).reports for layer in report.layers)
 
 
-def test_a_dependency_layer_record_naming_a_wrong_diff_id_never_gives_a_verified_image(
-    registry, project, serve_base
-):
-    """The record of a dependency layer names its blob (checked by digest on use) and its
-    diff_id, which goes into the image config as it is. Stored with a wrong diff_id (a tampered
-    or buggy cache, its checksum made anew as a tamperer would, through the Records API), the
-    rebuild's verification compares the config's diff_id with the layer's uncompressed digest
-    (recorded when crossdock wrote the layer) and refuses the image."""
-    serve_base()
-    first = build(project)
+def _poison_dependency_layer_records(project: Path) -> Digest:
+    """Give every deps-layer record a wrong diff_id, its checksum made anew as a tamperer would
+    (through the Records API); the wrong diff_id."""
     records = CacheLayout(project / "cache").records("deps-layer", version=1)
     poison = sha256_of(b"not the dependency layer")
     keys = [path.stem for path in records.folder.glob("*.rec")]
@@ -299,9 +293,39 @@ def test_a_dependency_layer_record_naming_a_wrong_diff_id_never_gives_a_verified
         meta = records.load(key, dict)
         assert meta is not None
         assert records.store(key, {**meta, "diff_id": str(poison)})
-    # A code change: the build runs (no record of the last build answers), the dependency
-    # layer taken from its record.
+    # A code change: the build runs (no record of the last build answers), and looks for its
+    # dependency layer's record.
     (project / "backend" / "api" / "app" / "main.py").write_text("print('changed')\n")
+    return poison
+
+
+def test_a_dependency_layer_record_naming_a_wrong_diff_id_is_not_used(
+    registry, project, serve_base
+):
+    """The record of a dependency layer names its blob (checked by digest on use) and its
+    diff_id, which goes into the image config as it is. A record whose diff_id is not the one
+    recorded for its blob's bytes (when crossdock wrote the layer) is damage: the layer is
+    written again, and the image names its true diff_id."""
+    serve_base()
+    first = build(project)
+    poison = _poison_dependency_layer_records(project)
+    rebuilt = build(project)
+    assert not any(la.cached for r in rebuilt.reports for la in r.layers if la.role != "app")
+    for before, after in zip(first.image_set.images, rebuilt.image_set.images, strict=True):
+        assert after.layers[1].descriptor.digest == before.layers[1].descriptor.digest
+        assert after.config.diff_ids[1] == before.config.diff_ids[1] != poison
+
+
+def test_a_wrong_diff_id_in_a_dependency_layer_record_fails_the_builds_verification(
+    registry, project, serve_base
+):
+    """Without the fact the record's diff_id could be checked against (its record gone), the
+    record is used, and the build's verification hashes the layer and refuses the image: it is
+    never reported as verified."""
+    serve_base()
+    first = build(project)
+    poison = _poison_dependency_layer_records(project)
+    shutil.rmtree(project / "cache" / "records" / "layer-diff-id", ignore_errors=True)
     with pytest.raises(VerificationError, match=r"api for linux/\S+ failed verification") as err:
         build(project)
     report = err.value.report
