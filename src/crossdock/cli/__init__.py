@@ -96,8 +96,8 @@ COMMAND_INDEX: dict[str, tuple[str, str]] = {
         (
             "Verify each platform of IMAGE: ELF machine/class/endianness, glibc and GLIBCXX needs, "
             "wheel tags, extension suffixes and bytecode against the image's own platform and "
-            "Python, and that what the image runs (its program, the modules it imports) exists in "
-            "it."
+            "Python, each layer against the diff_id its config names (uncompressed digest), and "
+            "that what the image runs (its program, the modules it imports) exists in it."
         ),
     ),
     "cache": (

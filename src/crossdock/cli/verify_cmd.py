@@ -44,8 +44,9 @@ def verify(
     verbose: VerboseOpt = False,
 ) -> None:
     """Verify each platform of IMAGE: ELF machine/class/endianness, glibc and GLIBCXX needs,
-    wheel tags, extension suffixes and bytecode against the image's own platform and Python, and
-    that what the image runs (its program, the modules it imports) exists in it.
+    wheel tags, extension suffixes and bytecode against the image's own platform and Python,
+    each layer against the diff_id its config names (uncompressed digest), and that what the
+    image runs (its program, the modules it imports) exists in it.
     With --target lambda, also what Lambda refuses at deploy time (an index, media types,
     non-gzip layers, hardlinks, missing parent directories, size, the handler, architecture).
     Exits 0 when every platform passes, 6 when any check fails."""
