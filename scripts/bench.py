@@ -14,10 +14,11 @@ reported as the median, with the range. Measured:
    warm (nothing changed: answered from the record of the last build), written to an OCI
    layout; cold ``--no-bytecode``; once more with a fresh UV_CACHE_DIR too (truly cold: wheels
    downloaded from PyPI); and pushed to the stage registry, cold and warm (an up-to-date
-   registry). Wall time, CPU time (user + system of crossdock and its children), and peak RSS
+   registry). Wall time, CPU time (user + system of crossdock and its children), and peak memory
    three ways: crossdock's own process (getrusage RUSAGE_SELF), its largest child process
    (RUSAGE_CHILDREN: a per-process maximum, e.g. uv), and the sum over the process tree
-   (sampled from /proc every 50 ms, so a lower bound).
+   (sampled from /proc every 50 ms, so a lower bound), as a sum of RSS (shared pages counted in
+   each process) and of PSS (each shared page counted once).
 3. The seed's recipe: ``docker buildx build`` of example/backend/Dockerfile.apprunner per
    platform, arguments rendered by crossdock's buildx backend (``render_buildx_args``,
    ``mirrored_base_args``) plus ``--no-cache`` after ``docker buildx prune -af``; then warm
@@ -127,6 +128,7 @@ class Run:
     self_rss_mb: float | None = None
     child_rss_mb: float | None = None
     tree_rss_mb: float | None = None
+    tree_pss_mb: float | None = None
     # CPU seconds (user + system) of the process and its children: what the run costs apart
     # from waiting for the shared cores (None where the work happens in dockerd).
     cpu_s: float | None = None
@@ -140,11 +142,15 @@ class Run:
 
 
 class TreeSampler:
-    """Samples the summed RSS of a process and its descendants from /proc (a lower bound)."""
+    """Samples the memory of a process and its descendants from /proc (lower bounds: a peak
+    between two samples is missed). Two sums: of RSS (a page shared by several processes, a
+    library or what a forked worker shares with its parent, is counted in each) and of PSS
+    (``smaps_rollup``: a shared page counted once, split among its sharers), the tree's memory."""
 
     def __init__(self, root_pid: int) -> None:
         self.root_pid = root_pid
         self.peak_kb = 0
+        self.peak_pss_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -159,10 +165,12 @@ class TreeSampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, self._tree_kb())
+            rss_kb, pss_kb = self._tree_kb()
+            self.peak_kb = max(self.peak_kb, rss_kb)
+            self.peak_pss_kb = max(self.peak_pss_kb, pss_kb)
             self._stop.wait(SAMPLE_EVERY_S)
 
-    def _tree_kb(self) -> int:
+    def _tree_kb(self) -> tuple[int, int]:
         children: dict[int, list[int]] = {}
         rss: dict[int, int] = {}
         for entry in Path("/proc").iterdir():
@@ -177,12 +185,25 @@ class TreeSampler:
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(entry.name))
             rss[int(entry.name)] = int(statm[1]) * self._page_kb
-        total, todo = 0, [self.root_pid]
+        total, pss, todo = 0, 0, [self.root_pid]
         while todo:
             pid = todo.pop()
             total += rss.get(pid, 0)
+            pss += _pss_kb(pid)
             todo.extend(children.get(pid, []))
-        return total
+        return total, pss
+
+
+def _pss_kb(pid: int) -> int:
+    """A process's proportional set size in KiB (0 once it has ended)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:  # noqa: PTH123 - a /proc file
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _children_cpu() -> float:
@@ -314,6 +335,7 @@ class Bench:
             self_rss_mb=_mb(usage.get("self_kb")),
             child_rss_mb=_mb(usage.get("children_kb")),
             tree_rss_mb=_mb(sampler.peak_kb),
+            tree_pss_mb=_mb(sampler.peak_pss_kb),
             cpu_s=round(cpu, 2),
             report=report,
         )
@@ -802,6 +824,7 @@ class Bench:
             "self_rss_mb": run.self_rss_mb,
             "child_rss_mb": run.child_rss_mb,
             "tree_rss_mb": run.tree_rss_mb,
+            "tree_pss_mb": run.tree_pss_mb,
         }
 
     # -- the seed's recipe -----------------------------------------------------------------
@@ -1082,6 +1105,16 @@ def _target_lines(runs: Sequence[Run]) -> list[str]:
     both = wall("crossdock both cold")
     both_vs_one = both / max(singles) if both and singles else None
     at_most("both platforms / the slower single platform (cold)", both_vs_one, 1.3, "x")
+    # Under 300 MB (300e6 bytes: 286.1 MiB), the process tree's peak, two ways (TreeSampler).
+    for label, name in (
+        ("crossdock both cold, data-science set", "data-science set both"),
+        ("crossdock amd64, 1 GiB app layer", "1 GiB app layer"),
+    ):
+        run = _find(runs, label)
+        rss = None if run is None else run.tree_rss_mb
+        pss = None if run is None else run.tree_pss_mb
+        at_most(f"peak tree memory, {name}, RSS sum", rss, 286.1, " MiB")
+        at_most(f"peak tree memory, {name}, PSS sum", pss, 286.1, " MiB")
     lines = ["", "Issue 14 targets (medians where repeated; see the load column):"]
     for name, value, goal, met in rows:
         shown_value = "-" if value is None else f"{value:.2f}"
@@ -1173,6 +1206,7 @@ def render(runs: Sequence[Run], facts: Mapping[str, Any]) -> str:
             lines.append(
                 f"  {name:<28} deps layer {sizes}; peak RSS self {_fmt(entry['self_rss_mb'])} MiB,"
                 f" child {_fmt(entry['child_rss_mb'])} MiB, tree {_fmt(entry['tree_rss_mb'])} MiB"
+                f" (PSS {_fmt(entry.get('tree_pss_mb'))} MiB)"
             )
     return "\n".join(lines)
 
