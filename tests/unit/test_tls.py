@@ -109,15 +109,17 @@ def _handshake(client: ssl.SSLContext, authority: _Authority, server_hostname: s
 
 
 @pytest.fixture
-def authorities(tmp_path: Path) -> tuple[_Authority, _Authority]:
-    return _Authority(tmp_path, "first-ca"), _Authority(tmp_path, "second-ca")
+def authorities(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[_Authority, _Authority]:
+    """Two CAs; the first is the trust setting (SSL_CERT_FILE)."""
+    first, second = _Authority(tmp_path, "first-ca"), _Authority(tmp_path, "second-ca")
+    monkeypatch.setenv("SSL_CERT_FILE", str(first.bundle))
+    return first, second
 
 
 def test_the_ca_named_by_ssl_cert_file_is_trusted_for_its_host_name_only(
-    authorities: tuple[_Authority, _Authority], monkeypatch: pytest.MonkeyPatch
+    authorities: tuple[_Authority, _Authority],
 ) -> None:
     first, second = authorities
-    monkeypatch.setenv("SSL_CERT_FILE", str(first.bundle))
     context = system_ssl_context()
     _handshake(context, first, HOST)
     with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
@@ -131,7 +133,6 @@ def test_one_context_is_shared_per_trust_setting_and_another_setting_gets_its_ow
     authorities: tuple[_Authority, _Authority], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = authorities
-    monkeypatch.setenv("SSL_CERT_FILE", str(first.bundle))
     shared = system_ssl_context()
     assert system_ssl_context() is shared  # loaded once: not per connection, not per client
     monkeypatch.setenv("SSL_CERT_FILE", str(second.bundle))
